@@ -1,0 +1,392 @@
+"""Admin for the vendor side. Every admin here is scoped to the user's clients (list, change, delete, actions,
+autocomplete and filters), and connection secrets are write-only and masked."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+
+from integrations import connections as connection_flows
+from integrations.annexcloud.api import partner_access_token
+from integrations.models import ApiToken, Client, Connection, JobRun, VendorCall
+from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
+from integrations.vendors import VENDORS, VendorSpec
+from portal.celery import app as celery_app
+
+
+class ClientFilter(admin.SimpleListFilter):
+    """A client filter that offers only the clients the user may see."""
+
+    title = "client"
+    parameter_name = "client"
+    client_path = "client"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
+        return [(c.pk, c.name) for c in visible_clients(request.user)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(**{self.client_path: self.value()})
+        return queryset
+
+
+class ConnectionClientFilter(ClientFilter):
+    client_path = "connection__client"
+
+
+class ClientScopedAdmin(admin.ModelAdmin):
+    """Base for admins of rows that belong to a client, reached through `client_path`."""
+
+    client_path = "client"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return scope_to_clients(super().get_queryset(request), request.user, self.client_path)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.related_model is Client:
+            kwargs["queryset"] = visible_clients(request.user)
+        elif db_field.related_model is Connection:
+            kwargs["queryset"] = scope_to_clients(Connection.objects.defer("secrets"), request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ReadOnlyAdmin(ClientScopedAdmin):
+    """Records written by the portal itself: viewable, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- Clients ----------------------------------------------------------------------------------------------
+
+
+@admin.register(Client)
+class ClientAdmin(ClientScopedAdmin):
+    client_path = ""
+    list_display = ["name", "slug", "site_id", "default_region", "active", "connection_summary"]
+    list_filter = ["active"]
+    search_fields = ["name", "slug", "site_id"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["users"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
+        # Client users may look at their client; only site admins change who belongs to it or switch it off.
+        return [] if is_site_admin(request.user) else ["slug", "active", "users"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_site_admin(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Client | None = None) -> bool:
+        return is_site_admin(request.user)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Client]:
+        return super().get_queryset(request).prefetch_related("connections")
+
+    @admin.display(description="connections")
+    def connection_summary(self, client: Client) -> str:
+        return ", ".join(f"{c.spec.label}: {c.status}" for c in client.connections.all()) or "—"
+
+
+# --- Connections -------------------------------------------------------------------------------------------
+
+
+SECRET_PREFIX = "secret__"
+SETTING_PREFIX = "setting__"
+
+
+class ConnectionForm(forms.ModelForm):
+    """Connection fields plus, once the vendor is known, one password input per secret (blank keeps the stored
+    value) and one typed input per vendor setting."""
+
+    spec: VendorSpec | None = None
+
+    class Meta:
+        model = Connection
+        fields = ["client", "vendor", "environment", "base_url"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.spec is None:
+            return
+        for name, field in self.fields.items():
+            if name.startswith(SETTING_PREFIX):
+                field.initial = self.instance.settings.get(name.removeprefix(SETTING_PREFIX), field.initial)
+            elif name.startswith(SECRET_PREFIX):
+                stored = self.instance.secret(name.removeprefix(SECRET_PREFIX)) if self.instance.pk else ""
+                field.help_text = f"{field.help_text} Stored: {connection_flows.mask(stored)}. Leave blank to keep."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.spec is not None:
+            raw = {k.removeprefix(SETTING_PREFIX): v for k, v in cleaned.items() if k.startswith(SETTING_PREFIX)}
+            try:
+                cleaned["settings"] = self.spec.clean_settings({k: v for k, v in raw.items() if v not in (None, "")})
+            except forms.ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
+
+    def save(self, commit: bool = True) -> Connection:
+        connection: Connection = super().save(commit=False)
+        if self.spec is not None:
+            connection.settings = self.cleaned_data.get("settings", {})
+            secrets = {
+                k.removeprefix(SECRET_PREFIX): v for k, v in self.cleaned_data.items() if k.startswith(SECRET_PREFIX)
+            }
+            connection_flows.update_secrets(connection, secrets)
+        if commit:
+            connection.save()
+        return connection
+
+
+def connection_form_for(spec: VendorSpec | None) -> type[ConnectionForm]:
+    """A form class whose declared fields include the vendor's secrets and settings, so the admin lays them out."""
+    if spec is None:
+        return ConnectionForm
+    fields: dict[str, Any] = {"spec": spec}
+    for secret in spec.secrets:
+        fields[SECRET_PREFIX + secret.name] = forms.CharField(
+            label=secret.label,
+            required=False,
+            strip=True,
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+            help_text=secret.help_text,
+        )
+    for name, field in spec.settings_form_class().base_fields.items():
+        fields[SETTING_PREFIX + name] = copy.deepcopy(field)
+    return type(f"{spec.key.title()}ConnectionForm", (ConnectionForm,), fields)
+
+
+@method_decorator(sensitive_post_parameters(), name="changeform_view")
+@admin.register(Connection)
+class ConnectionAdmin(ClientScopedAdmin):
+    list_display = ["client", "vendor", "environment", "status_badge", "last_checked_at", "last_check_result"]
+    list_filter = [ClientFilter, "vendor", "status", "environment"]
+    list_select_related = ["client"]
+    search_fields = ["client__name", "vendor"]
+    autocomplete_fields = ["client"]
+    actions = ["disable_connections", "reset_to_draft"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
+        queryset = super().get_queryset(request)
+        # The list never needs secrets: don't decrypt them for it.
+        return queryset.defer("secrets") if request.resolver_match.url_name.endswith("changelist") else queryset
+
+    def _vendor_spec(self, request: HttpRequest, obj: Connection | None) -> VendorSpec | None:
+        vendor = obj.vendor if obj else request.POST.get("vendor") or request.GET.get("vendor")
+        return VENDORS.get(vendor or "")
+
+    def get_form(
+        self, request: HttpRequest, obj: Connection | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        kwargs["form"] = connection_form_for(self._vendor_spec(request, obj))
+        kwargs["fields"] = None
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> list[tuple[str | None, dict]]:
+        spec = self._vendor_spec(request, obj)
+        main = ["client", "vendor", "environment", "base_url"]
+        fieldsets: list[tuple[str | None, dict]] = [(None, {"fields": main})]
+        if obj is not None:
+            fieldsets.append(
+                ("Status", {"fields": ["status", "last_checked_at", "last_check_result", "consecutive_failures"]})
+            )
+        if spec is None:
+            fieldsets.append(("Secrets", {"fields": [], "description": "Choose the vendor to enter its secrets."}))
+            return fieldsets
+        secret_fields = [SECRET_PREFIX + s.name for s in spec.secrets]
+        if obj is not None:
+            secret_fields.insert(0, "stored_secrets")
+            if obj.vendor == "annex_cloud":
+                secret_fields.append("partner_access_token")
+        setting_fields = [SETTING_PREFIX + name for name in spec.settings_form_class().base_fields]
+        fieldsets += [
+            ("Secrets", {"fields": secret_fields, "description": "Write-only: blank keeps the stored value."}),
+            (f"{spec.label} settings", {"fields": setting_fields}),
+        ]
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Connection | None = None) -> list[str]:
+        readonly = ["status", "last_checked_at", "last_check_result", "consecutive_failures", "stored_secrets"]
+        readonly.append("partner_access_token")
+        if obj is not None:
+            readonly += ["client", "vendor"]
+        return readonly
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_choice_field(db_field, request, **kwargs)
+        if db_field.name == "vendor":
+            # Picking the vendor reloads the add form with that vendor's secret and setting fields.
+            field.widget.attrs["onchange"] = "window.location.search = '?vendor=' + encodeURIComponent(this.value)"
+        return field
+
+    def response_add(self, request: HttpRequest, obj: Connection, post_url_continue: str | None = None) -> Any:
+        missing = connection_flows.missing_secrets(obj)
+        if missing and "_addanother" not in request.POST:
+            self.message_user(
+                request, f"Enter the missing secrets before verifying: {', '.join(missing)}.", messages.WARNING
+            )
+            return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, connection: Connection) -> str:
+        colours = {"active": "#2e7d32", "failing": "#c62828", "draft": "#757575", "disabled": "#424242"}
+        return format_html('<b style="color:{}">{}</b>', colours.get(connection.status, "#000"), connection.status)
+
+    @admin.display(description="stored secrets")
+    def stored_secrets(self, connection: Connection) -> str:
+        return format_html_join(
+            "",
+            "<div>{}: <code>{}</code></div>",
+            ((s.label, connection_flows.mask(connection.secret(s.name))) for s in connection.spec.secrets),
+        )
+
+    @admin.display(description="partner access token")
+    def partner_access_token(self, connection: Connection) -> str:
+        if connection.pk is None or connection.vendor != "annex_cloud":
+            return "—"
+        token = partner_access_token(connection.secret("loyalty_token"), connection.client.site_id)
+        if not token:
+            return "Set the client's site id and the loyalty token to derive it."
+        url = reverse("admin:integrations_connection_partner_token", args=[connection.pk])
+        return format_html(
+            '<code data-partner-token>{}</code> <button type="button" class="button" data-reveal-url="{}" '
+            "onclick=\"fetch(this.dataset.revealUrl,{{credentials:'same-origin'}}).then(r=>r.json())"
+            '.then(d=>{{this.previousElementSibling.textContent=d.token;this.remove();}})">Reveal</button>',
+            connection_flows.mask(token),
+            url,
+        )
+
+    def get_urls(self) -> list[Any]:
+        reveal = path(
+            "<int:pk>/partner-token/",
+            self.admin_site.admin_view(self.partner_token_view),
+            name="integrations_connection_partner_token",
+        )
+        return [reveal, *super().get_urls()]
+
+    @method_decorator(never_cache)
+    def partner_token_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The unmasked partner access token, for site admins only (fetched by the Reveal button)."""
+        if not is_site_admin(request.user):
+            return JsonResponse({"error": "Only site admins can reveal the partner access token."}, status=403)
+        connection = get_object_or_404(self.get_queryset(request), pk=pk, vendor="annex_cloud")
+        token = partner_access_token(connection.secret("loyalty_token"), connection.client.site_id)
+        return JsonResponse({"token": token})
+
+    @admin.action(description="Disable the selected connections", permissions=["change"])
+    def disable_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        count = queryset.update(status=Connection.Status.DISABLED)
+        self.message_user(request, f"Disabled {count} connection(s). No calls will be made through them.")
+
+    @admin.action(description="Return the selected connections to draft", permissions=["change"])
+    def reset_to_draft(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        count = queryset.update(status=Connection.Status.DRAFT, consecutive_failures=0)
+        self.message_user(request, f"{count} connection(s) back to draft: verify them to activate.")
+
+
+# --- Vendor calls, job runs, API tokens -----------------------------------------------------------------------
+
+
+@admin.register(VendorCall)
+class VendorCallAdmin(ReadOnlyAdmin):
+    client_path = "connection__client"
+    list_display = ["created_at", "connection", "method", "url", "status_code", "error_type", "latency_ms", "attempt"]
+    list_filter = [ConnectionClientFilter, "connection__vendor", "error_type", "method", "status_code"]
+    list_select_related = ["connection__client"]
+    search_fields = ["url", "error"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "connection",
+        "created_at",
+        "method",
+        "url",
+        "attempt",
+        "request_headers",
+        "request_body",
+        "status_code",
+        "response_body",
+        "latency_ms",
+        "error_type",
+        "error",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VendorCall]:
+        return super().get_queryset(request).defer("connection__secrets")
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyAdmin):
+    list_display = ["job", "client", "started_at", "finished_at", "outcome", "counts", "task_id"]
+    list_filter = ["outcome", "job", ClientFilter]
+    list_select_related = ["client"]
+    search_fields = ["job", "task_id", "error"]
+    date_hierarchy = "started_at"
+    readonly_fields = ["job", "client", "task_id", "started_at", "finished_at", "outcome", "counts", "error"]
+    actions = ["run_now"]
+
+    @admin.action(description="Run the selected jobs again now")
+    def run_now(self, request: HttpRequest, queryset: QuerySet[JobRun]) -> None:
+        if not is_site_admin(request.user):
+            self.message_user(request, "Only site admins can run jobs.", messages.ERROR)
+            return
+        queued = set()
+        for run in queryset:
+            key = (run.job, run.client_id)
+            if key not in queued:
+                celery_app.send_task(run.job, kwargs={"client_id": run.client_id} if run.client_id else {})
+                queued.add(key)
+        self.message_user(
+            request, f"Queued {len(queued)} job(s); new runs appear in this list when the worker picks them up."
+        )
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["client", "name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ClientScopedAdmin):
+    form = ApiTokenForm
+    list_display = ["name", "client", "prefix", "created_at", "last_used_at", "revoked"]
+    list_filter = [ClientFilter, "revoked"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        return ["client", "name", "prefix", "created_at", "last_used_at", "revoked"] if obj else []
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
+        obj.assign_new_key()
+        obj.save()
+
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None) -> Any:
+        # The key is shown on this one page and nowhere else (not in a message cookie, not in the list).
+        context = {**self.admin_site.each_context(request), "token": obj, "key": obj.issued_key, "opts": self.opts}
+        response = TemplateResponse(request, "admin/integrations/apitoken/issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke the selected tokens", permissions=["delete"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = queryset.update(revoked=True)
+        self.message_user(request, f"Revoked {count} token(s).")

@@ -1,0 +1,1 @@
+"""Annex Cloud, the loyalty platform itself (Loyalty API v3)."""

@@ -1,0 +1,21 @@
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _after_migrate(**kwargs: Any) -> None:
+    from integrations.jobs import ensure_schedules
+    from integrations.tenancy import ensure_client_users_group
+
+    ensure_client_users_group()
+    ensure_schedules()
+
+
+class IntegrationsConfig(AppConfig):
+    name = "integrations"
+    verbose_name = "Integrations"
+
+    def ready(self) -> None:
+        # After every migrate (and test database creation) the portal's group and schedules exist.
+        post_migrate.connect(_after_migrate, sender=self, dispatch_uid="integrations.after_migrate")

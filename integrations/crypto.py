@@ -1,0 +1,96 @@
+"""Encryption at rest for secrets: a Fernet key ring and a model field that stores JSON encrypted on it.
+
+Stored values look like `enc:fernet:<key id>:<token>`. The key id (a short hash of the key) travels inside the
+value, so a value is opened with exactly the key that sealed it, and keys can rotate: the first key of
+FIELD_ENCRYPTION_KEYS encrypts, every listed key decrypts, and `manage.py rotate_encryption_keys` re-seals old
+values under the first key so older keys can then be dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+from django.db import models
+
+from portal.logging import register_secret_values
+
+PREFIX = "enc:fernet:"
+
+
+class DecryptionError(Exception):
+    """A stored value that none of the configured keys opens. Never answered with the ciphertext."""
+
+
+def key_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+class KeyRing:
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("A key ring needs at least one key.")
+        self._fernets = {key_id(key): Fernet(key.encode()) for key in keys}
+        self.primary_id = key_id(keys[0])
+
+    def encrypt(self, plaintext: str) -> str:
+        token = self._fernets[self.primary_id].encrypt(plaintext.encode()).decode()
+        return f"{PREFIX}{self.primary_id}:{token}"
+
+    def decrypt(self, stored: str) -> str:
+        if not stored.startswith(PREFIX):
+            raise DecryptionError("The stored value is not an encrypted value of this portal.")
+        kid, _, token = stored[len(PREFIX) :].partition(":")
+        fernet = self._fernets.get(kid)
+        if fernet is None:
+            raise DecryptionError(
+                f"The value was encrypted with key {kid}, which is not in FIELD_ENCRYPTION_KEYS: add that key back "
+                "(after the current one) and run `manage.py rotate_encryption_keys`."
+            )
+        try:
+            return fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise DecryptionError(f"The value sealed with key {kid} is corrupt or the key is wrong.") from exc
+
+    def is_current(self, stored: str) -> bool:
+        return stored.startswith(f"{PREFIX}{self.primary_id}:")
+
+
+@lru_cache(maxsize=4)
+def _key_ring_for(keys: tuple[str, ...]) -> KeyRing:
+    return KeyRing(keys)
+
+
+def key_ring() -> KeyRing:
+    """The key ring of the current settings (cached per key list, so tests may override the settings)."""
+    return _key_ring_for(tuple(settings.FIELD_ENCRYPTION_KEYS))
+
+
+class EncryptedJSONField(models.TextField):
+    """A JSON object of secrets, encrypted as a whole. Not searchable: look rows up by other fields."""
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        decoded = json.loads(key_ring().decrypt(value))
+        register_secret_values(decoded.values() if isinstance(decoded, dict) else [decoded])
+        return decoded
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return json.loads(key_ring().decrypt(value))
+        return value
+
+    def get_prep_value(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        return key_ring().encrypt(json.dumps(value, sort_keys=True))
+
+    def value_to_string(self, obj: models.Model) -> str:
+        # Serialised dumps carry the sealed value, never plaintext.
+        return self.get_prep_value(self.value_from_object(obj)) or ""

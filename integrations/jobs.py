@@ -1,0 +1,75 @@
+"""Recorded jobs: every job execution is a JobRun row with its outcome and counts, and the schedules the portal
+needs exist in django-celery-beat's tables (editable in the admin, picked up by beat without a restart)."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from integrations.models import Client, JobRun
+
+Counts = dict[str, int]
+
+
+def run_job(job: str, work: Callable[[], Counts], *, client: Client | None = None, task_id: str = "") -> JobRun:
+    """Run `work`, recording a JobRun around it. The run row is committed before the work starts, so a run that
+    is killed stays visible as `running` with its start time; the exception is re-raised for Celery to retry."""
+    run = JobRun.objects.create(job=job, client=client, task_id=task_id or "")
+    try:
+        counts = work()
+    except Exception as exc:
+        run.outcome = JobRun.Outcome.FAILED
+        run.error = "".join(traceback.format_exception(exc))[-10_000:]
+        raise
+    else:
+        run.outcome = JobRun.Outcome.SUCCEEDED
+        run.counts = counts or {}
+    finally:
+        run.finished_at = timezone.now()
+        run.save(update_fields=["outcome", "counts", "error", "finished_at"])
+    return run
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule the portal creates if missing; once created it belongs to the admins who may edit it."""
+
+    name: str
+    task: str
+    crontab: dict[str, str]
+    description: str
+
+
+SCHEDULES = (
+    Schedule(
+        name="Prune old vendor call rows",
+        task="integrations.prune_vendor_calls",
+        crontab={"minute": "17", "hour": "3"},
+        description="Deletes vendor call rows older than VENDOR_CALL_RETENTION_DAYS.",
+    ),
+)
+
+
+def ensure_schedules() -> list[str]:
+    """Create the portal's schedules that do not exist yet; never overwrite an admin's edits. Returns the names
+    created."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    created = []
+    for schedule in SCHEDULES:
+        if PeriodicTask.objects.filter(name=schedule.name).exists():
+            continue
+        crontab, _ = CrontabSchedule.objects.get_or_create(**schedule.crontab, timezone="UTC")
+        PeriodicTask.objects.create(
+            name=schedule.name,
+            task=schedule.task,
+            crontab=crontab,
+            kwargs=json.dumps({}),
+            description=schedule.description,
+        )
+        created.append(schedule.name)
+    return created

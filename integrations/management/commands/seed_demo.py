@@ -1,0 +1,72 @@
+"""Create the demo: a site admin, a demo client with sandbox connections to every vendor, and a client user.
+
+Idempotent: running it again changes nothing that exists. For local use only; it refuses to run with DEBUG off
+unless --force is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations.models import Client, Connection
+from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
+from integrations.vendors import VENDORS
+
+DEMO_PASSWORD = "portal-demo"
+# Sandbox credentials: the simulators accept these and nothing else.
+SANDBOX_SECRETS: dict[str, dict[str, str]] = {
+    "annex_cloud": {"api_secret": "sandbox-annex-secret", "loyalty_token": "sandbox-loyalty-token"},
+    "attentive": {"api_key": "sandbox-attentive-key", "legacy_token": "sandbox-legacy-token"},
+    "vibes": {"api_username": "sandbox", "api_password": "sandbox-vibes-password"},
+    "first_orion": {"client_secret": "sandbox-fo-secret"},
+    "bazaarvoice": {"passkey": "sandbox-bv-passkey", "shared_secret": "sandbox-bv-shared-secret"},
+    "sessionm": {"api_key": "sandbox-sessionm-key", "api_secret": "sandbox-sessionm-secret"},
+}
+SANDBOX_SETTINGS: dict[str, dict[str, str]] = {
+    "annex_cloud": {"jwt_subject": "demo@example.com"},
+    "vibes": {"company_key": "demo-company"},
+    "first_orion": {"client_id": "sandbox-fo-client"},
+}
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--force", action="store_true", help="Run even with DEBUG off.")
+
+    def handle(self, *args: Any, force: bool, **options: Any) -> None:
+        if not settings.DEBUG and not force:
+            raise CommandError("seed_demo creates known passwords: run it only in development, or pass --force.")
+        users = get_user_model()
+        admin = users.objects.filter(username="admin").first()
+        if admin is None:
+            admin = users.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD)
+        client, _ = Client.objects.get_or_create(
+            slug="demo", defaults={"name": "Demo Outfitters", "site_id": "100001", "default_region": "US"}
+        )
+        for vendor in VENDORS:
+            Connection.objects.get_or_create(
+                client=client,
+                vendor=vendor,
+                defaults={
+                    "environment": Connection.Environment.SANDBOX,
+                    "secrets": SANDBOX_SECRETS.get(vendor, {}),
+                    "settings": SANDBOX_SETTINGS.get(vendor, {}),
+                },
+            )
+        client_user = users.objects.filter(username="demo-client").first()
+        if client_user is None:
+            client_user = users.objects.create_user("demo-client", "client@example.com", DEMO_PASSWORD, is_staff=True)
+            ensure_client_users_group()
+            client_user.groups.add(Group.objects.get(name=CLIENT_USERS_GROUP))
+            client.users.add(client_user)
+        self.stdout.write(
+            f"Demo ready: site admin 'admin' and client user 'demo-client', password '{DEMO_PASSWORD}'; "
+            f"client '{client.name}' with {client.connections.count()} sandbox connections."
+        )

@@ -1,0 +1,196 @@
+"""The vendor side's data: clients and who may see them, vendor connections with encrypted secrets, the log of
+outbound vendor calls, recorded job runs and client API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets as token_secrets
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from integrations.crypto import EncryptedJSONField
+from integrations.vendors import VENDOR_CHOICES, VENDORS, VendorSpec
+
+
+class Client(models.Model):
+    """One Annex Cloud customer (a brand / site). Everything else belongs to one client."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    site_id = models.CharField("Annex Cloud site id", max_length=64, blank=True)
+    default_region = models.CharField(
+        "default phone region",
+        max_length=2,
+        default="US",
+        help_text="ISO country code used to read national phone numbers, e.g. US, GB, IN.",
+    )
+    active = models.BooleanField(default=True)
+    users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        related_name="clients",
+        blank=True,
+        help_text="Client users: they see and manage only this client's data.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("view_all_clients", "Site admin: can see and manage every client")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.default_region = self.default_region.upper()
+        super().save(*args, **kwargs)
+
+
+class Connection(models.Model):
+    """A client's account with one vendor: where it is, how it is configured, its secrets and its health."""
+
+    class Environment(models.TextChoices):
+        PRODUCTION = "production"
+        STAGING = "staging"
+        SANDBOX = "sandbox"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVE = "active"
+        FAILING = "failing"
+        DISABLED = "disabled"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="connections")
+    vendor = models.CharField(max_length=32, choices=VENDOR_CHOICES)
+    environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.PRODUCTION)
+    base_url = models.URLField(blank=True, help_text="Leave blank for the vendor's default for the chosen environment.")
+    settings = models.JSONField(default=dict, blank=True)
+    secrets = EncryptedJSONField(default=dict, blank=True, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True)
+    last_check_result = models.TextField(blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["client__name", "vendor"]
+        constraints = [models.UniqueConstraint(fields=["client", "vendor"], name="one_connection_per_vendor")]
+
+    def __str__(self) -> str:
+        return f"{self.client} · {self.spec.label}"
+
+    @property
+    def spec(self) -> VendorSpec:
+        return VENDORS[self.vendor]
+
+    @property
+    def effective_base_url(self) -> str:
+        return (self.base_url or self.spec.default_base_url(self.environment)).rstrip("/")
+
+    @property
+    def rate_limit_per_second(self) -> float:
+        return float(self.settings.get("rate_limit_per_second") or self.spec.default_rate_limit)
+
+    def secret(self, name: str) -> str:
+        return str(self.secrets.get(name) or "")
+
+
+class VendorCall(models.Model):
+    """One outbound HTTP attempt, with secrets already redacted by integrations.http."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="calls")
+    method = models.CharField(max_length=8)
+    url = models.TextField()
+    attempt = models.PositiveSmallIntegerField(default=1)
+    request_headers = models.JSONField(default=dict)
+    request_body = models.TextField(blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    error_type = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["connection", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} → {self.status_code or self.error_type}"
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_type
+
+
+class JobRun(models.Model):
+    """One execution of a scheduled or queued job, with what it did."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    job = models.CharField(max_length=100, db_index=True)
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, null=True, blank=True, related_name="job_runs")
+    task_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.job} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def hash_token(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A client's API credential. Only its hash is stored; the key is shown once, when it is created."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What uses this token, e.g. 'nightly CSV download'.")
+    prefix = models.CharField(max_length=8, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False)
+
+    # The plain key, only on the instance that was just given it (never stored).
+    issued_key: str = ""
+
+    class Meta:
+        ordering = ["client__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def assign_new_key(self) -> str:
+        """Give this token a fresh key and return it; only its hash is kept."""
+        key = token_secrets.token_urlsafe(32)
+        self.prefix, self.key_hash, self.issued_key = key[:8], hash_token(key), key
+        return key
+
+    @classmethod
+    def issue(cls, client: Client, name: str) -> tuple[ApiToken, str]:
+        """Create a token and return it with its key, which is never retrievable again."""
+        token = cls(client=client, name=name)
+        key = token.assign_new_key()
+        token.save()
+        return token, key

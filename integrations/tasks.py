@@ -1,0 +1,42 @@
+"""Celery tasks: thin wrappers that run a flow inside a recorded JobRun. Every task is safe to repeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+
+from integrations import connections
+from integrations.http import RateLimited, Unavailable
+from integrations.jobs import Counts, run_job
+from integrations.models import Client
+
+
+class PortalTask(Task):
+    """Defaults for every portal task: acknowledged after the work (a killed worker's task is redelivered, which
+    is why tasks must be idempotent), time limits below the broker's visibility timeout, and retries with
+    exponential backoff and jitter when a vendor is unavailable or throttling."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    time_limit = 600
+    soft_time_limit = 540
+    autoretry_for = (Unavailable, RateLimited)
+    retry_backoff = 30
+    retry_backoff_max = 900
+    retry_jitter = True
+    max_retries = 5
+
+
+def _client(client_id: int | None) -> Client | None:
+    return Client.objects.get(pk=client_id) if client_id else None
+
+
+def run_as_job(task: Task, work: Any, client_id: int | None = None) -> Counts:
+    run = run_job(task.name, work, client=_client(client_id), task_id=task.request.id or "")
+    return run.counts
+
+
+@shared_task(bind=True, base=PortalTask, name="integrations.prune_vendor_calls")
+def prune_vendor_calls(self: Task, client_id: int | None = None) -> Counts:
+    return run_as_job(self, connections.prune_vendor_calls, client_id)

@@ -1,0 +1,65 @@
+"""Tenancy: who sees which client. Site admins see every client; client users only the clients they belong to.
+
+Every queryset that serves a person or an API token goes through `scope_to_clients`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django.db.models import Model, QuerySet
+
+from integrations.models import Client
+
+M = TypeVar("M", bound=Model)
+
+SITE_ADMIN_PERMISSION = "integrations.view_all_clients"
+
+
+def is_site_admin(user: Any) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.has_perm(SITE_ADMIN_PERMISSION))
+
+
+def visible_clients(user: Any) -> QuerySet[Client]:
+    api_client_id = getattr(user, "api_client_id", None)
+    if api_client_id is not None:
+        return Client.objects.filter(pk=api_client_id, active=True)
+    if is_site_admin(user):
+        return Client.objects.all()
+    if not (user and user.is_authenticated and user.is_active):
+        return Client.objects.none()
+    return Client.objects.filter(users=user)
+
+
+def scope_to_clients(queryset: QuerySet[M], user: Any, client_path: str = "client") -> QuerySet[M]:
+    """Limit `queryset` to rows whose client (reached through `client_path`) the user may see."""
+    if is_site_admin(user):
+        return queryset
+    if not client_path:
+        return queryset.filter(pk__in=visible_clients(user).values("pk"))
+    return queryset.filter(**{f"{client_path}__in": visible_clients(user).values("pk")})
+
+
+CLIENT_USERS_GROUP = "Client users"
+# What a client user may do in the admin, always within their own clients.
+CLIENT_USER_PERMISSIONS = (
+    "view_client",
+    "view_connection",
+    "change_connection",
+    "view_vendorcall",
+    "view_jobrun",
+    "view_apitoken",
+    "add_apitoken",
+    "delete_apitoken",
+)
+
+
+def ensure_client_users_group() -> None:
+    """Create or complete the group that gives client users their admin permissions (idempotent)."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name=CLIENT_USERS_GROUP)
+    permissions = Permission.objects.filter(
+        content_type__app_label="integrations", codename__in=CLIENT_USER_PERMISSIONS
+    )
+    group.permissions.add(*permissions)

@@ -1,0 +1,57 @@
+"""Log redaction: one filter, on every handler, that keeps secrets and authorization headers out of logs.
+
+Two nets: patterns (Authorization headers, bearer/basic credentials, `password=...`-style pairs) and the exact
+secret values the process has decrypted, which are registered here as they are read from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+
+REDACTED = "[redacted]"
+_MIN_SECRET_LENGTH = 6
+
+_known_secrets: set[str] = set()
+_lock = threading.Lock()
+
+_PATTERNS = [
+    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer|basic|token)?\s*[^\s'\",}]+"),
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(
+        r"(?i)(['\"]?(?:password|passwd|secret|client_?secret|api_?key|apikey|passkey|token|access_?token)"
+        r"['\"]?\s*[:=]\s*['\"]?)[^\s'\",&}]+"
+    ),
+]
+
+
+def register_secret_values(values: Iterable[object]) -> None:
+    """Remember secret values so that any log line containing one is redacted."""
+    fresh = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LENGTH}
+    if fresh - _known_secrets:
+        with _lock:
+            _known_secrets.update(fresh)
+
+
+def redact_text(text: str, extra_secrets: Iterable[str] = ()) -> str:
+    for secret in sorted({*_known_secrets, *extra_secrets}, key=len, reverse=True):
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _PATTERNS[0].sub(lambda m: m.group(1) + REDACTED, text)
+    text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return _PATTERNS[2].sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Rewrites each record's final message (and traceback text) with secrets redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_text(record.getMessage())
+        record.args = ()
+        if record.exc_info:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact_text(formatted)
+            record.exc_info = None
+        return True

@@ -1,0 +1,21 @@
+"""Settings for the test suite: the real settings with fixed test-only secrets and plain HTTP.
+
+DATABASE_URL and CELERY_BROKER_URL still come from the environment, so the same suite runs on SQLite and on
+PostgreSQL + Redis.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+# Two test-only Fernet keys: the first encrypts, both decrypt.
+os.environ.setdefault(
+    "FIELD_ENCRYPTION_KEYS",
+    "dGVzdC1rZXktb25lLW5vdC1mb3ItcHJvZHVjdGlvbi0=,dGVzdC1rZXktdHdvLW5vdC1mb3ItcHJvZHVjdGlvbi0=",
+)
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SANDBOX_ENABLED", "true")
+
+from portal.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
