@@ -114,6 +114,11 @@ class ConnectionForm(forms.ModelForm):
     value) and one typed input per vendor setting."""
 
     spec: VendorSpec | None = None
+    base_url = forms.URLField(
+        assume_scheme="https",
+        required=False,
+        help_text="Leave blank for the vendor's default for the chosen environment.",
+    )
 
     class Meta:
         model = Connection

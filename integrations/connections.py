@@ -73,13 +73,12 @@ def record_failure(connection: Connection, error: VendorError) -> None:
 def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
     """A vendor API object configured from a connection: its URL, its secrets (for redaction too), its rate
     limit shared across the process, and a call log into VendorCall rows."""
-    return api_class(
-        connection.effective_base_url,
-        secret_values=[str(v) for v in connection.secrets.values() if v],
-        call_log=ConnectionCallLog(connection),
-        rate_limiter=shared_rate_limiter(f"connection:{connection.pk}", connection.rate_limit_per_second),
-        **kwargs,
-    )
+    defaults: dict[str, Any] = {
+        "secret_values": [str(v) for v in connection.secrets.values() if v],
+        "call_log": ConnectionCallLog(connection),
+        "rate_limiter": shared_rate_limiter(f"connection:{connection.pk}", connection.rate_limit_per_second),
+    }
+    return api_class(connection.effective_base_url, **{**defaults, **kwargs})
 
 
 def save_check_result(connection: Connection, *, ok: bool, result: str, activate: bool = False) -> None:

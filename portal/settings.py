@@ -16,7 +16,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")
+# A local `.env` (written by `make run`) fills in what the environment leaves unset; ENV_FILE="" skips it.
+ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE:
+    environ.Env.read_env(ENV_FILE)
 
 INSECURE_SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 # Used only with DEBUG on and no FIELD_ENCRYPTION_KEYS, so a checkout runs at once; never valid in production.

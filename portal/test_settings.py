@@ -6,6 +6,8 @@ PostgreSQL + Redis.
 
 import os
 
+# The suite never reads a developer's .env: it runs the same on every machine.
+os.environ.setdefault("ENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 # Two test-only Fernet keys: the first encrypts, both decrypt.
 os.environ.setdefault(
@@ -14,6 +16,8 @@ os.environ.setdefault(
 )
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SANDBOX_ENABLED", "true")
+# In-process broker unless the run names a real one (CI's PostgreSQL + Redis pass).
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
 from portal.settings import *  # noqa: F403
 

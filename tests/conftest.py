@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client as HttpClient
+
+from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, ConnectionFactory, SiteAdminFactory
+
+
+@pytest.fixture
+def site_admin(db):
+    return SiteAdminFactory(username="site-admin")
+
+
+@pytest.fixture
+def client_a(db):
+    return ClientFactory(name="Alpha Apparel", slug="alpha")
+
+
+@pytest.fixture
+def client_b(db):
+    return ClientFactory(name="Beta Boutique", slug="beta")
+
+
+@pytest.fixture
+def user_a(client_a):
+    return ClientUserFactory(username="alice", client=client_a)
+
+
+@pytest.fixture
+def connection_a(client_a):
+    return ConnectionFactory(client=client_a)
+
+
+@pytest.fixture
+def connection_b(client_b):
+    return ConnectionFactory(
+        client=client_b, secrets={"api_key": "beta-secret-key-ABCDEFGH", "legacy_token": "beta-legacy-ZYXWVUT"}
+    )
+
+
+def login(user) -> HttpClient:
+    http = HttpClient()
+    assert http.login(username=user.username, password=PASSWORD)
+    return http
+
+
+@pytest.fixture
+def admin_http(site_admin) -> HttpClient:
+    return login(site_admin)
+
+
+@pytest.fixture
+def alice_http(user_a) -> HttpClient:
+    return login(user_a)

@@ -1,0 +1,52 @@
+"""One logging configuration redacts secrets and authorization headers, whatever logs them."""
+
+from __future__ import annotations
+
+import logging
+
+from integrations.models import Connection
+from tests.factories import ConnectionFactory
+
+
+def handler_output(caplog_records) -> str:
+    return "\n".join(r.getMessage() for r in caplog_records)
+
+
+def format_through_portal_handler(record: logging.LogRecord) -> str:
+    handler = logging.getLogger().handlers[0]
+    for log_filter in handler.filters:
+        log_filter.filter(record)
+    return handler.format(record)
+
+
+def make_record(msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("integrations", logging.INFO, __file__, 1, msg, args, None)
+
+
+def test_authorization_headers_and_secret_pairs_are_redacted():
+    line = format_through_portal_handler(
+        make_record("sent %s", {"Authorization": "Bearer abcdef123456789", "password": "hunter22", "page": 2})
+    )
+    assert "abcdef123456789" not in line
+    assert "hunter22" not in line
+    assert "'page': 2" in line
+
+
+def test_decrypted_secret_values_are_redacted_anywhere(db):
+    connection = ConnectionFactory(secrets={"api_key": "unusual-secret-9f8e7d"})
+    Connection.objects.get(pk=connection.pk)  # decrypting registers the values
+    line = format_through_portal_handler(make_record("vendor said: key unusual-secret-9f8e7d is wrong"))
+    assert "unusual-secret-9f8e7d" not in line
+    assert "[redacted]" in line
+
+
+def test_tracebacks_are_redacted_too():
+    try:
+        raise ValueError("token=leaky-token-value-1")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = format_through_portal_handler(record)
+    assert "leaky-token-value-1" not in line
+    assert "ValueError" in line
