@@ -52,3 +52,19 @@ def admin_http(site_admin) -> HttpClient:
 @pytest.fixture
 def alice_http(user_a) -> HttpClient:
     return login(user_a)
+
+
+@pytest.fixture
+def api_client_for(db):
+    """An API client authenticated with a fresh token of the given client."""
+    from rest_framework.test import APIClient
+
+    from integrations.models import ApiToken
+
+    def make(client):
+        _, key = ApiToken.issue(client, "test token")
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return api
+
+    return make
