@@ -65,9 +65,7 @@ class Connection(models.Model):
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="connections")
     vendor = models.CharField(max_length=32, choices=VENDOR_CHOICES)
     environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.PRODUCTION)
-    base_url = models.URLField(
-        blank=True, help_text="Leave blank for the vendor's default for the chosen environment."
-    )
+    base_url = models.URLField(blank=True, help_text="Leave blank for the vendor's default for the chosen environment.")
     settings = models.JSONField(default=dict, blank=True)
     secrets = EncryptedJSONField(default=dict, blank=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)

@@ -58,6 +58,4 @@ def test_rotation_reseals_under_the_first_key_then_the_old_key_can_go(db, settin
     assert all(stored_secrets(c.pk).startswith(f"enc:fernet:{key_id(NEW_KEY)}:") for c in connections)
     assert stored_secrets(already_new.pk) == before_new  # values already current are left alone
     settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY]
-    assert [Connection.objects.get(pk=c.pk).secret("api_key") for c in connections] == [
-        f"key-{n}" for n in range(7)
-    ]
+    assert [Connection.objects.get(pk=c.pk).secret("api_key") for c in connections] == [f"key-{n}" for n in range(7)]

@@ -1,0 +1,102 @@
+"""The admin dashboard, the health check, the API schema and docs, and the sandbox frame."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations.models import Connection, JobRun
+from portal.celery import app as celery_app
+from tests.factories import ConnectionFactory
+
+
+@pytest.fixture
+def trouble(client_a, client_b):
+    failing_a = ConnectionFactory(
+        client=client_a, vendor="vibes", status=Connection.Status.FAILING, last_check_result="Vibes: bad password"
+    )
+    failing_b = ConnectionFactory(
+        client=client_b, vendor="vibes", status=Connection.Status.FAILING, last_check_result="Vibes: beta broke"
+    )
+    JobRun.objects.create(job="integrations.prune_vendor_calls", outcome="failed", error="alpha job exploded")
+    JobRun.objects.create(job="attentive.send", client=client_b, outcome="failed", error="beta job exploded")
+    JobRun.objects.create(
+        job="old",
+        client=client_a,
+        outcome="failed",
+        error="ancient failure",
+        started_at=timezone.now() - timedelta(days=2),
+    )
+    return failing_a, failing_b
+
+
+def test_dashboard_puts_trouble_first_for_site_admins(admin_http, trouble, connection_a):
+    html = admin_http.get(reverse("admin:index")).content.decode()
+    assert html.index("Needs attention") < html.index("Clients and connections")
+    assert "Vibes: bad password" in html and "Vibes: beta broke" in html
+    assert "alpha job exploded" in html and "beta job exploded" in html
+    assert "ancient failure" not in html  # older than 24 hours
+    assert html.count('class="connection-row"') == 3
+
+
+def test_dashboard_of_a_client_user_shows_only_their_client(alice_http, trouble, connection_a):
+    html = alice_http.get(reverse("admin:index")).content.decode()
+    assert "Vibes: bad password" in html
+    assert "beta" not in html.lower()
+    assert "alpha job exploded" not in html  # portal-wide runs are for site admins
+    assert html.count('class="connection-row"') == 2
+
+
+def test_healthz_reports_database_and_broker(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_healthz_is_503_when_the_broker_is_unreachable(client, db, monkeypatch):
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["database"] == "ok"
+
+
+def test_openapi_schema_and_docs_are_served(admin_http):
+    schema = admin_http.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/connections/" in schema.content and b"clientToken" in schema.content
+    docs = admin_http.get("/api/docs/")
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+def test_api_refuses_anonymous_and_bad_tokens(client, db):
+    assert client.get("/api/clients/").status_code in (401, 403)
+    bad = client.get("/api/clients/", HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert bad.status_code == 401
+    assert "Invalid or revoked token" in bad.json()["detail"]
+
+
+def test_revoked_tokens_stop_working(api_client_for, client_a):
+    from integrations.models import ApiToken
+
+    api = api_client_for(client_a)
+    assert api.get("/api/clients/").status_code == 200
+    ApiToken.objects.update(revoked=True)
+    assert api.get("/api/clients/").status_code == 401
+
+
+def test_connection_api_never_carries_secrets(api_client_for, connection_a, client_a):
+    body = api_client_for(client_a).get("/api/connections/").content.decode()
+    assert "attentive-key-0123456789" not in body
+    assert '"api_key":true' in body.replace(" ", "")
+
+
+def test_sandbox_frame_is_mounted_and_injects_failures(client, db):
+    assert client.get("/sandbox/").json()["sandbox"] is True
+    failing = client.get("/sandbox/", HTTP_X_SANDBOX_FAIL="429")
+    assert failing.status_code == 429 and failing["Retry-After"] == "1"

@@ -1,0 +1,82 @@
+"""Recorded jobs, the portal's schedules, and the admin's 'run now'."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from integrations.jobs import SCHEDULES, ensure_schedules, run_job
+from integrations.models import JobRun, VendorCall
+from integrations.tasks import PortalTask, prune_vendor_calls
+from portal.celery import app as celery_app
+
+
+def test_run_job_records_success_with_counts(db):
+    run = run_job("demo.job", lambda: {"sent": 3, "skipped": 1})
+    run.refresh_from_db()
+    assert (run.outcome, run.counts) == (JobRun.Outcome.SUCCEEDED, {"sent": 3, "skipped": 1})
+    assert run.finished_at >= run.started_at
+
+
+def test_run_job_records_failure_and_reraises(db):
+    def explode():
+        raise RuntimeError("vendor on fire")
+
+    with pytest.raises(RuntimeError):
+        run_job("demo.job", explode)
+    run = JobRun.objects.get()
+    assert run.outcome == JobRun.Outcome.FAILED
+    assert "vendor on fire" in run.error and run.finished_at is not None
+
+
+def test_the_portals_schedules_exist_after_migrate_and_are_not_overwritten(db):
+    names = {s.name for s in SCHEDULES}
+    assert set(PeriodicTask.objects.filter(name__in=names).values_list("name", flat=True)) == names
+    task = PeriodicTask.objects.get(name=SCHEDULES[0].name)
+    task.enabled = False
+    task.save()
+    assert ensure_schedules() == []
+    task.refresh_from_db()
+    assert task.enabled is False
+
+
+def test_prune_task_deletes_old_calls_and_records_a_run(connection_a, settings):
+    settings.VENDOR_CALL_RETENTION_DAYS = 30
+    old = timezone.now() - timedelta(days=31)
+    for _ in range(3):
+        VendorCall.objects.create(connection=connection_a, method="GET", url="https://x/", created_at=old)
+    recent = VendorCall.objects.create(connection=connection_a, method="GET", url="https://x/")
+    assert prune_vendor_calls.apply().get() == {"deleted": 3}
+    assert list(VendorCall.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert JobRun.objects.get(job="integrations.prune_vendor_calls").counts == {"deleted": 3}
+
+
+def test_tasks_ack_late_within_the_visibility_timeout():
+    assert PortalTask.acks_late and PortalTask.reject_on_worker_lost
+    assert PortalTask.time_limit < 3600  # the Redis visibility timeout
+    assert prune_vendor_calls.acks_late and prune_vendor_calls.max_retries == 5
+
+
+def test_run_now_queues_the_job_on_the_broker(admin_http, db):
+    run = JobRun.objects.create(job="integrations.prune_vendor_calls", outcome="failed")
+    admin_http.post(
+        reverse("admin:integrations_jobrun_changelist"), {"action": "run_now", "_selected_action": [run.pk]}
+    )
+    with celery_app.connection_for_read() as conn:
+        message = conn.SimpleQueue("celery").get(timeout=2)
+        assert message.headers["task"] == "integrations.prune_vendor_calls"
+        message.ack()
+
+
+def test_client_users_cannot_run_jobs(alice_http, client_a):
+    run = JobRun.objects.create(job="integrations.prune_vendor_calls", client=client_a)
+    response = alice_http.post(
+        reverse("admin:integrations_jobrun_changelist"),
+        {"action": "run_now", "_selected_action": [run.pk]},
+        follow=True,
+    )
+    assert "Only site admins can run jobs" in response.content.decode()
