@@ -1,0 +1,49 @@
+"""A real Celery worker and beat, as processes against PostgreSQL and Redis, run a job from a database schedule;
+editing the schedule in the database takes effect without restarting either."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from integrations.models import JobRun
+
+pytestmark = pytest.mark.e2e
+JOB = "integrations.prune_vendor_calls"
+
+
+def wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_beat_runs_a_database_scheduled_job_and_follows_an_edit(celery_processes):
+    hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+    task = PeriodicTask.objects.create(name="e2e prune", task=JOB, interval=hourly)
+
+    celery_processes.start("worker", "worker", "--pool=solo", "--without-gossip", "--without-mingle", "-l", "INFO")
+    beat_schedule = str(celery_processes.tmp_path / "beat-schedule")
+    celery_processes.start("beat", "beat", "--max-interval=1", "-l", "INFO", "-s", beat_schedule)
+
+    # Hourly: nothing may run in the first seconds.
+    assert wait_for(lambda: "beat: Starting" in celery_processes.log("beat"), 30), celery_processes.log("beat")
+    time.sleep(3)
+    assert not JobRun.objects.filter(job=JOB).exists()
+
+    # An admin edits the schedule: every 2 seconds. Beat picks it up on its own.
+    every_two, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.SECONDS)
+    task.interval = every_two
+    task.save()
+
+    def two_successful_runs() -> bool:
+        return JobRun.objects.filter(job=JOB, outcome=JobRun.Outcome.SUCCEEDED).count() >= 2
+
+    assert wait_for(two_successful_runs, 45), celery_processes.log("beat") + celery_processes.log("worker")
+    run = JobRun.objects.filter(job=JOB).first()
+    assert run.counts == {"deleted": 0} and run.task_id
