@@ -70,9 +70,17 @@ def record_failure(connection: Connection, error: VendorError) -> None:
         connection.refresh_from_db(fields=["status", "last_check_ok", "last_checked_at", "last_check_result"])
 
 
+class ConnectionDisabled(Exception):
+    """A disabled connection makes no calls until an admin returns it to draft and verifies it."""
+
+
 def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
     """A vendor API object configured from a connection: its URL, its secrets (for redaction too), its rate
     limit shared across the process, and a call log into VendorCall rows."""
+    if connection.status == Connection.Status.DISABLED:
+        raise ConnectionDisabled(
+            f"{connection} is disabled: return it to draft in the admin and verify it to use it again."
+        )
     defaults: dict[str, Any] = {
         "secret_values": [str(v) for v in connection.secrets.values() if v],
         "call_log": ConnectionCallLog(connection),

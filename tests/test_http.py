@@ -229,3 +229,11 @@ def test_auth_error_marks_failing_at_once_but_a_rejected_request_does_not(connec
     connection.refresh_from_db()
     assert connection.status == Connection.Status.FAILING
     assert "credentials" in connection.last_check_result
+
+
+def test_a_disabled_connection_makes_no_calls(connection):
+    from integrations.connections import ConnectionDisabled
+
+    connection.status = Connection.Status.DISABLED
+    with pytest.raises(ConnectionDisabled, match="disabled"):
+        demo_api(connection)
