@@ -7,12 +7,19 @@ import hashlib
 import secrets as token_secrets
 from typing import Any
 
+import phonenumbers
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from integrations.crypto import EncryptedJSONField
 from integrations.vendors import VENDOR_CHOICES, VENDORS, VendorSpec
+
+
+def validate_phone_region(value: str) -> None:
+    if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(f"{value!r} is not a phone region: use an ISO country code such as US, GB or IN.")
 
 
 class Client(models.Model):
@@ -25,6 +32,7 @@ class Client(models.Model):
         "default phone region",
         max_length=2,
         default="US",
+        validators=[validate_phone_region],
         help_text="ISO country code used to read national phone numbers, e.g. US, GB, IN.",
     )
     active = models.BooleanField(default=True)

@@ -126,3 +126,11 @@ def test_api_token_key_is_shown_once_and_stored_hashed(admin_http, client_a):
     assert token.key_hash != key and key not in token.key_hash
     listing = admin_http.get(reverse("admin:integrations_apitoken_changelist")).content.decode()
     assert key not in listing
+
+
+def test_a_client_needs_a_real_phone_region(admin_http):
+    response = admin_http.post(
+        reverse("admin:integrations_client_add"),
+        {"name": "Delta", "slug": "delta", "site_id": "1", "default_region": "XX", "active": "on"},
+    )
+    assert "is not a phone region" in response.content.decode()
