@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -19,10 +20,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from integrations import connections as connection_flows
+from integrations.admin_forms import AnnexCloudCredentialsForm, AttentiveActivationForm
 from integrations.annexcloud.api import partner_access_token
-from integrations.models import ApiToken, Client, Connection, JobRun, VendorCall
+from integrations.attentive import flows as attentive
+from integrations.models import ApiToken, Client, Connection, JobRun, SignUpSource, VendorCall
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
 from integrations.vendors import VENDORS, VendorSpec
+from integrations.verification import verify_connection
 from portal.celery import app as celery_app
 
 
@@ -77,6 +81,7 @@ class ReadOnlyAdmin(ClientScopedAdmin):
 
 @admin.register(Client)
 class ClientAdmin(ClientScopedAdmin):
+    change_form_template = "admin/integrations/client/change_form.html"
     client_path = ""
     list_display = ["name", "slug", "site_id", "default_region", "active", "connection_summary"]
     list_filter = ["active"]
@@ -100,6 +105,86 @@ class ClientAdmin(ClientScopedAdmin):
     @admin.display(description="connections")
     def connection_summary(self, client: Client) -> str:
         return ", ".join(f"{c.spec.label}: {c.status}" for c in client.connections.all()) or "—"
+
+    def get_urls(self) -> list[Any]:
+        def view(name: str, func: Any) -> Any:
+            return path(f"<int:pk>/{name}/", self.admin_site.admin_view(func), name=f"integrations_client_{name}")
+
+        return [
+            view("attentive", self.activate_attentive_view),
+            view("annex_cloud", self.annex_cloud_view),
+            *super().get_urls(),
+        ]
+
+    def _client_for_site_admin(self, request: HttpRequest, pk: int) -> Client:
+        if not is_site_admin(request.user):
+            raise PermissionDenied
+        return get_object_or_404(self.get_queryset(request), pk=pk)
+
+    def _page(self, request: HttpRequest, client: Client, template: str, **context: Any) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "client": client, **context}
+        return TemplateResponse(request, template, context)
+
+    @method_decorator(sensitive_post_parameters())
+    def activate_attentive_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The site admin's first journey: enter Attentive's credentials and sign-up sources, verified at once."""
+        client = self._client_for_site_admin(request, pk)
+        connection = attentive.connection_of(client)
+        has_key = bool(connection and connection.secret("api_key"))
+        if request.method == "POST":
+            form = AttentiveActivationForm(request.POST, has_api_key=has_key)
+            if form.is_valid():
+                outcome = attentive.activate(
+                    client,
+                    api_key=form.cleaned_data["api_key"],
+                    legacy_token=form.cleaned_data["legacy_token"],
+                    sign_up_sources=form.cleaned_data["sign_up_sources"],
+                )
+                if outcome.ok:
+                    self.message_user(request, f"Attentive is active for {client}. {outcome.message}")
+                    return HttpResponseRedirect(reverse("admin:integrations_client_change", args=[client.pk]))
+                # The connection stays draft with the stored credentials; the form shows again to correct them.
+                self.message_user(request, f"Attentive was not activated. {outcome.message}", messages.ERROR)
+                connection = attentive.connection_of(client)
+        else:
+            sources = SignUpSource.objects.filter(client=client).order_by("-is_default", "pk")
+            initial = {"sign_up_sources": "\n".join(f"{s.source_id}, {s.name}" for s in sources)}
+            form = AttentiveActivationForm(initial=initial, has_api_key=has_key)
+        return self._page(
+            request,
+            client,
+            "admin/integrations/client/activate_attentive.html",
+            title=f"Activate Attentive for {client}",
+            form=form,
+            connection=connection,
+        )
+
+    @method_decorator(sensitive_post_parameters())
+    def annex_cloud_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The client's Annex Cloud site credentials, from which the partner access token is derived."""
+        client = self._client_for_site_admin(request, pk)
+        connection, _ = Connection.objects.get_or_create(client=client, vendor="annex_cloud")
+        has_secrets = bool(connection.secret("loyalty_token"))
+        form = AnnexCloudCredentialsForm(
+            request.POST or None, initial={"site_id": client.site_id}, has_secrets=has_secrets
+        )
+        if request.method == "POST" and form.is_valid():
+            client.site_id = form.cleaned_data["site_id"]
+            client.save(update_fields=["site_id"])
+            connection_flows.update_secrets(
+                connection,
+                {"loyalty_token": form.cleaned_data["loyalty_token"], "api_secret": form.cleaned_data["api_secret"]},
+            )
+            connection.save()
+            self.message_user(request, f"Annex Cloud site credentials saved for {client}.")
+            return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
+        return self._page(
+            request,
+            client,
+            "admin/integrations/client/annex_cloud.html",
+            title=f"Annex Cloud site credentials of {client}",
+            form=form,
+        )
 
 
 # --- Connections -------------------------------------------------------------------------------------------
@@ -184,7 +269,7 @@ class ConnectionAdmin(ClientScopedAdmin):
     list_select_related = ["client"]
     search_fields = ["client__name", "vendor"]
     autocomplete_fields = ["client"]
-    actions = ["disable_connections", "reset_to_draft"]
+    actions = ["verify_connections", "disable_connections", "reset_to_draft"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         queryset = super().get_queryset(request)
@@ -293,6 +378,13 @@ class ConnectionAdmin(ClientScopedAdmin):
         connection = get_object_or_404(self.get_queryset(request), pk=pk, vendor="annex_cloud")
         token = partner_access_token(connection.secret("loyalty_token"), connection.client.site_id)
         return JsonResponse({"token": token})
+
+    @admin.action(description="Verify the selected connections with their vendors", permissions=["change"])
+    def verify_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        for connection in queryset.select_related("client"):
+            outcome = verify_connection(connection)
+            level = messages.SUCCESS if outcome.ok else messages.ERROR
+            self.message_user(request, f"{connection}: {outcome.message}", level)
 
     @admin.action(description="Disable the selected connections", permissions=["change"])
     def disable_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:

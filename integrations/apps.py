@@ -17,5 +17,10 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self) -> None:
-        # After every migrate (and test database creation) the portal's group and schedules exist.
-        post_migrate.connect(_after_migrate, sender=self, dispatch_uid="integrations.after_migrate")
+        # After every migrate (and test database creation) the portal's group and schedules exist. Hooked to the
+        # last of the portal's apps, so that every permission the group needs has been created before it.
+        from django.apps import apps
+
+        post_migrate.connect(
+            _after_migrate, sender=apps.get_app_config("members"), dispatch_uid="integrations.after_migrate"
+        )

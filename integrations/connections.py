@@ -81,10 +81,15 @@ def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
         raise ConnectionDisabled(
             f"{connection} is disabled: return it to draft in the admin and verify it to use it again."
         )
+    key = f"connection:{connection.pk}"
     defaults: dict[str, Any] = {
         "secret_values": [str(v) for v in connection.secrets.values() if v],
         "call_log": ConnectionCallLog(connection),
-        "rate_limiter": shared_rate_limiter(f"connection:{connection.pk}", connection.rate_limit_per_second),
+        "rate_limiter": shared_rate_limiter(key, connection.rate_limit_per_second),
+        "endpoint_rate_limiters": {
+            endpoint: shared_rate_limiter(f"{key}:{endpoint}", rate)
+            for endpoint, rate in api_class.endpoint_rate_limits.items()
+        },
     }
     return api_class(connection.effective_base_url, **{**defaults, **kwargs})
 

@@ -263,6 +263,8 @@ class VendorAPI:
         {"authorization", "x-api-key", "cookie", "proxy-authorization"}
     )
     redact_query_params: ClassVar[frozenset[str]] = frozenset({"passkey", "apikey", "api_key", "token", "key"})
+    # Vendors with per-endpoint limits name them here (requests per second); calls pass `rate_limit_key`.
+    endpoint_rate_limits: ClassVar[dict[str, float]] = {}
     redact_json_fields: ClassVar[frozenset[str]] = frozenset(
         {"password", "secret", "clientsecret", "client_secret", "accesstoken", "access_token", "token", "api_key"}
     )
@@ -274,6 +276,7 @@ class VendorAPI:
         secret_values: Iterable[str] = (),
         call_log: CallLog | None = None,
         rate_limiter: TokenBucket | None = None,
+        endpoint_rate_limiters: Mapping[str, TokenBucket] | None = None,
         retry: RetryPolicy | None = None,
         connect_timeout: float = 3.05,
         read_timeout: float = 15.0,
@@ -282,6 +285,7 @@ class VendorAPI:
         self.base_url = base_url.rstrip("/")
         self.call_log: CallLog = call_log or NullCallLog()
         self.rate_limiter = rate_limiter
+        self.endpoint_rate_limiters = dict(endpoint_rate_limiters or {})
         self.retry = retry or RetryPolicy()
         self.timeout = (connect_timeout, read_timeout)
         self.session = session or pooled_session()
@@ -349,6 +353,7 @@ class VendorAPI:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
         safe_to_repeat: bool | None = None,
+        rate_limit_key: str | None = None,
     ) -> requests.Response:
         """Send one logical call, retrying where that is safe. `safe_to_repeat` defaults to whether the method is
         idempotent; a POST that the vendor deduplicates (an idempotency key) may pass True."""
@@ -363,10 +368,11 @@ class VendorAPI:
         prepared = self.session.prepare_request(
             requests.Request(method, url, params=params, data=data, headers=all_headers)
         )
+        limiter = self.endpoint_rate_limiters.get(rate_limit_key or "", self.rate_limiter)
         error: VendorError | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
-            if self.rate_limiter is not None:
-                self.rate_limiter.acquire()
+            if limiter is not None:
+                limiter.acquire()
             response, error, retry_allowed = self._attempt(prepared, attempt, repeatable)
             if error is None and response is not None:
                 self.call_log.succeeded()

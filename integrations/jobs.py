@@ -46,6 +46,12 @@ class Schedule:
 
 SCHEDULES = (
     Schedule(
+        name="Send loyalty-action messages",
+        task="members.dispatch_loyalty_messages",
+        crontab={"minute": "*"},
+        description="Turns new loyalty events into messages and sends the pending ones (seed 000's CRON job).",
+    ),
+    Schedule(
         name="Prune old vendor call rows",
         task="integrations.prune_vendor_calls",
         crontab={"minute": "17", "hour": "3"},

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from integrations import connections
+from integrations.attentive import flows as attentive
 from integrations.http import RateLimited, Unavailable
 from integrations.jobs import Counts, run_job
 from integrations.models import Client
@@ -40,3 +41,18 @@ def run_as_job(task: Task, work: Any, client_id: int | None = None) -> Counts:
 @shared_task(bind=True, base=PortalTask, name="integrations.prune_vendor_calls")
 def prune_vendor_calls(self: Task, client_id: int | None = None) -> Counts:
     return run_as_job(self, connections.prune_vendor_calls, client_id)
+
+
+@shared_task(base=PortalTask, name="integrations.attentive_subscribe")
+def attentive_subscribe(member_id: int) -> str:
+    """Subscribe a member who opted in; the flow checks stored state and eligibility first, so a repeat is harmless."""
+    from members.models import Member
+
+    return attentive.subscribe(Member.objects.select_related("client").get(pk=member_id)).message
+
+
+@shared_task(base=PortalTask, name="integrations.attentive_unsubscribe")
+def attentive_unsubscribe(member_id: int) -> str:
+    from members.models import Member
+
+    return attentive.unsubscribe(Member.objects.select_related("client").get(pk=member_id)).message

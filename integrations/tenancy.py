@@ -51,6 +51,16 @@ CLIENT_USER_PERMISSIONS = (
     "view_apitoken",
     "add_apitoken",
     "delete_apitoken",
+    "view_signupsource",
+    "view_member",
+    "add_member",
+    "change_member",
+    "view_channelsubscription",
+    "view_loyaltyevent",
+    "view_messagetemplate",
+    "add_messagetemplate",
+    "change_messagetemplate",
+    "view_outboundmessage",
 )
 
 

@@ -1,1 +1,191 @@
-"""Members, segments, loyalty events and messages arrive with the Attentive and segments work (issues 3 and 4)."""
+"""The loyalty side: members of a client's program, their per-vendor channel subscriptions, the loyalty events
+they cause and the outbound messages those events produce."""
+
+from __future__ import annotations
+
+import string
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations.models import Client, Connection
+
+# What a message template may say: {first_name}, {points}, ...
+PLACEHOLDERS = {
+    "first_name": "The member's first name",
+    "last_name": "The member's last name",
+    "points": "Points of this event (earned or redeemed)",
+    "points_balance": "The member's points balance",
+    "tier": "The member's tier",
+    "reward": "The reward of this event",
+    "offer_name": "The offer of this event",
+    "expires_on": "When the offer of this event expires",
+    "client_name": "The client's name",
+}
+
+
+class Member(models.Model):
+    """A loyalty member of one client. The E.164 mobile number is the member's key towards SMS vendors."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        INACTIVE = "inactive"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="members")
+    annex_cloud_id = models.CharField("Annex Cloud id", max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField("mobile number (E.164)", max_length=16, blank=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    zip_code = models.CharField(max_length=20, blank=True)
+    opted_in = models.BooleanField("SMS opt-in", default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    tier = models.CharField(max_length=50, blank=True)
+    points = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["client", "last_name", "first_name", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "phone"], condition=~Q(phone=""), name="unique_member_phone_per_client"
+            ),
+        ]
+        indexes = [models.Index(fields=["client", "email"]), models.Index(fields=["client", "annex_cloud_id"])]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or self.phone or f"member {self.pk}"
+
+
+class ChannelSubscription(models.Model):
+    """A member's subscription to one channel at one vendor (e.g. Attentive MARKETING TEXT), as last known."""
+
+    class State(models.TextChoices):
+        SUBSCRIBED = "subscribed"
+        UNSUBSCRIBED = "unsubscribed"
+        ELIGIBLE = "eligible"
+        NOT_ELIGIBLE = "not_eligible"
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="subscriptions")
+    vendor = models.CharField(max_length=32)
+    channel = models.CharField(max_length=16)  # TEXT, EMAIL
+    type = models.CharField(max_length=32, default="MARKETING")
+    state = models.CharField(max_length=16, choices=State.choices)
+    last_result = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vendor", "channel"]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "vendor", "type", "channel"], name="one_state_per_channel")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} {self.type} {self.channel}: {self.state}"
+
+
+class EventType(models.TextChoices):
+    SIGNED_UP = "signed_up", "Signed up"
+    POINTS_EARNED = "points_earned", "Earned points"
+    POINTS_REDEEMED = "points_redeemed", "Redeemed points"
+    TIER_CHANGED = "tier_changed", "Tier changed"
+    REWARD_ISSUED = "reward_issued", "Reward issued"
+    OFFER_ISSUED = "offer_issued", "Offer issued"
+    OFFER_EXPIRING = "offer_expiring", "Offer expiring"
+    REVIEW_REWARDED = "review_rewarded", "Review rewarded"
+
+
+class LoyaltyEvent(models.Model):
+    """Something a member did or received. Unique on the sender's event id, so a repeated delivery is one event."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="loyalty_events")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="loyalty_events")
+    external_id = models.CharField("sender's event id", max_length=100)
+    event_type = models.CharField(max_length=32, choices=EventType.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    # Set once every message this event causes has been created; the dispatcher looks only at unset ones.
+    messages_planned_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [models.UniqueConstraint(fields=["client", "external_id"], name="unique_event_per_client")]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_type_display()} · {self.member}"
+
+
+def template_placeholders(text: str) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:
+        raise ValidationError(f"The text has a broken placeholder: {exc}.") from exc
+
+
+def validate_template_text(text: str) -> None:
+    names = template_placeholders(text)
+    unknown = sorted(name or "{}" for name in names if name not in PLACEHOLDERS)
+    if unknown:
+        raise ValidationError(
+            f"Unknown placeholder(s): {', '.join(unknown)}. Use only: "
+            + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+            + "."
+        )
+
+
+class MessageTemplate(models.Model):
+    """The text a client sends for one event type, and the connection it goes out through."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="message_templates")
+    event_type = models.CharField(max_length=32, choices=EventType.choices)
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="message_templates")
+    text = models.TextField(validators=[validate_template_text], help_text="Placeholders such as {first_name}.")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["client", "event_type"]
+        constraints = [models.UniqueConstraint(fields=["client", "event_type"], name="one_template_per_event_type")]
+
+    def __str__(self) -> str:
+        return f"{self.client} · {self.get_event_type_display()}"
+
+    def clean(self) -> None:
+        if self.connection_id and self.client_id and self.connection.client_id != self.client_id:
+            raise ValidationError({"connection": "Choose a connection of the same client."})
+
+
+class OutboundMessage(models.Model):
+    """One message to one member caused by one event. Unique on (event, template): never sent twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+
+    event = models.ForeignKey(LoyaltyEvent, on_delete=models.CASCADE, related_name="messages")
+    template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE, related_name="messages")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="messages")
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="messages")
+    to = models.CharField(max_length=16, blank=True)
+    body = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Which dispatch run holds this message while it is being sent; two runs can never hold the same one.
+    claim = models.CharField(max_length=32, blank=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["event", "template"], name="one_message_per_event_template")]
+
+    def __str__(self) -> str:
+        return f"{self.to}: {self.body[:40]}"

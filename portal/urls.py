@@ -6,11 +6,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from integrations.views import ClientViewSet, ConnectionViewSet
+from members.api import LoyaltyEventViewSet, MemberViewSet
 from portal.views import healthz
 
 router = DefaultRouter()
 router.register("clients", ClientViewSet, basename="client")
 router.register("connections", ConnectionViewSet, basename="connection")
+router.register("members", MemberViewSet, basename="member")
+router.register("loyalty-events", LoyaltyEventViewSet, basename="loyalty-event")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

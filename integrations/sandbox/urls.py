@@ -5,7 +5,7 @@ from django.urls import include, path
 from integrations.sandbox.base import index
 
 # vendor key -> module with `urlpatterns`; each vendor's work adds its simulator here.
-SIMULATORS: dict[str, str] = {}
+SIMULATORS: dict[str, str] = {"attentive": "integrations.sandbox.attentive"}
 
 urlpatterns = [
     path("", index, name="sandbox-index"),

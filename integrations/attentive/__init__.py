@@ -1,0 +1,1 @@
+"""Attentive SMS: activation, subscriptions, loyalty-action messages (seed 000)."""

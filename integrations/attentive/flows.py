@@ -1,0 +1,232 @@
+"""Attentive use cases: activate and verify a client's connection, subscribe / check / unsubscribe a member, and
+send one loyalty message. Admin actions, API views, tasks and tests all call these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from integrations.attentive.api import AttentiveAPI, ChannelResult, MissingScope
+from integrations.connections import api_for, save_check_result, update_secrets
+from integrations.http import AuthError, NotFound, Rejected, VendorError
+from integrations.models import Client, Connection, SignUpSource
+from members.models import ChannelSubscription, Member
+from members.phones import InvalidPhone, to_e164
+
+VENDOR = "attentive"
+# A fictional number (555-01xx) for the side-effect-free eligibility probe that proves the subscriptions scope.
+SCOPE_PROBE_PHONE = "+12025550100"
+SUBSCRIBED_STATUSES = {"NEWLY_CREATED", "ALREADY_SUBSCRIBED", "SUBSCRIBED"}
+# The seed's unsubscribe body names both channels.
+ALL_CHANNELS = [{"type": "MARKETING", "channel": "EMAIL"}, {"type": "MARKETING", "channel": "TEXT"}]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str
+
+
+class AttentiveNotReady(Exception):
+    """Something to fix before any call is made (no connection, no sign-up source, no phone...)."""
+
+
+@dataclass(frozen=True)
+class SignUpSourceInput:
+    source_id: str
+    name: str = ""
+    is_default: bool = False
+
+
+# --- The connection -------------------------------------------------------------------------------------------
+
+
+def attentive_api(connection: Connection) -> AttentiveAPI:
+    return api_for(
+        connection,
+        AttentiveAPI,
+        api_key=connection.secret("api_key"),
+        legacy_token=connection.secret("legacy_token"),
+        messages_path=connection.settings.get("messages_path", ""),
+    )
+
+
+def connection_of(client: Client) -> Connection | None:
+    return Connection.objects.filter(client=client, vendor=VENDOR).first()
+
+
+@transaction.atomic
+def save_activation(
+    client: Client, *, api_key: str, legacy_token: str, sign_up_sources: Iterable[SignUpSourceInput]
+) -> Connection:
+    """Store the credentials (encrypted; blank keeps a stored value) and the client's sign-up sources."""
+    connection, _ = Connection.objects.get_or_create(client=client, vendor=VENDOR)
+    update_secrets(connection, {"api_key": api_key, "legacy_token": legacy_token})
+    if connection.status == Connection.Status.DISABLED:
+        connection.status = Connection.Status.DRAFT
+    connection.save()
+    replace_sign_up_sources(client, list(sign_up_sources))
+    return connection
+
+
+def replace_sign_up_sources(client: Client, sources: list[SignUpSourceInput]) -> None:
+    if not sources:
+        return
+    if sum(s.is_default for s in sources) != 1:
+        sources = [SignUpSourceInput(s.source_id, s.name, i == 0) for i, s in enumerate(sources)]
+    SignUpSource.objects.filter(client=client).exclude(source_id__in=[s.source_id for s in sources]).delete()
+    SignUpSource.objects.filter(client=client).update(is_default=False)
+    for source in sources:
+        SignUpSource.objects.update_or_create(
+            client=client,
+            source_id=source.source_id,
+            defaults={"name": source.name, "is_default": source.is_default},
+        )
+
+
+def activate(
+    client: Client, *, api_key: str, legacy_token: str = "", sign_up_sources: Iterable[SignUpSourceInput] = ()
+) -> Outcome:
+    """The site admin's first journey: store the credentials, verify them, and activate on success."""
+    connection = save_activation(client, api_key=api_key, legacy_token=legacy_token, sign_up_sources=sign_up_sources)
+    if not connection.secret("api_key"):
+        return Outcome(False, "Enter the API key of a private app from Attentive's Integrations tab.")
+    return verify(connection, activate=True)
+
+
+def verify(connection: Connection, *, activate: bool = False) -> Outcome:
+    """Check the key with calls that touch no subscriber: who the key belongs to, then an eligibility probe that
+    needs the subscriptions scope. On failure nothing is activated and the admin reads what to do."""
+    api = attentive_api(connection)
+    try:
+        me = api.me()
+        try:
+            api.eligibility(SCOPE_PROBE_PHONE)
+        except AuthError as exc:
+            raise MissingScope(exc.vendor, exc.message, status=exc.status) from exc
+    except AuthError as exc:
+        message = explain_auth_failure(exc)
+    except VendorError as exc:
+        message = f"Attentive could not verify the key: {exc}. {exc.hint}"
+    else:
+        account = me.get("companyName") or me.get("name") or me.get("domain") or "your Attentive account"
+        result = f"Verified: the API key belongs to {account} and may manage subscriptions."
+        save_check_result(connection, ok=True, result=result, activate=activate)
+        return Outcome(True, result)
+    if connection.status == Connection.Status.ACTIVE:
+        connection.status = Connection.Status.FAILING
+        connection.save(update_fields=["status"])
+    save_check_result(connection, ok=False, result=message)
+    return Outcome(False, message)
+
+
+def explain_auth_failure(exc: AuthError) -> str:
+    if isinstance(exc, MissingScope):
+        return f"Attentive accepted the API key but refused the subscriptions call ({exc.message}). {exc.hint}"
+    return (
+        f"Attentive rejected the API key ({exc.message}): copy the key of a private app from Attentive's "
+        "Integrations tab, enter it again and re-verify."
+    )
+
+
+def deactivate(connection: Connection) -> Outcome:
+    connection.status = Connection.Status.DISABLED
+    connection.save(update_fields=["status", "updated_at"])
+    return Outcome(True, f"Attentive is deactivated for {connection.client}: no calls will be made.")
+
+
+# --- Members --------------------------------------------------------------------------------------------------
+
+
+def ready_connection(client: Client) -> Connection:
+    connection = connection_of(client)
+    if connection is None or connection.status not in (Connection.Status.ACTIVE, Connection.Status.FAILING):
+        raise AttentiveNotReady(f"Attentive is not active for {client}: activate it from the client's admin page.")
+    return connection
+
+
+def member_phone(member: Member) -> str:
+    if not member.phone:
+        raise AttentiveNotReady(f"{member} has no mobile number: the mobile number is the member's key at Attentive.")
+    try:
+        return to_e164(member.phone, member.client.default_region)
+    except InvalidPhone as exc:
+        raise AttentiveNotReady(f"{member}: {exc}") from exc
+
+
+def default_sign_up_source(client: Client) -> SignUpSource:
+    source = SignUpSource.objects.filter(client=client, is_default=True).first()
+    if source is None:
+        raise AttentiveNotReady(
+            f"{client} has no default sign-up source: add the Attentive sign-up flow id when activating Attentive."
+        )
+    return source
+
+
+def text_state(member: Member) -> str | None:
+    row = member.subscriptions.filter(vendor=VENDOR, type="MARKETING", channel="TEXT").first()
+    return row.state if row else None
+
+
+def record_states(member: Member, results: Iterable[ChannelResult], state_for: dict[str, str]) -> None:
+    for result in results:
+        if not result.channel:
+            continue
+        ChannelSubscription.objects.update_or_create(
+            member=member,
+            vendor=VENDOR,
+            type=result.type or "MARKETING",
+            channel=result.channel,
+            defaults={"state": state_for.get(result.status, result.status.lower()[:16]), "last_result": result.status},
+        )
+
+
+ELIGIBILITY_STATES = {"ELIGIBLE": "eligible", "NOT_ELIGIBLE": "not_eligible"}
+SUBSCRIBE_STATES = dict.fromkeys(SUBSCRIBED_STATUSES, "subscribed")
+UNSUBSCRIBE_STATES = {"NEWLY_UNSUBSCRIBED": "unsubscribed", "ALREADY_UNSUBSCRIBED": "unsubscribed"}
+
+
+def check_eligibility(member: Member) -> Outcome:
+    phone = member_phone(member)
+    connection = ready_connection(member.client)
+    results = attentive_api(connection).eligibility(phone, member.email)
+    record_states(member, results, ELIGIBILITY_STATES)
+    summary = ", ".join(f"{r.channel} {r.status.lower().replace('_', ' ')}" for r in results) or "no channels"
+    return Outcome(True, f"{member}: {summary}.")
+
+
+def subscribe(member: Member, sign_up_source: SignUpSource | None = None) -> Outcome:
+    """Subscribe once. Stored state or eligibility decides first: Attentive texts an existing subscriber
+    "already subscribed", so a member known to be subscribed or not eligible is never sent again."""
+    phone = member_phone(member)
+    connection = ready_connection(member.client)
+    source = sign_up_source or default_sign_up_source(member.client)
+    if text_state(member) == ChannelSubscription.State.SUBSCRIBED:
+        return Outcome(True, f"{member} is already subscribed to TEXT; nothing sent.")
+    api = attentive_api(connection)
+    eligibility = api.eligibility(phone, member.email)
+    record_states(member, eligibility, ELIGIBILITY_STATES)
+    if any(r.channel == "TEXT" and r.status == "NOT_ELIGIBLE" for r in eligibility):
+        return Outcome(False, f"Attentive says {member} is not eligible for TEXT (already subscribed or opted out).")
+    try:
+        results = api.subscribe(phone, member.email, source.source_id)
+    except (Rejected, NotFound) as exc:
+        return Outcome(False, f"Attentive refused to subscribe {member}: {exc.message}. {exc.hint}")
+    record_states(member, results, SUBSCRIBE_STATES)
+    Member.objects.filter(pk=member.pk).update(opted_in=True)
+    return Outcome(True, f"{member} subscribed with sign-up source {source.source_id}.")
+
+
+def unsubscribe(member: Member) -> Outcome:
+    phone = member_phone(member)
+    connection = ready_connection(member.client)
+    results = attentive_api(connection).unsubscribe(phone, member.email, ALL_CHANNELS)
+    record_states(member, results, UNSUBSCRIBE_STATES)
+    Member.objects.filter(pk=member.pk).update(opted_in=False)
+    return Outcome(True, f"{member} unsubscribed from Attentive.")
+
+
+def is_subscribed_to_text(member: Member) -> bool:
+    return text_state(member) == ChannelSubscription.State.SUBSCRIBED

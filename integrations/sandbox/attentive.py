@@ -1,0 +1,247 @@
+"""Attentive simulator: the seed 000 contract, with the checks the real API makes.
+
+Accepts the API key `sandbox-attentive-key` (a key ending in `-noscope` authenticates but may not touch
+subscriptions) and the legacy messages token `sandbox-legacy-token`. Phones must be E.164, sign-up source ids
+numeric. State lives in this process. `/_control` shows it (GET) and sets failures and latency (POST JSON:
+{"fail": "401|403|429|500|slow", "fail_path": "messages", "times": 1, "latency_ms": 20, "reset": true}).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+from integrations.sandbox.base import SLOW_SECONDS, simulator
+from members.phones import is_e164
+
+API_KEY = "sandbox-attentive-key"
+LEGACY_TOKEN = "sandbox-legacy-token"
+CHANNELS = ("TEXT", "EMAIL")
+
+
+@dataclass
+class State:
+    subscribed: set[tuple[str, str]] = field(default_factory=set)  # (phone, channel)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    already_subscribed_texts: int = 0
+    latency_ms: int = 0
+    fail: str = ""
+    fail_path: str = ""
+    fail_times: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+state = State()
+
+
+def error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"message": message}, status=status)
+
+
+def injected_failure(request: HttpRequest, name: str) -> HttpResponse | None:
+    with state.lock:
+        if not state.fail or state.fail_times <= 0 or state.fail_path not in ("", name):
+            return None
+        state.fail_times -= 1
+        mode = state.fail
+    if mode == "slow":
+        time.sleep(SLOW_SECONDS)
+        return None
+    reasons = {"401": "Unauthorized", "403": "Forbidden", "429": "Too Many Requests"}
+    response = error(int(mode), reasons.get(mode, "error"))
+    if mode == "429":
+        response["x-ratelimit-limit"], response["x-ratelimit-remaining"] = "10", "0"
+    return response
+
+
+def bearer(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    return header[7:] if header.startswith("Bearer ") else ""
+
+
+def endpoint(name: str, *, token: str = API_KEY, needs_scope: bool = True):  # noqa: ANN201 - decorator factory
+    """Common checks in the order Attentive makes them: latency, injected failure, auth, scope."""
+
+    def wrap(view: Any) -> Any:
+        @simulator
+        def checked(request: HttpRequest) -> HttpResponse:
+            if state.latency_ms:
+                time.sleep(state.latency_ms / 1000)
+            if (failure := injected_failure(request, name)) is not None:
+                return failure
+            key = bearer(request)
+            if token == API_KEY and key.endswith("-noscope") and key.startswith(API_KEY):
+                return error(403, "Forbidden: missing scope subscriptions:write") if needs_scope else view(request)
+            if key != token:
+                return error(401, "Unauthorized")
+            return view(request)
+
+        return checked
+
+    return wrap
+
+
+def json_body(request: HttpRequest) -> dict[str, Any] | None:
+    try:
+        body = json.loads(request.body or b"null")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def valid_user(body: dict[str, Any]) -> tuple[str, str] | JsonResponse:
+    user = body.get("user")
+    if not isinstance(user, dict) or not user.get("phone"):
+        return error(400, "user.phone is required")
+    if not is_e164(str(user["phone"])):
+        return error(400, f"Invalid phone number {user['phone']}: use E.164, e.g. +17707651750")
+    return str(user["phone"]), str(user.get("email", ""))
+
+
+def channel_item(channel: str, key: str, value: Any) -> dict[str, Any]:
+    return {"subscription": {"type": "MARKETING", "channel": channel}, key: value}
+
+
+@endpoint("me", needs_scope=False)
+def me(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {"companyName": "Sandbox Outfitters", "domain": "sandbox.example", "contactEmail": "ops@sandbox.example"}
+    )
+
+
+@endpoint("subscriptions")
+def subscriptions(request: HttpRequest) -> JsonResponse:
+    if request.method == "GET":
+        return eligibility(request)
+    if request.method != "POST":
+        return error(405, "Method not allowed")
+    body = json_body(request)
+    if body is None:
+        return error(400, "Body must be a JSON object")
+    user = valid_user(body)
+    if isinstance(user, JsonResponse):
+        return user
+    source = str(body.get("signUpSourceId", ""))
+    if not source:
+        return error(400, "signUpSourceId is required (or locale and subscriptionType)")
+    if not source.isdigit():
+        return error(400, f"Unknown signUpSourceId {source}")
+    phone, email = user
+    results = []
+    with state.lock:
+        for channel in CHANNELS if email else ("TEXT",):
+            if (phone, channel) in state.subscribed:
+                status = "ALREADY_SUBSCRIBED"
+                if channel == "TEXT":
+                    # The real Attentive texts the member "you are already subscribed" here.
+                    state.already_subscribed_texts += 1
+            else:
+                state.subscribed.add((phone, channel))
+                status = "NEWLY_CREATED"
+            results.append(channel_item(channel, "subscriptionCreationStatus", status))
+    return JsonResponse({"user": body["user"], "subscriptionResponses": results}, status=202)
+
+
+def eligibility(request: HttpRequest) -> JsonResponse:
+    phone = request.GET.get("phone", "")
+    if not phone or not is_e164(phone):
+        return error(400, f"Invalid phone number {phone}: use E.164")
+    items = [
+        channel_item(channel, "eligibility", {"isEligible": (phone, channel) not in state.subscribed})
+        for channel in CHANNELS
+    ]
+    return JsonResponse({"subscriptionEligibilities": items})
+
+
+@endpoint("unsubscribe")
+def unsubscribe(request: HttpRequest) -> JsonResponse:
+    body = json_body(request)
+    if body is None:
+        return error(400, "Body must be a JSON object")
+    user = valid_user(body)
+    if isinstance(user, JsonResponse):
+        return user
+    phone, _ = user
+    channels = [s.get("channel") for s in body.get("subscriptions") or []] or list(CHANNELS)
+    results = []
+    with state.lock:
+        for channel in channels:
+            status = "NEWLY_UNSUBSCRIBED" if (phone, channel) in state.subscribed else "ALREADY_UNSUBSCRIBED"
+            state.subscribed.discard((phone, channel))
+            results.append(channel_item(channel, "subscriptionUnsubscribeStatus", status))
+    return JsonResponse({"user": body["user"], "subscriptionResponses": results})
+
+
+@endpoint("messages", token=LEGACY_TOKEN, needs_scope=False)
+def messages(request: HttpRequest) -> JsonResponse:
+    body = json_body(request)
+    if body is None or not body.get("to") or not body.get("body"):
+        return error(400, "to and body are required")
+    if not is_e164(str(body["to"])):
+        return error(400, f"Invalid phone number {body['to']}: use E.164")
+    with state.lock:
+        state.messages.append({"to": body["to"], "body": body["body"]})
+    return JsonResponse(
+        {
+            "type": "v1",
+            "to": body["to"],
+            "body": body["body"],
+            "skipFatigue": True,
+            "createShortLink": False,
+            "addSubscriber": "true",
+        }
+    )
+
+
+@csrf_exempt
+def control(request: HttpRequest) -> JsonResponse:
+    """Inspect the simulator (GET) or set failures, latency, reset (POST)."""
+    if request.method == "POST":
+        settings = json_body(request) or {}
+        with state.lock:
+            if settings.get("reset"):
+                state.subscribed.clear()
+                state.messages.clear()
+                state.already_subscribed_texts = 0
+                state.fail, state.fail_times, state.latency_ms = "", 0, 0
+            if "latency_ms" in settings:
+                state.latency_ms = int(settings["latency_ms"])
+            if "fail" in settings:
+                state.fail = str(settings["fail"])
+                state.fail_path = str(settings.get("fail_path", ""))
+                state.fail_times = int(settings.get("times", 1))
+    with state.lock:
+        return JsonResponse(
+            {
+                "subscribed": sorted(f"{phone} {channel}" for phone, channel in state.subscribed),
+                "messages": len(state.messages),
+                "messages_by_phone": _count_by_phone(state.messages),
+                "already_subscribed_texts": state.already_subscribed_texts,
+                "latency_ms": state.latency_ms,
+                "fail": state.fail,
+                "fail_times": state.fail_times,
+            }
+        )
+
+
+def _count_by_phone(sent: list[dict[str, str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for message in sent:
+        counts[message["to"]] = counts.get(message["to"], 0) + 1
+    return counts
+
+
+urlpatterns = [
+    path("v1/me", me),
+    path("v1/subscriptions", subscriptions),
+    path("v1/subscriptions/unsubscribe", unsubscribe),
+    path("v1/subscriptions/messages", messages),
+    path("_control", control),
+]

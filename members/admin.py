@@ -1,0 +1,207 @@
+"""Admin of the loyalty side, scoped to the user's clients like everything else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from integrations.admin import ClientFilter, ClientScopedAdmin
+from integrations.attentive import flows as attentive
+from integrations.http import VendorError
+from integrations.tasks import attentive_subscribe, attentive_unsubscribe
+from members import flows
+from members.models import PLACEHOLDERS, ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
+from members.phones import InvalidPhone, to_e164
+
+# Up to this many members, a bulk action runs at once and reports per member; more are queued.
+SYNC_ACTION_LIMIT = 20
+
+
+class MemberForm(forms.ModelForm):
+    class Meta:
+        model = Member
+        fields = [
+            "client", "annex_cloud_id", "email", "phone", "first_name", "last_name", "zip_code",
+            "opted_in", "status", "tier", "points",
+        ]  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        client = cleaned.get("client") or getattr(self.instance, "client", None)
+        if cleaned.get("phone") and client is not None:
+            try:
+                cleaned["phone"] = to_e164(cleaned["phone"], client.default_region)
+            except InvalidPhone as exc:
+                self.add_error("phone", str(exc))
+        return cleaned
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = ChannelSubscription
+    extra = 0
+    can_delete = False
+    readonly_fields = ["vendor", "type", "channel", "state", "last_result", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def confirm_then(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Member],
+    *,
+    verb: str,
+    run: Callable[[Member], attentive.Outcome],
+    queue: Callable[[int], Any],
+) -> TemplateResponse | None:
+    """Django-style bulk action: a confirmation page first for more than one member; small sets run now with a
+    message per member, large ones are queued."""
+    members = list(queryset.select_related("client"))
+    if len(members) > 1 and "confirm" not in request.POST:
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "opts": modeladmin.opts,
+            "title": f"{verb.capitalize()} {len(members)} members at Attentive?",
+            "members": members[:100],
+            "pks": [m.pk for m in members],
+            "count": len(members),
+            "verb": verb,
+            "action": request.POST["action"],
+            "queued": len(members) > SYNC_ACTION_LIMIT,
+        }
+        return TemplateResponse(request, "admin/members/member/confirm_action.html", context)
+    if len(members) > SYNC_ACTION_LIMIT:
+        for member in members:
+            queue(member.pk)
+        modeladmin.message_user(
+            request, f"Queued: {verb} {len(members)} members. Their Attentive state updates in this list as it runs."
+        )
+        return None
+    for member in members:
+        try:
+            outcome = run(member)
+        except attentive.AttentiveNotReady as exc:
+            modeladmin.message_user(request, str(exc), messages.ERROR)
+        except VendorError as exc:
+            modeladmin.message_user(request, f"{member}: {exc.for_admin}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
+    return None
+
+
+@admin.register(Member)
+class MemberAdmin(ClientScopedAdmin):
+    form = MemberForm
+    list_display = ["__str__", "client", "email", "phone", "opted_in", "text_state", "tier", "points", "status"]
+    list_filter = [ClientFilter, "opted_in", "status", "tier"]
+    search_fields = ["email", "phone", "first_name", "last_name", "annex_cloud_id"]
+    list_select_related = ["client"]
+    inlines = [SubscriptionInline]
+    actions = ["subscribe_at_attentive", "check_attentive_eligibility", "unsubscribe_at_attentive"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        return super().get_queryset(request).prefetch_related("subscriptions")
+
+    @admin.display(description="Attentive TEXT")
+    def text_state(self, member: Member) -> str:
+        states = [s.state for s in member.subscriptions.all() if s.vendor == "attentive" and s.channel == "TEXT"]
+        return states[0] if states else "—"
+
+    def save_model(self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool) -> None:
+        opt_in_changed = "opted_in" in form.changed_data
+        super().save_model(request, obj, form, change)
+        if opt_in_changed:
+            flows.change_opt_in(obj, obj.opted_in)
+
+    @admin.action(description="Subscribe at Attentive", permissions=["change"])
+    def subscribe_at_attentive(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
+        return confirm_then(
+            self, request, queryset, verb="subscribe", run=attentive.subscribe, queue=attentive_subscribe.delay
+        )
+
+    @admin.action(description="Check Attentive eligibility", permissions=["view"])
+    def check_attentive_eligibility(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
+        return confirm_then(
+            self,
+            request,
+            queryset[:SYNC_ACTION_LIMIT],
+            verb="check eligibility of",
+            run=attentive.check_eligibility,
+            queue=lambda pk: None,
+        )
+
+    @admin.action(description="Unsubscribe at Attentive", permissions=["change"])
+    def unsubscribe_at_attentive(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
+        return confirm_then(
+            self, request, queryset, verb="unsubscribe", run=attentive.unsubscribe, queue=attentive_unsubscribe.delay
+        )
+
+
+@admin.register(LoyaltyEvent)
+class LoyaltyEventAdmin(ClientScopedAdmin):
+    list_display = ["occurred_at", "client", "member", "event_type", "external_id", "messages_planned_at"]
+    list_filter = [ClientFilter, "event_type"]
+    search_fields = ["external_id", "member__email", "member__phone"]
+    list_select_related = ["client", "member"]
+    raw_id_fields = ["member"]
+    date_hierarchy = "occurred_at"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class MessageTemplateForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = ["client", "event_type", "connection", "text", "active"]
+        help_texts = {"text": "Placeholders: " + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)}
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(ClientScopedAdmin):
+    form = MessageTemplateForm
+    list_display = ["client", "event_type", "connection", "active", "text"]
+    list_filter = [ClientFilter, "event_type", "active"]
+    list_select_related = ["client", "connection"]
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(ClientScopedAdmin):
+    client_path = "member__client"
+    list_display = ["created_at", "member", "to", "status", "body", "detail", "sent_at"]
+    list_filter = ["status", "template__event_type"]
+    search_fields = ["to", "body", "member__email"]
+    list_select_related = ["member"]
+    readonly_fields = [
+        "event",
+        "template",
+        "member",
+        "connection",
+        "to",
+        "body",
+        "status",
+        "detail",
+        "created_at",
+        "sent_at",
+    ]
+    actions = ["resend"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Send the selected failed messages again", permissions=["change"])
+    def resend(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> None:
+        count = queryset.filter(status=OutboundMessage.Status.FAILED).update(
+            status=OutboundMessage.Status.PENDING, detail="Resent from the admin.", claim=""
+        )
+        self.message_user(request, f"{count} message(s) will go out with the next run of the message job.")

@@ -1,0 +1,195 @@
+"""The client API of the loyalty side: members (with Attentive subscribe / eligibility / unsubscribe) and
+loyalty events. A client token sees its own client only; site admins name the client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from integrations.attentive import flows as attentive
+from integrations.http import VendorError
+from integrations.models import Client
+from integrations.tenancy import scope_to_clients, visible_clients
+from members import flows
+from members.models import EventType, LoyaltyEvent, Member
+from members.phones import InvalidPhone, to_e164
+
+
+class ClientField(serializers.SlugRelatedField):
+    """The client, by slug, among those the caller may see; a token's own client when left out."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="slug", required=False, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Client]:
+        return visible_clients(self.context["request"].user)
+
+
+def resolve_client(serializer: serializers.Serializer, attrs: dict[str, Any]) -> Client:
+    if attrs.get("client"):
+        return attrs["client"]
+    clients = list(visible_clients(serializer.context["request"].user)[:2])
+    if len(clients) != 1:
+        raise serializers.ValidationError({"client": "Name the client (its slug)."})
+    return clients[0]
+
+
+class SubscriptionStateSerializer(serializers.Serializer):
+    vendor = serializers.CharField()
+    type = serializers.CharField()
+    channel = serializers.CharField()
+    state = serializers.CharField()
+    last_result = serializers.CharField()
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    client = ClientField()
+    subscriptions = SubscriptionStateSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Member
+        fields = [
+            "id", "client", "annex_cloud_id", "email", "phone", "first_name", "last_name", "zip_code",
+            "opted_in", "status", "tier", "points", "subscriptions",
+        ]  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        client = self.instance.client if self.instance else resolve_client(self, attrs)
+        attrs["client"] = client
+        if attrs.get("phone"):
+            try:
+                attrs["phone"] = to_e164(attrs["phone"], client.default_region)
+            except InvalidPhone as exc:
+                raise serializers.ValidationError({"phone": str(exc)}) from exc
+            clash = Member.objects.filter(client=client, phone=attrs["phone"])
+            if self.instance:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                raise serializers.ValidationError({"phone": "Another member of this client has this mobile number."})
+        return attrs
+
+    def save(self, **kwargs: Any) -> Member:
+        previous_opt_in = self.instance.opted_in if self.instance else False
+        member = super().save(**kwargs)
+        if member.opted_in != previous_opt_in:
+            flows.change_opt_in(member, member.opted_in)
+        return member
+
+
+class OutcomeSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+
+
+class MemberViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = MemberSerializer
+
+    def get_queryset(self) -> QuerySet[Member]:
+        queryset = Member.objects.select_related("client").prefetch_related("subscriptions").order_by("pk")
+        return scope_to_clients(queryset, self.request.user)
+
+    def _run(self, flow: Any) -> Response:
+        member = self.get_object()
+        try:
+            outcome = flow(member)
+        except attentive.AttentiveNotReady as exc:
+            return Response({"ok": False, "message": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except VendorError as exc:
+            return Response({"ok": False, "message": exc.for_admin}, status=status.HTTP_502_BAD_GATEWAY)
+        return Response({"ok": outcome.ok, "message": outcome.message})
+
+    @extend_schema(request=None, responses=OutcomeSerializer)
+    @action(detail=True, methods=["post"])
+    def subscribe(self, request: Request, pk: str | None = None) -> Response:
+        return self._run(attentive.subscribe)
+
+    @extend_schema(request=None, responses=OutcomeSerializer)
+    @action(detail=True, methods=["post"])
+    def unsubscribe(self, request: Request, pk: str | None = None) -> Response:
+        return self._run(attentive.unsubscribe)
+
+    @extend_schema(request=None, responses=OutcomeSerializer)
+    @action(detail=True, methods=["post"])
+    def eligibility(self, request: Request, pk: str | None = None) -> Response:
+        return self._run(attentive.check_eligibility)
+
+
+class MemberRefSerializer(serializers.Serializer):
+    """How the sender names the member: any one of these."""
+
+    annex_cloud_id = serializers.CharField(required=False)
+    email = serializers.EmailField(required=False)
+    phone = serializers.CharField(required=False)
+
+
+class LoyaltyEventSerializer(serializers.ModelSerializer):
+    client = ClientField()
+    event_id = serializers.CharField(source="external_id", max_length=100)
+    event_type = serializers.ChoiceField(choices=EventType.choices)
+    member = MemberRefSerializer(write_only=True)
+    member_id = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = LoyaltyEvent
+        fields = ["id", "client", "event_id", "event_type", "member", "member_id", "occurred_at", "data"]
+
+    def validate_data(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError('Must be a JSON object, e.g. {"points": 50}.')
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        client = resolve_client(self, attrs)
+        attrs["client"] = client
+        attrs["member"] = find_member(client, attrs["member"])
+        return attrs
+
+
+def find_member(client: Client, ref: dict[str, str]) -> Member:
+    members = Member.objects.filter(client=client)
+    if ref.get("annex_cloud_id"):
+        match = members.filter(annex_cloud_id=ref["annex_cloud_id"]).first()
+    elif ref.get("email"):
+        match = members.filter(email__iexact=ref["email"]).first()
+    elif ref.get("phone"):
+        try:
+            match = members.filter(phone=to_e164(ref["phone"], client.default_region)).first()
+        except InvalidPhone as exc:
+            raise serializers.ValidationError({"member": {"phone": str(exc)}}) from exc
+    else:
+        raise serializers.ValidationError({"member": "Give the member's annex_cloud_id, email or phone."})
+    if match is None:
+        raise serializers.ValidationError({"member": f"{client} has no member {next(iter(ref.values()))}."})
+    return match
+
+
+class LoyaltyEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Loyalty events drive messages. POST is idempotent on `event_id`: a repeat answers 200 with the stored event
+    and changes nothing."""
+
+    serializer_class = LoyaltyEventSerializer
+
+    def get_queryset(self) -> QuerySet[LoyaltyEvent]:
+        return scope_to_clients(LoyaltyEvent.objects.select_related("client").order_by("-pk"), self.request.user)
+
+    @extend_schema(responses={201: LoyaltyEventSerializer, 200: LoyaltyEventSerializer})
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        event, created = flows.record_loyalty_event(fields.pop("client"), fields.pop("member"), **fields)
+        return Response(
+            self.get_serializer(event).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )

@@ -1,0 +1,221 @@
+"""Loyalty-action messages: turn pending loyalty events into outbound messages (one per event and template) and
+send them through the template's connection.
+
+Safe to run twice at once and safe to kill: messages are created with a unique (event, template), each run claims
+the messages it sends with an atomic UPDATE carrying its own token, and a message found half-sent after a crash is
+marked failed, never sent again automatically (a second SMS is worse than a missing one, and an admin can resend).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from integrations.attentive.api import AttentiveAPI, LegacyTokenRejected
+from integrations.attentive.flows import attentive_api
+from integrations.connections import record_failure
+from integrations.http import RateLimited, Unavailable, VendorError, VendorTimeout
+from integrations.models import Connection
+from members.models import ChannelSubscription, LoyaltyEvent, MessageTemplate, OutboundMessage
+
+CLAIM_BATCH = 200
+INTERRUPTED_AFTER = timedelta(minutes=15)
+Status = OutboundMessage.Status
+
+
+def render(template: MessageTemplate, event: LoyaltyEvent) -> str:
+    member, data = event.member, event.data
+    values = {
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "points": data.get("points", ""),
+        "points_balance": member.points,
+        "tier": data.get("tier") or member.tier,
+        "reward": data.get("reward", ""),
+        "offer_name": data.get("offer_name", ""),
+        "expires_on": data.get("expires_on", ""),
+        "client_name": event.client.name,
+    }
+    return template.text.format_map(values)
+
+
+def plan_messages(batch_size: int = 1000) -> int:
+    """Create the outbound messages of events not yet planned. Re-running creates nothing twice."""
+    planned = 0
+    while True:
+        events = list(
+            LoyaltyEvent.objects.filter(messages_planned_at__isnull=True)
+            .select_related("member", "client")
+            .order_by("pk")[:batch_size]
+        )
+        if not events:
+            return planned
+        templates = {
+            (t.client_id, t.event_type): t
+            for t in MessageTemplate.objects.filter(active=True, client__in={e.client_id for e in events})
+        }
+        messages = [
+            OutboundMessage(
+                event=event,
+                template=template,
+                member=event.member,
+                connection_id=template.connection_id,
+                to=event.member.phone,
+                body=render(template, event),
+            )
+            for event in events
+            if (template := templates.get((event.client_id, event.event_type)))
+        ]
+        OutboundMessage.objects.bulk_create(messages, ignore_conflicts=True)
+        LoyaltyEvent.objects.filter(pk__in=[e.pk for e in events]).update(messages_planned_at=timezone.now())
+        planned += len(messages)
+
+
+def fail_interrupted_sends() -> int:
+    """Messages left 'sending' by a killed run: the vendor may or may not have them, so they are not resent."""
+    cutoff = timezone.now() - INTERRUPTED_AFTER
+    return OutboundMessage.objects.filter(status=Status.SENDING, claimed_at__lt=cutoff).update(
+        status=Status.FAILED,
+        detail="Interrupted while sending; not resent automatically to avoid a duplicate SMS. Resend if needed.",
+    )
+
+
+def claim_batch(connection: Connection, size: int = CLAIM_BATCH) -> list[OutboundMessage]:
+    token = uuid.uuid4().hex
+    candidates = OutboundMessage.objects.filter(connection=connection, status=Status.PENDING).order_by("pk")
+    ids = list(candidates.values_list("pk", flat=True)[:size])
+    OutboundMessage.objects.filter(pk__in=ids, status=Status.PENDING).update(
+        status=Status.SENDING, claim=token, claimed_at=timezone.now()
+    )
+    return list(OutboundMessage.objects.filter(claim=token, status=Status.SENDING).select_related("member"))
+
+
+def text_subscribers(messages: list[OutboundMessage]) -> set[int]:
+    return set(
+        ChannelSubscription.objects.filter(
+            member__in=[m.member_id for m in messages],
+            vendor="attentive",
+            channel="TEXT",
+            state=ChannelSubscription.State.SUBSCRIBED,
+        ).values_list("member_id", flat=True)
+    )
+
+
+def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
+    fields = {"status": status, "detail": detail[:2000], "claim": ""}
+    if status == Status.SENT:
+        fields["sent_at"] = timezone.now()
+    OutboundMessage.objects.filter(pk=message.pk, claim=message.claim).update(**fields)
+
+
+class SendRun:
+    """One run's sending for one connection: a thread pool within the vendor's rate limit, stopping the whole run
+    at the first error that will fail every message (a rejected token, throttling, an outage)."""
+
+    def __init__(self, connection: Connection, api: AttentiveAPI) -> None:
+        self.connection = connection
+        self.api = api
+        self.counts: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.stop_reason: VendorError | None = None
+        self.lock = threading.Lock()
+
+    def deliver(self, message: OutboundMessage, subscribed: bool) -> None:
+        status, detail = self._send(message, subscribed)
+        finish(message, status, detail)
+        with self.lock:
+            self.counts[status] += 1
+
+    def _send(self, message: OutboundMessage, subscribed: bool) -> tuple[str, str]:
+        if self.stop.is_set():
+            return Status.PENDING, ""
+        if not subscribed:
+            return Status.SKIPPED, "The member is not subscribed to TEXT at Attentive."
+        if not message.to:
+            return Status.SKIPPED, "The member has no mobile number."
+        try:
+            self.api.send_message(message.to, message.body)
+        except VendorTimeout as exc:
+            # No answer: Attentive may have sent it. Not retried, so the member never gets it twice.
+            return Status.FAILED, f"{exc} — it may have been delivered; not resent automatically."
+        except (LegacyTokenRejected, RateLimited, Unavailable) as exc:
+            self._stop(exc)
+            return Status.PENDING, ""
+        except VendorError as exc:
+            return Status.FAILED, exc.for_admin
+        return Status.SENT, ""
+
+    def _stop(self, error: VendorError) -> None:
+        with self.lock:
+            if not self.stop.is_set():
+                self.stop_reason = error
+                self.stop.set()
+
+
+def close_pool_connections(pool: ThreadPoolExecutor, workers: int) -> None:
+    """Close the database connection each pool thread opened: one task per thread, held at a barrier so that
+    every thread takes exactly one."""
+    barrier = threading.Barrier(workers)
+
+    def close(_: int) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=10)
+        connections.close_all()
+
+    list(pool.map(close, range(workers)))
+
+
+def send_pending(connection: Connection, concurrency: int | None = None) -> Counter[str]:
+    workers = concurrency or settings.MESSAGE_SEND_CONCURRENCY
+    run = SendRun(connection, attentive_api(connection))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") if workers > 1 else None
+    try:
+        while not run.stop.is_set():
+            batch = claim_batch(connection)
+            if not batch:
+                break
+            subscribed = text_subscribers(batch)
+            deliveries = ((m, m.member_id in subscribed) for m in batch)
+            if pool is None:
+                for message, is_subscribed in deliveries:
+                    run.deliver(message, is_subscribed)
+            else:
+                list(pool.map(lambda pair: run.deliver(*pair), deliveries))
+    finally:
+        if pool is not None:
+            close_pool_connections(pool, workers)
+            pool.shutdown()
+    if isinstance(run.stop_reason, LegacyTokenRejected):
+        record_failure(connection, run.stop_reason)
+        Connection.objects.filter(pk=connection.pk).update(
+            status=Connection.Status.FAILING, last_check_ok=False, last_check_result=run.stop_reason.for_admin
+        )
+    if run.stop_reason is not None:
+        run.counts["stopped"] = 1
+    run.counts.pop(Status.PENDING, None)
+    return run.counts
+
+
+def connections_with_pending_messages() -> QuerySet[Connection]:
+    return Connection.objects.filter(
+        status__in=[Connection.Status.ACTIVE, Connection.Status.FAILING],
+        vendor="attentive",
+        pk__in=OutboundMessage.objects.filter(status=Status.PENDING).values("connection_id"),
+    )
+
+
+def dispatch_messages() -> dict[str, int]:
+    """The scheduled job: plan new events' messages, settle interrupted sends, send what is pending."""
+    counts: Counter[str] = Counter(planned=plan_messages(), interrupted=fail_interrupted_sends())
+    for connection in connections_with_pending_messages():
+        counts.update(send_pending(connection))
+    return {key: counts.get(key, 0) for key in ("planned", "sent", "skipped", "failed", "interrupted", "stopped")}
