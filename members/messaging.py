@@ -96,7 +96,8 @@ def claim_batch(connection: Connection, size: int = CLAIM_BATCH) -> list[Outboun
     OutboundMessage.objects.filter(pk__in=ids, status=Status.PENDING).update(
         status=Status.SENDING, claim=token, claimed_at=timezone.now()
     )
-    return list(OutboundMessage.objects.filter(claim=token, status=Status.SENDING).select_related("member"))
+    claimed = OutboundMessage.objects.filter(claim=token, status=Status.SENDING).select_related("member")
+    return list(claimed.order_by("pk"))
 
 
 def text_subscribers(messages: list[OutboundMessage]) -> set[int]:

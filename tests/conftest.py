@@ -68,3 +68,29 @@ def api_client_for(db):
         return api
 
     return make
+
+
+@pytest.fixture
+def attentive_sandbox(live_server, settings):
+    """The Attentive simulator, served over real HTTP by the live server, reset for each test."""
+    from integrations.sandbox import attentive as simulator
+
+    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+    settings.MESSAGE_SEND_CONCURRENCY = 1  # SQLite's shared in-memory test database is not for parallel writers
+    simulator.state.__init__()
+    yield simulator.state
+    simulator.state.__init__()
+
+
+@pytest.fixture
+def sandbox_attentive_connection(attentive_sandbox, client_a):
+    from integrations.models import Connection, SignUpSource
+    from integrations.sandbox.attentive import API_KEY, LEGACY_TOKEN
+
+    SignUpSource.objects.create(client=client_a, source_id="132109", name="Loyalty", is_default=True)
+    return ConnectionFactory(
+        client=client_a,
+        vendor="attentive",
+        environment=Connection.Environment.SANDBOX,
+        secrets={"api_key": API_KEY, "legacy_token": LEGACY_TOKEN},
+    )

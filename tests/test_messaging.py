@@ -1,0 +1,141 @@
+"""Loyalty-action messages: one per (event, template), only to TEXT subscribers, never twice — even with two runs
+at once or a run killed halfway — and a rejected legacy token becomes the seed's instruction on the connection."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection as db
+from django.utils import timezone
+
+from integrations.models import Connection, JobRun
+from members.messaging import claim_batch, dispatch_messages, plan_messages, send_pending
+from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
+from members.tasks import dispatch_loyalty_messages
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def setup(sandbox_attentive_connection, client_a):
+    template = MessageTemplate.objects.create(
+        client=client_a,
+        event_type="points_earned",
+        connection=sandbox_attentive_connection,
+        text="Hi {first_name}, you earned {points} points at {client_name}!",
+    )
+    members = [
+        Member.objects.create(client=client_a, phone=f"+1770765{1750 + n}", first_name=f"M{n}") for n in range(4)
+    ]
+    for member in members[:3]:  # the fourth is not subscribed to TEXT
+        ChannelSubscription.objects.create(member=member, vendor="attentive", channel="TEXT", state="subscribed")
+    events = [
+        LoyaltyEvent.objects.create(
+            client=client_a, member=m, external_id=f"ev-{m.pk}", event_type="points_earned", data={"points": 50}
+        )
+        for m in members
+    ]
+    return {"connection": sandbox_attentive_connection, "template": template, "members": members, "events": events}
+
+
+def test_the_job_sends_to_subscribers_and_skips_the_rest(setup, attentive_sandbox):
+    counts = dispatch_loyalty_messages.apply().get()
+    assert counts == {"planned": 4, "sent": 3, "skipped": 1, "failed": 0, "interrupted": 0, "stopped": 0}
+    assert attentive_sandbox.messages[0]["body"] == "Hi M0, you earned 50 points at Alpha Apparel!"
+    assert sorted(m["to"] for m in attentive_sandbox.messages) == sorted(m.phone for m in setup["members"][:3])
+    run = JobRun.objects.get(job="members.dispatch_loyalty_messages")
+    assert run.outcome == "succeeded" and run.counts["sent"] == 3
+    # Running again sends nothing new.
+    assert dispatch_messages()["sent"] == 0
+    assert len(attentive_sandbox.messages) == 3
+
+
+def test_one_message_per_event_and_template_even_if_planned_twice(setup):
+    plan_messages()
+    LoyaltyEvent.objects.update(messages_planned_at=None)  # as if a killed run had not recorded the planning
+    plan_messages()
+    assert OutboundMessage.objects.count() == 4
+
+
+def test_two_runs_never_claim_the_same_message(setup):
+    plan_messages()
+    first, second = claim_batch(setup["connection"]), claim_batch(setup["connection"])
+    assert len(first) == 4 and second == []
+
+
+def test_a_message_left_sending_by_a_killed_run_is_not_resent(setup, attentive_sandbox):
+    plan_messages()
+    claimed = claim_batch(setup["connection"], size=1)  # the run dies here, after claiming
+    OutboundMessage.objects.filter(pk=claimed[0].pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+    counts = dispatch_messages()
+    assert counts["interrupted"] == 1 and counts["sent"] == 2
+    assert OutboundMessage.objects.get(pk=claimed[0].pk).status == "failed"
+    assert claimed[0].to not in {m["to"] for m in attentive_sandbox.messages}
+
+
+@pytest.mark.parametrize("status", ["401", "403"])
+def test_rejected_legacy_token_stops_the_run_and_tells_the_admin(setup, attentive_sandbox, status):
+    attentive_sandbox.fail, attentive_sandbox.fail_path, attentive_sandbox.fail_times = status, "messages", 99
+    counts = dispatch_messages()
+    assert counts["sent"] == 0 and counts["stopped"] == 1
+    connection = Connection.objects.get(pk=setup["connection"].pk)
+    assert connection.status == Connection.Status.FAILING
+    assert "legacyapi@attentivemobile.com" in connection.last_check_result
+    # Nothing is lost: the messages wait for the token to be fixed.
+    assert OutboundMessage.objects.filter(status="pending").count() == 4
+    attentive_sandbox.fail_times = 0
+    assert dispatch_messages()["sent"] == 3
+
+
+def test_messages_wait_while_attentive_is_throttling(setup, attentive_sandbox, settings):
+    attentive_sandbox.fail, attentive_sandbox.fail_path, attentive_sandbox.fail_times = "429", "messages", 99
+    plan_messages()
+    counts = send_pending(setup["connection"])  # retries with backoff inside, then gives up for this run
+    assert counts.get("sent", 0) == 0 and counts["stopped"] == 1
+    assert OutboundMessage.objects.filter(status="pending").count() == 4
+
+
+def test_unknown_placeholders_are_rejected_when_a_template_is_saved(setup):
+    from django.core.exceptions import ValidationError
+
+    template = MessageTemplate(
+        client=setup["template"].client, event_type="tier_changed", connection=setup["connection"], text="Hi {nmae}"
+    )
+    with pytest.raises(ValidationError, match="Unknown placeholder"):
+        template.full_clean()
+
+
+@pytest.mark.skipif("db.vendor != 'postgresql'", reason="parallel writers need PostgreSQL")
+def test_two_jobs_at_once_send_each_message_once(setup, attentive_sandbox, settings):
+    settings.MESSAGE_SEND_CONCURRENCY = 4
+    members = [
+        Member.objects.create(client=setup["template"].client, phone=f"+1404555{1000 + n:04d}") for n in range(60)
+    ]
+    ChannelSubscription.objects.bulk_create(
+        ChannelSubscription(member=m, vendor="attentive", channel="TEXT", state="subscribed") for m in members
+    )
+    LoyaltyEvent.objects.bulk_create(
+        LoyaltyEvent(client=m.client, member=m, external_id=f"bulk-{m.pk}", event_type="points_earned") for m in members
+    )
+    results: list[dict] = []
+
+    def run() -> None:
+        results.append(dispatch_messages())
+        db.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r["sent"] for r in results) == 63
+    assert max(attentive_sandbox_counts(attentive_sandbox).values()) == 1
+
+
+def attentive_sandbox_counts(state) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for message in state.messages:
+        counts[message["to"]] = counts.get(message["to"], 0) + 1
+    return counts
