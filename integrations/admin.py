@@ -139,6 +139,7 @@ class ClientAdmin(ClientScopedAdmin):
                     api_key=form.cleaned_data["api_key"],
                     legacy_token=form.cleaned_data["legacy_token"],
                     sign_up_sources=form.cleaned_data["sign_up_sources"],
+                    environment=form.cleaned_data["environment"],
                 )
                 if outcome.ok:
                     self.message_user(request, f"Attentive is active for {client}. {outcome.message}")
@@ -148,7 +149,10 @@ class ClientAdmin(ClientScopedAdmin):
                 connection = attentive.connection_of(client)
         else:
             sources = SignUpSource.objects.filter(client=client).order_by("-is_default", "pk")
-            initial = {"sign_up_sources": "\n".join(f"{s.source_id}, {s.name}" for s in sources)}
+            initial = {
+                "sign_up_sources": "\n".join(f"{s.source_id}, {s.name}" for s in sources),
+                "environment": connection.environment if connection else Connection.Environment.PRODUCTION,
+            }
             form = AttentiveActivationForm(initial=initial, has_api_key=has_key)
         return self._page(
             request,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from integrations.attentive.flows import SignUpSourceInput
+from integrations.models import Connection
 
 
 def secret_input(label: str, *, required: bool, help_text: str = "") -> forms.CharField:
@@ -17,7 +18,13 @@ def secret_input(label: str, *, required: bool, help_text: str = "") -> forms.Ch
 
 
 class AttentiveActivationForm(forms.Form):
+    environment = forms.ChoiceField(
+        choices=Connection.Environment.choices,
+        initial=Connection.Environment.PRODUCTION,
+        help_text="Sandbox talks to the portal's own Attentive simulator.",
+    )
     sign_up_sources = forms.CharField(
+        error_messages={"required": "Add at least one sign-up source: Attentive needs one to subscribe members."},
         label="Sign-up sources",
         widget=forms.Textarea(attrs={"rows": 4, "cols": 50, "placeholder": "132109, Loyalty sign-up"}),
         help_text="One per line: the sign-up flow id from Attentive's Subscribers tab, a comma, a name. "
@@ -38,7 +45,7 @@ class AttentiveActivationForm(forms.Form):
             help_text="Needed to send messages; Attentive activates it on request (legacyapi@attentivemobile.com)."
             + (" Leave blank to keep the stored one." if has_api_key else ""),
         )
-        self.order_fields(["api_key", "legacy_token", "sign_up_sources"])
+        self.order_fields(["environment", "api_key", "legacy_token", "sign_up_sources"])
 
     def clean_sign_up_sources(self) -> list[SignUpSourceInput]:
         sources: list[SignUpSourceInput] = []

@@ -58,6 +58,8 @@ class MemberSerializer(serializers.ModelSerializer):
             "id", "client", "annex_cloud_id", "email", "phone", "first_name", "last_name", "zip_code",
             "opted_in", "status", "tier", "points", "subscriptions",
         ]  # fmt: skip
+        # Uniqueness is checked in validate() against the resolved client, with a message that says what clashed.
+        validators: list[Any] = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         client = self.instance.client if self.instance else resolve_client(self, attrs)
@@ -144,6 +146,8 @@ class LoyaltyEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = LoyaltyEvent
         fields = ["id", "client", "event_id", "event_type", "member", "member_id", "occurred_at", "data"]
+        # A repeated event id is not an error here: the view answers it with the stored event.
+        validators: list[Any] = []
 
     def validate_data(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):

@@ -59,11 +59,17 @@ def connection_of(client: Client) -> Connection | None:
 
 @transaction.atomic
 def save_activation(
-    client: Client, *, api_key: str, legacy_token: str, sign_up_sources: Iterable[SignUpSourceInput]
+    client: Client,
+    *,
+    api_key: str,
+    legacy_token: str,
+    sign_up_sources: Iterable[SignUpSourceInput],
+    environment: str = "",
 ) -> Connection:
     """Store the credentials (encrypted; blank keeps a stored value) and the client's sign-up sources."""
     connection, _ = Connection.objects.get_or_create(client=client, vendor=VENDOR)
     update_secrets(connection, {"api_key": api_key, "legacy_token": legacy_token})
+    connection.environment = environment or connection.environment
     if connection.status == Connection.Status.DISABLED:
         connection.status = Connection.Status.DRAFT
     connection.save()
@@ -87,10 +93,21 @@ def replace_sign_up_sources(client: Client, sources: list[SignUpSourceInput]) ->
 
 
 def activate(
-    client: Client, *, api_key: str, legacy_token: str = "", sign_up_sources: Iterable[SignUpSourceInput] = ()
+    client: Client,
+    *,
+    api_key: str,
+    legacy_token: str = "",
+    sign_up_sources: Iterable[SignUpSourceInput] = (),
+    environment: str = "",
 ) -> Outcome:
     """The site admin's first journey: store the credentials, verify them, and activate on success."""
-    connection = save_activation(client, api_key=api_key, legacy_token=legacy_token, sign_up_sources=sign_up_sources)
+    connection = save_activation(
+        client,
+        api_key=api_key,
+        legacy_token=legacy_token,
+        sign_up_sources=sign_up_sources,
+        environment=environment,
+    )
     if not connection.secret("api_key"):
         return Outcome(False, "Enter the API key of a private app from Attentive's Integrations tab.")
     return verify(connection, activate=True)
