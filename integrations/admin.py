@@ -79,9 +79,33 @@ class ReadOnlyAdmin(ClientScopedAdmin):
 # --- Clients ----------------------------------------------------------------------------------------------
 
 
+class SignUpSourceInline(admin.TabularInline):
+    model = SignUpSource
+    extra = 0
+    fields = ["source_id", "name", "is_default"]
+
+
+class ConnectionInline(admin.TabularInline):
+    """The client's connections at a glance; each links to its own page (secrets are never shown here)."""
+
+    model = Connection
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["vendor", "environment", "status", "last_checked_at", "last_check_result"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
+        return super().get_queryset(request).defer("secrets")
+
+
 @admin.register(Client)
 class ClientAdmin(ClientScopedAdmin):
     change_form_template = "admin/integrations/client/change_form.html"
+    inlines = [ConnectionInline, SignUpSourceInline]
     client_path = ""
     list_display = ["name", "slug", "site_id", "default_region", "active", "connection_summary"]
     list_filter = ["active"]

@@ -90,8 +90,7 @@ def test_annex_cloud_site_credentials_derive_the_partner_token(admin_http, clien
 @pytest.fixture
 def subscribable(sandbox_attentive_connection, client_a):
     return [
-        Member.objects.create(client=client_a, phone=f"+1770765{1760 + n}", email=f"m{n}@example.com")
-        for n in range(3)
+        Member.objects.create(client=client_a, phone=f"+1770765{1760 + n}", email=f"m{n}@example.com") for n in range(3)
     ]
 
 

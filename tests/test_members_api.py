@@ -84,13 +84,16 @@ def test_subscribe_action_without_attentive_is_a_clear_409(api_client_for, clien
 def test_subscribe_action_through_the_sandbox(api_client_for, client_a, sandbox_attentive_connection, ann):
     response = api_client_for(client_a).post(f"/api/members/{ann.pk}/subscribe/")
     assert response.status_code == 200 and response.json()["ok"]
-    assert {s["channel"]: s["state"] for s in api_client_for(client_a).get(f"/api/members/{ann.pk}/").json()[
-        "subscriptions"
-    ]} == {"TEXT": "subscribed", "EMAIL": "subscribed"}
+    assert {
+        s["channel"]: s["state"]
+        for s in api_client_for(client_a).get(f"/api/members/{ann.pk}/").json()["subscriptions"]
+    } == {"TEXT": "subscribed", "EMAIL": "subscribed"}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_opting_in_through_the_api_subscribes_once(api_client_for, client_a, sandbox_attentive_connection, ann, settings):
+def test_opting_in_through_the_api_subscribes_once(
+    api_client_for, client_a, sandbox_attentive_connection, ann, settings
+):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     from portal.celery import app
 

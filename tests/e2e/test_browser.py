@@ -1,4 +1,4 @@
-"""A person's view: log in to the admin in headless Chromium and see the dashboard."""
+"""A person's view in headless Chromium: log in and see the dashboard; activate Attentive for a client."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from integrations.models import Connection
+from integrations.sandbox.attentive import API_KEY, LEGACY_TOKEN
 from tests.factories import PASSWORD, ClientFactory, ConnectionFactory, SiteAdminFactory
 
 pytestmark = pytest.mark.browser
@@ -22,13 +23,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-def test_site_admin_logs_in_and_sees_the_dashboard(live_server, chromium_path, monkeypatch):
+@pytest.fixture
+def logged_in_page(live_server, chromium_path, monkeypatch):
+    """A Chromium page logged in to the admin as a site admin."""
     admin = SiteAdminFactory(username="browser-admin")
-    client = ClientFactory(name="Gamma Goods")
-    ConnectionFactory(client=client, vendor="vibes", status=Connection.Status.FAILING, last_check_result="bad pw")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the live server makes are in its own.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
@@ -37,10 +38,44 @@ def test_site_admin_logs_in_and_sees_the_dashboard(live_server, chromium_path, m
         page.fill("#id_username", admin.username)
         page.fill("#id_password", PASSWORD)
         page.click("input[type=submit]")
-        dashboard = page.locator("#dashboard")
-        expect(dashboard).to_contain_text("Needs attention")
-        expect(dashboard).to_contain_text("Gamma Goods")
-        expect(page.locator("tr.failing-connection")).to_contain_text("bad pw")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        page.wait_for_selector("#dashboard")
+        yield page
         browser.close()
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_site_admin_logs_in_and_sees_the_dashboard(logged_in_page, live_server):
+    from playwright.sync_api import expect
+
+    client = ClientFactory(name="Gamma Goods")
+    ConnectionFactory(client=client, vendor="vibes", status=Connection.Status.FAILING, last_check_result="bad pw")
+    page = logged_in_page
+    page.goto(f"{live_server.url}/admin/")
+    dashboard = page.locator("#dashboard")
+    expect(dashboard).to_contain_text("Needs attention")
+    expect(dashboard).to_contain_text("Gamma Goods")
+    expect(page.locator("tr.failing-connection")).to_contain_text("bad pw")
+    screenshot(page, "dashboard")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_site_admin_activates_attentive_for_a_client(logged_in_page, live_server, attentive_sandbox):
+    from playwright.sync_api import expect
+
+    client = ClientFactory(name="Demo Outfitters")
+    page = logged_in_page
+    page.goto(f"{live_server.url}/admin/integrations/client/{client.pk}/change/")
+    page.click("#activate-attentive")
+    page.select_option("#id_environment", "sandbox")
+    page.fill("#id_api_key", API_KEY)
+    page.fill("#id_legacy_token", LEGACY_TOKEN)
+    page.fill("#id_sign_up_sources", "132109, Loyalty sign-up")
+    page.click("#attentive-activation input[type=submit]")
+    expect(page.locator(".messagelist")).to_contain_text("Attentive is active for Demo Outfitters")
+    screenshot(page, "attentive-activated")
+    assert Connection.objects.get(client=client, vendor="attentive").status == Connection.Status.ACTIVE

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.models import Client, Connection
+from integrations.models import Client, Connection, SignUpSource
 from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
 from integrations.vendors import VENDORS
 
@@ -60,6 +60,7 @@ class Command(BaseCommand):
                     "settings": SANDBOX_SETTINGS.get(vendor, {}),
                 },
             )
+        self.seed_loyalty_side(client)
         client_user = users.objects.filter(username="demo-client").first()
         if client_user is None:
             client_user = users.objects.create_user("demo-client", "client@example.com", DEMO_PASSWORD, is_staff=True)
@@ -67,6 +68,32 @@ class Command(BaseCommand):
             client_user.groups.add(Group.objects.get(name=CLIENT_USERS_GROUP))
             client.users.add(client_user)
         self.stdout.write(
+            "Attentive is in the sandbox and still draft: open the client, click 'Activate Attentive' and "
+            "'Save and verify' (the sandbox key is stored). Then subscribe the members and add a loyalty event."
+        )
+        self.stdout.write(
             f"Demo ready: site admin 'admin' and client user 'demo-client', password '{DEMO_PASSWORD}'; "
             f"client '{client.name}' with {client.connections.count()} sandbox connections."
+        )
+
+    def seed_loyalty_side(self, client: Client) -> None:
+        """A sign-up source, three members and a message template, so the Attentive journey can be tried."""
+        from members.models import Member, MessageTemplate
+
+        SignUpSource.objects.get_or_create(
+            client=client, source_id="132109", defaults={"name": "Loyalty sign-up", "is_default": True}
+        )
+        for n, (first, last) in enumerate([("Amanda", "Reyes"), ("Brian", "Paul"), ("Jacob", "Smith")]):
+            Member.objects.get_or_create(
+                client=client,
+                phone=f"+1770765175{n}",
+                defaults={"first_name": first, "last_name": last, "email": f"{first.lower()}@example.com"},
+            )
+        MessageTemplate.objects.get_or_create(
+            client=client,
+            event_type="points_earned",
+            defaults={
+                "connection": Connection.objects.get(client=client, vendor="attentive"),
+                "text": "Hi {first_name}, you earned {points} points at {client_name}. Balance: {points_balance}.",
+            },
         )
