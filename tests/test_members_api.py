@@ -90,19 +90,32 @@ def test_subscribe_action_through_the_sandbox(api_client_for, client_a, sandbox_
     } == {"TEXT": "subscribed", "EMAIL": "subscribed"}
 
 
-@pytest.mark.django_db(transaction=True)
-def test_opting_in_through_the_api_subscribes_once(
-    api_client_for, client_a, sandbox_attentive_connection, ann, settings
-):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+@pytest.fixture
+def eager_celery():
+    """Tasks run in-process when queued, so the on-commit subscribe can be observed."""
     from portal.celery import app
 
     app.conf.task_always_eager = True
-    try:
-        api = api_client_for(client_a)
-        assert api.patch(f"/api/members/{ann.pk}/", {"opted_in": True}, format="json").status_code == 200
-        assert api.patch(f"/api/members/{ann.pk}/", {"opted_in": True}, format="json").status_code == 200
-    finally:
-        app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opting_in_through_the_api_subscribes_once(
+    api_client_for, client_a, sandbox_attentive_connection, ann, eager_celery
+):
+    api = api_client_for(client_a)
+    assert api.patch(f"/api/members/{ann.pk}/", {"opted_in": True}, format="json").status_code == 200
+    assert api.patch(f"/api/members/{ann.pk}/", {"opted_in": True}, format="json").status_code == 200
     assert ann.subscriptions.get(channel="TEXT").state == "subscribed"
     assert VendorCall.objects.filter(method="POST", url__endswith="/v1/subscriptions").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opting_out_through_the_api_unsubscribes(
+    api_client_for, client_a, sandbox_attentive_connection, ann, eager_celery
+):
+    api = api_client_for(client_a)
+    api.patch(f"/api/members/{ann.pk}/", {"opted_in": True}, format="json")
+    api.patch(f"/api/members/{ann.pk}/", {"opted_in": False}, format="json")
+    assert ann.subscriptions.get(channel="TEXT").state == "unsubscribed"
