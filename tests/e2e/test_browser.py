@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from integrations.models import Connection
 from integrations.sandbox.attentive import API_KEY, LEGACY_TOKEN
@@ -40,6 +41,9 @@ def logged_in_page(live_server, chromium_path, monkeypatch):
         page.click("input[type=submit]")
         page.wait_for_selector("#dashboard")
         yield page
+        # ORM calls made while Playwright runs use a connection of their own context: close it here, or it
+        # outlives the test database.
+        connections.close_all()
         browser.close()
 
 
