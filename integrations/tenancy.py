@@ -61,6 +61,10 @@ CLIENT_USER_PERMISSIONS = (
     "add_messagetemplate",
     "change_messagetemplate",
     "view_outboundmessage",
+    "view_segment",
+    "add_segment",
+    "change_segment",
+    "view_segmentexport",
 )
 
 
@@ -70,6 +74,6 @@ def ensure_client_users_group() -> None:
 
     group, _ = Group.objects.get_or_create(name=CLIENT_USERS_GROUP)
     permissions = Permission.objects.filter(
-        content_type__app_label="integrations", codename__in=CLIENT_USER_PERMISSIONS
+        content_type__app_label__in=["integrations", "members"], codename__in=CLIENT_USER_PERMISSIONS
     )
     group.permissions.add(*permissions)

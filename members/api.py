@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.http import FileResponse, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -17,8 +19,10 @@ from integrations.http import VendorError
 from integrations.models import Client
 from integrations.tenancy import scope_to_clients, visible_clients
 from members import flows
-from members.models import EventType, LoyaltyEvent, Member
+from members.exports import export_filename, should_export_in_background, stream_segment_csv
+from members.models import EventType, LoyaltyEvent, Member, Segment, SegmentExport
 from members.phones import InvalidPhone, to_e164
+from members.segments import request_background_export
 
 
 class ClientField(serializers.SlugRelatedField):
@@ -197,3 +201,72 @@ class LoyaltyEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return Response(
             self.get_serializer(event).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    size = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Segment
+        fields = [
+            "id", "client", "name", "type", "from_date", "to_date", "status", "external_id", "external_name",
+            "annex_cloud_segment_id", "size",
+        ]  # fmt: skip
+
+
+class SegmentExportSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SegmentExport
+        fields = ["id", "segment", "status", "rows", "error", "created_at", "finished_at", "download_url"]
+
+    def get_download_url(self, export: SegmentExport) -> str | None:
+        if export.status != SegmentExport.Status.READY:
+            return None
+        return self.context["request"].build_absolute_uri(reverse("segment-export-download", args=[export.pk]))
+
+
+def csv_download(segment: Segment) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream_segment_csv(segment), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(segment)}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class SegmentViewSet(viewsets.ReadOnlyModelViewSet):
+    """A client's segments. `export` streams the CSV (phone E.164, email, first and last name, member id); a
+    segment too large to stream is exported by a job instead: 202 with the export to poll."""
+
+    serializer_class = SegmentSerializer
+
+    def get_queryset(self) -> QuerySet[Segment]:
+        queryset = Segment.objects.select_related("client").annotate(size=Count("links")).order_by("pk")
+        return scope_to_clients(queryset, self.request.user)
+
+    @extend_schema(responses={(200, "text/csv"): bytes, 202: SegmentExportSerializer})
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str | None = None) -> Response | StreamingHttpResponse:
+        segment = self.get_object()
+        if should_export_in_background(segment):
+            export = request_background_export(segment)
+            body = SegmentExportSerializer(export, context={"request": request}).data
+            status_url = reverse("segment-export-detail", args=[export.pk])
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": status_url})
+        return csv_download(segment)
+
+
+class SegmentExportViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = SegmentExportSerializer
+
+    def get_queryset(self) -> QuerySet[SegmentExport]:
+        return scope_to_clients(SegmentExport.objects.order_by("-pk"), self.request.user, "segment__client")
+
+    @extend_schema(responses={(200, "text/csv"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> FileResponse | Response:
+        export = self.get_object()
+        if export.status != SegmentExport.Status.READY:
+            return Response({"detail": f"The export is {export.status}."}, status=status.HTTP_409_CONFLICT)
+        return FileResponse(export.file.open("rb"), as_attachment=True, filename=export.file.name.rsplit("/", 1)[-1])

@@ -189,3 +189,77 @@ class OutboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.to}: {self.body[:40]}"
+
+
+class Segment(models.Model):
+    """A named set of members with seed 000's segment fields; exported as CSV and pushed to Annex Cloud."""
+
+    class Type(models.TextChoices):
+        CURRENT = "Current Data"
+        PAST = "Past Data"
+
+    class Status(models.TextChoices):
+        ACTIVE = "ACTIVE"
+        INACTIVE = "INACTIVE"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.CURRENT)
+    from_date = models.DateField(null=True, blank=True)
+    to_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    external_id = models.CharField(max_length=100, blank=True)
+    external_name = models.CharField(max_length=200, blank=True)
+    members = models.ManyToManyField(Member, through="SegmentMember", related_name="segments", blank=True)
+    # A saved filter (opted_in, status, tier, joined_from, joined_to) that "Apply saved filter" adds members by.
+    saved_filter = models.JSONField(default=dict, blank=True)
+    annex_cloud_segment_id = models.CharField(max_length=50, blank=True)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    push_result = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["client", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.from_date and self.to_date and self.from_date > self.to_date:
+            raise ValidationError({"to_date": "The to date must be on or after the from date."})
+
+
+class SegmentMember(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="links")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="segment_links")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "member"], name="member_once_per_segment")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} in {self.segment_id}"
+
+
+class SegmentExport(models.Model):
+    """A large export written to a file by a job; the admin links to it when it is ready."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        READY = "ready"
+        FAILED = "failed"
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="exports")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    file = models.FileField(upload_to="segment-exports/", blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.segment} export {self.created_at:%Y-%m-%d %H:%M}"

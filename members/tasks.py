@@ -12,3 +12,17 @@ from members.messaging import dispatch_messages
 @shared_task(bind=True, base=PortalTask, name="members.dispatch_loyalty_messages")
 def dispatch_loyalty_messages(self: Task, client_id: int | None = None) -> Counts:
     return run_as_job(self, dispatch_messages)
+
+
+@shared_task(bind=True, base=PortalTask, name="members.export_segment")
+def export_segment(self: Task, export_id: int) -> Counts:
+    """Write a large segment export to a file. Re-running rewrites the same file, so a retry does no harm."""
+    from members.models import SegmentExport
+    from members.segments import write_export
+
+    export = SegmentExport.objects.select_related("segment__client").get(pk=export_id)
+    try:
+        return run_as_job(self, lambda: write_export(export), export.segment.client_id)
+    except Exception as exc:
+        SegmentExport.objects.filter(pk=export_id).update(status=SegmentExport.Status.FAILED, error=str(exc)[:2000])
+        raise

@@ -178,6 +178,13 @@ VENDOR_CALL_RETENTION_DAYS = env.int("VENDOR_CALL_RETENTION_DAYS", default=30)
 # Parallel sends per connection in the message job (each still within the vendor's rate limit).
 MESSAGE_SEND_CONCURRENCY = env.int("MESSAGE_SEND_CONCURRENCY", default=8)
 
+# Segments with more members than this are exported by a background job to a file instead of streamed to the
+# browser. PostgreSQL's COPY streams a million rows in a couple of seconds; SQLite is slower.
+SEGMENT_EXPORT_STREAM_MAX_ROWS = env.int(
+    "SEGMENT_EXPORT_STREAM_MAX_ROWS",
+    default=2_000_000 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 200_000,
+)
+
 # --- API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from integrations.views import ClientViewSet, ConnectionViewSet
-from members.api import LoyaltyEventViewSet, MemberViewSet
+from members.api import LoyaltyEventViewSet, MemberViewSet, SegmentExportViewSet, SegmentViewSet
 from portal.views import healthz
 
 router = DefaultRouter()
@@ -14,6 +14,8 @@ router.register("clients", ClientViewSet, basename="client")
 router.register("connections", ConnectionViewSet, basename="connection")
 router.register("members", MemberViewSet, basename="member")
 router.register("loyalty-events", LoyaltyEventViewSet, basename="loyalty-event")
+router.register("segments", SegmentViewSet, basename="segment")
+router.register("segment-exports", SegmentExportViewSet, basename="segment-export")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

@@ -94,3 +94,13 @@ def sandbox_attentive_connection(attentive_sandbox, client_a):
         environment=Connection.Environment.SANDBOX,
         secrets={"api_key": API_KEY, "legacy_token": LEGACY_TOKEN},
     )
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run in-process when queued, so the on-commit subscribe can be observed."""
+    from portal.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False

@@ -90,16 +90,6 @@ def test_subscribe_action_through_the_sandbox(api_client_for, client_a, sandbox_
     } == {"TEXT": "subscribed", "EMAIL": "subscribed"}
 
 
-@pytest.fixture
-def eager_celery():
-    """Tasks run in-process when queued, so the on-commit subscribe can be observed."""
-    from portal.celery import app
-
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
-
-
 @pytest.mark.django_db(transaction=True)
 def test_opting_in_through_the_api_subscribes_once(
     api_client_for, client_a, sandbox_attentive_connection, ann, eager_celery

@@ -1,0 +1,126 @@
+"""Segment use cases: fill a segment (members, e-mail list, saved filter), push it to Annex Cloud, export it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import QuerySet
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from integrations.annexcloud.flows import AnnexCloudNotReady, annex_cloud_api
+from integrations.http import VendorError
+from members.exports import export_filename, stream_segment_csv
+from members.models import Member, Segment, SegmentExport, SegmentMember
+
+FILTER_FIELDS = {"opted_in", "status", "tier", "joined_from", "joined_to"}
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    ok: bool
+    message: str
+
+
+def add_members(segment: Segment, members: QuerySet[Member]) -> int:
+    """Add members of the segment's own client (others are ignored); members already in stay once."""
+    ids = list(members.filter(client_id=segment.client_id).values_list("pk", flat=True))
+    before = segment.links.count()
+    SegmentMember.objects.bulk_create(
+        [SegmentMember(segment=segment, member_id=pk) for pk in ids], ignore_conflicts=True, batch_size=5000
+    )
+    return segment.links.count() - before
+
+
+def add_members_by_emails(segment: Segment, emails: str) -> tuple[int, list[str]]:
+    """Seed 000's `member` field: e-mail addresses separated by commas. Returns (added, addresses not found)."""
+    wanted = {e.strip().lower() for e in emails.replace("\n", ",").split(",") if e.strip()}
+    members = Member.objects.filter(client_id=segment.client_id).alias(email_lower=Lower("email"))
+    members = members.filter(email_lower__in=wanted)
+    found = {email.lower() for email in members.values_list("email", flat=True)}
+    return add_members(segment, members), sorted(wanted - found)
+
+
+def members_matching(segment: Segment, saved_filter: dict[str, Any]) -> QuerySet[Member]:
+    unknown = set(saved_filter) - FILTER_FIELDS
+    if unknown:
+        raise ValueError(
+            f"Unknown filter field(s): {', '.join(sorted(unknown))}. Use {', '.join(sorted(FILTER_FIELDS))}."
+        )
+    members = Member.objects.filter(client_id=segment.client_id)
+    if "opted_in" in saved_filter:
+        members = members.filter(opted_in=bool(saved_filter["opted_in"]))
+    if saved_filter.get("status"):
+        members = members.filter(status=saved_filter["status"])
+    if saved_filter.get("tier"):
+        members = members.filter(tier=saved_filter["tier"])
+    if saved_filter.get("joined_from"):
+        members = members.filter(created_at__date__gte=saved_filter["joined_from"])
+    if saved_filter.get("joined_to"):
+        members = members.filter(created_at__date__lte=saved_filter["joined_to"])
+    return members
+
+
+def apply_saved_filter(segment: Segment) -> int:
+    return add_members(segment, members_matching(segment, segment.saved_filter))
+
+
+def segment_payload(segment: Segment) -> dict[str, str]:
+    """Seed 000's segment request, field for field (all strings, dates yyyy-mm-dd)."""
+    emails = segment.members.exclude(email="").order_by("pk").values_list("email", flat=True)
+    return {
+        "name": segment.name,
+        "type": segment.type,
+        "fromDate": segment.from_date.isoformat() if segment.from_date else "",
+        "toDate": segment.to_date.isoformat() if segment.to_date else "",
+        "member": ",".join(emails),
+        "status": segment.status,
+        "externalId": segment.external_id,
+        "externalName": segment.external_name,
+    }
+
+
+def push_to_annex_cloud(segment: Segment) -> PushOutcome:
+    """Create the segment at Annex Cloud and keep the id it returns; the outcome says what happened in words."""
+    try:
+        response = annex_cloud_api(segment.client).create_segment(segment_payload(segment))
+    except AnnexCloudNotReady as exc:
+        outcome = PushOutcome(False, str(exc))
+    except VendorError as exc:
+        outcome = PushOutcome(False, f"Annex Cloud refused segment '{segment}': {exc.message}. {exc.hint}")
+    else:
+        segment.annex_cloud_segment_id = str((response or {}).get("segmentId", ""))
+        segment.pushed_at = timezone.now()
+        outcome = PushOutcome(True, f"Segment '{segment}' is segment {segment.annex_cloud_segment_id} at Annex Cloud.")
+    segment.push_result = outcome.message
+    segment.save(update_fields=["annex_cloud_segment_id", "pushed_at", "push_result"])
+    return outcome
+
+
+def write_export(export: SegmentExport) -> dict[str, int]:
+    """The background export: the same stream as a download, written to a file chunk by chunk."""
+    SegmentExport.objects.filter(pk=export.pk).update(status=SegmentExport.Status.RUNNING)
+    segment = export.segment
+    content = ContentFile(b"")
+    name = export_filename(segment)
+    export.file.save(name, content, save=False)
+    with export.file.open("wb") as handle:
+        for chunk in stream_segment_csv(segment):
+            handle.write(chunk)
+    export.rows = segment.links.count()
+    export.status = SegmentExport.Status.READY
+    export.finished_at = timezone.now()
+    export.save(update_fields=["file", "rows", "status", "finished_at"])
+    return {"rows": export.rows}
+
+
+def request_background_export(segment: Segment) -> SegmentExport:
+    """Queue a file export after commit; the job marks it ready (or failed, with the error)."""
+    from members.tasks import export_segment  # tasks import this module
+
+    export = SegmentExport.objects.create(segment=segment)
+    transaction.on_commit(lambda: export_segment.delay(export.pk))
+    return export
