@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404
@@ -15,12 +16,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from integrations.admin import ClientFilter, ClientScopedAdmin
+from integrations.annexcloud import flows as annexcloud
 from integrations.attentive import flows as attentive
 from integrations.http import VendorError
 from integrations.tasks import attentive_subscribe, attentive_unsubscribe
-from members import flows, segments
+from integrations.tenancy import scope_to_clients, visible_clients
+from members import flows, imports, segments
 from members.api import csv_download
 from members.exports import should_export_in_background
+from members.imports import ImportFileError, import_members
 from members.models import (
     PLACEHOLDERS,
     ChannelSubscription,
@@ -54,6 +58,15 @@ class MemberForm(forms.ModelForm):
             except InvalidPhone as exc:
                 self.add_error("phone", str(exc))
         return cleaned
+
+
+class MemberImportForm(forms.Form):
+    client = forms.ModelChoiceField(queryset=None)
+    file = forms.FileField(help_text="UTF-8 CSV with a header row.")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = visible_clients(user)
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -121,7 +134,78 @@ class MemberAdmin(ClientScopedAdmin):
     search_fields = ["email", "phone", "first_name", "last_name", "annex_cloud_id"]
     list_select_related = ["client"]
     inlines = [SubscriptionInline]
-    actions = ["subscribe_at_attentive", "check_attentive_eligibility", "unsubscribe_at_attentive"]
+    actions = [
+        "subscribe_at_attentive",
+        "check_attentive_eligibility",
+        "unsubscribe_at_attentive",
+        "refresh_from_annex_cloud",
+        "add_to_segment",
+    ]
+    change_list_template = "admin/members/member/change_list.html"
+
+    def get_urls(self) -> list[Any]:
+        import_view = path("import/", self.admin_site.admin_view(self.import_view), name="members_member_import")
+        return [import_view, *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> TemplateResponse:
+        """Upload a CSV of members; bad rows are listed with their line numbers, good rows are kept."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = MemberImportForm(request.POST or None, request.FILES or None, user=request.user)
+        report_lines: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = import_members(form.cleaned_data["client"], form.cleaned_data["file"].file)
+            except ImportFileError as exc:
+                form.add_error("file", str(exc))
+            else:
+                report_lines = list(imports.report_lines(report))
+                level = messages.SUCCESS if not report.failed else messages.WARNING
+                self.message_user(request, report_lines[0], level)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import members from CSV",
+            "form": form,
+            "report_lines": report_lines[1:],
+            "columns": sorted(imports.COLUMNS),
+        }
+        return TemplateResponse(request, "admin/members/member/import.html", context)
+
+    @admin.action(description="Refresh from Annex Cloud", permissions=["change"])
+    def refresh_from_annex_cloud(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        for member in queryset.select_related("client")[:SYNC_ACTION_LIMIT]:
+            try:
+                outcome = annexcloud.refresh_member(member)
+            except annexcloud.AnnexCloudNotReady as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+            except VendorError as exc:
+                self.message_user(request, f"{member}: {exc.for_admin}", messages.ERROR)
+                continue
+            self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
+
+    @admin.action(description="Add to a segment…", permissions=["change"])
+    def add_to_segment(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
+        client_ids = set(queryset.values_list("client_id", flat=True))
+        choices = scope_to_clients(Segment.objects.filter(client_id__in=client_ids), request.user)
+        if "segment" in request.POST:
+            segment = choices.filter(pk=request.POST["segment"]).first()
+            if segment is None:
+                self.message_user(request, "Choose a segment of the members' client.", messages.ERROR)
+                return None
+            added = segments.add_members(segment, queryset)
+            self.message_user(request, f"Added {added} member(s) to {segment}.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Add members to a segment",
+            "segments": choices,
+            "pks": list(queryset.values_list("pk", flat=True)),
+            "action": request.POST["action"],
+        }
+        return TemplateResponse(request, "admin/members/member/add_to_segment.html", context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
         return super().get_queryset(request).prefetch_related("subscriptions")

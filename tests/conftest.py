@@ -104,3 +104,23 @@ def eager_celery():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def annex_cloud_sandbox(live_server, settings, client_a):
+    """Client A's Annex Cloud connection pointed at the simulator over real HTTP."""
+    from integrations.models import Connection
+    from integrations.sandbox import annex_cloud as simulator
+
+    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+    simulator.state.__init__()
+    client_a.site_id = "100001"
+    client_a.save()
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="annex_cloud",
+        environment=Connection.Environment.SANDBOX,
+        secrets={"api_secret": simulator.SECRET, "loyalty_token": "loyal"},
+    )
+    yield simulator.state, connection
+    simulator.state.__init__()

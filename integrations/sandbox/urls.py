@@ -5,7 +5,10 @@ from django.urls import include, path
 from integrations.sandbox.base import index
 
 # vendor key -> module with `urlpatterns`; each vendor's work adds its simulator here.
-SIMULATORS: dict[str, str] = {"attentive": "integrations.sandbox.attentive"}
+SIMULATORS: dict[str, str] = {
+    "annex_cloud": "integrations.sandbox.annex_cloud",
+    "attentive": "integrations.sandbox.attentive",
+}
 
 urlpatterns = [
     path("", index, name="sandbox-index"),

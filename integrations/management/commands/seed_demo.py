@@ -20,7 +20,7 @@ from integrations.vendors import VENDORS
 DEMO_PASSWORD = "portal-demo"
 # Sandbox credentials: the simulators accept these and nothing else.
 SANDBOX_SECRETS: dict[str, dict[str, str]] = {
-    "annex_cloud": {"api_secret": "sandbox-annex-secret", "loyalty_token": "sandbox-loyalty-token"},
+    "annex_cloud": {"api_secret": "sandbox-annex-shared-secret-0123456789", "loyalty_token": "sandbox-loyalty-token"},
     "attentive": {"api_key": "sandbox-attentive-key", "legacy_token": "sandbox-legacy-token"},
     "vibes": {"api_username": "sandbox", "api_password": "sandbox-vibes-password"},
     "first_orion": {"client_secret": "sandbox-fo-secret"},
