@@ -21,7 +21,7 @@ from members.models import Member, Segment
 
 HEADER = ["phone", "email", "first_name", "last_name", "member_id"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 1024 * 1024
 BATCH_ROWS = 10_000
 
 
@@ -67,11 +67,13 @@ def _iterate_csv(segment_id: int) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
+# The code points of FORMULA_STARTS: comparing ascii() integers costs far less than comparing left(column, 1).
+FORMULA_CODES = ", ".join(str(ord(ch)) for ch in FORMULA_STARTS)
+
+
 def _sql_neutralise(column: str) -> str:
     # Same rule as neutralise(): a leading = + - @ tab or CR gets a quote in front.
-    return (
-        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || {column} ELSE {column} END"
-    )
+    return f"CASE WHEN ascii({column}) IN ({FORMULA_CODES}) THEN '''' || {column} ELSE {column} END"
 
 
 def _copy_csv(segment_id: int) -> Iterator[bytes]:
@@ -90,16 +92,15 @@ def _copy_csv(segment_id: int) -> Iterator[bytes]:
         f"WHERE sm.segment_id = {int(segment_id)} ORDER BY m.id) "
         "TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
     )
-    pending: list[bytes] = []
-    size = 0
+    buffer = bytearray()
     with connection.cursor() as cursor, cursor.cursor.copy(query) as copy:
-        for data in copy:
-            pending.append(bytes(data))
-            size += len(data)
-            if size >= CHUNK_BYTES:
-                yield b"".join(pending)
-                pending, size = [], 0
-    yield b"".join(pending)
+        # libpq hands over one row at a time; forward them in large buffers.
+        for row in copy:
+            buffer += row
+            if len(buffer) >= CHUNK_BYTES:
+                yield bytes(buffer)
+                buffer.clear()
+    yield bytes(buffer)
 
 
 def export_filename(segment: Segment) -> str:
