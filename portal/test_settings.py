@@ -5,6 +5,7 @@ PostgreSQL + Redis.
 """
 
 import os
+import tempfile
 
 # The suite never reads a developer's .env: it runs the same on every machine.
 os.environ.setdefault("ENV_FILE", "")
@@ -23,3 +24,6 @@ from portal.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+
+# Files the tests write (segment exports) go to a throwaway folder.
+MEDIA_ROOT = tempfile.mkdtemp(prefix="portal-test-media-")

@@ -100,3 +100,34 @@ def test_a_large_segment_is_exported_by_a_job_and_linked(api_client_for, client_
     assert status["status"] == "ready"
     download = api.get(status["download_url"])
     assert parse(b"".join(download.streaming_content))[1][0] == "+14045550000"
+
+
+def test_chunking_keeps_every_row_whole(segment, monkeypatch):
+    from members import exports
+
+    whole = b"".join(stream_segment_csv(segment))
+    monkeypatch.setattr(exports, "CHUNK_BYTES", 16)
+    chunks = list(stream_segment_csv(segment))
+    assert len(chunks) > 3
+    assert b"".join(chunks) == whole
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_export_is_not_reachable_by_another_client(
+    api_client_for, client_a, client_b, segment, settings, eager_celery, admin_http
+):
+    settings.SEGMENT_EXPORT_STREAM_MAX_ROWS = 2
+    admin_http.post(
+        reverse("admin:members_segment_changelist"), {"action": "export_csv", "_selected_action": [segment.pk]}
+    )
+    export = SegmentExport.objects.get()
+    assert export.status == "ready"
+    page = admin_http.get(reverse("admin:members_segment_change", args=[segment.pk])).content.decode()
+    assert reverse("admin:members_segmentexport_download", args=[export.pk]) in page
+    from tests.conftest import login
+    from tests.factories import ClientUserFactory
+
+    bob = login(ClientUserFactory(username="bob", client=client_b))
+    assert bob.get(reverse("admin:members_segmentexport_download", args=[export.pk])).status_code == 404
+    assert api_client_for(client_b).get(f"/api/segment-exports/{export.pk}/download/").status_code == 404
+    assert api_client_for(client_a).get(f"/api/segment-exports/{export.pk}/download/").status_code == 200

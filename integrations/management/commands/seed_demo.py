@@ -78,7 +78,8 @@ class Command(BaseCommand):
 
     def seed_loyalty_side(self, client: Client) -> None:
         """A sign-up source, three members and a message template, so the Attentive journey can be tried."""
-        from members.models import Member, MessageTemplate
+        from members.models import Member, MessageTemplate, Segment
+        from members.segments import add_members
 
         SignUpSource.objects.get_or_create(
             client=client, source_id="132109", defaults={"name": "Loyalty sign-up", "is_default": True}
@@ -89,6 +90,11 @@ class Command(BaseCommand):
                 phone=f"+1770765175{n}",
                 defaults={"first_name": first, "last_name": last, "email": f"{first.lower()}@example.com"},
             )
+        segment, created = Segment.objects.get_or_create(
+            client=client, name="Demo members", defaults={"external_id": "demo-1", "external_name": "Demo members"}
+        )
+        if created:
+            add_members(segment, Member.objects.filter(client=client))
         MessageTemplate.objects.get_or_create(
             client=client,
             event_type="points_earned",
