@@ -17,7 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from integrations.annexcloud.api import body_hmac
-from integrations.sandbox.base import simulator
+from integrations.sandbox.base import json_object, simulator
 
 SECRET = "sandbox-annex-shared-secret-0123456789"
 
@@ -52,19 +52,11 @@ def signature_problem(request: HttpRequest, identifier: str = "") -> JsonRespons
     return None
 
 
-def body_of(request: HttpRequest) -> dict[str, Any] | None:
-    try:
-        value = json.loads(request.body or b"null")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 @simulator
 def users(request: HttpRequest) -> JsonResponse:
     if (problem := signature_problem(request)) is not None:
         return problem
-    body = body_of(request)
+    body = json_object(request)
     if body is None or not body.get("id") or not body.get("email"):
         return error("AC1004", "Missing parameters: id, email", 400)
     with state.lock:
@@ -89,7 +81,7 @@ def user(request: HttpRequest, member_id: str) -> JsonResponse:
 def points(request: HttpRequest) -> JsonResponse:
     if (problem := signature_problem(request)) is not None:
         return problem
-    body = body_of(request)
+    body = json_object(request)
     required = ("id", "activity", "customId")
     if body is None or any(not body.get(name) for name in required):
         return error("AC1004", "Missing parameters: id, activity, customId", 400)
@@ -110,7 +102,7 @@ def points(request: HttpRequest) -> JsonResponse:
 def segment(request: HttpRequest) -> JsonResponse:
     if (problem := signature_problem(request)) is not None:
         return problem
-    body = body_of(request)
+    body = json_object(request)
     if body is None or not body.get("name") or body.get("type") not in ("Current Data", "Past Data"):
         return error("AC1004", "Missing parameters: name, type (Current Data or Past Data)", 400)
     with state.lock:

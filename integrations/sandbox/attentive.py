@@ -8,7 +8,6 @@ numeric. State lives in this process. `/_control` shows it (GET) and sets failur
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.sandbox.base import SLOW_SECONDS, simulator
+from integrations.sandbox.base import SLOW_SECONDS, json_object, simulator
 from members.phones import is_e164
 
 API_KEY = "sandbox-attentive-key"
@@ -88,21 +87,17 @@ def endpoint(name: str, *, token: str = API_KEY, needs_scope: bool = True):  # n
     return wrap
 
 
-def json_body(request: HttpRequest) -> dict[str, Any] | None:
-    try:
-        body = json.loads(request.body or b"null")
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def valid_user(body: dict[str, Any]) -> tuple[str, str] | JsonResponse:
+def body_with_user(request: HttpRequest) -> tuple[dict[str, Any], str, str] | JsonResponse:
+    """The JSON body and its user's phone and e-mail, or the 400 Attentive answers."""
+    body = json_object(request)
+    if body is None:
+        return error(400, "Body must be a JSON object")
     user = body.get("user")
     if not isinstance(user, dict) or not user.get("phone"):
         return error(400, "user.phone is required")
     if not is_e164(str(user["phone"])):
         return error(400, f"Invalid phone number {user['phone']}: use E.164, e.g. +17707651750")
-    return str(user["phone"]), str(user.get("email", ""))
+    return body, str(user["phone"]), str(user.get("email", ""))
 
 
 def channel_item(channel: str, key: str, value: Any) -> dict[str, Any]:
@@ -122,18 +117,15 @@ def subscriptions(request: HttpRequest) -> JsonResponse:
         return eligibility(request)
     if request.method != "POST":
         return error(405, "Method not allowed")
-    body = json_body(request)
-    if body is None:
-        return error(400, "Body must be a JSON object")
-    user = valid_user(body)
-    if isinstance(user, JsonResponse):
-        return user
+    parsed = body_with_user(request)
+    if isinstance(parsed, JsonResponse):
+        return parsed
+    body, phone, email = parsed
     source = str(body.get("signUpSourceId", ""))
     if not source:
         return error(400, "signUpSourceId is required (or locale and subscriptionType)")
     if not source.isdigit():
         return error(400, f"Unknown signUpSourceId {source}")
-    phone, email = user
     results = []
     with state.lock:
         for channel in CHANNELS if email else ("TEXT",):
@@ -162,13 +154,10 @@ def eligibility(request: HttpRequest) -> JsonResponse:
 
 @endpoint("unsubscribe")
 def unsubscribe(request: HttpRequest) -> JsonResponse:
-    body = json_body(request)
-    if body is None:
-        return error(400, "Body must be a JSON object")
-    user = valid_user(body)
-    if isinstance(user, JsonResponse):
-        return user
-    phone, _ = user
+    parsed = body_with_user(request)
+    if isinstance(parsed, JsonResponse):
+        return parsed
+    body, phone, _ = parsed
     channels = [s.get("channel") for s in body.get("subscriptions") or []] or list(CHANNELS)
     results = []
     with state.lock:
@@ -181,7 +170,7 @@ def unsubscribe(request: HttpRequest) -> JsonResponse:
 
 @endpoint("messages", token=LEGACY_TOKEN, needs_scope=False)
 def messages(request: HttpRequest) -> JsonResponse:
-    body = json_body(request)
+    body = json_object(request)
     if body is None or not body.get("to") or not body.get("body"):
         return error(400, "to and body are required")
     if not is_e164(str(body["to"])):
@@ -204,7 +193,7 @@ def messages(request: HttpRequest) -> JsonResponse:
 def control(request: HttpRequest) -> JsonResponse:
     """Inspect the simulator (GET) or set failures, latency, reset (POST)."""
     if request.method == "POST":
-        settings = json_body(request) or {}
+        settings = json_object(request) or {}
         with state.lock:
             if settings.get("reset"):
                 state.subscribed.clear()

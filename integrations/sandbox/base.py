@@ -7,6 +7,7 @@ SANDBOX_SLOW_SECONDS first, to trigger read timeouts).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -57,3 +58,12 @@ def index(request: HttpRequest) -> JsonResponse:
     from integrations.sandbox.urls import SIMULATORS
 
     return JsonResponse({"sandbox": True, "vendors": sorted(SIMULATORS)})
+
+
+def json_object(request: HttpRequest) -> dict[str, Any] | None:
+    """The request body as a JSON object, or None when it is not one."""
+    try:
+        value = json.loads(request.body or b"null")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
