@@ -4,6 +4,7 @@ autocomplete and filters), and connection secrets are write-only and masked."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from django import forms
@@ -23,10 +24,20 @@ from integrations import connections as connection_flows
 from integrations.admin_forms import AnnexCloudCredentialsForm, AttentiveActivationForm
 from integrations.annexcloud.api import partner_access_token
 from integrations.attentive import flows as attentive
-from integrations.models import ApiToken, Client, Connection, JobRun, SignUpSource, VendorCall
+from integrations.models import (
+    INBOUND_VENDORS,
+    ApiToken,
+    Client,
+    Connection,
+    JobRun,
+    SignUpSource,
+    VendorCall,
+    WebhookEvent,
+)
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
 from integrations.vendors import VENDORS, VendorSpec
 from integrations.verification import verify_connection
+from integrations.vibes import callbacks as vibes_callbacks
 from portal.celery import app as celery_app
 
 
@@ -319,6 +330,8 @@ class ConnectionAdmin(ClientScopedAdmin):
         spec = self._vendor_spec(request, obj)
         main = ["client", "vendor", "environment", "base_url"]
         fieldsets: list[tuple[str | None, dict]] = [(None, {"fields": main})]
+        if obj is not None and obj.vendor in INBOUND_VENDORS:
+            fieldsets.append(("Callbacks", {"fields": ["callback_url"]}))
         if obj is not None:
             fieldsets.append(
                 ("Status", {"fields": ["status", "last_checked_at", "last_check_result", "consecutive_failures"]})
@@ -340,7 +353,7 @@ class ConnectionAdmin(ClientScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Connection | None = None) -> list[str]:
         readonly = ["status", "last_checked_at", "last_check_result", "consecutive_failures", "stored_secrets"]
-        readonly.append("partner_access_token")
+        readonly += ["partner_access_token", "callback_url"]
         if obj is not None:
             readonly += ["client", "vendor"]
         return readonly
@@ -373,6 +386,13 @@ class ConnectionAdmin(ClientScopedAdmin):
             "<div>{}: <code>{}</code></div>",
             ((s.label, connection_flows.mask(connection.secret(s.name))) for s in connection.spec.secrets),
         )
+
+    @admin.display(description="callback URL")
+    def callback_url(self, connection: Connection) -> str:
+        if not connection.inbound_token:
+            return "—"
+        url = reverse("vibes-callback", args=[connection.inbound_token])
+        return format_html("<code>{}</code><div class='help'>Give Vibes this URL (with your host).</div>", url)
 
     @admin.display(description="partner access token")
     def partner_access_token(self, connection: Connection) -> str:
@@ -515,3 +535,41 @@ class ApiTokenAdmin(ClientScopedAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = queryset.update(revoked=True)
         self.message_user(request, f"Revoked {count} token(s).")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    client_path = "connection__client"
+    list_display = ["received_at", "connection", "event_type", "event_id", "status", "error"]
+    list_filter = [ConnectionClientFilter, "connection__vendor", "event_type", "status"]
+    list_select_related = ["connection__client"]
+    search_fields = ["event_id", "body"]
+    date_hierarchy = "received_at"
+    fields = [
+        "connection", "received_at", "remote_addr", "event_type", "event_id", "status", "processed_at",
+        "error", "pretty_body", "headers", "traceback",
+    ]  # fmt: skip
+    readonly_fields = fields
+    actions = ["reprocess"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEvent]:
+        return super().get_queryset(request).defer("connection__secrets")
+
+    @admin.display(description="body as received")
+    def pretty_body(self, event: WebhookEvent) -> str:
+        try:
+            text = json.dumps(json.loads(event.body), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = event.body
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', text)
+
+    @admin.action(description="Reprocess the selected failed events")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        if not is_site_admin(request.user):
+            self.message_user(request, "Only site admins can reprocess events.", messages.ERROR)
+            return
+        counts = vibes_callbacks.reprocess(queryset)
+        level = messages.SUCCESS if not counts["failed"] else messages.WARNING
+        self.message_user(
+            request, f"Reprocessed: {counts['processed']} applied, {counts['failed']} failed again.", level
+        )

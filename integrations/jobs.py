@@ -52,6 +52,12 @@ SCHEDULES = (
         description="Turns new loyalty events into messages and sends the pending ones (seed 000's CRON job).",
     ),
     Schedule(
+        name="Match Vibes persons to members",
+        task="integrations.match_vibes_persons",
+        crontab={"minute": "*/5"},
+        description="Attaches Vibes subscriptions of persons the portal did not know to members that appeared since.",
+    ),
+    Schedule(
         name="Prune old vendor call rows",
         task="integrations.prune_vendor_calls",
         crontab={"minute": "17", "hour": "3"},

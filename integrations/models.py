@@ -81,6 +81,8 @@ class Connection(models.Model):
     last_check_ok = models.BooleanField(null=True)
     last_check_result = models.TextField(blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # The unguessable part of this connection's callback URL (vendors that call the portal, e.g. Vibes).
+    inbound_token = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -90,6 +92,11 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client} · {self.spec.label}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.vendor in INBOUND_VENDORS and not self.inbound_token:
+            self.inbound_token = token_secrets.token_urlsafe(32)
+        super().save(*args, **kwargs)
 
     @property
     def spec(self) -> VendorSpec:
@@ -105,6 +112,48 @@ class Connection(models.Model):
 
     def secret(self, name: str) -> str:
         return str(self.secrets.get(name) or "")
+
+
+# Vendors that deliver callbacks to the portal; their connections get a callback URL.
+INBOUND_VENDORS = {"vibes"}
+
+
+class WebhookEvent(models.Model):
+    """One inbound delivery exactly as received, stored before anything is parsed. Deduplicated on the vendor's
+    event id; processed by a task after commit; failed ones can be reprocessed."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSED = "processed"
+        IGNORED = "ignored"
+        DUPLICATE = "duplicate"
+        REJECTED = "rejected"
+        FAILED = "failed"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="webhook_events")
+    event_id = models.CharField(max_length=100, null=True, blank=True)
+    event_type = models.CharField(max_length=50, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    headers = models.JSONField(default=dict)
+    body = models.TextField(blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "event_id"],
+                condition=models.Q(event_id__isnull=False),
+                name="one_webhook_event_per_vendor_event_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type or 'delivery'} {self.event_id or self.pk} ({self.status})"
 
 
 class SignUpSource(models.Model):

@@ -56,3 +56,19 @@ def attentive_unsubscribe(member_id: int) -> str:
     from members.models import Member
 
     return attentive.unsubscribe(Member.objects.select_related("client").get(pk=member_id)).message
+
+
+@shared_task(base=PortalTask, name="integrations.process_webhook_event")
+def process_webhook_event(event_id: int) -> str:
+    """Apply one stored callback; safe to repeat (processed events are left alone)."""
+    from integrations.models import WebhookEvent
+    from integrations.vibes.callbacks import process
+
+    return process(WebhookEvent.objects.select_related("connection__client").get(pk=event_id))
+
+
+@shared_task(bind=True, base=PortalTask, name="integrations.match_vibes_persons")
+def match_vibes_persons(self: Task, client_id: int | None = None) -> Counts:
+    from integrations.vibes.callbacks import match_unmatched
+
+    return run_as_job(self, lambda: match_unmatched(client_id), client_id)

@@ -52,6 +52,7 @@ CLIENT_USER_PERMISSIONS = (
     "add_apitoken",
     "delete_apitoken",
     "view_signupsource",
+    "view_webhookevent",
     "view_member",
     "add_member",
     "change_member",

@@ -119,7 +119,14 @@ VENDORS: dict[str, VendorSpec] = {
             ),
             setting_fields={
                 "company_key": forms.CharField(help_text="Your Vibes company key."),
-                "callback_username": forms.CharField(required=False),
+                "callback_username": forms.CharField(
+                    required=False, help_text="Set it (and the callback password) to require HTTP Basic on callbacks."
+                ),
+                "callback_ip_allowlist": forms.CharField(
+                    required=False,
+                    help_text="Optional: addresses or networks allowed to deliver callbacks, comma-separated; "
+                    "the presets vibes-us and vibes-eu stand for Vibes' published addresses.",
+                ),
             },
             default_rate_limit=50.0,
         ),

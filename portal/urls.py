@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from integrations.views import ClientViewSet, ConnectionViewSet
+from integrations.webhooks import VibesCallbackView
 from members.api import LoyaltyEventViewSet, MemberViewSet, SegmentExportViewSet, SegmentViewSet
 from portal.views import healthz
 
@@ -22,6 +23,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/", include(router.urls)),
+    path("api/webhooks/vibes/<str:token>/", VibesCallbackView.as_view(), name="vibes-callback"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

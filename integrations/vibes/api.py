@@ -1,0 +1,84 @@
+"""Vibes person API (seed 001, API version 2). HTTP only: no ORM here.
+
+Quirks: without `X-API-Version: 2` Vibes speaks version 1, which rejects E.164 MDNs. An add with an MDN that already
+belongs to a person is merged into that person (200, not 201). An update can null an MDN but never change it (409).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from integrations.http import Rejected, VendorAPI, VendorError
+
+
+class MdnConflict(Rejected):
+    kind = "mdn_conflict"
+    default_hint = (
+        "Vibes keeps this mobile number on another person and never changes a person's number: fix the number in "
+        "the portal, or move it in Vibes first."
+    )
+
+
+class Unprocessable(Rejected):
+    kind = "unprocessable"
+    default_hint = "Vibes could not accept the person's data: correct the field it names."
+
+
+@dataclass(frozen=True)
+class PersonResult:
+    person_id: str
+    created: bool
+    body: dict[str, Any]
+
+
+def person_payload(external_id: str, mdn: str, custom_fields: dict[str, str]) -> dict[str, Any]:
+    """Seed 001's body for version 2: external_person_id, mobile_phone.mdn in E.164, custom_fields."""
+    payload: dict[str, Any] = {"external_person_id": external_id, "custom_fields": custom_fields}
+    if mdn:
+        payload["mobile_phone"] = {"mdn": mdn}
+    return payload
+
+
+class VibesAPI(VendorAPI):
+    vendor = "Vibes"
+
+    def __init__(self, base_url: str, *, company_key: str, username: str, password: str, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self.company_key = company_key
+        credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._authorization = f"Basic {credentials}"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": self._authorization, "X-API-Version": "2"}
+
+    def error_for(self, response: requests.Response) -> VendorError | None:
+        message = self.error_message(response) or response.reason or ""
+        if response.status_code == 409:
+            return MdnConflict(self.vendor, message or "MDN conflict", status=409)
+        if response.status_code == 422:
+            return Unprocessable(self.vendor, message or "unprocessable entity", status=422)
+        return super().error_for(response)
+
+    def _persons(self, suffix: str = "") -> str:
+        return f"/companies/{self.company_key}/mobiledb/persons/{suffix}"
+
+    def add_person(self, payload: dict[str, Any]) -> PersonResult:
+        """201 created, or 200 merged into the person that already has this MDN."""
+        response = self.request("POST", self._persons(), json_body=payload)
+        return self._result(response)
+
+    def update_by_external_id(self, external_id: str, payload: dict[str, Any]) -> PersonResult:
+        return self._result(self.request("PUT", self._persons(f"external/{external_id}"), json_body=payload))
+
+    def update_by_person_id(self, person_id: str, payload: dict[str, Any]) -> PersonResult:
+        return self._result(self.request("PUT", self._persons(person_id), json_body=payload))
+
+    @staticmethod
+    def _result(response: requests.Response) -> PersonResult:
+        body = response.json() if response.content else {}
+        person_id = str(body.get("person_id") or body.get("id") or "")
+        return PersonResult(person_id=person_id, created=response.status_code == 201, body=body)

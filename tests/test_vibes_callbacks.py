@@ -1,0 +1,221 @@
+"""Vibes callbacks: stored raw first, answered 2xx once stored, applied once per event_id (also for two copies at the
+same instant), in event_date order, matched to members (or kept until they appear), and bad deliveries refused with a
+clear 400 while kept for inspection."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection as db
+from django.urls import reverse
+
+from integrations.models import Connection, WebhookEvent
+from integrations.vibes.callbacks import match_unmatched
+from members.models import Member, VibesListSubscription
+from tests.factories import ConnectionFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ADDED = {
+    "event_id": "AB234SDFD234",
+    "callback_type": "subscription_added",
+    "event_type": "subscription_added",
+    "event_date": "2017-02-15T15:42:23Z",
+    "delivery_attempt": "1",
+    "subscription": {
+        "person": {"id": "ABC123", "external_id": "ex1234", "url": "/companies/:company_key/mobiledb/persons/ABC123"},
+        "subscription_list": {"id": "1234", "url": "/companies/:company_key/mobiledb/subscription_lists/1234"},
+        "opt_in_date": "2017-01-15T15:34:52Z",
+        "acquisition_campaign": {"id": "2342312", "url": "/companies/:company_key/campaigns/acquisition/2342312"},
+        "url": "/companies/:company_key/mobiledb/persons/ABC123/subscriptions/1234",
+    },
+}
+REMOVED = {
+    **copy.deepcopy(ADDED),
+    "callback_id": "DEF124",
+    "event_id": "AB234SDFD235",
+    "callback_type": "subscription_removed",
+    "event_type": "subscription_removed",
+    "event_date": "2017-03-15T15:42:23Z",
+}
+REMOVED["subscription"].update(opt_out_date="2017-02-18T15:34:52+0000", opt_out_reason="user_opt_out")
+# Seed 001's first example, verbatim in its fault: `"callback:id","DEF123"` is not JSON.
+SEED_INVALID = '{\n   "callback:id","DEF123",\n   "event_id":"AB234SDFD234"\n}'
+
+
+@pytest.fixture
+def vibes(client_a, eager_celery):
+    return ConnectionFactory(client=client_a, vendor="vibes", secrets={}, settings={"company_key": "acme"})
+
+
+@pytest.fixture
+def member(client_a):
+    return Member.objects.create(client=client_a, annex_cloud_id="ex1234", phone="+12995551234")
+
+
+def deliver(http, vibes, payload, content_type="application/json", **extra):
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    return http.post(reverse("vibes-callback", args=[vibes.inbound_token]), body, content_type=content_type, **extra)
+
+
+def test_subscription_added_is_stored_raw_and_applied_to_the_member(client, vibes, member):
+    response = deliver(client, vibes, ADDED)
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert json.loads(event.body) == ADDED and event.remote_addr == "127.0.0.1"
+    assert event.status == "processed" and event.event_id == "AB234SDFD234"
+    state = VibesListSubscription.objects.get()
+    assert (state.member, state.state, state.list_id, state.acquisition_campaign_id) == (
+        member,
+        "subscribed",
+        "1234",
+        "2342312",
+    )
+    assert state.opt_in_date.isoformat() == "2017-01-15T15:34:52+00:00"
+    member.refresh_from_db()
+    assert member.vibes_person_id == "ABC123"
+
+
+def test_subscription_removed_records_date_and_reason(client, vibes, member):
+    deliver(client, vibes, ADDED)
+    deliver(client, vibes, REMOVED)
+    state = VibesListSubscription.objects.get()
+    assert (state.state, state.opt_out_reason) == ("unsubscribed", "user_opt_out")
+    assert state.opt_out_date.isoformat() == "2017-02-18T15:34:52+00:00"
+
+
+def test_duplicates_are_answered_2xx_and_applied_once(client, vibes, member):
+    assert deliver(client, vibes, ADDED).status_code == 200
+    again = deliver(client, vibes, ADDED)
+    assert again.status_code == 200 and "duplicate" in again.json()["detail"]
+    assert list(WebhookEvent.objects.order_by("pk").values_list("status", flat=True)) == ["processed", "duplicate"]
+
+
+def test_an_older_removal_arriving_late_does_not_unsubscribe(client, vibes, member):
+    newer_added = {**ADDED, "event_id": "later-optin", "event_date": "2017-04-01T00:00:00Z"}
+    deliver(client, vibes, newer_added)
+    deliver(client, vibes, REMOVED)  # dated 2017-03-15: older than the opt-in already applied
+    assert VibesListSubscription.objects.get().state == "subscribed"
+    assert WebhookEvent.objects.get(event_id=REMOVED["event_id"]).status == "ignored"
+
+
+def test_an_older_opt_in_arriving_late_does_not_resubscribe(client, vibes, member):
+    deliver(client, vibes, REMOVED)
+    deliver(client, vibes, ADDED)
+    assert VibesListSubscription.objects.get().state == "unsubscribed"
+
+
+def test_an_unknown_person_is_kept_and_matched_when_the_member_appears(client, vibes, client_a):
+    deliver(client, vibes, ADDED)
+    state = VibesListSubscription.objects.get()
+    assert state.member is None
+    member = Member.objects.create(client=client_a, annex_cloud_id="ex1234")
+    assert match_unmatched() == {"matched": 1}
+    state.refresh_from_db()
+    assert state.member == member
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (SEED_INVALID, "application/json", "not valid JSON"),
+        (json.dumps(ADDED), "text/plain", "Content-Type must be application/json"),
+        (json.dumps({k: v for k, v in ADDED.items() if k != "event_id"}), "application/json", "event_id"),
+        (json.dumps({**ADDED, "callback_type": "person_updated"}), "application/json", "Unknown callback_type"),
+        (json.dumps({**ADDED, "event_date": "yesterday"}), "application/json", "not a date-time"),
+        (json.dumps({**ADDED, "subscription": {"person": {}}}), "application/json", "subscription.person.id"),
+        ("[1, 2]", "application/json", "JSON object"),
+    ],
+)
+def test_bad_deliveries_get_a_clear_400_and_are_kept(client, vibes, member, body, content_type, reason):
+    response = deliver(client, vibes, body, content_type=content_type)
+    assert response.status_code == 400
+    assert reason in response.json()["detail"]
+    event = WebhookEvent.objects.get()
+    assert event.status == "rejected" and event.body == body and reason in event.error
+    assert not VibesListSubscription.objects.exists()
+
+
+def test_oversized_bodies_are_refused_and_kept_truncated(client, vibes, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 100
+    response = deliver(client, vibes, {**ADDED, "padding": "x" * 500})
+    assert response.status_code == 400 and "larger than 100 bytes" in response.json()["detail"]
+    assert len(WebhookEvent.objects.get().body) == 100
+
+
+def test_unknown_token_is_404(client, vibes):
+    assert client.post("/api/webhooks/vibes/not-a-token/", "{}", content_type="application/json").status_code == 404
+
+
+def test_optional_basic_auth_and_ip_allow_list(client, vibes, member):
+    vibes.settings = {"company_key": "acme", "callback_username": "vibes"}
+    vibes.secrets = {"callback_password": "cb-pass-123"}
+    vibes.save()
+    assert deliver(client, vibes, ADDED).status_code == 401
+    wrong = base64.b64encode(b"vibes:nope").decode()
+    assert deliver(client, vibes, ADDED, HTTP_AUTHORIZATION=f"Basic {wrong}").status_code == 401
+    right = base64.b64encode(b"vibes:cb-pass-123").decode()
+    assert deliver(client, vibes, ADDED, HTTP_AUTHORIZATION=f"Basic {right}").status_code == 200
+    vibes.settings = {"company_key": "acme", "callback_ip_allowlist": "vibes-us"}
+    vibes.save()
+    assert deliver(client, vibes, REMOVED).status_code == 403
+    vibes.settings = {"company_key": "acme", "callback_ip_allowlist": "vibes-us, 127.0.0.0/8"}
+    vibes.save()
+    assert deliver(client, vibes, REMOVED).status_code == 200
+    assert WebhookEvent.objects.filter(event_id=REMOVED["event_id"]).count() == 1
+
+
+def test_a_processing_failure_is_stored_and_can_be_reprocessed(client, vibes, member, monkeypatch):
+    from integrations.vibes import callbacks
+
+    original = callbacks.find_member
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(callbacks, "find_member", broken)
+    assert deliver(client, vibes, ADDED).status_code == 200  # stored: Vibes must not retry
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed" and "database hiccup" in event.error and "Traceback" in event.traceback
+    assert not VibesListSubscription.objects.exists()
+    monkeypatch.setattr(callbacks, "find_member", original)
+    call_command("reprocess_webhook_events")
+    event.refresh_from_db()
+    assert event.status == "processed"
+    assert VibesListSubscription.objects.get().member == member
+
+
+def test_admin_shows_the_raw_body_pretty_and_reprocesses(admin_http, client, vibes, member):
+    deliver(client, vibes, SEED_INVALID)
+    event = WebhookEvent.objects.get()
+    page = admin_http.get(reverse("admin:integrations_webhookevent_change", args=[event.pk])).content.decode()
+    assert "callback:id" in page
+    listing = admin_http.get(reverse("admin:integrations_webhookevent_changelist"), {"status": "rejected"})
+    assert len(listing.context["cl"].result_list) == 1
+
+
+@pytest.mark.skipif("db.vendor != 'postgresql'", reason="true concurrency needs PostgreSQL")
+def test_two_copies_at_the_same_instant_are_applied_once(vibes, member):
+    from django.test import Client as HttpClient
+
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def send() -> None:
+        barrier.wait()
+        statuses.append(deliver(HttpClient(), vibes, ADDED).status_code)
+        db.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200]
+    assert sorted(WebhookEvent.objects.values_list("status", flat=True)) == ["duplicate", "processed"]
+    assert VibesListSubscription.objects.count() == 1
