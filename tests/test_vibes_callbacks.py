@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connection as db
 from django.urls import reverse
 
-from integrations.models import Connection, WebhookEvent
+from integrations.models import WebhookEvent
 from integrations.vibes.callbacks import match_unmatched
 from members.models import Member, VibesListSubscription
 from tests.factories import ConnectionFactory
