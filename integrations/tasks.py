@@ -72,3 +72,11 @@ def match_vibes_persons(self: Task, client_id: int | None = None) -> Counts:
     from integrations.vibes.callbacks import match_unmatched
 
     return run_as_job(self, lambda: match_unmatched(client_id), client_id)
+
+
+@shared_task(base=PortalTask, name="integrations.sync_vibes_person")
+def sync_vibes_person(member_id: int) -> str:
+    """Send a member's current contact data to Vibes (coalesced: see integrations/vibes/persons.py)."""
+    from integrations.vibes.persons import run_pending_sync
+
+    return run_pending_sync(member_id)

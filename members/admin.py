@@ -216,10 +216,8 @@ class MemberAdmin(ClientScopedAdmin):
         return states[0] if states else "—"
 
     def save_model(self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool) -> None:
-        opt_in_changed = "opted_in" in form.changed_data
         super().save_model(request, obj, form, change)
-        if opt_in_changed:
-            flows.change_opt_in(obj, obj.opted_in)
+        flows.member_changed(obj, set(form.changed_data), previous_opt_in=form.initial.get("opted_in", False))
 
     @admin.action(description="Subscribe at Attentive", permissions=["change"])
     def subscribe_at_attentive(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:

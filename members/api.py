@@ -81,10 +81,10 @@ class MemberSerializer(serializers.ModelSerializer):
         return attrs
 
     def save(self, **kwargs: Any) -> Member:
-        previous_opt_in = self.instance.opted_in if self.instance else False
+        previous = {name: getattr(self.instance, name) for name in self.validated_data} if self.instance else {}
         member = super().save(**kwargs)
-        if member.opted_in != previous_opt_in:
-            flows.change_opt_in(member, member.opted_in)
+        changed = {name for name, value in self.validated_data.items() if previous.get(name, object()) != value}
+        flows.member_changed(member, changed, previous_opt_in=previous.get("opted_in", False))
         return member
 
 

@@ -34,3 +34,14 @@ def record_loyalty_event(
             return LoyaltyEvent.objects.create(client=client, member=member, external_id=external_id, **fields), True
     except IntegrityError:
         return LoyaltyEvent.objects.get(client=client, external_id=external_id), False
+
+
+def member_changed(member: Member, changed_fields: set[str], *, previous_opt_in: bool | None = None) -> None:
+    """What follows an edit of a member from any entry point: opt-in changes reach Attentive, contact data
+    changes reach Vibes (coalesced)."""
+    from integrations.vibes.persons import SYNCED_FIELDS, request_person_sync
+
+    if "opted_in" in changed_fields and previous_opt_in != member.opted_in:
+        change_opt_in(member, member.opted_in)
+    if changed_fields & SYNCED_FIELDS:
+        request_person_sync(member)

@@ -188,6 +188,9 @@ SEGMENT_EXPORT_STREAM_MAX_ROWS = env.int(
 # Inbound callbacks larger than this are refused (400) and kept truncated for inspection.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 
+# Edits to a member within this many seconds reach Vibes as one person update.
+VIBES_SYNC_DELAY_SECONDS = env.int("VIBES_SYNC_DELAY_SECONDS", default=2)
+
 # --- API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -8,6 +8,7 @@ from integrations.sandbox.base import index
 SIMULATORS: dict[str, str] = {
     "annex_cloud": "integrations.sandbox.annex_cloud",
     "attentive": "integrations.sandbox.attentive",
+    "vibes": "integrations.sandbox.vibes",
 }
 
 urlpatterns = [
