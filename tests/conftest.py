@@ -124,3 +124,22 @@ def annex_cloud_sandbox(live_server, settings, client_a):
     )
     yield simulator.state, connection
     simulator.state.__init__()
+
+
+@pytest.fixture
+def vibes_sandbox(live_server, settings, client_a):
+    """Client A's active Vibes connection pointed at the simulator over real HTTP."""
+    from integrations.models import Connection
+    from integrations.sandbox import vibes as simulator
+
+    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+    simulator.state.__init__()
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="vibes",
+        environment=Connection.Environment.SANDBOX,
+        secrets={"api_username": simulator.USERNAME, "api_password": simulator.PASSWORD},
+        settings={"company_key": "acme"},
+    )
+    yield simulator.state, connection
+    simulator.state.__init__()

@@ -1,0 +1,131 @@
+"""Vibes person sync: the seed's version-2 request, every status code, and coalesced updates after edits."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.core.management import call_command
+from pytest_httpserver import HTTPServer
+
+from integrations.http import AuthError, NotFound, pooled_session
+from integrations.models import WebhookEvent
+from integrations.vibes.api import MdnConflict, Unprocessable, VibesAPI, person_payload
+from integrations.vibes.persons import run_pending_sync, sync_person
+from members.models import Member, VibesListSubscription
+from portal.celery import app as celery_app
+
+SEED_V2 = {
+    "external_person_id": "EXT542342",
+    "mobile_phone": {"mdn": "+12995551234"},
+    "custom_fields": {"first_name": "John", "last_name": "Doe"},
+}
+
+
+@pytest.fixture
+def api(httpserver: HTTPServer) -> VibesAPI:
+    return VibesAPI(httpserver.url_for(""), company_key="acme", username="user", password="pass")
+
+
+def test_update_by_external_id_sends_the_seeds_v2_request(api, httpserver):
+    auth = "Basic " + base64.b64encode(b"user:pass").decode()
+    httpserver.expect_oneshot_request(
+        "/companies/acme/mobiledb/persons/external/EXT542342",
+        method="PUT",
+        headers={"Authorization": auth, "X-API-Version": "2", "Content-Type": "application/json"},
+        json=SEED_V2,
+    ).respond_with_json(SEED_V2, status=200)
+    payload = person_payload("EXT542342", "+12995551234", {"first_name": "John", "last_name": "Doe"})
+    assert api.update_by_external_id("EXT542342", payload).created is False
+    httpserver.check_assertions()
+
+
+def test_add_person_201_created_and_200_merged(api, httpserver):
+    httpserver.expect_ordered_request("/companies/acme/mobiledb/persons/", method="POST").respond_with_json(
+        {"person_id": "P1"}, status=201
+    )
+    httpserver.expect_ordered_request("/companies/acme/mobiledb/persons/", method="POST").respond_with_json(
+        {"person_id": "P1"}, status=200
+    )
+    assert api.add_person(SEED_V2).created is True
+    merged = api.add_person(SEED_V2)
+    assert merged.created is False and merged.person_id == "P1"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(404, NotFound), (409, MdnConflict), (422, Unprocessable), (401, AuthError)]
+)
+def test_status_codes(api, httpserver, status, error):
+    httpserver.expect_request("/companies/acme/mobiledb/persons/P1", method="PUT").respond_with_data("", status=status)
+    with pytest.raises(error):
+        api.update_by_person_id("P1", SEED_V2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_adds_an_unknown_person_then_updates_it(vibes_sandbox, client_a):
+    state, _ = vibes_sandbox
+    member = Member.objects.create(client=client_a, annex_cloud_id="EXT1", phone="+14045551234", first_name="Jo")
+    first = sync_person(member)
+    assert first.ok and "created" in first.message  # 404 on update, then added
+    member.refresh_from_db()
+    person = state.persons[member.vibes_person_id]
+    assert person["mobile_phone"] == {"mdn": "+14045551234"} and person["custom_fields"]["first_name"] == "Jo"
+    member.first_name = "Joanna"
+    member.save()
+    assert sync_person(member).ok
+    assert state.persons[member.vibes_person_id]["custom_fields"]["first_name"] == "Joanna"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mdn_conflict_names_the_person_holding_the_number_and_changes_nothing(vibes_sandbox, client_a):
+    state, _ = vibes_sandbox
+    state.persons["OTHER"] = {"person_id": "OTHER", "mobile_phone": {"mdn": "+14045550000"}}
+    VibesListSubscription.objects.create(
+        client=client_a, person_id="OTHER", mdn="+14045550000", list_id="1", state="subscribed",
+        last_event_date="2017-01-01T00:00:00Z",
+    )  # fmt: skip
+    member = Member.objects.create(client=client_a, phone="+14045551234", vibes_person_id="")
+    assert sync_person(member).ok
+    member.refresh_from_db()
+    member.phone = "+14045550000"  # the number another person holds
+    member.save()
+    outcome = sync_person(member)
+    assert not outcome.ok and "Vibes person OTHER" in outcome.message and "never changes" in outcome.message
+    assert state.persons["OTHER"]["mobile_phone"]["mdn"] == "+14045550000"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ten_edits_make_one_queued_update(vibes_sandbox, client_a, api_client_for):
+    member = Member.objects.create(client=client_a, phone="+14045551234")
+    api = api_client_for(client_a)
+    for n in range(10):
+        assert api.patch(f"/api/members/{member.pk}/", {"first_name": f"Name {n}"}, format="json").status_code == 200
+    with celery_app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("celery")
+        messages = []
+        while True:
+            try:
+                message = queue.get(timeout=0.5)
+            except queue.Empty:
+                break
+            messages.append(message.headers["task"])
+            message.ack()
+    assert messages.count("integrations.sync_vibes_person") == 1
+    run_pending_sync(member.pk)
+    member.refresh_from_db()
+    state, _ = vibes_sandbox
+    assert state.persons[member.vibes_person_id]["custom_fields"]["first_name"] == "Name 9"
+    assert member.vibes_sync_pending is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sandbox_fires_callbacks_at_the_portal(vibes_sandbox, client_a, live_server, eager_celery):
+    _, connection = vibes_sandbox
+    member = Member.objects.create(client=client_a, annex_cloud_id="EXT9", phone="+14045551234")
+    call_command("vibes_send_callback", client=client_a.slug, member=member.pk, url=live_server.url)
+    # The pooled keep-alive connection would hold the live server's request thread, and its database connection,
+    # open past the test database's teardown.
+    pooled_session().close()
+    event = WebhookEvent.objects.get(connection=connection)
+    assert event.status == "processed"
+    assert VibesListSubscription.objects.get().member == member
