@@ -3,6 +3,8 @@ saving its secrets and settings."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -137,3 +139,27 @@ def prune_vendor_calls(older_than_days: int | None = None) -> dict[str, int]:
         if not batch:
             return {"deleted": deleted}
         deleted += VendorCall.objects.filter(pk__in=batch).delete()[0]
+
+
+# Callback URL token -> (connection without secrets, expiry). Busy callback endpoints resolve their connection from
+# memory; a change made in this process is seen at once (save() clears the entry), elsewhere within the TTL.
+INBOUND_LOOKUP_TTL_SECONDS = 5.0
+_inbound: dict[tuple[str, str], tuple[Connection | None, float]] = {}
+_inbound_lock = threading.Lock()
+
+
+def connection_for_inbound_token(vendor: str, token: str) -> Connection | None:
+    key = (vendor, token)
+    now = time.monotonic()
+    cached = _inbound.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    connection = Connection.objects.defer("secrets").filter(vendor=vendor, inbound_token=token).first()
+    with _inbound_lock:
+        _inbound[key] = (connection, now + INBOUND_LOOKUP_TTL_SECONDS)
+    return connection
+
+
+def forget_inbound_lookups() -> None:
+    with _inbound_lock:
+        _inbound.clear()

@@ -52,6 +52,12 @@ SCHEDULES = (
         description="Turns new loyalty events into messages and sends the pending ones (seed 000's CRON job).",
     ),
     Schedule(
+        name="Apply waiting callbacks",
+        task="integrations.sweep_received_callbacks",
+        crontab={"minute": "*"},
+        description="Applies stored callbacks whose processing task was lost (normally none).",
+    ),
+    Schedule(
         name="Match Vibes persons to members",
         task="integrations.match_vibes_persons",
         crontab={"minute": "*/5"},

@@ -97,6 +97,10 @@ class Connection(models.Model):
         if self.vendor in INBOUND_VENDORS and not self.inbound_token:
             self.inbound_token = token_secrets.token_urlsafe(32)
         super().save(*args, **kwargs)
+        if self.inbound_token:
+            from integrations.connections import forget_inbound_lookups
+
+            forget_inbound_lookups()
 
     @property
     def spec(self) -> VendorSpec:

@@ -58,13 +58,20 @@ def attentive_unsubscribe(member_id: int) -> str:
     return attentive.unsubscribe(Member.objects.select_related("client").get(pk=member_id)).message
 
 
-@shared_task(base=PortalTask, name="integrations.process_webhook_event")
-def process_webhook_event(event_id: int) -> str:
-    """Apply one stored callback; safe to repeat (processed events are left alone)."""
-    from integrations.models import WebhookEvent
-    from integrations.vibes.callbacks import process
+@shared_task(base=PortalTask, name="integrations.process_received_callbacks")
+def process_received_callbacks(connection_id: int) -> dict[str, int]:
+    """Apply a connection's stored callbacks that wait; safe to repeat (processed events are left alone)."""
+    from integrations.vibes.callbacks import process_received
 
-    return process(WebhookEvent.objects.select_related("connection__client").get(pk=event_id))
+    return process_received(connection_id)
+
+
+@shared_task(bind=True, base=PortalTask, name="integrations.sweep_received_callbacks")
+def sweep_received_callbacks(self: Task, client_id: int | None = None) -> Counts:
+    """The safety net: callbacks whose processing task was lost are applied within a minute."""
+    from integrations.vibes.callbacks import process_received
+
+    return run_as_job(self, process_received, client_id)
 
 
 @shared_task(bind=True, base=PortalTask, name="integrations.match_vibes_persons")

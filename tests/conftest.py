@@ -6,6 +6,16 @@ from django.test import Client as HttpClient
 from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, ConnectionFactory, SiteAdminFactory
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache (processing-scheduled marks and the like)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def site_admin(db):
     return SiteAdminFactory(username="site-admin")

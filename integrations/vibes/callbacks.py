@@ -8,6 +8,7 @@ dedup key, and a callback older than the state it would change (`event_date`) is
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -31,6 +33,8 @@ VIBES_IP_PRESETS = {
     "vibes-us": ["35.155.139.143", "52.32.61.199", "35.161.244.84", "18.205.120.48", "52.22.43.57", "18.232.9.131"],
     "vibes-eu": ["34.243.232.57", "52.48.241.82", "34.249.188.130", "54.247.36.51", "34.253.250.65", "54.217.181.160"],
 }
+# Callbacks arriving within this many seconds are processed by one task run.
+PROCESSING_WINDOW_SECONDS = 1
 KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Request-Id")
 
 
@@ -82,22 +86,75 @@ def basic_auth_ok(connection: Connection, username: str | None, password: str | 
 
 
 def receive(connection: Connection, *, headers: dict[str, str], body: bytes, remote_addr: str | None) -> Receipt:
-    """Store the delivery as received, then check it; valid new events are queued for processing after commit."""
-    oversized = len(body) > settings.WEBHOOK_MAX_BODY_BYTES
-    event = WebhookEvent.objects.create(
-        connection=connection,
-        headers={k: v for k, v in headers.items() if k in KEPT_HEADERS},
-        body=body[: settings.WEBHOOK_MAX_BODY_BYTES].decode("utf-8", "replace"),
-        remote_addr=remote_addr,
-    )
+    """Store every delivery as received, in one write: a valid new event carries its event id (the dedup key), a
+    repeat of it is stored as a duplicate, a bad one as rejected with the reason. New events are processed by a
+    task after commit."""
+    raw = {
+        "connection": connection,
+        "headers": {k: v for k, v in headers.items() if k in KEPT_HEADERS},
+        "body": body[: settings.WEBHOOK_MAX_BODY_BYTES].decode("utf-8", "replace"),
+        "remote_addr": remote_addr,
+    }
     try:
-        if oversized:
+        if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
             raise BadDelivery(f"Body larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes; only its start is kept.")
         payload = parse_callback(headers.get("Content-Type", ""), body)
     except BadDelivery as exc:
-        reject(event, str(exc))
+        event = WebhookEvent.objects.create(
+            **raw, status=WebhookEvent.Status.REJECTED, error=str(exc), processed_at=timezone.now()
+        )
         return Receipt(400, str(exc), event)
-    return register(event, payload)
+    return store_event(raw, str(payload["event_id"]), payload["callback_type"])
+
+
+def store_event(raw: dict[str, Any], event_id: str, event_type: str) -> Receipt:
+    """The unique (connection, event_id) decides between two copies, even ones arriving at the same instant: the
+    loser is stored as a duplicate and answered 200."""
+    try:
+        with single_statement():
+            event = WebhookEvent.objects.create(**raw, event_id=event_id, event_type=event_type)
+    except IntegrityError:
+        event = WebhookEvent.objects.create(
+            **raw, event_type=event_type, status=WebhookEvent.Status.DUPLICATE, processed_at=timezone.now()
+        )
+        return Receipt(200, "duplicate: already received", event)
+    transaction.on_commit(lambda: schedule_processing(event.connection_id))
+    return Receipt(200, "accepted", event)
+
+
+def single_statement() -> contextlib.AbstractContextManager[Any]:
+    """Isolate one statement that may fail. In autocommit (a request) a failed INSERT harms nothing and costs one
+    round trip; inside a transaction it needs a savepoint to leave the transaction usable."""
+    return contextlib.nullcontext() if transaction.get_autocommit() else transaction.atomic()
+
+
+def schedule_processing(connection_id: int) -> None:
+    """Queue one processing run for the connection unless one is already due: a burst of callbacks costs a few
+    task messages, not one each. A key that outlives a lost task expires; the minute sweep catches the rest."""
+    from integrations.tasks import process_received_callbacks  # tasks import this module
+
+    if cache.add(f"webhooks:scheduled:{connection_id}", True, timeout=PROCESSING_WINDOW_SECONDS * 5):
+        process_received_callbacks.apply_async((connection_id,), countdown=PROCESSING_WINDOW_SECONDS)
+
+
+def process_received(connection_id: int | None = None, limit: int = 1000) -> dict[str, int]:
+    """Apply stored events that wait for processing, oldest first; each in its own transaction."""
+    if connection_id is not None:
+        cache.delete(f"webhooks:scheduled:{connection_id}")
+    waiting = WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED, event_id__isnull=False)
+    if connection_id is not None:
+        waiting = waiting.filter(connection_id=connection_id)
+    counts = {"processed": 0, "failed": 0}
+    while True:
+        batch = list(waiting.select_related("connection__client").order_by("pk")[:limit])
+        if not batch:
+            return counts
+        for event in batch:
+            try:
+                process(event)
+                counts["processed"] += 1
+            except Exception:  # stored on the event by process(); the others still run
+                counts["failed"] += 1
 
 
 def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
@@ -122,32 +179,6 @@ def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
     if not (subscription.get("subscription_list") or {}).get("id"):
         raise BadDelivery("Missing field: subscription.subscription_list.id.")
     return payload
-
-
-def reject(event: WebhookEvent, reason: str) -> None:
-    event.status, event.error, event.processed_at = WebhookEvent.Status.REJECTED, reason, timezone.now()
-    event.save(update_fields=["status", "error", "processed_at"])
-
-
-def register(event: WebhookEvent, payload: dict[str, Any]) -> Receipt:
-    """Claim the vendor's event id for this delivery; a second delivery of it (even at the same instant) loses the
-    unique constraint race and is answered 200 as a duplicate."""
-    event.event_type = payload["callback_type"]
-    try:
-        with transaction.atomic():
-            WebhookEvent.objects.filter(pk=event.pk).update(
-                event_id=str(payload["event_id"]), event_type=event.event_type
-            )
-    except IntegrityError:
-        event.status = WebhookEvent.Status.DUPLICATE
-        event.processed_at = timezone.now()
-        event.save(update_fields=["status", "event_type", "processed_at"])
-        return Receipt(200, "duplicate: already received", event)
-    event.event_id = str(payload["event_id"])
-    from integrations.tasks import process_webhook_event  # tasks import this module
-
-    transaction.on_commit(lambda: process_webhook_event.delay(event.pk))
-    return Receipt(200, "accepted", event)
 
 
 # --- Applying -----------------------------------------------------------------------------------------------------
