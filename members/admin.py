@@ -21,6 +21,7 @@ from integrations.attentive import flows as attentive
 from integrations.http import VendorError
 from integrations.tasks import attentive_subscribe, attentive_unsubscribe
 from integrations.tenancy import scope_to_clients, visible_clients
+from integrations.vibes import persons as vibes_persons
 from members import flows, imports, segments
 from members.api import csv_download
 from members.exports import should_export_in_background
@@ -34,6 +35,7 @@ from members.models import (
     OutboundMessage,
     Segment,
     SegmentExport,
+    VibesListSubscription,
 )
 from members.phones import InvalidPhone, to_e164
 
@@ -67,6 +69,18 @@ class MemberImportForm(forms.Form):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["client"].queryset = visible_clients(user)
+
+
+class VibesSubscriptionInline(admin.TabularInline):
+    model = VibesListSubscription
+    extra = 0
+    can_delete = False
+    verbose_name = "Vibes list subscription"
+    fields = ["list_id", "state", "opt_in_date", "opt_out_date", "opt_out_reason", "last_event_date"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -133,12 +147,13 @@ class MemberAdmin(ClientScopedAdmin):
     list_filter = [ClientFilter, "opted_in", "status", "tier"]
     search_fields = ["email", "phone", "first_name", "last_name", "annex_cloud_id"]
     list_select_related = ["client"]
-    inlines = [SubscriptionInline]
+    inlines = [SubscriptionInline, VibesSubscriptionInline]
     actions = [
         "subscribe_at_attentive",
         "check_attentive_eligibility",
         "unsubscribe_at_attentive",
         "refresh_from_annex_cloud",
+        "sync_to_vibes",
         "add_to_segment",
     ]
     change_list_template = "admin/members/member/change_list.html"
@@ -180,6 +195,16 @@ class MemberAdmin(ClientScopedAdmin):
             except annexcloud.AnnexCloudNotReady as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return
+            except VendorError as exc:
+                self.message_user(request, f"{member}: {exc.for_admin}", messages.ERROR)
+                continue
+            self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.WARNING)
+
+    @admin.action(description="Send to Vibes now", permissions=["change"])
+    def sync_to_vibes(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        for member in queryset.select_related("client")[:SYNC_ACTION_LIMIT]:
+            try:
+                outcome = vibes_persons.sync_person(member)
             except VendorError as exc:
                 self.message_user(request, f"{member}: {exc.for_admin}", messages.ERROR)
                 continue

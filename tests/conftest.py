@@ -7,6 +7,16 @@ from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, Connecti
 
 
 @pytest.fixture(autouse=True)
+def close_keep_alive_connections():
+    """Vendor calls reuse a pooled keep-alive connection. To the live server that would keep a request thread, and
+    the database connection it holds, alive after the test: close it after each test."""
+    yield
+    from integrations.http import pooled_session
+
+    pooled_session().close()
+
+
+@pytest.fixture(autouse=True)
 def empty_cache():
     """Each test starts with an empty cache (processing-scheduled marks and the like)."""
     from django.core.cache import cache

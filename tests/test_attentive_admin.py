@@ -126,6 +126,8 @@ def test_member_phone_is_stored_in_e164(admin_http, client_a):
             "points": 0,
             "subscriptions-TOTAL_FORMS": 0,
             "subscriptions-INITIAL_FORMS": 0,
+            "vibes_subscriptions-TOTAL_FORMS": 0,
+            "vibes_subscriptions-INITIAL_FORMS": 0,
         },
     )
     assert response.status_code == 302

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from pytest_httpserver import HTTPServer
 
-from integrations.http import AuthError, NotFound, pooled_session
+from integrations.http import AuthError, NotFound
 from integrations.models import WebhookEvent
 from integrations.vibes.api import MdnConflict, Unprocessable, VibesAPI, person_payload
 from integrations.vibes.persons import run_pending_sync, sync_person
@@ -123,9 +123,23 @@ def test_the_sandbox_fires_callbacks_at_the_portal(vibes_sandbox, client_a, live
     _, connection = vibes_sandbox
     member = Member.objects.create(client=client_a, annex_cloud_id="EXT9", phone="+14045551234")
     call_command("vibes_send_callback", client=client_a.slug, member=member.pk, url=live_server.url)
-    # The pooled keep-alive connection would hold the live server's request thread, and its database connection,
-    # open past the test database's teardown.
-    pooled_session().close()
     event = WebhookEvent.objects.get(connection=connection)
     assert event.status == "processed"
     assert VibesListSubscription.objects.get().member == member
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_activates_with_working_credentials_and_explains_bad_ones(vibes_sandbox):
+    from integrations.models import Connection
+    from integrations.verification import verify_connection
+
+    _, connection = vibes_sandbox
+    connection.status = Connection.Status.DRAFT
+    connection.save()
+    assert verify_connection(connection).ok
+    connection.refresh_from_db()
+    assert connection.status == Connection.Status.ACTIVE
+    connection.secrets = {"api_username": "sandbox", "api_password": "wrong"}
+    connection.save()
+    outcome = verify_connection(connection)
+    assert not outcome.ok and "rejected the API credentials" in outcome.message

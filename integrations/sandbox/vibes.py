@@ -96,6 +96,11 @@ def person_by_id(request: HttpRequest, company_key: str, person_id: str) -> Http
 
 @simulator
 def person_by_external_id(request: HttpRequest, company_key: str, external_id: str) -> HttpResponse:
+    if request.method == "GET":
+        if not authorised(request):
+            return JsonResponse({"message": "Unauthorized"}, status=401)
+        person = state.by_external_id(external_id)
+        return JsonResponse(person) if person else HttpResponse(status=404)
     return update(request, state.by_external_id(external_id))
 
 

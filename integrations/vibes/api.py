@@ -7,12 +7,13 @@ belongs to a person is merged into that person (200, not 201). An update can nul
 from __future__ import annotations
 
 import base64
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from integrations.http import Rejected, VendorAPI, VendorError
+from integrations.http import NotFound, Rejected, VendorAPI, VendorError
 
 
 class MdnConflict(Rejected):
@@ -76,6 +77,13 @@ class VibesAPI(VendorAPI):
 
     def update_by_person_id(self, person_id: str, payload: dict[str, Any]) -> PersonResult:
         return self._result(self.request("PUT", self._persons(person_id), json_body=payload))
+
+    def credentials_work(self) -> bool:
+        """Look up a person who cannot exist: 404 (or 200) proves the company key and credentials, with no side
+        effect; 401/403 raise AuthError."""
+        with contextlib.suppress(NotFound):
+            self.request("GET", self._persons("external/portal-credentials-check"))
+        return True
 
     @staticmethod
     def _result(response: requests.Response) -> PersonResult:

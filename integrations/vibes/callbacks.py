@@ -198,21 +198,24 @@ def parse_vibes_datetime(value: Any) -> datetime | None:
 
 
 def process(event: WebhookEvent) -> str:
-    """Apply one stored event (idempotent: a processed event is left alone). Failures are stored on the event,
-    with the traceback, and re-raised for the task to retry."""
-    if event.status in (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED):
-        return event.status
+    """Apply one stored event and record the outcome in the same transaction. The event row is locked while it is
+    applied, so two processors never apply it at once, and a processed event is left alone. Failures are stored on
+    the event, with the traceback, and re-raised for the task to retry."""
+    waiting = [WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED]
     try:
         with transaction.atomic():
+            claimed = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event.pk, status__in=waiting)
+            if not list(claimed.values_list("pk", flat=True)):
+                return event.status  # done already, or being applied by another worker right now
             status, detail = apply_callback(event.connection, json.loads(event.body))
+            event.status, event.error, event.traceback, event.processed_at = status, detail, "", timezone.now()
+            event.save(update_fields=["status", "error", "traceback", "processed_at"])
     except Exception as exc:
         event.status, event.error = WebhookEvent.Status.FAILED, f"{type(exc).__name__}: {exc}"
         event.traceback = traceback.format_exc()[-10_000:]
         event.save(update_fields=["status", "error", "traceback"])
         raise
-    event.status, event.error, event.traceback, event.processed_at = status, detail, "", timezone.now()
-    event.save(update_fields=["status", "error", "traceback", "processed_at"])
-    return status
+    return event.status
 
 
 def apply_callback(connection: Connection, payload: dict[str, Any]) -> tuple[str, str]:

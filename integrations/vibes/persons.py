@@ -107,3 +107,24 @@ def run_pending_sync(member_id: int) -> str:
     Member.objects.filter(pk=member_id).update(vibes_sync_pending=False)
     member = Member.objects.select_related("client").get(pk=member_id)
     return sync_person(member).message
+
+
+def verify(connection: Connection) -> SyncOutcome:
+    """Check the company key and API credentials with a read that changes nothing; activate on success."""
+    from integrations.connections import save_check_result
+    from integrations.http import AuthError, VendorError
+
+    if not connection.settings.get("company_key"):
+        return SyncOutcome(False, "Enter the Vibes company key in the connection's settings.")
+    try:
+        vibes_api(connection).credentials_work()
+    except AuthError as exc:
+        message = f"Vibes rejected the API credentials ({exc.message}): check the username and password. {exc.hint}"
+    except VendorError as exc:
+        message = f"Vibes could not be checked: {exc}. {exc.hint}"
+    else:
+        result = f"Verified: the credentials work for company {connection.settings['company_key']}."
+        save_check_result(connection, ok=True, result=result, activate=True)
+        return SyncOutcome(True, result)
+    save_check_result(connection, ok=False, result=message)
+    return SyncOutcome(False, message)
