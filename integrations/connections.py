@@ -9,11 +9,11 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from integrations.http import CallRecord, VendorAPI, VendorError, shared_rate_limiter
-from integrations.models import Connection, VendorCall
+from integrations.models import Connection, JobRun, VendorCall
 
 API = TypeVar("API", bound=VendorAPI)
 
@@ -129,16 +129,24 @@ def mask(value: str) -> str:
     return f"••••{value[-4:]}" if len(value) > 8 else "••••"
 
 
-def prune_vendor_calls(older_than_days: int | None = None) -> dict[str, int]:
-    """Delete call rows past the retention period, in batches so a large backlog never locks the table long."""
-    days = settings.VENDOR_CALL_RETENTION_DAYS if older_than_days is None else older_than_days
+def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
+    """Delete vendor call rows and job runs past the retention period (the every-minute jobs write 1,440 runs a
+    day), in batches so a large backlog never locks a table for long."""
+    days = settings.RECORD_RETENTION_DAYS if older_than_days is None else older_than_days
     cutoff = timezone.now() - timedelta(days=days)
+    return {
+        "vendor_calls": delete_in_batches(VendorCall.objects.filter(created_at__lt=cutoff)),
+        "job_runs": delete_in_batches(JobRun.objects.filter(started_at__lt=cutoff)),
+    }
+
+
+def delete_in_batches(queryset: QuerySet[Any], batch_size: int = 5000) -> int:
     deleted = 0
     while True:
-        batch = list(VendorCall.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:5000])
+        batch = list(queryset.values_list("pk", flat=True)[:batch_size])
         if not batch:
-            return {"deleted": deleted}
-        deleted += VendorCall.objects.filter(pk__in=batch).delete()[0]
+            return deleted
+        deleted += queryset.model.objects.filter(pk__in=batch).delete()[0]
 
 
 # Callback URL token -> (connection without secrets, expiry). Busy callback endpoints resolve their connection from

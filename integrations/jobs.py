@@ -64,10 +64,10 @@ SCHEDULES = (
         description="Attaches Vibes subscriptions of persons the portal did not know to members that appeared since.",
     ),
     Schedule(
-        name="Prune old vendor call rows",
-        task="integrations.prune_vendor_calls",
+        name="Prune old records",
+        task="integrations.prune_old_records",
         crontab={"minute": "17", "hour": "3"},
-        description="Deletes vendor call rows older than VENDOR_CALL_RETENTION_DAYS.",
+        description="Deletes vendor call rows and job runs older than RECORD_RETENTION_DAYS.",
     ),
 )
 

@@ -38,9 +38,9 @@ def run_as_job(task: Task, work: Any, client_id: int | None = None) -> Counts:
     return run.counts
 
 
-@shared_task(bind=True, base=PortalTask, name="integrations.prune_vendor_calls")
-def prune_vendor_calls(self: Task, client_id: int | None = None) -> Counts:
-    return run_as_job(self, connections.prune_vendor_calls, client_id)
+@shared_task(bind=True, base=PortalTask, name="integrations.prune_old_records")
+def prune_old_records(self: Task, client_id: int | None = None) -> Counts:
+    return run_as_job(self, connections.prune_old_records, client_id)
 
 
 @shared_task(base=PortalTask, name="integrations.attentive_subscribe")

@@ -174,7 +174,8 @@ CELERY_TIMEZONE = "UTC"
 
 # --- Connections: after this many failed calls in a row, a connection is marked failing.
 CONNECTION_FAILURE_THRESHOLD = env.int("CONNECTION_FAILURE_THRESHOLD", default=3)
-VENDOR_CALL_RETENTION_DAYS = env.int("VENDOR_CALL_RETENTION_DAYS", default=30)
+# Vendor call rows and job runs older than this are pruned nightly.
+RECORD_RETENTION_DAYS = env.int("RECORD_RETENTION_DAYS", default=30)
 # Parallel sends per connection in the message job (each still within the vendor's rate limit).
 MESSAGE_SEND_CONCURRENCY = env.int("MESSAGE_SEND_CONCURRENCY", default=8)
 

@@ -21,7 +21,7 @@ def trouble(client_a, client_b):
     failing_b = ConnectionFactory(
         client=client_b, vendor="vibes", status=Connection.Status.FAILING, last_check_result="Vibes: beta broke"
     )
-    JobRun.objects.create(job="integrations.prune_vendor_calls", outcome="failed", error="alpha job exploded")
+    JobRun.objects.create(job="integrations.prune_old_records", outcome="failed", error="alpha job exploded")
     JobRun.objects.create(job="attentive.send", client=client_b, outcome="failed", error="beta job exploded")
     JobRun.objects.create(
         job="old",

@@ -11,7 +11,7 @@ from django_celery_beat.models import PeriodicTask
 
 from integrations.jobs import SCHEDULES, ensure_schedules, run_job
 from integrations.models import JobRun, VendorCall
-from integrations.tasks import PortalTask, prune_vendor_calls
+from integrations.tasks import PortalTask, prune_old_records
 from portal.celery import app as celery_app
 
 
@@ -44,36 +44,37 @@ def test_the_portals_schedules_exist_after_migrate_and_are_not_overwritten(db):
     assert task.enabled is False
 
 
-def test_prune_task_deletes_old_calls_and_records_a_run(connection_a, settings):
-    settings.VENDOR_CALL_RETENTION_DAYS = 30
+def test_prune_task_deletes_old_calls_and_runs_and_records_a_run(connection_a, settings):
+    settings.RECORD_RETENTION_DAYS = 30
     old = timezone.now() - timedelta(days=31)
     for _ in range(3):
         VendorCall.objects.create(connection=connection_a, method="GET", url="https://x/", created_at=old)
     recent = VendorCall.objects.create(connection=connection_a, method="GET", url="https://x/")
-    assert prune_vendor_calls.apply().get() == {"deleted": 3}
+    JobRun.objects.create(job="members.dispatch_loyalty_messages", started_at=old)
+    assert prune_old_records.apply().get() == {"vendor_calls": 3, "job_runs": 1}
     assert list(VendorCall.objects.values_list("pk", flat=True)) == [recent.pk]
-    assert JobRun.objects.get(job="integrations.prune_vendor_calls").counts == {"deleted": 3}
+    assert JobRun.objects.get(job="integrations.prune_old_records").counts == {"vendor_calls": 3, "job_runs": 1}
 
 
 def test_tasks_ack_late_within_the_visibility_timeout():
     assert PortalTask.acks_late and PortalTask.reject_on_worker_lost
     assert PortalTask.time_limit < 3600  # the Redis visibility timeout
-    assert prune_vendor_calls.acks_late and prune_vendor_calls.max_retries == 5
+    assert prune_old_records.acks_late and prune_old_records.max_retries == 5
 
 
 def test_run_now_queues_the_job_on_the_broker(admin_http, db):
-    run = JobRun.objects.create(job="integrations.prune_vendor_calls", outcome="failed")
+    run = JobRun.objects.create(job="integrations.prune_old_records", outcome="failed")
     admin_http.post(
         reverse("admin:integrations_jobrun_changelist"), {"action": "run_now", "_selected_action": [run.pk]}
     )
     with celery_app.connection_for_read() as conn:
         message = conn.SimpleQueue("celery").get(timeout=2)
-        assert message.headers["task"] == "integrations.prune_vendor_calls"
+        assert message.headers["task"] == "integrations.prune_old_records"
         message.ack()
 
 
 def test_client_users_cannot_run_jobs(alice_http, client_a):
-    run = JobRun.objects.create(job="integrations.prune_vendor_calls", client=client_a)
+    run = JobRun.objects.create(job="integrations.prune_old_records", client=client_a)
     response = alice_http.post(
         reverse("admin:integrations_jobrun_changelist"),
         {"action": "run_now", "_selected_action": [run.pk]},

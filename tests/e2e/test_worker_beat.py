@@ -11,7 +11,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from integrations.models import JobRun
 
 pytestmark = pytest.mark.e2e
-JOB = "integrations.prune_vendor_calls"
+JOB = "integrations.prune_old_records"
 
 
 def wait_for(condition, timeout: float) -> bool:
@@ -46,4 +46,4 @@ def test_beat_runs_a_database_scheduled_job_and_follows_an_edit(celery_processes
 
     assert wait_for(two_successful_runs, 45), celery_processes.log("beat") + celery_processes.log("worker")
     run = JobRun.objects.filter(job=JOB).first()
-    assert run.counts == {"deleted": 0} and run.task_id
+    assert run.counts == {"vendor_calls": 0, "job_runs": 0} and run.task_id
