@@ -356,6 +356,9 @@ class ConnectionAdmin(ClientScopedAdmin):
         readonly += ["partner_access_token", "callback_url"]
         if obj is not None:
             readonly += ["client", "vendor"]
+        if not is_site_admin(request.user):
+            # Where the secrets are sent is a site admin's decision: a changed URL would carry them elsewhere.
+            readonly += ["environment", "base_url"]
         return readonly
 
     def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:

@@ -134,3 +134,19 @@ def test_a_client_needs_a_real_phone_region(admin_http):
         {"name": "Delta", "slug": "delta", "site_id": "1", "default_region": "XX", "active": "on"},
     )
     assert "is not a phone region" in response.content.decode()
+
+
+def test_client_users_cannot_redirect_a_connection_elsewhere(alice_http, connection_a):
+    url = reverse("admin:integrations_connection_change", args=[connection_a.pk])
+    response = alice_http.post(
+        url,
+        {
+            "environment": "sandbox",
+            "base_url": "https://attacker.example",
+            "secret__api_key": "",
+            "secret__legacy_token": "",
+        },
+    )
+    assert response.status_code == 302
+    connection_a.refresh_from_db()
+    assert (connection_a.environment, connection_a.base_url) == ("production", "")
