@@ -296,7 +296,9 @@ def connection_form_for(spec: VendorSpec | None) -> type[ConnectionForm]:
             help_text=secret.help_text,
         )
     for name, field in spec.settings_form_class().base_fields.items():
-        fields[SETTING_PREFIX + name] = copy.deepcopy(field)
+        setting = copy.deepcopy(field)
+        setting.label = field.label or name.replace("_", " ").capitalize()
+        fields[SETTING_PREFIX + name] = setting
     return type(f"{spec.key.title()}ConnectionForm", (ConnectionForm,), fields)
 
 
@@ -543,20 +545,25 @@ class ApiTokenAdmin(ClientScopedAdmin):
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
     client_path = "connection__client"
-    list_display = ["received_at", "connection", "event_type", "event_id", "status", "error"]
+    list_display = ["received_at", "connection", "event_type", "event_id", "status", "outcome"]
     list_filter = [ConnectionClientFilter, "connection__vendor", "event_type", "status"]
     list_select_related = ["connection__client"]
     search_fields = ["event_id", "body"]
     date_hierarchy = "received_at"
     fields = [
         "connection", "received_at", "remote_addr", "event_type", "event_id", "status", "processed_at",
-        "error", "pretty_body", "headers", "traceback",
+        "outcome", "pretty_body", "headers", "traceback",
     ]  # fmt: skip
     readonly_fields = fields
     actions = ["reprocess"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEvent]:
         return super().get_queryset(request).defer("connection__secrets")
+
+    @admin.display(description="outcome")
+    def outcome(self, event: WebhookEvent) -> str:
+        """What applying did, or why the delivery was refused or failed."""
+        return event.error or "—"
 
     @admin.display(description="body as received")
     def pretty_body(self, event: WebhookEvent) -> str:
