@@ -148,12 +148,6 @@ def explain_auth_failure(exc: AuthError) -> str:
     )
 
 
-def deactivate(connection: Connection) -> Outcome:
-    connection.status = Connection.Status.DISABLED
-    connection.save(update_fields=["status", "updated_at"])
-    return Outcome(True, f"Attentive is deactivated for {connection.client}: no calls will be made.")
-
-
 # --- Members --------------------------------------------------------------------------------------------------
 
 
@@ -243,7 +237,3 @@ def unsubscribe(member: Member) -> Outcome:
     record_states(member, results, UNSUBSCRIBE_STATES)
     Member.objects.filter(pk=member.pk).update(opted_in=False)
     return Outcome(True, f"{member} unsubscribed from Attentive.")
-
-
-def is_subscribed_to_text(member: Member) -> bool:
-    return text_state(member) == ChannelSubscription.State.SUBSCRIBED
