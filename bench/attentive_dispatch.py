@@ -49,8 +49,8 @@ def control(port: int, settings: dict[str, object] | None = None) -> dict[str, o
 
 
 def seed(events: int) -> None:
+    from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
     from integrations.models import Client, Connection, SignUpSource
-    from integrations.sandbox.attentive import API_KEY, LEGACY_TOKEN
     from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate
 
     client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}")

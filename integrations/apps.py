@@ -1,10 +1,11 @@
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
 def _after_migrate(**kwargs: Any) -> None:
+    # Imported here because an AppConfig module is loaded before the models it would import are ready.
     from integrations.jobs import ensure_schedules
     from integrations.tenancy import ensure_client_users_group
 
@@ -19,8 +20,6 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         # After every migrate (and test database creation) the portal's group and schedules exist. Hooked to the
         # last of the portal's apps, so that every permission the group needs has been created before it.
-        from django.apps import apps
-
         post_migrate.connect(
             _after_migrate, sender=apps.get_app_config("members"), dispatch_uid="integrations.after_migrate"
         )

@@ -1,26 +1,161 @@
-"""Flows about a connection itself: building a vendor API for it, logging its calls, tracking its health,
-saving its secrets and settings."""
+"""The one owner of connection state: which connections are usable, verifying (one skeleton for every vendor),
+activating, marking failing, recovering, disabling and resetting; and building a vendor API for a connection whose
+call log keeps that state up to date.
+
+States: draft (not verified yet) → active ⇄ failing (calls keep being tried, so a recovery is noticed) → disabled
+(no calls at all until an admin resets it to draft and verifies it again).
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from integrations.http import CallRecord, VendorAPI, VendorError, shared_rate_limiter
-from integrations.models import Connection, JobRun, VendorCall
+from integrations.http import AuthError, CallRecord, VendorAPI, VendorError, shared_rate_limiter
+from integrations.models import Client, Connection, VendorCall
+from integrations.outcome import NotReady, Outcome
 
 API = TypeVar("API", bound=VendorAPI)
+Status = Connection.Status
+# Verified and not switched off: calls may be made. A failing connection is still tried, so that it can recover.
+USABLE_STATUSES = (Status.ACTIVE, Status.FAILING)
+
+
+def usable(vendor: str | None = None) -> QuerySet[Connection]:
+    connections = Connection.objects.filter(status__in=USABLE_STATUSES)
+    return connections.filter(vendor=vendor) if vendor else connections
+
+
+def usable_connection(client: Client | int, vendor: str) -> Connection | None:
+    client_id = client if isinstance(client, int) else client.pk
+    return usable(vendor).filter(client_id=client_id).select_related("client").first()
+
+
+def connection_of(client: Client, vendor: str) -> Connection | None:
+    return Connection.objects.filter(client=client, vendor=vendor).first()
+
+
+# --- Verifying ---------------------------------------------------------------------------------------------------
+
+Check = Callable[[Connection], str]
+
+
+def verify(connection: Connection, *, activate: bool = True) -> Outcome:
+    """Verify a connection with its vendor's side-effect-free check (`check_connection` in the vendor's flows).
+
+    A passed check makes a draft or failing connection active (unless `activate` is False); a failed one stores
+    what to do and marks an active connection failing. A disabled connection is not called."""
+    if connection.status == Status.DISABLED:
+        return Outcome.failure(f"{connection} is disabled: return it to draft first, then verify it.")
+    check = vendor_check(connection)
+    if check is None:
+        return Outcome.failure(f"{connection.spec.label} connections cannot be verified from the portal yet.")
+    if missing := missing_secrets(connection):
+        return Outcome.failure(f"Enter the missing secrets before verifying: {', '.join(missing)}.")
+    try:
+        result = check(connection)
+    except NotReady as exc:
+        return Outcome.failure(str(exc))
+    except AuthError as exc:
+        message = explain_auth_failure(connection, exc)
+    except VendorError as exc:
+        message = f"{connection.spec.label} could not be verified: {exc}. {exc.hint}"
+    else:
+        save_check_result(connection, ok=True, result=result)
+        if activate or connection.status == Status.FAILING:
+            mark_active(connection)
+        return Outcome.success(result)
+    save_check_result(connection, ok=False, result=message)
+    mark_failing(connection, message)
+    return Outcome.failure(message)
+
+
+def explain_auth_failure(connection: Connection, error: AuthError) -> str:
+    """The vendor's own explanation of refused credentials (`explain_auth_failure` in its flows), else a generic one."""
+    explain = getattr(connection.spec.module("flows"), "explain_auth_failure", None)
+    if explain is not None:
+        return explain(error)
+    return f"{connection.spec.label} rejected the credentials: {error.message}. {error.hint}"
+
+
+def vendor_check(connection: Connection) -> Check | None:
+    flows = connection.spec.module("flows")
+    return getattr(flows, "check_connection", None)
+
+
+def save_check_result(connection: Connection, *, ok: bool, result: str) -> None:
+    connection.last_checked_at = timezone.now()
+    connection.last_check_ok = ok
+    connection.last_check_result = result
+    connection.save(update_fields=["last_checked_at", "last_check_ok", "last_check_result", "updated_at"])
+
+
+# --- Transitions -------------------------------------------------------------------------------------------------
+
+
+def mark_active(connection: Connection) -> None:
+    _set(connection, status=Status.ACTIVE, consecutive_failures=0)
+
+
+def mark_failing(connection: Connection, reason: str) -> None:
+    """An active connection becomes failing with the reason shown on the dashboard; other states are kept."""
+    Connection.objects.filter(pk=connection.pk, status=Status.ACTIVE).update(
+        status=Status.FAILING, last_check_ok=False, last_checked_at=timezone.now(), last_check_result=reason
+    )
+    connection.refresh_from_db(fields=["status", "last_check_ok", "last_checked_at", "last_check_result"])
+
+
+def recover(connection: Connection) -> None:
+    """A call succeeded: the failure count restarts and a failing connection is active again, its old error cleared."""
+    if not connection.consecutive_failures and connection.status != Status.FAILING:
+        return
+    Connection.objects.filter(pk=connection.pk).update(consecutive_failures=0)
+    Connection.objects.filter(pk=connection.pk, status=Status.FAILING).update(
+        status=Status.ACTIVE,
+        last_check_ok=True,
+        last_checked_at=timezone.now(),
+        last_check_result="Recovered: calls succeed again.",
+    )
+    connection.refresh_from_db(fields=["consecutive_failures", "status", "last_check_ok", "last_check_result"])
+
+
+def record_failure(connection: Connection, error: VendorError) -> None:
+    """Count one failed call; at the threshold (or at once for bad credentials) an active connection is failing."""
+    Connection.objects.filter(pk=connection.pk).update(consecutive_failures=F("consecutive_failures") + 1)
+    connection.refresh_from_db(fields=["consecutive_failures", "status"])
+    if connection.consecutive_failures >= settings.CONNECTION_FAILURE_THRESHOLD or isinstance(error, AuthError):
+        mark_failing(connection, error.for_admin)
+
+
+def disable(connections: QuerySet[Connection]) -> int:
+    return connections.update(status=Status.DISABLED)
+
+
+def reset_to_draft(connections: QuerySet[Connection]) -> int:
+    return connections.update(status=Status.DRAFT, consecutive_failures=0)
+
+
+def leave_disabled(connection: Connection) -> None:
+    """Re-entering credentials of a disabled connection brings it back to draft, ready to verify."""
+    if connection.status == Status.DISABLED:
+        connection.status = Status.DRAFT
+
+
+def _set(connection: Connection, **fields: Any) -> None:
+    for name, value in fields.items():
+        setattr(connection, name, value)
+    connection.save(update_fields=[*fields, "updated_at"])
+
+
+# --- Calls -------------------------------------------------------------------------------------------------------
 
 
 class ConnectionCallLog:
-    """Writes a VendorCall row per attempt and keeps the connection's health: failures in a row mark it failing,
-    a success marks a failing connection active again."""
+    """Writes a VendorCall row per attempt and keeps the connection's health."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -41,35 +176,11 @@ class ConnectionCallLog:
         )
 
     def succeeded(self) -> None:
-        record_success(self.connection)
+        recover(self.connection)
 
     def failed(self, error: VendorError) -> None:
         if error.counts_against_connection:
             record_failure(self.connection, error)
-
-
-def record_success(connection: Connection) -> None:
-    if connection.consecutive_failures or connection.status == Connection.Status.FAILING:
-        Connection.objects.filter(pk=connection.pk).update(consecutive_failures=0)
-        Connection.objects.filter(pk=connection.pk, status=Connection.Status.FAILING).update(
-            status=Connection.Status.ACTIVE
-        )
-        connection.refresh_from_db(fields=["consecutive_failures", "status"])
-
-
-def record_failure(connection: Connection, error: VendorError) -> None:
-    """Count a failure; at the threshold (or at once for bad credentials) an active connection becomes failing."""
-    Connection.objects.filter(pk=connection.pk).update(consecutive_failures=F("consecutive_failures") + 1)
-    connection.refresh_from_db(fields=["consecutive_failures", "status"])
-    limit_reached = connection.consecutive_failures >= settings.CONNECTION_FAILURE_THRESHOLD
-    if connection.status == Connection.Status.ACTIVE and (limit_reached or error.kind == "auth"):
-        Connection.objects.filter(pk=connection.pk).update(
-            status=Connection.Status.FAILING,
-            last_check_ok=False,
-            last_checked_at=timezone.now(),
-            last_check_result=error.for_admin,
-        )
-        connection.refresh_from_db(fields=["status", "last_check_ok", "last_checked_at", "last_check_result"])
 
 
 class ConnectionDisabled(Exception):
@@ -79,7 +190,7 @@ class ConnectionDisabled(Exception):
 def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
     """A vendor API object configured from a connection: its URL, its secrets (for redaction too), its rate
     limit shared across the process, and a call log into VendorCall rows."""
-    if connection.status == Connection.Status.DISABLED:
+    if connection.status == Status.DISABLED:
         raise ConnectionDisabled(
             f"{connection} is disabled: return it to draft in the admin and verify it to use it again."
         )
@@ -96,19 +207,7 @@ def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
     return api_class(connection.effective_base_url, **{**defaults, **kwargs})
 
 
-def save_check_result(connection: Connection, *, ok: bool, result: str, activate: bool = False) -> None:
-    """Store the outcome of a verification; a passed check on request makes the connection active."""
-    connection.last_checked_at = timezone.now()
-    connection.last_check_ok = ok
-    connection.last_check_result = result
-    fields = ["last_checked_at", "last_check_ok", "last_check_result", "updated_at"]
-    if ok:
-        connection.consecutive_failures = 0
-        fields.append("consecutive_failures")
-        if activate or connection.status == Connection.Status.FAILING:
-            connection.status = Connection.Status.ACTIVE
-            fields.append("status")
-    connection.save(update_fields=fields)
+# --- Secrets -----------------------------------------------------------------------------------------------------
 
 
 def update_secrets(connection: Connection, new_values: dict[str, str]) -> list[str]:
@@ -127,47 +226,3 @@ def mask(value: str) -> str:
     if not value:
         return "not set"
     return f"••••{value[-4:]}" if len(value) > 8 else "••••"
-
-
-def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
-    """Delete vendor call rows and job runs past the retention period (the every-minute jobs write 1,440 runs a
-    day), in batches so a large backlog never locks a table for long."""
-    days = settings.RECORD_RETENTION_DAYS if older_than_days is None else older_than_days
-    cutoff = timezone.now() - timedelta(days=days)
-    return {
-        "vendor_calls": delete_in_batches(VendorCall.objects.filter(created_at__lt=cutoff)),
-        "job_runs": delete_in_batches(JobRun.objects.filter(started_at__lt=cutoff)),
-    }
-
-
-def delete_in_batches(queryset: QuerySet[Any], batch_size: int = 5000) -> int:
-    deleted = 0
-    while True:
-        batch = list(queryset.values_list("pk", flat=True)[:batch_size])
-        if not batch:
-            return deleted
-        deleted += queryset.model.objects.filter(pk__in=batch).delete()[0]
-
-
-# Callback URL token -> (connection without secrets, expiry). Busy callback endpoints resolve their connection from
-# memory; a change made in this process is seen at once (save() clears the entry), elsewhere within the TTL.
-INBOUND_LOOKUP_TTL_SECONDS = 5.0
-_inbound: dict[tuple[str, str], tuple[Connection | None, float]] = {}
-_inbound_lock = threading.Lock()
-
-
-def connection_for_inbound_token(vendor: str, token: str) -> Connection | None:
-    key = (vendor, token)
-    now = time.monotonic()
-    cached = _inbound.get(key)
-    if cached is not None and cached[1] > now:
-        return cached[0]
-    connection = Connection.objects.defer("secrets").filter(vendor=vendor, inbound_token=token).first()
-    with _inbound_lock:
-        _inbound[key] = (connection, now + INBOUND_LOOKUP_TTL_SECONDS)
-    return connection
-
-
-def forget_inbound_lookups() -> None:
-    with _inbound_lock:
-        _inbound.clear()

@@ -57,9 +57,6 @@ class KeyRing:
         except InvalidToken as exc:
             raise DecryptionError(f"The value sealed with key {kid} is corrupt or the key is wrong.") from exc
 
-    def is_current(self, stored: str) -> bool:
-        return stored.startswith(f"{PREFIX}{self.primary_id}:")
-
 
 @lru_cache(maxsize=4)
 def _key_ring_for(keys: tuple[str, ...]) -> KeyRing:

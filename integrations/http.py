@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
+from django.conf import settings
 
 from portal.logging import REDACTED, redact_text
 
@@ -239,10 +240,14 @@ def pooled_session() -> requests.Session:
 # --- The base vendor API ---------------------------------------------------------------------------------------
 
 
+def default_backoff_base() -> float:
+    return settings.VENDOR_RETRY_BACKOFF_SECONDS
+
+
 @dataclass
 class RetryPolicy:
     max_attempts: int = 4
-    backoff_base: float = 0.5
+    backoff_base: float = field(default_factory=default_backoff_base)
     backoff_cap: float = 20.0
     # A Retry-After longer than this is not slept through inside a request: the error goes up with retry_after
     # so that the job can be retried later instead of holding a worker.

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from integrations.models import Client, JobRun
 
@@ -49,7 +50,7 @@ SCHEDULES = (
         name="Send loyalty-action messages",
         task="members.dispatch_loyalty_messages",
         crontab={"minute": "*"},
-        description="Turns new loyalty events into messages and sends the pending ones (seed 000's CRON job).",
+        description="Turns new loyalty events into messages and sends the pending ones (loyalty-action SMS).",
     ),
     Schedule(
         name="Apply waiting callbacks",
@@ -75,8 +76,6 @@ SCHEDULES = (
 def ensure_schedules() -> list[str]:
     """Create the portal's schedules that do not exist yet; never overwrite an admin's edits. Returns the names
     created."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
-
     created = []
     for schedule in SCHEDULES:
         if PeriodicTask.objects.filter(name=schedule.name).exists():

@@ -94,13 +94,9 @@ class Connection(models.Model):
         return f"{self.client} · {self.spec.label}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.vendor in INBOUND_VENDORS and not self.inbound_token:
+        if self.spec.receives_callbacks and not self.inbound_token:
             self.inbound_token = token_secrets.token_urlsafe(32)
         super().save(*args, **kwargs)
-        if self.inbound_token:
-            from integrations.connections import forget_inbound_lookups
-
-            forget_inbound_lookups()
 
     @property
     def spec(self) -> VendorSpec:
@@ -116,10 +112,6 @@ class Connection(models.Model):
 
     def secret(self, name: str) -> str:
         return str(self.secrets.get(name) or "")
-
-
-# Vendors that deliver callbacks to the portal; their connections get a callback URL.
-INBOUND_VENDORS = {"vibes"}
 
 
 class WebhookEvent(models.Model):
@@ -231,12 +223,6 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} at {self.started_at:%Y-%m-%d %H:%M:%S}"
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 def hash_token(key: str) -> str:

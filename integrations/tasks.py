@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers that run a flow inside a recorded JobRun. Every task is safe to repeat."""
+"""Celery tasks of the vendor side: thin wrappers that run a flow, the scheduled ones inside a recorded JobRun.
+Every task is safe to repeat. Flows queue these by name (integrations/queue.py), never by importing this module."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from integrations import connections
+from integrations import inbound, retention
 from integrations.attentive import flows as attentive
 from integrations.http import RateLimited, Unavailable
 from integrations.jobs import Counts, run_job
 from integrations.models import Client
+from integrations.vibes import flows as vibes
+from members.models import Member
 
 
 class PortalTask(Task):
@@ -38,52 +41,44 @@ def run_as_job(task: Task, work: Any, client_id: int | None = None) -> Counts:
     return run.counts
 
 
+def _member(member_id: int) -> Member:
+    return Member.objects.select_related("client").get(pk=member_id)
+
+
 @shared_task(bind=True, base=PortalTask, name="integrations.prune_old_records")
 def prune_old_records(self: Task, client_id: int | None = None) -> Counts:
-    return run_as_job(self, connections.prune_old_records, client_id)
+    return run_as_job(self, retention.prune_old_records, client_id)
 
 
 @shared_task(base=PortalTask, name="integrations.attentive_subscribe")
 def attentive_subscribe(member_id: int) -> str:
     """Subscribe a member who opted in; the flow checks stored state and eligibility first, so a repeat is harmless."""
-    from members.models import Member
-
-    return attentive.subscribe(Member.objects.select_related("client").get(pk=member_id)).message
+    return attentive.subscribe(_member(member_id)).message
 
 
 @shared_task(base=PortalTask, name="integrations.attentive_unsubscribe")
 def attentive_unsubscribe(member_id: int) -> str:
-    from members.models import Member
-
-    return attentive.unsubscribe(Member.objects.select_related("client").get(pk=member_id)).message
+    return attentive.unsubscribe(_member(member_id)).message
 
 
 @shared_task(base=PortalTask, name="integrations.process_received_callbacks")
 def process_received_callbacks(connection_id: int) -> dict[str, int]:
     """Apply a connection's stored callbacks that wait; safe to repeat (processed events are left alone)."""
-    from integrations.vibes.callbacks import process_received
-
-    return process_received(connection_id)
+    return inbound.process_received(connection_id)
 
 
 @shared_task(bind=True, base=PortalTask, name="integrations.sweep_received_callbacks")
 def sweep_received_callbacks(self: Task, client_id: int | None = None) -> Counts:
     """The safety net: callbacks whose processing task was lost are applied within a minute."""
-    from integrations.vibes.callbacks import process_received
-
-    return run_as_job(self, process_received, client_id)
+    return run_as_job(self, inbound.process_received, client_id)
 
 
 @shared_task(bind=True, base=PortalTask, name="integrations.match_vibes_persons")
 def match_vibes_persons(self: Task, client_id: int | None = None) -> Counts:
-    from integrations.vibes.callbacks import match_unmatched
-
-    return run_as_job(self, lambda: match_unmatched(client_id), client_id)
+    return run_as_job(self, lambda: vibes.match_unmatched(client_id), client_id)
 
 
 @shared_task(base=PortalTask, name="integrations.sync_vibes_person")
 def sync_vibes_person(member_id: int) -> str:
-    """Send a member's current contact data to Vibes (coalesced: see integrations/vibes/persons.py)."""
-    from integrations.vibes.persons import run_pending_sync
-
-    return run_pending_sync(member_id)
+    """Send a member's current contact data to Vibes (coalesced: see integrations/vibes/flows.py)."""
+    return vibes.run_pending_sync(member_id)

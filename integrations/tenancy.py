@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from django.contrib.auth.models import Group, Permission
 from django.db.models import Model, QuerySet
 
 from integrations.models import Client
@@ -71,8 +72,6 @@ CLIENT_USER_PERMISSIONS = (
 
 def ensure_client_users_group() -> None:
     """Create or complete the group that gives client users their admin permissions (idempotent)."""
-    from django.contrib.auth.models import Group, Permission
-
     group, _ = Group.objects.get_or_create(name=CLIENT_USERS_GROUP)
     permissions = Permission.objects.filter(
         content_type__app_label__in=["integrations", "members"], codename__in=CLIENT_USER_PERMISSIONS

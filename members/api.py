@@ -1,5 +1,5 @@
-"""The client API of the loyalty side: members (with Attentive subscribe / eligibility / unsubscribe) and
-loyalty events. A client token sees its own client only; site admins name the client."""
+"""The client API of the loyalty side: members, loyalty events and segments (vendors add their own member actions,
+e.g. integrations/attentive/views.py). A client token sees its own client only; site admins name the client."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from integrations.attentive import flows as attentive
-from integrations.http import VendorError
 from integrations.models import Client
 from integrations.tenancy import scope_to_clients, visible_clients
 from members import flows
@@ -84,13 +82,8 @@ class MemberSerializer(serializers.ModelSerializer):
         previous = {name: getattr(self.instance, name) for name in self.validated_data} if self.instance else {}
         member = super().save(**kwargs)
         changed = {name for name, value in self.validated_data.items() if previous.get(name, object()) != value}
-        flows.member_changed(member, changed, previous_opt_in=previous.get("opted_in", False))
+        flows.member_changed(member, changed, {name: previous.get(name) for name in changed})
         return member
-
-
-class OutcomeSerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
-    message = serializers.CharField()
 
 
 class MemberViewSet(
@@ -105,31 +98,6 @@ class MemberViewSet(
     def get_queryset(self) -> QuerySet[Member]:
         queryset = Member.objects.select_related("client").prefetch_related("subscriptions").order_by("pk")
         return scope_to_clients(queryset, self.request.user)
-
-    def _run(self, flow: Any) -> Response:
-        member = self.get_object()
-        try:
-            outcome = flow(member)
-        except attentive.AttentiveNotReady as exc:
-            return Response({"ok": False, "message": str(exc)}, status=status.HTTP_409_CONFLICT)
-        except VendorError as exc:
-            return Response({"ok": False, "message": exc.for_admin}, status=status.HTTP_502_BAD_GATEWAY)
-        return Response({"ok": outcome.ok, "message": outcome.message})
-
-    @extend_schema(request=None, responses=OutcomeSerializer)
-    @action(detail=True, methods=["post"])
-    def subscribe(self, request: Request, pk: str | None = None) -> Response:
-        return self._run(attentive.subscribe)
-
-    @extend_schema(request=None, responses=OutcomeSerializer)
-    @action(detail=True, methods=["post"])
-    def unsubscribe(self, request: Request, pk: str | None = None) -> Response:
-        return self._run(attentive.unsubscribe)
-
-    @extend_schema(request=None, responses=OutcomeSerializer)
-    @action(detail=True, methods=["post"])
-    def eligibility(self, request: Request, pk: str | None = None) -> Response:
-        return self._run(attentive.check_eligibility)
 
 
 class MemberRefSerializer(serializers.Serializer):

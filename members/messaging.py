@@ -1,5 +1,5 @@
 """Loyalty-action messages: turn pending loyalty events into outbound messages (one per event and template) and
-send them through the template's connection.
+send them through the template's connection, with the sender its vendor's flows provide (`message_sender`).
 
 Safe to run twice at once and safe to kill: messages are created with a unique (event, template), each run claims
 the messages it sends with an atomic UPDATE carrying its own token, and a message found half-sent after a crash is
@@ -12,20 +12,41 @@ import contextlib
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from integrations.attentive.api import AttentiveAPI, LegacyTokenRejected
-from integrations.attentive.flows import attentive_api
-from integrations.connections import record_failure
-from integrations.http import RateLimited, Unavailable, VendorError, VendorTimeout
+from integrations.connections import usable
+from integrations.http import AuthError, RateLimited, Unavailable, VendorError, VendorTimeout
 from integrations.models import Connection
-from members.models import ChannelSubscription, LoyaltyEvent, MessageTemplate, OutboundMessage
+from integrations.vendors import VENDORS
+from members.models import LoyaltyEvent, MessageTemplate, OutboundMessage
+
+
+class MessageSender(Protocol):
+    """What a vendor that sends messages provides (its flows' `message_sender(connection)`)."""
+
+    unreachable_reason: str
+
+    def reachable(self, member_ids: Iterable[int]) -> set[int]:
+        """The members this vendor may send to (e.g. subscribed to TEXT)."""
+        ...
+
+    def send(self, to: str, body: str) -> None:
+        """Send one message; raises VendorError."""
+        ...
+
+
+def message_sender(connection: Connection) -> MessageSender:
+    flows = connection.spec.module("flows")
+    return flows.message_sender(connection)  # type: ignore[union-attr]
+
 
 CLAIM_BATCH = 200
 INTERRUPTED_AFTER = timedelta(minutes=15)
@@ -100,17 +121,6 @@ def claim_batch(connection: Connection, size: int = CLAIM_BATCH) -> list[Outboun
     return list(claimed.order_by("pk"))
 
 
-def text_subscribers(messages: list[OutboundMessage]) -> set[int]:
-    return set(
-        ChannelSubscription.objects.filter(
-            member__in=[m.member_id for m in messages],
-            vendor="attentive",
-            channel="TEXT",
-            state=ChannelSubscription.State.SUBSCRIBED,
-        ).values_list("member_id", flat=True)
-    )
-
-
 def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
     fields = {"status": status, "detail": detail[:2000], "claim": ""}
     if status == Status.SENT:
@@ -122,9 +132,9 @@ class SendRun:
     """One run's sending for one connection: a thread pool within the vendor's rate limit, stopping the whole run
     at the first error that will fail every message (a rejected token, throttling, an outage)."""
 
-    def __init__(self, connection: Connection, api: AttentiveAPI) -> None:
+    def __init__(self, connection: Connection, sender: MessageSender) -> None:
         self.connection = connection
-        self.api = api
+        self.sender = sender
         self.counts: Counter[str] = Counter()
         self.stop = threading.Event()
         self.stop_reason: VendorError | None = None
@@ -140,15 +150,15 @@ class SendRun:
         if self.stop.is_set():
             return Status.PENDING, ""
         if not subscribed:
-            return Status.SKIPPED, "The member is not subscribed to TEXT at Attentive."
+            return Status.SKIPPED, self.sender.unreachable_reason
         if not message.to:
             return Status.SKIPPED, "The member has no mobile number."
         try:
-            self.api.send_message(message.to, message.body)
+            self.sender.send(message.to, message.body)
         except VendorTimeout as exc:
-            # No answer: Attentive may have sent it. Not retried, so the member never gets it twice.
+            # No answer: the vendor may have sent it. Not retried, so the member never gets it twice.
             return Status.FAILED, f"{exc} — it may have been delivered; not resent automatically."
-        except (LegacyTokenRejected, RateLimited, Unavailable) as exc:
+        except (AuthError, RateLimited, Unavailable) as exc:
             self._stop(exc)
             return Status.PENDING, ""
         except VendorError as exc:
@@ -177,14 +187,15 @@ def close_pool_connections(pool: ThreadPoolExecutor, workers: int) -> None:
 
 def send_pending(connection: Connection, concurrency: int | None = None) -> Counter[str]:
     workers = concurrency or settings.MESSAGE_SEND_CONCURRENCY
-    run = SendRun(connection, attentive_api(connection))
+    sender = message_sender(connection)
+    run = SendRun(connection, sender)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") if workers > 1 else None
     try:
         while not run.stop.is_set():
             batch = claim_batch(connection)
             if not batch:
                 break
-            subscribed = text_subscribers(batch)
+            subscribed = sender.reachable(m.member_id for m in batch)
             deliveries = ((m, m.member_id in subscribed) for m in batch)
             if pool is None:
                 for message, is_subscribed in deliveries:
@@ -195,11 +206,8 @@ def send_pending(connection: Connection, concurrency: int | None = None) -> Coun
         if pool is not None:
             close_pool_connections(pool, workers)
             pool.shutdown()
-    if isinstance(run.stop_reason, LegacyTokenRejected):
-        record_failure(connection, run.stop_reason)
-        Connection.objects.filter(pk=connection.pk).update(
-            status=Connection.Status.FAILING, last_check_ok=False, last_check_result=run.stop_reason.for_admin
-        )
+    # The call log has already counted the stopping error against the connection (a refused token marks it
+    # failing with the vendor's instruction, shown on the dashboard).
     if run.stop_reason is not None:
         run.counts["stopped"] = 1
     run.counts.pop(Status.PENDING, None)
@@ -207,10 +215,9 @@ def send_pending(connection: Connection, concurrency: int | None = None) -> Coun
 
 
 def connections_with_pending_messages() -> QuerySet[Connection]:
-    return Connection.objects.filter(
-        status__in=[Connection.Status.ACTIVE, Connection.Status.FAILING],
-        vendor="attentive",
-        pk__in=OutboundMessage.objects.filter(status=Status.PENDING).values("connection_id"),
+    senders = [key for key, spec in VENDORS.items() if spec.sends_messages]
+    return usable().filter(
+        vendor__in=senders, pk__in=OutboundMessage.objects.filter(status=Status.PENDING).values("connection_id")
     )
 
 

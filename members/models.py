@@ -195,7 +195,7 @@ class OutboundMessage(models.Model):
 
 
 class Segment(models.Model):
-    """A named set of members with seed 000's segment fields; exported as CSV and pushed to Annex Cloud."""
+    """A named set of members with Annex Cloud's segment fields; exported as CSV and pushed to Annex Cloud."""
 
     class Type(models.TextChoices):
         CURRENT = "Current Data"

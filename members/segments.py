@@ -1,28 +1,20 @@
-"""Segment use cases: fill a segment (members, e-mail list, saved filter), push it to Annex Cloud, export it."""
+"""Segment use cases: fill a segment (members, e-mail list, saved filter) and export it (pushing one to Annex Cloud
+is Annex Cloud's flow: integrations/annexcloud/flows.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.base import ContentFile
-from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from integrations.annexcloud.flows import AnnexCloudNotReady, annex_cloud_api
-from integrations.http import VendorError
+from integrations.queue import enqueue
 from members.exports import export_filename, stream_segment_csv
 from members.models import Member, Segment, SegmentExport, SegmentMember
 
 FILTER_FIELDS = {"opted_in", "status", "tier", "joined_from", "joined_to"}
-
-
-@dataclass(frozen=True)
-class PushOutcome:
-    ok: bool
-    message: str
 
 
 def add_members(segment: Segment, members: QuerySet[Member]) -> int:
@@ -36,7 +28,8 @@ def add_members(segment: Segment, members: QuerySet[Member]) -> int:
 
 
 def add_members_by_emails(segment: Segment, emails: str) -> tuple[int, list[str]]:
-    """Seed 000's `member` field: e-mail addresses separated by commas. Returns (added, addresses not found)."""
+    """Annex Cloud's segment `member` field: e-mail addresses separated by commas.
+    Returns (added, addresses not found)."""
     wanted = {e.strip().lower() for e in emails.replace("\n", ",").split(",") if e.strip()}
     members = Member.objects.filter(client_id=segment.client_id).alias(email_lower=Lower("email"))
     members = members.filter(email_lower__in=wanted)
@@ -68,38 +61,6 @@ def apply_saved_filter(segment: Segment) -> int:
     return add_members(segment, members_matching(segment, segment.saved_filter))
 
 
-def segment_payload(segment: Segment) -> dict[str, str]:
-    """Seed 000's segment request, field for field (all strings, dates yyyy-mm-dd)."""
-    emails = segment.members.exclude(email="").order_by("pk").values_list("email", flat=True)
-    return {
-        "name": segment.name,
-        "type": segment.type,
-        "fromDate": segment.from_date.isoformat() if segment.from_date else "",
-        "toDate": segment.to_date.isoformat() if segment.to_date else "",
-        "member": ",".join(emails),
-        "status": segment.status,
-        "externalId": segment.external_id,
-        "externalName": segment.external_name,
-    }
-
-
-def push_to_annex_cloud(segment: Segment) -> PushOutcome:
-    """Create the segment at Annex Cloud and keep the id it returns; the outcome says what happened in words."""
-    try:
-        response = annex_cloud_api(segment.client).create_segment(segment_payload(segment))
-    except AnnexCloudNotReady as exc:
-        outcome = PushOutcome(False, str(exc))
-    except VendorError as exc:
-        outcome = PushOutcome(False, f"Annex Cloud refused segment '{segment}': {exc.message}. {exc.hint}")
-    else:
-        segment.annex_cloud_segment_id = str((response or {}).get("segmentId", ""))
-        segment.pushed_at = timezone.now()
-        outcome = PushOutcome(True, f"Segment '{segment}' is segment {segment.annex_cloud_segment_id} at Annex Cloud.")
-    segment.push_result = outcome.message
-    segment.save(update_fields=["annex_cloud_segment_id", "pushed_at", "push_result"])
-    return outcome
-
-
 def write_export(export: SegmentExport) -> dict[str, int]:
     """The background export: the same stream as a download, written to a file chunk by chunk."""
     SegmentExport.objects.filter(pk=export.pk).update(status=SegmentExport.Status.RUNNING)
@@ -119,8 +80,6 @@ def write_export(export: SegmentExport) -> dict[str, int]:
 
 def request_background_export(segment: Segment) -> SegmentExport:
     """Queue a file export after commit; the job marks it ready (or failed, with the error)."""
-    from members.tasks import export_segment  # tasks import this module
-
     export = SegmentExport.objects.create(segment=segment)
-    transaction.on_commit(lambda: export_segment.delay(export.pk))
+    enqueue("members.export_segment", export.pk)
     return export

@@ -7,6 +7,8 @@ from celery import Task, shared_task
 from integrations.jobs import Counts
 from integrations.tasks import PortalTask, run_as_job
 from members.messaging import dispatch_messages
+from members.models import SegmentExport
+from members.segments import write_export
 
 
 @shared_task(bind=True, base=PortalTask, name="members.dispatch_loyalty_messages")
@@ -17,9 +19,6 @@ def dispatch_loyalty_messages(self: Task, client_id: int | None = None) -> Count
 @shared_task(bind=True, base=PortalTask, name="members.export_segment")
 def export_segment(self: Task, export_id: int) -> Counts:
     """Write a large segment export to a file. Re-running rewrites the same file, so a retry does no harm."""
-    from members.models import SegmentExport
-    from members.segments import write_export
-
     export = SegmentExport.objects.select_related("segment__client").get(pk=export_id)
     try:
         return run_as_job(self, lambda: write_export(export), export.segment.client_id)

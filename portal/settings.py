@@ -176,6 +176,8 @@ CELERY_TIMEZONE = "UTC"
 CONNECTION_FAILURE_THRESHOLD = env.int("CONNECTION_FAILURE_THRESHOLD", default=3)
 # Vendor call rows and job runs older than this are pruned nightly.
 RECORD_RETENTION_DAYS = env.int("RECORD_RETENTION_DAYS", default=30)
+# First delay (seconds) of the exponential backoff between retries of a vendor call; tests set it near zero.
+VENDOR_RETRY_BACKOFF_SECONDS = env.float("VENDOR_RETRY_BACKOFF_SECONDS", default=0.5)
 # Parallel sends per connection in the message job (each still within the vendor's rate limit).
 MESSAGE_SEND_CONCURRENCY = env.int("MESSAGE_SEND_CONCURRENCY", default=8)
 

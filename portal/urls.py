@@ -5,8 +5,9 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from integrations.vendors import vendor_modules
 from integrations.views import ClientViewSet, ConnectionViewSet
-from integrations.webhooks import VibesCallbackView
+from integrations.webhooks import callback_urlpatterns
 from members.api import LoyaltyEventViewSet, MemberViewSet, SegmentExportViewSet, SegmentViewSet
 from portal.views import healthz
 
@@ -17,13 +18,17 @@ router.register("members", MemberViewSet, basename="member")
 router.register("loyalty-events", LoyaltyEventViewSet, basename="loyalty-event")
 router.register("segments", SegmentViewSet, basename="segment")
 router.register("segment-exports", SegmentExportViewSet, basename="segment-export")
+# Each vendor's own client-API routes (its views.py), e.g. Attentive's member actions.
+for views in vendor_modules("views").values():
+    for prefix, viewset, basename in views.ROUTES:
+        router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/", include(router.urls)),
-    path("api/webhooks/vibes/<str:token>/", VibesCallbackView.as_view(), name="vibes-callback"),
+    path("api/", include(callback_urlpatterns())),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

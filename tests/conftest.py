@@ -93,7 +93,7 @@ def api_client_for(db):
 @pytest.fixture
 def attentive_sandbox(live_server, settings):
     """The Attentive simulator, served over real HTTP by the live server, reset for each test."""
-    from integrations.sandbox import attentive as simulator
+    from integrations.attentive import sandbox as simulator
 
     settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
     settings.MESSAGE_SEND_CONCURRENCY = 1  # SQLite's shared in-memory test database is not for parallel writers
@@ -104,8 +104,8 @@ def attentive_sandbox(live_server, settings):
 
 @pytest.fixture
 def sandbox_attentive_connection(attentive_sandbox, client_a):
+    from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
     from integrations.models import Connection, SignUpSource
-    from integrations.sandbox.attentive import API_KEY, LEGACY_TOKEN
 
     SignUpSource.objects.create(client=client_a, source_id="132109", name="Loyalty", is_default=True)
     return ConnectionFactory(
@@ -129,8 +129,8 @@ def eager_celery():
 @pytest.fixture
 def annex_cloud_sandbox(live_server, settings, client_a):
     """Client A's Annex Cloud connection pointed at the simulator over real HTTP."""
+    from integrations.annexcloud import sandbox as simulator
     from integrations.models import Connection
-    from integrations.sandbox import annex_cloud as simulator
 
     settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
     simulator.state.__init__()
@@ -150,7 +150,7 @@ def annex_cloud_sandbox(live_server, settings, client_a):
 def vibes_sandbox(live_server, settings, client_a):
     """Client A's active Vibes connection pointed at the simulator over real HTTP."""
     from integrations.models import Connection
-    from integrations.sandbox import vibes as simulator
+    from integrations.vibes import sandbox as simulator
 
     settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
     simulator.state.__init__()

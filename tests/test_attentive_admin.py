@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection, SignUpSource, VendorCall
-from integrations.sandbox.attentive import API_KEY, LEGACY_TOKEN
 from members.models import Member
 
 pytestmark = pytest.mark.django_db(transaction=True)

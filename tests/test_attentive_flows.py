@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from integrations import connections
 from integrations.attentive import flows as attentive
 from integrations.attentive.flows import SignUpSourceInput
+from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection, SignUpSource, VendorCall
-from integrations.sandbox.attentive import API_KEY, LEGACY_TOKEN
 from members.models import ChannelSubscription, Member
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,7 +67,7 @@ def test_activation_when_attentive_is_unreachable_says_try_again(client_a, setti
 def test_reverify_failing_an_active_connection_marks_it_failing(sandbox_attentive_connection):
     sandbox_attentive_connection.secrets = {"api_key": "revoked"}
     sandbox_attentive_connection.save()
-    assert not attentive.verify(sandbox_attentive_connection).ok
+    assert not connections.verify(sandbox_attentive_connection).ok
     sandbox_attentive_connection.refresh_from_db()
     assert sandbox_attentive_connection.status == Connection.Status.FAILING
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from integrations.sandbox import attentive as simulator
+from integrations.attentive import sandbox as simulator
 
 AUTH = {"HTTP_AUTHORIZATION": f"Bearer {simulator.API_KEY}"}
 

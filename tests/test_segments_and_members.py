@@ -9,10 +9,11 @@ from datetime import date
 import pytest
 from django.urls import reverse
 
+from integrations.annexcloud.flows import push_segment as push_to_annex_cloud
 from integrations.annexcloud.flows import refresh_member
 from integrations.models import Connection
 from members.models import Member, Segment
-from members.segments import add_members, add_members_by_emails, apply_saved_filter, push_to_annex_cloud
+from members.segments import add_members, add_members_by_emails, apply_saved_filter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

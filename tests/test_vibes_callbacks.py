@@ -15,7 +15,7 @@ from django.db import connection as db
 from django.urls import reverse
 
 from integrations.models import WebhookEvent
-from integrations.vibes.callbacks import match_unmatched
+from integrations.vibes.flows import match_unmatched
 from members.models import Member, VibesListSubscription
 from tests.factories import ConnectionFactory
 
@@ -171,19 +171,19 @@ def test_optional_basic_auth_and_ip_allow_list(client, vibes, member):
 
 
 def test_a_processing_failure_is_stored_and_can_be_reprocessed(client, vibes, member, monkeypatch):
-    from integrations.vibes import callbacks
+    from integrations.vibes import flows
 
-    original = callbacks.find_member
+    original = flows.find_member
 
     def broken(*args, **kwargs):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(callbacks, "find_member", broken)
+    monkeypatch.setattr(flows, "find_member", broken)
     assert deliver(client, vibes, ADDED).status_code == 200  # stored: Vibes must not retry
     event = WebhookEvent.objects.get()
     assert event.status == "failed" and "database hiccup" in event.error and "Traceback" in event.traceback
     assert not VibesListSubscription.objects.exists()
-    monkeypatch.setattr(callbacks, "find_member", original)
+    monkeypatch.setattr(flows, "find_member", original)
     call_command("reprocess_webhook_events")
     event.refresh_from_db()
     assert event.status == "processed"

@@ -11,7 +11,7 @@ from pytest_httpserver import HTTPServer
 from integrations.http import AuthError, NotFound
 from integrations.models import WebhookEvent
 from integrations.vibes.api import MdnConflict, Unprocessable, VibesAPI, person_payload
-from integrations.vibes.persons import run_pending_sync, sync_person
+from integrations.vibes.flows import run_pending_sync, sync_person
 from members.models import Member, VibesListSubscription
 from portal.celery import app as celery_app
 
@@ -130,8 +130,8 @@ def test_the_sandbox_fires_callbacks_at_the_portal(vibes_sandbox, client_a, live
 
 @pytest.mark.django_db(transaction=True)
 def test_verify_activates_with_working_credentials_and_explains_bad_ones(vibes_sandbox):
+    from integrations.connections import verify as verify_connection
     from integrations.models import Connection
-    from integrations.verification import verify_connection
 
     _, connection = vibes_sandbox
     connection.status = Connection.Status.DRAFT

@@ -40,7 +40,7 @@ ERROR_CODES: dict[str, tuple[type[VendorError], str]] = {
 
 
 def partner_access_token(loyalty_token: str, site_id: str) -> str:
-    """Seed 000: 'Create a JSON array with Loyalty Token and Site id. Encode with base64_encode()'. This is the
+    """Annex Cloud's partner access token: base64 of a JSON array holding the loyalty token and the site id. The
     credential a partner (Attentive) uses to call back into Annex Cloud; PHP's json_encode has no spaces."""
     if not (loyalty_token and site_id):
         return ""
@@ -99,9 +99,6 @@ class AnnexCloudAPI(VendorAPI):
     def get_member(self, member_id: str) -> dict[str, Any]:
         return self.signed("GET", f"/users/{member_id}", identifier=member_id)
 
-    def create_member(self, member: dict[str, Any]) -> dict[str, Any]:
-        return self.signed("POST", "/users", body=member)
-
     def award_points(
         self, member_id: str, points: int, *, custom_id: str, reason: str = "", action_id: str = ""
     ) -> Any:
@@ -118,21 +115,5 @@ class AnnexCloudAPI(VendorAPI):
         }
         return self.signed("POST", "/points", body=body, safe_to_repeat=True)
 
-    def debit_points(self, member_id: str, points: int, *, custom_id: str, order_id: str = "", reason: str = "") -> Any:
-        body = {
-            "id": member_id,
-            "actionId": MANUAL_CREDIT_ACTION_ID,
-            "activity": "DEBIT",
-            "orderId": order_id,
-            "debit": str(points),
-            "reason": reason,
-            "customId": custom_id,
-            "retry": "YES",
-        }
-        return self.signed("POST", "/points", body=body, safe_to_repeat=True)
-
     def create_segment(self, segment: dict[str, str]) -> dict[str, Any]:
         return self.signed("POST", "/segment", body=segment)
-
-    def get_actions(self, action_name: str) -> Any:
-        return self.signed("GET", "/actions", identifier=action_name, params={"action_name": action_name})

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from integrations.annexcloud.api import AnnexCloudAPI
-from integrations.connections import api_for
-from integrations.http import NotFound
-from integrations.models import Client, Connection
-from members.models import Member
+from integrations.connections import api_for, connection_of
+from integrations.http import NotFound, VendorError
+from integrations.models import Client
+from integrations.outcome import NotReady, Outcome
+from members.models import Member, Segment
 from members.phones import InvalidPhone, to_e164
 
+VENDOR = "annex_cloud"
 
-class AnnexCloudNotReady(Exception):
+
+class AnnexCloudNotReady(NotReady):
     """The client has no usable Annex Cloud connection; says what to set up."""
 
 
 def annex_cloud_api(client: Client) -> AnnexCloudAPI:
-    connection = Connection.objects.filter(client=client, vendor="annex_cloud").first()
+    connection = connection_of(client, VENDOR)
     if connection is None or not connection.secret("api_secret") or not client.site_id:
         raise AnnexCloudNotReady(
             f"{client} has no Annex Cloud site credentials: enter the site id and API shared secret from the "
@@ -36,27 +39,24 @@ def annex_cloud_api(client: Client) -> AnnexCloudAPI:
     )
 
 
-@dataclass(frozen=True)
-class RefreshOutcome:
-    ok: bool
-    message: str
+# --- Members -----------------------------------------------------------------------------------------------------
 
 
-def refresh_member(member: Member) -> RefreshOutcome:
+def refresh_member(member: Member) -> Outcome:
     """Update a member from Annex Cloud's profile (GET /users/{id}); the id is the Annex Cloud id or e-mail."""
     member_id = member.annex_cloud_id or member.email
     if not member_id:
-        return RefreshOutcome(False, f"{member} has neither an Annex Cloud id nor an e-mail to look up.")
+        return Outcome.failure(f"{member} has neither an Annex Cloud id nor an e-mail to look up.")
     try:
         profile = annex_cloud_api(member.client).get_member(member_id)
     except NotFound:
-        return RefreshOutcome(False, f"{member_id} is not a loyalty member at Annex Cloud.")
+        return Outcome.failure(f"{member_id} is not a loyalty member at Annex Cloud.")
     try:
         with transaction.atomic():
             apply_profile(member, profile or {})
     except IntegrityError:
-        return RefreshOutcome(False, f"{member}: Annex Cloud's mobile number belongs to another member here.")
-    return RefreshOutcome(True, f"{member} refreshed from Annex Cloud.")
+        return Outcome.failure(f"{member}: Annex Cloud's mobile number belongs to another member here.")
+    return Outcome.success(f"{member} refreshed from Annex Cloud.")
 
 
 def apply_profile(member: Member, profile: dict[str, Any]) -> None:
@@ -74,3 +74,38 @@ def apply_profile(member: Member, profile: dict[str, Any]) -> None:
         with contextlib.suppress(InvalidPhone):
             member.phone = to_e164(str(profile["phone"]), member.client.default_region)
     member.save()
+
+
+# --- Segments ----------------------------------------------------------------------------------------------------
+
+
+def segment_payload(segment: Segment) -> dict[str, str]:
+    """Annex Cloud's segment request, field for field (all strings, dates yyyy-mm-dd)."""
+    emails = segment.members.exclude(email="").order_by("pk").values_list("email", flat=True)
+    return {
+        "name": segment.name,
+        "type": segment.type,
+        "fromDate": segment.from_date.isoformat() if segment.from_date else "",
+        "toDate": segment.to_date.isoformat() if segment.to_date else "",
+        "member": ",".join(emails),
+        "status": segment.status,
+        "externalId": segment.external_id,
+        "externalName": segment.external_name,
+    }
+
+
+def push_segment(segment: Segment) -> Outcome:
+    """Create the segment at Annex Cloud and keep the id it returns; the outcome says what happened in words."""
+    try:
+        response = annex_cloud_api(segment.client).create_segment(segment_payload(segment))
+    except AnnexCloudNotReady as exc:
+        outcome = Outcome.failure(str(exc))
+    except VendorError as exc:
+        outcome = Outcome.failure(f"Annex Cloud refused segment '{segment}': {exc.message}. {exc.hint}")
+    else:
+        segment.annex_cloud_segment_id = str((response or {}).get("segmentId", ""))
+        segment.pushed_at = timezone.now()
+        outcome = Outcome.success(f"Segment '{segment}' is segment {segment.annex_cloud_segment_id} at Annex Cloud.")
+    segment.push_result = outcome.message
+    segment.save(update_fields=["annex_cloud_segment_id", "pushed_at", "push_result"])
+    return outcome

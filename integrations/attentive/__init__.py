@@ -1,1 +1,1 @@
-"""Attentive SMS: activation, subscriptions, loyalty-action messages (seed 000)."""
+"""Attentive SMS: activation, subscriptions, loyalty-action messages (REST API v1)."""

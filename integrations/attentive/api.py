@@ -1,7 +1,7 @@
-"""Attentive's REST API as seed 000 and vendor-facts.md describe it. HTTP only: no ORM here.
+"""Attentive's REST API as its documentation describes it. HTTP only: no ORM here.
 
 Quirks worth knowing:
-- Phones must be E.164; the seed's 10-digit examples are national numbers, which the API rejects.
+- Phones must be E.164; 10-digit national numbers, which the API rejects.
 - Re-subscribing an existing TEXT subscriber makes Attentive text them "already subscribed", so subscribe is never
   repeated blindly (it is a POST, and only a 429 — which Attentive did not process — is sent again).
 - Messages go out with a separate legacy token that Attentive activates on request; 401/403 there means exactly that.
@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from integrations.http import AuthError, VendorAPI
+import requests
+
+from integrations.http import AuthError, VendorAPI, VendorError
 
 DEFAULT_MESSAGES_PATH = "/v1/subscriptions/messages"
 LEGACY_TOKEN_HINT = (
@@ -68,6 +71,17 @@ class AttentiveAPI(VendorAPI):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
+    def error_for(self, response: requests.Response) -> VendorError | None:
+        """A 401/403 on the messages endpoint is about the legacy token, not the API key: say so (the connection's
+        call log records this error, so the dashboard shows the instruction)."""
+        error = super().error_for(response)
+        if isinstance(error, AuthError) and self._is_messages_call(response.request):
+            return LegacyTokenRejected(self.vendor, error.message, status=error.status, body=error.body)
+        return error
+
+    def _is_messages_call(self, request: requests.PreparedRequest) -> bool:
+        return urlsplit(request.url or "").path.endswith(self.messages_path.rstrip("/"))
+
     def me(self) -> dict[str, Any]:
         """Who the key belongs to; no side effect on subscribers, so it is how a key is verified."""
         return self.request_json("GET", "/v1/me") or {}
@@ -105,19 +119,14 @@ class AttentiveAPI(VendorAPI):
         """Send one SMS through the messages endpoint with the legacy token."""
         if not self.legacy_token:
             raise LegacyTokenRejected(self.vendor, "no legacy messages token is set on the connection")
-        try:
-            return (
-                self.request_json(
-                    "POST",
-                    self.messages_path,
-                    json_body={"to": to, "body": body},
-                    headers={"Authorization": f"Bearer {self.legacy_token}"},
-                    rate_limit_key="messages",
-                )
-                or {}
-            )
-        except AuthError as exc:
-            raise LegacyTokenRejected(self.vendor, exc.message, status=exc.status, body=exc.body) from exc
+        response = self.request_json(
+            "POST",
+            self.messages_path,
+            json_body={"to": to, "body": body},
+            headers={"Authorization": f"Bearer {self.legacy_token}"},
+            rate_limit_key="messages",
+        )
+        return response or {}
 
     @staticmethod
     def _channel_results(body: dict[str, Any], status_field: str) -> list[ChannelResult]:

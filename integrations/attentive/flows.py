@@ -1,5 +1,6 @@
-"""Attentive use cases: activate and verify a client's connection, subscribe / check / unsubscribe a member, and
-send one loyalty message. Admin actions, API views, tasks and tests all call these functions."""
+"""Attentive use cases: activate and verify a client's connection, subscribe / check / unsubscribe a member, what a
+member edit means for Attentive, and the message sender the loyalty-message job sends SMS through. Admin actions,
+API views, tasks and tests all call these functions."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from integrations import connections
 from integrations.attentive.api import AttentiveAPI, ChannelResult, MissingScope
-from integrations.connections import api_for, save_check_result, update_secrets
-from integrations.http import AuthError, NotFound, Rejected, VendorError
+from integrations.connections import api_for, update_secrets, usable_connection
+from integrations.http import AuthError, NotFound, Rejected
 from integrations.models import Client, Connection, SignUpSource
+from integrations.outcome import NotReady, Outcome
+from integrations.queue import enqueue
 from members.models import ChannelSubscription, Member
 from members.phones import InvalidPhone, to_e164
 
@@ -19,18 +23,12 @@ VENDOR = "attentive"
 # A fictional number (555-01xx) for the side-effect-free eligibility probe that proves the subscriptions scope.
 SCOPE_PROBE_PHONE = "+12025550100"
 SUBSCRIBED_STATUSES = {"NEWLY_CREATED", "ALREADY_SUBSCRIBED", "SUBSCRIBED"}
-# The seed's unsubscribe body names both channels.
+# Attentive's unsubscribe body names both channels.
 ALL_CHANNELS = [{"type": "MARKETING", "channel": "EMAIL"}, {"type": "MARKETING", "channel": "TEXT"}]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    message: str
-
-
-class AttentiveNotReady(Exception):
-    """Something to fix before any call is made (no connection, no sign-up source, no phone...)."""
+class AttentiveNotReady(NotReady):
+    """Something to fix before any Attentive call is made (no connection, no sign-up source, no phone...)."""
 
 
 @dataclass(frozen=True)
@@ -53,10 +51,6 @@ def attentive_api(connection: Connection) -> AttentiveAPI:
     )
 
 
-def connection_of(client: Client) -> Connection | None:
-    return Connection.objects.filter(client=client, vendor=VENDOR).first()
-
-
 @transaction.atomic
 def save_activation(
     client: Client,
@@ -70,8 +64,7 @@ def save_activation(
     connection, _ = Connection.objects.get_or_create(client=client, vendor=VENDOR)
     update_secrets(connection, {"api_key": api_key, "legacy_token": legacy_token})
     connection.environment = environment or connection.environment
-    if connection.status == Connection.Status.DISABLED:
-        connection.status = Connection.Status.DRAFT
+    connections.leave_disabled(connection)
     connection.save()
     replace_sign_up_sources(client, list(sign_up_sources))
     return connection
@@ -109,34 +102,21 @@ def activate(
         environment=environment,
     )
     if not connection.secret("api_key"):
-        return Outcome(False, "Enter the API key of a private app from Attentive's Integrations tab.")
-    return verify(connection, activate=True)
+        return Outcome.failure("Enter the API key of a private app from Attentive's Integrations tab.")
+    return connections.verify(connection, activate=True)
 
 
-def verify(connection: Connection, *, activate: bool = False) -> Outcome:
-    """Check the key with calls that touch no subscriber: who the key belongs to, then an eligibility probe that
-    needs the subscriptions scope. On failure nothing is activated and the admin reads what to do."""
+def check_connection(connection: Connection) -> str:
+    """The verify check (see connections.verify), with calls that touch no subscriber: who the key belongs to, then
+    an eligibility probe that needs the subscriptions scope."""
     api = attentive_api(connection)
+    me = api.me()
     try:
-        me = api.me()
-        try:
-            api.eligibility(SCOPE_PROBE_PHONE)
-        except AuthError as exc:
-            raise MissingScope(exc.vendor, exc.message, status=exc.status) from exc
+        api.eligibility(SCOPE_PROBE_PHONE)
     except AuthError as exc:
-        message = explain_auth_failure(exc)
-    except VendorError as exc:
-        message = f"Attentive could not verify the key: {exc}. {exc.hint}"
-    else:
-        account = me.get("companyName") or me.get("name") or me.get("domain") or "your Attentive account"
-        result = f"Verified: the API key belongs to {account} and may manage subscriptions."
-        save_check_result(connection, ok=True, result=result, activate=activate)
-        return Outcome(True, result)
-    if connection.status == Connection.Status.ACTIVE:
-        connection.status = Connection.Status.FAILING
-        connection.save(update_fields=["status"])
-    save_check_result(connection, ok=False, result=message)
-    return Outcome(False, message)
+        raise MissingScope(exc.vendor, exc.message, status=exc.status) from exc
+    account = me.get("companyName") or me.get("name") or me.get("domain") or "your Attentive account"
+    return f"Verified: the API key belongs to {account} and may manage subscriptions."
 
 
 def explain_auth_failure(exc: AuthError) -> str:
@@ -152,8 +132,8 @@ def explain_auth_failure(exc: AuthError) -> str:
 
 
 def ready_connection(client: Client) -> Connection:
-    connection = connection_of(client)
-    if connection is None or connection.status not in (Connection.Status.ACTIVE, Connection.Status.FAILING):
+    connection = usable_connection(client, VENDOR)
+    if connection is None:
         raise AttentiveNotReady(f"Attentive is not active for {client}: activate it from the client's admin page.")
     return connection
 
@@ -205,7 +185,7 @@ def check_eligibility(member: Member) -> Outcome:
     results = attentive_api(connection).eligibility(phone, member.email)
     record_states(member, results, ELIGIBILITY_STATES)
     summary = ", ".join(f"{r.channel} {r.status.lower().replace('_', ' ')}" for r in results) or "no channels"
-    return Outcome(True, f"{member}: {summary}.")
+    return Outcome.success(f"{member}: {summary}.")
 
 
 def subscribe(member: Member, sign_up_source: SignUpSource | None = None) -> Outcome:
@@ -215,19 +195,19 @@ def subscribe(member: Member, sign_up_source: SignUpSource | None = None) -> Out
     connection = ready_connection(member.client)
     source = sign_up_source or default_sign_up_source(member.client)
     if text_state(member) == ChannelSubscription.State.SUBSCRIBED:
-        return Outcome(True, f"{member} is already subscribed to TEXT; nothing sent.")
+        return Outcome.success(f"{member} is already subscribed to TEXT; nothing sent.")
     api = attentive_api(connection)
     eligibility = api.eligibility(phone, member.email)
     record_states(member, eligibility, ELIGIBILITY_STATES)
     if any(r.channel == "TEXT" and r.status == "NOT_ELIGIBLE" for r in eligibility):
-        return Outcome(False, f"Attentive says {member} is not eligible for TEXT (already subscribed or opted out).")
+        return Outcome.failure(f"Attentive says {member} is not eligible for TEXT (already subscribed or opted out).")
     try:
         results = api.subscribe(phone, member.email, source.source_id)
     except (Rejected, NotFound) as exc:
-        return Outcome(False, f"Attentive refused to subscribe {member}: {exc.message}. {exc.hint}")
+        return Outcome.failure(f"Attentive refused to subscribe {member}: {exc.message}. {exc.hint}")
     record_states(member, results, SUBSCRIBE_STATES)
     Member.objects.filter(pk=member.pk).update(opted_in=True)
-    return Outcome(True, f"{member} subscribed with sign-up source {source.source_id}.")
+    return Outcome.success(f"{member} subscribed with sign-up source {source.source_id}.")
 
 
 def unsubscribe(member: Member) -> Outcome:
@@ -236,4 +216,43 @@ def unsubscribe(member: Member) -> Outcome:
     results = attentive_api(connection).unsubscribe(phone, member.email, ALL_CHANNELS)
     record_states(member, results, UNSUBSCRIBE_STATES)
     Member.objects.filter(pk=member.pk).update(opted_in=False)
-    return Outcome(True, f"{member} unsubscribed from Attentive.")
+    return Outcome.success(f"{member} unsubscribed from Attentive.")
+
+
+def on_member_changed(connection: Connection, member: Member, changed_fields: set[str], previous: dict) -> None:
+    """What a member edit means for Attentive: a changed opt-in subscribes or unsubscribes them (after commit).
+    The subscribe flow decides from stored state and eligibility, so it never double-subscribes."""
+    if "opted_in" in changed_fields and bool(previous.get("opted_in")) != member.opted_in and member.phone:
+        enqueue(
+            "integrations.attentive_subscribe" if member.opted_in else "integrations.attentive_unsubscribe", member.pk
+        )
+
+
+# --- Sending loyalty messages ---------------------------------------------------------------------------------
+
+
+class AttentiveSender:
+    """How the loyalty-message job (members/messaging.py) sends through Attentive: an SMS to a TEXT subscriber,
+    with the legacy messages token."""
+
+    unreachable_reason = "The member is not subscribed to TEXT at Attentive."
+
+    def __init__(self, connection: Connection) -> None:
+        self.api = attentive_api(connection)
+
+    def reachable(self, member_ids: Iterable[int]) -> set[int]:
+        return set(
+            ChannelSubscription.objects.filter(
+                member__in=list(member_ids),
+                vendor=VENDOR,
+                channel="TEXT",
+                state=ChannelSubscription.State.SUBSCRIBED,
+            ).values_list("member_id", flat=True)
+        )
+
+    def send(self, to: str, body: str) -> None:
+        self.api.send_message(to, body)
+
+
+def message_sender(connection: Connection) -> AttentiveSender:
+    return AttentiveSender(connection)

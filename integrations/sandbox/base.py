@@ -52,14 +52,6 @@ def simulator(view: View) -> View:
     return wrapper
 
 
-@simulator
-def index(request: HttpRequest) -> JsonResponse:
-    """Lists the simulators that are mounted."""
-    from integrations.sandbox.urls import SIMULATORS
-
-    return JsonResponse({"sandbox": True, "vendors": sorted(SIMULATORS)})
-
-
 def json_object(request: HttpRequest) -> dict[str, Any] | None:
     """The request body as a JSON object, or None when it is not one."""
     try:

@@ -1,15 +1,20 @@
-"""URL patterns of the vendor simulators, one prefix per vendor (the sandbox base URL of its connections)."""
+"""URL patterns of the vendor simulators: each vendor's `sandbox.py` is mounted under its key (the sandbox base URL
+of its connections), found through the vendor registry."""
 
+from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
-from integrations.sandbox.base import index
+from integrations.sandbox.base import simulator
+from integrations.vendors import vendor_modules
 
-# vendor key -> module with `urlpatterns`; each vendor's work adds its simulator here.
-SIMULATORS: dict[str, str] = {
-    "annex_cloud": "integrations.sandbox.annex_cloud",
-    "attentive": "integrations.sandbox.attentive",
-    "vibes": "integrations.sandbox.vibes",
-}
+SIMULATORS = vendor_modules("sandbox")
+
+
+@simulator
+def index(request: HttpRequest) -> JsonResponse:
+    """Lists the simulators that are mounted."""
+    return JsonResponse({"sandbox": True, "vendors": sorted(SIMULATORS)})
+
 
 urlpatterns = [
     path("", index, name="sandbox-index"),

@@ -1,1 +1,1 @@
-"""Vibes Mobile Engagement Platform: subscription callbacks in, person sync out (seed 001)."""
+"""Vibes Mobile Engagement Platform: subscription callbacks in, person sync out (person API v2)."""

@@ -1,4 +1,4 @@
-"""Vibes person API (seed 001, API version 2). HTTP only: no ORM here.
+"""Vibes person API (Vibes Mobile Engagement Platform, API version 2). HTTP only: no ORM here.
 
 Quirks: without `X-API-Version: 2` Vibes speaks version 1, which rejects E.164 MDNs. An add with an MDN that already
 belongs to a person is merged into that person (200, not 201). An update can null an MDN but never change it (409).
@@ -37,7 +37,7 @@ class PersonResult:
 
 
 def person_payload(external_id: str, mdn: str, custom_fields: dict[str, str]) -> dict[str, Any]:
-    """Seed 001's body for version 2: external_person_id, mobile_phone.mdn in E.164, custom_fields."""
+    """The person body of Vibes' API version 2: external_person_id, mobile_phone.mdn in E.164, custom_fields."""
     payload: dict[str, Any] = {"external_person_id": external_id, "custom_fields": custom_fields}
     if mdn:
         payload["mobile_phone"] = {"mdn": mdn}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection
-from integrations.sandbox.attentive import API_KEY, LEGACY_TOKEN
 from tests.factories import PASSWORD, ClientFactory, ConnectionFactory, SiteAdminFactory
 
 pytestmark = pytest.mark.browser
@@ -74,7 +74,7 @@ def test_site_admin_activates_attentive_for_a_client(logged_in_page, live_server
     client = ClientFactory(name="Demo Outfitters")
     page = logged_in_page
     page.goto(f"{live_server.url}/admin/integrations/client/{client.pk}/change/")
-    page.click("#activate-attentive")
+    page.click("#client-page-attentive")
     page.select_option("#id_environment", "sandbox")
     page.fill("#id_api_key", API_KEY)
     page.fill("#id_legacy_token", LEGACY_TOKEN)

@@ -1,4 +1,4 @@
-"""Run failed inbound callbacks again (each is applied at most once)."""
+"""Run failed inbound callbacks of any vendor again (each is applied at most once)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from integrations.inbound import reprocess
 from integrations.models import WebhookEvent
-from integrations.vibes.callbacks import reprocess
 
 
 class Command(BaseCommand):

@@ -13,16 +13,21 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
+from integrations.annexcloud import sandbox as annex_cloud_sandbox
+from integrations.attentive import sandbox as attentive_sandbox
 from integrations.models import Client, Connection, SignUpSource
 from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
 from integrations.vendors import VENDORS
+from integrations.vibes import sandbox as vibes_sandbox
+from members.models import Member, MessageTemplate, Segment
+from members.segments import add_members
 
 DEMO_PASSWORD = "portal-demo"
 # Sandbox credentials: the simulators accept these and nothing else.
 SANDBOX_SECRETS: dict[str, dict[str, str]] = {
-    "annex_cloud": {"api_secret": "sandbox-annex-shared-secret-0123456789", "loyalty_token": "sandbox-loyalty-token"},
-    "attentive": {"api_key": "sandbox-attentive-key", "legacy_token": "sandbox-legacy-token"},
-    "vibes": {"api_username": "sandbox", "api_password": "sandbox-vibes-password"},
+    "annex_cloud": {"api_secret": annex_cloud_sandbox.SECRET, "loyalty_token": "sandbox-loyalty-token"},
+    "attentive": {"api_key": attentive_sandbox.API_KEY, "legacy_token": attentive_sandbox.LEGACY_TOKEN},
+    "vibes": {"api_username": vibes_sandbox.USERNAME, "api_password": vibes_sandbox.PASSWORD},
     "first_orion": {"client_secret": "sandbox-fo-secret"},
     "bazaarvoice": {"passkey": "sandbox-bv-passkey", "shared_secret": "sandbox-bv-shared-secret"},
     "sessionm": {"api_key": "sandbox-sessionm-key", "api_secret": "sandbox-sessionm-secret"},
@@ -67,10 +72,11 @@ class Command(BaseCommand):
             ensure_client_users_group()
             client_user.groups.add(Group.objects.get(name=CLIENT_USERS_GROUP))
             client.users.add(client_user)
-        self.stdout.write(
-            "Attentive is in the sandbox and still draft: open the client, click 'Activate Attentive' and "
-            "'Save and verify' (the sandbox key is stored). Then subscribe the members and add a loyalty event."
-        )
+        if Connection.objects.get(client=client, vendor="attentive").status == Connection.Status.DRAFT:
+            self.stdout.write(
+                "Attentive is in the sandbox and still draft: open the client, click 'Activate Attentive' and "
+                "'Save and verify' (the sandbox key is stored). Then subscribe the members and add a loyalty event."
+            )
         self.stdout.write(
             f"Demo ready: site admin 'admin' and client user 'demo-client', password '{DEMO_PASSWORD}'; "
             f"client '{client.name}' with {client.connections.count()} sandbox connections."
@@ -78,9 +84,6 @@ class Command(BaseCommand):
 
     def seed_loyalty_side(self, client: Client) -> None:
         """A sign-up source, three members and a message template, so the Attentive journey can be tried."""
-        from members.models import Member, MessageTemplate, Segment
-        from members.segments import add_members
-
         SignUpSource.objects.get_or_create(
             client=client, source_id="132109", defaults={"name": "Loyalty sign-up", "is_default": True}
         )

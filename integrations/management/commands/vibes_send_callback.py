@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from integrations.http import VendorAPI
 from integrations.models import Connection
-from integrations.sandbox.vibes import callback_payload
-from integrations.vibes.callbacks import vibes_external_id
+from integrations.vibes.flows import vibes_external_id
+from integrations.vibes.sandbox import callback_payload
 from members.models import Member
 
 

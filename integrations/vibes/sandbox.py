@@ -1,6 +1,6 @@
-"""Vibes simulator: the person API of seed 001 (version 2), and firing subscription callbacks at the portal.
+"""Vibes simulator: Vibes' person API (version 2), and firing subscription callbacks at the portal.
 
-Accepts HTTP Basic `sandbox` / `sandbox-vibes-password`. Without `X-API-Version: 2` it speaks version 1 and
+Accepts HTTP Basic `vibes-sandbox-user` / `sandbox-vibes-password`. Without `X-API-Version: 2` it speaks version 1 and
 rejects E.164 MDNs, as Vibes does. Status codes: 201 created, 200 merged or updated, 404 unknown person, 409 an
 MDN belonging to another person (or an attempt to change one), 422 an MDN that is not a phone number.
 """
@@ -15,11 +15,12 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
+from django.utils import timezone
 
 from integrations.sandbox.base import json_object, simulator
 from members.phones import is_e164
 
-USERNAME, PASSWORD = "sandbox", "sandbox-vibes-password"
+USERNAME, PASSWORD = "vibes-sandbox-user", "sandbox-vibes-password"
 
 
 @dataclass
@@ -65,7 +66,7 @@ def persons(request: HttpRequest, company_key: str) -> HttpResponse:
     with state.lock:
         existing = state.by_mdn(mdn) if mdn else None
         if existing is not None:
-            # Seed 001: an add with a known MDN is merged into that person.
+            # Vibes' person API: an add with a known MDN is merged into that person.
             existing.update({k: v for k, v in body.items() if k != "person_id"})
             return JsonResponse(existing, status=200)
         person = {**body, "person_id": uuid.uuid4().hex[:12]}
@@ -78,7 +79,7 @@ def update(request: HttpRequest, person: dict[str, Any] | None) -> HttpResponse:
     if isinstance(body, HttpResponse):
         return body
     if person is None:
-        return HttpResponse(status=404)  # "no body", as the seed says
+        return HttpResponse(status=404)  # Vibes answers an unknown person with 404 and no body
     new_mdn = (body.get("mobile_phone") or {}).get("mdn")
     old_mdn = (person.get("mobile_phone") or {}).get("mdn")
     with state.lock:
@@ -112,9 +113,7 @@ urlpatterns = [
 
 
 def callback_payload(callback_type: str, *, person_id: str, external_id: str, list_id: str) -> dict[str, Any]:
-    """A callback shaped as seed 001's, with a fresh event id and the current time."""
-    from django.utils import timezone
-
+    """A callback shaped as Vibes documents it, with a fresh event id and the current time."""
     now = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     subscription: dict[str, Any] = {
         "person": {

@@ -1,5 +1,5 @@
 """Annex Cloud Loyalty API v3 simulator: checks the JWT signature, the body HMAC and the site header exactly as
-the portal's client must produce them, and answers with the seed's bodies and error codes.
+the portal's client must produce them, and answers with Annex Cloud's documented bodies and error codes.
 
 Accepts the site secret `sandbox-annex-shared-secret-0123456789` for any site id. Members are those created
 through POST /users plus the demo addresses; points are idempotent on `customId`.

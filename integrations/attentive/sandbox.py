@@ -1,4 +1,4 @@
-"""Attentive simulator: the seed 000 contract, with the checks the real API makes.
+"""Attentive simulator: Attentive's documented contract, with the checks the real API makes.
 
 Accepts the API key `sandbox-attentive-key` (a key ending in `-noscope` authenticates but may not touch
 subscriptions) and the legacy messages token `sandbox-legacy-token`. Phones must be E.164, sign-up source ids

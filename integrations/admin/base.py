@@ -1,0 +1,159 @@
+"""What every admin of the portal builds on: tenancy-scoped base classes and filters, reporting outcomes, and the
+extension points through which each vendor's own admin module (integrations/<vendor>/admin.py, exporting `ADMIN`)
+adds its pages, fields, actions and inlines to the shared admins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, TypeVar
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+
+from integrations.models import Client, Connection
+from integrations.outcome import Outcome, outcome_of
+from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
+from integrations.vendors import vendor_modules
+
+T = TypeVar("T")
+# Up to this many objects, a bulk action that calls a vendor runs at once and reports per object.
+SYNC_ACTION_LIMIT = 20
+
+
+def secret_input(label: str, *, required: bool, help_text: str = "") -> forms.CharField:
+    """A write-only input for a secret: never rendered back, never autofilled."""
+    return forms.CharField(
+        label=label,
+        required=required,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 50}),
+        help_text=help_text,
+    )
+
+
+class ClientFilter(admin.SimpleListFilter):
+    """A client filter that offers only the clients the user may see."""
+
+    title = "client"
+    parameter_name = "client"
+    client_path = "client"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
+        return [(c.pk, c.name) for c in visible_clients(request.user)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(**{self.client_path: self.value()})
+        return queryset
+
+
+class ConnectionClientFilter(ClientFilter):
+    client_path = "connection__client"
+
+
+class ClientScopedAdmin(admin.ModelAdmin):
+    """Base for admins of rows that belong to a client, reached through `client_path`."""
+
+    client_path = "client"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return scope_to_clients(super().get_queryset(request), request.user, self.client_path)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.related_model is Client:
+            kwargs["queryset"] = visible_clients(request.user)
+        elif db_field.related_model is Connection:
+            kwargs["queryset"] = scope_to_clients(Connection.objects.defer("secrets"), request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ReadOnlyAdmin(ClientScopedAdmin):
+    """Records written by the portal itself: viewable, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- Reporting outcomes ------------------------------------------------------------------------------------------
+
+
+def report_outcomes(model_admin: admin.ModelAdmin, request: HttpRequest, outcomes: Iterable[Outcome]) -> None:
+    """One admin message per distinct outcome: green when it worked, red with what to do when it did not."""
+    for outcome in dict.fromkeys(outcomes):
+        model_admin.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR)
+
+
+def run_for_each(
+    model_admin: admin.ModelAdmin, request: HttpRequest, subjects: Iterable[T], flow: Callable[[T], Outcome]
+) -> list[Outcome]:
+    """Run a flow on each subject now and report each outcome (vendor errors and missing set-up included)."""
+    outcomes = [outcome_of(flow, subject) for subject in subjects]
+    report_outcomes(model_admin, request, outcomes)
+    return outcomes
+
+
+# --- Pages of one client -----------------------------------------------------------------------------------------
+
+
+def client_for_site_admin(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> Client:
+    if not is_site_admin(request.user):
+        raise PermissionDenied
+    return get_object_or_404(model_admin.get_queryset(request), pk=pk)
+
+
+def render_client_page(
+    model_admin: admin.ModelAdmin, request: HttpRequest, client: Client, template: str, **context: Any
+) -> TemplateResponse:
+    context = {**model_admin.admin_site.each_context(request), "opts": model_admin.opts, "client": client, **context}
+    return TemplateResponse(request, template, context)
+
+
+# --- Vendor extension points -------------------------------------------------------------------------------------
+
+ClientView = Callable[[admin.ModelAdmin, HttpRequest, int], HttpResponse]
+
+
+@dataclass(frozen=True)
+class ClientPage:
+    """A vendor page of a client, reached by a button on the client's page (site admins only)."""
+
+    name: str  # URL name: admin:integrations_client_<name>
+    label: str
+    view: ClientView
+
+
+@dataclass(frozen=True)
+class VendorAdmin:
+    """What a vendor adds to the shared admins; each vendor's admin.py exports one as `ADMIN`."""
+
+    client_pages: tuple[ClientPage, ...] = ()
+    # Read-only displays (functions of a connection, with @admin.display) on this vendor's connection page.
+    connection_fields: tuple[Callable[[Connection], Any], ...] = ()
+    connection_urls: tuple[Any, ...] = ()
+    member_actions: tuple[Callable[..., Any], ...] = ()
+    member_inlines: tuple[type[admin.options.InlineModelAdmin], ...] = ()
+    segment_actions: tuple[Callable[..., Any], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@cache
+def vendor_admins() -> dict[str, VendorAdmin]:
+    return {key: module.ADMIN for key, module in vendor_modules("admin").items()}
+
+
+def collected(part: str) -> list[Any]:
+    """One part (e.g. `member_actions`) of every vendor's admin, in registry order."""
+    return [item for vendor_admin in vendor_admins().values() for item in getattr(vendor_admin, part)]
+
+
+def model_url_name(model: type[Model], suffix: str) -> str:
+    return f"{model._meta.app_label}_{model._meta.model_name}_{suffix}"

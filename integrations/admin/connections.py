@@ -1,0 +1,202 @@
+"""Connections: per-vendor secrets (write-only, masked) and settings laid out as form fields, status, and the actions
+that verify, disable and reset them. Vendor-specific displays come from each vendor's admin module."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.debug import sensitive_post_parameters
+
+from integrations import connections
+from integrations.admin.base import ClientFilter, ClientScopedAdmin, report_outcomes, vendor_admins
+from integrations.models import Connection
+from integrations.tenancy import is_site_admin
+from integrations.vendor_spec import VendorSpec
+from integrations.vendors import VENDORS
+
+SECRET_PREFIX = "secret__"
+SETTING_PREFIX = "setting__"
+STATUS_FIELDS = ["status", "last_checked_at", "last_check_result", "consecutive_failures"]
+
+
+class ConnectionForm(forms.ModelForm):
+    """Connection fields plus, once the vendor is known, one password input per secret (blank keeps the stored
+    value) and one typed input per vendor setting."""
+
+    spec: VendorSpec | None = None
+    base_url = forms.URLField(
+        assume_scheme="https",
+        required=False,
+        help_text="Leave blank for the vendor's default for the chosen environment.",
+    )
+
+    class Meta:
+        model = Connection
+        fields = ["client", "vendor", "environment", "base_url"]
+        # Picking the vendor reloads the add form with that vendor's secret and setting fields (connection_form.js).
+        widgets = {"vendor": forms.Select(attrs={"data-reload-with": "vendor"})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.spec is None:
+            return
+        for name, field in self.fields.items():
+            if name.startswith(SETTING_PREFIX):
+                field.initial = self.instance.settings.get(name.removeprefix(SETTING_PREFIX), field.initial)
+            elif name.startswith(SECRET_PREFIX):
+                stored = self.instance.secret(name.removeprefix(SECRET_PREFIX)) if self.instance.pk else ""
+                field.help_text = f"{field.help_text} Stored: {connections.mask(stored)}. Leave blank to keep."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.spec is not None:
+            raw = {k.removeprefix(SETTING_PREFIX): v for k, v in cleaned.items() if k.startswith(SETTING_PREFIX)}
+            try:
+                cleaned["settings"] = self.spec.clean_settings({k: v for k, v in raw.items() if v not in (None, "")})
+            except forms.ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
+
+    def save(self, commit: bool = True) -> Connection:
+        connection: Connection = super().save(commit=False)
+        if self.spec is not None:
+            connection.settings = self.cleaned_data.get("settings", {})
+            secrets = {
+                k.removeprefix(SECRET_PREFIX): v for k, v in self.cleaned_data.items() if k.startswith(SECRET_PREFIX)
+            }
+            connections.update_secrets(connection, secrets)
+        if commit:
+            connection.save()
+        return connection
+
+
+def connection_form_for(spec: VendorSpec | None) -> type[ConnectionForm]:
+    """A form class whose declared fields include the vendor's secrets and settings, so the admin lays them out."""
+    if spec is None:
+        return ConnectionForm
+    fields: dict[str, Any] = {"spec": spec}
+    for secret in spec.secrets:
+        fields[SECRET_PREFIX + secret.name] = forms.CharField(
+            label=secret.label,
+            required=False,
+            strip=True,
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+            help_text=secret.help_text,
+        )
+    for name, field in spec.settings_form_class().base_fields.items():
+        setting = copy.deepcopy(field)
+        setting.label = field.label or name.replace("_", " ").capitalize()
+        fields[SETTING_PREFIX + name] = setting
+    return type(f"{spec.key.title()}ConnectionForm", (ConnectionForm,), fields)
+
+
+def vendor_fields(vendor: str) -> list[Any]:
+    vendor_admin = vendor_admins().get(vendor)
+    return list(vendor_admin.connection_fields) if vendor_admin else []
+
+
+@method_decorator(sensitive_post_parameters(), name="changeform_view")
+@admin.register(Connection)
+class ConnectionAdmin(ClientScopedAdmin):
+    list_display = ["client", "vendor", "environment", "status_badge", "last_checked_at", "last_check_result"]
+    list_filter = [ClientFilter, "vendor", "status", "environment"]
+    list_select_related = ["client"]
+    search_fields = ["client__name", "vendor"]
+    autocomplete_fields = ["client"]
+    actions = ["verify_connections", "disable_connections", "reset_to_draft"]
+
+    class Media:
+        js = ["integrations/connection_form.js"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
+        queryset = super().get_queryset(request)
+        # The list never needs secrets: don't decrypt them for it.
+        return queryset.defer("secrets") if request.resolver_match.url_name.endswith("changelist") else queryset
+
+    def _vendor_spec(self, request: HttpRequest, obj: Connection | None) -> VendorSpec | None:
+        vendor = obj.vendor if obj else request.POST.get("vendor") or request.GET.get("vendor")
+        return VENDORS.get(vendor or "")
+
+    def get_form(
+        self, request: HttpRequest, obj: Connection | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        kwargs["form"] = connection_form_for(self._vendor_spec(request, obj))
+        kwargs["fields"] = None
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> list[tuple[str | None, dict]]:
+        spec = self._vendor_spec(request, obj)
+        fieldsets: list[tuple[str | None, dict]] = [(None, {"fields": ["client", "vendor", "environment", "base_url"]})]
+        if obj is not None:
+            if extra := vendor_fields(obj.vendor):
+                fieldsets.append((obj.spec.label, {"fields": extra}))
+            fieldsets.append(("Status", {"fields": STATUS_FIELDS}))
+        if spec is None:
+            fieldsets.append(("Secrets", {"fields": [], "description": "Choose the vendor to enter its secrets."}))
+            return fieldsets
+        secret_fields = [SECRET_PREFIX + s.name for s in spec.secrets]
+        if obj is not None:
+            secret_fields.insert(0, "stored_secrets")
+        setting_fields = [SETTING_PREFIX + name for name in spec.settings_form_class().base_fields]
+        fieldsets += [
+            ("Secrets", {"fields": secret_fields, "description": "Write-only: blank keeps the stored value."}),
+            (f"{spec.label} settings", {"fields": setting_fields}),
+        ]
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Connection | None = None) -> list[Any]:
+        readonly: list[Any] = [*STATUS_FIELDS, "stored_secrets"]
+        if obj is not None:
+            readonly += ["client", "vendor", *vendor_fields(obj.vendor)]
+        if not is_site_admin(request.user):
+            # Where the secrets are sent is a site admin's decision: a changed URL would carry them elsewhere.
+            readonly += ["environment", "base_url"]
+        return readonly
+
+    def get_urls(self) -> list[Any]:
+        extra = [url for vendor_admin in vendor_admins().values() for url in vendor_admin.connection_urls]
+        return [*(url(self) for url in extra), *super().get_urls()]
+
+    def response_add(self, request: HttpRequest, obj: Connection, post_url_continue: str | None = None) -> Any:
+        missing = connections.missing_secrets(obj)
+        if missing and "_addanother" not in request.POST:
+            self.message_user(
+                request, f"Enter the missing secrets before verifying: {', '.join(missing)}.", messages.WARNING
+            )
+            return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, connection: Connection) -> str:
+        colours = {"active": "#2e7d32", "failing": "#c62828", "draft": "#757575", "disabled": "#424242"}
+        return format_html('<b style="color:{}">{}</b>', colours.get(connection.status, "#000"), connection.status)
+
+    @admin.display(description="stored secrets")
+    def stored_secrets(self, connection: Connection) -> str:
+        return format_html_join(
+            "",
+            "<div>{}: <code>{}</code></div>",
+            ((s.label, connections.mask(connection.secret(s.name))) for s in connection.spec.secrets),
+        )
+
+    @admin.action(description="Verify the selected connections with their vendors", permissions=["change"])
+    def verify_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        report_outcomes(self, request, (connections.verify(c) for c in queryset.select_related("client")))
+
+    @admin.action(description="Disable the selected connections", permissions=["change"])
+    def disable_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        count = connections.disable(queryset)
+        self.message_user(request, f"Disabled {count} connection(s). No calls will be made through them.")
+
+    @admin.action(description="Return the selected connections to draft", permissions=["change"])
+    def reset_to_draft(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        count = connections.reset_to_draft(queryset)
+        self.message_user(request, f"{count} connection(s) back to draft: verify them to activate.")

@@ -1,0 +1,102 @@
+"""What the portal itself records: vendor calls, job runs and inbound webhook events (read-only, reprocessable)."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from integrations import inbound
+from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin
+from integrations.models import JobRun, VendorCall, WebhookEvent
+from integrations.queue import task_named
+from integrations.tenancy import is_site_admin
+
+
+@admin.register(VendorCall)
+class VendorCallAdmin(ReadOnlyAdmin):
+    client_path = "connection__client"
+    list_display = ["created_at", "connection", "method", "url", "status_code", "error_type", "latency_ms", "attempt"]
+    list_filter = [ConnectionClientFilter, "connection__vendor", "error_type", "method", "status_code"]
+    list_select_related = ["connection__client"]
+    search_fields = ["url", "error"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "connection", "created_at", "method", "url", "attempt", "request_headers", "request_body", "status_code",
+        "response_body", "latency_ms", "error_type", "error",
+    ]  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[VendorCall]:
+        return super().get_queryset(request).defer("connection__secrets")
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyAdmin):
+    list_display = ["job", "client", "started_at", "finished_at", "outcome", "counts", "task_id"]
+    list_filter = ["outcome", "job", ClientFilter]
+    list_select_related = ["client"]
+    search_fields = ["job", "task_id", "error"]
+    date_hierarchy = "started_at"
+    readonly_fields = ["job", "client", "task_id", "started_at", "finished_at", "outcome", "counts", "error"]
+    actions = ["run_now"]
+
+    @admin.action(description="Run the selected jobs again now")
+    def run_now(self, request: HttpRequest, queryset: QuerySet[JobRun]) -> None:
+        if not is_site_admin(request.user):
+            self.message_user(request, "Only site admins can run jobs.", messages.ERROR)
+            return
+        queued = set()
+        for run in queryset:
+            key = (run.job, run.client_id)
+            if key not in queued:
+                task_named(run.job).apply_async(kwargs={"client_id": run.client_id} if run.client_id else {})
+                queued.add(key)
+        self.message_user(
+            request, f"Queued {len(queued)} job(s); new runs appear in this list when the worker picks them up."
+        )
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    client_path = "connection__client"
+    list_display = ["received_at", "connection", "event_type", "event_id", "status", "outcome"]
+    list_filter = [ConnectionClientFilter, "connection__vendor", "event_type", "status"]
+    list_select_related = ["connection__client"]
+    search_fields = ["event_id", "body"]
+    date_hierarchy = "received_at"
+    fields = [
+        "connection", "received_at", "remote_addr", "event_type", "event_id", "status", "processed_at",
+        "outcome", "pretty_body", "headers", "traceback",
+    ]  # fmt: skip
+    readonly_fields = fields
+    actions = ["reprocess"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEvent]:
+        return super().get_queryset(request).defer("connection__secrets")
+
+    @admin.display(description="outcome")
+    def outcome(self, event: WebhookEvent) -> str:
+        """What applying did, or why the delivery was refused or failed."""
+        return event.error or "—"
+
+    @admin.display(description="body as received")
+    def pretty_body(self, event: WebhookEvent) -> str:
+        try:
+            text = json.dumps(json.loads(event.body), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = event.body
+        return format_html('<pre style="white-space:pre-wrap">{}</pre>', text)
+
+    @admin.action(description="Reprocess the selected failed events")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        if not is_site_admin(request.user):
+            self.message_user(request, "Only site admins can reprocess events.", messages.ERROR)
+            return
+        counts = inbound.reprocess(queryset)
+        level = messages.SUCCESS if not counts["failed"] else messages.WARNING
+        self.message_user(
+            request, f"Reprocessed: {counts['processed']} applied, {counts['failed']} failed again.", level
+        )

@@ -1,0 +1,127 @@
+"""Annex Cloud in the admin: a client's site credentials page, the partner access token (masked, revealed to site
+admins), refreshing members from Annex Cloud and pushing segments to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+
+from integrations.admin.base import (
+    SYNC_ACTION_LIMIT,
+    ClientPage,
+    VendorAdmin,
+    client_for_site_admin,
+    render_client_page,
+    run_for_each,
+    secret_input,
+)
+from integrations.annexcloud import flows as annexcloud
+from integrations.annexcloud.api import partner_access_token
+from integrations.connections import mask, update_secrets
+from integrations.models import Connection
+from integrations.tenancy import is_site_admin
+from members.models import Member, Segment
+
+
+class AnnexCloudCredentialsForm(forms.Form):
+    site_id = forms.RegexField(
+        regex=r"^\d+$", label="Site id", error_messages={"invalid": "The site id is a number given by Annex Cloud."}
+    )
+
+    def __init__(self, *args: Any, has_secrets: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        keep = " Leave blank to keep the stored one." if has_secrets else ""
+        self.fields["loyalty_token"] = secret_input("Loyalty token", required=not has_secrets, help_text=keep.strip())
+        self.fields["api_secret"] = secret_input(
+            "API shared secret", required=False, help_text="Signs Loyalty API v3 calls." + keep
+        )
+
+
+@method_decorator(sensitive_post_parameters())
+def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> HttpResponse:
+    """The client's Annex Cloud site credentials, from which the partner access token is derived."""
+    client = client_for_site_admin(model_admin, request, pk)
+    connection, _ = Connection.objects.get_or_create(client=client, vendor=annexcloud.VENDOR)
+    has_secrets = bool(connection.secret("loyalty_token"))
+    form = AnnexCloudCredentialsForm(request.POST or None, initial={"site_id": client.site_id}, has_secrets=has_secrets)
+    if request.method == "POST" and form.is_valid():
+        client.site_id = form.cleaned_data["site_id"]
+        client.save(update_fields=["site_id"])
+        update_secrets(
+            connection,
+            {"loyalty_token": form.cleaned_data["loyalty_token"], "api_secret": form.cleaned_data["api_secret"]},
+        )
+        connection.save()
+        model_admin.message_user(request, f"Annex Cloud site credentials saved for {client}.")
+        return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
+    return render_client_page(
+        model_admin,
+        request,
+        client,
+        "admin/annexcloud/site_credentials.html",
+        title=f"Annex Cloud site credentials of {client}",
+        form=form,
+    )
+
+
+# --- The partner access token on the connection's page -----------------------------------------------------------
+
+
+@admin.display(description="partner access token")
+def partner_access_token_field(connection: Connection) -> str:
+    token = partner_access_token(connection.secret("loyalty_token"), connection.client.site_id)
+    if not token:
+        return "Set the client's site id and the loyalty token to derive it."
+    url = reverse("admin:integrations_connection_partner_token", args=[connection.pk])
+    # reveal.js (the connection admin's media) swaps the masked value for the real one, for site admins.
+    return format_html(
+        '<code data-partner-token>{}</code> <button type="button" class="button" data-reveal-url="{}">Reveal</button>',
+        mask(token),
+        url,
+    )
+
+
+def partner_token_url(model_admin: admin.ModelAdmin) -> URLPattern:
+    @never_cache
+    def partner_token_view(request: HttpRequest, pk: int) -> HttpResponse:
+        """The unmasked partner access token, for site admins only (fetched by the Reveal button)."""
+        if not is_site_admin(request.user):
+            return JsonResponse({"error": "Only site admins can reveal the partner access token."}, status=403)
+        connection = get_object_or_404(model_admin.get_queryset(request), pk=pk, vendor=annexcloud.VENDOR)
+        token = partner_access_token(connection.secret("loyalty_token"), connection.client.site_id)
+        return JsonResponse({"token": token})
+
+    view = model_admin.admin_site.admin_view(partner_token_view)
+    return path("<int:pk>/partner-token/", view, name="integrations_connection_partner_token")
+
+
+# --- Member and segment actions ----------------------------------------------------------------------------------
+
+
+@admin.action(description="Refresh from Annex Cloud", permissions=["change"])
+def refresh_from_annex_cloud(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+    run_for_each(model_admin, request, queryset.select_related("client")[:SYNC_ACTION_LIMIT], annexcloud.refresh_member)
+
+
+@admin.action(description="Push to Annex Cloud", permissions=["change"])
+def push_to_annex_cloud(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
+    run_for_each(model_admin, request, queryset.select_related("client"), annexcloud.push_segment)
+
+
+ADMIN = VendorAdmin(
+    client_pages=(ClientPage("annex_cloud", "Annex Cloud site credentials", site_credentials_view),),
+    connection_fields=(partner_access_token_field,),
+    connection_urls=(partner_token_url,),
+    member_actions=(refresh_from_annex_cloud,),
+    segment_actions=(push_to_annex_cloud,),
+)

@@ -1,0 +1,194 @@
+"""Attentive in the admin: the activation page of a client (credentials and sign-up sources, verified at once) and
+the member actions that subscribe, check eligibility and unsubscribe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+
+from integrations.admin.base import (
+    SYNC_ACTION_LIMIT,
+    ClientPage,
+    VendorAdmin,
+    client_for_site_admin,
+    render_client_page,
+    run_for_each,
+    secret_input,
+)
+from integrations.attentive import flows as attentive
+from integrations.attentive.flows import SignUpSourceInput
+from integrations.connections import connection_of
+from integrations.models import Connection, SignUpSource
+from integrations.outcome import Outcome
+from integrations.queue import enqueue
+from members.models import Member
+
+
+class AttentiveActivationForm(forms.Form):
+    environment = forms.ChoiceField(
+        choices=Connection.Environment.choices,
+        initial=Connection.Environment.PRODUCTION,
+        help_text="Sandbox talks to the portal's own Attentive simulator.",
+    )
+    sign_up_sources = forms.CharField(
+        error_messages={"required": "Add at least one sign-up source: Attentive needs one to subscribe members."},
+        label="Sign-up sources",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 50, "placeholder": "132109, Loyalty sign-up"}),
+        help_text="One per line: the sign-up flow id from Attentive's Subscribers tab, a comma, a name. "
+        "The first line is the default used for subscriptions.",
+    )
+
+    def __init__(self, *args: Any, has_api_key: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        keep = " Leave blank to keep the stored one." if has_api_key else ""
+        self.fields["api_key"] = secret_input(
+            "API key",
+            required=not has_api_key,
+            help_text="From a private app created in Attentive's Integrations tab." + keep,
+        )
+        self.fields["legacy_token"] = secret_input(
+            "Legacy messages token",
+            required=False,
+            help_text="Needed to send messages; Attentive activates it on request (legacyapi@attentivemobile.com)."
+            + keep,
+        )
+        self.order_fields(["environment", "api_key", "legacy_token", "sign_up_sources"])
+
+    def clean_sign_up_sources(self) -> list[SignUpSourceInput]:
+        sources: list[SignUpSourceInput] = []
+        for number, line in enumerate(self.cleaned_data["sign_up_sources"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            source_id, _, name = (part.strip() for part in line.partition(","))
+            if not source_id.isdigit():
+                raise forms.ValidationError(f"Line {number}: {source_id!r} is not a sign-up flow id (digits only).")
+            if any(s.source_id == source_id for s in sources):
+                raise forms.ValidationError(f"Line {number}: sign-up source {source_id} is listed twice.")
+            sources.append(SignUpSourceInput(source_id, name, is_default=not sources))
+        if not sources:
+            raise forms.ValidationError("Add at least one sign-up source: Attentive needs one to subscribe members.")
+        return sources
+
+
+@method_decorator(sensitive_post_parameters())
+def activation_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> HttpResponse:
+    """The site admin's first journey: enter Attentive's credentials and sign-up sources, verified at once."""
+    client = client_for_site_admin(model_admin, request, pk)
+    connection = connection_of(client, attentive.VENDOR)
+    has_key = bool(connection and connection.secret("api_key"))
+    if request.method == "POST":
+        form = AttentiveActivationForm(request.POST, has_api_key=has_key)
+        if form.is_valid():
+            outcome = attentive.activate(client, **form.cleaned_data)
+            if outcome.ok:
+                model_admin.message_user(request, f"Attentive is active for {client}. {outcome.message}")
+                return HttpResponseRedirect(reverse("admin:integrations_client_change", args=[client.pk]))
+            # The connection stays draft with the stored credentials; the form shows again to correct them.
+            model_admin.message_user(request, f"Attentive was not activated. {outcome.message}", messages.ERROR)
+            connection = connection_of(client, attentive.VENDOR)
+    else:
+        sources = SignUpSource.objects.filter(client=client).order_by("-is_default", "pk")
+        initial = {
+            "sign_up_sources": "\n".join(f"{s.source_id}, {s.name}" for s in sources),
+            "environment": connection.environment if connection else Connection.Environment.PRODUCTION,
+        }
+        form = AttentiveActivationForm(initial=initial, has_api_key=has_key)
+    return render_client_page(
+        model_admin,
+        request,
+        client,
+        "admin/attentive/activate.html",
+        title=f"Activate Attentive for {client}",
+        form=form,
+        connection=connection,
+    )
+
+
+# --- Member actions ----------------------------------------------------------------------------------------------
+
+
+def confirm_then(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Member],
+    *,
+    verb: str,
+    flow: Callable[[Member], Outcome],
+    task: str = "",
+) -> TemplateResponse | None:
+    """Django-style bulk action: a confirmation page first for more than one member; small sets run now with a
+    message per member, large ones are queued (when there is a task for it)."""
+    members = list(queryset.select_related("client"))
+    queue = bool(task) and len(members) > SYNC_ACTION_LIMIT
+    if len(members) > 1 and "confirm" not in request.POST:
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.opts,
+            "title": f"{verb.capitalize()} {len(members)} members at Attentive?",
+            "members": members[:100],
+            "pks": [m.pk for m in members],
+            "count": len(members),
+            "verb": verb,
+            "action": request.POST["action"],
+            "queued": queue,
+        }
+        return TemplateResponse(request, "admin/attentive/confirm_member_action.html", context)
+    if queue:
+        for member in members:
+            enqueue(task, member.pk)
+        model_admin.message_user(
+            request, f"Queued: {verb} {len(members)} members. Their Attentive state updates in this list as it runs."
+        )
+        return None
+    run_for_each(model_admin, request, members[:SYNC_ACTION_LIMIT], flow)
+    return None
+
+
+@admin.action(description="Subscribe at Attentive", permissions=["change"])
+def subscribe_at_attentive(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> Any:
+    return confirm_then(
+        model_admin,
+        request,
+        queryset,
+        verb="subscribe",
+        flow=attentive.subscribe,
+        task="integrations.attentive_subscribe",
+    )
+
+
+@admin.action(description="Check Attentive eligibility", permissions=["view"])
+def check_attentive_eligibility(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> Any:
+    return confirm_then(
+        model_admin,
+        request,
+        queryset[:SYNC_ACTION_LIMIT],
+        verb="check eligibility of",
+        flow=attentive.check_eligibility,
+    )
+
+
+@admin.action(description="Unsubscribe at Attentive", permissions=["change"])
+def unsubscribe_at_attentive(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> Any:
+    return confirm_then(
+        model_admin,
+        request,
+        queryset,
+        verb="unsubscribe",
+        flow=attentive.unsubscribe,
+        task="integrations.attentive_unsubscribe",
+    )
+
+
+ADMIN = VendorAdmin(
+    client_pages=(ClientPage("attentive", "Activate Attentive", activation_view),),
+    member_actions=(subscribe_at_attentive, check_attentive_eligibility, unsubscribe_at_attentive),
+)

@@ -1,0 +1,1 @@
+"""Bazaarvoice: approved reviews turned into Annex Cloud points (connection settings so far)."""

@@ -1,0 +1,1 @@
+"""First Orion ENGAGE: branded-call content pushed to members' phones (connection settings so far)."""

@@ -1,0 +1,226 @@
+"""Receiving vendor callbacks, the part every vendor shares: store every delivery raw first, deduplicate on the
+vendor's event id, answer fast, process each event once (oldest first) in a task after commit, and reprocess.
+
+Each receiving vendor has a `webhooks.py` with an `InboundHandler`: what a valid delivery looks like (its event id
+and type), who may deliver it, and how an event is applied. Vendors retry 3xx/5xx and treat 4xx as final, so a bad
+delivery gets a 400 with its reason (and is kept for inspection), a duplicate a 2xx, and a 5xx goes out only when
+the delivery could not be stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from django.http import HttpRequest
+from django.utils import timezone
+
+from integrations.models import Connection, WebhookEvent
+from integrations.queue import task_named
+from integrations.vendors import VENDORS
+
+# Callbacks arriving within this many seconds are processed by one task run.
+PROCESSING_WINDOW_SECONDS = 1
+KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Request-Id")
+Status = WebhookEvent.Status
+
+
+class BadDelivery(ValueError):
+    """A delivery that can never be applied; the message says why."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler reads from a valid delivery: the dedup key and the kind of event."""
+
+    event_id: str
+    event_type: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request may not deliver to a connection (wrong address, missing credentials)."""
+
+    status: int
+    detail: str
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: int
+    detail: str
+    event: WebhookEvent | None = None
+
+
+class InboundHandler:
+    """Base of each vendor's callback handler (in its webhooks.py)."""
+
+    vendor: str = ""
+
+    def refusal(self, connection: Connection, request: HttpRequest) -> Refusal | None:
+        """Per-connection guards (IP allow-list, HTTP Basic); None lets the delivery in."""
+        return None
+
+    def parse(self, content_type: str, body: bytes) -> Delivery:
+        """Validate a delivery; raise BadDelivery with the reason if it can never be applied."""
+        raise NotImplementedError
+
+    def apply(self, event: WebhookEvent) -> tuple[str, str]:
+        """Apply one stored event (inside a transaction, the event row locked); returns (status, detail)."""
+        raise NotImplementedError
+
+
+def handler_for(vendor: str) -> InboundHandler:
+    module = VENDORS[vendor].module("webhooks")
+    if module is None:
+        raise LookupError(f"{VENDORS[vendor].label} does not deliver callbacks.")
+    return module.HANDLER
+
+
+# --- Receiving ----------------------------------------------------------------------------------------------------
+
+
+def receive(connection: Connection, *, headers: dict[str, str], body: bytes, remote_addr: str | None) -> Receipt:
+    """Store every delivery as received, in one write: a valid new event carries its event id (the dedup key), a
+    repeat of it is stored as a duplicate, a bad one as rejected with the reason. New events are processed by a
+    task after commit."""
+    raw = {
+        "connection": connection,
+        "headers": {k: v for k, v in headers.items() if k in KEPT_HEADERS},
+        "body": body[: settings.WEBHOOK_MAX_BODY_BYTES].decode("utf-8", "replace"),
+        "remote_addr": remote_addr,
+    }
+    try:
+        if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+            raise BadDelivery(f"Body larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes; only its start is kept.")
+        delivery = handler_for(connection.vendor).parse(headers.get("Content-Type", ""), body)
+    except BadDelivery as exc:
+        event = WebhookEvent.objects.create(**raw, status=Status.REJECTED, error=str(exc), processed_at=timezone.now())
+        return Receipt(400, str(exc), event)
+    return store_event(raw, delivery)
+
+
+def store_event(raw: dict[str, Any], delivery: Delivery) -> Receipt:
+    """The unique (connection, event_id) decides between two copies, even ones arriving at the same instant: the
+    loser is stored as a duplicate and answered 200."""
+    try:
+        with single_statement():
+            event = WebhookEvent.objects.create(**raw, event_id=delivery.event_id, event_type=delivery.event_type)
+    except IntegrityError:
+        event = WebhookEvent.objects.create(
+            **raw, event_type=delivery.event_type, status=Status.DUPLICATE, processed_at=timezone.now()
+        )
+        return Receipt(200, "duplicate: already received", event)
+    transaction.on_commit(lambda: schedule_processing(event.connection_id))
+    return Receipt(200, "accepted", event)
+
+
+def single_statement() -> contextlib.AbstractContextManager[Any]:
+    """Isolate one statement that may fail. In autocommit (a request) a failed INSERT harms nothing and costs one
+    round trip; inside a transaction it needs a savepoint to leave the transaction usable."""
+    return contextlib.nullcontext() if transaction.get_autocommit() else transaction.atomic()
+
+
+def schedule_processing(connection_id: int) -> None:
+    """Queue one processing run for the connection unless one is already due: a burst of callbacks costs a few
+    task messages, not one each. A key that outlives a lost task expires; the minute sweep catches the rest."""
+    if cache.add(f"webhooks:scheduled:{connection_id}", True, timeout=PROCESSING_WINDOW_SECONDS * 5):
+        task = task_named("integrations.process_received_callbacks")
+        task.apply_async((connection_id,), countdown=PROCESSING_WINDOW_SECONDS)
+
+
+# --- Processing ---------------------------------------------------------------------------------------------------
+
+
+def process_received(connection_id: int | None = None, limit: int = 1000) -> dict[str, int]:
+    """Apply stored events that wait for processing, oldest first; each in its own transaction."""
+    if connection_id is not None:
+        cache.delete(f"webhooks:scheduled:{connection_id}")
+    waiting = WebhookEvent.objects.filter(status=Status.RECEIVED, event_id__isnull=False)
+    if connection_id is not None:
+        waiting = waiting.filter(connection_id=connection_id)
+    counts = {"processed": 0, "failed": 0}
+    while True:
+        batch = list(waiting.select_related("connection__client").order_by("pk")[:limit])
+        if not batch:
+            return counts
+        for event in batch:
+            try:
+                process(event)
+                counts["processed"] += 1
+            except Exception:  # stored on the event by process(); the others still run
+                counts["failed"] += 1
+
+
+def process(event: WebhookEvent) -> str:
+    """Apply one stored event with its vendor's handler and record the outcome in the same transaction. The event
+    row is locked while it is applied, so two processors never apply it at once, and a processed event is left
+    alone. Failures are stored on the event, with the traceback, and re-raised for the task to retry."""
+    waiting = [Status.RECEIVED, Status.FAILED]
+    try:
+        with transaction.atomic():
+            claimed = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event.pk, status__in=waiting)
+            if not list(claimed.values_list("pk", flat=True)):
+                return event.status  # done already, or being applied by another worker right now
+            status, detail = handler_for(event.connection.vendor).apply(event)
+            event.status, event.error, event.traceback, event.processed_at = status, detail, "", timezone.now()
+            event.save(update_fields=["status", "error", "traceback", "processed_at"])
+    except Exception as exc:
+        event.status, event.error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+        event.traceback = traceback.format_exc()[-10_000:]
+        event.save(update_fields=["status", "error", "traceback"])
+        raise
+    return event.status
+
+
+def reprocess(events: QuerySet[WebhookEvent]) -> dict[str, int]:
+    """Run failed (or waiting) stored events again, whatever their vendor; each is applied at most once."""
+    counts = {"processed": 0, "failed": 0}
+    retryable = [Status.FAILED, Status.RECEIVED]
+    for event in events.filter(status__in=retryable, event_id__isnull=False).select_related("connection__client"):
+        event.status = Status.RECEIVED
+        try:
+            process(event)
+            counts["processed"] += 1
+        except Exception:  # stored on the event by process()
+            counts["failed"] += 1
+    return counts
+
+
+# --- Finding the connection of a callback URL ---------------------------------------------------------------------
+
+# Callback URL token -> (connection without secrets, expiry). Busy callback endpoints resolve their connection from
+# memory; a change made in this process is seen at once (a saved connection clears the cache), elsewhere within
+# the TTL.
+INBOUND_LOOKUP_TTL_SECONDS = 5.0
+_inbound: dict[tuple[str, str], tuple[Connection | None, float]] = {}
+_inbound_lock = threading.Lock()
+
+
+def connection_for_inbound_token(vendor: str, token: str) -> Connection | None:
+    key = (vendor, token)
+    now = time.monotonic()
+    cached = _inbound.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    connection = Connection.objects.defer("secrets").filter(vendor=vendor, inbound_token=token).first()
+    with _inbound_lock:
+        _inbound[key] = (connection, now + INBOUND_LOOKUP_TTL_SECONDS)
+    return connection
+
+
+@receiver(post_save, sender=Connection, dispatch_uid="inbound.forget_lookups")
+def forget_inbound_lookups(**kwargs: Any) -> None:
+    with _inbound_lock:
+        _inbound.clear()

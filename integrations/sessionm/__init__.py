@@ -1,0 +1,1 @@
+"""SessionM: welcome, offer-issued and offer-expiring messages (connection settings so far)."""

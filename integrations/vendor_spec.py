@@ -1,0 +1,80 @@
+"""What the portal knows about a vendor before any code talks to it: default base URLs per environment, the
+secrets a connection holds, the settings it accepts (as form fields, so the admin and the flows validate them the
+same way), and what the vendor can do. Each vendor package declares one `VendorSpec` in its `spec.py`;
+`integrations/vendors.py` collects them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import import_module
+from importlib.util import find_spec
+from types import ModuleType
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    name: str
+    label: str
+    required: bool = True
+    help_text: str = ""
+
+
+@dataclass(frozen=True)
+class VendorSpec:
+    key: str
+    label: str
+    # The package that holds everything about this vendor: api.py, flows.py, admin.py, sandbox.py, webhooks.py.
+    package: str
+    base_urls: dict[str, str]
+    secrets: tuple[SecretSpec, ...] = ()
+    setting_fields: dict[str, forms.Field] = field(default_factory=dict)
+    # Requests per second this portal allows itself per connection, unless the connection's settings say otherwise.
+    default_rate_limit: float = 10.0
+    # Whether message templates may send through this vendor (its flows module provides `message_sender`).
+    sends_messages: bool = False
+
+    def default_base_url(self, environment: str) -> str:
+        if environment == "sandbox":
+            return f"{settings.SANDBOX_BASE_URL.rstrip('/')}/{self.key}"
+        return self.base_urls.get(environment) or self.base_urls["production"]
+
+    @property
+    def receives_callbacks(self) -> bool:
+        """Vendors that call the portal have a webhooks module; their connections get a callback URL."""
+        return self.has_module("webhooks")
+
+    def has_module(self, role: str) -> bool:
+        return find_spec(f"{self.package}.{role}") is not None
+
+    def module(self, role: str) -> ModuleType | None:
+        """The vendor's module for a role (`flows`, `admin`, `sandbox`, `webhooks`), or None if it has none."""
+        return import_module(f"{self.package}.{role}") if self.has_module(role) else None
+
+    def settings_form_class(self) -> type[forms.Form]:
+        common = {
+            "rate_limit_per_second": forms.FloatField(
+                min_value=0.1,
+                initial=self.default_rate_limit,
+                required=False,
+                help_text="Client-side cap on calls per second to this vendor for this connection.",
+            )
+        }
+        return type(f"{self.key.title()}SettingsForm", (forms.Form,), {**common, **self.setting_fields})
+
+    def clean_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Validate settings against this vendor's fields; raises ValidationError with per-field messages."""
+        unknown = set(values) - set(self.settings_form_class().base_fields)
+        if unknown:
+            raise ValidationError(f"Unknown setting(s) for {self.label}: {', '.join(sorted(unknown))}.")
+        form = self.settings_form_class()(data=values)
+        if not form.is_valid():
+            raise ValidationError(
+                [f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()],
+            )
+        return {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}

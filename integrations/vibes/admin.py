@@ -1,0 +1,49 @@
+"""Vibes in the admin: the connection's callback URL, each member's list subscriptions, and sending a member to
+Vibes now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from integrations.admin.base import SYNC_ACTION_LIMIT, VendorAdmin, run_for_each
+from integrations.models import Connection
+from integrations.vibes import flows as vibes
+from members.models import Member, VibesListSubscription
+
+
+@admin.display(description="callback URL")
+def callback_url(connection: Connection) -> str:
+    if not connection.inbound_token:
+        return "—"
+    url = reverse("vibes-callback", args=[connection.inbound_token])
+    return format_html("<code>{}</code><div class='help'>Give Vibes this URL (with your host).</div>", url)
+
+
+class VibesSubscriptionInline(admin.TabularInline):
+    model = VibesListSubscription
+    extra = 0
+    can_delete = False
+    verbose_name = "Vibes list subscription"
+    fields = ["list_id", "state", "opt_in_date", "opt_out_date", "opt_out_reason", "last_event_date"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.action(description="Send to Vibes now", permissions=["change"])
+def sync_to_vibes(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+    run_for_each(model_admin, request, queryset.select_related("client")[:SYNC_ACTION_LIMIT], vibes.sync_person)
+
+
+ADMIN = VendorAdmin(
+    connection_fields=(callback_url,),
+    member_actions=(sync_to_vibes,),
+    member_inlines=(VibesSubscriptionInline,),
+)

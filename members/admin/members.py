@@ -1,0 +1,155 @@
+"""Members (with each vendor's member actions and inlines), loyalty events, and the member CSV import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
+from integrations.tenancy import scope_to_clients, visible_clients
+from members import flows, imports, segments
+from members.imports import ImportFileError, import_members
+from members.models import ChannelSubscription, LoyaltyEvent, Member, Segment
+from members.phones import InvalidPhone, to_e164
+
+
+class MemberForm(forms.ModelForm):
+    class Meta:
+        model = Member
+        fields = [
+            "client", "annex_cloud_id", "email", "phone", "first_name", "last_name", "zip_code",
+            "opted_in", "status", "tier", "points",
+        ]  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        client = cleaned.get("client") or getattr(self.instance, "client", None)
+        if cleaned.get("phone") and client is not None:
+            try:
+                cleaned["phone"] = to_e164(cleaned["phone"], client.default_region)
+            except InvalidPhone as exc:
+                self.add_error("phone", str(exc))
+        return cleaned
+
+
+class MemberImportForm(forms.Form):
+    client = forms.ModelChoiceField(queryset=None)
+    file = forms.FileField(help_text="UTF-8 CSV with a header row.")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["client"].queryset = visible_clients(user)
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = ChannelSubscription
+    extra = 0
+    can_delete = False
+    readonly_fields = ["vendor", "type", "channel", "state", "last_result", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Member)
+class MemberAdmin(ClientScopedAdmin):
+    form = MemberForm
+    list_display = ["__str__", "client", "email", "phone", "opted_in", "text_state", "tier", "points", "status"]
+    list_filter = [ClientFilter, "opted_in", "status", "tier"]
+    search_fields = ["email", "phone", "first_name", "last_name", "annex_cloud_id"]
+    list_select_related = ["client"]
+    change_list_template = "admin/members/member/change_list.html"
+
+    @property
+    def actions(self) -> list[Any]:  # type: ignore[override]
+        """The member's own actions, then each vendor's (subscribe at Attentive, send to Vibes, ...)."""
+        return ["add_to_segment", *collected("member_actions")]
+
+    def get_inlines(self, request: HttpRequest, obj: Member | None) -> list[Any]:
+        return [SubscriptionInline, *collected("member_inlines")]
+
+    def get_urls(self) -> list[Any]:
+        import_view = path("import/", self.admin_site.admin_view(self.import_view), name="members_member_import")
+        return [import_view, *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> TemplateResponse:
+        """Upload a CSV of members; bad rows are listed with their line numbers, good rows are kept."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = MemberImportForm(request.POST or None, request.FILES or None, user=request.user)
+        report_lines: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = import_members(form.cleaned_data["client"], form.cleaned_data["file"].file)
+            except ImportFileError as exc:
+                form.add_error("file", str(exc))
+            else:
+                report_lines = list(imports.report_lines(report))
+                level = messages.SUCCESS if not report.failed else messages.WARNING
+                self.message_user(request, report_lines[0], level)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import members from CSV",
+            "form": form,
+            "report_lines": report_lines[1:],
+            "columns": sorted(imports.COLUMNS),
+        }
+        return TemplateResponse(request, "admin/members/member/import.html", context)
+
+    @admin.action(description="Add to a segment…", permissions=["change"])
+    def add_to_segment(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
+        client_ids = set(queryset.values_list("client_id", flat=True))
+        choices = scope_to_clients(Segment.objects.filter(client_id__in=client_ids), request.user)
+        if "segment" in request.POST:
+            segment = choices.filter(pk=request.POST["segment"]).first()
+            if segment is None:
+                self.message_user(request, "Choose a segment of the members' client.", messages.ERROR)
+                return None
+            added = segments.add_members(segment, queryset)
+            self.message_user(request, f"Added {added} member(s) to {segment}.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Add members to a segment",
+            "segments": choices,
+            "pks": list(queryset.values_list("pk", flat=True)),
+            "action": request.POST["action"],
+        }
+        return TemplateResponse(request, "admin/members/member/add_to_segment.html", context)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        return super().get_queryset(request).prefetch_related("subscriptions")
+
+    @admin.display(description="Attentive TEXT")
+    def text_state(self, member: Member) -> str:
+        states = [s.state for s in member.subscriptions.all() if s.vendor == "attentive" and s.channel == "TEXT"]
+        return states[0] if states else "—"
+
+    def save_model(self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        flows.member_changed(obj, set(form.changed_data), {name: form.initial.get(name) for name in form.changed_data})
+
+
+@admin.register(LoyaltyEvent)
+class LoyaltyEventAdmin(ClientScopedAdmin):
+    list_display = ["occurred_at", "client", "member", "event_type", "external_id", "messages_planned_at"]
+    list_filter = [ClientFilter, "event_type"]
+    search_fields = ["external_id", "member__email", "member__phone"]
+    list_select_related = ["client", "member"]
+    raw_id_fields = ["member"]
+    date_hierarchy = "occurred_at"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,143 @@
+"""Segments (filling, CSV export, each vendor's segment actions) and their background exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import FileResponse, HttpRequest
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
+from members import segments
+from members.api import csv_download
+from members.exports import should_export_in_background
+from members.models import Segment, SegmentExport
+
+
+class SegmentForm(forms.ModelForm):
+    add_emails = forms.CharField(
+        label="Add members by e-mail",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="E-mail addresses separated by commas, as in Annex Cloud's segment `member` field.",
+    )
+
+    class Meta:
+        model = Segment
+        fields = [
+            "client", "name", "type", "from_date", "to_date", "status", "external_id", "external_name", "saved_filter",
+        ]  # fmt: skip
+        help_texts = {
+            "saved_filter": 'e.g. {"opted_in": true, "tier": "Gold", "joined_from": "2026-01-01"}; '
+            "fields: " + ", ".join(sorted(segments.FILTER_FIELDS))
+        }
+
+    def clean_saved_filter(self) -> dict[str, Any]:
+        value = self.cleaned_data["saved_filter"] or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The saved filter is a JSON object.")
+        unknown = set(value) - segments.FILTER_FIELDS
+        if unknown:
+            raise forms.ValidationError(f"Unknown filter field(s): {', '.join(sorted(unknown))}.")
+        return value
+
+
+class SegmentExportInline(admin.TabularInline):
+    model = SegmentExport
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "status", "rows", "download", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="file")
+    def download(self, export: SegmentExport) -> str:
+        if export.status != SegmentExport.Status.READY:
+            return "—"
+        url = reverse("admin:members_segmentexport_download", args=[export.pk])
+        return format_html('<a href="{}">Download CSV</a>', url)
+
+
+@admin.register(Segment)
+class SegmentAdmin(ClientScopedAdmin):
+    form = SegmentForm
+    list_display = ["name", "client", "type", "status", "size", "annex_cloud_segment_id", "pushed_at"]
+    list_filter = [ClientFilter, "type", "status"]
+    search_fields = ["name", "external_id", "external_name"]
+    readonly_fields = ["annex_cloud_segment_id", "pushed_at", "push_result"]
+    inlines = [SegmentExportInline]
+
+    @property
+    def actions(self) -> list[Any]:  # type: ignore[override]
+        """The segment's own actions, then each vendor's (push to Annex Cloud, ...)."""
+        return ["export_csv", "apply_saved_filter", *collected("segment_actions")]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Segment]:
+        return super().get_queryset(request).select_related("client").annotate(size=Count("links"))
+
+    @admin.display(description="members", ordering="size")
+    def size(self, segment: Segment) -> int:
+        return segment.size
+
+    def save_model(self, request: HttpRequest, obj: Segment, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("add_emails"):
+            added, unknown = segments.add_members_by_emails(obj, form.cleaned_data["add_emails"])
+            self.message_user(request, f"Added {added} member(s) to {obj}.")
+            if unknown:
+                self.message_user(
+                    request, f"No member of {obj.client} has: {', '.join(unknown[:20])}.", messages.WARNING
+                )
+
+    @admin.action(description="Export as CSV (for Attentive)", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Segment]) -> Any:
+        if queryset.count() != 1:
+            self.message_user(request, "Choose one segment to export.", messages.ERROR)
+            return None
+        segment = queryset.get()
+        if should_export_in_background(segment):
+            segments.request_background_export(segment)
+            self.message_user(
+                request,
+                f"{segment} is large: it is being exported in the background. The download link appears on the "
+                "segment's page when it is ready.",
+            )
+            return None
+        return csv_download(segment)
+
+    @admin.action(description="Add the members matching the saved filter", permissions=["change"])
+    def apply_saved_filter(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
+        for segment in queryset:
+            self.message_user(request, f"{segment}: added {segments.apply_saved_filter(segment)} member(s).")
+
+
+@admin.register(SegmentExport)
+class SegmentExportAdmin(ClientScopedAdmin):
+    client_path = "segment__client"
+    list_display = ["segment", "created_at", "status", "rows", "finished_at"]
+    list_filter = ["status"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        download = path(
+            "<int:pk>/download/",
+            self.admin_site.admin_view(self.download_view),
+            name="members_segmentexport_download",
+        )
+        return [download, *super().get_urls()]
+
+    def download_view(self, request: HttpRequest, pk: int) -> FileResponse:
+        export = get_object_or_404(self.get_queryset(request), pk=pk, status=SegmentExport.Status.READY)
+        return FileResponse(export.file.open("rb"), as_attachment=True, filename=export.file.name.rsplit("/", 1)[-1])
