@@ -41,10 +41,13 @@ class BadDelivery(ValueError):
 
 @dataclass(frozen=True)
 class Delivery:
-    """What a handler reads from a valid delivery: the dedup key and the kind of event."""
+    """What a handler reads from a valid delivery: the dedup key (event id and type), and the vendor's id and
+    attempt number of this delivery when it gives them (kept for tracing, not for dedup)."""
 
     event_id: str
     event_type: str
+    delivery_id: str = ""
+    delivery_attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,15 +115,19 @@ def receive(connection: Connection, *, headers: dict[str, str], body: bytes, rem
 
 
 def store_event(raw: dict[str, Any], delivery: Delivery) -> Receipt:
-    """The unique (connection, event_id) decides between two copies, even ones arriving at the same instant: the
-    loser is stored as a duplicate and answered 200."""
+    """The unique (connection, event_id, event_type) decides between two copies, even ones arriving at the same
+    instant: the loser is stored as a duplicate and answered 200."""
+    fields = {
+        **raw,
+        "event_type": delivery.event_type,
+        "delivery_id": delivery.delivery_id,
+        "delivery_attempt": delivery.delivery_attempt,
+    }
     try:
         with single_statement():
-            event = WebhookEvent.objects.create(**raw, event_id=delivery.event_id, event_type=delivery.event_type)
+            event = WebhookEvent.objects.create(**fields, event_id=delivery.event_id)
     except IntegrityError:
-        event = WebhookEvent.objects.create(
-            **raw, event_type=delivery.event_type, status=Status.DUPLICATE, processed_at=timezone.now()
-        )
+        event = WebhookEvent.objects.create(**fields, status=Status.DUPLICATE, processed_at=timezone.now())
         return Receipt(200, "duplicate: already received", event)
     transaction.on_commit(lambda: schedule_processing(event.connection_id))
     return Receipt(200, "accepted", event)

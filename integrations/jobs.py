@@ -53,6 +53,12 @@ SCHEDULES = (
         description="Turns new loyalty events into messages and sends the pending ones (loyalty-action SMS).",
     ),
     Schedule(
+        name="Converge member state",
+        task="members.reconcile_pending",
+        crontab={"minute": "*"},
+        description="Sends member changes that wait (a lost task, a vendor that was failing) to each vendor.",
+    ),
+    Schedule(
         name="Apply waiting callbacks",
         task="integrations.sweep_received_callbacks",
         crontab={"minute": "*"},

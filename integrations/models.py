@@ -36,6 +36,12 @@ class Client(models.Model):
         help_text="ISO country code used to read national phone numbers, e.g. US, GB, IN.",
     )
     active = models.BooleanField(default=True)
+    honour_opt_outs_everywhere = models.BooleanField(
+        "honour an SMS opt-out everywhere",
+        default=True,
+        help_text="A member who opts out at one SMS vendor (e.g. STOP to Vibes) is opted out at the portal and at the "
+        "client's other SMS vendors.",
+    )
     users = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         related_name="clients",
@@ -129,6 +135,9 @@ class WebhookEvent(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="webhook_events")
     event_id = models.CharField(max_length=100, null=True, blank=True)
     event_type = models.CharField(max_length=50, blank=True, db_index=True)
+    # The vendor's id of this delivery and its attempt number (Vibes: callback_id, delivery_attempt), when given.
+    delivery_id = models.CharField(max_length=100, blank=True)
+    delivery_attempt = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     headers = models.JSONField(default=dict)
     body = models.TextField(blank=True)
@@ -141,10 +150,11 @@ class WebhookEvent(models.Model):
     class Meta:
         ordering = ["-received_at"]
         constraints = [
+            # A vendor may reuse an event id across event types (Vibes does in its own examples).
             models.UniqueConstraint(
-                fields=["connection", "event_id"],
+                fields=["connection", "event_id", "event_type"],
                 condition=models.Q(event_id__isnull=False),
-                name="one_webhook_event_per_vendor_event_id",
+                name="one_webhook_event_per_vendor_event",
             )
         ]
 

@@ -76,9 +76,3 @@ def sweep_received_callbacks(self: Task, client_id: int | None = None) -> Counts
 @shared_task(bind=True, base=PortalTask, name="integrations.match_vibes_persons")
 def match_vibes_persons(self: Task, client_id: int | None = None) -> Counts:
     return run_as_job(self, lambda: vibes.match_unmatched(client_id), client_id)
-
-
-@shared_task(base=PortalTask, name="integrations.sync_vibes_person")
-def sync_vibes_person(member_id: int) -> str:
-    """Send a member's current contact data to Vibes (coalesced: see integrations/vibes/flows.py)."""
-    return vibes.run_pending_sync(member_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.urls import reverse
@@ -16,7 +17,7 @@ from rest_framework.response import Response
 
 from integrations.models import Client
 from integrations.tenancy import scope_to_clients, visible_clients
-from members import flows
+from members import flows, sync
 from members.exports import export_filename, should_export_in_background, stream_segment_csv
 from members.models import EventType, LoyaltyEvent, Member, Segment, SegmentExport
 from members.phones import InvalidPhone, to_e164
@@ -79,10 +80,13 @@ class MemberSerializer(serializers.ModelSerializer):
         return attrs
 
     def save(self, **kwargs: Any) -> Member:
-        previous = {name: getattr(self.instance, name) for name in self.validated_data} if self.instance else {}
-        member = super().save(**kwargs)
-        changed = {name for name, value in self.validated_data.items() if previous.get(name, object()) != value}
-        flows.member_changed(member, changed, {name: previous.get(name) for name in changed})
+        """Save and record the vendor work the change needs, in one transaction."""
+        before = self.instance or Member()  # a new member starts from the model's defaults
+        previous = {name: getattr(before, name) for name in self.validated_data if name != "client"}
+        with transaction.atomic():
+            member = super().save(**kwargs)
+            changed = {name for name, value in previous.items() if getattr(member, name) != value}
+            sync.record_change(member, changed, previous)
         return member
 
 

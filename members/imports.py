@@ -14,6 +14,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from integrations.models import Client
+from members import sync
 from members.models import Member
 from members.phones import InvalidPhone, to_e164
 
@@ -75,14 +76,19 @@ def import_row(client: Client, row: dict[str, str], line: int, report: ImportRep
         values = clean_row(client, row)
         with transaction.atomic():
             member = find_existing(client, values)
-            if member is None:
-                Member.objects.create(client=client, **values)
+            created = member is None
+            before = Member() if created else member  # a new member starts from the model's defaults
+            previous = {name: getattr(before, name) for name in values}
+            if created:
+                member = Member.objects.create(client=client, **values)
                 report.created += 1
             else:
                 for name, value in values.items():
                     setattr(member, name, value)
                 member.save()
                 report.updated += 1
+            # Same follow-ups as an edit in the admin: the vendors that hold what changed are brought in line.
+            sync.record_change(member, {k for k, v in values.items() if previous[k] != v}, previous)
     except (ValidationError, InvalidPhone, ValueError) as exc:
         report.fail(line, "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
     except IntegrityError:

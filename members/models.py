@@ -44,9 +44,9 @@ class Member(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     tier = models.CharField(max_length=50, blank=True)
     points = models.IntegerField(default=0)
+    # When `points` (and `tier`) last came from Annex Cloud; empty means the portal does not know the balance.
+    points_synced_at = models.DateTimeField(null=True, blank=True)
     vibes_person_id = models.CharField("Vibes person id", max_length=100, blank=True, db_index=True)
-    # Set while a Vibes person update is queued, so that many edits in a row make one call.
-    vibes_sync_pending = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,6 +62,78 @@ class Member(models.Model):
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
         return name or self.email or self.phone or f"member {self.pk}"
+
+
+class MemberVendorState(models.Model):
+    """What one vendor should hold for a member against what it last confirmed.
+
+    Every change of a member that a vendor cares about bumps `desired_version` in the same transaction as the change;
+    the reconciler (members/sync.py) brings the vendor in line and records the version it confirmed. A member is in
+    step with the vendor when `synced_version == desired_version`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        IN_SYNC = "in_sync", "in sync"
+        DEFERRED = "deferred", "deferred (will retry)"
+        REJECTED = "rejected", "rejected by the vendor"
+
+    member = models.ForeignKey("Member", on_delete=models.CASCADE, related_name="vendor_states")
+    vendor = models.CharField(max_length=32)
+    desired_version = models.PositiveIntegerField(default=0)
+    synced_version = models.PositiveIntegerField(default=0)
+    # What the vendor last confirmed (e.g. {"phone": "+1...", "text": "subscribed"}); empty until it has.
+    confirmed = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    detail = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["member", "vendor"]
+        constraints = [models.UniqueConstraint(fields=["member", "vendor"], name="one_state_per_member_vendor")]
+        indexes = [models.Index(fields=["vendor", "status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.vendor}: {self.get_status_display()}"
+
+    @property
+    def in_step(self) -> bool:
+        return self.synced_version == self.desired_version
+
+
+class PointsTransaction(models.Model):
+    """One award or deduction of points at Annex Cloud, unique on the caller's key, so a repeat changes nothing."""
+
+    class Activity(models.TextChoices):
+        CREDIT = "credit"
+        DEBIT = "debit"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPLIED = "applied"
+        FAILED = "failed"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="points_transactions")
+    member = models.ForeignKey("Member", on_delete=models.CASCADE, related_name="points_transactions")
+    key = models.CharField("idempotency key", max_length=100, help_text="Sent to Annex Cloud as customId.")
+    activity = models.CharField(max_length=8, choices=Activity.choices)
+    points = models.PositiveIntegerField()
+    action_id = models.CharField("Annex Cloud action id", max_length=50)
+    reason = models.CharField(max_length=200, blank=True)
+    order_id = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    response = models.JSONField(default=dict, blank=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["client", "key"], name="one_points_transaction_per_key")]
+
+    def __str__(self) -> str:
+        return f"{self.activity} {self.points} · {self.member}"
 
 
 class ChannelSubscription(models.Model):
@@ -160,6 +232,10 @@ class MessageTemplate(models.Model):
     def clean(self) -> None:
         if self.connection_id and self.client_id and self.connection.client_id != self.client_id:
             raise ValidationError({"connection": "Choose a connection of the same client."})
+        if self.connection_id and not self.connection.spec.sends_messages:
+            raise ValidationError(
+                {"connection": f"{self.connection.spec.label} cannot send messages: choose an SMS connection."}
+            )
 
 
 class OutboundMessage(models.Model):
@@ -185,6 +261,8 @@ class OutboundMessage(models.Model):
     # Which dispatch run holds this message while it is being sent; two runs can never hold the same one.
     claim = models.CharField(max_length=32, blank=True, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set while a pending message waits on its connection (draft, disabled, failing); `detail` says why.
+    held_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -6,6 +6,7 @@ from celery import Task, shared_task
 
 from integrations.jobs import Counts
 from integrations.tasks import PortalTask, run_as_job
+from members import sync
 from members.messaging import dispatch_messages
 from members.models import SegmentExport
 from members.segments import write_export
@@ -14,6 +15,18 @@ from members.segments import write_export
 @shared_task(bind=True, base=PortalTask, name="members.dispatch_loyalty_messages")
 def dispatch_loyalty_messages(self: Task, client_id: int | None = None) -> Counts:
     return run_as_job(self, dispatch_messages)
+
+
+@shared_task(base=PortalTask, name="members.reconcile_member")
+def reconcile_member(member_id: int, vendor: str) -> str:
+    """Bring one vendor in line with one member (members/sync.py); a repeat finds it in step and does nothing."""
+    return sync.reconcile(member_id, vendor).detail
+
+
+@shared_task(bind=True, base=PortalTask, name="members.reconcile_pending")
+def reconcile_pending(self: Task, client_id: int | None = None) -> Counts:
+    """The sweep: member changes whose task was lost or whose vendor was failing are sent now."""
+    return run_as_job(self, lambda: sync.reconcile_pending(client_id), client_id)
 
 
 @shared_task(bind=True, base=PortalTask, name="members.export_segment")

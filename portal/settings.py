@@ -7,6 +7,7 @@ DEBUG off the portal refuses to start on the default SECRET_KEY or without FIELD
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -191,8 +192,10 @@ SEGMENT_EXPORT_STREAM_MAX_ROWS = env.int(
 # Inbound callbacks larger than this are refused (400) and kept truncated for inspection.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 
-# Edits to a member within this many seconds reach Vibes as one person update.
-VIBES_SYNC_DELAY_SECONDS = env.int("VIBES_SYNC_DELAY_SECONDS", default=2)
+# Edits to a member within this many seconds reach each vendor as one update (e.g. one Vibes person update).
+MEMBER_SYNC_DELAY_SECONDS = env.int("MEMBER_SYNC_DELAY_SECONDS", default=2)
+# A member change deferred by a failing vendor is tried again after this long (the sweep runs every minute).
+MEMBER_SYNC_RETRY_INTERVAL = timedelta(seconds=env.int("MEMBER_SYNC_RETRY_SECONDS", default=60))
 
 # --- API
 REST_FRAMEWORK = {

@@ -13,6 +13,7 @@ from integrations.connections import api_for, connection_of
 from integrations.http import NotFound, VendorError
 from integrations.models import Client
 from integrations.outcome import NotReady, Outcome
+from members import sync
 from members.models import Member, Segment
 from members.phones import InvalidPhone, to_e164
 
@@ -59,21 +60,33 @@ def refresh_member(member: Member) -> Outcome:
     return Outcome.success(f"{member} refreshed from Annex Cloud.")
 
 
-def apply_profile(member: Member, profile: dict[str, Any]) -> None:
-    member.annex_cloud_id = str(profile.get("id") or member.annex_cloud_id)
-    member.email = profile.get("email") or member.email
-    member.first_name = profile.get("firstName") or member.first_name
-    member.last_name = profile.get("lastName") or member.last_name
-    member.zip_code = profile.get("zipCode") or member.zip_code
+def apply_profile(member: Member, profile: dict[str, Any]) -> set[str]:
+    """Take Annex Cloud's profile into the member; the change reaches the other vendors like any edit."""
+    return sync.change_member(member, **profile_values(member, profile))
+
+
+def profile_values(member: Member, profile: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "annex_cloud_id": str(profile.get("id") or member.annex_cloud_id),
+        "email": profile.get("email") or member.email,
+        "first_name": profile.get("firstName") or member.first_name,
+        "last_name": profile.get("lastName") or member.last_name,
+        "zip_code": profile.get("zipCode") or member.zip_code,
+    }
     if profile.get("optInStatus"):
-        member.opted_in = str(profile["optInStatus"]).upper() == "YES"
+        values["opted_in"] = str(profile["optInStatus"]).upper() == "YES"
     if profile.get("status"):
-        member.status = "active" if str(profile["status"]).upper() == "ACTIVE" else "inactive"
+        values["status"] = "active" if str(profile["status"]).upper() == "ACTIVE" else "inactive"
     if profile.get("phone"):
         # Annex Cloud keeps phones as typed ("123-123-4567"); a number that does not parse keeps the stored one.
         with contextlib.suppress(InvalidPhone):
-            member.phone = to_e164(str(profile["phone"]), member.client.default_region)
-    member.save()
+            values["phone"] = to_e164(str(profile["phone"]), member.client.default_region)
+    if profile.get("availablePoints") is not None:
+        values["points"] = int(profile["availablePoints"])
+        values["points_synced_at"] = timezone.now()
+    if profile.get("tier"):
+        values["tier"] = str(profile["tier"])
+    return values
 
 
 # --- Segments ----------------------------------------------------------------------------------------------------

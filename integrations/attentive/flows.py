@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
 from integrations import connections
 from integrations.attentive.api import AttentiveAPI, ChannelResult, MissingScope
 from integrations.connections import api_for, update_secrets, usable_connection
-from integrations.http import AuthError, NotFound, Rejected
+from integrations.http import AuthError, Rejected
 from integrations.models import Client, Connection, SignUpSource
 from integrations.outcome import NotReady, Outcome
-from integrations.queue import enqueue
-from members.models import ChannelSubscription, Member
+from members import sync
+from members.models import ChannelSubscription, Member, MemberVendorState
 from members.phones import InvalidPhone, to_e164
 
 VENDOR = "attentive"
@@ -161,71 +162,134 @@ def text_state(member: Member) -> str | None:
     return row.state if row else None
 
 
-def record_states(member: Member, results: Iterable[ChannelResult], state_for: dict[str, str]) -> None:
+def record_states(
+    member: Member, results: Iterable[ChannelResult], state_for: dict[str, str], *, only_unknown: bool = False
+) -> None:
+    """Store each channel's state as Attentive reported it. With `only_unknown` (eligibility answers) a confirmed
+    subscription is never overwritten: eligibility fills in what the portal does not know."""
     for result in results:
         if not result.channel:
             continue
-        ChannelSubscription.objects.update_or_create(
-            member=member,
-            vendor=VENDOR,
-            type=result.type or "MARKETING",
-            channel=result.channel,
-            defaults={"state": state_for.get(result.status, result.status.lower()[:16]), "last_result": result.status},
-        )
+        key = {"member": member, "vendor": VENDOR, "type": result.type or "MARKETING", "channel": result.channel}
+        subscribed = ChannelSubscription.objects.filter(**key, state=ChannelSubscription.State.SUBSCRIBED)
+        if only_unknown and subscribed.exists():
+            continue
+        state = state_for.get(result.status, result.status.lower()[:16])
+        ChannelSubscription.objects.update_or_create(**key, defaults={"state": state, "last_result": result.status})
 
 
 ELIGIBILITY_STATES = {"ELIGIBLE": "eligible", "NOT_ELIGIBLE": "not_eligible"}
 SUBSCRIBE_STATES = dict.fromkeys(SUBSCRIBED_STATUSES, "subscribed")
 UNSUBSCRIBE_STATES = {"NEWLY_UNSUBSCRIBED": "unsubscribed", "ALREADY_UNSUBSCRIBED": "unsubscribed"}
+TEXT_ONLY = [{"type": "MARKETING", "channel": "TEXT"}]
 
 
 def check_eligibility(member: Member) -> Outcome:
+    """Ask Attentive which channels the member could be subscribed to; fills in only what the portal does not know."""
     phone = member_phone(member)
     connection = ready_connection(member.client)
     results = attentive_api(connection).eligibility(phone, member.email)
-    record_states(member, results, ELIGIBILITY_STATES)
+    record_states(member, results, ELIGIBILITY_STATES, only_unknown=True)
     summary = ", ".join(f"{r.channel} {r.status.lower().replace('_', ' ')}" for r in results) or "no channels"
     return Outcome.success(f"{member}: {summary}.")
 
 
-def subscribe(member: Member, sign_up_source: SignUpSource | None = None) -> Outcome:
-    """Subscribe once. Stored state or eligibility decides first: Attentive texts an existing subscriber
-    "already subscribed", so a member known to be subscribed or not eligible is never sent again."""
-    phone = member_phone(member)
-    connection = ready_connection(member.client)
-    source = sign_up_source or default_sign_up_source(member.client)
-    if text_state(member) == ChannelSubscription.State.SUBSCRIBED:
-        return Outcome.success(f"{member} is already subscribed to TEXT; nothing sent.")
-    api = attentive_api(connection)
-    eligibility = api.eligibility(phone, member.email)
-    record_states(member, eligibility, ELIGIBILITY_STATES)
-    if any(r.channel == "TEXT" and r.status == "NOT_ELIGIBLE" for r in eligibility):
-        return Outcome.failure(f"Attentive says {member} is not eligible for TEXT (already subscribed or opted out).")
-    try:
-        results = api.subscribe(phone, member.email, source.source_id)
-    except (Rejected, NotFound) as exc:
-        return Outcome.failure(f"Attentive refused to subscribe {member}: {exc.message}. {exc.hint}")
-    record_states(member, results, SUBSCRIBE_STATES)
-    Member.objects.filter(pk=member.pk).update(opted_in=True)
-    return Outcome.success(f"{member} subscribed with sign-up source {source.source_id}.")
+def subscribe(member: Member) -> Outcome:
+    """The member opts in and is subscribed at Attentive now (the same change as any other path records)."""
+    return set_opt_in_now(member, opted_in=True)
 
 
 def unsubscribe(member: Member) -> Outcome:
+    """The member opts out and is unsubscribed at Attentive now."""
+    return set_opt_in_now(member, opted_in=False)
+
+
+def set_opt_in_now(member: Member, *, opted_in: bool) -> Outcome:
+    member_phone(member)
+    ready_connection(member.client)
+    if opted_in:
+        default_sign_up_source(member.client)
+    sync.change_member(member, opted_in=opted_in)
+    sync.bump(member, VENDOR)
+    return sync.reconcile_now(member, VENDOR)
+
+
+# --- Convergence (members/sync.py) ------------------------------------------------------------------------------
+
+
+def needs_sync(member: Member, changed_fields: set[str], previous: dict[str, Any]) -> bool:
+    """Attentive holds the member's TEXT subscription, keyed by the mobile number: an opt-in change matters, and so
+    does a new number of a member who is opted in."""
+    return "opted_in" in changed_fields or ("phone" in changed_fields and member.opted_in)
+
+
+def reconcile_member(connection: Connection, member: Member, state: MemberVendorState) -> dict[str, Any]:
+    """Make Attentive's TEXT subscription match the member's opt-in, for the member's current number.
+
+    Never a blind subscribe: Attentive texts an existing subscriber "already subscribed", and a subscribe whose
+    answer was lost may have gone through. So an unknown state is asked first (eligibility): not eligible after
+    our own unanswered subscribe means it did go through."""
+    api = attentive_api(connection)
+    confirmed = dict(state.confirmed)
+    old_phone = confirmed.get("phone")
+    if old_phone and member.phone != old_phone and confirmed.get("text") == ChannelSubscription.State.SUBSCRIBED:
+        # The number changed: the old one leaves Attentive, the new one starts unknown.
+        api.unsubscribe(old_phone, "", TEXT_ONLY)
+        ChannelSubscription.objects.filter(member=member, vendor=VENDOR).delete()
+        confirmed = {}
+    if not member.opted_in:
+        return converged(member, ensure_unsubscribed(api, member))
+    return converged(member, ensure_subscribed(api, member, state, confirmed))
+
+
+def converged(member: Member, summary: str) -> dict[str, Any]:
+    """What Attentive now holds for the member, as the reconciler records it."""
+    return {"phone": member.phone, "text": text_state(member) or "unknown", "summary": summary}
+
+
+def ensure_subscribed(api: AttentiveAPI, member: Member, state: MemberVendorState, confirmed: dict[str, Any]) -> str:
     phone = member_phone(member)
-    connection = ready_connection(member.client)
-    results = attentive_api(connection).unsubscribe(phone, member.email, ALL_CHANNELS)
-    record_states(member, results, UNSUBSCRIBE_STATES)
-    Member.objects.filter(pk=member.pk).update(opted_in=False)
-    return Outcome.success(f"{member} unsubscribed from Attentive.")
-
-
-def on_member_changed(connection: Connection, member: Member, changed_fields: set[str], previous: dict) -> None:
-    """What a member edit means for Attentive: a changed opt-in subscribes or unsubscribes them (after commit).
-    The subscribe flow decides from stored state and eligibility, so it never double-subscribes."""
-    if "opted_in" in changed_fields and bool(previous.get("opted_in")) != member.opted_in and member.phone:
-        enqueue(
-            "integrations.attentive_subscribe" if member.opted_in else "integrations.attentive_unsubscribe", member.pk
+    if text_state(member) == ChannelSubscription.State.SUBSCRIBED:
+        return f"{member} is already subscribed to TEXT; nothing sent."
+    eligibility = api.eligibility(phone, member.email)
+    text_eligible = not any(r.channel == "TEXT" and r.status == "NOT_ELIGIBLE" for r in eligibility)
+    if not text_eligible:
+        if confirmed.get("subscribe_sent_to") == phone:
+            # Our earlier subscribe reached Attentive although its answer was lost.
+            record_states(member, [ChannelResult("MARKETING", "TEXT", "SUBSCRIBED")], SUBSCRIBE_STATES)
+            return f"{member} is subscribed (Attentive had taken the earlier subscribe); nothing sent again."
+        record_states(member, eligibility, ELIGIBILITY_STATES, only_unknown=True)
+        raise Rejected(
+            "Attentive",
+            f"{member} is not eligible for TEXT (already subscribed or opted out at Attentive)",
+            hint="Nothing was sent. If the member should receive SMS, check them in Attentive's Subscribers tab.",
         )
+    source = default_sign_up_source(member.client)
+    # Recorded before the call: if the answer is lost, the next attempt knows a subscribe may have gone through.
+    state.confirmed = {**confirmed, "subscribe_sent_to": phone}
+    state.save(update_fields=["confirmed"])
+    record_states(member, api.subscribe(phone, member.email, source.source_id), SUBSCRIBE_STATES)
+    return f"{member} subscribed with sign-up source {source.source_id}."
+
+
+def ensure_unsubscribed(api: AttentiveAPI, member: Member) -> str:
+    if not member.phone or text_state(member) == ChannelSubscription.State.UNSUBSCRIBED:
+        return f"{member} is not subscribed at Attentive; nothing sent."
+    phone = member_phone(member)
+    if text_state(member) != ChannelSubscription.State.SUBSCRIBED:
+        eligibility = api.eligibility(phone, member.email)
+        if all(r.status == "ELIGIBLE" for r in eligibility if r.channel == "TEXT"):
+            record_states(member, eligibility, ELIGIBILITY_STATES, only_unknown=True)
+            return f"{member} is not subscribed at Attentive; nothing to undo."
+    record_states(member, api.unsubscribe(phone, member.email, ALL_CHANNELS), UNSUBSCRIBE_STATES)
+    return f"{member} unsubscribed from Attentive."
+
+
+def read_member_state(connection: Connection, member: Member) -> dict[str, Any]:
+    """What Attentive says now (eligibility: a read with no side effect), for the drift report."""
+    results = attentive_api(connection).eligibility(member_phone(member), member.email)
+    text = next((r.status for r in results if r.channel == "TEXT"), "unknown")
+    return {"phone": member.phone, "text_eligibility": text}
 
 
 # --- Sending loyalty messages ---------------------------------------------------------------------------------

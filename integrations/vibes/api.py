@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +18,13 @@ from integrations.http import NotFound, Rejected, VendorAPI, VendorError
 
 
 class MdnConflict(Rejected):
+    """409 from Vibes. On an update it means what Vibes documents: "MDN cannot be changed" — a person's mobile
+    number can be removed (nulled) but never replaced. On an add: the number belongs to another person."""
+
     kind = "mdn_conflict"
     default_hint = (
-        "Vibes keeps this mobile number on another person and never changes a person's number: fix the number in "
-        "the portal, or move it in Vibes first."
+        "Vibes never changes a person's mobile number: remove the number in Vibes (or the person) first, or correct "
+        "the number in the portal."
     )
 
 
@@ -59,7 +63,14 @@ class VibesAPI(VendorAPI):
     def error_for(self, response: requests.Response) -> VendorError | None:
         message = self.error_message(response) or response.reason or ""
         if response.status_code == 409:
-            return MdnConflict(self.vendor, message or "MDN conflict", status=409)
+            if response.request.method == "PUT":
+                return MdnConflict(self.vendor, message or "MDN cannot be changed", status=409)
+            return MdnConflict(
+                self.vendor,
+                message or "the mobile number belongs to another person",
+                status=409,
+                hint="Another Vibes person has this number: merge or fix the persons in Vibes, or correct it here.",
+            )
         if response.status_code == 422:
             return Unprocessable(self.vendor, message or "unprocessable entity", status=422)
         return super().error_for(response)
@@ -79,11 +90,19 @@ class VibesAPI(VendorAPI):
         return self._result(self.request("PUT", self._persons(person_id), json_body=payload))
 
     def credentials_work(self) -> bool:
-        """Look up a person who cannot exist: 404 (or 200) proves the company key and credentials, with no side
-        effect; 401/403 raise AuthError."""
+        """Update a person who cannot exist (a documented call): Vibes answers 404 "person not found" and changes
+        nothing, which proves the company key and credentials; 401/403 raise AuthError."""
+        probe = f"portal-verify-{uuid.uuid4().hex}"
         with contextlib.suppress(NotFound):
-            self.request("GET", self._persons("external/portal-credentials-check"))
+            self.request("PUT", self._persons(f"external/{probe}"), json_body={"external_person_id": probe})
         return True
+
+    def get_by_external_id(self, external_id: str) -> dict[str, Any] | None:
+        """The person with this external id, or None."""
+        try:
+            return self.request_json("GET", self._persons(f"external/{external_id}"))
+        except NotFound:
+            return None
 
     @staticmethod
     def _result(response: requests.Response) -> PersonResult:

@@ -1,8 +1,8 @@
 """Vibes use cases: verify a connection, keep a member's person at Vibes up to date (add or update, API version 2,
 E.164 MDN), apply subscription callbacks to the portal's state and match callback persons to members.
 
-Person sync is coalesced: the first edit marks the member pending and queues one delayed task; later edits see it
-pending and queue nothing; the task clears the mark first and sends the member as it is then.
+Person sync goes through the member-state reconciler (members/sync.py): edits in a burst reach Vibes as one update,
+and a failing connection defers them until it works again.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -18,9 +17,9 @@ from integrations.connections import api_for, usable_connection
 from integrations.http import AuthError, NotFound
 from integrations.models import Connection, WebhookEvent
 from integrations.outcome import NotReady, Outcome
-from integrations.queue import enqueue
-from integrations.vibes.api import MdnConflict, PersonResult, Unprocessable, VibesAPI, person_payload
-from members.models import Member, VibesListSubscription
+from integrations.vibes.api import MdnConflict, PersonResult, VibesAPI, person_payload
+from members import sync
+from members.models import Member, MemberVendorState, VibesListSubscription
 from members.phones import InvalidPhone, to_e164
 
 VENDOR = "vibes"
@@ -64,22 +63,44 @@ def custom_fields(member: Member) -> dict[str, str]:
     return {name: value for name, value in fields.items() if value}
 
 
-def sync_person(member: Member) -> Outcome:
-    connection = usable_connection(member.client_id, VENDOR)
-    if connection is None:
-        return Outcome.failure(f"Vibes is not active for {member.client}.")
-    api = vibes_api(connection)
+def needs_sync(member: Member, changed_fields: set[str], previous: dict[str, Any]) -> bool:
+    """Vibes holds the member's contact data (the person), not their opt-in: lists are Vibes' own."""
+    return bool(changed_fields & SYNCED_FIELDS)
+
+
+def reconcile_member(connection: Connection, member: Member, state: MemberVendorState) -> dict[str, Any]:
+    """Send the person as the portal has it, unless Vibes already confirmed exactly this. Update by person id or
+    external id; a person Vibes does not know (404) is added, which Vibes merges by MDN — so a retry after a lost
+    answer finds the person and never creates a second one."""
     payload = person_payload(vibes_external_id(member), member.phone, custom_fields(member))
+    if state.confirmed.get("person") == payload:
+        return state.confirmed
     try:
-        result = update_or_add(api, member, payload)
+        result = update_or_add(vibes_api(connection), member, payload)
     except MdnConflict as exc:
-        return Outcome.failure(f"{member}: {mdn_holder(member)} {exc.hint}")
-    except Unprocessable as exc:
-        return Outcome.failure(f"{member}: Vibes could not accept the person: {exc.message}. {exc.hint}")
-    if result.person_id and result.person_id != member.vibes_person_id:
-        Member.objects.filter(pk=member.pk).update(vibes_person_id=result.person_id)
+        raise MdnConflict(exc.vendor, f"{exc.message} — {mdn_holder(member)}", status=exc.status) from exc
+    person_id = result.person_id or member.vibes_person_id
+    if person_id and person_id != member.vibes_person_id:
+        Member.objects.filter(pk=member.pk).update(vibes_person_id=person_id)
+        member.vibes_person_id = person_id
     verb = "created at" if result.created else "updated at"
-    return Outcome.success(f"{member} {verb} Vibes (person {result.person_id or member.vibes_person_id}).")
+    return {"person": payload, "person_id": person_id, "summary": f"{member} {verb} Vibes (person {person_id})."}
+
+
+def read_member_state(connection: Connection, member: Member) -> dict[str, Any]:
+    """What Vibes holds for the member now (by external id), for the drift report."""
+    person = vibes_api(connection).get_by_external_id(vibes_external_id(member))
+    if person is None:
+        return {}
+    return {"person": {key: person.get(key) for key in ("external_person_id", "mobile_phone", "custom_fields")}}
+
+
+def sync_person(member: Member) -> Outcome:
+    """ "Send to Vibes now": record the member as changed for Vibes and reconcile at once."""
+    if usable_connection(member.client_id, VENDOR) is None:
+        return Outcome.failure(f"Vibes is not active for {member.client}.")
+    sync.bump(member, VENDOR)
+    return sync.reconcile_now(member, VENDOR)
 
 
 def update_or_add(api: VibesAPI, member: Member, payload: dict) -> PersonResult:
@@ -102,29 +123,7 @@ def mdn_holder(member: Member) -> str:
     if other is not None:
         holder = f" (member {other.member})" if other.member else ""
         return f"Vibes person {other.person_id}{holder} holds {member.phone}."
-    return f"another Vibes person holds {member.phone}."
-
-
-def on_member_changed(connection: Connection, member: Member, changed_fields: set[str], previous: dict) -> None:
-    """What a member edit means for Vibes: contact data changes reach Vibes as one (coalesced) person update."""
-    if changed_fields & SYNCED_FIELDS:
-        request_person_sync(member)
-
-
-def request_person_sync(member: Member) -> bool:
-    """Queue one delayed sync unless one is already pending; returns whether a task was queued."""
-    if usable_connection(member.client_id, VENDOR) is None:
-        return False
-    claimed = Member.objects.filter(pk=member.pk, vibes_sync_pending=False).update(vibes_sync_pending=True)
-    if claimed:
-        enqueue("integrations.sync_vibes_person", member.pk, countdown=settings.VIBES_SYNC_DELAY_SECONDS)
-    return bool(claimed)
-
-
-def run_pending_sync(member_id: int) -> str:
-    Member.objects.filter(pk=member_id).update(vibes_sync_pending=False)
-    member = Member.objects.select_related("client").get(pk=member_id)
-    return sync_person(member).message
+    return f"{member.phone} may be on another Vibes person."
 
 
 # --- Subscription callbacks ---------------------------------------------------------------------------------------
@@ -173,7 +172,18 @@ def apply_subscription_callback(connection: Connection, payload: dict[str, Any])
     if state.member and not state.member.vibes_person_id:
         Member.objects.filter(pk=state.member.pk).update(vibes_person_id=state.person_id)
     matched = f"member {state.member_id}" if state.member else "no member yet (kept to match later)"
+    if state.member and state.state == VibesListSubscription.State.UNSUBSCRIBED:
+        matched += honour_opt_out(connection, state.member)
     return WebhookEvent.Status.PROCESSED, f"{state.state} on list {state.list_id}; {matched}."
+
+
+def honour_opt_out(connection: Connection, member: Member) -> str:
+    """A STOP at Vibes is an opt-out at the portal, which then reaches the client's other SMS vendors (a client
+    setting, on by default)."""
+    if not connection.client.honour_opt_outs_everywhere or not member.opted_in:
+        return ""
+    sync.change_member(member, opted_in=False)
+    return " Opted out at the portal and the client's other SMS vendors."
 
 
 def person_mdn(person: dict[str, Any], connection: Connection) -> str:

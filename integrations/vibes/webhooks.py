@@ -2,8 +2,9 @@
 one looks like, and applying one (see integrations/inbound.py for storing, dedup and processing).
 
 Vibes retries 3xx/5xx (every 5 minutes, 5 times, with a 2-second timeout) and treats 4xx as final. Events may come
-twice or out of order: `event_id` is the dedup key, and a callback older than the state it would change
-(`event_date`) is ignored.
+twice or out of order: (`event_id`, `callback_type`) is the dedup key — Vibes' own examples reuse one event id for a
+`subscription_added` and a `subscription_removed` — and a callback older than the state it would change
+(`event_date`) is ignored. `callback_id` and `delivery_attempt` are kept on the stored event.
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
     return payload
 
 
+def delivery_attempt(value: Any) -> int | None:
+    """Vibes sends the attempt number as a string ("1")."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and len(text) < 6 else None
+
+
 class VibesCallbacks(InboundHandler):
     vendor = "vibes"
 
@@ -109,7 +116,12 @@ class VibesCallbacks(InboundHandler):
 
     def parse(self, content_type: str, body: bytes) -> Delivery:
         payload = parse_callback(content_type, body)
-        return Delivery(event_id=str(payload["event_id"]), event_type=payload["callback_type"])
+        return Delivery(
+            event_id=str(payload["event_id"]),
+            event_type=payload["callback_type"],
+            delivery_id=str(payload.get("callback_id") or "")[:100],
+            delivery_attempt=delivery_attempt(payload.get("delivery_attempt")),
+        )
 
     def apply(self, event: WebhookEvent) -> tuple[str, str]:
         return apply_subscription_callback(event.connection, json.loads(event.body))

@@ -14,7 +14,7 @@ from django.urls import path
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
-from members import flows, imports, segments
+from members import imports, segments, sync
 from members.imports import ImportFileError, import_members
 from members.models import ChannelSubscription, LoyaltyEvent, Member, Segment
 from members.phones import InvalidPhone, to_e164
@@ -139,7 +139,8 @@ class MemberAdmin(ClientScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        flows.member_changed(obj, set(form.changed_data), {name: form.initial.get(name) for name in form.changed_data})
+        # The admin's change view is one transaction: the change and the vendor work it needs are recorded together.
+        sync.record_change(obj, set(form.changed_data), {name: form.initial.get(name) for name in form.changed_data})
 
 
 @admin.register(LoyaltyEvent)

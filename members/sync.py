@@ -1,0 +1,219 @@
+"""Member state that converges: what each vendor should hold for a member, recorded with every change, and the one
+reconciler that brings each vendor in line.
+
+Every path that changes a member (admin, API, CSV import, Annex Cloud refresh, vendor callbacks, bulk actions) calls
+`record_change` in the same transaction as the change: each vendor whose flows say the change matters to it
+(`needs_sync`) gets its `MemberVendorState.desired_version` bumped. After commit one delayed task per burst of edits
+reconciles the member (`reconcile`), and a scheduled sweep (`reconcile_pending`) picks up whatever a lost task,
+a failing connection or an outage left behind. Nothing is dropped: a change stays pending until the vendor confirms
+it; a vendor that refuses it says why (status rejected) and the next change tries again.
+
+A vendor takes part by defining in its flows: `needs_sync(member, changed_fields, previous)`,
+`reconcile_member(connection, member, state) -> confirmed` (raising VendorError / NotReady), and optionally
+`read_member_state(connection, member) -> dict` for the drift report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from integrations.connections import usable, usable_connection
+from integrations.http import Rejected, VendorError
+from integrations.models import Connection
+from integrations.outcome import NotReady, Outcome
+from integrations.queue import enqueue
+from integrations.vendors import VENDORS
+from members.models import Member, MemberVendorState
+
+State = MemberVendorState.Status
+
+
+def syncing_flows() -> dict[str, ModuleType]:
+    """The flows modules of the vendors that keep member state."""
+    found = {key: spec.module("flows") for key, spec in VENDORS.items()}
+    return {key: flows for key, flows in found.items() if flows is not None and hasattr(flows, "reconcile_member")}
+
+
+# --- Recording changes -------------------------------------------------------------------------------------------
+
+
+def record_change(member: Member, changed_fields: Iterable[str], previous: dict[str, Any] | None = None) -> list[str]:
+    """Record, in the caller's transaction, that the vendors who hold these fields must be brought in line; queue
+    one reconcile per burst of edits after commit. Returns the vendors concerned."""
+    changed = set(changed_fields)
+    if not changed:
+        return []
+    configured = set(Connection.objects.filter(client_id=member.client_id).values_list("vendor", flat=True))
+    vendors = [
+        key
+        for key, flows in syncing_flows().items()
+        if key in configured and flows.needs_sync(member, changed, previous or {})
+    ]
+    for vendor in vendors:
+        bump(member, vendor)
+    return vendors
+
+
+def bump(member: Member, vendor: str) -> None:
+    state, created = MemberVendorState.objects.get_or_create(member=member, vendor=vendor)
+    was_in_step = created or state.in_step
+    MemberVendorState.objects.filter(pk=state.pk).update(
+        desired_version=F("desired_version") + 1,
+        status=State.PENDING,
+        detail="Waiting to be sent.",
+        next_attempt_at=None,
+        changed_at=timezone.now(),
+    )
+    if was_in_step:
+        # The first change of a burst queues the reconcile; the later ones find it pending and queue nothing.
+        enqueue("members.reconcile_member", member.pk, vendor, countdown=settings.MEMBER_SYNC_DELAY_SECONDS)
+
+
+def change_member(member: Member, **values: Any) -> set[str]:
+    """Change a member from a flow (import, refresh, callback, action): save what differs and record the change."""
+    previous = {name: getattr(member, name) for name in values}
+    changed = {name for name, value in values.items() if previous[name] != value}
+    if not changed:
+        return set()
+    for name in changed:
+        setattr(member, name, values[name])
+    with transaction.atomic():
+        member.save(update_fields=[*changed, "updated_at"])
+        record_change(member, changed, previous)
+    return changed
+
+
+# --- Reconciling -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str
+    detail: str
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.status == State.IN_SYNC, self.detail)
+
+
+def reconcile(member_id: int, vendor: str) -> Result:
+    """Bring one vendor in line with one member. The state row is locked for the call, so two reconcilers never
+    work on the same member and vendor at once; a change made meanwhile bumps the version and is sent next time."""
+    with transaction.atomic():
+        state = (
+            MemberVendorState.objects.select_for_update(skip_locked=True)
+            .filter(member_id=member_id, vendor=vendor)
+            .select_related("member__client")
+            .first()
+        )
+        if state is None:
+            return Result(State.PENDING, "Being reconciled by another worker.")
+        return reconcile_locked(state)
+
+
+def reconcile_locked(state: MemberVendorState) -> Result:
+    if state.in_step:
+        return Result(state.status, state.detail or "In step.")
+    member, target = state.member, state.desired_version
+    connection = usable_connection(member.client_id, state.vendor)
+    if connection is None:
+        return defer(state, waiting_reason(member.client_id, state.vendor))
+    flows = syncing_flows()[state.vendor]
+    try:
+        confirmed = flows.reconcile_member(connection, member, state)
+    except (Rejected, NotReady) as exc:
+        # The vendor refused this member's data, or the member lacks what the vendor needs: wait for a change.
+        message = exc.for_admin if isinstance(exc, VendorError) else str(exc)
+        return finish(state, State.REJECTED, message, synced=None)
+    except VendorError as exc:
+        return defer(state, f"{exc.for_admin} Will retry.")
+    # A vendor may say in its own words what it did ("created at Vibes (person …)").
+    summary = confirmed.pop("summary", "") or f"Confirmed by {connection.spec.label}."
+    state.confirmed = confirmed
+    state.confirmed_at = timezone.now()
+    return finish(state, State.IN_SYNC, summary, synced=target)
+
+
+def finish(state: MemberVendorState, status: str, detail: str, *, synced: int | None) -> Result:
+    state.status, state.detail, state.next_attempt_at = status, detail[:2000], None
+    fields = ["status", "detail", "next_attempt_at", "confirmed", "confirmed_at", "attempts"]
+    state.attempts = 0 if status == State.IN_SYNC else state.attempts + 1
+    if synced is not None:
+        state.synced_version = synced
+        fields.append("synced_version")
+    state.save(update_fields=fields)
+    # A change recorded while this one was being sent is still pending: the caller or the sweep sends it.
+    return Result(status, detail)
+
+
+def defer(state: MemberVendorState, reason: str) -> Result:
+    state.attempts += 1
+    state.status, state.detail = State.DEFERRED, reason[:2000]
+    state.next_attempt_at = timezone.now() + settings.MEMBER_SYNC_RETRY_INTERVAL
+    state.save(update_fields=["status", "detail", "attempts", "next_attempt_at", "confirmed"])
+    return Result(State.DEFERRED, reason)
+
+
+def waiting_reason(client_id: int, vendor: str) -> str:
+    connection = Connection.objects.filter(client_id=client_id, vendor=vendor).defer("secrets").first()
+    label = VENDORS[vendor].label
+    if connection is None:
+        return f"Waiting: the client has no {label} connection."
+    status = connection.get_status_display()
+    return f"Waiting: the {label} connection is {status}; the change goes out once it is active."
+
+
+def reconcile_now(member: Member, vendor: str) -> Outcome:
+    """For actions that report at once: reconcile this member with this vendor now and say what happened."""
+    return reconcile(member.pk, vendor).outcome
+
+
+# --- The sweep ---------------------------------------------------------------------------------------------------
+
+
+def pending_states(vendor: str | None = None, client_id: int | None = None) -> QuerySet[MemberVendorState]:
+    states = MemberVendorState.objects.filter(desired_version__gt=F("synced_version")).exclude(status=State.REJECTED)
+    if vendor:
+        states = states.filter(vendor=vendor)
+    if client_id:
+        states = states.filter(member__client_id=client_id)
+    return states
+
+
+def reconcile_pending(client_id: int | None = None, limit: int = 5000) -> dict[str, int]:
+    """The scheduled sweep: every pending change whose retry time has come, per usable connection. A connection
+    whose vendor fails transiently is left for the next run after one probe, so an outage costs one call per
+    connection per run, and nothing is dropped."""
+    counts: Counter[str] = Counter()
+    now = timezone.now()
+    for connection in usable().filter(**({"client_id": client_id} if client_id else {})):
+        if connection.vendor not in syncing_flows():
+            continue
+        due = pending_states(connection.vendor, connection.client_id).filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        )
+        for member_id in list(due.order_by("pk").values_list("member_id", flat=True)[:limit]):
+            result = reconcile(member_id, connection.vendor)
+            counts[result.status] += 1
+            if result.status == State.DEFERRED:
+                break  # the vendor is in trouble: one probe per run is enough
+    return {key: counts.get(key, 0) for key in (State.IN_SYNC, State.DEFERRED, State.REJECTED, State.PENDING)}
+
+
+def retry_rejected(states: QuerySet[MemberVendorState]) -> int:
+    """An admin fixed what the vendor refused (or the set-up): try those members again."""
+    count = 0
+    for state in states.filter(desired_version__gt=F("synced_version")).select_related("member"):
+        MemberVendorState.objects.filter(pk=state.pk).update(status=State.PENDING, next_attempt_at=None)
+        enqueue("members.reconcile_member", state.member_id, state.vendor)
+        count += 1
+    return count
