@@ -67,6 +67,8 @@ CLIENT_USER_PERMISSIONS = (
     "add_segment",
     "change_segment",
     "view_segmentexport",
+    "view_membervendorstate",
+    "view_pointstransaction",
 )
 
 

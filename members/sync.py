@@ -217,3 +217,50 @@ def retry_rejected(states: QuerySet[MemberVendorState]) -> int:
         enqueue("members.reconcile_member", state.member_id, state.vendor)
         count += 1
     return count
+
+
+# --- The drift report --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drift:
+    member: Member
+    vendor: str
+    reason: str
+
+
+def drift(client_id: int | None = None, *, read_vendors: bool = False) -> list[Drift]:
+    """Members whose vendor state differs from what the portal says it should be, with the reason: pending,
+    deferred (and why), rejected by the vendor (and why). With `read_vendors`, members the portal believes in step
+    are also checked against what the vendor says now, where the vendor has a read."""
+    states = MemberVendorState.objects.select_related("member__client").order_by("member_id", "vendor")
+    if client_id:
+        states = states.filter(member__client_id=client_id)
+    found = [Drift(s.member, s.vendor, drift_reason(s)) for s in states if not s.in_step or s.status == State.REJECTED]
+    if read_vendors:
+        found += [d for s in states if s.in_step and (d := vendor_disagrees(s)) is not None]
+    return found
+
+
+def drift_reason(state: MemberVendorState) -> str:
+    label = VENDORS[state.vendor].label
+    if state.status == State.REJECTED:
+        return f"rejected by {label}: {state.detail}"
+    if state.status == State.DEFERRED:
+        return f"deferred: {state.detail}"
+    return f"pending since {state.changed_at:%Y-%m-%d %H:%M} UTC: {state.detail}"
+
+
+def vendor_disagrees(state: MemberVendorState) -> Drift | None:
+    """Ask the vendor (a read, no side effect) whether it still holds what it confirmed."""
+    flows = syncing_flows()[state.vendor]
+    read = getattr(flows, "read_member_state", None)
+    connection = usable_connection(state.member.client_id, state.vendor)
+    if read is None or connection is None:
+        return None
+    try:
+        now = read(connection, state.member)
+    except (VendorError, NotReady) as exc:
+        return Drift(state.member, state.vendor, f"could not be read: {exc}")
+    differs = flows.differs(state.confirmed, now) if hasattr(flows, "differs") else None
+    return Drift(state.member, state.vendor, f"the vendor holds {differs}") if differs else None

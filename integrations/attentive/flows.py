@@ -285,6 +285,13 @@ def ensure_unsubscribed(api: AttentiveAPI, member: Member) -> str:
     return f"{member} unsubscribed from Attentive."
 
 
+def differs(confirmed: dict[str, Any], now: dict[str, Any]) -> str:
+    """Eligibility after a confirmed subscription should say not eligible (Attentive has the number)."""
+    if confirmed.get("text") == ChannelSubscription.State.SUBSCRIBED and now.get("text_eligibility") == "ELIGIBLE":
+        return "no TEXT subscription for the number (eligible to subscribe): the member may have opted out there"
+    return ""
+
+
 def read_member_state(connection: Connection, member: Member) -> dict[str, Any]:
     """What Attentive says now (eligibility: a read with no side effect), for the drift report."""
     results = attentive_api(connection).eligibility(member_phone(member), member.email)

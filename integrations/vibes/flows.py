@@ -87,6 +87,14 @@ def reconcile_member(connection: Connection, member: Member, state: MemberVendor
     return {"person": payload, "person_id": person_id, "summary": f"{member} {verb} Vibes (person {person_id})."}
 
 
+def differs(confirmed: dict[str, Any], now: dict[str, Any]) -> str:
+    sent, held = confirmed.get("person") or {}, now.get("person")
+    if held is None:
+        return "no person with the member's external id"
+    changed = [key for key in ("mobile_phone", "custom_fields") if sent.get(key) and sent.get(key) != held.get(key)]
+    return f"other {' and '.join(changed)} than the portal sent" if changed else ""
+
+
 def read_member_state(connection: Connection, member: Member) -> dict[str, Any]:
     """What Vibes holds for the member now (by external id), for the drift report."""
     person = vibes_api(connection).get_by_external_id(vibes_external_id(member))

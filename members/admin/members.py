@@ -15,6 +15,7 @@ from django.urls import path
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
 from members import imports, segments, sync
+from members.admin.sync import VendorStateInline
 from members.imports import ImportFileError, import_members
 from members.models import ChannelSubscription, LoyaltyEvent, Member, Segment
 from members.phones import InvalidPhone, to_e164
@@ -76,7 +77,7 @@ class MemberAdmin(ClientScopedAdmin):
         return ["add_to_segment", *collected("member_actions")]
 
     def get_inlines(self, request: HttpRequest, obj: Member | None) -> list[Any]:
-        return [SubscriptionInline, *collected("member_inlines")]
+        return [VendorStateInline, SubscriptionInline, *collected("member_inlines")]
 
     def get_urls(self) -> list[Any]:
         import_view = path("import/", self.admin_site.admin_view(self.import_view), name="members_member_import")

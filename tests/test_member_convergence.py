@@ -1,0 +1,221 @@
+"""Member state converges at every vendor, whatever path a change came by, through outages, without a blind
+re-subscribe. Vendors are the sandbox simulators over real HTTP; failures are injected at the simulator."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+
+from integrations import connections
+from integrations.annexcloud import flows as annexcloud
+from integrations.attentive import flows as attentive
+from integrations.models import Connection, WebhookEvent
+from members import sync
+from members.imports import import_members
+from members.models import ChannelSubscription, Member, MemberVendorState
+from tests.factories import MemberFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PHONE = "+14155550142"
+
+
+@pytest.fixture
+def now_retries(settings):
+    """A deferred change may be retried by the very next sweep."""
+    settings.MEMBER_SYNC_RETRY_INTERVAL = timedelta(0)
+
+
+@pytest.fixture
+def member(sandbox_attentive_connection, client_a):
+    return MemberFactory(client=client_a, phone=PHONE, email="pat@example.com")
+
+
+def fail_everything(simulator_state, status: str = "500") -> None:
+    simulator_state.fail, simulator_state.fail_path, simulator_state.fail_times = status, "", 10_000
+
+
+def recover(simulator_state) -> None:
+    simulator_state.fail, simulator_state.fail_times = "", 0
+
+
+def text_state(member: Member) -> str:
+    return member.subscriptions.get(vendor="attentive", channel="TEXT").state
+
+
+# --- Finding 1: eligibility never downgrades a subscription; no re-subscribe --------------------------------------
+
+
+def test_an_eligibility_check_never_downgrades_a_subscription(member, attentive_sandbox, api_client_for, client_a):
+    assert attentive.subscribe(member).ok
+    api = api_client_for(client_a)
+    # A strict Attentive may answer eligibility oddly for a subscriber; whatever it says, "subscribed" stays.
+    attentive_sandbox.subscribed.discard((PHONE, "TEXT"))
+    assert api.post(f"/api/members/{member.pk}/eligibility/").status_code == 200
+    assert text_state(member) == ChannelSubscription.State.SUBSCRIBED
+    subscribes_before = attentive_sandbox.already_subscribed_texts
+    assert api.post(f"/api/members/{member.pk}/subscribe/").json()["ok"]
+    assert attentive_sandbox.already_subscribed_texts == subscribes_before  # no second POST /v1/subscriptions
+
+
+def test_a_subscribe_whose_answer_was_lost_is_not_sent_again(member, attentive_sandbox, now_retries):
+    """The subscribe reaches Attentive but its answer is lost (slow → read timeout): the retry asks first."""
+    Member.objects.filter(pk=member.pk).update(opted_in=True)
+    sync.bump(member, "attentive")
+    attentive_sandbox.subscribed.add((PHONE, "TEXT"))  # what the lost subscribe did at Attentive
+    state = MemberVendorState.objects.get(member=member, vendor="attentive")
+    state.confirmed = {"subscribe_sent_to": PHONE}
+    state.save()
+    assert sync.reconcile(member.pk, "attentive").status == MemberVendorState.Status.IN_SYNC
+    assert text_state(member) == ChannelSubscription.State.SUBSCRIBED
+    assert attentive_sandbox.already_subscribed_texts == 0
+
+
+# --- Finding 2: a change while the connection fails is deferred, then replayed --------------------------------------
+
+
+def test_an_opt_in_while_attentive_fails_goes_out_after_recovery(
+    member, attentive_sandbox, api_client_for, client_a, sandbox_attentive_connection, now_retries
+):
+    fail_everything(attentive_sandbox)
+    connections.mark_failing(sandbox_attentive_connection, "Attentive is down")
+    response = api_client_for(client_a).patch(f"/api/members/{member.pk}/", {"opted_in": True}, format="json")
+    assert response.status_code == 200
+    sync.reconcile_pending()
+    state = MemberVendorState.objects.get(member=member, vendor="attentive")
+    assert state.status == MemberVendorState.Status.DEFERRED and not state.in_step
+    assert (PHONE, "TEXT") not in attentive_sandbox.subscribed
+    recover(attentive_sandbox)
+    sync.reconcile_pending()
+    state.refresh_from_db()
+    assert state.in_step and state.status == MemberVendorState.Status.IN_SYNC
+    assert (PHONE, "TEXT") in attentive_sandbox.subscribed
+    sandbox_attentive_connection.refresh_from_db()
+    assert sandbox_attentive_connection.status == Connection.Status.ACTIVE  # recovered by the successful call
+
+
+def test_a_disabled_connection_defers_and_says_why(member, sandbox_attentive_connection, api_client_for, client_a):
+    connections.disable(Connection.objects.filter(pk=sandbox_attentive_connection.pk))
+    api_client_for(client_a).patch(f"/api/members/{member.pk}/", {"opted_in": True}, format="json")
+    result = sync.reconcile(member.pk, "attentive")
+    assert result.status == MemberVendorState.Status.DEFERRED
+    assert "Attentive connection is disabled" in result.detail
+    assert [d.vendor for d in sync.drift()] == ["attentive"]
+
+
+# --- Finding 3: refresh and import reach the vendors ------------------------------------------------------------
+
+
+def test_an_import_that_opts_a_member_in_subscribes_them(member, attentive_sandbox, client_a, eager_celery):
+    import_members(client_a, io.BytesIO(f"phone,opted_in\n{PHONE},yes\n".encode()))
+    assert (PHONE, "TEXT") in attentive_sandbox.subscribed
+    assert MemberVendorState.objects.get(member=member, vendor="attentive").in_step
+
+
+def test_a_refresh_that_opts_a_member_out_unsubscribes_them(member, attentive_sandbox, annex_cloud_sandbox):
+    annex_state, _ = annex_cloud_sandbox
+    assert attentive.subscribe(member).ok
+    annex_state.members["pat@example.com"] = {"id": "pat@example.com", "email": "pat@example.com", "optInStatus": "NO"}
+    assert annexcloud.refresh_member(member).ok
+    assert sync.reconcile(member.pk, "attentive").status == MemberVendorState.Status.IN_SYNC
+    assert (PHONE, "TEXT") not in attentive_sandbox.subscribed
+    assert text_state(member) == ChannelSubscription.State.UNSUBSCRIBED
+
+
+def test_a_new_number_moves_the_subscription(member, attentive_sandbox, api_client_for, client_a):
+    assert attentive.subscribe(member).ok
+    api_client_for(client_a).patch(f"/api/members/{member.pk}/", {"phone": "+14155550199"}, format="json")
+    sync.reconcile(member.pk, "attentive")
+    assert (PHONE, "TEXT") not in attentive_sandbox.subscribed
+    assert ("+14155550199", "TEXT") in attentive_sandbox.subscribed
+
+
+# --- Finding 6: Vibes dedup on (event_id, callback_type); STOP honoured everywhere ----------------------------------
+
+
+def vibes_callback(callback_type: str, *, date: str, callback_id: str) -> dict:
+    """Vibes' own two examples share event_id AB234SDFD234 for an added and a removed."""
+    return {
+        "callback_id": callback_id,
+        "event_id": "AB234SDFD234",
+        "callback_type": callback_type,
+        "event_date": date,
+        "delivery_attempt": "2",
+        "subscription": {
+            "person": {"id": "ABC123", "external_id": "ex1234"},
+            "subscription_list": {"id": "1234"},
+            "opt_out_reason": "user_opt_out",
+        },
+    }
+
+
+def test_vibes_examples_sharing_an_event_id_are_both_applied(
+    client, vibes_sandbox, member, attentive_sandbox, eager_celery
+):
+    _, vibes = vibes_sandbox
+    Member.objects.filter(pk=member.pk).update(annex_cloud_id="ex1234")
+    assert attentive.subscribe(member).ok
+    url = f"/api/webhooks/vibes/{vibes.inbound_token}/"
+    for body in (
+        vibes_callback("subscription_added", date="2017-02-15T15:42:23Z", callback_id="DEF123"),
+        vibes_callback("subscription_removed", date="2017-03-15T15:42:23Z", callback_id="DEF124"),
+    ):
+        response = client.post(url, json.dumps(body), content_type="application/json")
+        assert response.json()["detail"] == "accepted"
+    events = WebhookEvent.objects.order_by("pk")
+    assert [e.status for e in events] == ["processed", "processed"]
+    assert [(e.delivery_id, e.delivery_attempt) for e in events] == [("DEF123", 2), ("DEF124", 2)]
+    member.refresh_from_db()
+    assert not member.opted_in  # the STOP at Vibes is an opt-out at the portal ...
+    assert (PHONE, "TEXT") not in attentive_sandbox.subscribed  # ... and at Attentive
+
+
+# --- Finding 7: Vibes 409 explained as Vibes means it, shown on the member; verify without side effects -----------
+
+
+def test_a_vibes_409_on_update_says_the_number_cannot_change_and_shows_on_the_member(vibes_sandbox, client_a, admin_http):
+    state, _ = vibes_sandbox
+    member = MemberFactory(client=client_a, phone="+14155550150")
+    sync.bump(member, "vibes")
+    assert sync.reconcile(member.pk, "vibes").status == MemberVendorState.Status.IN_SYNC
+    member.refresh_from_db()
+    member.phone = "+14155550151"
+    member.save()
+    sync.record_change(member, {"phone"})
+    result = sync.reconcile(member.pk, "vibes")
+    assert result.status == MemberVendorState.Status.REJECTED
+    assert "MDN cannot be changed" in result.detail and "another person" not in result.detail
+    page = admin_http.get(f"/admin/members/member/{member.pk}/change/").content.decode()
+    assert "MDN cannot be changed" in page
+
+
+def test_vibes_verify_uses_a_documented_update_with_no_side_effect(vibes_sandbox):
+    state, connection = vibes_sandbox
+    connection.status = Connection.Status.DRAFT
+    connection.save()
+    assert connections.verify(connection).ok
+    assert state.persons == {}  # the probe changed nothing
+    call = connection.calls.get()
+    assert call.method == "PUT" and "/mobiledb/persons/external/portal-verify-" in call.url
+
+
+# --- The drift report -------------------------------------------------------------------------------------------
+
+
+def test_check_member_state_lists_what_differs_and_why(member, attentive_sandbox, client_a, now_retries):
+    Member.objects.filter(pk=member.pk).update(opted_in=True)
+    sync.bump(member, "attentive")
+    fail_everything(attentive_sandbox, "503")
+    sync.reconcile(member.pk, "attentive")
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("check_member_state", client=client_a.slug, stdout=out)
+    assert "attentive" in out.getvalue() and "deferred" in out.getvalue()
+    recover(attentive_sandbox)
+    sync.reconcile_pending()
+    out = io.StringIO()
+    call_command("check_member_state", client=client_a.slug, read=True, stdout=out)
+    assert out.getvalue().strip().endswith("0 member-vendor state(s) differ.")
