@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from integrations.models import VendorCall
-from members.models import LoyaltyEvent, Member
+from members.models import LoyaltyEvent
+from tests.factories import MemberFactory
 
 EVENT = {
     "event_id": "ac-123",
@@ -19,7 +20,7 @@ EVENT = {
 
 @pytest.fixture
 def ann(client_a):
-    return Member.objects.create(client=client_a, email="ann@example.com", phone="+17707651750", first_name="Ann")
+    return MemberFactory(client=client_a, email="ann@example.com", phone="+17707651750", first_name="Ann")
 
 
 def test_an_event_is_stored_once_per_event_id(api_client_for, client_a, ann):

@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from integrations.models import WebhookEvent
 from integrations.vibes.callbacks import match_unmatched
-from members.models import Member, VibesListSubscription
-from tests.factories import ConnectionFactory
+from members.models import VibesListSubscription
+from tests.factories import ConnectionFactory, MemberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +55,7 @@ def vibes(client_a, eager_celery):
 
 @pytest.fixture
 def member(client_a):
-    return Member.objects.create(client=client_a, annex_cloud_id="ex1234", phone="+12995551234")
+    return MemberFactory(client=client_a, annex_cloud_id="ex1234", phone="+12995551234")
 
 
 def deliver(http, vibes, payload, content_type="application/json", **extra):
@@ -114,7 +114,7 @@ def test_an_unknown_person_is_kept_and_matched_when_the_member_appears(client, v
     deliver(client, vibes, ADDED)
     state = VibesListSubscription.objects.get()
     assert state.member is None
-    member = Member.objects.create(client=client_a, annex_cloud_id="ex1234")
+    member = MemberFactory(client=client_a, annex_cloud_id="ex1234")
     assert match_unmatched() == {"matched": 1}
     state.refresh_from_db()
     assert state.member == member
