@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from integrations.models import VendorCall
-from members.models import LoyaltyEvent
+from members.models import LoyaltyEvent, Member
 from tests.factories import MemberFactory
 
 EVENT = {
@@ -58,6 +58,8 @@ def test_a_token_cannot_post_events_for_another_clients_member(api_client_for, c
     assert response.status_code == 400
     client_field = api_client_for(client_b).post("/api/loyalty-events/", {**EVENT, "client": "alpha"}, format="json")
     assert client_field.status_code == 400 and "client" in client_field.json()
+    assert not LoyaltyEvent.objects.exists()  # nothing stored, for either client
+    assert list(Member.objects.all()) == [ann]  # and no member made up for client B
 
 
 def test_members_are_created_with_e164_phones_and_scoped(api_client_for, client_a, client_b, ann):
