@@ -16,6 +16,9 @@ T = TypeVar("T")
 class Outcome:
     ok: bool
     message: str
+    # A failure that is an error (the vendor failed, the set-up is missing), not just an answer such as "not a
+    # member"; the admin shows it in red rather than as a warning.
+    error: bool = False
 
     @classmethod
     def success(cls, message: str) -> Outcome:
@@ -36,6 +39,6 @@ def outcome_of(flow: Callable[[T], Outcome], subject: T) -> Outcome:
     try:
         return flow(subject)
     except NotReady as exc:
-        return Outcome.failure(str(exc))
+        return Outcome(False, str(exc), error=True)
     except VendorError as exc:
-        return Outcome.failure(f"{subject}: {exc.for_admin}")
+        return Outcome(False, f"{subject}: {exc.for_admin}", error=True)

@@ -168,8 +168,7 @@ def waiting_reason(client_id: int, vendor: str) -> str:
     label = VENDORS[vendor].label
     if connection is None:
         return f"Waiting: the client has no {label} connection."
-    status = connection.get_status_display()
-    return f"Waiting: the {label} connection is {status}; the change goes out once it is active."
+    return f"Waiting: the {label} connection is {connection.status}; the change goes out once it is active."
 
 
 def reconcile_now(member: Member, vendor: str) -> Outcome:

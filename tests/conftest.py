@@ -13,7 +13,17 @@ def close_keep_alive_connections():
     yield
     from integrations.http import pooled_session
 
-    pooled_session().close()
+    session = pooled_session()
+    # urllib3 2 only forgets its pools on close(); their idle connections close when the pool is collected, which
+    # for a pool caught in a reference cycle (a raised vendor error's traceback) is whenever the cyclic GC runs.
+    # Close them now, so no live-server thread outlives the test.
+    for adapter in session.adapters.values():
+        pools = adapter.poolmanager.pools
+        for key in pools.keys():  # noqa: SIM118 - the container refuses iteration; keys() is its copy
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()
+    session.close()
 
 
 @pytest.fixture(autouse=True)

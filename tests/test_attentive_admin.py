@@ -9,6 +9,7 @@ from django.urls import reverse
 from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection, SignUpSource, VendorCall
 from members.models import Member
+from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,9 +90,7 @@ def test_annex_cloud_site_credentials_derive_the_partner_token(admin_http, clien
 
 @pytest.fixture
 def subscribable(sandbox_attentive_connection, client_a):
-    return [
-        Member.objects.create(client=client_a, phone=f"+1770765{1760 + n}", email=f"m{n}@example.com") for n in range(3)
-    ]
+    return [MemberFactory(client=client_a, phone=f"+1770765{1760 + n}", email=f"m{n}@example.com") for n in range(3)]
 
 
 def test_bulk_subscribe_asks_for_confirmation_first(admin_http, subscribable, attentive_sandbox):
@@ -108,7 +107,7 @@ def test_bulk_subscribe_asks_for_confirmation_first(admin_http, subscribable, at
 
 
 def test_single_member_action_runs_at_once_and_reports_errors(admin_http, subscribable, client_a):
-    no_phone = Member.objects.create(client=client_a, email="nophone@example.com")
+    no_phone = MemberFactory(client=client_a, email="nophone@example.com", phone="")
     url = reverse("admin:members_member_changelist")
     response = admin_http.post(
         url, {"action": "subscribe_at_attentive", "_selected_action": [no_phone.pk]}, follow=True

@@ -10,7 +10,8 @@ from integrations.attentive import flows as attentive
 from integrations.attentive.flows import SignUpSourceInput
 from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection, SignUpSource, VendorCall
-from members.models import ChannelSubscription, Member
+from members.models import ChannelSubscription
+from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SOURCES = [SignUpSourceInput("132109", "Loyalty", True), SignUpSourceInput("555", "Store")]
@@ -24,7 +25,7 @@ def sandbox_client(attentive_sandbox, client_a):
 
 @pytest.fixture
 def member(client_a):
-    return Member.objects.create(client=client_a, phone="+17707651750", email="test@gmail.com", first_name="Ann")
+    return MemberFactory(client=client_a, phone="+17707651750", email="test@gmail.com", first_name="Ann")
 
 
 def test_activation_verifies_the_key_and_activates(sandbox_client):

@@ -176,8 +176,9 @@ def test_vibes_examples_sharing_an_event_id_are_both_applied(
 # --- Finding 7: Vibes 409 explained as Vibes means it, shown on the member; verify without side effects -----------
 
 
-def test_a_vibes_409_on_update_says_the_number_cannot_change_and_shows_on_the_member(vibes_sandbox, client_a, admin_http):
-    state, _ = vibes_sandbox
+def test_a_vibes_409_on_update_says_the_number_cannot_change_and_shows_on_the_member(
+    vibes_sandbox, client_a, admin_http
+):
     member = MemberFactory(client=client_a, phone="+14155550150")
     sync.bump(member, "vibes")
     assert sync.reconcile(member.pk, "vibes").status == MemberVendorState.Status.IN_SYNC

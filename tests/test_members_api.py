@@ -7,6 +7,7 @@ import pytest
 
 from integrations.models import VendorCall
 from members.models import LoyaltyEvent, Member
+from tests.factories import MemberFactory
 
 EVENT = {
     "event_id": "ac-123",
@@ -19,7 +20,7 @@ EVENT = {
 
 @pytest.fixture
 def ann(client_a):
-    return Member.objects.create(client=client_a, email="ann@example.com", phone="+17707651750", first_name="Ann")
+    return MemberFactory(client=client_a, email="ann@example.com", phone="+17707651750", first_name="Ann")
 
 
 def test_an_event_is_stored_once_per_event_id(api_client_for, client_a, ann):
@@ -57,6 +58,8 @@ def test_a_token_cannot_post_events_for_another_clients_member(api_client_for, c
     assert response.status_code == 400
     client_field = api_client_for(client_b).post("/api/loyalty-events/", {**EVENT, "client": "alpha"}, format="json")
     assert client_field.status_code == 400 and "client" in client_field.json()
+    assert not LoyaltyEvent.objects.exists()  # nothing stored, for either client
+    assert list(Member.objects.all()) == [ann]  # and no member made up for client B
 
 
 def test_members_are_created_with_e164_phones_and_scoped(api_client_for, client_a, client_b, ann):

@@ -12,27 +12,26 @@ from django.utils import timezone
 
 from integrations.models import Connection, JobRun
 from members.messaging import claim_batch, dispatch_messages, plan_messages, send_pending
-from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
+from members.models import ChannelSubscription, LoyaltyEvent, MessageTemplate, OutboundMessage
 from members.tasks import dispatch_loyalty_messages
+from tests.factories import LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def setup(sandbox_attentive_connection, client_a):
-    template = MessageTemplate.objects.create(
+    template = MessageTemplateFactory(
         client=client_a,
         event_type="points_earned",
         connection=sandbox_attentive_connection,
         text="Hi {first_name}, you earned {points} points at {client_name}!",
     )
-    members = [
-        Member.objects.create(client=client_a, phone=f"+1770765{1750 + n}", first_name=f"M{n}") for n in range(4)
-    ]
+    members = [MemberFactory(client=client_a, phone=f"+1770765{1750 + n}", first_name=f"M{n}") for n in range(4)]
     for member in members[:3]:  # the fourth is not subscribed to TEXT
         ChannelSubscription.objects.create(member=member, vendor="attentive", channel="TEXT", state="subscribed")
     events = [
-        LoyaltyEvent.objects.create(
+        LoyaltyEventFactory(
             client=client_a, member=m, external_id=f"ev-{m.pk}", event_type="points_earned", data={"points": 50}
         )
         for m in members
@@ -110,14 +109,13 @@ def test_unknown_placeholders_are_rejected_when_a_template_is_saved(setup):
 @pytest.mark.skipif("db.vendor != 'postgresql'", reason="parallel writers need PostgreSQL")
 def test_two_jobs_at_once_send_each_message_once(setup, attentive_sandbox, settings):
     settings.MESSAGE_SEND_CONCURRENCY = 4
-    members = [
-        Member.objects.create(client=setup["template"].client, phone=f"+1404555{1000 + n:04d}") for n in range(60)
-    ]
+    members = [MemberFactory(client=setup["template"].client, phone=f"+1404555{1000 + n:04d}") for n in range(60)]
     ChannelSubscription.objects.bulk_create(
         ChannelSubscription(member=m, vendor="attentive", channel="TEXT", state="subscribed") for m in members
     )
     LoyaltyEvent.objects.bulk_create(
-        LoyaltyEvent(client=m.client, member=m, external_id=f"bulk-{m.pk}", event_type="points_earned") for m in members
+        LoyaltyEventFactory.build(client=m.client, member=m, external_id=f"bulk-{m.pk}", event_type="points_earned")
+        for m in members
     )
     results: list[dict] = []
 

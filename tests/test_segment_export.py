@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 
 from members.exports import stream_segment_csv
-from members.models import Member, Segment, SegmentExport
+from members.models import Member, SegmentExport
 from members.segments import add_members
+from tests.factories import MemberFactory, SegmentFactory
 
 TRICKY = [
     # (first, last, email, annex id) -> what the CSV must say
@@ -23,9 +24,9 @@ TRICKY = [
 
 @pytest.fixture
 def segment(client_a):
-    segment = Segment.objects.create(client=client_a, name="VIP, all")
+    segment = SegmentFactory(client=client_a, name="VIP, all")
     for n, (first, last, email, annex_id) in enumerate(TRICKY):
-        Member.objects.create(
+        MemberFactory(
             client=client_a,
             phone=f"+1404555{n:04d}",
             first_name=first,

@@ -12,8 +12,9 @@ from django.urls import reverse
 from integrations.annexcloud.flows import push_segment as push_to_annex_cloud
 from integrations.annexcloud.flows import refresh_member
 from integrations.models import Connection
-from members.models import Member, Segment
+from members.models import Member
 from members.segments import add_members, add_members_by_emails, apply_saved_filter
+from tests.factories import MemberFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,16 +22,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def people(client_a, client_b):
     return {
-        "jacob": Member.objects.create(client=client_a, email="JacobSmith@gmail.com", opted_in=True, tier="Gold"),
-        "brian": Member.objects.create(client=client_a, email="brianpaul@gmail.com", opted_in=False, tier="Gold"),
-        "mark": Member.objects.create(client=client_a, email="markburger@gmail.com", opted_in=True, tier="Silver"),
-        "other": Member.objects.create(client=client_b, email="other@gmail.com", opted_in=True, tier="Gold"),
+        "jacob": MemberFactory(client=client_a, email="JacobSmith@gmail.com", opted_in=True, tier="Gold"),
+        "brian": MemberFactory(client=client_a, email="brianpaul@gmail.com", opted_in=False, tier="Gold"),
+        "mark": MemberFactory(client=client_a, email="markburger@gmail.com", opted_in=True, tier="Silver"),
+        "other": MemberFactory(client=client_b, email="other@gmail.com", opted_in=True, tier="Gold"),
     }
 
 
 @pytest.fixture
 def segment(client_a):
-    return Segment.objects.create(
+    return SegmentFactory(
         client=client_a,
         name="Only Members",
         from_date=date(2020, 1, 17),
@@ -108,7 +109,7 @@ def test_refresh_member_from_annex_cloud(client_a, annex_cloud_sandbox):
         "status": "ACTIVE",
         "phone": "404-555-0123",
     }
-    member = Member.objects.create(client=client_a, email="jack@x.com")
+    member = MemberFactory(client=client_a, email="jack@x.com")
     assert refresh_member(member).ok
     member.refresh_from_db()
     assert (member.first_name, member.phone, member.opted_in, member.annex_cloud_id) == (
@@ -117,7 +118,7 @@ def test_refresh_member_from_annex_cloud(client_a, annex_cloud_sandbox):
         True,
         "jack@x.com",
     )
-    unknown = Member.objects.create(client=client_a, email="ghost@x.com")
+    unknown = MemberFactory(client=client_a, email="ghost@x.com")
     outcome = refresh_member(unknown)
     assert not outcome.ok and "not a loyalty member" in outcome.message
     assert Connection.objects.get(vendor="annex_cloud").status == Connection.Status.ACTIVE

@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from integrations.models import WebhookEvent
 from integrations.vibes.flows import match_unmatched
-from members.models import Member, VibesListSubscription
-from tests.factories import ConnectionFactory
+from members.models import VibesListSubscription
+from tests.factories import ConnectionFactory, MemberFactory, WebhookEventFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +55,7 @@ def vibes(client_a, eager_celery):
 
 @pytest.fixture
 def member(client_a):
-    return Member.objects.create(client=client_a, annex_cloud_id="ex1234", phone="+12995551234")
+    return MemberFactory(client=client_a, annex_cloud_id="ex1234", phone="+12995551234")
 
 
 def deliver(http, vibes, payload, content_type="application/json", **extra):
@@ -114,7 +114,7 @@ def test_an_unknown_person_is_kept_and_matched_when_the_member_appears(client, v
     deliver(client, vibes, ADDED)
     state = VibesListSubscription.objects.get()
     assert state.member is None
-    member = Member.objects.create(client=client_a, annex_cloud_id="ex1234")
+    member = MemberFactory(client=client_a, annex_cloud_id="ex1234")
     assert match_unmatched() == {"matched": 1}
     state.refresh_from_db()
     assert state.member == member
@@ -192,11 +192,52 @@ def test_a_processing_failure_is_stored_and_can_be_reprocessed(client, vibes, me
 
 def test_admin_shows_the_raw_body_pretty_and_reprocesses(admin_http, client, vibes, member):
     deliver(client, vibes, SEED_INVALID)
-    event = WebhookEvent.objects.get()
-    page = admin_http.get(reverse("admin:integrations_webhookevent_change", args=[event.pk])).content.decode()
-    assert "callback:id" in page
+    rejected = WebhookEvent.objects.get()
+    page = admin_http.get(reverse("admin:integrations_webhookevent_change", args=[rejected.pk])).content.decode()
+    assert "&quot;callback:id&quot;,&quot;DEF123&quot;" in page  # not JSON: shown exactly as received
     listing = admin_http.get(reverse("admin:integrations_webhookevent_changelist"), {"status": "rejected"})
-    assert len(listing.context["cl"].result_list) == 1
+    assert list(listing.context["cl"].result_list) == [rejected]
+
+    failed = WebhookEventFactory(
+        connection=vibes,
+        event_id=ADDED["event_id"],
+        body=json.dumps(ADDED),
+        status=WebhookEvent.Status.FAILED,
+        error="OperationalError: database is locked",
+        traceback="Traceback (most recent call last): ...",
+    )
+    page = admin_http.get(reverse("admin:integrations_webhookevent_change", args=[failed.pk])).content.decode()
+    assert "{\n  &quot;event_id&quot;: &quot;AB234SDFD234&quot;,\n  &quot;callback_type&quot;" in page  # pretty
+    assert not VibesListSubscription.objects.exists()
+
+    response = admin_http.post(
+        reverse("admin:integrations_webhookevent_changelist"),
+        {"action": "reprocess", "_selected_action": [failed.pk, rejected.pk]},
+        follow=True,
+    )
+
+    assert [str(m) for m in response.context["messages"]] == ["Reprocessed: 1 applied, 0 failed again."]
+    failed.refresh_from_db()
+    assert failed.status == "processed" and failed.processed_at is not None and failed.traceback == ""
+    state = VibesListSubscription.objects.get()
+    assert (state.member, state.state, state.last_event_id) == (member, "subscribed", ADDED["event_id"])
+    member.refresh_from_db()
+    assert member.vibes_person_id == "ABC123"
+    rejected.refresh_from_db()
+    assert rejected.status == "rejected"  # a bad delivery can never be applied
+
+
+def test_a_callback_to_another_clients_url_stores_nothing_for_this_client(client, vibes, member, client_b):
+    """Client A's member is ex1234; a callback about person ex1234 arrives at client B's URL. Nothing of it is A's."""
+    vibes_b = ConnectionFactory(client=client_b, vendor="vibes", secrets={}, settings={"company_key": "beta"})
+    assert deliver(client, vibes_b, ADDED).status_code == 200
+    assert not WebhookEvent.objects.filter(connection=vibes).exists()
+    assert WebhookEvent.objects.get().connection == vibes_b
+    assert not VibesListSubscription.objects.filter(client=member.client).exists()
+    state = VibesListSubscription.objects.get()
+    assert (state.client, state.member) == (client_b, None)
+    member.refresh_from_db()
+    assert member.vibes_person_id == ""
 
 
 @pytest.mark.skipif("db.vendor != 'postgresql'", reason="true concurrency needs PostgreSQL")

@@ -13,8 +13,9 @@ from integrations.models import WebhookEvent
 from integrations.vibes.api import MdnConflict, Unprocessable, VibesAPI, person_payload
 from integrations.vibes.flows import sync_person
 from members import sync
-from members.models import Member, VibesListSubscription
+from members.models import VibesListSubscription
 from portal.celery import app as celery_app
+from tests.factories import MemberFactory
 
 SEED_V2 = {
     "external_person_id": "EXT542342",
@@ -65,7 +66,7 @@ def test_status_codes(api, httpserver, status, error):
 @pytest.mark.django_db(transaction=True)
 def test_sync_adds_an_unknown_person_then_updates_it(vibes_sandbox, client_a):
     state, _ = vibes_sandbox
-    member = Member.objects.create(client=client_a, annex_cloud_id="EXT1", phone="+14045551234", first_name="Jo")
+    member = MemberFactory(client=client_a, annex_cloud_id="EXT1", phone="+14045551234", first_name="Jo")
     first = sync_person(member)
     assert first.ok and "created" in first.message  # 404 on update, then added
     member.refresh_from_db()
@@ -78,20 +79,21 @@ def test_sync_adds_an_unknown_person_then_updates_it(vibes_sandbox, client_a):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_mdn_conflict_names_the_person_holding_the_number_and_changes_nothing(vibes_sandbox, client_a):
+def test_changing_a_persons_number_is_explained_as_vibes_means_it_and_changes_nothing(vibes_sandbox, client_a):
     state, _ = vibes_sandbox
     state.persons["OTHER"] = {"person_id": "OTHER", "mobile_phone": {"mdn": "+14045550000"}}
     VibesListSubscription.objects.create(
         client=client_a, person_id="OTHER", mdn="+14045550000", list_id="1", state="subscribed",
         last_event_date="2017-01-01T00:00:00Z",
     )  # fmt: skip
-    member = Member.objects.create(client=client_a, phone="+14045551234", vibes_person_id="")
+    member = MemberFactory(client=client_a, phone="+14045551234", vibes_person_id="")
     assert sync_person(member).ok
     member.refresh_from_db()
     member.phone = "+14045550000"  # the number another person holds
     member.save()
     outcome = sync_person(member)
-    assert not outcome.ok and "Vibes person OTHER" in outcome.message and "never changes" in outcome.message
+    # Vibes documents a 409 on update as "MDN cannot be changed" (not "someone else holds it").
+    assert not outcome.ok and "MDN cannot be changed" in outcome.message and "never changes" in outcome.message
     assert state.persons["OTHER"]["mobile_phone"]["mdn"] == "+14045550000"
 
 
@@ -111,7 +113,7 @@ def queued_task_names() -> list[str]:
 
 
 def test_ten_edits_make_one_queued_update(vibes_sandbox, client_a, api_client_for):
-    member = Member.objects.create(client=client_a, phone="+14045551234")
+    member = MemberFactory(client=client_a, phone="+14045551234")
     api = api_client_for(client_a)
     queued_task_names()  # what earlier tests left on the in-memory broker
     for n in range(10):
@@ -128,7 +130,7 @@ def test_ten_edits_make_one_queued_update(vibes_sandbox, client_a, api_client_fo
 @pytest.mark.django_db(transaction=True)
 def test_the_sandbox_fires_callbacks_at_the_portal(vibes_sandbox, client_a, live_server, eager_celery):
     _, connection = vibes_sandbox
-    member = Member.objects.create(client=client_a, annex_cloud_id="EXT9", phone="+14045551234")
+    member = MemberFactory(client=client_a, annex_cloud_id="EXT9", phone="+14045551234")
     call_command("vibes_send_callback", client=client_a.slug, member=member.pk, url=live_server.url)
     event = WebhookEvent.objects.get(connection=connection)
     assert event.status == "processed"

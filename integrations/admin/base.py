@@ -87,9 +87,11 @@ class ReadOnlyAdmin(ClientScopedAdmin):
 
 
 def report_outcomes(model_admin: admin.ModelAdmin, request: HttpRequest, outcomes: Iterable[Outcome]) -> None:
-    """One admin message per distinct outcome: green when it worked, red with what to do when it did not."""
+    """One admin message per distinct outcome: green when it worked, a warning for an answer such as "not a
+    member", red with what to do for an error."""
     for outcome in dict.fromkeys(outcomes):
-        model_admin.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR)
+        level = messages.SUCCESS if outcome.ok else messages.ERROR if outcome.error else messages.WARNING
+        model_admin.message_user(request, outcome.message, level)
 
 
 def run_for_each(

@@ -18,6 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from integrations import connections
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, report_outcomes, vendor_admins
 from integrations.models import Connection
+from integrations.outcome import Outcome
 from integrations.tenancy import is_site_admin
 from integrations.vendor_spec import VendorSpec
 from integrations.vendors import VENDORS
@@ -189,7 +190,8 @@ class ConnectionAdmin(ClientScopedAdmin):
 
     @admin.action(description="Verify the selected connections with their vendors", permissions=["change"])
     def verify_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        report_outcomes(self, request, (connections.verify(c) for c in queryset.select_related("client")))
+        outcomes = ((c, connections.verify(c)) for c in queryset.select_related("client"))
+        report_outcomes(self, request, (Outcome(o.ok, f"{c}: {o.message}", error=not o.ok) for c, o in outcomes))
 
     @admin.action(description="Disable the selected connections", permissions=["change"])
     def disable_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:

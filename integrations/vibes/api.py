@@ -28,6 +28,16 @@ class MdnConflict(Rejected):
     )
 
 
+class MdnCannotChange(MdnConflict):
+    """An update that would replace the person's mobile number."""
+
+
+class MdnTaken(MdnConflict):
+    """An add whose mobile number is another person's."""
+
+    default_hint = "Another Vibes person has this number: merge or fix the persons in Vibes, or correct it here."
+
+
 class Unprocessable(Rejected):
     kind = "unprocessable"
     default_hint = "Vibes could not accept the person's data: correct the field it names."
@@ -63,14 +73,10 @@ class VibesAPI(VendorAPI):
     def error_for(self, response: requests.Response) -> VendorError | None:
         message = self.error_message(response) or response.reason or ""
         if response.status_code == 409:
+            # Vibes answers 409 with no body; its documentation names the meaning per call.
             if response.request.method == "PUT":
-                return MdnConflict(self.vendor, message or "MDN cannot be changed", status=409)
-            return MdnConflict(
-                self.vendor,
-                message or "the mobile number belongs to another person",
-                status=409,
-                hint="Another Vibes person has this number: merge or fix the persons in Vibes, or correct it here.",
-            )
+                return MdnCannotChange(self.vendor, "MDN cannot be changed", status=409)
+            return MdnTaken(self.vendor, "the mobile number belongs to another person", status=409)
         if response.status_code == 422:
             return Unprocessable(self.vendor, message or "unprocessable entity", status=422)
         return super().error_for(response)

@@ -17,7 +17,7 @@ from integrations.connections import api_for, usable_connection
 from integrations.http import AuthError, NotFound
 from integrations.models import Connection, WebhookEvent
 from integrations.outcome import NotReady, Outcome
-from integrations.vibes.api import MdnConflict, PersonResult, VibesAPI, person_payload
+from integrations.vibes.api import MdnTaken, PersonResult, VibesAPI, person_payload
 from members import sync
 from members.models import Member, MemberVendorState, VibesListSubscription
 from members.phones import InvalidPhone, to_e164
@@ -77,8 +77,8 @@ def reconcile_member(connection: Connection, member: Member, state: MemberVendor
         return state.confirmed
     try:
         result = update_or_add(vibes_api(connection), member, payload)
-    except MdnConflict as exc:
-        raise MdnConflict(exc.vendor, f"{exc.message} — {mdn_holder(member)}", status=exc.status) from exc
+    except MdnTaken as exc:
+        raise MdnTaken(exc.vendor, f"{exc.message}: {mdn_holder(member)}", status=exc.status) from exc
     person_id = result.person_id or member.vibes_person_id
     if person_id and person_id != member.vibes_person_id:
         Member.objects.filter(pk=member.pk).update(vibes_person_id=person_id)
