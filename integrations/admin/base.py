@@ -94,6 +94,18 @@ def report_outcomes(model_admin: admin.ModelAdmin, request: HttpRequest, outcome
         model_admin.message_user(request, outcome.message, level)
 
 
+def first_few(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, verb: str) -> list[Any]:
+    """The first SYNC_ACTION_LIMIT objects of a selection, saying so when more were selected."""
+    objects = list(queryset[: SYNC_ACTION_LIMIT + 1])
+    if len(objects) > SYNC_ACTION_LIMIT:
+        model_admin.message_user(
+            request,
+            f"Only the first {SYNC_ACTION_LIMIT} were {verb} now: select at most {SYNC_ACTION_LIMIT} at a time.",
+            messages.WARNING,
+        )
+    return objects[:SYNC_ACTION_LIMIT]
+
+
 def run_for_each(
     model_admin: admin.ModelAdmin, request: HttpRequest, subjects: Iterable[T], flow: Callable[[T], Outcome]
 ) -> list[Outcome]:

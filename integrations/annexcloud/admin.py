@@ -17,10 +17,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from integrations.admin.base import (
-    SYNC_ACTION_LIMIT,
     ClientPage,
     VendorAdmin,
     client_for_site_admin,
+    first_few,
     render_client_page,
     run_for_each,
     secret_input,
@@ -110,7 +110,8 @@ def partner_token_url(model_admin: admin.ModelAdmin) -> URLPattern:
 
 @admin.action(description="Refresh from Annex Cloud", permissions=["change"])
 def refresh_from_annex_cloud(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> None:
-    run_for_each(model_admin, request, queryset.select_related("client")[:SYNC_ACTION_LIMIT], annexcloud.refresh_member)
+    members = first_few(model_admin, request, queryset.select_related("client"), "refreshed")
+    run_for_each(model_admin, request, members, annexcloud.refresh_member)
 
 
 @admin.action(description="Push to Annex Cloud", permissions=["change"])

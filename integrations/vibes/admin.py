@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from integrations.admin.base import SYNC_ACTION_LIMIT, VendorAdmin, run_for_each
+from integrations.admin.base import VendorAdmin, first_few, run_for_each
 from integrations.models import Connection
 from integrations.vibes import flows as vibes
 from members.models import Member, VibesListSubscription
@@ -39,7 +39,8 @@ class VibesSubscriptionInline(admin.TabularInline):
 
 @admin.action(description="Send to Vibes now", permissions=["change"])
 def sync_to_vibes(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> None:
-    run_for_each(model_admin, request, queryset.select_related("client")[:SYNC_ACTION_LIMIT], vibes.sync_person)
+    members = first_few(model_admin, request, queryset.select_related("client"), "sent")
+    run_for_each(model_admin, request, members, vibes.sync_person)
 
 
 ADMIN = VendorAdmin(

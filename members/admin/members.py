@@ -114,7 +114,8 @@ class MemberAdmin(ClientScopedAdmin):
         client_ids = set(queryset.values_list("client_id", flat=True))
         choices = scope_to_clients(Segment.objects.filter(client_id__in=client_ids), request.user)
         if "segment" in request.POST:
-            segment = choices.filter(pk=request.POST["segment"]).first()
+            chosen = request.POST["segment"]
+            segment = choices.filter(pk=chosen).first() if chosen.isdigit() else None
             if segment is None:
                 self.message_user(request, "Choose a segment of the members' client.", messages.ERROR)
                 return None
