@@ -10,6 +10,7 @@ the delivery could not be stored.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import traceback
@@ -29,6 +30,7 @@ from integrations.models import Connection, WebhookEvent
 from integrations.queue import task_named
 from integrations.vendors import VENDORS
 
+logger = logging.getLogger(__name__)
 # Callbacks arriving within this many seconds are processed by one task run.
 PROCESSING_WINDOW_SECONDS = 1
 KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Request-Id")
@@ -142,44 +144,57 @@ def single_statement() -> contextlib.AbstractContextManager[Any]:
 def schedule_processing(connection_id: int) -> None:
     """Queue one processing run for the connection unless one is already due: a burst of callbacks costs a few
     task messages, not one each. A key that outlives a lost task expires; the minute sweep catches the rest."""
-    if cache.add(f"webhooks:scheduled:{connection_id}", True, timeout=PROCESSING_WINDOW_SECONDS * 5):
+    key = f"webhooks:scheduled:{connection_id}"
+    if not cache.add(key, True, timeout=PROCESSING_WINDOW_SECONDS * 5):
+        return
+    try:
         task = task_named("integrations.process_received_callbacks")
-        task.apply_async((connection_id,), countdown=PROCESSING_WINDOW_SECONDS)
+        task.apply_async((connection_id,), countdown=PROCESSING_WINDOW_SECONDS, retry=False)
+    except Exception:  # the broker is down: the delivery is stored, the minute sweep applies it
+        cache.delete(key)
+        logger.warning("Could not queue callback processing for connection %s; the sweep will.", connection_id)
 
 
 # --- Processing ---------------------------------------------------------------------------------------------------
 
 
-def process_received(connection_id: int | None = None, limit: int = 1000) -> dict[str, int]:
-    """Apply stored events that wait for processing, oldest first; each in its own transaction."""
+def process_received(
+    connection_id: int | None = None, *, client_id: int | None = None, limit: int = 1000
+) -> dict[str, int]:
+    """Apply stored events that wait for processing, oldest first; each in its own transaction. Walks forward by
+    id, so rows another processor holds are skipped, not waited on; counts only what this processor applied."""
     if connection_id is not None:
         cache.delete(f"webhooks:scheduled:{connection_id}")
     waiting = WebhookEvent.objects.filter(status=Status.RECEIVED, event_id__isnull=False)
     if connection_id is not None:
         waiting = waiting.filter(connection_id=connection_id)
-    counts = {"processed": 0, "failed": 0}
-    while True:
-        batch = list(waiting.select_related("connection__client").order_by("pk")[:limit])
-        if not batch:
-            return counts
+    if client_id is not None:
+        waiting = waiting.filter(connection__client_id=client_id)
+    counts = {"processed": 0, "failed": 0, "skipped": 0}
+    last_pk = 0
+    while batch := list(waiting.filter(pk__gt=last_pk).select_related("connection__client").order_by("pk")[:limit]):
+        last_pk = batch[-1].pk
         for event in batch:
             try:
-                process(event)
-                counts["processed"] += 1
+                applied = process(event)
             except Exception:  # stored on the event by process(); the others still run
                 counts["failed"] += 1
+            else:
+                counts["processed" if applied else "skipped"] += 1
+    return counts
 
 
-def process(event: WebhookEvent) -> str:
-    """Apply one stored event with its vendor's handler and record the outcome in the same transaction. The event
-    row is locked while it is applied, so two processors never apply it at once, and a processed event is left
-    alone. Failures are stored on the event, with the traceback, and re-raised for the task to retry."""
+def process(event: WebhookEvent) -> bool:
+    """Apply one stored event with its vendor's handler and record the outcome in the same transaction; returns
+    whether this call applied it. The event row is locked (SKIP LOCKED) while it is applied, so two processors
+    never apply it at once, and a processed event is left alone. Failures are stored on the event, with the
+    traceback, and re-raised for the task to retry."""
     waiting = [Status.RECEIVED, Status.FAILED]
     try:
         with transaction.atomic():
             claimed = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event.pk, status__in=waiting)
             if not list(claimed.values_list("pk", flat=True)):
-                return event.status  # done already, or being applied by another worker right now
+                return False  # done already, or being applied by another worker right now
             status, detail = handler_for(event.connection.vendor).apply(event)
             event.status, event.error, event.traceback, event.processed_at = status, detail, "", timezone.now()
             event.save(update_fields=["status", "error", "traceback", "processed_at"])
@@ -188,7 +203,7 @@ def process(event: WebhookEvent) -> str:
         event.traceback = traceback.format_exc()[-10_000:]
         event.save(update_fields=["status", "error", "traceback"])
         raise
-    return event.status
+    return True
 
 
 def reprocess(events: QuerySet[WebhookEvent]) -> dict[str, int]:
@@ -198,8 +213,7 @@ def reprocess(events: QuerySet[WebhookEvent]) -> dict[str, int]:
     for event in events.filter(status__in=retryable, event_id__isnull=False).select_related("connection__client"):
         event.status = Status.RECEIVED
         try:
-            process(event)
-            counts["processed"] += 1
+            counts["processed"] += process(event)
         except Exception:  # stored on the event by process()
             counts["failed"] += 1
     return counts

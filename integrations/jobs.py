@@ -7,7 +7,10 @@ import json
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -16,10 +19,14 @@ from integrations.models import Client, JobRun
 Counts = dict[str, int]
 
 
-def run_job(job: str, work: Callable[[], Counts], *, client: Client | None = None, task_id: str = "") -> JobRun:
+def run_job(
+    job: str, work: Callable[[], Counts], *, client: Client | None = None, task_id: str = "", worker: str = ""
+) -> JobRun:
     """Run `work`, recording a JobRun around it. The run row is committed before the work starts, so a run that
-    is killed stays visible as `running` with its start time; the exception is re-raised for Celery to retry."""
-    run = JobRun.objects.create(job=job, client=client, task_id=task_id or "")
+    is killed stays visible with its start time until the reaper closes it as interrupted; the exception is
+    re-raised for Celery to retry."""
+    reap_interrupted_runs()
+    run = JobRun.objects.create(job=job, client=client, task_id=task_id or "", worker=worker)
     try:
         counts = work()
     except Exception as exc:
@@ -33,6 +40,21 @@ def run_job(job: str, work: Callable[[], Counts], *, client: Client | None = Non
         run.finished_at = timezone.now()
         run.save(update_fields=["outcome", "counts", "error", "finished_at"])
     return run
+
+
+def reap_interrupted_runs(worker: str = "") -> int:
+    """Close runs that cannot still be running: past the hard time limit Celery kills a task, and a worker that
+    (re)starts has none of its earlier runs left. They become `interrupted`, keeping what they had recorded."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    stale = Q(started_at__lt=cutoff)
+    if worker:
+        stale |= Q(worker=worker)
+    return JobRun.objects.filter(stale, outcome=JobRun.Outcome.RUNNING).update(
+        outcome=JobRun.Outcome.INTERRUPTED,
+        finished_at=timezone.now(),
+        error="Interrupted: the run stopped without finishing (worker killed, time limit or database outage). "
+        "Its work is safe to repeat; the next scheduled run picks it up.",
+    )
 
 
 @dataclass(frozen=True)

@@ -218,10 +218,14 @@ class JobRun(models.Model):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        # Stopped without finishing (worker killed, time limit, database gone); closed by the reaper.
+        INTERRUPTED = "interrupted"
 
     job = models.CharField(max_length=100, db_index=True)
     client = models.ForeignKey(Client, on_delete=models.CASCADE, null=True, blank=True, related_name="job_runs")
     task_id = models.CharField(max_length=64, blank=True)
+    # The Celery worker (hostname) that ran it, so a restarted worker can close the runs it left open.
+    worker = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
@@ -237,6 +241,19 @@ class JobRun(models.Model):
 
 def hash_token(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class BeatLease(models.Model):
+    """The lease that lets exactly one `celery beat` schedule at a time: the holder renews it on every tick; a
+    standby takes it over once it has expired (the holder died)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+    renewed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
 
 
 class ApiToken(models.Model):

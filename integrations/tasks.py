@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import worker_ready
 
 from integrations import inbound, retention
 from integrations.attentive import flows as attentive
 from integrations.http import RateLimited, Unavailable
-from integrations.jobs import Counts, run_job
+from integrations.jobs import Counts, reap_interrupted_runs, run_job
 from integrations.models import Client
 from integrations.vibes import flows as vibes
 from members.models import Member
@@ -37,8 +38,15 @@ def _client(client_id: int | None) -> Client | None:
 
 
 def run_as_job(task: Task, work: Any, client_id: int | None = None) -> Counts:
-    run = run_job(task.name, work, client=_client(client_id), task_id=task.request.id or "")
+    request = task.request
+    run = run_job(task.name, work, client=_client(client_id), task_id=request.id or "", worker=request.hostname or "")
     return run.counts
+
+
+@worker_ready.connect
+def close_runs_of_the_previous_worker(sender: Any, **kwargs: Any) -> None:
+    """A worker that starts has no runs in progress: whatever its earlier life left `running` was interrupted."""
+    reap_interrupted_runs(worker=sender.hostname)
 
 
 def _member(member_id: int) -> Member:
@@ -70,7 +78,7 @@ def process_received_callbacks(connection_id: int) -> dict[str, int]:
 @shared_task(bind=True, base=PortalTask, name="integrations.sweep_received_callbacks")
 def sweep_received_callbacks(self: Task, client_id: int | None = None) -> Counts:
     """The safety net: callbacks whose processing task was lost are applied within a minute."""
-    return run_as_job(self, inbound.process_received, client_id)
+    return run_as_job(self, lambda: inbound.process_received(client_id=client_id), client_id)
 
 
 @shared_task(bind=True, base=PortalTask, name="integrations.match_vibes_persons")

@@ -170,7 +170,27 @@ CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# One queue per kind of work, so a backlog of one never delays the others (a worker per queue in production;
+# `make run` starts one worker on all of them). Tasks not named here go to the default queue, `celery`.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+PORTAL_QUEUES = ["celery", "inbound", "messages", "sync", "bulk"]
+CELERY_TASK_ROUTES = {
+    "integrations.process_received_callbacks": {"queue": "inbound"},
+    "integrations.sweep_received_callbacks": {"queue": "inbound"},
+    "members.dispatch_loyalty_messages": {"queue": "messages"},
+    "members.reconcile_member": {"queue": "sync"},
+    "members.reconcile_pending": {"queue": "sync"},
+    "integrations.attentive_subscribe": {"queue": "sync"},
+    "integrations.attentive_unsubscribe": {"queue": "sync"},
+    "integrations.match_vibes_persons": {"queue": "sync"},
+    "members.export_segment": {"queue": "bulk"},
+    "integrations.prune_old_records": {"queue": "bulk"},
+}
+# The database scheduler, behind a lease so that exactly one beat schedules (a second one waits as a standby).
+CELERY_BEAT_SCHEDULER = "portal.beat:LeasedDatabaseScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+# A beat that has not renewed its lease for this long is taken for dead; a standby takes over.
+BEAT_LEASE_SECONDS = env.int("BEAT_LEASE_SECONDS", default=30)
 CELERY_TIMEZONE = "UTC"
 
 # --- Connections: after this many failed calls in a row, a connection is marked failing.

@@ -68,7 +68,7 @@ def test_run_now_queues_the_job_on_the_broker(admin_http, db):
         reverse("admin:integrations_jobrun_changelist"), {"action": "run_now", "_selected_action": [run.pk]}
     )
     with celery_app.connection_for_read() as conn:
-        message = conn.SimpleQueue("celery").get(timeout=2)
+        message = conn.SimpleQueue("bulk").get(timeout=2)  # the queue of bulk work (settings.CELERY_TASK_ROUTES)
         assert message.headers["task"] == "integrations.prune_old_records"
         message.ack()
 

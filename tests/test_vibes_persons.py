@@ -101,7 +101,7 @@ def test_changing_a_persons_number_is_explained_as_vibes_means_it_and_changes_no
 def queued_task_names() -> list[str]:
     """Take every message off the default queue and return their task names."""
     with celery_app.connection_for_read() as conn:
-        queue = conn.SimpleQueue("celery")
+        queue = conn.SimpleQueue("sync")
         names = []
         while True:
             try:

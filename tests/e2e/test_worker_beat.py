@@ -6,12 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from integrations.models import JobRun
 
 pytestmark = pytest.mark.e2e
 JOB = "integrations.prune_old_records"
+QUEUES = ",".join(settings.PORTAL_QUEUES)
 
 
 def wait_for(condition, timeout: float) -> bool:
@@ -23,11 +25,15 @@ def wait_for(condition, timeout: float) -> bool:
     return False
 
 
+def start_worker(celery_processes, name: str = "worker") -> None:
+    celery_processes.start(name, "worker", "--pool=solo", "-Q", QUEUES, "--without-gossip", "--without-mingle")
+
+
 def test_beat_runs_a_database_scheduled_job_and_follows_an_edit(celery_processes):
     hourly, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
     task = PeriodicTask.objects.create(name="e2e prune", task=JOB, interval=hourly)
 
-    celery_processes.start("worker", "worker", "--pool=solo", "--without-gossip", "--without-mingle", "-l", "INFO")
+    start_worker(celery_processes)
     beat_schedule = str(celery_processes.tmp_path / "beat-schedule")
     celery_processes.start("beat", "beat", "--max-interval=1", "-l", "INFO", "-s", beat_schedule)
 
@@ -47,3 +53,27 @@ def test_beat_runs_a_database_scheduled_job_and_follows_an_edit(celery_processes
     assert wait_for(two_successful_runs, 45), celery_processes.log("beat") + celery_processes.log("worker")
     run = JobRun.objects.filter(job=JOB).first()
     assert run.counts == {"vendor_calls": 0, "job_runs": 0} and run.task_id
+
+
+def test_a_second_beat_waits_as_a_standby_and_takes_over(celery_processes):
+    """Two beats: the job runs once per tick, not twice; when the active beat dies the standby takes over."""
+    every_two, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="e2e prune", task=JOB, interval=every_two)
+    celery_processes.env["BEAT_LEASE_SECONDS"] = "4"
+    start_worker(celery_processes)
+    for name in ("beat-1", "beat-2"):
+        beat_schedule = str(celery_processes.tmp_path / f"{name}-schedule")
+        celery_processes.start(name, "beat", "--max-interval=1", "-l", "INFO", "-s", beat_schedule)
+
+    def logs() -> str:
+        return celery_processes.log("beat-1") + celery_processes.log("beat-2")
+
+    assert wait_for(lambda: JobRun.objects.filter(job=JOB).count() >= 1, 45), logs()
+    started = JobRun.objects.filter(job=JOB).count()
+    time.sleep(10)
+    runs = JobRun.objects.filter(job=JOB).count() - started
+    assert 3 <= runs <= 7, f"{runs} runs in 10 s with a 2 s schedule and two beats\n{logs()}"
+    active = next(name for name in ("beat-1", "beat-2") if "is now active" in celery_processes.log(name))
+    celery_processes.procs[active].kill()
+    before = JobRun.objects.filter(job=JOB).count()
+    assert wait_for(lambda: JobRun.objects.filter(job=JOB).count() >= before + 2, 30), logs()
