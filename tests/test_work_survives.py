@@ -1,0 +1,121 @@
+"""Work that survives killed workers, outages and concurrency: interrupted runs are closed, a stored callback is
+answered 2xx when the broker is down, two processors never apply an event twice, job arguments are honoured."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection as db_connection
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations import inbound
+from integrations.jobs import reap_interrupted_runs, run_job
+from integrations.models import Connection, JobRun, WebhookEvent
+from integrations.tasks import close_runs_of_the_previous_worker
+from portal.celery import app as celery_app
+from tests.factories import ConnectionFactory, WebhookEventFactory
+
+RUNNING, INTERRUPTED = JobRun.Outcome.RUNNING, JobRun.Outcome.INTERRUPTED
+
+
+def test_a_run_past_the_time_limit_is_closed_as_interrupted_by_the_next_run(db, settings):
+    stale = JobRun.objects.create(job="members.dispatch_loyalty_messages", worker="w1")
+    JobRun.objects.filter(pk=stale.pk).update(
+        started_at=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 120)
+    )
+    fresh = JobRun.objects.create(job="members.dispatch_loyalty_messages", worker="w2")
+    run_job("integrations.prune_old_records", dict)
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.outcome == INTERRUPTED and stale.finished_at and "Interrupted" in stale.error
+    assert fresh.outcome == RUNNING  # still within its time limit: it may be running
+
+
+def test_a_restarted_worker_closes_the_runs_it_left_open(db):
+    mine = JobRun.objects.create(job="members.dispatch_loyalty_messages", worker="celery@host-1")
+    other = JobRun.objects.create(job="members.dispatch_loyalty_messages", worker="celery@host-2")
+    close_runs_of_the_previous_worker(sender=SimpleNamespace(hostname="celery@host-1"))
+    assert JobRun.objects.get(pk=mine.pk).outcome == INTERRUPTED
+    assert JobRun.objects.get(pk=other.pk).outcome == RUNNING
+    assert reap_interrupted_runs() == 0
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Point the Celery app at a port where no broker listens, as if Redis were stopped. (Celery reads
+    CELERY_BROKER_URL from the environment before its own configuration.)"""
+    timeout = celery_app.conf.broker_connection_timeout
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:9/0")
+    celery_app.conf.broker_connection_timeout = 0.5
+    forget_broker_connections()
+    yield
+    monkeypatch.undo()
+    celery_app.conf.broker_connection_timeout = timeout
+    forget_broker_connections()
+
+
+def forget_broker_connections() -> None:
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+def vibes_callback(event_id: str) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "callback_type": "subscription_added",
+            "event_date": "2026-01-01T00:00:00Z",
+            "subscription": {"person": {"id": "P1"}, "subscription_list": {"id": "L1"}},
+        }
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_callback_is_answered_2xx_when_the_broker_is_down_and_the_sweep_applies_it(client, broker_down):
+    vibes = ConnectionFactory(vendor="vibes", secrets={}, settings={"company_key": "acme"})
+    url = reverse("vibes-callback", args=[vibes.inbound_token])
+    response = client.post(url, vibes_callback("E1"), content_type="application/json")
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookEvent.Status.RECEIVED
+    assert inbound.process_received(client_id=vibes.client_id)["processed"] == 1
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.PROCESSED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_callback_sweep_honours_its_client(client_a, client_b):
+    for client in (client_a, client_b):
+        vibes = ConnectionFactory(client=client, vendor="vibes", secrets={}, settings={"company_key": "acme"})
+        WebhookEventFactory(connection=vibes)
+    assert inbound.process_received(client_id=client_a.pk)["processed"] == 1
+    statuses = dict(WebhookEvent.objects.values_list("connection__client__slug", "status"))
+    assert statuses == {"alpha": WebhookEvent.Status.PROCESSED, "beta": WebhookEvent.Status.RECEIVED}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processors_apply_each_event_once_and_count_only_their_own():
+    if db_connection.vendor != "postgresql":
+        pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite runs one processor")
+    vibes = ConnectionFactory(vendor="vibes", secrets={}, settings={"company_key": "acme"})
+    for n in range(200):
+        WebhookEventFactory(connection=vibes, event_id=f"E{n}", person_id=f"P{n}")
+    counts: list[dict[str, int]] = []
+
+    def processor() -> None:
+        counts.append(inbound.process_received(vibes.pk, limit=20))
+        db_connection.close()
+
+    threads = [threading.Thread(target=processor) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(c["processed"] for c in counts) == 200
+    assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 200
+    assert Connection.objects.filter(pk=vibes.pk).exists()
