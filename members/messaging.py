@@ -25,8 +25,8 @@ from django.utils import timezone
 from integrations.connections import usable
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError, VendorTimeout
 from integrations.models import Connection
-from integrations.vendors import VENDORS
-from members.models import LoyaltyEvent, MessageTemplate, OutboundMessage
+from integrations.vendors import MESSAGE_VENDORS, VENDORS
+from members.models import LoyaltyEvent, MessageTemplate, OutboundMessage, cannot_send_sms
 
 
 class MessageSender(Protocol):
@@ -69,36 +69,58 @@ def render(template: MessageTemplate, event: LoyaltyEvent) -> str:
     return template.text.format_map(values)
 
 
-def plan_messages(batch_size: int = 1000) -> int:
+def plan_messages(batch_size: int = 1000) -> Counter[str]:
     """Create the outbound messages of events not yet planned. Re-running creates nothing twice."""
-    planned = 0
-    while True:
-        events = list(
-            LoyaltyEvent.objects.filter(messages_planned_at__isnull=True)
-            .select_related("member", "client")
-            .order_by("pk")[:batch_size]
-        )
-        if not events:
-            return planned
-        templates = {
-            (t.client_id, t.event_type): t
-            for t in MessageTemplate.objects.filter(active=True, client__in={e.client_id for e in events})
-        }
+    counts: Counter[str] = Counter()
+    while events := unplanned_events(batch_size):
+        templates = active_templates(events)
         messages = [
-            OutboundMessage(
-                event=event,
-                template=template,
-                member=event.member,
-                connection_id=template.connection_id,
-                to=event.member.phone,
-                body=render(template, event),
-            )
+            plan_message(event, template)
             for event in events
             if (template := templates.get((event.client_id, event.event_type)))
         ]
         OutboundMessage.objects.bulk_create(messages, ignore_conflicts=True)
         LoyaltyEvent.objects.filter(pk__in=[e.pk for e in events]).update(messages_planned_at=timezone.now())
-        planned += len(messages)
+        counts["planned"] += len(messages)
+        counts[Status.SKIPPED] += sum(m.status == Status.SKIPPED for m in messages)
+    return counts
+
+
+def unplanned_events(batch_size: int) -> list[LoyaltyEvent]:
+    queryset = LoyaltyEvent.objects.filter(messages_planned_at__isnull=True).select_related("member", "client")
+    return list(queryset.order_by("pk")[:batch_size])
+
+
+def active_templates(events: list[LoyaltyEvent]) -> dict[tuple[int, str], MessageTemplate]:
+    templates = MessageTemplate.objects.filter(active=True, client__in={e.client_id for e in events})
+    return {(t.client_id, t.event_type): t for t in templates.select_related("connection").defer("connection__secrets")}
+
+
+def plan_message(event: LoyaltyEvent, template: MessageTemplate) -> OutboundMessage:
+    """The message one event causes through one template: pending, or skipped at once when it could never go out
+    (kept, so the admin sees what happened to the event instead of a message pending forever)."""
+    message = OutboundMessage(
+        event=event,
+        template=template,
+        member=event.member,
+        connection_id=template.connection_id,
+        to=event.member.phone,
+        body=render(template, event),
+    )
+    if not template.connection.spec.sends_messages:
+        message.status, message.detail = Status.SKIPPED, cannot_send_sms(template.connection.spec)
+    return message
+
+
+def skip_unsendable() -> int:
+    """Messages planned before templates were checked, on a connection that cannot send: skipped with the reason
+    rather than left pending forever (no run would ever claim them)."""
+    stuck = OutboundMessage.objects.filter(status=Status.PENDING).exclude(connection__vendor__in=MESSAGE_VENDORS)
+    skipped = 0
+    for vendor in set(stuck.order_by().values_list("connection__vendor", flat=True)):
+        reason = cannot_send_sms(VENDORS[vendor])
+        skipped += stuck.filter(connection__vendor=vendor).update(status=Status.SKIPPED, detail=reason)
+    return skipped
 
 
 def fail_interrupted_sends() -> int:
@@ -215,15 +237,16 @@ def send_pending(connection: Connection, concurrency: int | None = None) -> Coun
 
 
 def connections_with_pending_messages() -> QuerySet[Connection]:
-    senders = [key for key, spec in VENDORS.items() if spec.sends_messages]
     return usable().filter(
-        vendor__in=senders, pk__in=OutboundMessage.objects.filter(status=Status.PENDING).values("connection_id")
+        vendor__in=MESSAGE_VENDORS,
+        pk__in=OutboundMessage.objects.filter(status=Status.PENDING).values("connection_id"),
     )
 
 
 def dispatch_messages() -> dict[str, int]:
     """The scheduled job: plan new events' messages, settle interrupted sends, send what is pending."""
-    counts: Counter[str] = Counter(planned=plan_messages(), interrupted=fail_interrupted_sends())
+    counts = plan_messages()
+    counts.update(interrupted=fail_interrupted_sends(), skipped=skip_unsendable())
     for connection in connections_with_pending_messages():
         counts.update(send_pending(connection))
     return {key: counts.get(key, 0) for key in ("planned", "sent", "skipped", "failed", "interrupted", "stopped")}

@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations.models import Client, Connection
+from integrations.vendor_spec import VendorSpec
+from integrations.vendors import MESSAGE_VENDORS, VENDORS
 
 # What a message template may say: {first_name}, {points}, ...
 PLACEHOLDERS = {
@@ -213,6 +215,13 @@ def validate_template_text(text: str) -> None:
         )
 
 
+def cannot_send_sms(spec: VendorSpec) -> str:
+    """Why a template on a connection of this vendor can send nothing (the admin's field error, and the detail of
+    the messages such a template would have produced)."""
+    senders = ", ".join(VENDORS[key].label for key in MESSAGE_VENDORS)
+    return f"The template's connection ({spec.label}) cannot send SMS: choose an SMS connection ({senders})."
+
+
 class MessageTemplate(models.Model):
     """The text a client sends for one event type, and the connection it goes out through."""
 
@@ -233,9 +242,7 @@ class MessageTemplate(models.Model):
         if self.connection_id and self.client_id and self.connection.client_id != self.client_id:
             raise ValidationError({"connection": "Choose a connection of the same client."})
         if self.connection_id and not self.connection.spec.sends_messages:
-            raise ValidationError(
-                {"connection": f"{self.connection.spec.label} cannot send messages: choose an SMS connection."}
-            )
+            raise ValidationError({"connection": cannot_send_sms(self.connection.spec)})
 
 
 class OutboundMessage(models.Model):

@@ -2,28 +2,58 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin
-from members.models import PLACEHOLDERS, MessageTemplate, OutboundMessage
+from integrations.models import Connection
+from integrations.vendors import MESSAGE_VENDORS
+from members.models import PLACEHOLDERS, MessageTemplate, OutboundMessage, cannot_send_sms
 
 
 class MessageTemplateForm(forms.ModelForm):
     class Meta:
         model = MessageTemplate
         fields = ["client", "event_type", "connection", "text", "active"]
-        help_texts = {"text": "Placeholders: " + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)}
+        help_texts = {
+            "connection": "Only connections that can send SMS are offered.",
+            "text": "Placeholders: " + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "connection" in self.fields:
+            field = self.fields["connection"]
+            field.queryset = self.connection_choices(field.queryset)
+
+    def connection_choices(self, visible: QuerySet[Connection]) -> QuerySet[Connection]:
+        """The SMS connections among those the user may see, of the template's client once it has one. A template's
+        current connection stays listed even if it cannot send, so that saving it shows why (the model's clean)
+        rather than an unexplained blank choice."""
+        choices = visible.filter(vendor__in=MESSAGE_VENDORS)
+        if self.instance.client_id:
+            choices = choices.filter(client_id=self.instance.client_id)
+        if self.instance.connection_id:
+            choices = choices | visible.filter(pk=self.instance.connection_id)
+        return choices
 
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(ClientScopedAdmin):
     form = MessageTemplateForm
-    list_display = ["client", "event_type", "connection", "active", "text"]
+    list_display = ["client", "event_type", "connection", "active", "text", "problem"]
     list_filter = [ClientFilter, "event_type", "active"]
     list_select_related = ["client", "connection"]
+
+    @admin.display(description="problem")
+    def problem(self, template: MessageTemplate) -> str:
+        """Templates saved before connections were checked: their events' messages are skipped with this reason."""
+        spec = template.connection.spec
+        return "" if spec.sends_messages else cannot_send_sms(spec)
 
 
 @admin.register(OutboundMessage)
