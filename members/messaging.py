@@ -14,15 +14,15 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from integrations.connections import usable
+from integrations.connections import USABLE_STATUSES, usable
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError, VendorTimeout
 from integrations.models import Connection
 from integrations.vendors import MESSAGE_VENDORS, VENDORS
@@ -129,6 +129,7 @@ def fail_interrupted_sends() -> int:
     return OutboundMessage.objects.filter(status=Status.SENDING, claimed_at__lt=cutoff).update(
         status=Status.FAILED,
         detail="Interrupted while sending; not resent automatically to avoid a duplicate SMS. Resend if needed.",
+        held_since=None,
     )
 
 
@@ -144,9 +145,11 @@ def claim_batch(connection: Connection, size: int = CLAIM_BATCH) -> list[Outboun
 
 
 def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
-    fields = {"status": status, "detail": detail[:2000], "claim": ""}
+    fields: dict[str, Any] = {"status": status, "detail": detail[:2000], "claim": ""}
     if status == Status.SENT:
         fields["sent_at"] = timezone.now()
+    if status != Status.PENDING:
+        fields["held_since"] = None  # no longer waiting; a message put back to pending keeps when it was first held
     OutboundMessage.objects.filter(pk=message.pk, claim=message.claim).update(**fields)
 
 
@@ -232,8 +235,63 @@ def send_pending(connection: Connection, concurrency: int | None = None) -> Coun
     # failing with the vendor's instruction, shown on the dashboard).
     if run.stop_reason is not None:
         run.counts["stopped"] = 1
+        run.counts["held"] = hold(connection, stopped_because(connection, run.stop_reason))
     run.counts.pop(Status.PENDING, None)
     return run.counts
+
+
+# --- Held messages: pending ones that wait on their connection, with the reason and since when ------------------
+
+
+def hold(connection: Connection, reason: str) -> int:
+    """Mark the connection's pending messages held: `held_since` is set once (the first time they waited) and the
+    detail says why. Only details that do not already state this reason are rewritten, so a connection that stays
+    down costs one query per run, however many runs it has been held for."""
+    pending = OutboundMessage.objects.filter(connection=connection, status=Status.PENDING)
+    pending.filter(held_since__isnull=True).update(held_since=timezone.now())
+    reason = reason[:1500]
+    outdated = pending.filter(held_since__isnull=False).exclude(detail__endswith=f": {reason}")
+    for since in outdated.order_by().values_list("held_since", flat=True).distinct():
+        outdated.filter(held_since=since).update(detail=held_detail(since, reason))
+    return pending.count()
+
+
+def held_detail(since: datetime, reason: str) -> str:
+    return f"Held since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC: {reason}"
+
+
+def unusable_because(connection: Connection) -> str:
+    """Why a draft or disabled connection sends nothing, and what the admin does about it (a draft whose check
+    failed says what the check found)."""
+    label = connection.spec.label
+    if connection.status == Connection.Status.DISABLED:
+        return f"the {label} connection is disabled — return it to draft and verify it to send the messages."
+    if connection.last_check_ok is False and connection.last_check_result:
+        return f"the {label} connection is a draft — {connection.last_check_result}"
+    return f"the {label} connection is a draft (not verified yet) — verify it to send the messages."
+
+
+def stopped_because(connection: Connection, error: VendorError) -> str:
+    """Why a run stopped sending on this connection; the error's own text carries the vendor's instruction (for a
+    refused messages token: ask Attentive to activate the legacy token)."""
+    label = connection.spec.label
+    connection.refresh_from_db(fields=["status"])  # the call log may just have marked it failing
+    if connection.status == Connection.Status.FAILING:
+        return f"the {label} connection is failing — {error.for_admin}"
+    if isinstance(error, RateLimited):
+        return f"{label} is throttling the messages — {error.for_admin}"
+    return f"{label} could not take the messages — {error.for_admin}"
+
+
+def hold_on_unusable_connections() -> int:
+    """Pending messages of draft or disabled connections are never claimed: say why they wait."""
+    waiting = (
+        Connection.objects.defer("secrets")
+        .filter(vendor__in=MESSAGE_VENDORS, messages__status=Status.PENDING)
+        .exclude(status__in=USABLE_STATUSES)
+        .distinct()
+    )
+    return sum(hold(connection, unusable_because(connection)) for connection in waiting)
 
 
 def connections_with_pending_messages() -> QuerySet[Connection]:
@@ -246,7 +304,8 @@ def connections_with_pending_messages() -> QuerySet[Connection]:
 def dispatch_messages() -> dict[str, int]:
     """The scheduled job: plan new events' messages, settle interrupted sends, send what is pending."""
     counts = plan_messages()
-    counts.update(interrupted=fail_interrupted_sends(), skipped=skip_unsendable())
+    counts.update(interrupted=fail_interrupted_sends(), skipped=skip_unsendable(), held=hold_on_unusable_connections())
     for connection in connections_with_pending_messages():
         counts.update(send_pending(connection))
-    return {key: counts.get(key, 0) for key in ("planned", "sent", "skipped", "failed", "interrupted", "stopped")}
+    keys = ("planned", "sent", "skipped", "failed", "interrupted", "stopped", "held")
+    return {key: counts.get(key, 0) for key in keys}

@@ -5,11 +5,12 @@ since when; a balance the portal does not know is never stated."""
 from __future__ import annotations
 
 import html
+from datetime import UTC
 
 import pytest
 from django.urls import reverse
 
-from integrations.models import VendorCall
+from integrations.models import Connection, VendorCall
 from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
 from tests.factories import ConnectionFactory
@@ -114,3 +115,127 @@ def test_messages_already_pending_on_vibes_are_skipped_with_the_reason(client_a,
     )
     assert dispatch_messages()["skipped"] == 1
     assert OutboundMessage.objects.get().detail == VIBES_REFUSAL
+
+
+# --- Held messages say why and since when ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sms_template(sandbox_attentive_connection, client_a):
+    return MessageTemplate.objects.create(
+        client=client_a,
+        event_type="points_earned",
+        connection=sandbox_attentive_connection,
+        text="Hi {first_name}, you earned {points} points!",
+    )
+
+
+def pending_messages() -> list[OutboundMessage]:
+    return list(OutboundMessage.objects.filter(status="pending").order_by("pk"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        ("disabled", "the Attentive connection is disabled — return it to draft and verify it to send the messages."),
+        ("draft", "the Attentive connection is a draft (not verified yet) — verify it to send the messages."),
+    ],
+)
+def test_messages_on_an_unusable_connection_are_held_with_the_reason(
+    sms_template, sandbox_attentive_connection, client_a, attentive_sandbox, status, why
+):
+    Connection.objects.filter(pk=sandbox_attentive_connection.pk).update(status=status)
+    first = member_with_event(client_a, 0)
+    counts = dispatch_messages()
+    assert counts["sent"] == 0 and counts["held"] == 1
+    [held] = pending_messages()
+    assert held.held_since is not None
+    assert held.detail == f"Held since {held.held_since.astimezone(UTC):%Y-%m-%d %H:%M} UTC: {why}"
+    # A later run keeps when it was first held; a new message is held from its own time.
+    member_with_event(client_a, 1)
+    dispatch_messages()
+    messages = pending_messages()
+    assert messages[0].held_since == held.held_since and messages[0].detail == held.detail
+    assert messages[1].held_since > held.held_since and messages[1].detail.endswith(f" UTC: {why}")
+    assert attentive_sandbox.messages == []
+    # Once the connection is verified again, they go out and are no longer held.
+    Connection.objects.filter(pk=sandbox_attentive_connection.pk).update(status="active")
+    assert dispatch_messages()["sent"] == 2
+    assert list(OutboundMessage.objects.values_list("status", "held_since", "detail")) == [("sent", None, "")] * 2
+    assert first.phone in {m["to"] for m in attentive_sandbox.messages}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_draft_whose_check_failed_says_what_the_check_found(
+    sms_template, sandbox_attentive_connection, client_a, attentive_sandbox
+):
+    from integrations.connections import verify
+
+    connection = sandbox_attentive_connection
+    connection.status, connection.secrets = "draft", {**connection.secrets, "api_key": "wrong"}
+    connection.save()
+    assert not verify(connection).ok
+    member_with_event(client_a)
+    dispatch_messages()
+    [held] = pending_messages()
+    assert " UTC: the Attentive connection is a draft — Attentive rejected the API key" in held.detail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_stopped_by_a_refused_messages_token_holds_the_rest_with_the_instruction(
+    sms_template, client_a, attentive_sandbox
+):
+    member_with_event(client_a, 0)
+    assert dispatch_messages()["sent"] == 1  # the token worked before
+    for n in (1, 2, 3):
+        member_with_event(client_a, n)
+    attentive_sandbox.fail, attentive_sandbox.fail_path, attentive_sandbox.fail_times = "401", "messages", 99
+    counts = dispatch_messages()
+    assert counts["stopped"] == 1 and counts["held"] == 3
+    held = pending_messages()
+    assert len(held) == 3 and all(m.held_since for m in held)
+    for message in held:
+        assert message.detail.startswith("Held since ")
+        assert " UTC: the Attentive connection is failing — " in message.detail
+        assert "ask Attentive to activate the legacy messages token (legacyapi@attentivemobile.com)" in message.detail
+    # Still refused on the next run: still held since the first time.
+    dispatch_messages()
+    assert [(m.held_since, m.detail) for m in pending_messages()] == [(m.held_since, m.detail) for m in held]
+    # The token is fixed: the held messages go out and are no longer held.
+    attentive_sandbox.fail_times = 0
+    assert dispatch_messages()["sent"] == 3
+    assert not OutboundMessage.objects.exclude(held_since=None).exists()
+    assert len(attentive_sandbox.messages) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_throttled_run_holds_the_messages_and_says_so(sms_template, client_a, attentive_sandbox):
+    member_with_event(client_a)
+    attentive_sandbox.fail, attentive_sandbox.fail_path, attentive_sandbox.fail_times = "429", "messages", 99
+    assert dispatch_messages()["held"] == 1
+    [held] = pending_messages()
+    assert " UTC: Attentive is throttling the messages — Attentive: Too Many Requests (HTTP 429)" in held.detail
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_held_messages_with_since_when_and_why(admin_http, client_a, attentive_connection):
+    from django.utils import timezone
+
+    template = MessageTemplate.objects.create(
+        client=client_a, event_type="points_earned", connection=attentive_connection, text="Hi {first_name}"
+    )
+    held_member, sent_member = member_with_event(client_a, 0), member_with_event(client_a, 1)
+    for member, fields in [
+        (held_member, {"held_since": timezone.now(), "detail": "Held since …: the Attentive connection is disabled"}),
+        (sent_member, {"status": "sent"}),
+    ]:
+        OutboundMessage.objects.create(
+            event=member.loyalty_events.get(), template=template, member=member, connection=attentive_connection,
+            to=member.phone, body=f"Hi {member.first_name}", **fields,
+        )  # fmt: skip
+    page = admin_http.get(reverse("admin:members_outboundmessage_changelist"), {"held": "yes"})
+    assert [m.member for m in page.context["cl"].result_list] == [held_member]
+    content = page.content.decode()
+    assert "the Attentive connection is disabled" in content
+    assert "column-held_since" in content and "column-reason" in content

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin
@@ -56,11 +56,29 @@ class MessageTemplateAdmin(ClientScopedAdmin):
         return "" if spec.sends_messages else cannot_send_sms(spec)
 
 
+class HeldFilter(admin.SimpleListFilter):
+    """Messages waiting on their connection (draft, disabled, failing, throttled): `detail` says why."""
+
+    title = "held"
+    parameter_name = "held"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "held (waiting on the connection)"), ("no", "not held")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> QuerySet[OutboundMessage]:
+        held = Q(status=OutboundMessage.Status.PENDING, held_since__isnull=False)
+        if self.value() == "yes":
+            return queryset.filter(held)
+        if self.value() == "no":
+            return queryset.exclude(held)
+        return queryset
+
+
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ClientScopedAdmin):
     client_path = "member__client"
-    list_display = ["created_at", "member", "to", "status", "body", "detail", "sent_at"]
-    list_filter = ["status", "template__event_type"]
+    list_display = ["created_at", "member", "to", "status", "held_since", "reason", "body", "sent_at"]
+    list_filter = [HeldFilter, "status", "template__event_type"]
     search_fields = ["to", "body", "member__email"]
     list_select_related = ["member"]
     readonly_fields = [
@@ -71,6 +89,7 @@ class OutboundMessageAdmin(ClientScopedAdmin):
         "to",
         "body",
         "status",
+        "held_since",
         "detail",
         "created_at",
         "sent_at",
@@ -79,6 +98,11 @@ class OutboundMessageAdmin(ClientScopedAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="reason", ordering="detail")
+    def reason(self, message: OutboundMessage) -> str:
+        """Why it was skipped or failed, or why it is held and since when."""
+        return message.detail
 
     @admin.action(description="Send the selected failed messages again", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> None:
