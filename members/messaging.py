@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,7 +27,14 @@ from integrations.connections import USABLE_STATUSES, usable
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError, VendorTimeout
 from integrations.models import Connection
 from integrations.vendors import MESSAGE_VENDORS, VENDORS
-from members.models import LoyaltyEvent, MessageTemplate, OutboundMessage, cannot_send_sms
+from members.models import (
+    LoyaltyEvent,
+    MessageTemplate,
+    OutboundMessage,
+    cannot_send_sms,
+    is_whole_number,
+    template_placeholders,
+)
 
 
 class MessageSender(Protocol):
@@ -53,20 +61,55 @@ INTERRUPTED_AFTER = timedelta(minutes=15)
 Status = OutboundMessage.Status
 
 
-def render(template: MessageTemplate, event: LoyaltyEvent) -> str:
+# Placeholders whose value the portal may not know for a member. A message that would state an unknown one is not
+# sent ("Balance: 0" to a member with 1,250 points is worse than no message).
+UNKNOWN_VALUE_REASONS = {
+    "points_balance": "The template states the balance, which the portal does not know for this member: send the "
+    "balance in the event's data or refresh the member from Annex Cloud.",
+    "tier": "The template states the tier, which the portal does not know for this member: send the tier in the "
+    "event's data or refresh the member from Annex Cloud.",
+}
+
+
+@dataclass(frozen=True)
+class Rendering:
+    body: str
+    # Why the message must not be sent ('' when it may): a value it states is unknown.
+    unknown: str = ""
+
+
+def known_balance(event: LoyaltyEvent) -> int | None:
+    """The event's own balance wins (it is the balance as of this event); else the member's, but only if it was read
+    from Annex Cloud: `points` of a member never refreshed is a default, not a balance."""
+    for key in ("balance", "points_balance"):
+        if is_whole_number(value := event.data.get(key)):
+            return value
+    return event.member.points if event.member.points_synced_at else None
+
+
+def known_tier(event: LoyaltyEvent) -> str | None:
+    return event.data.get("tier") or event.member.tier or None
+
+
+def render(template: MessageTemplate, event: LoyaltyEvent) -> Rendering:
     member, data = event.member, event.data
     values = {
         "first_name": member.first_name,
         "last_name": member.last_name,
         "points": data.get("points", ""),
-        "points_balance": member.points,
-        "tier": data.get("tier") or member.tier,
+        "points_balance": known_balance(event),
+        "tier": known_tier(event),
         "reward": data.get("reward", ""),
         "offer_name": data.get("offer_name", ""),
         "expires_on": data.get("expires_on", ""),
         "client_name": event.client.name,
     }
-    return template.text.format_map(values)
+    used = template_placeholders(template.text)
+    unknown = [name for name in UNKNOWN_VALUE_REASONS if name in used and values[name] is None]
+    # An unknown value stays as its placeholder, so the stored body shows what was missing.
+    values.update({name: f"{{{name}}}" for name in unknown})
+    reasons = " ".join(UNKNOWN_VALUE_REASONS[name] for name in unknown)
+    return Rendering(template.text.format_map(values), reasons)
 
 
 def plan_messages(batch_size: int = 1000) -> Counter[str]:
@@ -97,19 +140,26 @@ def active_templates(events: list[LoyaltyEvent]) -> dict[tuple[int, str], Messag
 
 
 def plan_message(event: LoyaltyEvent, template: MessageTemplate) -> OutboundMessage:
-    """The message one event causes through one template: pending, or skipped at once when it could never go out
-    (kept, so the admin sees what happened to the event instead of a message pending forever)."""
+    """The message one event causes through one template: pending, or skipped at once when it could never go out or
+    would state what the portal does not know (kept, so the admin sees what happened to the event)."""
+    rendering = render(template, event)
     message = OutboundMessage(
         event=event,
         template=template,
         member=event.member,
         connection_id=template.connection_id,
         to=event.member.phone,
-        body=render(template, event),
+        body=rendering.body,
     )
-    if not template.connection.spec.sends_messages:
-        message.status, message.detail = Status.SKIPPED, cannot_send_sms(template.connection.spec)
+    if reason := skip_reason(template, rendering):
+        message.status, message.detail = Status.SKIPPED, reason
     return message
+
+
+def skip_reason(template: MessageTemplate, rendering: Rendering) -> str:
+    if not template.connection.spec.sends_messages:
+        return cannot_send_sms(template.connection.spec)
+    return rendering.unknown
 
 
 def skip_unsendable() -> int:

@@ -5,6 +5,7 @@ since when; a balance the portal does not know is never stated."""
 from __future__ import annotations
 
 import html
+import json
 from datetime import UTC
 
 import pytest
@@ -25,8 +26,8 @@ def vibes_connection(client_a):
 
 @pytest.fixture
 def attentive_connection(client_a):
-    """An Attentive connection that is never called (the tests using it send nothing)."""
-    return ConnectionFactory(client=client_a, vendor="attentive")
+    """An Attentive connection that is never called: a draft, so the job sends nothing through it."""
+    return ConnectionFactory(client=client_a, vendor="attentive", status=Connection.Status.DRAFT)
 
 
 def member_with_event(client, n: int = 0, data: dict | None = None, **member_fields) -> Member:
@@ -239,3 +240,125 @@ def test_the_admin_lists_held_messages_with_since_when_and_why(admin_http, clien
     content = page.content.decode()
     assert "the Attentive connection is disabled" in content
     assert "column-held_since" in content and "column-reason" in content
+
+
+# --- A balance the portal does not know is never stated -------------------------------------------------------------
+
+UNKNOWN_BALANCE = (
+    "The template states the balance, which the portal does not know for this member: send the balance in the "
+    "event's data or refresh the member from Annex Cloud."
+)
+
+
+@pytest.fixture
+def balance_template(sandbox_attentive_connection, client_a):
+    return MessageTemplate.objects.create(
+        client=client_a,
+        event_type="points_earned",
+        connection=sandbox_attentive_connection,
+        text="Hi {first_name}, +{points} points. Balance: {points_balance}.",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unknown_balance_is_not_stated(balance_template, client_a, attentive_sandbox):
+    member_with_event(client_a)  # never refreshed from Annex Cloud: points is the default 0, not a balance
+    counts = dispatch_messages()
+    assert counts["sent"] == 0 and counts["skipped"] == 1
+    message = OutboundMessage.objects.get()
+    assert (message.status, message.detail) == ("skipped", UNKNOWN_BALANCE)
+    assert message.body == "Hi M0, +50 points. Balance: {points_balance}."
+    assert attentive_sandbox.messages == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("data", "synced", "balance"),
+    [
+        ({"points": 50, "balance": 1250}, False, "1250"),
+        ({"points": 50, "points_balance": 1250}, False, "1250"),
+        ({"points": 50, "balance": 1250}, True, "1250"),  # the event's own balance wins over the member's
+        ({"points": 50}, True, "700"),  # else the balance last read from Annex Cloud
+        ({"points": 50, "balance": 0}, False, "0"),  # a balance of 0 that the sender states is known
+    ],
+)
+def test_the_balance_comes_from_the_event_else_from_annex_cloud(
+    balance_template, client_a, attentive_sandbox, data, synced, balance
+):
+    from django.utils import timezone
+
+    member = member_with_event(client_a, data=data, points=700, points_synced_at=timezone.now() if synced else None)
+    assert dispatch_messages()["sent"] == 1
+    assert attentive_sandbox.messages == [{"to": member.phone, "body": f"Hi M0, +50 points. Balance: {balance}."}]
+
+
+@pytest.mark.django_db
+def test_an_unknown_tier_is_not_stated(client_a, attentive_connection):
+    MessageTemplate.objects.create(
+        client=client_a, event_type="points_earned", connection=attentive_connection, text="You are {tier} now!"
+    )
+    member_with_event(client_a, 0)
+    member_with_event(client_a, 1, data={"tier": "Gold"})
+    member_with_event(client_a, 2, tier="Silver")
+    dispatch_messages()  # a draft connection: what may go out is held
+    messages = OutboundMessage.objects.order_by("member__first_name")
+    assert [(m.status, m.body) for m in messages] == [
+        ("skipped", "You are {tier} now!"),
+        ("pending", "You are Gold now!"),
+        ("pending", "You are Silver now!"),
+    ]
+    assert messages[0].detail.startswith("The template states the tier, which the portal does not know")
+
+
+EVENT = {
+    "event_id": "ac-123",
+    "event_type": "points_earned",
+    "member": {"email": "ann@example.com"},
+    "data": {"points": 50, "balance": 1250},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"points": "fifty"}, "points"),
+        ({"points": 50, "balance": "1,250"}, "balance"),
+        ({"points": 50, "balance": 12.5}, "balance"),
+        ({"points": 50, "points_balance": True}, "points_balance"),
+    ],
+)
+def test_event_points_and_balance_must_be_whole_numbers(api_client_for, client_a, data, field):
+    Member.objects.create(client=client_a, email="ann@example.com", phone="+17707651750")
+    response = api_client_for(client_a).post("/api/loyalty-events/", {**EVENT, "data": data}, format="json")
+    assert response.status_code == 400
+    assert response.json()["data"][field] == [f"Must be a whole number, e.g. 50 (got {json.dumps(data[field])})."]
+    assert not LoyaltyEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_event_with_its_balance_is_accepted(api_client_for, client_a):
+    Member.objects.create(client=client_a, email="ann@example.com", phone="+17707651750")
+    response = api_client_for(client_a).post("/api/loyalty-events/", EVENT, format="json")
+    assert response.status_code == 201, response.json()
+    assert LoyaltyEvent.objects.get().data == {"points": 50, "balance": 1250}
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_an_event_whose_balance_is_not_a_number(admin_http, client_a):
+    member = Member.objects.create(client=client_a, email="ann@example.com", phone="+17707651750")
+    response = admin_http.post(
+        reverse("admin:members_loyaltyevent_add"),
+        {
+            "client": client_a.pk,
+            "member": member.pk,
+            "external_id": "by-hand-1",
+            "event_type": "points_earned",
+            "occurred_at_0": "2026-11-20",
+            "occurred_at_1": "10:00:00",
+            "data": '{"points": 50, "balance": "lots"}',
+        },
+    )
+    assert response.status_code == 200
+    assert "balance: Must be a whole number" in response.context["adminform"].form.errors["data"][0]
+    assert not LoyaltyEvent.objects.exists()
