@@ -4,6 +4,10 @@ send them through the template's connection, with the sender its vendor's flows 
 Safe to run twice at once and safe to kill: messages are created with a unique (event, template), each run claims
 the messages it sends with an atomic UPDATE carrying its own token, and a message found half-sent after a crash is
 marked failed, never sent again automatically (a second SMS is worse than a missing one, and an admin can resend).
+
+Nothing waits silently: a message that can never go out (its template's connection cannot send SMS, or it would
+state a balance the portal does not know) is skipped with the reason, and one waiting on its connection (draft,
+disabled, or a run stopped by a refused token, throttling or an outage) is held: `held_since` and the reason.
 """
 
 from __future__ import annotations
@@ -125,7 +129,7 @@ def plan_messages(batch_size: int = 1000) -> Counter[str]:
         OutboundMessage.objects.bulk_create(messages, ignore_conflicts=True)
         LoyaltyEvent.objects.filter(pk__in=[e.pk for e in events]).update(messages_planned_at=timezone.now())
         counts["planned"] += len(messages)
-        counts[Status.SKIPPED] += sum(m.status == Status.SKIPPED for m in messages)
+        counts["skipped"] += sum(m.status == Status.SKIPPED for m in messages)
     return counts
 
 
@@ -296,7 +300,7 @@ def send_pending(connection: Connection, concurrency: int | None = None) -> Coun
 def hold(connection: Connection, reason: str) -> int:
     """Mark the connection's pending messages held: `held_since` is set once (the first time they waited) and the
     detail says why. Only details that do not already state this reason are rewritten, so a connection that stays
-    down costs one query per run, however many runs it has been held for."""
+    down costs the same few queries each run, however long it has been held."""
     pending = OutboundMessage.objects.filter(connection=connection, status=Status.PENDING)
     pending.filter(held_since__isnull=True).update(held_since=timezone.now())
     reason = reason[:1500]
