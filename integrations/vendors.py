@@ -26,6 +26,8 @@ def _collect() -> dict[str, VendorSpec]:
 
 VENDORS: dict[str, VendorSpec] = _collect()
 VENDOR_CHOICES = [(spec.key, spec.label) for spec in VENDORS.values()]
+# The vendors message templates may send through (SMS; their flows provide `message_sender`).
+MESSAGE_VENDORS: tuple[str, ...] = tuple(key for key, spec in VENDORS.items() if spec.sends_messages)
 
 
 def vendor_modules(role: str) -> dict[str, object]:

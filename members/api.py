@@ -19,7 +19,7 @@ from integrations.models import Client
 from integrations.tenancy import scope_to_clients, visible_clients
 from members import flows, sync
 from members.exports import export_filename, should_export_in_background, stream_segment_csv
-from members.models import EventType, LoyaltyEvent, Member, Segment, SegmentExport
+from members.models import EventType, LoyaltyEvent, Member, Segment, SegmentExport, event_data_errors
 from members.phones import InvalidPhone, to_e164
 from members.segments import request_background_export
 
@@ -122,12 +122,23 @@ class LoyaltyEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = LoyaltyEvent
         fields = ["id", "client", "event_id", "event_type", "member", "member_id", "occurred_at", "data"]
+        extra_kwargs = {
+            "data": {
+                "help_text": 'What messages may state, e.g. {"points": 50, "balance": 1250}: the points of this event '
+                "and the member's balance after it (whole numbers; `points_balance` is accepted for `balance`), "
+                "`tier`, `reward`, `offer_name`, `expires_on`. A template that states the balance is sent only when "
+                "the event carries it or the member's balance was read from Annex Cloud."
+            }
+        }
         # A repeated event id is not an error here: the view answers it with the stored event.
         validators: list[Any] = []
 
     def validate_data(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise serializers.ValidationError('Must be a JSON object, e.g. {"points": 50}.')
+            raise serializers.ValidationError('Must be a JSON object, e.g. {"points": 50, "balance": 1250}.')
+        if errors := event_data_errors(value):
+            # Answered as {"data": {"balance": ["Must be a whole number..."]}}, like every other field error.
+            raise serializers.ValidationError({key: [error] for key, error in errors.items()})
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

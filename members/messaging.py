@@ -4,6 +4,10 @@ send them through the template's connection, with the sender its vendor's flows 
 Safe to run twice at once and safe to kill: messages are created with a unique (event, template), each run claims
 the messages it sends with an atomic UPDATE carrying its own token, and a message found half-sent after a crash is
 marked failed, never sent again automatically (a second SMS is worse than a missing one, and an admin can resend).
+
+Nothing waits silently: a message that can never go out (its template's connection cannot send SMS, or it would
+state a balance the portal does not know) is skipped with the reason, and one waiting on its connection (draft,
+disabled, or a run stopped by a refused token, throttling or an outage) is held: `held_since` and the reason.
 """
 
 from __future__ import annotations
@@ -14,19 +18,27 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from integrations.connections import usable
+from integrations.connections import USABLE_STATUSES, usable
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError, VendorTimeout
 from integrations.models import Connection
-from integrations.vendors import VENDORS
-from members.models import LoyaltyEvent, MessageTemplate, OutboundMessage
+from integrations.vendors import MESSAGE_VENDORS, VENDORS
+from members.models import (
+    LoyaltyEvent,
+    MessageTemplate,
+    OutboundMessage,
+    cannot_send_sms,
+    is_whole_number,
+    template_placeholders,
+)
 
 
 class MessageSender(Protocol):
@@ -53,52 +65,116 @@ INTERRUPTED_AFTER = timedelta(minutes=15)
 Status = OutboundMessage.Status
 
 
-def render(template: MessageTemplate, event: LoyaltyEvent) -> str:
+# Placeholders whose value the portal may not know for a member. A message that would state an unknown one is not
+# sent ("Balance: 0" to a member with 1,250 points is worse than no message).
+UNKNOWN_VALUE_REASONS = {
+    "points_balance": "The template states the balance, which the portal does not know for this member: send the "
+    "balance in the event's data or refresh the member from Annex Cloud.",
+    "tier": "The template states the tier, which the portal does not know for this member: send the tier in the "
+    "event's data or refresh the member from Annex Cloud.",
+}
+
+
+@dataclass(frozen=True)
+class Rendering:
+    body: str
+    # Why the message must not be sent ('' when it may): a value it states is unknown.
+    unknown: str = ""
+
+
+def known_balance(event: LoyaltyEvent) -> int | None:
+    """The event's own balance wins (it is the balance as of this event); else the member's, but only if it was read
+    from Annex Cloud: `points` of a member never refreshed is a default, not a balance."""
+    for key in ("balance", "points_balance"):
+        if is_whole_number(value := event.data.get(key)):
+            return value
+    return event.member.points if event.member.points_synced_at else None
+
+
+def known_tier(event: LoyaltyEvent) -> str | None:
+    return event.data.get("tier") or event.member.tier or None
+
+
+def render(template: MessageTemplate, event: LoyaltyEvent) -> Rendering:
     member, data = event.member, event.data
     values = {
         "first_name": member.first_name,
         "last_name": member.last_name,
         "points": data.get("points", ""),
-        "points_balance": member.points,
-        "tier": data.get("tier") or member.tier,
+        "points_balance": known_balance(event),
+        "tier": known_tier(event),
         "reward": data.get("reward", ""),
         "offer_name": data.get("offer_name", ""),
         "expires_on": data.get("expires_on", ""),
         "client_name": event.client.name,
     }
-    return template.text.format_map(values)
+    used = template_placeholders(template.text)
+    unknown = [name for name in UNKNOWN_VALUE_REASONS if name in used and values[name] is None]
+    # An unknown value stays as its placeholder, so the stored body shows what was missing.
+    values.update({name: f"{{{name}}}" for name in unknown})
+    reasons = " ".join(UNKNOWN_VALUE_REASONS[name] for name in unknown)
+    return Rendering(template.text.format_map(values), reasons)
 
 
-def plan_messages(batch_size: int = 1000) -> int:
+def plan_messages(batch_size: int = 1000) -> Counter[str]:
     """Create the outbound messages of events not yet planned. Re-running creates nothing twice."""
-    planned = 0
-    while True:
-        events = list(
-            LoyaltyEvent.objects.filter(messages_planned_at__isnull=True)
-            .select_related("member", "client")
-            .order_by("pk")[:batch_size]
-        )
-        if not events:
-            return planned
-        templates = {
-            (t.client_id, t.event_type): t
-            for t in MessageTemplate.objects.filter(active=True, client__in={e.client_id for e in events})
-        }
+    counts: Counter[str] = Counter()
+    while events := unplanned_events(batch_size):
+        templates = active_templates(events)
         messages = [
-            OutboundMessage(
-                event=event,
-                template=template,
-                member=event.member,
-                connection_id=template.connection_id,
-                to=event.member.phone,
-                body=render(template, event),
-            )
+            plan_message(event, template)
             for event in events
             if (template := templates.get((event.client_id, event.event_type)))
         ]
         OutboundMessage.objects.bulk_create(messages, ignore_conflicts=True)
         LoyaltyEvent.objects.filter(pk__in=[e.pk for e in events]).update(messages_planned_at=timezone.now())
-        planned += len(messages)
+        counts["planned"] += len(messages)
+        counts["skipped"] += sum(m.status == Status.SKIPPED for m in messages)
+    return counts
+
+
+def unplanned_events(batch_size: int) -> list[LoyaltyEvent]:
+    queryset = LoyaltyEvent.objects.filter(messages_planned_at__isnull=True).select_related("member", "client")
+    return list(queryset.order_by("pk")[:batch_size])
+
+
+def active_templates(events: list[LoyaltyEvent]) -> dict[tuple[int, str], MessageTemplate]:
+    templates = MessageTemplate.objects.filter(active=True, client__in={e.client_id for e in events})
+    return {(t.client_id, t.event_type): t for t in templates.select_related("connection").defer("connection__secrets")}
+
+
+def plan_message(event: LoyaltyEvent, template: MessageTemplate) -> OutboundMessage:
+    """The message one event causes through one template: pending, or skipped at once when it could never go out or
+    would state what the portal does not know (kept, so the admin sees what happened to the event)."""
+    rendering = render(template, event)
+    message = OutboundMessage(
+        event=event,
+        template=template,
+        member=event.member,
+        connection_id=template.connection_id,
+        to=event.member.phone,
+        body=rendering.body,
+    )
+    if reason := skip_reason(template, rendering):
+        message.status, message.detail = Status.SKIPPED, reason
+    return message
+
+
+def skip_reason(template: MessageTemplate, rendering: Rendering) -> str:
+    if not template.connection.spec.sends_messages:
+        return cannot_send_sms(template.connection.spec)
+    return rendering.unknown
+
+
+def skip_unsendable() -> int:
+    """Messages planned before templates were checked, on a connection that cannot send: skipped with the reason
+    rather than left pending forever (no run would ever claim them)."""
+    stuck = OutboundMessage.objects.filter(status=Status.PENDING).exclude(connection__vendor__in=MESSAGE_VENDORS)
+    skipped = 0
+    for vendor in set(stuck.order_by().values_list("connection__vendor", flat=True)):
+        reason = cannot_send_sms(VENDORS[vendor])
+        skipped += stuck.filter(connection__vendor=vendor).update(status=Status.SKIPPED, detail=reason)
+    return skipped
 
 
 def fail_interrupted_sends() -> int:
@@ -107,6 +183,7 @@ def fail_interrupted_sends() -> int:
     return OutboundMessage.objects.filter(status=Status.SENDING, claimed_at__lt=cutoff).update(
         status=Status.FAILED,
         detail="Interrupted while sending; not resent automatically to avoid a duplicate SMS. Resend if needed.",
+        held_since=None,
     )
 
 
@@ -122,9 +199,11 @@ def claim_batch(connection: Connection, size: int = CLAIM_BATCH) -> list[Outboun
 
 
 def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
-    fields = {"status": status, "detail": detail[:2000], "claim": ""}
+    fields: dict[str, Any] = {"status": status, "detail": detail[:2000], "claim": ""}
     if status == Status.SENT:
         fields["sent_at"] = timezone.now()
+    if status != Status.PENDING:
+        fields["held_since"] = None  # no longer waiting; a message put back to pending keeps when it was first held
     OutboundMessage.objects.filter(pk=message.pk, claim=message.claim).update(**fields)
 
 
@@ -210,20 +289,77 @@ def send_pending(connection: Connection, concurrency: int | None = None) -> Coun
     # failing with the vendor's instruction, shown on the dashboard).
     if run.stop_reason is not None:
         run.counts["stopped"] = 1
+        run.counts["held"] = hold(connection, stopped_because(connection, run.stop_reason))
     run.counts.pop(Status.PENDING, None)
     return run.counts
 
 
+# --- Held messages: pending ones that wait on their connection, with the reason and since when ------------------
+
+
+def hold(connection: Connection, reason: str) -> int:
+    """Mark the connection's pending messages held: `held_since` is set once (the first time they waited) and the
+    detail says why. Only details that do not already state this reason are rewritten, so a connection that stays
+    down costs the same few queries each run, however long it has been held."""
+    pending = OutboundMessage.objects.filter(connection=connection, status=Status.PENDING)
+    pending.filter(held_since__isnull=True).update(held_since=timezone.now())
+    reason = reason[:1500]
+    outdated = pending.filter(held_since__isnull=False).exclude(detail__endswith=f": {reason}")
+    for since in outdated.order_by().values_list("held_since", flat=True).distinct():
+        outdated.filter(held_since=since).update(detail=held_detail(since, reason))
+    return pending.count()
+
+
+def held_detail(since: datetime, reason: str) -> str:
+    return f"Held since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC: {reason}"
+
+
+def unusable_because(connection: Connection) -> str:
+    """Why a draft or disabled connection sends nothing, and what the admin does about it (a draft whose check
+    failed says what the check found)."""
+    label = connection.spec.label
+    if connection.status == Connection.Status.DISABLED:
+        return f"the {label} connection is disabled — return it to draft and verify it to send the messages."
+    if connection.last_check_ok is False and connection.last_check_result:
+        return f"the {label} connection is a draft — {connection.last_check_result}"
+    return f"the {label} connection is a draft (not verified yet) — verify it to send the messages."
+
+
+def stopped_because(connection: Connection, error: VendorError) -> str:
+    """Why a run stopped sending on this connection; the error's own text carries the vendor's instruction (for a
+    refused messages token: ask Attentive to activate the legacy token)."""
+    label = connection.spec.label
+    connection.refresh_from_db(fields=["status"])  # the call log may just have marked it failing
+    if connection.status == Connection.Status.FAILING:
+        return f"the {label} connection is failing — {error.for_admin}"
+    if isinstance(error, RateLimited):
+        return f"{label} is throttling the messages — {error.for_admin}"
+    return f"{label} could not take the messages — {error.for_admin}"
+
+
+def hold_on_unusable_connections() -> int:
+    """Pending messages of draft or disabled connections are never claimed: say why they wait."""
+    waiting = (
+        Connection.objects.defer("secrets")
+        .filter(vendor__in=MESSAGE_VENDORS, messages__status=Status.PENDING)
+        .exclude(status__in=USABLE_STATUSES)
+        .distinct()
+    )
+    return sum(hold(connection, unusable_because(connection)) for connection in waiting)
+
+
 def connections_with_pending_messages() -> QuerySet[Connection]:
-    senders = [key for key, spec in VENDORS.items() if spec.sends_messages]
     return usable().filter(
-        vendor__in=senders, pk__in=OutboundMessage.objects.filter(status=Status.PENDING).values("connection_id")
+        vendor__in=MESSAGE_VENDORS,
+        pk__in=OutboundMessage.objects.filter(status=Status.PENDING).values("connection_id"),
     )
 
 
 def dispatch_messages() -> dict[str, int]:
     """The scheduled job: plan new events' messages, settle interrupted sends, send what is pending."""
-    counts: Counter[str] = Counter(planned=plan_messages(), interrupted=fail_interrupted_sends())
+    counts = plan_messages()
+    counts.update(interrupted=fail_interrupted_sends(), skipped=skip_unsendable(), held=hold_on_unusable_connections())
     for connection in connections_with_pending_messages():
         counts.update(send_pending(connection))
-    return {key: counts.get(key, 0) for key in ("planned", "sent", "skipped", "failed", "interrupted", "stopped")}
+    keys = ("planned", "sent", "skipped", "failed", "interrupted", "stopped", "held")
+    return {key: counts.get(key, 0) for key in keys}

@@ -3,7 +3,9 @@ they cause and the outbound messages those events produce."""
 
 from __future__ import annotations
 
+import json
 import string
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -11,14 +13,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations.models import Client, Connection
+from integrations.vendor_spec import VendorSpec
+from integrations.vendors import MESSAGE_VENDORS, VENDORS
 
 # What a message template may say: {first_name}, {points}, ...
 PLACEHOLDERS = {
     "first_name": "The member's first name",
     "last_name": "The member's last name",
     "points": "Points of this event (earned or redeemed)",
-    "points_balance": "The member's points balance",
-    "tier": "The member's tier",
+    "points_balance": "The member's points balance (from the event's data, else as last read from Annex Cloud)",
+    "tier": "The member's tier (from the event's data, else the member's)",
     "reward": "The reward of this event",
     "offer_name": "The offer of this event",
     "expires_on": "When the offer of this event expires",
@@ -174,6 +178,24 @@ class EventType(models.TextChoices):
     REVIEW_REWARDED = "review_rewarded", "Review rewarded"
 
 
+# Numbers an event's data may carry that a message states: this event's points and the balance after it. JSON null
+# counts as not given.
+WHOLE_NUMBER_DATA = ("points", "balance", "points_balance")
+
+
+def is_whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def event_data_errors(data: dict[str, Any]) -> dict[str, str]:
+    """Per key, what is wrong with an event's data (empty when nothing is): a message must not say "Balance: abc"."""
+    return {
+        key: f"Must be a whole number, e.g. 50 (got {json.dumps(data[key])})."
+        for key in WHOLE_NUMBER_DATA
+        if data.get(key) is not None and not is_whole_number(data[key])
+    }
+
+
 class LoyaltyEvent(models.Model):
     """Something a member did or received. Unique on the sender's event id, so a repeated delivery is one event."""
 
@@ -194,6 +216,12 @@ class LoyaltyEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.get_event_type_display()} · {self.member}"
 
+    def clean(self) -> None:
+        if not isinstance(self.data, dict):
+            raise ValidationError({"data": 'Must be a JSON object, e.g. {"points": 50, "balance": 1250}.'})
+        if errors := event_data_errors(self.data):
+            raise ValidationError({"data": " ".join(f"{key}: {error}" for key, error in errors.items())})
+
 
 def template_placeholders(text: str) -> set[str]:
     try:
@@ -211,6 +239,13 @@ def validate_template_text(text: str) -> None:
             + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
             + "."
         )
+
+
+def cannot_send_sms(spec: VendorSpec) -> str:
+    """Why a template on a connection of this vendor can send nothing (the admin's field error, and the detail of
+    the messages such a template would have produced)."""
+    senders = ", ".join(VENDORS[key].label for key in MESSAGE_VENDORS)
+    return f"The template's connection ({spec.label}) cannot send SMS: choose an SMS connection ({senders})."
 
 
 class MessageTemplate(models.Model):
@@ -233,9 +268,7 @@ class MessageTemplate(models.Model):
         if self.connection_id and self.client_id and self.connection.client_id != self.client_id:
             raise ValidationError({"connection": "Choose a connection of the same client."})
         if self.connection_id and not self.connection.spec.sends_messages:
-            raise ValidationError(
-                {"connection": f"{self.connection.spec.label} cannot send messages: choose an SMS connection."}
-            )
+            raise ValidationError({"connection": cannot_send_sms(self.connection.spec)})
 
 
 class OutboundMessage(models.Model):

@@ -2,35 +2,83 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin
-from members.models import PLACEHOLDERS, MessageTemplate, OutboundMessage
+from integrations.models import Connection
+from integrations.vendors import MESSAGE_VENDORS
+from members.models import PLACEHOLDERS, MessageTemplate, OutboundMessage, cannot_send_sms
 
 
 class MessageTemplateForm(forms.ModelForm):
     class Meta:
         model = MessageTemplate
         fields = ["client", "event_type", "connection", "text", "active"]
-        help_texts = {"text": "Placeholders: " + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)}
+        help_texts = {
+            "connection": "Only connections that can send SMS are offered.",
+            "text": "Placeholders: " + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "connection" in self.fields:
+            field = self.fields["connection"]
+            field.queryset = self.connection_choices(field.queryset)
+
+    def connection_choices(self, visible: QuerySet[Connection]) -> QuerySet[Connection]:
+        """The SMS connections among those the user may see, of the template's client once it has one. A template's
+        current connection stays listed even if it cannot send, so that saving it shows why (the model's clean)
+        rather than an unexplained blank choice."""
+        choices = visible.filter(vendor__in=MESSAGE_VENDORS)
+        if self.instance.client_id:
+            choices = choices.filter(client_id=self.instance.client_id)
+        if self.instance.connection_id:
+            choices = choices | visible.filter(pk=self.instance.connection_id)
+        return choices
 
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(ClientScopedAdmin):
     form = MessageTemplateForm
-    list_display = ["client", "event_type", "connection", "active", "text"]
+    list_display = ["client", "event_type", "connection", "active", "text", "problem"]
     list_filter = [ClientFilter, "event_type", "active"]
     list_select_related = ["client", "connection"]
+
+    @admin.display(description="problem")
+    def problem(self, template: MessageTemplate) -> str:
+        """Templates saved before connections were checked: their events' messages are skipped with this reason."""
+        spec = template.connection.spec
+        return "" if spec.sends_messages else cannot_send_sms(spec)
+
+
+class HeldFilter(admin.SimpleListFilter):
+    """Messages waiting on their connection (draft, disabled, failing, throttled): `detail` says why."""
+
+    title = "held"
+    parameter_name = "held"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "held (waiting on the connection)"), ("no", "not held")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> QuerySet[OutboundMessage]:
+        held = Q(status=OutboundMessage.Status.PENDING, held_since__isnull=False)
+        if self.value() == "yes":
+            return queryset.filter(held)
+        if self.value() == "no":
+            return queryset.exclude(held)
+        return queryset
 
 
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ClientScopedAdmin):
     client_path = "member__client"
-    list_display = ["created_at", "member", "to", "status", "body", "detail", "sent_at"]
-    list_filter = ["status", "template__event_type"]
+    list_display = ["created_at", "member", "to", "status", "held_since", "reason", "body", "sent_at"]
+    list_filter = [HeldFilter, "status", "template__event_type"]
     search_fields = ["to", "body", "member__email"]
     list_select_related = ["member"]
     readonly_fields = [
@@ -41,6 +89,7 @@ class OutboundMessageAdmin(ClientScopedAdmin):
         "to",
         "body",
         "status",
+        "held_since",
         "detail",
         "created_at",
         "sent_at",
@@ -49,6 +98,11 @@ class OutboundMessageAdmin(ClientScopedAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="reason", ordering="detail")
+    def reason(self, message: OutboundMessage) -> str:
+        """Why it was skipped or failed, or why it is held and since when."""
+        return message.detail
 
     @admin.action(description="Send the selected failed messages again", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> None:
