@@ -24,12 +24,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from portal.logging import REDACTED, redact_text
 
 MAX_LOGGED_BODY = 20_000
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+# Answers after which the request may still have been acted on (the gateway or the app failed mid-way).
+UNCERTAIN_STATUSES = frozenset({500, 502, 504})
 
 
 # --- Errors -------------------------------------------------------------------------------------------------
@@ -42,6 +45,10 @@ class VendorError(Exception):
     # Whether this error says something about the connection itself (credentials, reachability), so that
     # repeated ones mark it failing. A rejected request is the request's fault, not the connection's.
     counts_against_connection = True
+    # Whether the request may have reached the vendor and been acted on with no answer saying so (a read timeout,
+    # a connection reset after sending, a gateway 502/504, a 500). For a call that is not safe to repeat this means
+    # "uncertain": never sent again automatically. False for what never left or what the vendor refused.
+    uncertain = False
     default_hint = "Try again later; if it keeps happening, check the vendor's status page."
 
     def __init__(
@@ -109,6 +116,18 @@ class Rejected(VendorError):
 class NotFound(Rejected):
     kind = "not_found"
     default_hint = "The vendor has no such record."
+
+
+def never_connected(exc: requests.ConnectionError) -> bool:
+    """Whether a connection error happened before any byte of the request left (refused, unresolvable host), as
+    opposed to a connection dropped after the request was sent."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError | NameResolutionError) or isinstance(exc, requests.ConnectTimeout)
+
+
+def connection_failure(exc: requests.ConnectionError) -> str:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return type(reason or exc).__name__
 
 
 # --- Call records -------------------------------------------------------------------------------------------
@@ -430,15 +449,20 @@ class VendorAPI:
             error, retry_allowed = VendorTimeout(self.vendor, f"connection timed out ({exc.__class__.__name__})"), True
         except requests.ReadTimeout:
             error = VendorTimeout(self.vendor, f"no answer within {self.timeout[1]:g} s")
-            retry_allowed = repeatable
+            error.uncertain, retry_allowed = True, repeatable
         except requests.ConnectionError as exc:
-            error = Unavailable(self.vendor, f"could not connect: {type(exc).__name__}")
-            retry_allowed = repeatable
+            error = Unavailable(self.vendor, f"could not connect: {connection_failure(exc)}")
+            error.uncertain = not never_connected(exc)
+            retry_allowed = repeatable or not error.uncertain
         else:
             error = self.error_for(response)
-            # A 429 means the vendor did not process the request, so even a POST may be sent again.
+            if error is not None and response.status_code in UNCERTAIN_STATUSES:
+                error.uncertain = True
+            # A 429 or a 503 means the vendor did not process the request, so even a POST may be sent again.
             retry_allowed = isinstance(error, RateLimited) or (
-                repeatable and isinstance(error, Unavailable) and response.status_code in RETRYABLE_STATUSES
+                isinstance(error, Unavailable)
+                and response.status_code in RETRYABLE_STATUSES
+                and (repeatable or not error.uncertain)
             )
         record.latency_ms = int((time.perf_counter() - started) * 1000)
         if response is not None:

@@ -2,8 +2,9 @@
 send them through the template's connection, with the sender its vendor's flows provide (`message_sender`).
 
 Safe to run twice at once and safe to kill: messages are created with a unique (event, template), each run claims
-the messages it sends with an atomic UPDATE carrying its own token, and a message found half-sent after a crash is
-marked failed, never sent again automatically (a second SMS is worse than a missing one, and an admin can resend).
+the few messages it is about to send with an atomic UPDATE carrying its own token, and each message's state is
+recorded before each step (see OutboundMessage): a crash before the request returns a claimed message to pending,
+a crash after it makes the message uncertain, never sent again automatically.
 
 Nothing waits silently: a message that can never go out (its template's connection cannot send SMS, or it would
 state a balance the portal does not know) is skipped with the reason, and one waiting on its connection (draft,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -28,7 +30,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from integrations.connections import USABLE_STATUSES, usable
-from integrations.http import AuthError, RateLimited, Unavailable, VendorError, VendorTimeout
+from integrations.http import AuthError, RateLimited, Unavailable, VendorError
 from integrations.models import Connection
 from integrations.vendors import MESSAGE_VENDORS, VENDORS
 from members.models import (
@@ -60,9 +62,11 @@ def message_sender(connection: Connection) -> MessageSender:
     return flows.message_sender(connection)  # type: ignore[union-attr]
 
 
-CLAIM_BATCH = 200
-INTERRUPTED_AFTER = timedelta(minutes=15)
 Status = OutboundMessage.Status
+# A run claims only what it is about to send: a batch per round of its send threads.
+CLAIM_BATCH = 16
+# Transient errors in a row after which the run stops and leaves the rest held until the next run.
+MAX_TRANSIENT_IN_A_ROW = 8
 
 
 # Placeholders whose value the portal may not know for a member. A message that would state an unknown one is not
@@ -177,25 +181,50 @@ def skip_unsendable() -> int:
     return skipped
 
 
-def fail_interrupted_sends() -> int:
-    """Messages left 'sending' by a killed run: the vendor may or may not have them, so they are not resent."""
-    cutoff = timezone.now() - INTERRUPTED_AFTER
-    return OutboundMessage.objects.filter(status=Status.SENDING, claimed_at__lt=cutoff).update(
-        status=Status.FAILED,
-        detail="Interrupted while sending; not resent automatically to avoid a duplicate SMS. Resend if needed.",
-        held_since=None,
+def settle_interrupted_sends() -> dict[str, int]:
+    """What a killed or cut-off run left behind. Claimed messages were never sent: they go back to pending. A
+    message left attempting may have reached the vendor: it becomes uncertain, shown with the evidence, never sent
+    again by itself (a second SMS is worse than a missing one; an admin can send it anyway)."""
+    now = timezone.now()
+    returned = OutboundMessage.objects.filter(status=Status.CLAIMED, claimed_at__lt=now - claim_lease()).update(
+        status=Status.PENDING, claim=""
     )
+    uncertain = OutboundMessage.objects.filter(
+        status=Status.ATTEMPTING, attempted_at__lt=now - settings.MESSAGE_ATTEMPT_LEASE
+    ).update(status=Status.UNCERTAIN, claim="", held_since=None, detail=INTERRUPTED_DETAIL)
+    return {"returned": returned, "interrupted": uncertain}
+
+
+INTERRUPTED_DETAIL = (
+    "Uncertain: the run stopped while sending it, so the vendor may have it. Not resent automatically; check the "
+    "vendor calls of that minute and use “Send anyway” if it did not go out."
+)
+
+
+def claim_lease() -> timedelta:
+    """A run holds its claimed messages at most for its time budget; past that, the run is gone."""
+    return timedelta(seconds=settings.MESSAGE_RUN_SECONDS + 10)
 
 
 def claim_batch(connection: Connection, size: int = CLAIM_BATCH) -> list[OutboundMessage]:
+    """Claim the next few pending messages of a connection for this run (only as many as it is about to send)."""
     token = uuid.uuid4().hex
     candidates = OutboundMessage.objects.filter(connection=connection, status=Status.PENDING).order_by("pk")
     ids = list(candidates.values_list("pk", flat=True)[:size])
     OutboundMessage.objects.filter(pk__in=ids, status=Status.PENDING).update(
-        status=Status.SENDING, claim=token, claimed_at=timezone.now()
+        status=Status.CLAIMED, claim=token, claimed_at=timezone.now()
     )
-    claimed = OutboundMessage.objects.filter(claim=token, status=Status.SENDING).select_related("member")
+    claimed = OutboundMessage.objects.filter(claim=token, status=Status.CLAIMED).select_related("member")
     return list(claimed.order_by("pk"))
+
+
+def mark_attempting(message: OutboundMessage) -> bool:
+    """Recorded before the request leaves: from here a crash makes the message uncertain, not pending."""
+    return bool(
+        OutboundMessage.objects.filter(pk=message.pk, claim=message.claim, status=Status.CLAIMED).update(
+            status=Status.ATTEMPTING, attempted_at=timezone.now()
+        )
+    )
 
 
 def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
@@ -208,8 +237,11 @@ def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
 
 
 class SendRun:
-    """One run's sending for one connection: a thread pool within the vendor's rate limit, stopping the whole run
-    at the first error that will fail every message (a rejected token, throttling, an outage)."""
+    """One run's sending for one connection: a thread pool within the vendor's rate limit and a time budget.
+
+    A transient error that never reached the vendor (throttled, unavailable, could not connect) puts that message
+    back, backs the whole connection off (honouring Retry-After) and the run goes on; a refused token or a budget
+    spent stops the run, and what is left waits as held."""
 
     def __init__(self, connection: Connection, sender: MessageSender) -> None:
         self.connection = connection
@@ -218,31 +250,56 @@ class SendRun:
         self.stop = threading.Event()
         self.stop_reason: VendorError | None = None
         self.lock = threading.Lock()
+        self.deadline = time.monotonic() + settings.MESSAGE_RUN_SECONDS
+        self.transient_in_a_row = 0
 
-    def deliver(self, message: OutboundMessage, subscribed: bool) -> None:
-        status, detail = self._send(message, subscribed)
+    def deliver(self, message: OutboundMessage, reachable: bool) -> None:
+        status, detail = self._send(message, reachable)
         finish(message, status, detail)
         with self.lock:
             self.counts[status] += 1
 
-    def _send(self, message: OutboundMessage, subscribed: bool) -> tuple[str, str]:
-        if self.stop.is_set():
+    def _send(self, message: OutboundMessage, reachable: bool) -> tuple[str, str]:
+        if self.stop.is_set() or time.monotonic() > self.deadline:
             return Status.PENDING, ""
-        if not subscribed:
+        if not reachable:
             return Status.SKIPPED, self.sender.unreachable_reason
         if not message.to:
             return Status.SKIPPED, "The member has no mobile number."
+        if not mark_attempting(message):
+            return Status.PENDING, ""  # taken back by a settle after this run's lease: leave it alone
         try:
             self.sender.send(message.to, message.body)
-        except VendorTimeout as exc:
-            # No answer: the vendor may have sent it. Not retried, so the member never gets it twice.
-            return Status.FAILED, f"{exc} — it may have been delivered; not resent automatically."
-        except (AuthError, RateLimited, Unavailable) as exc:
-            self._stop(exc)
-            return Status.PENDING, ""
         except VendorError as exc:
-            return Status.FAILED, exc.for_admin
+            return self._outcome_of(exc)
+        with self.lock:
+            self.transient_in_a_row = 0
         return Status.SENT, ""
+
+    def _outcome_of(self, error: VendorError) -> tuple[str, str]:
+        if error.uncertain:
+            # The vendor may have sent it: never again by itself, so the member never gets it twice.
+            return Status.UNCERTAIN, f"Uncertain: {error.for_admin} It may have been delivered; not resent."
+        if isinstance(error, AuthError):
+            self._stop(error)  # every message would be refused the same way
+            return Status.PENDING, ""
+        if isinstance(error, RateLimited | Unavailable):
+            self._back_off(error)
+            return Status.PENDING, ""
+        return Status.FAILED, error.for_admin
+
+    def _back_off(self, error: VendorError) -> None:
+        """Pause the connection before the next message: Retry-After if the vendor said, else exponential."""
+        with self.lock:
+            self.transient_in_a_row += 1
+            attempt = self.transient_in_a_row
+        delay = getattr(error, "retry_after", None) or min(
+            settings.MESSAGE_BACKOFF_CAP_SECONDS, settings.VENDOR_RETRY_BACKOFF_SECONDS * 2**attempt
+        )
+        if time.monotonic() + delay > self.deadline or attempt > MAX_TRANSIENT_IN_A_ROW:
+            self._stop(error)
+        else:
+            time.sleep(delay)
 
     def _stop(self, error: VendorError) -> None:
         with self.lock:
@@ -270,8 +327,8 @@ def send_pending(connection: Connection, concurrency: int | None = None) -> Coun
     run = SendRun(connection, sender)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") if workers > 1 else None
     try:
-        while not run.stop.is_set():
-            batch = claim_batch(connection)
+        while not run.stop.is_set() and time.monotonic() < run.deadline:
+            batch = claim_batch(connection, max(CLAIM_BATCH, workers))
             if not batch:
                 break
             subscribed = sender.reachable(m.member_id for m in batch)
@@ -358,8 +415,9 @@ def connections_with_pending_messages() -> QuerySet[Connection]:
 def dispatch_messages() -> dict[str, int]:
     """The scheduled job: plan new events' messages, settle interrupted sends, send what is pending."""
     counts = plan_messages()
-    counts.update(interrupted=fail_interrupted_sends(), skipped=skip_unsendable(), held=hold_on_unusable_connections())
+    counts.update(settle_interrupted_sends())
+    counts.update(skipped=skip_unsendable(), held=hold_on_unusable_connections())
     for connection in connections_with_pending_messages():
         counts.update(send_pending(connection))
-    keys = ("planned", "sent", "skipped", "failed", "interrupted", "stopped", "held")
+    keys = ("planned", "sent", "skipped", "failed", "uncertain", "interrupted", "returned", "stopped", "held")
     return {key: counts.get(key, 0) for key in keys}

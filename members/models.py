@@ -272,14 +272,21 @@ class MessageTemplate(models.Model):
 
 
 class OutboundMessage(models.Model):
-    """One message to one member caused by one event. Unique on (event, template): never sent twice."""
+    """One message to one member caused by one event. Unique on (event, template): never sent twice.
+
+    Sending is a small state machine, each step recorded before it is taken: pending → claimed (a run holds it;
+    nothing sent yet) → attempting (the request may have left) → sent | failed | uncertain (it may have reached
+    the vendor and no answer says so: shown to the admin, never sent again by itself). Only what was never
+    attempted goes back to pending."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
-        SENDING = "sending"
+        CLAIMED = "claimed"
+        ATTEMPTING = "attempting"
         SENT = "sent"
         SKIPPED = "skipped"
         FAILED = "failed"
+        UNCERTAIN = "uncertain"
 
     event = models.ForeignKey(LoyaltyEvent, on_delete=models.CASCADE, related_name="messages")
     template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE, related_name="messages")
@@ -293,6 +300,7 @@ class OutboundMessage(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     # Which dispatch run holds this message while it is being sent; two runs can never hold the same one.
     claim = models.CharField(max_length=32, blank=True, db_index=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     # Set while a pending message waits on its connection (draft, disabled, failing); `detail` says why.
     held_since = models.DateTimeField(null=True, blank=True)

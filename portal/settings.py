@@ -199,6 +199,12 @@ CONNECTION_FAILURE_THRESHOLD = env.int("CONNECTION_FAILURE_THRESHOLD", default=3
 RECORD_RETENTION_DAYS = env.int("RECORD_RETENTION_DAYS", default=30)
 # First delay (seconds) of the exponential backoff between retries of a vendor call; tests set it near zero.
 VENDOR_RETRY_BACKOFF_SECONDS = env.float("VENDOR_RETRY_BACKOFF_SECONDS", default=0.5)
+# The message job's time budget per connection per run (it runs every minute); what is left waits for the next run.
+MESSAGE_RUN_SECONDS = env.int("MESSAGE_RUN_SECONDS", default=45)
+# A message left "attempting" this long by a run that died is uncertain (it may have reached the vendor).
+MESSAGE_ATTEMPT_LEASE = timedelta(seconds=env.int("MESSAGE_ATTEMPT_LEASE_SECONDS", default=120))
+# Longest pause of a connection after a transient error (throttled, unavailable) within a run.
+MESSAGE_BACKOFF_CAP_SECONDS = env.float("MESSAGE_BACKOFF_CAP_SECONDS", default=20.0)
 # Parallel sends per connection in the message job (each still within the vendor's rate limit).
 MESSAGE_SEND_CONCURRENCY = env.int("MESSAGE_SEND_CONCURRENCY", default=8)
 

@@ -25,8 +25,9 @@ from portal.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 
-# Retries of vendor calls are exercised, not slept through.
+# Retries of vendor calls are exercised, not slept through; a message run's budget is short.
 VENDOR_RETRY_BACKOFF_SECONDS = 0.001
+MESSAGE_RUN_SECONDS = 3
 
 # Files the tests write (segment exports) go to a throwaway folder.
 MEDIA_ROOT = tempfile.mkdtemp(prefix="portal-test-media-")
