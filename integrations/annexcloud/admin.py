@@ -27,7 +27,7 @@ from integrations.admin.base import (
 )
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.api import partner_access_token
-from integrations.connections import mask, update_secrets
+from integrations.connections import leave_disabled, mask, update_secrets
 from integrations.models import Connection
 from integrations.tenancy import is_site_admin
 from members.models import Member, Segment
@@ -61,6 +61,7 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
             connection,
             {"loyalty_token": form.cleaned_data["loyalty_token"], "api_secret": form.cleaned_data["api_secret"]},
         )
+        leave_disabled(connection)
         connection.save()
         model_admin.message_user(request, f"Annex Cloud site credentials saved for {client}.")
         return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
