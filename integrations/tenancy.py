@@ -67,6 +67,7 @@ CLIENT_USER_PERMISSIONS = (
     "add_segment",
     "change_segment",
     "view_segmentexport",
+    "view_pointstransaction",
 )
 
 

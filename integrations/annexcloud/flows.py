@@ -1,21 +1,22 @@
-"""Annex Cloud use cases of the portal: the signed API of a client, refreshing members, and pushing segments
-(created once, then updated in place)."""
+"""Annex Cloud use cases of the portal: the signed API of a client, refreshing members, awarding and deducting
+points once per key, and pushing segments (created once, then updated in place)."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations.annexcloud.api import AnnexCloudAPI
+from integrations.annexcloud.api import MANUAL_CREDIT_ACTION_ID, Activity, AnnexCloudAPI
 from integrations.connections import api_for, connection_of
-from integrations.http import NotFound, VendorError
+from integrations.http import NotFound, Rejected, VendorError
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from members import sync
-from members.models import Member, Segment
+from members.models import Member, PointsTransaction, Segment
 from members.phones import InvalidPhone, to_e164
 
 VENDOR = "annex_cloud"
@@ -178,3 +179,153 @@ def kept_dates(answer: dict[str, Any] | None, payload: dict[str, str]) -> list[s
         for name, (field, label) in labels.items()
         if name not in payload and answer.get(field)
     ]
+
+
+# --- Points ------------------------------------------------------------------------------------------------------
+
+Adjustment = PointsTransaction.Status
+# The most points one adjustment may move: a guard against a typo crediting millions.
+MAX_POINTS = 1_000_000
+
+
+class KeyReused(ValueError):
+    """An idempotency key that was already used for a different adjustment (member, activity or points)."""
+
+
+@dataclass(frozen=True)
+class PointsResult:
+    """What `adjust_points` did: the stored transaction, and whether it had been settled by an earlier call with the
+    same key (then Annex Cloud was not called again)."""
+
+    transaction: PointsTransaction
+    repeated: bool
+
+    @property
+    def outcome(self) -> Outcome:
+        txn = self.transaction
+        if txn.status != Adjustment.APPLIED:
+            return Outcome.failure(f"{txn.member}: {txn.detail}")
+        again = " (already applied with this key: not sent again)" if self.repeated else ""
+        return Outcome.success(f"{txn.member}: {txn.detail}{again}")
+
+
+def adjust_points(
+    member: Member,
+    *,
+    activity: Activity,
+    points: int,
+    key: str,
+    action_id: str = "",
+    reason: str = "",
+    order_id: str = "",
+) -> PointsResult:
+    """Credit or debit a member's points at Annex Cloud once per key (unique per client).
+
+    A key already applied or refused answers with the stored transaction and calls nothing. A transaction left
+    pending (Annex Cloud unreachable, timed out, credentials refused) is sent again on a repeat: the key goes to
+    Annex Cloud as `customId` with `retry: YES`, so it can never be applied twice there. On success the member's
+    balance and tier are Annex Cloud's answer. Raises AnnexCloudNotReady for a missing set-up and KeyReused when the
+    key belongs to another adjustment; vendor failures are stored on the transaction, never raised."""
+    if activity not in PointsTransaction.Activity.values or not 0 < points <= MAX_POINTS:
+        raise ValueError(f"activity must be credit or debit, and points a whole number from 1 to {MAX_POINTS}")
+    settled = PointsTransaction.objects.filter(client_id=member.client_id, key=key).exclude(status=Adjustment.PENDING)
+    if (stored := settled.select_related("member").first()) is not None:
+        check_same_adjustment(stored, member, activity, points)
+        return PointsResult(stored, repeated=True)
+    member_id = annex_cloud_member_id(member)
+    if not member_id:
+        raise AnnexCloudNotReady(f"{member} has neither an Annex Cloud id nor an e-mail to identify them by.")
+    api = annex_cloud_api(member.client)
+    defaults = {
+        "member": member,
+        "activity": activity,
+        "points": points,
+        "action_id": action_id or default_action_id(member.client),
+        "reason": reason,
+        "order_id": order_id,
+    }
+    # The row stays locked for the call, so two requests with one key never both send it (PostgreSQL); the
+    # calls are recorded in the same transaction, which is why vendor failures are stored here, not raised.
+    with transaction.atomic():
+        txn, _ = PointsTransaction.objects.select_for_update().get_or_create(
+            client_id=member.client_id, key=key, defaults=defaults
+        )
+        check_same_adjustment(txn, member, activity, points)
+        if txn.status != Adjustment.PENDING:
+            return PointsResult(txn, repeated=True)  # settled by a concurrent request meanwhile
+        send_points(api, txn, member, member_id)
+    return PointsResult(txn, repeated=False)
+
+
+def default_action_id(client: Client) -> str:
+    connection = connection_of(client, VENDOR)
+    configured = connection.settings.get("points_action_id", "") if connection else ""
+    return str(configured or MANUAL_CREDIT_ACTION_ID)
+
+
+def check_same_adjustment(txn: PointsTransaction, member: Member, activity: str, points: int) -> None:
+    if (txn.member_id, txn.activity, txn.points) != (member.pk, activity, points):
+        raise KeyReused(
+            f"The idempotency key {txn.key!r} was already used for another adjustment ({txn}); use a new key."
+        )
+
+
+def send_points(api: AnnexCloudAPI, txn: PointsTransaction, member: Member, member_id: str) -> None:
+    """One POST /points for a pending transaction; its answer (or refusal) is stored on it."""
+    try:
+        answer = api.change_points(
+            member_id,
+            txn.points,
+            activity=cast(Activity, txn.activity),  # one of the model's choices
+            custom_id=txn.key,
+            action_id=txn.action_id,
+            reason=txn.reason,
+            order_id=txn.order_id,
+        )
+    except NotFound:
+        settle(txn, Adjustment.FAILED, f"{member_id} is not a loyalty member at Annex Cloud.")
+    except Rejected as exc:
+        settle(txn, Adjustment.FAILED, f"Annex Cloud refused the {txn.activity}: {exc.message}. {exc.hint}")
+    except VendorError as exc:
+        # Not applied as far as we know: kept pending, and the same key sends it again (once, by customId).
+        settle(txn, Adjustment.PENDING, f"{exc.for_admin} Repeat with the same key to send it again.")
+    else:
+        answer = answer if isinstance(answer, dict) else {}
+        apply_points_answer(member, answer)
+        settle(txn, Adjustment.APPLIED, applied_summary(txn, answer), response=answer)
+
+
+def settle(txn: PointsTransaction, status: str, detail: str, *, response: dict[str, Any] | None = None) -> None:
+    txn.status, txn.detail = status, detail
+    if response is not None:
+        txn.response = response
+    txn.save(update_fields=["status", "detail", "response"])
+
+
+def apply_points_answer(member: Member, answer: dict[str, Any]) -> None:
+    """Take the balance and tier Annex Cloud answered into the member, as a change the other vendors see."""
+    values: dict[str, Any] = {}
+    balance = whole_number(answer.get("updatedAvailablePoints"))
+    if balance is not None:
+        values["points"] = balance
+        values["points_synced_at"] = timezone.now()
+    if answer.get("updatedUserTier"):
+        values["tier"] = str(answer["updatedUserTier"])
+    sync.change_member(member, **values)
+
+
+def applied_summary(txn: PointsTransaction, answer: dict[str, Any]) -> str:
+    verb = "credited" if txn.activity == PointsTransaction.Activity.CREDIT else "debited"
+    summary = f"{verb} {txn.points} points at Annex Cloud"
+    balance, tier = answer.get("updatedAvailablePoints"), answer.get("updatedUserTier")
+    details = [f"balance {balance}" if balance not in (None, "") else "", f"tier {tier}" if tier else ""]
+    details = [part for part in details if part]
+    return f"{summary} ({', '.join(details)})." if details else f"{summary}."
+
+
+def whole_number(value: Any) -> int | None:
+    """Annex Cloud sends numbers as strings or integers ("4545", 4545); anything else is not a balance."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
