@@ -150,19 +150,6 @@ class AnnexCloudAPI(VendorAPI):
             member_id, points, activity="credit", custom_id=custom_id, reason=reason, action_id=action_id
         )
 
-    def debit_points(
-        self, member_id: str, points: int, *, custom_id: str, reason: str = "", action_id: str = "", order_id: str = ""
-    ) -> Any:
-        return self.change_points(
-            member_id,
-            points,
-            activity="debit",
-            custom_id=custom_id,
-            reason=reason,
-            action_id=action_id,
-            order_id=order_id,
-        )
-
     def create_segment(self, segment: dict[str, str]) -> dict[str, Any]:
         return self.signed("POST", "/segment", body=segment)
 
