@@ -14,8 +14,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request
 
-from integrations.annexcloud.api import AlreadyExists, AnnexCloudAPI
-from integrations.http import AuthError, NotFound, Rejected, RetryPolicy, Unavailable
+from integrations.annexcloud.api import AlreadyExists, AnnexCloudAPI, RequestFailed
+from integrations.http import AuthError, NotFound, Rejected, RetryPolicy, VendorError
 
 SECRET, SITE = "shared-secret-for-tests-0123456789abcdef", "123456"
 
@@ -107,25 +107,35 @@ def test_points_award_is_idempotent_by_custom_id(api, httpserver):
     assert api.award_points("user@domain.com", 50, custom_id="bv-review-1", reason="review")["pointsAwarded"] == 50
 
 
+# Each documented code under its documented status and under HTTP 200: the code decides, never the status.
+DOCUMENTED_STATUSES = {"AC1001": 404, "AC1002": 401, "AC1004": 400, "AC1005": 404, "AC1006": 409}
+ERRORS = {"AC1001": RequestFailed, "AC1002": AuthError, "AC1004": Rejected, "AC1005": NotFound, "AC1006": AlreadyExists}
+
+
 @pytest.mark.parametrize(
-    ("code", "status", "error"),
-    [
-        ("AC1001", 404, Unavailable),
-        ("AC1002", 401, AuthError),
-        ("AC1004", 400, Rejected),
-        ("AC1005", 404, NotFound),
-        ("AC1006", 409, AlreadyExists),
-        ("AC1002", 200, AuthError),
-        ("AC1005", 200, NotFound),
-    ],
+    ("code", "status"),
+    [(code, status) for code, documented in DOCUMENTED_STATUSES.items() for status in (documented, 200)]
+    + [("AC1005", 400)],
 )
-def test_error_codes_map_to_typed_errors(api, httpserver, code, status, error):
+def test_error_codes_map_to_typed_errors_whatever_the_status(api, httpserver, code, status):
     httpserver.expect_request("/api/3.0/users/someone").respond_with_json(
         {"errorCode": code, "errorMessage": "Oops"}, status=status
     )
-    with pytest.raises(error) as caught:
+    with pytest.raises(VendorError) as caught:
         api.get_member("someone")
+    assert type(caught.value) is ERRORS[code]
     assert caught.value.code == code
+
+
+def test_ac1001_is_a_refused_request_that_is_not_retried(api, httpserver):
+    """AC1001 is "something went wrong" for this request: even under a 5xx it is not "unavailable, try again"."""
+    httpserver.expect_request("/api/3.0/users/someone").respond_with_json(
+        {"errorCode": "AC1001", "errorMessage": "Oops! Something went wrong."}, status=503
+    )
+    with pytest.raises(RequestFailed) as caught:
+        api.get_member("someone")
+    assert isinstance(caught.value, Rejected) and not caught.value.counts_against_connection
+    assert len(httpserver.log) == 1
 
 
 def test_a_missing_member_does_not_count_against_the_connection():

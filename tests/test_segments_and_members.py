@@ -63,8 +63,8 @@ def test_push_to_annex_cloud_sends_the_seed_request_and_keeps_the_id(segment, pe
     add_members(segment, Member.objects.all())
     outcome = push_to_annex_cloud(segment)
     assert outcome.ok, outcome.message
-    assert state.segments == [
-        {
+    assert state.segments == {
+        101: {
             "name": "Only Members",
             "type": "Current Data",
             "fromDate": "2020-01-17",
@@ -74,7 +74,7 @@ def test_push_to_annex_cloud_sends_the_seed_request_and_keeps_the_id(segment, pe
             "externalId": "123",
             "externalName": "Members specific",
         }
-    ]
+    }
     segment.refresh_from_db()
     assert segment.annex_cloud_segment_id == "101" and segment.pushed_at
 

@@ -4,5 +4,10 @@ admin pages, fields and actions live in its package (integrations/<vendor>/admin
 `integrations.admin.base.VendorAdmin`."""
 
 from integrations.admin import clients, connections, records, tokens
+from integrations.vendors import vendor_modules
+
+# Import every vendor's admin.py now, while the admin autodiscovers, so that one may also register admins of its own
+# (Annex Cloud's points transactions) before the admin's URLs are built. Only imported: their `ADMIN` is read later.
+vendor_modules("admin")
 
 __all__ = ["clients", "connections", "records", "tokens"]

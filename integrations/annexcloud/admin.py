@@ -1,15 +1,19 @@
 """Annex Cloud in the admin: a client's site credentials page, the partner access token (masked, revealed to site
-admins), refreshing members from Annex Cloud and pushing segments to it."""
+admins), refreshing members from Annex Cloud, crediting or debiting their points there (and the record of those
+transactions), and pushing segments to it."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
@@ -17,7 +21,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from integrations.admin.base import (
+    SYNC_ACTION_LIMIT,
+    ClientFilter,
     ClientPage,
+    ReadOnlyAdmin,
     VendorAdmin,
     client_for_site_admin,
     first_few,
@@ -27,10 +34,12 @@ from integrations.admin.base import (
 )
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.api import partner_access_token
-from integrations.connections import mask, update_secrets
+from integrations.annexcloud.flows import MAX_POINTS, KeyReused
+from integrations.connections import leave_disabled, mask, update_secrets
 from integrations.models import Connection
+from integrations.outcome import Outcome
 from integrations.tenancy import is_site_admin
-from members.models import Member, Segment
+from members.models import Member, PointsTransaction, Segment
 
 
 class AnnexCloudCredentialsForm(forms.Form):
@@ -61,6 +70,7 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
             connection,
             {"loyalty_token": form.cleaned_data["loyalty_token"], "api_secret": form.cleaned_data["api_secret"]},
         )
+        leave_disabled(connection)
         connection.save()
         model_admin.message_user(request, f"Annex Cloud site credentials saved for {client}.")
         return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
@@ -119,10 +129,101 @@ def push_to_annex_cloud(model_admin: admin.ModelAdmin, request: HttpRequest, que
     run_for_each(model_admin, request, queryset.select_related("client"), annexcloud.push_segment)
 
 
+# --- Points ------------------------------------------------------------------------------------------------------
+
+
+class PointsAdjustmentForm(forms.Form):
+    activity = forms.ChoiceField(
+        choices=PointsTransaction.Activity.choices, initial=PointsTransaction.Activity.CREDIT, widget=forms.RadioSelect
+    )
+    points = forms.IntegerField(min_value=1, max_value=MAX_POINTS)
+    action_id = forms.CharField(
+        label="Action id",
+        max_length=50,
+        required=False,
+        help_text="The Annex Cloud action; blank: the connection's points action id, else 100 (manual credit/debit).",
+    )
+    reason = forms.CharField(max_length=200, required=False)
+    order_id = forms.CharField(label="Order id", max_length=100, required=False)
+    # One id per rendered form: the members' keys derive from it, so submitting the same form twice awards once.
+    submission = forms.UUIDField(widget=forms.HiddenInput)
+
+
+def admin_key(submission: uuid.UUID, member: Member) -> str:
+    return f"admin-{submission}-{member.pk}"
+
+
+def points_flow(data: dict[str, Any]) -> Callable[[Member], Outcome]:
+    """The form's adjustment as a flow on one member, keyed by this submission and the member."""
+
+    def adjust(member: Member) -> Outcome:
+        try:
+            result = annexcloud.adjust_points(
+                member,
+                activity=data["activity"],
+                points=data["points"],
+                key=admin_key(data["submission"], member),
+                action_id=data["action_id"],
+                reason=data["reason"],
+                order_id=data["order_id"],
+            )
+        except KeyReused as exc:
+            return Outcome.failure(f"{member}: {exc}")
+        return result.outcome
+
+    return adjust
+
+
+@admin.action(description="Award or deduct points at Annex Cloud…", permissions=["change"])
+def adjust_points_at_annex_cloud(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]
+) -> TemplateResponse | None:
+    """A form first (activity, points, action, reason, order), then the adjustment for each selected member now,
+    with a message each."""
+    members = list(queryset.select_related("client")[: SYNC_ACTION_LIMIT + 1])
+    if len(members) > SYNC_ACTION_LIMIT:
+        model_admin.message_user(
+            request, f"Choose at most {SYNC_ACTION_LIMIT} members to credit or debit points at once.", messages.ERROR
+        )
+        return None
+    form = PointsAdjustmentForm(request.POST if "apply" in request.POST else None, initial={"submission": uuid.uuid4()})
+    if form.is_valid():
+        run_for_each(model_admin, request, members, points_flow(form.cleaned_data))
+        return None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"Credit or debit points of {len(members)} member(s) at Annex Cloud",
+        "form": form,
+        "members": members,
+        "action": request.POST["action"],
+    }
+    return TemplateResponse(request, "admin/annexcloud/adjust_points.html", context)
+
+
+class PointsTransactionAdmin(ReadOnlyAdmin):
+    """Every credit and debit sent to Annex Cloud, with its key and answer; kept, so a key is never used twice."""
+
+    list_display = ["created_at", "member", "client", "activity", "points", "status", "key", "detail"]
+    list_filter = [ClientFilter, "status", "activity"]
+    search_fields = ["key", "member__email", "member__annex_cloud_id", "order_id"]
+    list_select_related = ["member", "client"]
+    readonly_fields = [
+        "client", "member", "key", "activity", "points", "action_id", "reason", "order_id", "status",
+        "detail", "response", "created_at",
+    ]  # fmt: skip
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+admin.site.register(PointsTransaction, PointsTransactionAdmin)
+
+
 ADMIN = VendorAdmin(
     client_pages=(ClientPage("annex_cloud", "Annex Cloud site credentials", site_credentials_view),),
     connection_fields=(partner_access_token_field,),
     connection_urls=(partner_token_url,),
-    member_actions=(refresh_from_annex_cloud,),
+    member_actions=(refresh_from_annex_cloud, adjust_points_at_annex_cloud),
     segment_actions=(push_to_annex_cloud,),
 )

@@ -14,15 +14,17 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 import requests
 
-from integrations.http import AuthError, NotFound, Rejected, Unavailable, VendorAPI, VendorError
+from integrations.http import AuthError, NotFound, Rejected, VendorAPI, VendorError
 
 TOKEN_LIFETIME_SECONDS = 300
+# "For example, the action ID for manual credit or debit is 100" (Points API).
 MANUAL_CREDIT_ACTION_ID = "100"
+Activity = Literal["credit", "debit"]
 
 
 class AlreadyExists(Rejected):
@@ -30,8 +32,20 @@ class AlreadyExists(Rejected):
     default_hint = "Annex Cloud already has this record."
 
 
+class RequestFailed(Rejected):
+    """AC1001, "Oops! Something went wrong.": Annex Cloud could not handle this request. Its error table documents it
+    with HTTP 404, a request-level answer; it says nothing about the connection and repeating the same request
+    would get the same answer, so it is neither retried nor counted against the connection."""
+
+    kind = "request_failed"
+    default_hint = "Annex Cloud could not handle this request; check the data it names, then try again."
+
+
+# Annex Cloud's documented error codes, mapped by code whatever the HTTP status (the code is the contract; the
+# status varies and is sometimes 200). Documented statuses: AC1001 404, AC1002 401, AC1004 400, AC1005 404/400,
+# AC1006 409.
 ERROR_CODES: dict[str, tuple[type[VendorError], str]] = {
-    "AC1001": (Unavailable, "Annex Cloud failed to handle the request; try again later."),
+    "AC1001": (RequestFailed, RequestFailed.default_hint),
     "AC1002": (AuthError, "Check the site id and the API shared secret of the Annex Cloud connection."),
     "AC1004": (Rejected, "A required parameter is missing from the request."),
     "AC1005": (NotFound, "Annex Cloud has no such record (for a member: not a loyalty member)."),
@@ -99,21 +113,50 @@ class AnnexCloudAPI(VendorAPI):
     def get_member(self, member_id: str) -> dict[str, Any]:
         return self.signed("GET", f"/users/{member_id}", identifier=member_id)
 
+    def change_points(
+        self,
+        member_id: str,
+        points: int,
+        *,
+        activity: Activity,
+        custom_id: str,
+        action_id: str = "",
+        reason: str = "",
+        order_id: str = "",
+    ) -> Any:
+        """Credit or debit points once (Points API, "To Award or Deduct Custom Points").
+
+        `customId` is unique per transaction and `retry: YES` lets Annex Cloud answer a repeat with the original
+        result, so a retry after a timeout can never apply it twice: that is why this POST may be repeated. The
+        optional `orderId` ties credits and debits of one order together and is left out when there is none."""
+        if points <= 0:
+            raise ValueError("points must be a positive whole number")
+        body: dict[str, str] = {
+            "id": member_id,
+            "actionId": action_id or MANUAL_CREDIT_ACTION_ID,
+            "activity": activity.upper(),
+            activity: str(points),
+            "reason": reason,
+        }
+        if order_id:
+            body["orderId"] = order_id
+        body |= {"customId": custom_id, "retry": "YES"}
+        return self.signed("POST", "/points", body=body, safe_to_repeat=True)
+
     def award_points(
         self, member_id: str, points: int, *, custom_id: str, reason: str = "", action_id: str = ""
     ) -> Any:
-        """Credit points once: `customId` is unique per transaction and `retry: YES` lets Annex Cloud answer a
-        repeat with the original result, so a retry after a timeout cannot credit twice."""
-        body = {
-            "id": member_id,
-            "actionId": action_id or MANUAL_CREDIT_ACTION_ID,
-            "activity": "CREDIT",
-            "credit": str(points),
-            "reason": reason,
-            "customId": custom_id,
-            "retry": "YES",
-        }
-        return self.signed("POST", "/points", body=body, safe_to_repeat=True)
+        return self.change_points(
+            member_id, points, activity="credit", custom_id=custom_id, reason=reason, action_id=action_id
+        )
 
     def create_segment(self, segment: dict[str, str]) -> dict[str, Any]:
         return self.signed("POST", "/segment", body=segment)
+
+    def get_segment(self, segment_id: str) -> dict[str, Any]:
+        return self.signed("GET", f"/segment/{segment_id}", identifier=segment_id)
+
+    def update_segment(self, segment_id: str, segment: dict[str, str]) -> dict[str, Any]:
+        """Update a pushed segment in place (PATCH /segment/{id}, the same body as creating it). Sending the same
+        fields again leaves the segment as it was, so this PATCH may be repeated."""
+        return self.signed("PATCH", f"/segment/{segment_id}", body=segment, safe_to_repeat=True)

@@ -1,20 +1,22 @@
-"""Annex Cloud use cases of the portal: the signed API of a client, refreshing members, pushing segments."""
+"""Annex Cloud use cases of the portal: the signed API of a client, refreshing members, awarding and deducting
+points once per key, and pushing segments (created once, then updated in place)."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations.annexcloud.api import AnnexCloudAPI
+from integrations.annexcloud.api import MANUAL_CREDIT_ACTION_ID, Activity, AnnexCloudAPI
 from integrations.connections import api_for, connection_of
-from integrations.http import NotFound, VendorError
-from integrations.models import Client
+from integrations.http import NotFound, Rejected, VendorError
+from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from members import sync
-from members.models import Member, Segment
+from members.models import Member, PointsTransaction, Segment
 from members.phones import InvalidPhone, to_e164
 
 VENDOR = "annex_cloud"
@@ -24,13 +26,24 @@ class AnnexCloudNotReady(NotReady):
     """The client has no usable Annex Cloud connection; says what to set up."""
 
 
-def annex_cloud_api(client: Client) -> AnnexCloudAPI:
+def ready_connection(client: Client) -> Connection:
+    """The client's Annex Cloud connection, if calls can be made with it; otherwise what to set up."""
     connection = connection_of(client, VENDOR)
     if connection is None or not connection.secret("api_secret") or not client.site_id:
         raise AnnexCloudNotReady(
             f"{client} has no Annex Cloud site credentials: enter the site id and API shared secret from the "
             "client's page (Annex Cloud site credentials)."
         )
+    if connection.status == Connection.Status.DISABLED:
+        raise AnnexCloudNotReady(
+            f"The Annex Cloud connection of {client} is disabled: verify and enter the site credentials again from "
+            "the client's page (Annex Cloud site credentials); saving them enables the connection again."
+        )
+    return connection
+
+
+def annex_cloud_api(client: Client) -> AnnexCloudAPI:
+    connection = ready_connection(client)
     return api_for(
         connection,
         AnnexCloudAPI,
@@ -40,12 +53,17 @@ def annex_cloud_api(client: Client) -> AnnexCloudAPI:
     )
 
 
+def annex_cloud_member_id(member: Member) -> str:
+    """How Annex Cloud knows a member: its Annex Cloud id, else its e-mail (Annex Cloud accepts either as `id`)."""
+    return member.annex_cloud_id or member.email
+
+
 # --- Members -----------------------------------------------------------------------------------------------------
 
 
 def refresh_member(member: Member) -> Outcome:
     """Update a member from Annex Cloud's profile (GET /users/{id}); the id is the Annex Cloud id or e-mail."""
-    member_id = member.annex_cloud_id or member.email
+    member_id = annex_cloud_member_id(member)
     if not member_id:
         return Outcome.failure(f"{member} has neither an Annex Cloud id nor an e-mail to look up.")
     try:
@@ -92,10 +110,14 @@ def profile_values(member: Member, profile: dict[str, Any]) -> dict[str, Any]:
 # --- Segments ----------------------------------------------------------------------------------------------------
 
 
+OPTIONAL_SEGMENT_DATES = frozenset({"fromDate", "toDate"})
+
+
 def segment_payload(segment: Segment) -> dict[str, str]:
-    """Annex Cloud's segment request, field for field (all strings, dates yyyy-mm-dd)."""
+    """Annex Cloud's segment request, field for field (all strings, dates yyyy-mm-dd). The optional dates are left
+    out when blank: a strict Annex Cloud refuses "" as a date (AC1004)."""
     emails = segment.members.exclude(email="").order_by("pk").values_list("email", flat=True)
-    return {
+    payload = {
         "name": segment.name,
         "type": segment.type,
         "fromDate": segment.from_date.isoformat() if segment.from_date else "",
@@ -105,20 +127,205 @@ def segment_payload(segment: Segment) -> dict[str, str]:
         "externalId": segment.external_id,
         "externalName": segment.external_name,
     }
+    return {name: value for name, value in payload.items() if value or name not in OPTIONAL_SEGMENT_DATES}
 
 
 def push_segment(segment: Segment) -> Outcome:
-    """Create the segment at Annex Cloud and keep the id it returns; the outcome says what happened in words."""
+    """Send the segment to Annex Cloud: created the first time (its id kept), updated in place afterwards, so
+    pushing again never makes another segment there. The outcome says what happened in words."""
     try:
-        response = annex_cloud_api(segment.client).create_segment(segment_payload(segment))
+        outcome = send_segment(annex_cloud_api(segment.client), segment)
     except AnnexCloudNotReady as exc:
         outcome = Outcome.failure(str(exc))
     except VendorError as exc:
         outcome = Outcome.failure(f"Annex Cloud refused segment '{segment}': {exc.message}. {exc.hint}")
     else:
-        segment.annex_cloud_segment_id = str((response or {}).get("segmentId", ""))
         segment.pushed_at = timezone.now()
-        outcome = Outcome.success(f"Segment '{segment}' is segment {segment.annex_cloud_segment_id} at Annex Cloud.")
     segment.push_result = outcome.message
     segment.save(update_fields=["annex_cloud_segment_id", "pushed_at", "push_result"])
     return outcome
+
+
+def send_segment(api: AnnexCloudAPI, segment: Segment) -> Outcome:
+    payload = segment_payload(segment)
+    known_id = segment.annex_cloud_segment_id
+    if not known_id:
+        return create_segment(api, segment, payload)
+    try:
+        answer = api.update_segment(known_id, payload)
+    except NotFound as exc:
+        if exc.code != "AC1005":
+            raise
+        # Annex Cloud said it has no such segment (deleted there): create it again, so the push converges.
+        outcome = create_segment(api, segment, payload)
+        return Outcome.success(f"Annex Cloud no longer had segment {known_id}. {outcome.message}")
+    message = f"Segment '{segment}' updated in place at Annex Cloud (segment {known_id})."
+    return Outcome.success(" ".join([message, *kept_dates(answer, payload)]))
+
+
+def create_segment(api: AnnexCloudAPI, segment: Segment, payload: dict[str, str]) -> Outcome:
+    answer = api.create_segment(payload)
+    segment.annex_cloud_segment_id = str((answer or {}).get("segmentId", ""))
+    return Outcome.success(f"Segment '{segment}' is segment {segment.annex_cloud_segment_id} at Annex Cloud.")
+
+
+def kept_dates(answer: dict[str, Any] | None, payload: dict[str, str]) -> list[str]:
+    """A date cleared here that Annex Cloud still holds: its segment API documents no way to clear a date, so say
+    so rather than report a segment in step that is not."""
+    answer = answer or {}
+    labels = {"fromDate": ("segmentFromDate", "from date"), "toDate": ("segmentToDate", "to date")}
+    return [
+        f"Annex Cloud keeps its {label} {answer[field]}: a date cannot be cleared through its API."
+        for name, (field, label) in labels.items()
+        if name not in payload and answer.get(field)
+    ]
+
+
+# --- Points ------------------------------------------------------------------------------------------------------
+
+Adjustment = PointsTransaction.Status
+# The most points one adjustment may move: a guard against a typo crediting millions.
+MAX_POINTS = 1_000_000
+
+
+class KeyReused(ValueError):
+    """An idempotency key that was already used for a different adjustment (member, activity or points)."""
+
+
+@dataclass(frozen=True)
+class PointsResult:
+    """What `adjust_points` did: the stored transaction, and whether it had been settled by an earlier call with the
+    same key (then Annex Cloud was not called again)."""
+
+    transaction: PointsTransaction
+    repeated: bool
+
+    @property
+    def outcome(self) -> Outcome:
+        txn = self.transaction
+        if txn.status != Adjustment.APPLIED:
+            return Outcome.failure(f"{txn.member}: {txn.detail}")
+        again = " (already applied with this key: not sent again)" if self.repeated else ""
+        return Outcome.success(f"{txn.member}: {txn.detail}{again}")
+
+
+def adjust_points(
+    member: Member,
+    *,
+    activity: Activity,
+    points: int,
+    key: str,
+    action_id: str = "",
+    reason: str = "",
+    order_id: str = "",
+) -> PointsResult:
+    """Credit or debit a member's points at Annex Cloud once per key (unique per client).
+
+    A key already applied or refused answers with the stored transaction and calls nothing. A transaction left
+    pending (Annex Cloud unreachable, timed out, credentials refused) is sent again on a repeat: the key goes to
+    Annex Cloud as `customId` with `retry: YES`, so it can never be applied twice there. On success the member's
+    balance and tier are Annex Cloud's answer. Raises AnnexCloudNotReady for a missing set-up and KeyReused when the
+    key belongs to another adjustment; vendor failures are stored on the transaction, never raised."""
+    if activity not in PointsTransaction.Activity.values or not 0 < points <= MAX_POINTS:
+        raise ValueError(f"activity must be credit or debit, and points a whole number from 1 to {MAX_POINTS}")
+    settled = PointsTransaction.objects.filter(client_id=member.client_id, key=key).exclude(status=Adjustment.PENDING)
+    if (stored := settled.select_related("member").first()) is not None:
+        check_same_adjustment(stored, member, activity, points)
+        return PointsResult(stored, repeated=True)
+    member_id = annex_cloud_member_id(member)
+    if not member_id:
+        raise AnnexCloudNotReady(f"{member} has neither an Annex Cloud id nor an e-mail to identify them by.")
+    api = annex_cloud_api(member.client)
+    defaults = {
+        "member": member,
+        "activity": activity,
+        "points": points,
+        "action_id": action_id or default_action_id(member.client),
+        "reason": reason,
+        "order_id": order_id,
+    }
+    # The row stays locked for the call, so two requests with one key never both send it (PostgreSQL); the
+    # calls are recorded in the same transaction, which is why vendor failures are stored here, not raised.
+    with transaction.atomic():
+        txn, _ = PointsTransaction.objects.select_for_update().get_or_create(
+            client_id=member.client_id, key=key, defaults=defaults
+        )
+        check_same_adjustment(txn, member, activity, points)
+        if txn.status != Adjustment.PENDING:
+            return PointsResult(txn, repeated=True)  # settled by a concurrent request meanwhile
+        send_points(api, txn, member, member_id)
+    return PointsResult(txn, repeated=False)
+
+
+def default_action_id(client: Client) -> str:
+    connection = connection_of(client, VENDOR)
+    configured = connection.settings.get("points_action_id", "") if connection else ""
+    return str(configured or MANUAL_CREDIT_ACTION_ID)
+
+
+def check_same_adjustment(txn: PointsTransaction, member: Member, activity: str, points: int) -> None:
+    if (txn.member_id, txn.activity, txn.points) != (member.pk, activity, points):
+        raise KeyReused(
+            f"The idempotency key {txn.key!r} was already used for another adjustment ({txn}); use a new key."
+        )
+
+
+def send_points(api: AnnexCloudAPI, txn: PointsTransaction, member: Member, member_id: str) -> None:
+    """One POST /points for a pending transaction; its answer (or refusal) is stored on it."""
+    try:
+        answer = api.change_points(
+            member_id,
+            txn.points,
+            activity=cast(Activity, txn.activity),  # one of the model's choices
+            custom_id=txn.key,
+            action_id=txn.action_id,
+            reason=txn.reason,
+            order_id=txn.order_id,
+        )
+    except NotFound:
+        settle(txn, Adjustment.FAILED, f"{member_id} is not a loyalty member at Annex Cloud.")
+    except Rejected as exc:
+        settle(txn, Adjustment.FAILED, f"Annex Cloud refused the {txn.activity}: {exc.message}. {exc.hint}")
+    except VendorError as exc:
+        # Not applied as far as we know: kept pending, and the same key sends it again (once, by customId).
+        settle(txn, Adjustment.PENDING, f"{exc.for_admin} Repeat with the same key to send it again.")
+    else:
+        answer = answer if isinstance(answer, dict) else {}
+        apply_points_answer(member, answer)
+        settle(txn, Adjustment.APPLIED, applied_summary(txn, answer), response=answer)
+
+
+def settle(txn: PointsTransaction, status: str, detail: str, *, response: dict[str, Any] | None = None) -> None:
+    txn.status, txn.detail = status, detail
+    if response is not None:
+        txn.response = response
+    txn.save(update_fields=["status", "detail", "response"])
+
+
+def apply_points_answer(member: Member, answer: dict[str, Any]) -> None:
+    """Take the balance and tier Annex Cloud answered into the member, as a change the other vendors see."""
+    values: dict[str, Any] = {}
+    balance = whole_number(answer.get("updatedAvailablePoints"))
+    if balance is not None:
+        values["points"] = balance
+        values["points_synced_at"] = timezone.now()
+    if answer.get("updatedUserTier"):
+        values["tier"] = str(answer["updatedUserTier"])
+    sync.change_member(member, **values)
+
+
+def applied_summary(txn: PointsTransaction, answer: dict[str, Any]) -> str:
+    verb = "credited" if txn.activity == PointsTransaction.Activity.CREDIT else "debited"
+    summary = f"{verb} {txn.points} points at Annex Cloud"
+    balance, tier = answer.get("updatedAvailablePoints"), answer.get("updatedUserTier")
+    details = [f"balance {balance}" if balance not in (None, "") else "", f"tier {tier}" if tier else ""]
+    details = [part for part in details if part]
+    return f"{summary} ({', '.join(details)})." if details else f"{summary}."
+
+
+def whole_number(value: Any) -> int | None:
+    """Annex Cloud sends numbers as strings or integers ("4545", 4545); anything else is not a balance."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return None

@@ -2,7 +2,9 @@
 the portal's client must produce them, and answers with Annex Cloud's documented bodies and error codes.
 
 Accepts the site secret `sandbox-annex-shared-secret-0123456789` for any site id. Members are those created
-through POST /users plus the demo addresses; points are idempotent on `customId`.
+through POST /users plus the demo addresses; points are idempotent on `customId`, a debit beyond the balance is
+refused and each answer carries the tier the balance earns (Bronze, Silver from 1,000, Gold from 5,000). Segments
+are kept by id: POST /segment creates one, GET/PATCH /segment/{id} read and update it in place.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import jwt
@@ -22,15 +25,26 @@ from integrations.sandbox.base import json_object, simulator
 SECRET = "sandbox-annex-shared-secret-0123456789"
 
 
+# The simulator's tier ladder: the highest tier whose threshold the available balance reaches.
+TIERS: tuple[tuple[int, str], ...] = ((5000, "Gold"), (1000, "Silver"), (0, "Bronze"))
+FIRST_SEGMENT_ID = 101
+SEGMENT_TYPES = ("Current Data", "Past Data")
+
+
 @dataclass
 class State:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     points: dict[str, dict[str, Any]] = field(default_factory=dict)  # customId -> response
-    segments: list[dict[str, Any]] = field(default_factory=list)
+    segments: dict[int, dict[str, Any]] = field(default_factory=dict)  # segmentId -> the fields sent
+    next_segment_id: int = FIRST_SEGMENT_ID
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 state = State()
+
+
+def tier_for(balance: int) -> str:
+    return next(name for threshold, name in TIERS if balance >= threshold)
 
 
 def error(code: str, message: str, status: int) -> JsonResponse:
@@ -52,6 +66,9 @@ def signature_problem(request: HttpRequest, identifier: str = "") -> JsonRespons
     return None
 
 
+# --- Users ---------------------------------------------------------------------------------------------------------
+
+
 @simulator
 def users(request: HttpRequest) -> JsonResponse:
     if (problem := signature_problem(request)) is not None:
@@ -63,7 +80,13 @@ def users(request: HttpRequest) -> JsonResponse:
         if body["id"] in state.members:
             return error("AC1006", "User already exists", 409)
         state.members[body["id"]] = {"optInStatus": "YES", "status": "ACTIVE", **body}
-    return JsonResponse(state.members[body["id"]])
+    return JsonResponse(profile(state.members[body["id"]]))
+
+
+def profile(member: dict[str, Any]) -> dict[str, Any]:
+    """A member's profile as GET /users/{id} answers it: with the available balance and the tier it earns."""
+    balance = int(member.get("availablePoints", 0))
+    return {**member, "availablePoints": balance, "tier": member.get("tier") or tier_for(balance)}
 
 
 @simulator
@@ -74,7 +97,42 @@ def user(request: HttpRequest, member_id: str) -> JsonResponse:
     if member is None:
         # Annex Cloud sometimes answers "no data" with HTTP 200: the client must read the body.
         return error("AC1005", "No data found", 200)
-    return JsonResponse(member)
+    return JsonResponse(profile(member))
+
+
+# --- Points --------------------------------------------------------------------------------------------------------
+
+
+def points_problem(body: dict[str, Any] | None) -> JsonResponse | None:
+    """Credits need an action id and a positive `credit`, debits a positive `debit`; `customId` makes it safe."""
+    if body is None or any(not body.get(name) for name in ("id", "activity", "customId")):
+        return error("AC1004", "Missing parameters: id, activity, customId", 400)
+    activity = str(body["activity"]).lower()
+    if activity not in ("credit", "debit") or (activity == "credit" and not body.get("actionId")):
+        return error("AC1004", "Missing parameters: activity (CREDIT or DEBIT), actionId", 400)
+    if not str(body.get(activity, "")).isdigit() or int(body[activity]) <= 0:
+        return error("AC1004", f"Missing parameters: {activity} (a positive number of points)", 400)
+    return None
+
+
+def apply_points(member: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | JsonResponse:
+    """Change the member's balance and answer as the Points API does, or refuse a debit beyond the balance."""
+    activity = str(body["activity"]).lower()
+    amount = int(body[activity])
+    balance = int(member.get("availablePoints", 0))
+    if activity == "debit" and amount > balance:
+        # No code is published for this; Annex Cloud answers the generic AC1001 with its documented 404.
+        return error("AC1001", f"Insufficient points: the member has {balance} available.", 404)
+    member["availablePoints"] = balance + amount if activity == "credit" else balance - amount
+    if activity == "credit":
+        member["lifetimePoints"] = int(member.get("lifetimePoints", 0)) + amount
+    answer = {
+        **body,
+        "updatedUserTier": tier_for(member["availablePoints"]),
+        "updatedAvailablePoints": str(member["availablePoints"]),
+        "updatedLifetimePoints": str(member.get("lifetimePoints", 0)),
+    }
+    return {**answer, "pointsAwarded": amount} if activity == "credit" else answer
 
 
 @simulator
@@ -82,20 +140,64 @@ def points(request: HttpRequest) -> JsonResponse:
     if (problem := signature_problem(request)) is not None:
         return problem
     body = json_object(request)
-    required = ("id", "activity", "customId")
-    if body is None or any(not body.get(name) for name in required):
-        return error("AC1004", "Missing parameters: id, activity, customId", 400)
+    if (problem := points_problem(body)) is not None:
+        return problem
+    assert body is not None
     with state.lock:
         if body["customId"] in state.points:
+            # retry: YES — the original answer again, nothing applied twice.
             return JsonResponse(state.points[body["customId"]])
         member = state.members.get(body["id"])
         if member is None:
             return error("AC1005", "No data found", 404)
-        change = int(body.get("credit") or 0) - int(body.get("debit") or 0)
-        member["availablePoints"] = int(member.get("availablePoints", 0)) + change
-        response = {**body, "pointsAwarded": change, "updatedAvailablePoints": str(member["availablePoints"])}
-        state.points[body["customId"]] = response
-    return JsonResponse(response)
+        answer = apply_points(member, body)
+        if isinstance(answer, JsonResponse):
+            return answer
+        member["tier"] = answer["updatedUserTier"]
+        state.points[body["customId"]] = answer
+    return JsonResponse(answer)
+
+
+# --- Segments ------------------------------------------------------------------------------------------------------
+
+
+def segment_problem(body: dict[str, Any] | None, *, creating: bool) -> JsonResponse | None:
+    """A strict Annex Cloud: name and type to create; a date, when sent, is a yyyy-mm-dd date (never "")."""
+    if body is None:
+        return error("AC1004", "Missing parameters: a JSON object", 400)
+    if (creating or "name" in body) and not body.get("name"):
+        return error("AC1004", "Missing parameters: name", 400)
+    if (creating or "type" in body) and body.get("type") not in SEGMENT_TYPES:
+        return error("AC1004", "Missing parameters: type (Current Data or Past Data)", 400)
+    for name in ("fromDate", "toDate"):
+        if name in body and not is_date(body[name]):
+            return error("AC1004", f"Missing parameters: {name} (yyyy-mm-dd)", 400)
+    return None
+
+
+def is_date(value: Any) -> bool:
+    try:
+        date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return len(str(value)) == 10
+
+
+def segment_answer(segment_id: int, fields: dict[str, Any]) -> JsonResponse:
+    """The documented output fields of a segment."""
+    return JsonResponse(
+        {
+            "segmentId": segment_id,
+            "segmentName": fields["name"],
+            "segmentType": fields["type"],
+            "segmentFromDate": f"{fields['fromDate']}T00:00:00+0000" if fields.get("fromDate") else "",
+            "segmentToDate": f"{fields['toDate']}T23:59:00+0000" if fields.get("toDate") else "",
+            "member": fields.get("member", ""),
+            "status": fields.get("status", "ACTIVE"),
+            "externalId": fields.get("externalId", ""),
+            "externalName": fields.get("externalName", ""),
+        }
+    )
 
 
 @simulator
@@ -103,24 +205,31 @@ def segment(request: HttpRequest) -> JsonResponse:
     if (problem := signature_problem(request)) is not None:
         return problem
     body = json_object(request)
-    if body is None or not body.get("name") or body.get("type") not in ("Current Data", "Past Data"):
-        return error("AC1004", "Missing parameters: name, type (Current Data or Past Data)", 400)
+    if (problem := segment_problem(body, creating=True)) is not None:
+        return problem
+    assert body is not None
     with state.lock:
-        segment_id = 100 + len(state.segments) + 1
-        state.segments.append(body)
-    return JsonResponse(
-        {
-            "segmentId": segment_id,
-            "segmentName": body["name"],
-            "segmentType": body["type"],
-            "segmentFromDate": f"{body.get('fromDate')}T00:00:00+0000" if body.get("fromDate") else "",
-            "segmentToDate": f"{body.get('toDate')}T23:59:00+0000" if body.get("toDate") else "",
-            "member": body.get("member", ""),
-            "status": body.get("status", "ACTIVE"),
-            "externalId": body.get("externalId", ""),
-            "externalName": body.get("externalName", ""),
-        }
-    )
+        segment_id = state.next_segment_id
+        state.next_segment_id += 1
+        state.segments[segment_id] = body
+    return segment_answer(segment_id, body)
+
+
+@simulator
+def segment_by_id(request: HttpRequest, segment_id: int) -> JsonResponse:
+    """GET reads a segment; PATCH updates the fields it is sent (the others are kept)."""
+    if request.method not in ("GET", "PATCH"):
+        return error("AC1001", "Oops! Something went wrong.", 404)
+    if (problem := signature_problem(request, str(segment_id))) is not None:
+        return problem
+    body = json_object(request) if request.method == "PATCH" else {}
+    if (problem := segment_problem(body, creating=False)) is not None:
+        return problem
+    with state.lock:
+        if segment_id not in state.segments:
+            return error("AC1005", "No data found", 404)
+        fields = state.segments[segment_id] = {**state.segments[segment_id], **(body or {})}
+    return segment_answer(segment_id, fields)
 
 
 urlpatterns = [
@@ -128,4 +237,5 @@ urlpatterns = [
     path("users/<str:member_id>", user),
     path("points", points),
     path("segment", segment),
+    path("segment/<int:segment_id>", segment_by_id),
 ]

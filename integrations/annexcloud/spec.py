@@ -22,6 +22,13 @@ SPEC = VendorSpec(
         "jwt_subject": forms.CharField(
             required=False, help_text="The `sub` claim of signed requests (Annex Cloud account e-mail)."
         ),
+        "points_action_id": forms.CharField(
+            required=False,
+            max_length=50,
+            label="Points action id",
+            help_text="The Annex Cloud action id of points credited or debited from the portal; blank means 100, "
+            "Annex Cloud's manual credit/debit action.",
+        ),
     },
     default_rate_limit=5.0,
 )
