@@ -1,7 +1,7 @@
 """Segment CSV export through the real HTTP endpoint: builds a segment of N members, serves the portal with gunicorn,
 downloads `GET /api/segments/{id}/export/` with a client token, and measures the serving process.
 
-    .venv/bin/python bench/segment_export.py --rows 1000000 [--database-url postgres://postgres@127.0.0.1:5432/bench]
+    .venv/bin/python bench/segment_export.py --rows 1000000 [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
 Prints one line: backend=… rows=… seconds=… mb=… mb_per_s=… server_peak_rss_mb=…
 """
@@ -9,18 +9,23 @@ Prints one line: backend=… rows=… seconds=… mb=… mb_per_s=… server_pea
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_port  # noqa: E402 - after the path is set
+from bench.common import (
+    add_database_argument,
+    bench_django,
+    free_port,
+    gunicorn,
+    print_result,
+    workers_peak_rss_mb,
+)
+
+SMOKE_ARGS = ["--rows", "200"]
 
 # Per-row member values, as SQL over the generated number g; every other column takes the model's default.
 # {padded} is g as 7 digits, written per backend.
@@ -112,76 +117,45 @@ def build_segment(rows: int) -> tuple[int, str]:
     return segment.pk, key
 
 
-def peak_rss_mb_of_workers(master_pid: int) -> float:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    peaks = []
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks)
+def download(port: int, segment_id: int, key: str) -> tuple[float, int, int]:
+    """Seconds, bytes and lines of one export download."""
+    import requests
+
+    url = f"http://127.0.0.1:{port}/api/segments/{segment_id}/export/"
+    started = time.perf_counter()
+    size = lines = 0
+    with requests.get(url, headers={"Authorization": f"Token {key}"}, stream=True, timeout=300) as response:
+        response.raise_for_status()
+        for chunk in response.iter_content(chunk_size=1024 * 1024):
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+    return time.perf_counter() - started, size, lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3")
+    add_database_argument(parser)
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "true",
-        "DATABASE_URL": args.database_url,
-        "CELERY_BROKER_URL": "memory://",
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "LOG_LEVEL": "WARNING",
-        # Stream whatever the size: this measures the streaming path.
-        "SEGMENT_EXPORT_STREAM_MAX_ROWS": str(args.rows + 1),
-    }
-    os.environ.update(env)
-    import django
-    import requests
-    from django.core.management import call_command
-    from django.db import connection
+    # Stream whatever the size: this measures the streaming path.
+    with bench_django(args.database_url, SEGMENT_EXPORT_STREAM_MAX_ROWS=str(args.rows + 1)) as env:
+        from django.db import connection
 
-    django.setup()
-    call_command("migrate", verbosity=0)
-    segment_id, key = build_segment(args.rows)
-    backend = connection.vendor
-    connection.close()
-
-    port = free_port()
-    gunicorn = [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
-    server = subprocess.Popen(
-        [*gunicorn, "--timeout", "300", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/api/segments/{segment_id}/export/"
-        headers = {"Authorization": f"Token {key}"}
-        for _ in range(150):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
-        started = time.perf_counter()
-        size = lines = 0
-        with requests.get(url, headers=headers, stream=True, timeout=300) as response:
-            response.raise_for_status()
-            for chunk in response.iter_content(chunk_size=1024 * 1024):
-                size += len(chunk)
-                lines += chunk.count(b"\n")
-        seconds = time.perf_counter() - started
-        peak = peak_rss_mb_of_workers(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+        segment_id, key = build_segment(args.rows)
+        backend = connection.vendor
+        connection.close()
+        port = free_port()
+        with gunicorn(env, port, "--workers", "1", "--timeout", "300") as server:
+            seconds, size, lines = download(port, segment_id, key)
+            peak = workers_peak_rss_mb(server.pid)
     mb = size / 1024 / 1024
-    print(
-        f"backend={backend} rows={lines - 1} seconds={seconds:.2f} mb={mb:.1f} mb_per_s={mb / seconds:.1f} "
-        f"server_peak_rss_mb={peak:.0f}"
+    print_result(
+        backend=backend,
+        rows=lines - 1,
+        seconds=f"{seconds:.2f}",
+        mb=f"{mb:.1f}",
+        mb_per_s=f"{mb / seconds:.1f}",
+        server_peak_rss_mb=f"{peak:.0f}",
     )
 
 
