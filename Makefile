@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# The PostgreSQL server bench-smoke creates (and drops) the benches' databases on; empty for SQLite only.
+BENCH_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test lint setup bench clean
+.PHONY: run test lint setup bench bench-smoke clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,10 @@ run: setup
 ## The test suite on SQLite (set DATABASE_URL / CELERY_BROKER_URL to run it on PostgreSQL + Redis).
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+## Every bench in bench/ at a tiny size, on SQLite and on PostgreSQL: fails if one breaks (about a minute and a half).
+bench-smoke: $(VENV)/.installed
+	$(BIN)/python bench/smoke.py --postgres-url "$(BENCH_POSTGRES_URL)"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -3,54 +3,49 @@ served by gunicorn with added latency per call, within Attentive's messages rate
 
     .venv/bin/python bench/attentive_dispatch.py --events 10000 --latency-ms 20 [--database-url postgres://...]
 
-Prints one line: events=… sent=… seconds=… messages_per_s=… rate_limit=… duplicates=… peak_rss_mb=…
+Prints one line: events=… sent=… delivered=… seconds=… messages_per_s=… rate_limit=… concurrency=… latency_ms=…
+duplicates=… peak_rss_mb=…
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_port  # noqa: E402 - after the path is set
+from bench.common import (
+    add_database_argument,
+    bench_django,
+    free_port,
+    gunicorn,
+    peak_rss_mb,
+    print_result,
+)
 
-
-def start_sandbox(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}"]
-    # One process, many threads: the simulator keeps its state in memory.
-    command += ["--workers", "1", "--threads", "32", "--log-level", "warning"]
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/sandbox/", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("the sandbox did not start")
+SMOKE_ARGS = ["--events", "30", "--latency-ms", "0"]
 
 
-def control(port: int, settings: dict[str, object] | None = None) -> dict[str, object]:
+def control(port: int, settings: dict[str, object] | None = None) -> dict[str, Any]:
+    """Read (or change, with settings) the Attentive simulator's state."""
     data = json.dumps(settings).encode() if settings is not None else None
     request = urllib.request.Request(f"http://127.0.0.1:{port}/sandbox/attentive/_control", data=data)
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local only
         return json.loads(response.read())
 
 
-def seed(events: int) -> None:
+def seed_and_dispatch(events: int) -> tuple[dict[str, int], float, float]:
+    """N members, each subscribed with one pending loyalty event, then the message job once, timed. Returns its
+    counts, seconds and Attentive's messages rate limit. The portal code this bench uses is imported here only."""
+    from integrations.attentive.api import AttentiveAPI
     from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
     from integrations.models import Client, Connection, SignUpSource
+    from members.messaging import dispatch_messages
     from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate
 
     client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}")
@@ -75,55 +70,40 @@ def seed(events: int) -> None:
         LoyaltyEvent(client=client, member=m, external_id=f"e{m.pk}", event_type="points_earned", data={"points": 5})
         for m in members
     )
+    started = time.perf_counter()
+    counts = dispatch_messages()
+    return counts, time.perf_counter() - started, AttentiveAPI.endpoint_rate_limits["messages"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=int, default=20)
-    parser.add_argument("--database-url", default=f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3")
+    add_database_argument(parser)
     args = parser.parse_args()
     port = free_port()
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        "DEBUG": "true",
-        "SANDBOX_ENABLED": "true",
-        "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}/sandbox",
-        "DATABASE_URL": args.database_url,
-        "CELERY_BROKER_URL": "memory://",
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "LOG_LEVEL": "WARNING",
-    }
-    os.environ.update(env)
-    import django
-    from django.conf import settings
-    from django.core.management import call_command
+    sandbox = {"SANDBOX_ENABLED": "true", "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}/sandbox"}
+    with bench_django(args.database_url, **sandbox) as env:
+        from django.conf import settings
 
-    django.setup()
-    call_command("migrate", verbosity=0)
-    seed(args.events)
-
-    server = start_sandbox(env, port)
-    try:
-        control(port, {"reset": True, "latency_ms": args.latency_ms})
-        from integrations.attentive.api import AttentiveAPI
-        from members.messaging import dispatch_messages
-
-        started = time.perf_counter()
-        counts = dispatch_messages()
-        seconds = time.perf_counter() - started
-        state = control(port)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-    by_phone = state["messages_by_phone"]
-    duplicates = sum(n - 1 for n in by_phone.values() if n > 1)
-    print(
-        f"events={args.events} sent={counts['sent']} delivered={state['messages']} seconds={seconds:.1f} "
-        f"messages_per_s={counts['sent'] / seconds:.1f} rate_limit={AttentiveAPI.endpoint_rate_limits['messages']:g} "
-        f"concurrency={settings.MESSAGE_SEND_CONCURRENCY} latency_ms={args.latency_ms} duplicates={duplicates} "
-        f"peak_rss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+        # One process, many threads: the simulator keeps its state in memory.
+        with gunicorn(env, port, "--workers", "1", "--threads", "32"):
+            control(port, {"reset": True, "latency_ms": args.latency_ms})
+            counts, seconds, rate_limit = seed_and_dispatch(args.events)
+            state = control(port)
+        concurrency = settings.MESSAGE_SEND_CONCURRENCY
+    duplicates = sum(n - 1 for n in state["messages_by_phone"].values() if n > 1)
+    print_result(
+        events=args.events,
+        sent=counts["sent"],
+        delivered=state["messages"],
+        seconds=f"{seconds:.1f}",
+        messages_per_s=f"{counts['sent'] / seconds:.1f}",
+        rate_limit=f"{rate_limit:g}",
+        concurrency=concurrency,
+        latency_ms=args.latency_ms,
+        duplicates=duplicates,
+        peak_rss_mb=f"{peak_rss_mb():.0f}",
     )
 
 

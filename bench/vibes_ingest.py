@@ -1,8 +1,8 @@
-"""Vibes callback ingestion under load: gunicorn serving the portal on PostgreSQL, a separate load process sending
+"""Vibes callback ingestion under load: gunicorn serving the portal on PostgreSQL (by default), threads sending
 callbacks (20% duplicates, shuffled order) over 16 concurrent keep-alive connections, against a bare Django view
 that inserts one row (the baseline, same run); then a Celery worker drains the queue and the outcome is checked.
 
-    .venv/bin/python bench/vibes_ingest.py --callbacks 20000 --database-url postgres://postgres@127.0.0.1:5432/bench_vibes
+    .venv/bin/python bench/vibes_ingest.py --callbacks 20000 [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
 Prints one line: callbacks=… accepted_rps=… p50_ms=… p99_ms=… baseline_rps=… baseline_p50_ms=… baseline_p99_ms=…
 ratio=… lost=… applied_twice=… wrong_final_state=…
@@ -13,20 +13,29 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_port  # noqa: E402 - after the path is set
+from bench.common import (
+    add_database_argument,
+    bench_django,
+    free_port,
+    gunicorn,
+    print_result,
+    process,
+)
+
+SMOKE_ARGS = ["--callbacks", "200", "--workers", "2", "--concurrency", "4"]
 
 DUPLICATE_SHARE = 0.2
 EVENTS_PER_PERSON = 4
@@ -97,88 +106,110 @@ def percentile(values: list[float], share: float) -> float:
     return statistics.quantiles(values, n=100)[int(share * 100) - 1] * 1000
 
 
+@contextmanager
+def empty_redis(url: str) -> Iterator[None]:
+    """The broker's Redis database, emptied before and after: no task of another run reaches this one's worker,
+    none of this run's is left behind."""
+    import redis
+
+    broker = redis.Redis.from_url(url)
+    broker.flushdb()
+    try:
+        yield
+    finally:
+        broker.flushdb()
+        broker.close()
+
+
+def serve_and_load(
+    env: Mapping[str, str],
+    args: argparse.Namespace,
+    bodies: list[bytes],
+    paths: tuple[str, str],
+    between: Callable[[], object],
+) -> dict[str, tuple[float, list[float], int]]:
+    """The bodies sent to the baseline view, then (after `between`) to the callback endpoint, on one server."""
+    port = free_port()
+    with gunicorn(env, port, "--workers", str(args.workers)):
+        baseline = load(port, paths[0], bodies, args.concurrency)
+        between()
+        callbacks = load(port, paths[1], bodies, args.concurrency)
+    return {"baseline": baseline, "callbacks": callbacks}
+
+
+def drain(env: Mapping[str, str], waiting: Callable[[], bool]) -> None:
+    """A Celery worker until nothing waits for processing (or it dies, or ten minutes pass)."""
+    worker = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-c", "2", "-l", "WARNING", "--without-gossip"]
+    with process(worker, env) as child:
+        deadline = time.monotonic() + 600
+        while waiting() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.5)
+
+
+def ingest(
+    env: Mapping[str, str], args: argparse.Namespace, bodies: list[bytes], expected: dict[str, str]
+) -> dict[str, Any]:
+    """Seed a client, a Vibes connection and its members; load, drain, and count what went wrong. The portal code
+    this bench uses is imported here only."""
+    from integrations.models import Client, Connection, WebhookEvent
+    from members.models import Member, VibesListSubscription
+
+    client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}")
+    connection = Connection.objects.create(client=client, vendor="vibes", status="active")
+    Member.objects.bulk_create(Member(client=client, annex_cloud_id=f"ext-{n}") for n in range(len(expected)))
+    paths = (f"/baseline/{connection.pk}/", f"/api/webhooks/vibes/{connection.inbound_token}/")
+    timings = serve_and_load(env, args, bodies, paths, WebhookEvent.objects.filter(connection=connection).delete)
+
+    events = WebhookEvent.objects.filter(connection=connection, event_id__isnull=False)
+    drain(env, events.filter(status="received").exists)
+    unique_ids = {json.loads(b)["event_id"] for b in bodies}
+    stored_ids = set(events.values_list("event_id", flat=True))
+    final = dict(VibesListSubscription.objects.filter(client=client).values_list("person_id", "state"))
+    return {
+        **timings,
+        "lost": len(unique_ids - stored_ids) + events.filter(status__in=["received", "failed"]).count(),
+        "applied_twice": events.count() - len(stored_ids),  # the unique constraint makes this 0 by construction
+        "wrong_final_state": sum(final.get(person) != state for person, state in expected.items()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--callbacks", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bench_vibes")
+    add_database_argument(parser, default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "ENV_FILE": "",
-        # Production-like: DEBUG off (no query log), real-looking secrets, plain HTTP on loopback.
+    production_like = {
+        # DEBUG off (no query log), real-looking secrets, plain HTTP on loopback.
         "DEBUG": "false",
         "SECRET_KEY": "bench-" + "k" * 60,
         "FIELD_ENCRYPTION_KEYS": "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMDE=",
         "SECURE_SSL_REDIRECT": "false",
         "ROOT_URLCONF": "bench.vibes_baseline_urls",
-        "DATABASE_URL": args.database_url,
         "CELERY_BROKER_URL": args.broker_url,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "LOG_LEVEL": "WARNING",
     }
-    os.environ.update(env)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    import redis
-
-    from integrations.models import Client, Connection, WebhookEvent
-    from members.models import Member, VibesListSubscription
-
-    redis.Redis.from_url(args.broker_url).flushdb()
-    client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}")
-    connection = Connection.objects.create(client=client, vendor="vibes", status="active")
     bodies, expected = make_callbacks(args.callbacks)
-    Member.objects.bulk_create(Member(client=client, annex_cloud_id=f"ext-{n}") for n in range(len(expected)))
-
-    port = free_port()
-    gunicorn = [sys.executable, "-m", "gunicorn", "portal.wsgi", "-b", f"127.0.0.1:{port}"]
-    server = subprocess.Popen([*gunicorn, "-w", str(args.workers), "--log-level", "warning"], cwd=ROOT, env=env)
-    time.sleep(3)
-    try:
-        base_seconds, base_latencies, base_failures = load(
-            port, f"/baseline/{connection.pk}/", bodies, args.concurrency
-        )
-        WebhookEvent.objects.filter(connection=connection).delete()
-        seconds, latencies, failures = load(
-            port, f"/api/webhooks/vibes/{connection.inbound_token}/", bodies, args.concurrency
-        )
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-c", "2", "-l", "WARNING", "--without-gossip"],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        events = WebhookEvent.objects.filter(connection=connection, event_id__isnull=False)
-        deadline = time.monotonic() + 600
-        while events.filter(status="received").exists() and time.monotonic() < deadline:
-            time.sleep(1)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-
-    unique_ids = {json.loads(b)["event_id"] for b in bodies}
-    stored_ids = set(events.values_list("event_id", flat=True))
-    lost = len(unique_ids - stored_ids) + events.filter(status__in=["received", "failed"]).count()
-    applied_twice = events.count() - len(stored_ids)  # the unique constraint makes this 0 by construction
-    final = dict(VibesListSubscription.objects.filter(client=client).values_list("person_id", "state"))
-    wrong = sum(final.get(person) != state for person, state in expected.items())
+    with empty_redis(args.broker_url), bench_django(args.database_url, **production_like) as env:
+        outcome = ingest(env, args, bodies, expected)
+    seconds, latencies, failures = outcome["callbacks"]
+    base_seconds, base_latencies, base_failures = outcome["baseline"]
     rps, base_rps = len(bodies) / seconds, len(bodies) / base_seconds
-    print(
-        f"callbacks={len(bodies)} accepted_rps={rps:.0f} p50_ms={percentile(latencies, 0.5):.1f} "
-        f"p99_ms={percentile(latencies, 0.99):.1f} non_2xx={failures} baseline_rps={base_rps:.0f} "
-        f"baseline_p50_ms={percentile(base_latencies, 0.5):.1f} baseline_p99_ms={percentile(base_latencies, 0.99):.1f} "
-        f"baseline_non_2xx={base_failures} ratio={rps / base_rps:.2f} lost={lost} applied_twice={applied_twice} "
-        f"wrong_final_state={wrong}"
+    print_result(
+        callbacks=len(bodies),
+        accepted_rps=f"{rps:.0f}",
+        p50_ms=f"{percentile(latencies, 0.5):.1f}",
+        p99_ms=f"{percentile(latencies, 0.99):.1f}",
+        non_2xx=failures,
+        baseline_rps=f"{base_rps:.0f}",
+        baseline_p50_ms=f"{percentile(base_latencies, 0.5):.1f}",
+        baseline_p99_ms=f"{percentile(base_latencies, 0.99):.1f}",
+        baseline_non_2xx=base_failures,
+        ratio=f"{rps / base_rps:.2f}",
+        lost=outcome["lost"],
+        applied_twice=outcome["applied_twice"],
+        wrong_final_state=outcome["wrong_final_state"],
     )
 
 

@@ -149,12 +149,15 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     BROKER_DIR = VAR_DIR / "broker"
-    for folder in ("queue", "processed"):
+    # kombu creates the control folder without its parents, so it is made here with the others.
+    for folder in ("queue", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # The exchange tables; kombu's default is `control/` in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
     # The filesystem transport has no fanout exchange, so no remote control or event broadcast.
