@@ -139,7 +139,11 @@ def serve_and_load(
 
 def drain(env: Mapping[str, str], waiting: Callable[[], bool]) -> None:
     """A Celery worker until nothing waits for processing (or it dies, or ten minutes pass)."""
-    worker = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-c", "2", "-l", "WARNING", "--without-gossip"]
+    from django.conf import settings  # configured by bench_django
+
+    queues = ",".join(settings.PORTAL_QUEUES)
+    worker = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queues, "-c", "2", "-l", "WARNING"]
+    worker.append("--without-gossip")
     with process(worker, env) as child:
         deadline = time.monotonic() + 600
         while waiting() and time.monotonic() < deadline and child.poll() is None:
