@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from integrations.annexcloud.api import body_hmac
 from integrations.sandbox.base import json_object, simulator
@@ -232,7 +233,19 @@ def segment_by_id(request: HttpRequest, segment_id: int) -> JsonResponse:
     return segment_answer(segment_id, fields)
 
 
+@csrf_exempt
+def control(request: HttpRequest) -> JsonResponse:
+    """POST {"members": [{"id": ..., "email": ..., "optInStatus": "YES", ...}]} adds loyalty members (demo, benches)."""
+    body = json_object(request) or {}
+    with state.lock:
+        for member in body.get("members") or []:
+            if isinstance(member, dict) and member.get("id"):
+                state.members[str(member["id"])] = {"optInStatus": "YES", "status": "ACTIVE", **member}
+        return JsonResponse({"members": len(state.members), "segments": len(state.segments)})
+
+
 urlpatterns = [
+    path("_control", control),
     path("users", users),
     path("users/<str:member_id>", user),
     path("points", points),

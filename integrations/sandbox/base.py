@@ -2,14 +2,17 @@
 
 A request to a simulator may carry `X-Sandbox-Fail: <mode>` (tests, scripts), or a connection setting can point
 at a URL with `?sandbox_fail=<mode>`. Modes: 401, 403, 429, 500, 503 (answer that status), `slow` (sleep
-SANDBOX_SLOW_SECONDS first, to trigger read timeouts).
+SANDBOX_SLOW_SECONDS first, to trigger read timeouts). `POST /sandbox/<vendor>/_outage` makes a vendor's next calls
+fail (an outage for drills and benches).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -22,13 +25,59 @@ FAILURE_BODIES: dict[int, dict[str, str]] = {
     403: {"message": "Forbidden"},
     429: {"message": "Too Many Requests"},
     500: {"message": "Internal Server Error"},
+    502: {"message": "Bad Gateway"},
     503: {"message": "Service Unavailable"},
+    504: {"message": "Gateway Timeout"},
 }
 
 View = Callable[..., HttpResponse]
 
 
+@dataclass
+class Outage:
+    """A simulated outage of one vendor: its next `times` calls answer `status` (set through /_outage)."""
+
+    status: int = 0
+    times: int = 0
+
+
+OUTAGES: dict[str, Outage] = {}
+_outage_lock = threading.Lock()
+
+
+def vendor_of(request: HttpRequest) -> str:
+    """The simulator a request is for: /sandbox/<vendor>/..."""
+    _, _, rest = request.path.partition("/sandbox/")
+    return rest.split("/", 1)[0]
+
+
+def outage_status(request: HttpRequest) -> int:
+    with _outage_lock:
+        outage = OUTAGES.get(vendor_of(request))
+        if outage is None or outage.times <= 0:
+            return 0
+        outage.times -= 1
+        return outage.status
+
+
+@csrf_exempt
+def outage_control(request: HttpRequest, vendor: str) -> JsonResponse:
+    """POST {"status": 503, "times": 1000} makes the vendor's next calls fail; {"reset": true} ends it."""
+    if request.method == "POST":
+        settings = json_object(request) or {}
+        with _outage_lock:
+            outage = OUTAGES.setdefault(vendor, Outage())
+            if settings.get("reset"):
+                outage.status, outage.times = 0, 0
+            if "status" in settings:
+                outage.status, outage.times = int(settings["status"]), int(settings.get("times", 1_000_000))
+    outage = OUTAGES.get(vendor, Outage())
+    return JsonResponse({"vendor": vendor, "status": outage.status, "times": outage.times})
+
+
 def requested_failure(request: HttpRequest) -> str:
+    if status := outage_status(request):
+        return str(status)
     return request.headers.get("X-Sandbox-Fail") or request.GET.get("sandbox_fail", "")
 
 

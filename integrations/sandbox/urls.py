@@ -4,7 +4,7 @@ of its connections), found through the vendor registry."""
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
-from integrations.sandbox.base import simulator
+from integrations.sandbox.base import outage_control, simulator
 from integrations.vendors import vendor_modules
 
 SIMULATORS = vendor_modules("sandbox")
@@ -19,4 +19,5 @@ def index(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("", index, name="sandbox-index"),
     *[path(f"{vendor}/", include(module)) for vendor, module in SIMULATORS.items()],
+    path("<str:vendor>/_outage", outage_control, name="sandbox-outage"),
 ]
