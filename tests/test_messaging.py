@@ -153,3 +153,19 @@ def attentive_sandbox_counts(state) -> dict[str, int]:
     for message in state.messages:
         counts[message["to"]] = counts.get(message["to"], 0) + 1
     return counts
+
+
+def test_an_uncertain_message_shows_its_evidence_and_can_be_sent_anyway(setup, attentive_sandbox, admin_http):
+    from django.urls import reverse
+
+    plan_messages()
+    [message] = claim_batch(setup["connection"], size=1)
+    mark_attempting(message)
+    OutboundMessage.objects.filter(pk=message.pk).update(attempted_at=timezone.now() - timedelta(minutes=5))
+    dispatch_messages()
+    page = admin_http.get(reverse("admin:members_outboundmessage_change", args=[message.pk])).content.decode()
+    assert "Calls to the vendor from the attempt on" in page and "connection__id__exact" in page
+    changelist = reverse("admin:members_outboundmessage_changelist")
+    admin_http.post(changelist, {"action": "send_anyway", "_selected_action": [message.pk]})
+    assert dispatch_messages()["sent"] == 1
+    assert [m["to"] for m in attentive_sandbox.messages].count(message.to) == 1

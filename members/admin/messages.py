@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin
 from integrations.models import Connection
@@ -91,10 +95,12 @@ class OutboundMessageAdmin(ClientScopedAdmin):
         "status",
         "held_since",
         "detail",
+        "evidence",
         "created_at",
+        "attempted_at",
         "sent_at",
     ]
-    actions = ["resend"]
+    actions = ["resend", "send_anyway"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -103,6 +109,29 @@ class OutboundMessageAdmin(ClientScopedAdmin):
     def reason(self, message: OutboundMessage) -> str:
         """Why it was skipped or failed, or why it is held and since when."""
         return message.detail
+
+    @admin.display(description="vendor calls of the attempt")
+    def evidence(self, message: OutboundMessage) -> str:
+        """For an uncertain message: the connection's calls around the attempt, to see whether it went out."""
+        if message.attempted_at is None:
+            return "—"
+        window = {
+            "connection__id__exact": message.connection_id,
+            "created_at__gte": (message.attempted_at - timedelta(seconds=5)).isoformat(),
+            "created_at__lt": (message.attempted_at + timedelta(minutes=2)).isoformat(),
+        }
+        url = f"{reverse('admin:integrations_vendorcall_changelist')}?{urlencode(window)}"
+        return format_html('<a href="{}">Calls to the vendor from the attempt on</a>', url)
+
+    @admin.action(description="Send the selected uncertain messages anyway", permissions=["change"])
+    def send_anyway(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> None:
+        """An admin who checked the evidence and found the message did not go out sends it again."""
+        count = queryset.filter(status=OutboundMessage.Status.UNCERTAIN).update(
+            status=OutboundMessage.Status.PENDING,
+            detail=f"Sent anyway by {request.user}, who checked that it had not gone out.",
+            claim="",
+        )
+        self.message_user(request, f"{count} message(s) will go out with the next run of the message job.")
 
     @admin.action(description="Send the selected failed messages again", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> None:
