@@ -15,9 +15,10 @@ from django.conf import settings
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from integrations.http import AuthError, CallRecord, VendorAPI, VendorError, shared_rate_limiter
+from integrations.http import AuthError, CallRecord, VendorAPI, VendorError
 from integrations.models import Client, Connection, VendorCall
 from integrations.outcome import NotReady, Outcome
+from integrations.ratelimit import rate_limiter
 
 API = TypeVar("API", bound=VendorAPI)
 Status = Connection.Status
@@ -189,7 +190,8 @@ class ConnectionDisabled(Exception):
 
 def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
     """A vendor API object configured from a connection: its URL, its secrets (for redaction too), its rate
-    limit shared across the process, and a call log into VendorCall rows."""
+    limit (shared by every process through the cache, see integrations/ratelimit.py), and a call log into
+    VendorCall rows."""
     if connection.status == Status.DISABLED:
         raise ConnectionDisabled(
             f"{connection} is disabled: return it to draft in the admin and verify it to use it again."
@@ -198,9 +200,9 @@ def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
     defaults: dict[str, Any] = {
         "secret_values": [str(v) for v in connection.secrets.values() if v],
         "call_log": ConnectionCallLog(connection),
-        "rate_limiter": shared_rate_limiter(key, connection.rate_limit_per_second),
+        "rate_limiter": rate_limiter(key, connection.rate_limit_per_second),
         "endpoint_rate_limiters": {
-            endpoint: shared_rate_limiter(f"{key}:{endpoint}", rate)
+            endpoint: rate_limiter(f"{key}:{endpoint}", rate)
             for endpoint, rate in api_class.endpoint_rate_limits.items()
         },
     }

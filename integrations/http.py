@@ -208,6 +208,12 @@ class Redactor:
 # --- Client-side rate limit ----------------------------------------------------------------------------------
 
 
+class RateLimiter(Protocol):
+    def acquire(self) -> float:
+        """Wait until one more call is allowed; returns the seconds waited."""
+        ...
+
+
 class TokenBucket:
     """Allows `rate` calls per second on average, in bursts of at most `burst`. Thread-safe."""
 
@@ -299,8 +305,8 @@ class VendorAPI:
         *,
         secret_values: Iterable[str] = (),
         call_log: CallLog | None = None,
-        rate_limiter: TokenBucket | None = None,
-        endpoint_rate_limiters: Mapping[str, TokenBucket] | None = None,
+        rate_limiter: RateLimiter | None = None,
+        endpoint_rate_limiters: Mapping[str, RateLimiter] | None = None,
         retry: RetryPolicy | None = None,
         connect_timeout: float = 3.05,
         read_timeout: float = 15.0,

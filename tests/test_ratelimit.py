@@ -1,0 +1,60 @@
+"""A connection's rate limit holds across processes: two worker processes calling one vendor together stay within
+it (the count lives in the shared cache, Redis in production)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from integrations.ratelimit import SharedWindowLimiter, cache_is_shared, rate_limiter
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = 20
+WORKER = """
+import os, sys, django, requests
+django.setup()
+from integrations.ratelimit import SharedWindowLimiter
+limiter = SharedWindowLimiter(sys.argv[2], float(sys.argv[3]))
+for _ in range(int(sys.argv[4])):
+    limiter.acquire()
+    requests.get(sys.argv[1], timeout=5)
+"""
+
+
+def busiest_second(times: list[float]) -> int:
+    times = sorted(times)
+    return max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
+
+
+def test_without_a_shared_cache_each_process_keeps_its_own_bucket(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert not isinstance(rate_limiter("connection:1", 5), SharedWindowLimiter)
+
+
+def test_two_worker_processes_share_one_limit(httpserver: HTTPServer):
+    if not cache_is_shared():
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail("REQUIRE_SERVICES=1 but CACHE_URL is not a shared cache (Redis)")
+        pytest.skip("needs a shared cache: set CACHE_URL=rediscache://...")
+    seen: list[float] = []
+
+    def record(request: Request) -> Response:
+        seen.append(time.time())
+        return Response("ok")
+
+    httpserver.expect_request("/call").respond_with_handler(record)
+    key = f"test:two-workers:{time.time_ns()}"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.test_settings"}
+    args = [sys.executable, "-c", WORKER, httpserver.url_for("/call"), key, str(RATE), "30"]
+    workers = [subprocess.Popen(args, cwd=ROOT, env=env) for _ in range(2)]
+    assert all(worker.wait(timeout=60) == 0 for worker in workers)
+    assert len(seen) == 60
+    assert busiest_second(seen) <= RATE + 1  # one call of slack for the network between acquiring and arriving
+    assert seen[-1] - seen[0] >= 60 / RATE - 1.0  # together, not each on its own at the full rate
