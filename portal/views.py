@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from integrations.models import BeatLease, JobRun
 from portal.celery import app as celery_app
+
+# Beat renews its lease every few seconds and the portal's most frequent schedules run every minute: silence for
+# two of those intervals means beat (or every worker) is gone.
+SILENT_AFTER = timedelta(minutes=2)
 
 
 def database_reachable() -> tuple[bool, str]:
@@ -27,15 +37,47 @@ def broker_reachable() -> tuple[bool, str]:
         return False, type(exc).__name__
 
 
+def beat_liveness() -> tuple[bool, dict[str, Any]]:
+    """Beat's lease (portal/beat.py) is renewed on every tick; a lease older than SILENT_AFTER is a dead beat. No
+    lease at all means beat has not run against this database yet (reported, not failed)."""
+    lease = BeatLease.objects.filter(name="celery-beat").first()
+    if lease is None:
+        return True, {"seen": False}
+    age = (timezone.now() - lease.renewed_at).total_seconds()
+    return age <= SILENT_AFTER.total_seconds(), {"seen": True, "holder": lease.holder, "age_s": round(age, 1)}
+
+
+def worker_liveness() -> dict[str, Any]:
+    """When a worker last finished a recorded job (the every-minute jobs make this a heartbeat)."""
+    last = JobRun.objects.exclude(finished_at=None).order_by("-finished_at").values_list("finished_at", flat=True)
+    finished = last.first()
+    if finished is None:
+        return {"seen": False}
+    return {"seen": True, "last_job_age_s": round((timezone.now() - finished).total_seconds(), 1)}
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting per queue, where the broker can tell (Redis: list lengths)."""
+    if not celery_app.conf.broker_url.startswith("redis"):
+        return {}
+    try:
+        with celery_app.connection_for_read() as conn:
+            client = conn.default_channel.client
+            return {queue: int(client.llen(queue)) for queue in settings.PORTAL_QUEUES}
+    except Exception:  # the broker check reports the outage
+        return dict.fromkeys(settings.PORTAL_QUEUES)
+
+
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the broker answer, 503 otherwise; for load balancers and uptime checks."""
+    """200 when the database and the broker answer and beat is alive, 503 otherwise; for load balancers and uptime
+    checks. Also reports worker activity and queue depths for operators."""
     db_ok, db_detail = database_reachable()
     broker_ok, broker_detail = broker_reachable()
-    healthy = db_ok and broker_ok
-    body = {
-        "status": "ok" if healthy else "unavailable",
-        "database": db_detail,
-        "broker": broker_detail,
-    }
+    beat_ok, beat = beat_liveness() if db_ok else (False, {"seen": False})
+    healthy = db_ok and broker_ok and beat_ok
+    body = {"status": "ok" if healthy else "unavailable", "database": db_detail, "broker": broker_detail}
+    if db_ok:
+        body.update(beat=beat, worker=worker_liveness())
+    body["queues"] = queue_depths() if broker_ok else {}
     return JsonResponse(body, status=200 if healthy else 503)

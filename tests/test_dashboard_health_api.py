@@ -53,7 +53,26 @@ def test_dashboard_of_a_client_user_shows_only_their_client(alice_http, trouble,
 def test_healthz_reports_database_and_broker(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    body = response.json()
+    assert (body["status"], body["database"], body["broker"]) == ("ok", "ok", "ok")
+    assert body["beat"] == {"seen": False} and body["worker"] == {"seen": False}
+
+
+def test_healthz_is_503_when_beat_has_been_silent(client, db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations.models import BeatLease, JobRun
+    from portal.beat import acquire_or_renew
+
+    assert acquire_or_renew("beat-host:1")
+    JobRun.objects.create(job="members.dispatch_loyalty_messages", finished_at=timezone.now(), outcome="succeeded")
+    alive = client.get("/healthz").json()
+    assert alive["beat"]["holder"] == "beat-host:1" and alive["worker"]["seen"]
+    BeatLease.objects.update(renewed_at=timezone.now() - timedelta(minutes=3))
+    silent = client.get("/healthz")
+    assert silent.status_code == 503 and silent.json()["beat"]["age_s"] >= 180
 
 
 def test_healthz_is_503_when_the_broker_is_unreachable(client, db, monkeypatch):
