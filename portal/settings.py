@@ -226,6 +226,9 @@ MEMBER_SYNC_DELAY_SECONDS = env.int("MEMBER_SYNC_DELAY_SECONDS", default=2)
 # A member change deferred by a failing vendor is tried again after this long (the sweep runs every minute).
 MEMBER_SYNC_RETRY_INTERVAL = timedelta(seconds=env.int("MEMBER_SYNC_RETRY_SECONDS", default=60))
 
+# Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; empty turns the endpoint off.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -9,6 +9,7 @@ from integrations.vendors import vendor_modules
 from integrations.views import ClientViewSet, ConnectionViewSet
 from integrations.webhooks import callback_urlpatterns
 from members.api import LoyaltyEventViewSet, MemberViewSet, SegmentExportViewSet, SegmentViewSet
+from portal.metrics import metrics
 from portal.views import healthz
 
 router = DefaultRouter()
@@ -27,6 +28,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("api/", include(router.urls)),
     path("api/", include(callback_urlpatterns())),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
