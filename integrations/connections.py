@@ -15,9 +15,11 @@ from django.conf import settings
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from integrations.alerts import alert
 from integrations.http import AuthError, CallRecord, VendorAPI, VendorError
 from integrations.models import Client, Connection, VendorCall
 from integrations.outcome import NotReady, Outcome
+from integrations.queue import enqueue
 from integrations.ratelimit import rate_limiter
 
 API = TypeVar("API", bound=VendorAPI)
@@ -67,8 +69,12 @@ def verify(connection: Connection, *, activate: bool = True) -> Outcome:
         message = f"{connection.spec.label} could not be verified: {exc}. {exc.hint}"
     else:
         save_check_result(connection, ok=True, result=result)
+        first_activation = activate and connection.status == Status.DRAFT
         if activate or connection.status == Status.FAILING:
             mark_active(connection)
+        if first_activation:
+            # Members changed before the vendor was connected are sent now (by the member-state sweep).
+            enqueue("members.backfill_vendor_state", connection.pk)
         return Outcome.success(result)
     save_check_result(connection, ok=False, result=message)
     mark_failing(connection, message)
@@ -103,11 +109,14 @@ def mark_active(connection: Connection) -> None:
 
 
 def mark_failing(connection: Connection, reason: str) -> None:
-    """An active connection becomes failing with the reason shown on the dashboard; other states are kept."""
-    Connection.objects.filter(pk=connection.pk, status=Status.ACTIVE).update(
+    """An active connection becomes failing with the reason shown on the dashboard (and e-mailed to the site
+    admins); other states are kept."""
+    turned = Connection.objects.filter(pk=connection.pk, status=Status.ACTIVE).update(
         status=Status.FAILING, last_check_ok=False, last_checked_at=timezone.now(), last_check_result=reason
     )
     connection.refresh_from_db(fields=["status", "last_check_ok", "last_checked_at", "last_check_result"])
+    if turned:
+        alert(f"connection-failing:{connection.pk}", f"{connection} is failing", reason)
 
 
 def recover(connection: Connection) -> None:

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from integrations.alerts import alert
 from integrations.models import Client, JobRun
 
 Counts = dict[str, int]
@@ -32,6 +33,7 @@ def run_job(
     except Exception as exc:
         run.outcome = JobRun.Outcome.FAILED
         run.error = "".join(traceback.format_exception(exc))[-10_000:]
+        alert(f"job-failed:{job}:{client.pk if client else ''}", f"Job {job} failed", run.error[-2000:])
         raise
     else:
         run.outcome = JobRun.Outcome.SUCCEEDED
@@ -49,7 +51,11 @@ def reap_interrupted_runs(worker: str = "") -> int:
     stale = Q(started_at__lt=cutoff)
     if worker:
         stale |= Q(worker=worker)
-    return JobRun.objects.filter(stale, outcome=JobRun.Outcome.RUNNING).update(
+    interrupted = JobRun.objects.filter(stale, outcome=JobRun.Outcome.RUNNING)
+    jobs = sorted(set(interrupted.values_list("job", flat=True)))
+    if jobs:
+        alert(f"jobs-interrupted:{','.join(jobs)}", "Job runs were interrupted", f"Interrupted: {', '.join(jobs)}.")
+    return interrupted.update(
         outcome=JobRun.Outcome.INTERRUPTED,
         finished_at=timezone.now(),
         error="Interrupted: the run stopped without finishing (worker killed, time limit or database outage). "

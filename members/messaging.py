@@ -29,6 +29,7 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from integrations.alerts import alert
 from integrations.connections import USABLE_STATUSES, usable
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
 from integrations.models import Connection
@@ -419,5 +420,12 @@ def dispatch_messages() -> dict[str, int]:
     counts.update(skipped=skip_unsendable(), held=hold_on_unusable_connections())
     for connection in connections_with_pending_messages():
         counts.update(send_pending(connection))
+    if uncertain := counts.get("uncertain", 0) + counts.get("interrupted", 0):
+        alert(
+            "messages-uncertain",
+            f"{uncertain} message(s) are uncertain",
+            "The vendor may or may not have sent them. Check Outbound messages (status uncertain): each links to the "
+            "vendor calls of its attempt; use “Send anyway” for those that did not go out.",
+        )
     keys = ("planned", "sent", "skipped", "failed", "uncertain", "interrupted", "returned", "stopped", "held")
     return {key: counts.get(key, 0) for key in keys}

@@ -93,6 +93,9 @@ class MemberVendorState(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     changed_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Held by the reconciler working on this row (a lease, not a row lock: no transaction stays open during the
+    # vendor call); a reconciler that died frees it when it expires.
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["member", "vendor"]

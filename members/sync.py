@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
@@ -35,6 +36,8 @@ from integrations.vendors import VENDORS
 from members.models import Member, MemberVendorState
 
 State = MemberVendorState.Status
+# Longer than any one reconcile takes; a reconciler that died frees its member after this.
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 def syncing_flows() -> dict[str, ModuleType]:
@@ -63,7 +66,7 @@ def record_change(member: Member, changed_fields: Iterable[str], previous: dict[
     return vendors
 
 
-def bump(member: Member, vendor: str) -> None:
+def bump(member: Member, vendor: str, *, queue: bool = True) -> None:
     state, created = MemberVendorState.objects.get_or_create(member=member, vendor=vendor)
     was_in_step = created or state.in_step
     MemberVendorState.objects.filter(pk=state.pk).update(
@@ -73,9 +76,27 @@ def bump(member: Member, vendor: str) -> None:
         next_attempt_at=None,
         changed_at=timezone.now(),
     )
-    if was_in_step:
+    if was_in_step and queue:
         # The first change of a burst queues the reconcile; the later ones find it pending and queue nothing.
         enqueue("members.reconcile_member", member.pk, vendor, countdown=settings.MEMBER_SYNC_DELAY_SECONDS)
+
+
+MEMBER_FIELDS = ("opted_in", "phone", "email", "first_name", "last_name", "zip_code", "annex_cloud_id")
+
+
+def backfill(connection_id: int) -> dict[str, int]:
+    """A connection activated for the first time: every member its vendor should hold is recorded as pending
+    (changes made before the connection existed included); the sweep sends them at the vendor's pace."""
+    connection = Connection.objects.select_related("client").get(pk=connection_id)
+    flows = syncing_flows().get(connection.vendor)
+    if flows is None:
+        return {"recorded": 0}
+    recorded = 0
+    for member in Member.objects.filter(client_id=connection.client_id).iterator(chunk_size=2000):
+        if flows.needs_sync(member, set(MEMBER_FIELDS), {}):
+            bump(member, connection.vendor, queue=False)
+            recorded += 1
+    return {"recorded": recorded}
 
 
 def change_member(member: Member, **values: Any) -> set[str]:
@@ -106,21 +127,21 @@ class Result:
 
 
 def reconcile(member_id: int, vendor: str) -> Result:
-    """Bring one vendor in line with one member. The state row is locked for the call, so two reconcilers never
-    work on the same member and vendor at once; a change made meanwhile bumps the version and is sent next time."""
-    with transaction.atomic():
-        state = (
-            MemberVendorState.objects.select_for_update(skip_locked=True)
-            .filter(member_id=member_id, vendor=vendor)
-            .select_related("member__client")
-            .first()
-        )
-        if state is None:
-            return Result(State.PENDING, "Being reconciled by another worker.")
-        return reconcile_locked(state)
+    """Bring one vendor in line with one member. The row is claimed with a lease for the call, so two reconcilers
+    never work on the same member and vendor at once, and no transaction stays open while the vendor answers (what
+    a vendor flow records before a risky call is committed at once). A change made meanwhile is sent next."""
+    rows = MemberVendorState.objects.filter(member_id=member_id, vendor=vendor)
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    if not rows.filter(free).update(claimed_until=now + CLAIM_LEASE):
+        return Result(State.PENDING, "Being reconciled by another worker.")
+    try:
+        return reconcile_claimed(rows.select_related("member__client").get())
+    finally:
+        rows.update(claimed_until=None)
 
 
-def reconcile_locked(state: MemberVendorState) -> Result:
+def reconcile_claimed(state: MemberVendorState) -> Result:
     if state.in_step:
         return Result(state.status, state.detail or "In step.")
     member, target = state.member, state.desired_version
@@ -151,7 +172,10 @@ def finish(state: MemberVendorState, status: str, detail: str, *, synced: int | 
         state.synced_version = synced
         fields.append("synced_version")
     state.save(update_fields=fields)
-    # A change recorded while this one was being sent is still pending: the caller or the sweep sends it.
+    # A change recorded while this one was being sent is still pending: say so, and send it next.
+    newer = MemberVendorState.objects.filter(pk=state.pk, desired_version__gt=F("synced_version"))
+    if status == State.IN_SYNC and newer.update(status=State.PENDING, detail="A newer change waits to be sent."):
+        enqueue("members.reconcile_member", state.member_id, state.vendor)
     return Result(status, detail)
 
 

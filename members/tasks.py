@@ -29,6 +29,12 @@ def reconcile_pending(self: Task, client_id: int | None = None) -> Counts:
     return run_as_job(self, lambda: sync.reconcile_pending(client_id), client_id)
 
 
+@shared_task(bind=True, base=PortalTask, name="members.backfill_vendor_state")
+def backfill_vendor_state(self: Task, connection_id: int) -> Counts:
+    """A newly activated connection: record every member its vendor should hold, for the sweep to send."""
+    return run_as_job(self, lambda: sync.backfill(connection_id))
+
+
 @shared_task(bind=True, base=PortalTask, name="members.export_segment")
 def export_segment(self: Task, export_id: int) -> Counts:
     """Write a large segment export to a file. Re-running rewrites the same file, so a retry does no harm."""

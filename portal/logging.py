@@ -10,6 +10,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 6
@@ -42,6 +43,17 @@ def redact_text(text: str, extra_secrets: Iterable[str] = ()) -> str:
     text = _PATTERNS[0].sub(lambda m: m.group(1) + REDACTED, text)
     text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _PATTERNS[2].sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def redact_event(event: Any, hint: Any = None) -> Any:
+    """Sentry's before_send: every string of an error report goes through the same redaction as log lines."""
+    if isinstance(event, str):
+        return redact_text(event)
+    if isinstance(event, dict):
+        return {key: redact_event(value) for key, value in event.items()}
+    if isinstance(event, list | tuple):
+        return [redact_event(value) for value in event]
+    return event
 
 
 class RedactSecretsFilter(logging.Filter):

@@ -183,6 +183,7 @@ CELERY_TASK_ROUTES = {
     "members.dispatch_loyalty_messages": {"queue": "messages"},
     "members.reconcile_member": {"queue": "sync"},
     "members.reconcile_pending": {"queue": "sync"},
+    "members.backfill_vendor_state": {"queue": "bulk"},
     "integrations.attentive_subscribe": {"queue": "sync"},
     "integrations.attentive_unsubscribe": {"queue": "sync"},
     "integrations.match_vibes_persons": {"queue": "sync"},
@@ -225,6 +226,29 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 MEMBER_SYNC_DELAY_SECONDS = env.int("MEMBER_SYNC_DELAY_SECONDS", default=2)
 # A member change deferred by a failing vendor is tried again after this long (the sweep runs every minute).
 MEMBER_SYNC_RETRY_INTERVAL = timedelta(seconds=env.int("MEMBER_SYNC_RETRY_SECONDS", default=60))
+
+# Mail (alerts to site admins): e.g. EMAIL_URL=smtp+tls://user:password@smtp.example.com:587; console in development.
+vars().update(env.email("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
+# One alert e-mail per subject (a connection, a job) per this many seconds.
+ALERT_THROTTLE_SECONDS = env.int("ALERT_THROTTLE_SECONDS", default=3600)
+
+# Error reports: SENTRY_DSN turns on sentry-sdk (Django and Celery), with no personal data and secrets redacted.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    from portal.logging import redact_event
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        send_default_pii=False,
+        include_local_variables=False,
+        before_send=redact_event,
+    )
 
 # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; empty turns the endpoint off.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

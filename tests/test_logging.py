@@ -50,3 +50,13 @@ def test_tracebacks_are_redacted_too():
     line = format_through_portal_handler(record)
     assert "leaky-token-value-1" not in line
     assert "ValueError" in line
+
+
+def test_error_reports_are_redacted_like_log_lines():
+    from portal.logging import redact_event, register_secret_values
+
+    register_secret_values(["sentry-report-secret-value"])
+    event = {"exception": {"values": [{"value": "call failed with sentry-report-secret-value"}]}, "extra": [1, None]}
+    redacted = redact_event(event)
+    assert "sentry-report-secret-value" not in str(redacted)
+    assert redacted["extra"] == [1, None]

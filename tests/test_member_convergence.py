@@ -220,3 +220,34 @@ def test_check_member_state_lists_what_differs_and_why(member, attentive_sandbox
     out = io.StringIO()
     call_command("check_member_state", client=client_a.slug, read=True, stdout=out)
     assert out.getvalue().strip().endswith("0 member-vendor state(s) differ.")
+
+
+def test_a_connection_activated_later_receives_the_earlier_changes(client_a, vibes_sandbox, eager_celery):
+    persons, vibes = vibes_sandbox
+    Connection.objects.filter(pk=vibes.pk).delete()
+    early = MemberFactory(client=client_a, first_name="Early")
+    sync.change_member(early, first_name="Earlier")  # no Vibes connection yet: nothing recorded for it
+    vibes.pk = None
+    vibes.status = Connection.Status.DRAFT
+    vibes.save()
+    assert connections.verify(vibes).ok  # first activation: the members are recorded for Vibes
+    sync.reconcile_pending()
+    assert [p["custom_fields"]["first_name"] for p in persons.persons.values()] == ["Earlier"]
+
+
+def test_an_import_that_renames_a_member_updates_the_vibes_person(client_a, vibes_sandbox):
+    persons, _ = vibes_sandbox
+    member = MemberFactory(client=client_a, first_name="Old")
+    import_members(client_a, io.BytesIO(f"phone,first_name\n{member.phone},New\n".encode()))
+    assert sync.reconcile(member.pk, "vibes").status == MemberVendorState.Status.IN_SYNC
+    member.refresh_from_db()
+    assert persons.persons[member.vibes_person_id]["custom_fields"]["first_name"] == "New"
+
+
+def test_a_recovered_connection_clears_its_old_error(sandbox_attentive_connection):
+    connections.mark_failing(sandbox_attentive_connection, "Attentive: Unauthorized (HTTP 401)")
+    connections.recover(sandbox_attentive_connection)
+    sandbox_attentive_connection.refresh_from_db()
+    assert sandbox_attentive_connection.status == Connection.Status.ACTIVE
+    assert "Unauthorized" not in sandbox_attentive_connection.last_check_result
+    assert sandbox_attentive_connection.last_check_ok is True

@@ -119,3 +119,23 @@ def test_two_processors_apply_each_event_once_and_count_only_their_own():
     assert sum(c["processed"] for c in counts) == 200
     assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 200
     assert Connection.objects.filter(pk=vibes.pk).exists()
+
+
+def test_site_admins_are_emailed_once_an_hour_when_a_connection_turns_failing(site_admin, connection_a, mailoutbox):
+    from integrations import connections
+
+    connections.mark_failing(connection_a, "Attentive: Unauthorized (HTTP 401) — check the API key")
+    connections.mark_active(connection_a)
+    connections.mark_failing(connection_a, "again")
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == [site_admin.email] and "is failing" in mailoutbox[0].subject
+    assert "Unauthorized" in mailoutbox[0].body
+
+
+def test_a_failed_job_run_is_emailed(site_admin, db, mailoutbox):
+    def broken() -> dict:
+        raise RuntimeError("database hiccup")
+
+    with pytest.raises(RuntimeError):
+        run_job("integrations.prune_old_records", broken)
+    assert len(mailoutbox) == 1 and "prune_old_records failed" in mailoutbox[0].subject

@@ -115,7 +115,7 @@ class ConnectionAdmin(ClientScopedAdmin):
     actions = ["verify_connections", "disable_connections", "reset_to_draft"]
 
     class Media:
-        js = ["integrations/connection_form.js"]
+        js = ["integrations/connection_form.js", "integrations/reveal.js"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         queryset = super().get_queryset(request)

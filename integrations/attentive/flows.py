@@ -218,9 +218,12 @@ def set_opt_in_now(member: Member, *, opted_in: bool) -> Outcome:
 
 
 def needs_sync(member: Member, changed_fields: set[str], previous: dict[str, Any]) -> bool:
-    """Attentive holds the member's TEXT subscription, keyed by the mobile number: an opt-in change matters, and so
-    does a new number of a member who is opted in."""
-    return "opted_in" in changed_fields or ("phone" in changed_fields and member.opted_in)
+    """Attentive holds the member's TEXT subscription, keyed by the mobile number: an opt-in or an opt-out of a
+    member who was opted in matters, and so does a new number of a member who is opted in."""
+    was_opted_in = bool(previous.get("opted_in"))
+    if "opted_in" in changed_fields and (member.opted_in or was_opted_in):
+        return True
+    return "phone" in changed_fields and member.opted_in
 
 
 def reconcile_member(connection: Connection, member: Member, state: MemberVendorState) -> dict[str, Any]:

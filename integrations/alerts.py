@@ -1,0 +1,43 @@
+"""E-mails to site admins when something needs a person: a connection turned failing, a job run failed or was
+interrupted, messages became uncertain. Throttled to one e-mail per subject key per hour (ALERT_THROTTLE_SECONDS),
+through Django's mail settings (EMAIL_URL). Texts are redacted like log lines."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.mail import send_mail
+from django.db.models import Q
+
+from integrations.tenancy import SITE_ADMIN_PERMISSION
+from portal.logging import redact_text
+
+logger = logging.getLogger(__name__)
+
+
+def site_admin_emails() -> list[str]:
+    app_label, codename = SITE_ADMIN_PERMISSION.split(".")
+    has_permission = Q(user_permissions__codename=codename, user_permissions__content_type__app_label=app_label) | Q(
+        groups__permissions__codename=codename, groups__permissions__content_type__app_label=app_label
+    )
+    users = get_user_model().objects.filter(Q(is_superuser=True) | has_permission, is_active=True).exclude(email="")
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+def alert(key: str, subject: str, body: str) -> bool:
+    """E-mail the site admins unless the same `key` was alerted within the throttle window; never raises (an alert
+    that cannot be sent is logged, and the work goes on). Returns whether an e-mail went out."""
+    if not cache.add(f"alert:{key}", True, timeout=settings.ALERT_THROTTLE_SECONDS):
+        return False
+    recipients = site_admin_emails()
+    if not recipients:
+        return False
+    try:
+        send_mail(f"[Integration Portal] {redact_text(subject)}", redact_text(body), None, recipients)
+    except Exception:  # the mail server is down: the dashboard still shows the problem
+        logger.warning("Could not e-mail the alert %r to the site admins.", subject)
+        return False
+    return True
