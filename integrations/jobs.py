@@ -4,12 +4,15 @@ needs exist in django-celery-beat's tables (editable in the admin, picked up by 
 from __future__ import annotations
 
 import json
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.db import connections as db_connections
 from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -40,8 +43,23 @@ def run_job(
         run.counts = counts or {}
     finally:
         run.finished_at = timezone.now()
-        run.save(update_fields=["outcome", "counts", "error", "finished_at"])
+        record_end(run)
     return run
+
+
+def record_end(run: JobRun, patience: float = 60.0) -> None:
+    """Save how the run ended, waiting out a database outage (the usual reason a run fails half-way) so that the run
+    is closed with its real outcome instead of staying `running`; past `patience` the reaper closes it."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            run.save(update_fields=["outcome", "counts", "error", "finished_at"])
+            return
+        except (OperationalError, InterfaceError):
+            if time.monotonic() > deadline:
+                raise
+            db_connections.close_all()  # a broken connection is replaced on the next query
+            time.sleep(2)
 
 
 def reap_interrupted_runs(worker: str = "") -> int:

@@ -3,7 +3,8 @@
 Accepts the API key `sandbox-attentive-key` (a key ending in `-noscope` authenticates but may not touch
 subscriptions) and the legacy messages token `sandbox-legacy-token`. Phones must be E.164, sign-up source ids
 numeric. State lives in this process. `/_control` shows it (GET) and sets failures and latency (POST JSON:
-{"fail": "401|403|429|500|slow", "fail_path": "messages", "times": 1, "latency_ms": 20, "reset": true}).
+{"fail": "401|403|429|500|slow", "fail_path": "messages", "times": 1, "latency_ms": 20, "lose_answer_every": 10,
+"reset": true}).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class State:
     subscribed: set[tuple[str, str]] = field(default_factory=set)  # (phone, channel)
     messages: list[dict[str, str]] = field(default_factory=list)
     already_subscribed_texts: int = 0
+    accepted: int = 0
+    # Every n-th accepted message is answered 504 although it was sent (drills of lost answers); 0 = never.
+    lose_answer_every: int = 0
     latency_ms: int = 0
     fail: str = ""
     fail_path: str = ""
@@ -176,7 +180,12 @@ def messages(request: HttpRequest) -> JsonResponse:
     if not is_e164(str(body["to"])):
         return error(400, f"Invalid phone number {body['to']}: use E.164")
     with state.lock:
-        state.messages.append({"to": body["to"], "body": body["body"]})
+        state.messages.append({"to": body["to"], "body": body["body"], "at": time.time()})
+        state.accepted += 1
+        lose_answer = bool(state.lose_answer_every) and state.accepted % state.lose_answer_every == 0
+    if lose_answer:
+        # Accepted, but the answer is lost on the way back (a gateway gives up): the portal cannot know.
+        return error(504, "Gateway Timeout")
     return JsonResponse(
         {
             "type": "v1",
@@ -200,8 +209,11 @@ def control(request: HttpRequest) -> JsonResponse:
                 state.messages.clear()
                 state.already_subscribed_texts = 0
                 state.fail, state.fail_times, state.latency_ms = "", 0, 0
+                state.accepted, state.lose_answer_every = 0, 0
             if "latency_ms" in settings:
                 state.latency_ms = int(settings["latency_ms"])
+            if "lose_answer_every" in settings:
+                state.lose_answer_every = int(settings["lose_answer_every"])
             if "fail" in settings:
                 state.fail = str(settings["fail"])
                 state.fail_path = str(settings.get("fail_path", ""))
@@ -212,12 +224,23 @@ def control(request: HttpRequest) -> JsonResponse:
                 "subscribed": sorted(f"{phone} {channel}" for phone, channel in state.subscribed),
                 "messages": len(state.messages),
                 "messages_by_phone": _count_by_phone(state.messages),
+                "busiest_second": _busiest_second([m["at"] for m in state.messages]),
                 "already_subscribed_texts": state.already_subscribed_texts,
                 "latency_ms": state.latency_ms,
                 "fail": state.fail,
                 "fail_times": state.fail_times,
             }
         )
+
+
+def _busiest_second(times: list[float]) -> int:
+    """The most messages received within any one second."""
+    times, busiest, start = sorted(times), 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= 1.0:
+            start += 1
+        busiest = max(busiest, end - start + 1)
+    return busiest
 
 
 def _count_by_phone(sent: list[dict[str, str]]) -> dict[str, int]:
