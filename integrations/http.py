@@ -398,11 +398,13 @@ class VendorAPI:
         prepared = self.session.prepare_request(
             requests.Request(method, url, params=params, data=data, headers=all_headers)
         )
-        limiter = self.endpoint_rate_limiters.get(rate_limit_key or "", self.rate_limiter)
+        # The connection's own limit and, for vendors that publish them, the endpoint's: a call waits for both.
+        limiters = [self.rate_limiter, self.endpoint_rate_limiters.get(rate_limit_key or "")]
         error: VendorError | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
-            if limiter is not None:
-                limiter.acquire()
+            for limiter in limiters:
+                if limiter is not None:
+                    limiter.acquire()
             response, error, retry_allowed = self._attempt(prepared, attempt, repeatable)
             if error is None and response is not None:
                 self.call_log.succeeded()
