@@ -121,10 +121,11 @@ def render(template: MessageTemplate, event: LoyaltyEvent) -> Rendering:
     return Rendering(template.text.format_map(values), reasons)
 
 
-def plan_messages(batch_size: int = 1000) -> Counter[str]:
-    """Create the outbound messages of events not yet planned. Re-running creates nothing twice."""
+def plan_messages(batch_size: int = 1000, client_id: int | None = None) -> Counter[str]:
+    """Create the outbound messages of events not yet planned (of one client, if given). Re-running creates nothing
+    twice."""
     counts: Counter[str] = Counter()
-    while events := unplanned_events(batch_size):
+    while events := unplanned_events(batch_size, client_id):
         templates = active_templates(events)
         messages = [
             plan_message(event, template)
@@ -138,8 +139,10 @@ def plan_messages(batch_size: int = 1000) -> Counter[str]:
     return counts
 
 
-def unplanned_events(batch_size: int) -> list[LoyaltyEvent]:
+def unplanned_events(batch_size: int, client_id: int | None = None) -> list[LoyaltyEvent]:
     queryset = LoyaltyEvent.objects.filter(messages_planned_at__isnull=True).select_related("member", "client")
+    if client_id is not None:
+        queryset = queryset.filter(client_id=client_id)
     return list(queryset.order_by("pk")[:batch_size])
 
 
@@ -406,19 +409,21 @@ def hold_on_unusable_connections() -> int:
     return sum(hold(connection, unusable_because(connection)) for connection in waiting)
 
 
-def connections_with_pending_messages() -> QuerySet[Connection]:
-    return usable().filter(
+def connections_with_pending_messages(client_id: int | None = None) -> QuerySet[Connection]:
+    connections = usable() if client_id is None else usable().filter(client_id=client_id)
+    return connections.filter(
         vendor__in=MESSAGE_VENDORS,
         pk__in=OutboundMessage.objects.filter(status=Status.PENDING).values("connection_id"),
     )
 
 
-def dispatch_messages() -> dict[str, int]:
-    """The scheduled job: plan new events' messages, settle interrupted sends, send what is pending."""
-    counts = plan_messages()
+def dispatch_messages(client_id: int | None = None) -> dict[str, int]:
+    """The scheduled job: plan new events' messages, settle interrupted sends, send what is pending — for every
+    client, or for one (`client_id`, e.g. "run now" for a client's run)."""
+    counts = plan_messages(client_id=client_id)
     counts.update(settle_interrupted_sends())
     counts.update(skipped=skip_unsendable(), held=hold_on_unusable_connections())
-    for connection in connections_with_pending_messages():
+    for connection in connections_with_pending_messages(client_id):
         counts.update(send_pending(connection))
     if uncertain := counts.get("uncertain", 0) + counts.get("interrupted", 0):
         alert(

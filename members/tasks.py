@@ -14,7 +14,7 @@ from members.segments import write_export
 
 @shared_task(bind=True, base=PortalTask, name="members.dispatch_loyalty_messages")
 def dispatch_loyalty_messages(self: Task, client_id: int | None = None) -> Counts:
-    return run_as_job(self, dispatch_messages)
+    return run_as_job(self, lambda: dispatch_messages(client_id), client_id)
 
 
 @shared_task(base=PortalTask, name="members.reconcile_member")

@@ -169,3 +169,14 @@ def test_an_uncertain_message_shows_its_evidence_and_can_be_sent_anyway(setup, a
     admin_http.post(changelist, {"action": "send_anyway", "_selected_action": [message.pk]})
     assert dispatch_messages()["sent"] == 1
     assert [m["to"] for m in attentive_sandbox.messages].count(message.to) == 1
+
+
+def test_the_job_for_one_client_sends_only_that_clients_messages(setup, attentive_sandbox, client_b):
+    from members.tasks import dispatch_loyalty_messages
+
+    other = LoyaltyEventFactory(client=client_b, member=MemberFactory(client=client_b), event_type="points_earned")
+    counts = dispatch_loyalty_messages.apply(kwargs={"client_id": client_b.pk}).get()
+    assert counts["sent"] == 0 and not OutboundMessage.objects.exists()
+    other.refresh_from_db()
+    assert other.messages_planned_at is not None  # planned (no template for client B), A's untouched
+    assert dispatch_loyalty_messages.apply(kwargs={"client_id": setup["template"].client_id}).get()["sent"] == 3
