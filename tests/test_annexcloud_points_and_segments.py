@@ -397,3 +397,20 @@ def test_points_transactions_are_listed_per_client(alice_http, client_a, client_
     response = alice_http.get(reverse("admin:members_pointstransaction_changelist"))
     assert response.status_code == 200
     assert [txn.member for txn in response.context["cl"].result_list] == [mine]
+
+
+def test_a_segment_create_whose_answer_is_lost_is_uncertain_and_not_resent(annex_cloud_sandbox, client_a):
+    from integrations.annexcloud.flows import push_segment
+    from integrations.models import VendorCall
+    from integrations.sandbox.base import OUTAGES, Outage
+    from tests.factories import SegmentFactory
+
+    _, connection = annex_cloud_sandbox
+    segment = SegmentFactory(client=client_a, name="Lost answer")
+    OUTAGES["annex_cloud"] = Outage(status=504, times=1)  # a gateway gives up on the create
+    try:
+        outcome = push_segment(segment)
+    finally:
+        OUTAGES.clear()
+    assert not outcome.ok and outcome.message.startswith("Uncertain:") and "before pushing again" in outcome.message
+    assert VendorCall.objects.filter(connection=connection, url__contains="/segment").count() == 1  # not retried

@@ -138,12 +138,22 @@ def push_segment(segment: Segment) -> Outcome:
     except AnnexCloudNotReady as exc:
         outcome = Outcome.failure(str(exc))
     except VendorError as exc:
-        outcome = Outcome.failure(f"Annex Cloud refused segment '{segment}': {exc.message}. {exc.hint}")
+        outcome = Outcome.failure(segment_failure(segment, exc))
     else:
         segment.pushed_at = timezone.now()
     segment.push_result = outcome.message
     segment.save(update_fields=["annex_cloud_segment_id", "pushed_at", "push_result"])
     return outcome
+
+
+def segment_failure(segment: Segment, error: VendorError) -> str:
+    if error.uncertain and not segment.annex_cloud_segment_id:
+        # A create whose answer was lost may have made the segment: pushing again blindly could make a second one.
+        return (
+            f"Uncertain: Annex Cloud may have created segment '{segment}' but its answer was lost ({error}). "
+            "Check the segments in Annex Cloud before pushing again."
+        )
+    return f"Annex Cloud refused segment '{segment}': {error.message}. {error.hint}"
 
 
 def send_segment(api: AnnexCloudAPI, segment: Segment) -> Outcome:
