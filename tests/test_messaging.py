@@ -1,5 +1,6 @@
 """Loyalty-action messages: one per (event, template), only to TEXT subscribers, never twice — even with two runs
-at once or a run killed halfway — and a rejected legacy token becomes the seed's instruction on the connection."""
+at once or a run killed halfway — and a rejected legacy token becomes Attentive's documented instruction (ask
+legacyapi@attentivemobile.com to activate it) on the connection."""
 
 from __future__ import annotations
 
