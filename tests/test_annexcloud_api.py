@@ -13,7 +13,7 @@ import time
 import jwt
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request
+from werkzeug import Request, Response
 
 from integrations.annexcloud.api import AlreadyExists, AnnexCloudAPI, RequestFailed
 from integrations.http import AuthError, NotFound, Rejected, RetryPolicy, VendorError
@@ -50,8 +50,6 @@ def test_post_is_signed_over_the_exact_raw_body(api, httpserver):
 
     def capture(request: Request):
         seen.append(request)
-        from werkzeug import Response
-
         return Response(json.dumps({"segmentId": 101, "segmentName": "Only Members"}), content_type="application/json")
 
     httpserver.expect_request("/api/3.0/segment", method="POST").respond_with_handler(capture)

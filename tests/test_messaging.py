@@ -8,7 +8,9 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection as db
+from django.urls import reverse
 from django.utils import timezone
 
 from integrations.models import Connection, JobRun
@@ -114,8 +116,6 @@ def test_messages_wait_while_attentive_is_throttling(setup, attentive_sandbox, s
 
 
 def test_unknown_placeholders_are_rejected_when_a_template_is_saved(setup):
-    from django.core.exceptions import ValidationError
-
     template = MessageTemplate(
         client=setup["template"].client, event_type="tier_changed", connection=setup["connection"], text="Hi {nmae}"
     )
@@ -157,8 +157,6 @@ def attentive_sandbox_counts(state) -> dict[str, int]:
 
 
 def test_an_uncertain_message_shows_its_evidence_and_can_be_sent_anyway(setup, attentive_sandbox, admin_http):
-    from django.urls import reverse
-
     plan_messages()
     [message] = claim_batch(setup["connection"], size=1)
     mark_attempting(message)

@@ -10,7 +10,9 @@ from datetime import UTC
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from integrations.connections import verify
 from integrations.models import Connection, VendorCall
 from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
@@ -174,8 +176,6 @@ def test_messages_on_an_unusable_connection_are_held_with_the_reason(
 def test_a_draft_whose_check_failed_says_what_the_check_found(
     sms_template, sandbox_attentive_connection, client_a, attentive_sandbox
 ):
-    from integrations.connections import verify
-
     connection = sandbox_attentive_connection
     connection.status, connection.secrets = "draft", {**connection.secrets, "api_key": "wrong"}
     connection.save()
@@ -224,8 +224,6 @@ def test_a_throttled_run_holds_the_messages_and_says_so(sms_template, client_a, 
 
 @pytest.mark.django_db
 def test_the_admin_lists_held_messages_with_since_when_and_why(admin_http, client_a, attentive_connection):
-    from django.utils import timezone
-
     template = MessageTemplateFactory(
         client=client_a, event_type="points_earned", connection=attentive_connection, text="Hi {first_name}"
     )
@@ -288,8 +286,6 @@ def test_an_unknown_balance_is_not_stated(balance_template, client_a, attentive_
 def test_the_balance_comes_from_the_event_else_from_annex_cloud(
     balance_template, client_a, attentive_sandbox, data, synced, balance
 ):
-    from django.utils import timezone
-
     member = member_with_event(client_a, data=data, points=700, points_synced_at=timezone.now() if synced else None)
     assert dispatch_messages()["sent"] == 1
     assert attentive_sandbox.messages == [{"to": member.phone, "body": f"Hi M0, +50 points. Balance: {balance}."}]

@@ -12,9 +12,11 @@ import threading
 import pytest
 from django.core.management import call_command
 from django.db import connection as db
+from django.test import Client as HttpClient
 from django.urls import reverse
 
 from integrations.models import WebhookEvent
+from integrations.vibes import flows
 from integrations.vibes.flows import match_unmatched
 from members.models import VibesListSubscription
 from tests.factories import ConnectionFactory, MemberFactory, WebhookEventFactory
@@ -171,8 +173,6 @@ def test_optional_basic_auth_and_ip_allow_list(client, vibes, member):
 
 
 def test_a_processing_failure_is_stored_and_can_be_reprocessed(client, vibes, member, monkeypatch):
-    from integrations.vibes import flows
-
     original = flows.find_member
 
     def broken(*args, **kwargs):
@@ -242,8 +242,6 @@ def test_a_callback_to_another_clients_url_stores_nothing_for_this_client(client
 
 @pytest.mark.skipif("db.vendor != 'postgresql'", reason="true concurrency needs PostgreSQL")
 def test_two_copies_at_the_same_instant_are_applied_once(vibes, member):
-    from django.test import Client as HttpClient
-
     barrier = threading.Barrier(2)
     statuses: list[int] = []
 

@@ -8,8 +8,9 @@ import pytest
 from django.core.management import call_command
 from pytest_httpserver import HTTPServer
 
+from integrations.connections import verify as verify_connection
 from integrations.http import AuthError, NotFound
-from integrations.models import WebhookEvent
+from integrations.models import Connection, WebhookEvent
 from integrations.vibes.api import MdnConflict, Unprocessable, VibesAPI, person_payload
 from integrations.vibes.flows import sync_person
 from members import sync
@@ -139,9 +140,6 @@ def test_the_sandbox_fires_callbacks_at_the_portal(vibes_sandbox, client_a, live
 
 @pytest.mark.django_db(transaction=True)
 def test_verify_activates_with_working_credentials_and_explains_bad_ones(vibes_sandbox):
-    from integrations.connections import verify as verify_connection
-    from integrations.models import Connection
-
     _, connection = vibes_sandbox
     connection.status = Connection.Status.DRAFT
     connection.save()
