@@ -1,8 +1,16 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.test import Client as HttpClient
+from rest_framework.test import APIClient
 
+from integrations.annexcloud import sandbox as annex_cloud_simulator
+from integrations.attentive import sandbox as attentive_simulator
+from integrations.http import pooled_session
+from integrations.models import ApiToken, Connection, SignUpSource
+from integrations.vibes import sandbox as vibes_simulator
+from portal.celery import app as celery_app
 from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, ConnectionFactory, SiteAdminFactory
 
 
@@ -11,8 +19,6 @@ def close_keep_alive_connections():
     """Vendor calls reuse a pooled keep-alive connection. To the live server that would keep a request thread, and
     the database connection it holds, alive after the test: close it after each test."""
     yield
-    from integrations.http import pooled_session
-
     session = pooled_session()
     # urllib3 2 only forgets its pools on close(); their idle connections close when the pool is collected, which
     # for a pool caught in a reference cycle (a raised vendor error's traceback) is whenever the cyclic GC runs.
@@ -29,8 +35,6 @@ def close_keep_alive_connections():
 @pytest.fixture(autouse=True)
 def empty_cache():
     """Each test starts with an empty cache (processing-scheduled marks and the like)."""
-    from django.core.cache import cache
-
     cache.clear()
     yield
     cache.clear()
@@ -87,9 +91,6 @@ def alice_http(user_a) -> HttpClient:
 @pytest.fixture
 def api_client_for(db):
     """An API client authenticated with a fresh token of the given client."""
-    from rest_framework.test import APIClient
-
-    from integrations.models import ApiToken
 
     def make(client):
         _, key = ApiToken.issue(client, "test token")
@@ -103,73 +104,60 @@ def api_client_for(db):
 @pytest.fixture
 def attentive_sandbox(live_server, settings):
     """The Attentive simulator, served over real HTTP by the live server, reset for each test."""
-    from integrations.attentive import sandbox as simulator
-
     settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
     settings.MESSAGE_SEND_CONCURRENCY = 1  # SQLite's shared in-memory test database is not for parallel writers
-    simulator.state.__init__()
-    yield simulator.state
-    simulator.state.__init__()
+    attentive_simulator.state.__init__()
+    yield attentive_simulator.state
+    attentive_simulator.state.__init__()
 
 
 @pytest.fixture
 def sandbox_attentive_connection(attentive_sandbox, client_a):
-    from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
-    from integrations.models import Connection, SignUpSource
-
     SignUpSource.objects.create(client=client_a, source_id="132109", name="Loyalty", is_default=True)
     return ConnectionFactory(
         client=client_a,
         vendor="attentive",
         environment=Connection.Environment.SANDBOX,
-        secrets={"api_key": API_KEY, "legacy_token": LEGACY_TOKEN},
+        secrets={"api_key": attentive_simulator.API_KEY, "legacy_token": attentive_simulator.LEGACY_TOKEN},
     )
 
 
 @pytest.fixture
 def eager_celery():
     """Tasks run in-process when queued, so the on-commit subscribe can be observed."""
-    from portal.celery import app
-
-    app.conf.task_always_eager = True
+    celery_app.conf.task_always_eager = True
     yield
-    app.conf.task_always_eager = False
+    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture
 def annex_cloud_sandbox(live_server, settings, client_a):
     """Client A's Annex Cloud connection pointed at the simulator over real HTTP."""
-    from integrations.annexcloud import sandbox as simulator
-    from integrations.models import Connection
-
     settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    simulator.state.__init__()
+    annex_cloud_simulator.state.__init__()
     client_a.site_id = "100001"
     client_a.save()
     connection = ConnectionFactory(
         client=client_a,
         vendor="annex_cloud",
         environment=Connection.Environment.SANDBOX,
-        secrets={"api_secret": simulator.SECRET, "loyalty_token": "loyal"},
+        secrets={"api_secret": annex_cloud_simulator.SECRET, "loyalty_token": "loyal"},
     )
-    yield simulator.state, connection
-    simulator.state.__init__()
+    yield annex_cloud_simulator.state, connection
+    annex_cloud_simulator.state.__init__()
 
 
 @pytest.fixture
 def vibes_sandbox(live_server, settings, client_a):
     """Client A's active Vibes connection pointed at the simulator over real HTTP."""
-    from integrations.models import Connection
-    from integrations.vibes import sandbox as simulator
-
     settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    simulator.state.__init__()
+    vibes_simulator.state.__init__()
     connection = ConnectionFactory(
         client=client_a,
         vendor="vibes",
         environment=Connection.Environment.SANDBOX,
-        secrets={"api_username": simulator.USERNAME, "api_password": simulator.PASSWORD},
+        secrets={"api_username": vibes_simulator.USERNAME, "api_password": vibes_simulator.PASSWORD},
         settings={"company_key": "acme"},
     )
-    yield simulator.state, connection
-    simulator.state.__init__()
+    yield vibes_simulator.state, connection
+    vibes_simulator.state.__init__()

@@ -78,7 +78,7 @@ def vibes_callback(
     external_id: str = "ex1234",
     list_id: str = "1234",
 ) -> dict[str, Any]:
-    """A subscription callback shaped as Vibes sends it (seed 001)."""
+    """A subscription callback shaped as Vibes sends it (Vibes' subscription callback documentation)."""
     subscription: dict[str, Any] = {
         "person": {
             "id": person_id,

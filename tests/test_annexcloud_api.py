@@ -1,5 +1,6 @@
 """Annex Cloud v3: every request signed as the public JWT guide says (checked by an independent computation of the
-documented steps), the seed's payloads, and each error code — also when it comes with HTTP 200."""
+documented steps), the payloads of Annex Cloud's segment and points APIs, and each error code — also when it comes
+with HTTP 200."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 import jwt
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request
+from werkzeug import Request, Response
 
 from integrations.annexcloud.api import AlreadyExists, AnnexCloudAPI, RequestFailed
 from integrations.http import AuthError, NotFound, Rejected, RetryPolicy, VendorError
@@ -49,8 +50,6 @@ def test_post_is_signed_over_the_exact_raw_body(api, httpserver):
 
     def capture(request: Request):
         seen.append(request)
-        from werkzeug import Response
-
         return Response(json.dumps({"segmentId": 101, "segmentName": "Only Members"}), content_type="application/json")
 
     httpserver.expect_request("/api/3.0/segment", method="POST").respond_with_handler(capture)
@@ -72,8 +71,8 @@ def test_get_is_signed_over_the_identifier_as_a_json_string(api, httpserver):
     assert claims_of(request)["hmac"] == documented_hmac('"user@x.com"')
 
 
-def test_segment_request_is_the_seeds(api, httpserver):
-    seed_request = {
+def test_segment_request_is_the_documented_example(api, httpserver):
+    documented_request = {
         "name": "Only Members",
         "type": "Current Data",
         "fromDate": "2020-01-17",
@@ -83,10 +82,10 @@ def test_segment_request_is_the_seeds(api, httpserver):
         "externalId": "123",
         "externalName": "Members specific",
     }
-    httpserver.expect_oneshot_request("/api/3.0/segment", method="POST", json=seed_request).respond_with_json(
+    httpserver.expect_oneshot_request("/api/3.0/segment", method="POST", json=documented_request).respond_with_json(
         {"segmentId": 101}
     )
-    assert api.create_segment(seed_request)["segmentId"] == 101
+    assert api.create_segment(documented_request)["segmentId"] == 101
 
 
 def test_points_award_is_idempotent_by_custom_id(api, httpserver):

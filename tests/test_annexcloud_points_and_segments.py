@@ -19,7 +19,7 @@ from integrations.http import NotFound, Rejected
 from integrations.models import Connection, VendorCall
 from members.models import Member, PointsTransaction, Segment
 from members.segments import add_members
-from tests.factories import ClientFactory, ConnectionFactory
+from tests.factories import ClientFactory, ConnectionFactory, MemberFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,12 +29,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def segment(client_a) -> Segment:
-    return Segment.objects.create(client=client_a, name="Only Members", external_id="123", external_name="Members")
+    return SegmentFactory(client=client_a, name="Only Members", external_id="123", external_name="Members")
 
 
 @pytest.fixture
 def ann(client_a) -> Member:
-    return Member.objects.create(client=client_a, email="ann@x.com", first_name="Ann")
+    return MemberFactory(client=client_a, email="ann@x.com", first_name="Ann", last_name="")  # "Ann" in messages
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_a_credit_updates_the_members_balance_and_tier_from_the_answer(annex_clo
 
 
 def test_a_debit_sends_the_documented_body(httpserver, contract_connection, client_a):
-    member = Member.objects.create(client=client_a, annex_cloud_id="AC-42", email="bo@x.com", points=100)
+    member = MemberFactory(client=client_a, annex_cloud_id="AC-42", email="bo@x.com", points=100)
     body = {
         "id": "AC-42",
         "actionId": "100",
@@ -353,7 +353,7 @@ def test_without_annex_cloud_the_answer_is_409(ann, api_client_for, client_a):
 
 def test_the_admin_action_applies_a_submission_once(annex_cloud_sandbox, loyalty_member, client_a, admin_http):
     state, _ = annex_cloud_sandbox
-    bo = Member.objects.create(client=client_a, email="bo@x.com", first_name="Bo")
+    bo = MemberFactory(client=client_a, email="bo@x.com", first_name="Bo", last_name="")  # "Bo" in messages
     state.members["bo@x.com"] = {"id": "bo@x.com", "email": "bo@x.com"}
     url = reverse("admin:members_member_changelist")
     selected = {"action": "adjust_points_at_annex_cloud", "_selected_action": [loyalty_member.pk, bo.pk]}
@@ -378,7 +378,7 @@ def test_the_admin_action_applies_a_submission_once(annex_cloud_sandbox, loyalty
 
 
 def test_the_admin_action_takes_at_most_20_members(annex_cloud_sandbox, client_a, admin_http):
-    members = [Member.objects.create(client=client_a, email=f"m{n}@x.com") for n in range(21)]
+    members = [MemberFactory(client=client_a, email=f"m{n}@x.com") for n in range(21)]
     response = admin_http.post(
         reverse("admin:members_member_changelist"),
         {"action": "adjust_points_at_annex_cloud", "_selected_action": [m.pk for m in members]},
@@ -388,8 +388,8 @@ def test_the_admin_action_takes_at_most_20_members(annex_cloud_sandbox, client_a
 
 
 def test_points_transactions_are_listed_per_client(alice_http, client_a, client_b):
-    mine = Member.objects.create(client=client_a, email="mine@x.com")
-    theirs = Member.objects.create(client=client_b, email="theirs@x.com")
+    mine = MemberFactory(client=client_a, email="mine@x.com")
+    theirs = MemberFactory(client=client_b, email="theirs@x.com")
     for member in (mine, theirs):
         PointsTransaction.objects.create(
             client=member.client, member=member, key=f"k-{member.pk}", activity="credit", points=1, action_id="100"

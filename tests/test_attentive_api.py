@@ -1,5 +1,5 @@
-"""Attentive API contract: requests exactly as seed 000 shows them (E.164 per vendor-facts), and every error the
-seed and vendor-facts.md name, against a real local HTTP server."""
+"""Attentive API contract: requests exactly as Attentive's documented contract shows them (phone numbers in E.164),
+and every error Attentive documents, against a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def channel(channel_name: str, key: str, value: object) -> dict:
     return {"subscription": {"type": "MARKETING", "channel": channel_name}, key: value}
 
 
-def test_subscribe_sends_the_seed_body(api, httpserver):
+def test_subscribe_sends_the_documented_body(api, httpserver):
     httpserver.expect_oneshot_request(
         "/v1/subscriptions",
         method="POST",
@@ -65,7 +65,7 @@ def test_eligibility_is_a_get_with_phone_and_email(api, httpserver):
     assert [(r.channel, r.status) for r in results] == [("TEXT", "ELIGIBLE"), ("EMAIL", "NOT_ELIGIBLE")]
 
 
-def test_unsubscribe_sends_the_seed_body(api, httpserver):
+def test_unsubscribe_sends_the_documented_body(api, httpserver):
     subscriptions = [{"type": "MARKETING", "channel": "EMAIL"}, {"type": "MARKETING", "channel": "TEXT"}]
     httpserver.expect_oneshot_request(
         "/v1/subscriptions/unsubscribe",
@@ -77,7 +77,7 @@ def test_unsubscribe_sends_the_seed_body(api, httpserver):
     assert api.unsubscribe(PHONE, EMAIL, subscriptions)[0].status == "NEWLY_UNSUBSCRIBED"
 
 
-def test_messages_use_the_legacy_token_and_the_seed_body(api, httpserver):
+def test_messages_use_the_legacy_token_and_the_documented_body(api, httpserver):
     httpserver.expect_oneshot_request(
         "/v1/subscriptions/messages",
         method="POST",

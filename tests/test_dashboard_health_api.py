@@ -8,7 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations.models import Connection, JobRun
+from integrations.models import ApiToken, BeatLease, Connection, JobRun, VendorCall
+from portal.beat import acquire_or_renew
 from portal.celery import app as celery_app
 from tests.factories import ConnectionFactory
 
@@ -59,13 +60,6 @@ def test_healthz_reports_database_and_broker(client, db):
 
 
 def test_healthz_is_503_when_beat_has_been_silent(client, db):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from integrations.models import BeatLease, JobRun
-    from portal.beat import acquire_or_renew
-
     assert acquire_or_renew("beat-host:1")
     JobRun.objects.create(job="members.dispatch_loyalty_messages", finished_at=timezone.now(), outcome="succeeded")
     alive = client.get("/healthz").json()
@@ -101,8 +95,6 @@ def test_api_refuses_anonymous_and_bad_tokens(client, db):
 
 
 def test_revoked_tokens_stop_working(api_client_for, client_a):
-    from integrations.models import ApiToken
-
     api = api_client_for(client_a)
     assert api.get("/api/clients/").status_code == 200
     ApiToken.objects.update(revoked=True)
@@ -122,8 +114,6 @@ def test_sandbox_frame_is_mounted_and_injects_failures(client, db):
 
 
 def test_metrics_need_the_token_and_count_the_portals_records(client, connection_a, settings):
-    from integrations.models import VendorCall
-
     settings.METRICS_TOKEN = "scrape-token-1234567"
     VendorCall.objects.create(connection=connection_a, method="GET", url="/v1/me", status_code=200, latency_ms=40)
     VendorCall.objects.create(connection=connection_a, method="GET", url="/v1/me", error_type="timeout")

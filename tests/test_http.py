@@ -10,7 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from integrations.connections import api_for
+from integrations.connections import ConnectionDisabled, api_for
 from integrations.http import (
     AuthError,
     NotFound,
@@ -232,8 +232,6 @@ def test_auth_error_marks_failing_at_once_but_a_rejected_request_does_not(connec
 
 
 def test_a_disabled_connection_makes_no_calls(connection):
-    from integrations.connections import ConnectionDisabled
-
     connection.status = Connection.Status.DISABLED
     with pytest.raises(ConnectionDisabled, match="disabled"):
         demo_api(connection)

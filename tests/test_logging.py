@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from integrations.models import Connection
+from portal.logging import redact_event, register_secret_values
 from tests.factories import ConnectionFactory
 
 
@@ -44,8 +46,6 @@ def test_tracebacks_are_redacted_too():
     try:
         raise ValueError("token=leaky-token-value-1")
     except ValueError:
-        import sys
-
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     line = format_through_portal_handler(record)
     assert "leaky-token-value-1" not in line
@@ -53,8 +53,6 @@ def test_tracebacks_are_redacted_too():
 
 
 def test_error_reports_are_redacted_like_log_lines():
-    from portal.logging import redact_event, register_secret_values
-
     register_secret_values(["sentry-report-secret-value"])
     event = {"exception": {"values": [{"value": "call failed with sentry-report-secret-value"}]}, "extra": [1, None]}
     redacted = redact_event(event)

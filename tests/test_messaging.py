@@ -1,5 +1,6 @@
 """Loyalty-action messages: one per (event, template), only to TEXT subscribers, never twice — even with two runs
-at once or a run killed halfway — and a rejected legacy token becomes the seed's instruction on the connection."""
+at once or a run killed halfway — and a rejected legacy token becomes Attentive's documented instruction (ask
+legacyapi@attentivemobile.com to activate it) on the connection."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection as db
+from django.urls import reverse
 from django.utils import timezone
 
 from integrations.models import Connection, JobRun
@@ -113,8 +116,6 @@ def test_messages_wait_while_attentive_is_throttling(setup, attentive_sandbox, s
 
 
 def test_unknown_placeholders_are_rejected_when_a_template_is_saved(setup):
-    from django.core.exceptions import ValidationError
-
     template = MessageTemplate(
         client=setup["template"].client, event_type="tier_changed", connection=setup["connection"], text="Hi {nmae}"
     )
@@ -156,8 +157,6 @@ def attentive_sandbox_counts(state) -> dict[str, int]:
 
 
 def test_an_uncertain_message_shows_its_evidence_and_can_be_sent_anyway(setup, attentive_sandbox, admin_http):
-    from django.urls import reverse
-
     plan_messages()
     [message] = claim_batch(setup["connection"], size=1)
     mark_attempting(message)

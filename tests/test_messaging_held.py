@@ -10,11 +10,19 @@ from datetime import UTC
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from integrations.connections import verify
 from integrations.models import Connection, VendorCall
 from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
-from tests.factories import ConnectionFactory
+from tests.factories import (
+    ConnectionFactory,
+    LoyaltyEventFactory,
+    MemberFactory,
+    MessageTemplateFactory,
+    OutboundMessageFactory,
+)
 
 VIBES_REFUSAL = "The template's connection (Vibes) cannot send SMS: choose an SMS connection (Attentive)."
 
@@ -31,9 +39,9 @@ def attentive_connection(client_a):
 
 
 def member_with_event(client, n: int = 0, data: dict | None = None, **member_fields) -> Member:
-    member = Member.objects.create(client=client, phone=f"+1770765{1750 + n}", first_name=f"M{n}", **member_fields)
+    member = MemberFactory(client=client, phone=f"+1770765{1750 + n}", first_name=f"M{n}", **member_fields)
     ChannelSubscription.objects.create(member=member, vendor="attentive", channel="TEXT", state="subscribed")
-    LoyaltyEvent.objects.create(
+    LoyaltyEventFactory(
         client=client,
         member=member,
         external_id=f"ev-{member.pk}",
@@ -64,7 +72,7 @@ def test_the_template_form_offers_only_sms_connections(admin_http, client_a, att
 @pytest.mark.django_db
 def test_an_existing_template_on_vibes_shows_why_it_cannot_be_saved(admin_http, client_a, vibes_connection):
     # Saved before templates were checked (no clean() on this path).
-    template = MessageTemplate.objects.create(
+    template = MessageTemplateFactory(
         client=client_a, event_type="points_earned", connection=vibes_connection, text="Hi {first_name}"
     )
     listing = admin_http.get(reverse("admin:members_messagetemplate_changelist"))
@@ -87,7 +95,7 @@ def test_an_existing_template_on_vibes_shows_why_it_cannot_be_saved(admin_http, 
 
 @pytest.mark.django_db
 def test_events_of_a_template_on_vibes_are_skipped_with_the_reason(client_a, vibes_connection):
-    MessageTemplate.objects.create(
+    MessageTemplateFactory(
         client=client_a, event_type="points_earned", connection=vibes_connection, text="Hi {first_name}"
     )
     member_with_event(client_a)
@@ -100,7 +108,7 @@ def test_events_of_a_template_on_vibes_are_skipped_with_the_reason(client_a, vib
 
 @pytest.mark.django_db
 def test_messages_already_pending_on_vibes_are_skipped_with_the_reason(client_a, vibes_connection):
-    template = MessageTemplate.objects.create(
+    template = MessageTemplateFactory(
         client=client_a, event_type="points_earned", connection=vibes_connection, text="Hi {first_name}"
     )
     member = member_with_event(client_a)
@@ -108,7 +116,7 @@ def test_messages_already_pending_on_vibes_are_skipped_with_the_reason(client_a,
     event = LoyaltyEvent.objects.get()
     event.messages_planned_at = event.received_at
     event.save()
-    OutboundMessage.objects.create(
+    OutboundMessageFactory(
         event=event, template=template, member=member, connection=vibes_connection, to=member.phone, body="Hi M0"
     )
     assert dispatch_messages()["skipped"] == 1
@@ -120,7 +128,7 @@ def test_messages_already_pending_on_vibes_are_skipped_with_the_reason(client_a,
 
 @pytest.fixture
 def sms_template(sandbox_attentive_connection, client_a):
-    return MessageTemplate.objects.create(
+    return MessageTemplateFactory(
         client=client_a,
         event_type="points_earned",
         connection=sandbox_attentive_connection,
@@ -168,8 +176,6 @@ def test_messages_on_an_unusable_connection_are_held_with_the_reason(
 def test_a_draft_whose_check_failed_says_what_the_check_found(
     sms_template, sandbox_attentive_connection, client_a, attentive_sandbox
 ):
-    from integrations.connections import verify
-
     connection = sandbox_attentive_connection
     connection.status, connection.secrets = "draft", {**connection.secrets, "api_key": "wrong"}
     connection.save()
@@ -218,9 +224,7 @@ def test_a_throttled_run_holds_the_messages_and_says_so(sms_template, client_a, 
 
 @pytest.mark.django_db
 def test_the_admin_lists_held_messages_with_since_when_and_why(admin_http, client_a, attentive_connection):
-    from django.utils import timezone
-
-    template = MessageTemplate.objects.create(
+    template = MessageTemplateFactory(
         client=client_a, event_type="points_earned", connection=attentive_connection, text="Hi {first_name}"
     )
     held_member, sent_member = member_with_event(client_a, 0), member_with_event(client_a, 1)
@@ -228,7 +232,7 @@ def test_the_admin_lists_held_messages_with_since_when_and_why(admin_http, clien
         (held_member, {"held_since": timezone.now(), "detail": "Held since …: the Attentive connection is disabled"}),
         (sent_member, {"status": "sent"}),
     ]:
-        OutboundMessage.objects.create(
+        OutboundMessageFactory(
             event=member.loyalty_events.get(), template=template, member=member, connection=attentive_connection,
             to=member.phone, body=f"Hi {member.first_name}", **fields,
         )  # fmt: skip
@@ -249,7 +253,7 @@ UNKNOWN_BALANCE = (
 
 @pytest.fixture
 def balance_template(sandbox_attentive_connection, client_a):
-    return MessageTemplate.objects.create(
+    return MessageTemplateFactory(
         client=client_a,
         event_type="points_earned",
         connection=sandbox_attentive_connection,
@@ -282,8 +286,6 @@ def test_an_unknown_balance_is_not_stated(balance_template, client_a, attentive_
 def test_the_balance_comes_from_the_event_else_from_annex_cloud(
     balance_template, client_a, attentive_sandbox, data, synced, balance
 ):
-    from django.utils import timezone
-
     member = member_with_event(client_a, data=data, points=700, points_synced_at=timezone.now() if synced else None)
     assert dispatch_messages()["sent"] == 1
     assert attentive_sandbox.messages == [{"to": member.phone, "body": f"Hi M0, +50 points. Balance: {balance}."}]
@@ -291,7 +293,7 @@ def test_the_balance_comes_from_the_event_else_from_annex_cloud(
 
 @pytest.mark.django_db
 def test_an_unknown_tier_is_not_stated(client_a, attentive_connection):
-    MessageTemplate.objects.create(
+    MessageTemplateFactory(
         client=client_a, event_type="points_earned", connection=attentive_connection, text="You are {tier} now!"
     )
     member_with_event(client_a, 0)
@@ -326,7 +328,7 @@ EVENT = {
     ],
 )
 def test_event_points_and_balance_must_be_whole_numbers(api_client_for, client_a, data, field):
-    Member.objects.create(client=client_a, email="ann@example.com", phone="+17707651750")
+    MemberFactory(client=client_a, email="ann@example.com", phone="+17707651750")
     response = api_client_for(client_a).post("/api/loyalty-events/", {**EVENT, "data": data}, format="json")
     assert response.status_code == 400
     assert response.json()["data"][field] == [f"Must be a whole number, e.g. 50 (got {json.dumps(data[field])})."]
@@ -338,7 +340,7 @@ def test_event_points_and_balance_must_be_whole_numbers(api_client_for, client_a
 
 @pytest.mark.django_db
 def test_the_admin_refuses_an_event_whose_balance_is_not_a_number(admin_http, client_a):
-    member = Member.objects.create(client=client_a, email="ann@example.com", phone="+17707651750")
+    member = MemberFactory(client=client_a, email="ann@example.com", phone="+17707651750")
     response = admin_http.post(
         reverse("admin:members_loyaltyevent_add"),
         {

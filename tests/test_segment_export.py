@@ -9,10 +9,12 @@ import io
 import pytest
 from django.urls import reverse
 
+from members import exports
 from members.exports import stream_segment_csv
 from members.models import Member, SegmentExport
 from members.segments import add_members
-from tests.factories import MemberFactory, SegmentFactory
+from tests.conftest import login
+from tests.factories import ClientUserFactory, MemberFactory, SegmentFactory
 
 TRICKY = [
     # (first, last, email, annex id) -> what the CSV must say
@@ -67,9 +69,6 @@ def test_the_api_streams_the_export_to_the_clients_token(api_client_for, client_
 
 
 def test_another_clients_token_or_user_gets_nothing(api_client_for, client_b, segment, alice_http, db):
-    from tests.conftest import login
-    from tests.factories import ClientUserFactory
-
     assert api_client_for(client_b).get(f"/api/segments/{segment.pk}/export/").status_code == 404
     assert api_client_for(client_b).get("/api/segments/").json()["results"] == []
     bob = login(ClientUserFactory(username="bob", client=client_b))
@@ -104,8 +103,6 @@ def test_a_large_segment_is_exported_by_a_job_and_linked(api_client_for, client_
 
 
 def test_chunking_keeps_every_row_whole(segment, monkeypatch):
-    from members import exports
-
     whole = b"".join(stream_segment_csv(segment))
     monkeypatch.setattr(exports, "CHUNK_BYTES", 16)
     chunks = list(stream_segment_csv(segment))
@@ -125,8 +122,6 @@ def test_a_finished_export_is_not_reachable_by_another_client(
     assert export.status == "ready"
     page = admin_http.get(reverse("admin:members_segment_change", args=[segment.pk])).content.decode()
     assert reverse("admin:members_segmentexport_download", args=[export.pk]) in page
-    from tests.conftest import login
-    from tests.factories import ClientUserFactory
 
     bob = login(ClientUserFactory(username="bob", client=client_b))
     assert bob.get(reverse("admin:members_segmentexport_download", args=[export.pk])).status_code == 404

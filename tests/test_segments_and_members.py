@@ -58,7 +58,7 @@ def test_saved_filter(segment, people):
     assert list(segment.members.all()) == [people["jacob"]]
 
 
-def test_push_to_annex_cloud_sends_the_seed_request_and_keeps_the_id(segment, people, annex_cloud_sandbox):
+def test_push_to_annex_cloud_sends_the_documented_request_and_keeps_the_id(segment, people, annex_cloud_sandbox):
     state, _ = annex_cloud_sandbox
     add_members(segment, Member.objects.all())
     outcome = push_to_annex_cloud(segment)

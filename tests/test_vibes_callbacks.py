@@ -12,9 +12,11 @@ import threading
 import pytest
 from django.core.management import call_command
 from django.db import connection as db
+from django.test import Client as HttpClient
 from django.urls import reverse
 
 from integrations.models import WebhookEvent
+from integrations.vibes import flows
 from integrations.vibes.flows import match_unmatched
 from members.models import VibesListSubscription
 from tests.factories import ConnectionFactory, MemberFactory, WebhookEventFactory
@@ -44,8 +46,8 @@ REMOVED = {
     "event_date": "2017-03-15T15:42:23Z",
 }
 REMOVED["subscription"].update(opt_out_date="2017-02-18T15:34:52+0000", opt_out_reason="user_opt_out")
-# Seed 001's first example, verbatim in its fault: `"callback:id","DEF123"` is not JSON.
-SEED_INVALID = '{\n   "callback:id","DEF123",\n   "event_id":"AB234SDFD234"\n}'
+# The first example of Vibes' callback documentation, verbatim in its fault: `"callback:id","DEF123"` is not JSON.
+DOCUMENTED_INVALID = '{\n   "callback:id","DEF123",\n   "event_id":"AB234SDFD234"\n}'
 
 
 @pytest.fixture
@@ -123,7 +125,7 @@ def test_an_unknown_person_is_kept_and_matched_when_the_member_appears(client, v
 @pytest.mark.parametrize(
     ("body", "content_type", "reason"),
     [
-        (SEED_INVALID, "application/json", "not valid JSON"),
+        (DOCUMENTED_INVALID, "application/json", "not valid JSON"),
         (json.dumps(ADDED), "text/plain", "Content-Type must be application/json"),
         (json.dumps({k: v for k, v in ADDED.items() if k != "event_id"}), "application/json", "event_id"),
         (json.dumps({**ADDED, "callback_type": "person_updated"}), "application/json", "Unknown callback_type"),
@@ -171,8 +173,6 @@ def test_optional_basic_auth_and_ip_allow_list(client, vibes, member):
 
 
 def test_a_processing_failure_is_stored_and_can_be_reprocessed(client, vibes, member, monkeypatch):
-    from integrations.vibes import flows
-
     original = flows.find_member
 
     def broken(*args, **kwargs):
@@ -191,7 +191,7 @@ def test_a_processing_failure_is_stored_and_can_be_reprocessed(client, vibes, me
 
 
 def test_admin_shows_the_raw_body_pretty_and_reprocesses(admin_http, client, vibes, member):
-    deliver(client, vibes, SEED_INVALID)
+    deliver(client, vibes, DOCUMENTED_INVALID)
     rejected = WebhookEvent.objects.get()
     page = admin_http.get(reverse("admin:integrations_webhookevent_change", args=[rejected.pk])).content.decode()
     assert "&quot;callback:id&quot;,&quot;DEF123&quot;" in page  # not JSON: shown exactly as received
@@ -242,8 +242,6 @@ def test_a_callback_to_another_clients_url_stores_nothing_for_this_client(client
 
 @pytest.mark.skipif("db.vendor != 'postgresql'", reason="true concurrency needs PostgreSQL")
 def test_two_copies_at_the_same_instant_are_applied_once(vibes, member):
-    from django.test import Client as HttpClient
-
     barrier = threading.Barrier(2)
     statuses: list[int] = []
 

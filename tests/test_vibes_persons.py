@@ -1,4 +1,4 @@
-"""Vibes person sync: the seed's version-2 request, every status code, and coalesced updates after edits."""
+"""Vibes person sync: Vibes' person API v2 example, every status code, and coalesced updates after edits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from django.core.management import call_command
 from pytest_httpserver import HTTPServer
 
+from integrations.connections import verify as verify_connection
 from integrations.http import AuthError, NotFound
-from integrations.models import WebhookEvent
+from integrations.models import Connection, WebhookEvent
 from integrations.vibes.api import MdnConflict, Unprocessable, VibesAPI, person_payload
 from integrations.vibes.flows import sync_person
 from members import sync
@@ -17,7 +18,7 @@ from members.models import VibesListSubscription
 from portal.celery import app as celery_app
 from tests.factories import MemberFactory
 
-SEED_V2 = {
+V2_EXAMPLE = {
     "external_person_id": "EXT542342",
     "mobile_phone": {"mdn": "+12995551234"},
     "custom_fields": {"first_name": "John", "last_name": "Doe"},
@@ -29,14 +30,14 @@ def api(httpserver: HTTPServer) -> VibesAPI:
     return VibesAPI(httpserver.url_for(""), company_key="acme", username="user", password="pass")
 
 
-def test_update_by_external_id_sends_the_seeds_v2_request(api, httpserver):
+def test_update_by_external_id_sends_the_documented_v2_request(api, httpserver):
     auth = "Basic " + base64.b64encode(b"user:pass").decode()
     httpserver.expect_oneshot_request(
         "/companies/acme/mobiledb/persons/external/EXT542342",
         method="PUT",
         headers={"Authorization": auth, "X-API-Version": "2", "Content-Type": "application/json"},
-        json=SEED_V2,
-    ).respond_with_json(SEED_V2, status=200)
+        json=V2_EXAMPLE,
+    ).respond_with_json(V2_EXAMPLE, status=200)
     payload = person_payload("EXT542342", "+12995551234", {"first_name": "John", "last_name": "Doe"})
     assert api.update_by_external_id("EXT542342", payload).created is False
     httpserver.check_assertions()
@@ -49,8 +50,8 @@ def test_add_person_201_created_and_200_merged(api, httpserver):
     httpserver.expect_ordered_request("/companies/acme/mobiledb/persons/", method="POST").respond_with_json(
         {"person_id": "P1"}, status=200
     )
-    assert api.add_person(SEED_V2).created is True
-    merged = api.add_person(SEED_V2)
+    assert api.add_person(V2_EXAMPLE).created is True
+    merged = api.add_person(V2_EXAMPLE)
     assert merged.created is False and merged.person_id == "P1"
 
 
@@ -60,7 +61,7 @@ def test_add_person_201_created_and_200_merged(api, httpserver):
 def test_status_codes(api, httpserver, status, error):
     httpserver.expect_request("/companies/acme/mobiledb/persons/P1", method="PUT").respond_with_data("", status=status)
     with pytest.raises(error):
-        api.update_by_person_id("P1", SEED_V2)
+        api.update_by_person_id("P1", V2_EXAMPLE)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -139,9 +140,6 @@ def test_the_sandbox_fires_callbacks_at_the_portal(vibes_sandbox, client_a, live
 
 @pytest.mark.django_db(transaction=True)
 def test_verify_activates_with_working_credentials_and_explains_bad_ones(vibes_sandbox):
-    from integrations.connections import verify as verify_connection
-    from integrations.models import Connection
-
     _, connection = vibes_sandbox
     connection.status = Connection.Status.DRAFT
     connection.save()

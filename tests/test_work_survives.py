@@ -13,7 +13,7 @@ from django.db import connection as db_connection
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import inbound
+from integrations import connections, inbound
 from integrations.jobs import reap_interrupted_runs, run_job
 from integrations.models import Connection, JobRun, WebhookEvent
 from integrations.tasks import close_runs_of_the_previous_worker
@@ -122,8 +122,6 @@ def test_two_processors_apply_each_event_once_and_count_only_their_own():
 
 
 def test_site_admins_are_emailed_once_an_hour_when_a_connection_turns_failing(site_admin, connection_a, mailoutbox):
-    from integrations import connections
-
     connections.mark_failing(connection_a, "Attentive: Unauthorized (HTTP 401) — check the API key")
     connections.mark_active(connection_a)
     connections.mark_failing(connection_a, "again")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connections
+from playwright.sync_api import expect, sync_playwright
 
 from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection
@@ -30,8 +31,6 @@ def logged_in_page(live_server, chromium_path, monkeypatch):
     admin = SiteAdminFactory(username="browser-admin")
     # Playwright's sync API runs an event loop in this thread; the ORM calls the live server makes are in its own.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         page = browser.new_page()
@@ -54,8 +53,6 @@ def screenshot(page, name: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_site_admin_logs_in_and_sees_the_dashboard(logged_in_page, live_server):
-    from playwright.sync_api import expect
-
     client = ClientFactory(name="Gamma Goods")
     ConnectionFactory(client=client, vendor="vibes", status=Connection.Status.FAILING, last_check_result="bad pw")
     page = logged_in_page
@@ -69,8 +66,6 @@ def test_site_admin_logs_in_and_sees_the_dashboard(logged_in_page, live_server):
 
 @pytest.mark.django_db(transaction=True)
 def test_site_admin_activates_attentive_for_a_client(logged_in_page, live_server, attentive_sandbox):
-    from playwright.sync_api import expect
-
     client = ClientFactory(name="Demo Outfitters")
     page = logged_in_page
     page.goto(f"{live_server.url}/admin/integrations/client/{client.pk}/change/")
