@@ -17,6 +17,7 @@ from integrations.annexcloud.flows import adjust_points, annex_cloud_api, push_s
 from integrations.annexcloud.sandbox import SECRET
 from integrations.http import NotFound, Rejected
 from integrations.models import Connection, VendorCall
+from integrations.sandbox.base import OUTAGES, Outage
 from members.models import Member, PointsTransaction, Segment
 from members.segments import add_members
 from tests.factories import ClientFactory, ConnectionFactory, MemberFactory, SegmentFactory
@@ -400,10 +401,6 @@ def test_points_transactions_are_listed_per_client(alice_http, client_a, client_
 
 
 def test_a_segment_create_whose_answer_is_lost_is_uncertain_and_not_resent(annex_cloud_sandbox, client_a):
-    from integrations.annexcloud.flows import push_segment
-    from integrations.models import VendorCall
-    from integrations.sandbox.base import OUTAGES, Outage
-    from tests.factories import SegmentFactory
 
     _, connection = annex_cloud_sandbox
     segment = SegmentFactory(client=client_a, name="Lost answer")

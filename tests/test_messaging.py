@@ -171,7 +171,6 @@ def test_an_uncertain_message_shows_its_evidence_and_can_be_sent_anyway(setup, a
 
 
 def test_the_job_for_one_client_sends_only_that_clients_messages(setup, attentive_sandbox, client_b):
-    from members.tasks import dispatch_loyalty_messages
 
     other = LoyaltyEventFactory(client=client_b, member=MemberFactory(client=client_b), event_type="points_earned")
     counts = dispatch_loyalty_messages.apply(kwargs={"client_id": client_b.pk}).get()

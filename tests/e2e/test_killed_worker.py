@@ -9,8 +9,10 @@ import time
 import pytest
 from django.conf import settings
 
+from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection, JobRun, SignUpSource
 from members.models import ChannelSubscription, OutboundMessage
+from members.tasks import dispatch_loyalty_messages
 from tests.e2e.test_worker_beat import wait_for
 from tests.factories import ClientFactory, ConnectionFactory, LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
 
@@ -20,7 +22,6 @@ MESSAGES = 120
 
 @pytest.fixture
 def pending_messages(live_server, attentive_sandbox):
-    from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 
     client = ClientFactory()
     SignUpSource.objects.create(client=client, source_id="132109", is_default=True)
@@ -50,7 +51,6 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(
     queues = ",".join(settings.PORTAL_QUEUES)
     worker = ["worker", "-Q", queues, "-c", "1", "--without-gossip", "--without-mingle", "-n", "drill@%h"]
     celery_processes.start("worker", *worker)
-    from members.tasks import dispatch_loyalty_messages
 
     dispatch_loyalty_messages.delay()
     assert wait_for(lambda: len(attentive_sandbox.messages) >= 20, 60), celery_processes.log("worker")
