@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
@@ -113,6 +113,14 @@ class Rejected(VendorError):
     default_hint = "Correct the data the vendor named and try again."
 
 
+class ForbiddenDestination(VendorError):
+    """A request aimed anywhere but the connection's own base URL (it would carry the credentials there)."""
+
+    kind = "forbidden_destination"
+    counts_against_connection = False
+    default_hint = "Only a site admin sets where a connection sends its calls (environment and base URL)."
+
+
 class NotFound(Rejected):
     kind = "not_found"
     default_hint = "The vendor has no such record."
@@ -128,6 +136,11 @@ def never_connected(exc: requests.ConnectionError) -> bool:
 def connection_failure(exc: requests.ConnectionError) -> str:
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return type(reason or exc).__name__
+
+
+def path_segment(value: str) -> str:
+    """An id placed in a URL path, escaped: `c#d@x.com` or `a/b` stay one segment, never a fragment or a path."""
+    return quote(str(value), safe="@")
 
 
 # --- Call records -------------------------------------------------------------------------------------------
@@ -430,7 +443,18 @@ class VendorAPI:
             raise Rejected(self.vendor, "answered with a body that is not JSON", status=response.status_code) from exc
 
     def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        """The URL of a path on the connection's base URL. Only site admins decide where a connection's secrets go
+        (its base URL): a full URL to any other scheme, host or port is refused, never sent."""
+        if "://" not in path and not path.startswith("//"):
+            return f"{self.base_url}/{path.lstrip('/')}"
+        target, base = urlsplit(path), urlsplit(self.base_url)
+        if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+            raise ForbiddenDestination(
+                self.vendor,
+                f"refused to call {target.scheme}://{target.netloc}: only {base.netloc} (the connection's base URL) "
+                "may receive this connection's credentials",
+            )
+        return path
 
     def encode_json(self, body: Any) -> bytes:
         return json.dumps(body, separators=(",", ":")).encode()
@@ -477,6 +501,10 @@ class VendorAPI:
             record.status_code = response.status_code
             record.response_body = self.redactor.body(response.content)
         if error is not None:
+            # The vendor's own words may echo a secret (a key in an error text): redacted before anyone stores,
+            # shows or logs them.
+            error.message = self.redactor.text(error.message)
+            error.args = (error.message,)
             record.error_type = error.kind
             record.error = self.redactor.text(str(error))
         self.call_log.record(record)

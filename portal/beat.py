@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import connections as db_connections
 from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
@@ -60,6 +61,17 @@ class LeasedDatabaseScheduler(DatabaseScheduler):
         super().__init__(*args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        try:
+            return self._tick_with_lease(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            # The database is gone for a while: stand by (another beat may take over) and keep trying, instead of
+            # dying and leaving no beat at all when it comes back.
+            logger.warning("beat %s: the database is unreachable; standing by", self.holder)
+            db_connections.close_all()
+            self.active = False
+            return STANDBY_POLL_SECONDS
+
+    def _tick_with_lease(self, *args: Any, **kwargs: Any) -> float:
         holds = acquire_or_renew(self.holder)
         if holds != self.active:
             self.active = holds

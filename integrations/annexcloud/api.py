@@ -19,7 +19,7 @@ from typing import Any, Literal
 import jwt
 import requests
 
-from integrations.http import AuthError, NotFound, Rejected, VendorAPI, VendorError
+from integrations.http import AuthError, NotFound, Rejected, VendorAPI, VendorError, path_segment
 
 TOKEN_LIFETIME_SECONDS = 300
 # "For example, the action ID for manual credit or debit is 100" (Points API).
@@ -111,7 +111,8 @@ class AnnexCloudAPI(VendorAPI):
     # The calls ------------------------------------------------------------------------------------------
 
     def get_member(self, member_id: str) -> dict[str, Any]:
-        return self.signed("GET", f"/users/{member_id}", identifier=member_id)
+        # The id (often an e-mail) is escaped in the path; the signature covers it as it is.
+        return self.signed("GET", f"/users/{path_segment(member_id)}", identifier=member_id)
 
     def change_points(
         self,

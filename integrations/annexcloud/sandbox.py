@@ -247,7 +247,7 @@ def control(request: HttpRequest) -> JsonResponse:
 urlpatterns = [
     path("_control", control),
     path("users", users),
-    path("users/<str:member_id>", user),
+    path("users/<path:member_id>", user),
     path("points", points),
     path("segment", segment),
     path("segment/<int:segment_id>", segment_by_id),

@@ -19,8 +19,17 @@ SPEC = VendorSpec(
         ),
     ),
     setting_fields={
-        "messages_path": forms.CharField(
-            required=False, initial="/v1/subscriptions/messages", help_text="Path of the messages endpoint."
+        # A choice among Attentive's documented message endpoints, never free text: a path is where the legacy
+        # token goes, and no one but a site admin (through the base URL) decides that.
+        "messages_path": forms.ChoiceField(
+            required=False,
+            choices=[
+                ("/v1/subscriptions/messages", "/v1/subscriptions/messages (the integration guide's)"),
+                ("/v1/text/send", "/v1/text/send (public API)"),
+                ("/1/messages", "/1/messages (legacy)"),
+            ],
+            initial="/v1/subscriptions/messages",
+            help_text="Which of Attentive's documented message endpoints this account uses.",
         ),
     },
     default_rate_limit=10.0,

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from integrations.http import NotFound, Rejected, VendorAPI, VendorError
+from integrations.http import NotFound, Rejected, VendorAPI, VendorError, path_segment
 
 
 class MdnConflict(Rejected):
@@ -66,6 +66,8 @@ class VibesAPI(VendorAPI):
         self.company_key = company_key
         credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
         self._authorization = f"Basic {credentials}"
+        # The credentials also travel base64-encoded: an echo of that form is redacted too.
+        self.redactor.values = (*self.redactor.values, credentials)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": self._authorization, "X-API-Version": "2"}
@@ -90,10 +92,12 @@ class VibesAPI(VendorAPI):
         return self._result(response)
 
     def update_by_external_id(self, external_id: str, payload: dict[str, Any]) -> PersonResult:
-        return self._result(self.request("PUT", self._persons(f"external/{external_id}"), json_body=payload))
+        return self._result(
+            self.request("PUT", self._persons(f"external/{path_segment(external_id)}"), json_body=payload)
+        )
 
     def update_by_person_id(self, person_id: str, payload: dict[str, Any]) -> PersonResult:
-        return self._result(self.request("PUT", self._persons(person_id), json_body=payload))
+        return self._result(self.request("PUT", self._persons(path_segment(person_id)), json_body=payload))
 
     def credentials_work(self) -> bool:
         """Update a person who cannot exist (a documented call): Vibes answers 404 "person not found" and changes
@@ -106,7 +110,7 @@ class VibesAPI(VendorAPI):
     def get_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         """The person with this external id, or None."""
         try:
-            return self.request_json("GET", self._persons(f"external/{external_id}"))
+            return self.request_json("GET", self._persons(f"external/{path_segment(external_id)}"))
         except NotFound:
             return None
 

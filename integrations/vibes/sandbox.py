@@ -107,7 +107,7 @@ def person_by_external_id(request: HttpRequest, company_key: str, external_id: s
 
 urlpatterns = [
     path("companies/<str:company_key>/mobiledb/persons/", persons),
-    path("companies/<str:company_key>/mobiledb/persons/external/<str:external_id>", person_by_external_id),
+    path("companies/<str:company_key>/mobiledb/persons/external/<path:external_id>", person_by_external_id),
     path("companies/<str:company_key>/mobiledb/persons/<str:person_id>", person_by_id),
 ]
 
