@@ -31,18 +31,27 @@ class SharedWindowLimiter:
 
     def acquire(self) -> float:
         """Take one call in the current window, sleeping to the next window while this one is full; returns the
-        seconds waited."""
+        seconds waited. With the shared cache unreachable, a bucket of this process at a fraction of the rate
+        stands in (RATE_LIMIT_FALLBACK_SHARE), so an outage of the cache neither stops sending nor floods the vendor."""
         waited = 0.0
         while True:
             now = time.time()
             slot = math.floor(now / self.window)
-            counter = f"{KEY_PREFIX}:{self.key}:{slot}"
-            cache.add(counter, 0, timeout=max(2, math.ceil(self.window * 2)))
-            if cache.incr(counter) <= self.per_window:
+            try:
+                count = self.count_in(slot)
+            except Exception:  # the cache (Redis) is down: this process's own, smaller share
+                share = self.rate / max(1, settings.RATE_LIMIT_FALLBACK_SHARE)
+                return waited + shared_rate_limiter(f"fallback:{self.key}", share).acquire()
+            if count <= self.per_window:
                 return waited
             pause = (slot + 1) * self.window - now
             time.sleep(pause)
             waited += pause
+
+    def count_in(self, slot: int) -> int:
+        counter = f"{KEY_PREFIX}:{self.key}:{slot}"
+        cache.add(counter, 0, timeout=max(2, math.ceil(self.window * 2)))
+        return cache.incr(counter)
 
 
 def cache_is_shared() -> bool:

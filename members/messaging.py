@@ -18,14 +18,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -237,7 +237,22 @@ def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
         fields["sent_at"] = timezone.now()
     if status != Status.PENDING:
         fields["held_since"] = None  # no longer waiting; a message put back to pending keeps when it was first held
-    OutboundMessage.objects.filter(pk=message.pk, claim=message.claim).update(**fields)
+    record_patiently(lambda: OutboundMessage.objects.filter(pk=message.pk, claim=message.claim).update(**fields))
+
+
+def record_patiently(write: Callable[[], Any], patience: float = 30.0) -> None:
+    """Record what the vendor answered, waiting out a short database outage: a message the vendor accepted that
+    the portal could not record would otherwise end up uncertain."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            write()
+            return
+        except (OperationalError, InterfaceError):
+            if time.monotonic() > deadline:
+                raise
+            connections.close_all()
+            time.sleep(1)
 
 
 class SendRun:
