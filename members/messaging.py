@@ -42,6 +42,7 @@ from members.models import (
     is_whole_number,
     template_placeholders,
 )
+from members.templates_text import render_text
 
 
 class MessageSender(Protocol):
@@ -118,7 +119,7 @@ def render(template: MessageTemplate, event: LoyaltyEvent) -> Rendering:
     # An unknown value stays as its placeholder, so the stored body shows what was missing.
     values.update({name: f"{{{name}}}" for name in unknown})
     reasons = " ".join(UNKNOWN_VALUE_REASONS[name] for name in unknown)
-    return Rendering(template.text.format_map(values), reasons)
+    return Rendering(render_text(template.text, values), reasons)
 
 
 def plan_messages(batch_size: int = 1000, client_id: int | None = None) -> Counter[str]:

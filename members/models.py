@@ -4,7 +4,6 @@ they cause and the outbound messages those events produce."""
 from __future__ import annotations
 
 import json
-import string
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -15,6 +14,7 @@ from django.utils import timezone
 from integrations.models import Client, Connection
 from integrations.vendor_spec import VendorSpec
 from integrations.vendors import MESSAGE_VENDORS, VENDORS
+from members.templates_text import MAX_TEMPLATE_LENGTH, placeholders_in
 
 # What a message template may say: {first_name}, {points}, ...
 PLACEHOLDERS = {
@@ -227,15 +227,14 @@ class LoyaltyEvent(models.Model):
 
 
 def template_placeholders(text: str) -> set[str]:
-    try:
-        return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-    except ValueError as exc:
-        raise ValidationError(f"The text has a broken placeholder: {exc}.") from exc
+    return set(placeholders_in(text))
 
 
 def validate_template_text(text: str) -> None:
+    if len(text) > MAX_TEMPLATE_LENGTH:
+        raise ValidationError(f"Keep the text under {MAX_TEMPLATE_LENGTH} characters (it has {len(text)}).")
     names = template_placeholders(text)
-    unknown = sorted(name or "{}" for name in names if name not in PLACEHOLDERS)
+    unknown = sorted(name for name in names if name not in PLACEHOLDERS)
     if unknown:
         raise ValidationError(
             f"Unknown placeholder(s): {', '.join(unknown)}. Use only: "
