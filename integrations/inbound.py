@@ -10,6 +10,7 @@ the delivery could not be stored.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import threading
 import time
@@ -86,6 +87,27 @@ class InboundHandler:
         raise NotImplementedError
 
 
+def client_address(request: HttpRequest) -> str:
+    """The address that delivered a request. Behind a trusted proxy (TRUSTED_PROXIES) it is the last address in
+    X-Forwarded-For that is not one of those proxies; otherwise REMOTE_ADDR, since anyone can write the header."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    if not in_networks(remote, settings.TRUSTED_PROXIES):
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    for address in reversed(forwarded):
+        if not in_networks(address, settings.TRUSTED_PROXIES):
+            return address
+    return remote
+
+
+def in_networks(address: str, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in networks)
+
+
 def handler_for(vendor: str) -> InboundHandler:
     module = VENDORS[vendor].module("webhooks")
     if module is None:
@@ -103,7 +125,8 @@ def receive(connection: Connection, *, headers: dict[str, str], body: bytes, rem
     raw = {
         "connection": connection,
         "headers": {k: v for k, v in headers.items() if k in KEPT_HEADERS},
-        "body": body[: settings.WEBHOOK_MAX_BODY_BYTES].decode("utf-8", "replace"),
+        # Stored as text: undecodable bytes and NUL (which PostgreSQL text cannot hold) become U+FFFD.
+        "body": body[: settings.WEBHOOK_MAX_BODY_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
         "remote_addr": remote_addr,
     }
     try:

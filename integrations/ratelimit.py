@@ -10,14 +10,17 @@ never more than `rate` in any second, at the cost of a sustained pace somewhat b
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 from django.conf import settings
 from django.core.cache import cache
 
-from integrations.http import RateLimiter, shared_rate_limiter
+from integrations.http import RateLimiter, TokenBucket, shared_rate_limiter
 
 KEY_PREFIX = "ratelimit"
+_fallbacks: dict[str, TokenBucket] = {}
+_fallbacks_lock = threading.Lock()
 
 
 class SharedWindowLimiter:
@@ -40,13 +43,21 @@ class SharedWindowLimiter:
             try:
                 count = self.count_in(slot)
             except Exception:  # the cache (Redis) is down: this process's own, smaller share
-                share = self.rate / max(1, settings.RATE_LIMIT_FALLBACK_SHARE)
-                return waited + shared_rate_limiter(f"fallback:{self.key}", share).acquire()
+                return waited + self.fallback().acquire()
             if count <= self.per_window:
                 return waited
             pause = (slot + 1) * self.window - now
             time.sleep(pause)
             waited += pause
+
+    def fallback(self) -> TokenBucket:
+        """This process's share of the rate, without bursts (every process may be falling back at once)."""
+        share = self.rate / max(1, settings.RATE_LIMIT_FALLBACK_SHARE)
+        with _fallbacks_lock:
+            bucket = _fallbacks.get(self.key)
+            if bucket is None or bucket.rate != share:
+                bucket = _fallbacks[self.key] = TokenBucket(share, burst=1)
+            return bucket
 
     def count_in(self, slot: int) -> int:
         counter = f"{KEY_PREFIX}:{self.key}:{slot}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.http import Http404
 from django.urls import URLPattern, path
@@ -51,9 +52,20 @@ class CallbackView(APIView):
         handler = inbound.handler_for(self.vendor)
         if (refusal := handler.refusal(connection, request)) is not None:
             return Response({"detail": refusal.detail}, status=refusal.status, headers=refusal.headers)
-        remote_addr = request.META.get("REMOTE_ADDR") or None
-        receipt = inbound.receive(connection, headers=dict(request.headers), body=request.body, remote_addr=remote_addr)
+        receipt = inbound.receive(
+            connection,
+            headers=dict(request.headers),
+            body=bounded_body(request),
+            remote_addr=inbound.client_address(request) or None,
+        )
         return Response({"detail": receipt.detail}, status=receipt.status)
+
+
+def bounded_body(request: Request) -> bytes:
+    """The body read as a stream, up to one byte past the limit: a huge delivery is kept truncated (and refused
+    with a reason), never read whole nor answered with Django's generic 400."""
+    stream = request.stream
+    return stream.read(settings.WEBHOOK_MAX_BODY_BYTES + 1) if stream is not None else b""
 
 
 def callback_urlpatterns() -> list[URLPattern]:

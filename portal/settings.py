@@ -221,6 +221,10 @@ SEGMENT_EXPORT_STREAM_MAX_ROWS = env.int(
     default=2_000_000 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 200_000,
 )
 
+# Proxies in front of the portal (addresses or networks): behind them the client address of a callback is read
+# from X-Forwarded-For (the IP allow-lists use it); from anyone else the header is ignored.
+TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
+
 # Inbound callbacks larger than this are refused (400) and kept truncated for inspection.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 

@@ -3,15 +3,22 @@ and vendor text is redacted before it is stored or shown."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
 from integrations.annexcloud.flows import annex_cloud_api
 from integrations.attentive.flows import attentive_api
 from integrations.connections import api_for, verify
 from integrations.http import ForbiddenDestination, VendorAPI
-from integrations.models import VendorCall
+from integrations.inbound import BadDelivery
+from integrations.models import VendorCall, WebhookEvent
 from integrations.vibes.api import VibesAPI
+from integrations.vibes.webhooks import parse_callback
 from tests.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,3 +77,93 @@ def test_an_echo_of_the_base64_credentials_is_redacted(httpserver: HTTPServer):
     with pytest.raises(Exception) as raised:
         vibes.add_person({})
     assert encoded not in str(raised.value)
+
+
+# --- Vibes callbacks: every delivery that reaches the view is stored and answered 2xx or 4xx, never 5xx ----------
+
+
+def callback(**changes) -> dict:
+    body = {
+        "event_id": "E1",
+        "callback_type": "subscription_added",
+        "event_date": "2026-01-01T00:00:00Z",
+        "subscription": {"person": {"id": "P1"}, "subscription_list": {"id": "L1"}},
+    }
+    body.update(changes)
+    return body
+
+
+def nested(depth: int) -> str:
+    return '{"event_id": "E1", "x": ' + "[" * depth + "]" * depth + "}"
+
+
+HOSTILE = {
+    "NUL bytes": json.dumps(callback()).replace('"E1"', '"E\\u0000"').encode().replace(b"\\u0000", b"\x00"),
+    "event_id over 100 chars": json.dumps(callback(event_id="x" * 101)).encode(),
+    "a 400-digit event_id": ('{"event_id": ' + "9" * 400 + "}").encode(),
+    "an impossible date": json.dumps(callback(event_date="2026-13-45T25:61:00Z")).encode(),
+    "a date in year 9999": json.dumps(callback(event_date="9999-01-01T00:00:00Z")).encode(),
+    "person not an object": json.dumps(
+        callback(subscription={"person": "P1", "subscription_list": {"id": "1"}})
+    ).encode(),
+    "list not an object": json.dumps(
+        callback(subscription={"person": {"id": "P1"}, "subscription_list": [1]})
+    ).encode(),
+    "JSON nested 2,000 deep": nested(2000).encode(),
+}
+
+
+@pytest.fixture
+def vibes_connection(client_a):
+    return ConnectionFactory(client=client_a, vendor="vibes", secrets={}, settings={"company_key": "acme"})
+
+
+@pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_callbacks_are_stored_and_refused_with_a_reason(client, vibes_connection, body):
+    url = reverse("vibes-callback", args=[vibes_connection.inbound_token])
+    response = client.post(url, body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["detail"]
+    event = WebhookEvent.objects.get()
+    assert event.status == WebhookEvent.Status.REJECTED and "\x00" not in event.body
+
+
+def test_a_huge_callback_is_kept_truncated_and_refused(client, vibes_connection, settings):
+    url = reverse("vibes-callback", args=[vibes_connection.inbound_token])
+    response = client.post(url, b"{" + b" " * 3_000_000 + b"}", content_type="application/json")
+    assert response.status_code == 400 and "larger than" in response.json()["detail"]
+    assert len(WebhookEvent.objects.get().body) == settings.WEBHOOK_MAX_BODY_BYTES
+
+
+def test_an_allow_list_entry_is_validated_when_saved_and_a_broken_one_refuses(client, vibes_connection):
+    form = vibes_connection.spec.settings_form_class()(
+        data={"company_key": "a", "callback_ip_allowlist": "10.0.0.0/33"}
+    )
+    assert not form.is_valid() and "callback_ip_allowlist" in form.errors
+    vibes_connection.settings = {**vibes_connection.settings, "callback_ip_allowlist": "not-an-address"}
+    vibes_connection.save()
+    url = reverse("vibes-callback", args=[vibes_connection.inbound_token])
+    assert client.post(url, json.dumps(callback()), content_type="application/json").status_code == 403
+
+
+def test_behind_a_trusted_proxy_the_allow_list_reads_the_forwarded_address(client, vibes_connection, settings):
+    settings.TRUSTED_PROXIES = ["127.0.0.0/8"]
+    vibes_connection.settings = {**vibes_connection.settings, "callback_ip_allowlist": "vibes-us"}
+    vibes_connection.save()
+    url = reverse("vibes-callback", args=[vibes_connection.inbound_token])
+    body = json.dumps(callback())
+    from_vibes = client.post(url, body, content_type="application/json", HTTP_X_FORWARDED_FOR="35.155.139.143")
+    from_elsewhere = client.post(url, body, content_type="application/json", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert (from_vibes.status_code, from_elsewhere.status_code) == (200, 403)
+    settings.TRUSTED_PROXIES = []  # not behind a proxy: the header is anyone's to write
+    forged = client.post(url, body, content_type="application/json", HTTP_X_FORWARDED_FOR="35.155.139.143")
+    assert forged.status_code == 403
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_the_callback_parser_refuses_in_words_or_accepts_never_crashes(body):
+    try:
+        payload = parse_callback("application/json", body)
+    except BadDelivery as exc:
+        assert str(exc)
+    else:
+        assert isinstance(payload, dict) and payload["event_id"]

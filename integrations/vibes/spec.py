@@ -1,8 +1,27 @@
 """Vibes as a vendor: the public API host, API and callback credentials, company key and callback guards."""
 
+import ipaddress
+
 from django import forms
+from django.core.exceptions import ValidationError
 
 from integrations.vendor_spec import SecretSpec, VendorSpec
+
+PRESETS = ("vibes-us", "vibes-eu")
+
+
+def validate_allowlist(value: str) -> None:
+    """Each entry an address, a network (CIDR) or a preset; says which entry is not."""
+    for entry in (e.strip() for e in value.replace("\n", ",").split(",")):
+        if not entry or entry in PRESETS:
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ValidationError(
+                f"{entry!r} is not an IP address, a network such as 203.0.113.0/24, or a preset ({', '.join(PRESETS)})."
+            ) from exc
+
 
 SPEC = VendorSpec(
     key="vibes",
@@ -26,6 +45,7 @@ SPEC = VendorSpec(
         ),
         "callback_ip_allowlist": forms.CharField(
             required=False,
+            validators=[validate_allowlist],
             help_text="Optional: addresses or networks allowed to deliver callbacks, comma-separated; "
             "the presets vibes-us and vibes-eu stand for Vibes' published addresses.",
         ),

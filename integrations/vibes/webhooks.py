@@ -14,11 +14,13 @@ import binascii
 import hmac
 import ipaddress
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils import timezone
 
-from integrations.inbound import BadDelivery, Delivery, InboundHandler, Refusal
+from integrations.inbound import BadDelivery, Delivery, InboundHandler, Refusal, client_address, in_networks
 from integrations.models import Connection, WebhookEvent
 from integrations.vibes.flows import apply_subscription_callback, parse_vibes_datetime
 
@@ -41,14 +43,20 @@ def allowed_addresses(connection: Connection) -> list[str]:
 
 
 def address_allowed(connection: Connection, remote_addr: str) -> bool:
-    networks = allowed_addresses(connection)
-    if not networks:
+    """No list: anyone with the URL. A list: only its addresses; an entry that is not an address or network (saved
+    before entries were validated) matches nothing, so a broken list refuses rather than lets everything in."""
+    networks = [entry for entry in allowed_addresses(connection) if is_network(entry)]
+    if not allowed_addresses(connection):
         return True
+    return in_networks(remote_addr, networks)
+
+
+def is_network(entry: str) -> bool:
     try:
-        address = ipaddress.ip_address(remote_addr)
+        ipaddress.ip_network(entry, strict=False)
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+    return True
 
 
 def basic_credentials(request: HttpRequest) -> tuple[str | None, str | None]:
@@ -71,28 +79,69 @@ def basic_auth_ok(connection: Connection, username: str | None, password: str | 
     )
 
 
+# Identifiers longer than this are not Vibes' (they are stored in 100-character columns).
+MAX_ID_LENGTH = 100
+# An event dated further ahead than this is refused: it would make every later event look older forever.
+MAX_FUTURE = timedelta(days=1)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
+    """The callback as a dict, or BadDelivery saying in words what is wrong with it (a 400 Vibes will not retry)."""
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadDelivery(f"Content-Type must be application/json, not {content_type or 'missing'}.")
+    payload = json_object(body)
+    missing = [name for name in ("event_id", "callback_type", "event_date", "subscription") if not payload.get(name)]
+    if missing:
+        raise BadDelivery(f"Missing field(s): {', '.join(missing)}.")
+    identifier(payload["event_id"], "event_id")
+    if payload["callback_type"] not in CALLBACK_TYPES:
+        raise BadDelivery(f"Unknown callback_type: expected one of {sorted(CALLBACK_TYPES)}.")
+    check_event_date(payload["event_date"])
+    subscription = payload["subscription"]
+    if not isinstance(subscription, dict):
+        raise BadDelivery("subscription must be an object.")
+    for part in ("person", "subscription_list"):
+        if not isinstance(subscription.get(part), dict) or not subscription[part].get("id"):
+            raise BadDelivery(f"Missing field: subscription.{part}.id (an object with an id).")
+        identifier(subscription[part]["id"], f"subscription.{part}.id")
+    return payload
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    if b"\x00" in body:
+        raise BadDelivery("Body contains NUL bytes.")
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadDelivery(f"Body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise BadDelivery("Body is nested too deeply to be a Vibes callback.") from exc
     if not isinstance(payload, dict):
         raise BadDelivery("Body must be a JSON object.")
-    missing = [name for name in ("event_id", "callback_type", "event_date", "subscription") if not payload.get(name)]
-    if missing:
-        raise BadDelivery(f"Missing field(s): {', '.join(missing)}.")
-    if payload["callback_type"] not in CALLBACK_TYPES:
-        raise BadDelivery(f"Unknown callback_type {payload['callback_type']!r}: expected {sorted(CALLBACK_TYPES)}.")
-    if parse_vibes_datetime(payload["event_date"]) is None:
-        raise BadDelivery(f"event_date {payload['event_date']!r} is not a date-time.")
-    subscription = payload["subscription"]
-    if not isinstance(subscription, dict) or not (subscription.get("person") or {}).get("id"):
-        raise BadDelivery("Missing field: subscription.person.id.")
-    if not (subscription.get("subscription_list") or {}).get("id"):
-        raise BadDelivery("Missing field: subscription.subscription_list.id.")
     return payload
+
+
+def identifier(value: Any, name: str) -> str:
+    """A Vibes id: a string or number of at most MAX_ID_LENGTH characters, without control characters."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadDelivery(f"{name} must be a string or a number.")
+    text = str(value)
+    if len(text) > MAX_ID_LENGTH or any(ord(ch) < 32 for ch in text):
+        raise BadDelivery(f"{name} must be at most {MAX_ID_LENGTH} printable characters.")
+    return text
+
+
+def check_event_date(value: Any) -> datetime:
+    try:
+        when = parse_vibes_datetime(value)
+    except (ValueError, OverflowError):
+        when = None
+    if when is None:
+        raise BadDelivery("event_date is not a date-time (e.g. 2017-02-15T15:42:23Z).")
+    if not EARLIEST <= when <= timezone.now() + MAX_FUTURE:
+        raise BadDelivery("event_date is outside the accepted window (from 2000 to a day from now).")
+    return when
 
 
 def delivery_attempt(value: Any) -> int | None:
@@ -105,7 +154,7 @@ class VibesCallbacks(InboundHandler):
     vendor = "vibes"
 
     def refusal(self, connection: Connection, request: HttpRequest) -> Refusal | None:
-        remote_addr = request.META.get("REMOTE_ADDR", "")
+        remote_addr = client_address(request)
         if not address_allowed(connection, remote_addr):
             return Refusal(403, f"{remote_addr} may not deliver callbacks here.")
         if not basic_auth_ok(connection, *basic_credentials(request)):
