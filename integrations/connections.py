@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -230,6 +231,12 @@ def update_secrets(connection: Connection, new_values: dict[str, str]) -> list[s
 
 def missing_secrets(connection: Connection) -> list[str]:
     return [spec.label for spec in connection.spec.secrets if spec.required and not connection.secrets.get(spec.name)]
+
+
+def validate_secret(value: str) -> None:
+    """A secret goes into HTTP headers: no control characters (a newline would break or split the header)."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationError("A secret cannot contain line breaks or other control characters: paste it again.")
 
 
 def mask(value: str) -> str:

@@ -68,13 +68,26 @@ def key_ring() -> KeyRing:
     return _key_ring_for(tuple(settings.FIELD_ENCRYPTION_KEYS))
 
 
+class UnreadableSecrets(dict):
+    """What a sealed value that no key opens reads as: no secrets, and the sealed text kept as it was, so saving the
+    row changes nothing until an admin re-enters the secrets (which replaces it). Only this field is affected: the
+    rest of the row, and its pages, work."""
+
+    def __init__(self, sealed: str) -> None:
+        super().__init__()
+        self.sealed = sealed
+
+
 class EncryptedJSONField(models.TextField):
     """A JSON object of secrets, encrypted as a whole. Not searchable: look rows up by other fields."""
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> dict[str, Any] | None:
         if value is None:
             return None
-        decoded = json.loads(key_ring().decrypt(value))
+        try:
+            decoded = json.loads(key_ring().decrypt(value))
+        except DecryptionError:
+            return UnreadableSecrets(value)
         register_secret_values(decoded.values() if isinstance(decoded, dict) else [decoded])
         return decoded
 
@@ -86,6 +99,8 @@ class EncryptedJSONField(models.TextField):
     def get_prep_value(self, value: Any) -> str | None:
         if value is None:
             return None
+        if isinstance(value, UnreadableSecrets) and not value:
+            return value.sealed  # not re-entered: keep what is stored (a key may still be added back)
         return key_ring().encrypt(json.dumps(value, sort_keys=True))
 
     def value_to_string(self, obj: models.Model) -> str:

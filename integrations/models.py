@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from integrations.crypto import EncryptedJSONField
+from integrations.crypto import EncryptedJSONField, UnreadableSecrets
 from integrations.vendors import VENDOR_CHOICES, VENDORS, VendorSpec
 
 
@@ -118,6 +118,11 @@ class Connection(models.Model):
 
     def secret(self, name: str) -> str:
         return str(self.secrets.get(name) or "")
+
+    @property
+    def secrets_unreadable(self) -> bool:
+        """Sealed under a key that FIELD_ENCRYPTION_KEYS no longer holds: the secrets must be entered again."""
+        return isinstance(self.secrets, UnreadableSecrets)
 
 
 class WebhookEvent(models.Model):

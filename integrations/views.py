@@ -47,6 +47,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
         ]
 
     def get_secrets_set(self, connection: Connection) -> dict[str, bool]:
+        """Whether each secret is set; a secret no key can open counts as not set (it must be entered again)."""
         return {spec.name: bool(connection.secrets.get(spec.name)) for spec in connection.spec.secrets}
 
 

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from django.views.debug import SafeExceptionReporterFilter
+
 REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 6
 
@@ -54,6 +56,21 @@ def redact_event(event: Any, hint: Any = None) -> Any:
     if isinstance(event, list | tuple):
         return [redact_event(value) for value in event]
     return event
+
+
+class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Django's safe filter (settings, POST parameters marked sensitive) plus every secret value the process knows,
+    wherever it appears in a frame's local variables."""
+
+    def cleanse_special_types(self, request: Any, value: Any) -> Any:
+        value = super().cleanse_special_types(request, value)
+        return redact_text(value) if isinstance(value, str) else value
+
+    def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> Any:
+        return [
+            (name, redact_text(value) if isinstance(value, str) else value)
+            for name, value in super().get_traceback_frame_variables(request, tb_frame)
+        ]
 
 
 class RedactSecretsFilter(logging.Filter):

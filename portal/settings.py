@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,15 +31,38 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_SECRET_KEY)
 FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
-if not DEBUG:
-    if SECRET_KEY == INSECURE_SECRET_KEY:
-        raise ImproperlyConfigured("SECRET_KEY is not set: set the SECRET_KEY environment variable (DEBUG is off).")
+
+def _refuse_unsafe_secrets() -> None:
+    """With DEBUG off the portal starts only on real secrets: a set, non-trivial SECRET_KEY and encryption keys that
+    are valid Fernet keys and not the public development key."""
+    generate = (
+        "Generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+    )
+    if not SECRET_KEY.strip() or SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set (or shorter than 32 characters): set the SECRET_KEY environment variable "
+            "(DEBUG is off)."
+        )
     if not FIELD_ENCRYPTION_KEYS:
         raise ImproperlyConfigured(
             "FIELD_ENCRYPTION_KEYS is not set: set it to one or more comma-separated Fernet keys, newest first "
-            "(DEBUG is off). Generate one with: python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())'"
+            f"(DEBUG is off). {generate}"
         )
+    for position, key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+        if key == DEVELOPMENT_ENCRYPTION_KEY:
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS: key {position} is the public development key. {generate}"
+            )
+        try:
+            Fernet(key)
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS: key {position} is not a Fernet key (32 url-safe base64 bytes). {generate}"
+            ) from exc
+
+
+if not DEBUG:
+    _refuse_unsafe_secrets()
 elif not FIELD_ENCRYPTION_KEYS:
     FIELD_ENCRYPTION_KEYS = [DEVELOPMENT_ENCRYPTION_KEY]
 
@@ -70,6 +94,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "portal.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -259,6 +284,9 @@ if SENTRY_DSN:
 # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; empty turns the endpoint off.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+# The technical 500 page (DEBUG) and error e-mails hide every known secret value, not only settings named *KEY*.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.logging.RedactingExceptionReporterFilter"
+
 # --- API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -267,7 +295,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "portal.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -291,5 +319,10 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Django's own handlers (a console one in DEBUG, mail_admins) would print without the redaction filter:
+        # its loggers go through the portal's handler only.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
 }

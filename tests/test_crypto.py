@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
@@ -29,12 +31,28 @@ def test_secrets_are_stored_sealed_with_the_key_id(db, settings):
     assert Connection.objects.get(pk=connection.pk).secrets == {"api_key": "plain-api-key-value"}
 
 
-def test_a_value_no_key_opens_raises_a_clear_error(db, settings):
-    settings.FIELD_ENCRYPTION_KEYS = [OLD_KEY]
-    connection = ConnectionFactory(secrets={"api_key": "k"})
-    settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY]
+def test_a_value_no_key_opens_raises_a_clear_error():
+    ring = KeyRing([NEW_KEY])
     with pytest.raises(DecryptionError, match="not in FIELD_ENCRYPTION_KEYS"):
-        Connection.objects.get(pk=connection.pk)
+        ring.decrypt(KeyRing([OLD_KEY]).encrypt("secret"))
+
+
+def test_a_secret_no_key_opens_affects_only_its_own_field(admin_http, client_a, settings, api_client_for):
+    """Pages render and say what to do, rotation skips it and says so, the API omits it, saving keeps it."""
+    settings.FIELD_ENCRYPTION_KEYS = [OLD_KEY]
+    connection = ConnectionFactory(client=client_a, secrets={"api_key": "lost-key-value-123"})
+    sealed = stored_secrets(connection.pk)
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_KEY]
+    page = admin_http.get(f"/admin/integrations/connection/{connection.pk}/change/")
+    assert page.status_code == 200 and "cannot be decrypted" in page.content.decode()
+    assert admin_http.get("/admin/integrations/client/").status_code == 200
+    api = api_client_for(client_a).get("/api/connections/").json()["results"]
+    assert api[0]["secrets_set"] == {"api_key": False, "legacy_token": False}
+    out = io.StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    assert "no key opens" in out.getvalue()
+    Connection.objects.get(pk=connection.pk).save()
+    assert stored_secrets(connection.pk) == sealed  # untouched until the secrets are entered again
 
 
 def test_a_tampered_value_raises_instead_of_returning_ciphertext():

@@ -167,3 +167,31 @@ def test_the_callback_parser_refuses_in_words_or_accepts_never_crashes(body):
         assert str(exc)
     else:
         assert isinstance(payload, dict) and payload["event_id"]
+
+
+# --- The API and admin answer 4xx to bad input, never 5xx -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=99999999999999999999", "offset=99999999999999999999", "limit=1000000000&offset=5"]
+)
+def test_absurd_paging_numbers_are_bounded(api_client_for, client_a, query):
+    response = api_client_for(client_a).get(f"/api/members/?{query}")
+    assert response.status_code == 200
+
+
+def test_nul_characters_are_refused_with_a_400(api_client_for, client_a, admin_http):
+    api = api_client_for(client_a)
+    assert api.get("/api/members/?client=al\x00pha").status_code == 400
+    response = api.post("/api/loyalty-events/", '{"event_id": "e\\u0000", "event_type": "points_earned"}',
+                        content_type="application/json")  # fmt: skip
+    assert response.status_code == 400 and "NUL" in response.json()["detail"]
+    assert admin_http.get("/admin/members/member/?tier=Gold\x00").status_code == 400
+
+
+def test_a_secret_with_a_line_break_is_refused_when_entered(admin_http, client_a):
+    response = admin_http.post(
+        "/admin/integrations/connection/add/?vendor=attentive",
+        {"client": client_a.pk, "vendor": "attentive", "environment": "production", "secret__api_key": "abc\ndef"},
+    )
+    assert response.status_code == 200 and "line breaks" in response.content.decode()

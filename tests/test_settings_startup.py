@@ -45,3 +45,37 @@ def test_check_deploy_is_clean_in_a_production_like_environment():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_refuses_empty_short_or_development_secrets_and_malformed_keys():
+    good_key = Fernet.generate_key().decode()
+    cases = {
+        "SECRET_KEY": {"SECRET_KEY": "", "FIELD_ENCRYPTION_KEYS": good_key},
+        "shorter than 32": {"SECRET_KEY": "short", "FIELD_ENCRYPTION_KEYS": good_key},
+        "not a Fernet key": {"SECRET_KEY": "x" * 60, "FIELD_ENCRYPTION_KEYS": "not-a-key"},
+        "public development key": {
+            "SECRET_KEY": "x" * 60,
+            "FIELD_ENCRYPTION_KEYS": "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk=",
+        },
+    }
+    for expected, env in cases.items():
+        result = run_manage("check", DEBUG="false", **env)
+        assert result.returncode != 0 and expected in result.stderr, (expected, result.stderr[-500:])
+
+
+def test_the_technical_500_page_hides_known_secret_values(rf, settings):
+    import sys as _sys
+
+    from django.views.debug import ExceptionReporter
+
+    from portal.logging import register_secret_values
+
+    secret = "-".join(["frame", "local", "secret", str(6 * 7)])  # built, so the page's source excerpts lack it
+    register_secret_values([secret])
+    settings.DEBUG = True
+    try:
+        token = secret  # noqa: F841 - a local the report would show
+        raise RuntimeError("boom")
+    except RuntimeError:
+        html = ExceptionReporter(rf.get("/"), *_sys.exc_info()).get_traceback_html()
+    assert secret not in html

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
+from integrations.connections import validate_secret
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome, outcome_of
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
@@ -34,6 +35,7 @@ def secret_input(label: str, *, required: bool, help_text: str = "") -> forms.Ch
         required=required,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 50}),
         help_text=help_text,
+        validators=[validate_secret],
     )
 
 

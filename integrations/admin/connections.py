@@ -91,6 +91,7 @@ def connection_form_for(spec: VendorSpec | None) -> type[ConnectionForm]:
             strip=True,
             widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
             help_text=secret.help_text,
+            validators=[connections.validate_secret],
         )
     for name, field in spec.settings_form_class().base_fields.items():
         setting = copy.deepcopy(field)
@@ -182,6 +183,8 @@ class ConnectionAdmin(ClientScopedAdmin):
 
     @admin.display(description="stored secrets")
     def stored_secrets(self, connection: Connection) -> str:
+        if connection.secrets_unreadable:
+            return "The stored secrets cannot be decrypted (their key is no longer configured) — re-enter them."
         return format_html_join(
             "",
             "<div>{}: <code>{}</code></div>",

@@ -20,6 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=500)
 
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
-        for label, count in rotate_all(batch_size=batch_size).items():
+        skipped = 0
+        for label, (count, unreadable) in rotate_all(batch_size=batch_size).items():
             self.stdout.write(f"{label}: re-encrypted {count} value(s)")
-        self.stdout.write(self.style.SUCCESS("Every encrypted value is now under the first key."))
+            if unreadable:
+                self.stdout.write(f"{label}: {unreadable} value(s) no key opens were left as they are: re-enter them")
+                skipped += unreadable
+        if skipped:
+            self.stdout.write(self.style.WARNING("Done, except the values no key opens (listed above)."))
+        else:
+            self.stdout.write(self.style.SUCCESS("Every encrypted value is now under the first key."))
