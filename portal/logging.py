@@ -30,6 +30,10 @@ _PATTERNS = [
 ]
 
 
+# The unguessable part of a callback URL is a credential too (Django logs 404s and 401s with the path).
+_CALLBACK_TOKEN = re.compile(r"(/api/webhooks/[a-z_]+/)[^/\s'\"]+")
+
+
 def register_secret_values(values: Iterable[object]) -> None:
     """Remember secret values so that any log line containing one is redacted."""
     fresh = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LENGTH}
@@ -42,6 +46,7 @@ def redact_text(text: str, extra_secrets: Iterable[str] = ()) -> str:
     for secret in sorted({*_known_secrets, *extra_secrets}, key=len, reverse=True):
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
+    text = _CALLBACK_TOKEN.sub(lambda m: m.group(1) + REDACTED, text)
     text = _PATTERNS[0].sub(lambda m: m.group(1) + REDACTED, text)
     text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _PATTERNS[2].sub(lambda m: m.group(1) + REDACTED, text)

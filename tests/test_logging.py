@@ -58,3 +58,10 @@ def test_error_reports_are_redacted_like_log_lines():
     redacted = redact_event(event)
     assert "sentry-report-secret-value" not in str(redacted)
     assert redacted["extra"] == [1, None]
+
+
+def test_callback_url_tokens_are_redacted_from_log_lines():
+    from portal.logging import redact_text
+
+    line = "Not Found: /api/webhooks/vibes/Zx9-secret_TOKEN_value/"
+    assert redact_text(line) == "Not Found: /api/webhooks/vibes/[redacted]/"
