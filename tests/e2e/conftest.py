@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from portal.celery import app as celery_app
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -82,8 +84,16 @@ class CeleryProcesses:
                 proc.kill()
 
 
+def purge_queues() -> None:
+    """Tasks earlier tests queued without a worker (their rows are gone) must not reach this test's worker."""
+    with celery_app.connection_for_write() as conn:
+        for queue in settings.PORTAL_QUEUES:
+            conn.default_channel.queue_purge(queue)
+
+
 @pytest.fixture
 def celery_processes(real_services, transactional_db, tmp_path: Path) -> Iterator[CeleryProcesses]:
+    purge_queues()
     processes = CeleryProcesses(tmp_path)
     yield processes
     processes.stop()

@@ -62,14 +62,16 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(
     attentive_sandbox.latency_ms = 0
     celery_processes.start("worker-2", *worker)
     time.sleep(20 + 12)  # the killed run's claims expire with its time budget; its attempt lease has too
-    for _ in range(3):
-        dispatch_loyalty_messages.delay()
-        time.sleep(3)
 
     def settled() -> bool:
-        return not OutboundMessage.objects.filter(status__in=["pending", "claimed", "attempting"]).exists()
+        """Beat's part, every few seconds: queue the job again until nothing waits."""
+        if OutboundMessage.objects.filter(status__in=["pending", "claimed", "attempting"]).exists():
+            dispatch_loyalty_messages.delay()
+            time.sleep(3)
+            return False
+        return True
 
-    assert wait_for(settled, 90), celery_processes.log("worker-2")
+    assert wait_for(settled, 180), celery_processes.log("worker-2")
     statuses = list(OutboundMessage.objects.values_list("status", flat=True))
     sent_to = [m["to"] for m in attentive_sandbox.messages]
     assert len(sent_to) == len(set(sent_to)), "a member got the SMS twice"
