@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "integrations",
     "members",
 ]
@@ -99,6 +100,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = env.str("ROOT_URLCONF", default="portal.urls")
@@ -159,6 +162,21 @@ STORAGES = {
     },
 }
 LOGIN_URL = "admin:login"
+
+# --- Failed logins (django-axes): AXES_FAILURE_LIMIT wrong passwords for one username from one address lock that pair
+# out for AXES_COOLOFF_MINUTES, even with the right password afterwards. The axes backend comes first: it refuses a
+# locked-out pair before the password is checked. A site admin unlocks with `manage.py axes_reset_username <name>`
+# (or `axes_reset` for everyone), or by deleting the attempt under Axes > Access attempts.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+# Username and address together: a stranger guessing an admin's name cannot lock the admin out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The client address as the callbacks read it: X-Forwarded-For only from TRUSTED_PROXIES, since anyone can write it.
+AXES_CLIENT_IP_CALLABLE = "integrations.inbound.client_address"
 
 # --- Security: strict unless DEBUG; each can be relaxed from the environment (e.g. behind a TLS proxy).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
