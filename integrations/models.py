@@ -294,3 +294,42 @@ class ApiToken(models.Model):
         key = token.assign_new_key()
         token.save()
         return token, key
+
+
+class AuditEntry(models.Model):
+    """A person's change to a client or a connection: who, when, what and which fields, with the old and new value
+    of each field except secrets, which are recorded by name only ("api_key changed"), never by value. Written by
+    the admin's save paths and the pages and actions that change connections (integrations/audit.py); the portal's
+    own state changes (a connection found failing by a job) are not a person's edit and are not recorded here."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        CHANGED = "changed"
+        DELETED = "deleted"
+        VERIFIED = "verified"
+        DISABLED = "disabled"
+        RESET_TO_DRAFT = "reset to draft"
+        ACTIVATED = "activation page"
+        CREDENTIALS = "credentials page"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as written: the entry still says who after the user is deleted.
+    actor_name = models.CharField("who", max_length=150)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    client = models.ForeignKey(Client, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subject_type = models.CharField("kind", max_length=32)
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject = models.CharField("what", max_length=255)
+    fields = models.JSONField("fields", default=list, blank=True)
+    changes = models.JSONField(default=list, blank=True, help_text="One line per field; secrets by name only.")
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.subject}"

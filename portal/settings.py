@@ -85,12 +85,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "integrations",
     "members",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = env.str("ROOT_URLCONF", default="portal.urls")
@@ -160,6 +164,21 @@ STORAGES = {
 }
 LOGIN_URL = "admin:login"
 
+# --- Failed logins (django-axes): AXES_FAILURE_LIMIT wrong passwords for one username from one address lock that pair
+# out for AXES_COOLOFF_MINUTES, even with the right password afterwards. The axes backend comes first: it refuses a
+# locked-out pair before the password is checked. A site admin unlocks with `manage.py axes_reset_username <name>`
+# (or `axes_reset` for everyone), or by deleting the attempt under Axes > Access attempts.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+# Username and address together: a stranger guessing an admin's name cannot lock the admin out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The client address as the callbacks read it: X-Forwarded-For only from TRUSTED_PROXIES, since anyone can write it.
+AXES_CLIENT_IP_CALLABLE = "integrations.inbound.client_address"
+
 # --- Security: strict unless DEBUG; each can be relaxed from the environment (e.g. behind a TLS proxy).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
@@ -170,6 +189,30 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Content-Security-Policy (django-csp): everything from the portal itself, no inline script or style (the admin's
+# scripts and styles are static files; Swagger UI is served by drf-spectacular-sidecar with its start-up script as a
+# file), no plugins, no framing. Images may also be data: URIs (Swagger UI's icons). CSP_REPORT_ONLY=true sends it as
+# Content-Security-Policy-Report-Only, to try a change without breaking a page; CSP_REPORT_URI collects violations.
+_CSP_POLICY: dict[str, object] = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        **({"report-uri": [env.str("CSP_REPORT_URI")]} if env.str("CSP_REPORT_URI", default="") else {}),
+    }
+}
+if env.bool("CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP_POLICY
+else:
+    CONTENT_SECURITY_POLICY = _CSP_POLICY
 
 # --- Celery
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

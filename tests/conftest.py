@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 from django.test import Client as HttpClient
+from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from integrations.annexcloud import sandbox as annex_cloud_simulator
@@ -73,8 +74,10 @@ def connection_b(client_b):
 
 
 def login(user) -> HttpClient:
+    """Log in with the password, through the real backends: django-axes checks lockouts on the request it is given
+    (the test client's login passes none by itself)."""
     http = HttpClient()
-    assert http.login(username=user.username, password=PASSWORD)
+    assert http.login(request=RequestFactory().post("/admin/login/"), username=user.username, password=PASSWORD)
     return http
 
 

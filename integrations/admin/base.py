@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
+from integrations import audit
 from integrations.connections import validate_secret
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome, outcome_of
@@ -73,6 +74,31 @@ class ClientScopedAdmin(admin.ModelAdmin):
         elif db_field.related_model is Connection:
             kwargs["queryset"] = scope_to_clients(Connection.objects.defer("secrets"), request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Records each save and delete a person makes here in the audit trail (integrations/audit.py): the fields that
+    changed, secrets by name only. Put it before the other admin base classes."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # The row as stored, read before the edit is saved over it; compared once inlines and m2m are saved too.
+        obj._audit_before = audit.stored_state(obj) if change else {}
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        action = audit.Action.CHANGED if change else audit.Action.CREATED
+        audit.record(request.user, action, obj, getattr(obj, "_audit_before", {}), audit.state_of(obj))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        audit.record(request.user, audit.Action.DELETED, obj, {}, {})
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            audit.record(request.user, audit.Action.DELETED, obj, {}, {})
+        super().delete_queryset(request, queryset)
 
 
 class ReadOnlyAdmin(ClientScopedAdmin):

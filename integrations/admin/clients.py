@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 
-from integrations.admin.base import ClientScopedAdmin, collected
+from integrations.admin.base import AuditedAdmin, ClientScopedAdmin, collected
 from integrations.models import Client, Connection, SignUpSource
 from integrations.tenancy import is_site_admin
 
@@ -43,7 +43,7 @@ class ConnectionInline(admin.TabularInline):
 
 
 @admin.register(Client)
-class ClientAdmin(ClientScopedAdmin):
+class ClientAdmin(AuditedAdmin, ClientScopedAdmin):
     change_form_template = "admin/integrations/client/change_form.html"
     inlines = [ConnectionInline, SignUpSourceInline]
     client_path = ""

@@ -15,8 +15,8 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 
-from integrations import connections
-from integrations.admin.base import ClientFilter, ClientScopedAdmin, report_outcomes, vendor_admins
+from integrations import audit, connections
+from integrations.admin.base import AuditedAdmin, ClientFilter, ClientScopedAdmin, report_outcomes, vendor_admins
 from integrations.models import Connection
 from integrations.outcome import Outcome
 from integrations.tenancy import is_site_admin
@@ -107,7 +107,7 @@ def vendor_fields(vendor: str) -> list[Any]:
 
 @method_decorator(sensitive_post_parameters(), name="changeform_view")
 @admin.register(Connection)
-class ConnectionAdmin(ClientScopedAdmin):
+class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
     list_display = ["client", "vendor", "environment", "status_badge", "last_checked_at", "last_check_result"]
     list_filter = [ClientFilter, "vendor", "status", "environment"]
     list_select_related = ["client"]
@@ -178,8 +178,8 @@ class ConnectionAdmin(ClientScopedAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, connection: Connection) -> str:
-        colours = {"active": "#2e7d32", "failing": "#c62828", "draft": "#757575", "disabled": "#424242"}
-        return format_html('<b style="color:{}">{}</b>', colours.get(connection.status, "#000"), connection.status)
+        # Coloured by portal.css (no style attribute: the Content-Security-Policy refuses inline styles).
+        return format_html('<span class="status-badge status-{}">{}</span>', connection.status, connection.status)
 
     @admin.display(description="stored secrets")
     def stored_secrets(self, connection: Connection) -> str:
@@ -193,15 +193,28 @@ class ConnectionAdmin(ClientScopedAdmin):
 
     @admin.action(description="Verify the selected connections with their vendors", permissions=["change"])
     def verify_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        outcomes = ((c, connections.verify(c)) for c in queryset.select_related("client"))
+        outcomes = ((c, verified_by(request, c)) for c in queryset.select_related("client"))
         report_outcomes(self, request, (Outcome(o.ok, f"{c}: {o.message}", error=not o.ok) for c, o in outcomes))
 
     @admin.action(description="Disable the selected connections", permissions=["change"])
     def disable_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        count = connections.disable(queryset)
+        count = queryset.count()
+        audit.record_each(request.user, audit.Action.DISABLED, queryset, lambda: connections.disable(queryset))
         self.message_user(request, f"Disabled {count} connection(s). No calls will be made through them.")
 
     @admin.action(description="Return the selected connections to draft", permissions=["change"])
     def reset_to_draft(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        count = connections.reset_to_draft(queryset)
+        count = queryset.count()
+        audit.record_each(
+            request.user, audit.Action.RESET_TO_DRAFT, queryset, lambda: connections.reset_to_draft(queryset)
+        )
         self.message_user(request, f"{count} connection(s) back to draft: verify them to activate.")
+
+
+def verified_by(request: HttpRequest, connection: Connection) -> Outcome:
+    """Verify a connection for a person, recorded in the audit trail with its outcome and any status change."""
+    before = audit.connection_state(connection)
+    outcome = connections.verify(connection)
+    after = audit.connection_state(connection)
+    audit.record(request.user, audit.Action.VERIFIED, connection, before, after, note=outcome.message)
+    return outcome

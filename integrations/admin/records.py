@@ -88,7 +88,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
             text = json.dumps(json.loads(event.body), indent=2, ensure_ascii=False)
         except ValueError:
             text = event.body
-        return format_html('<pre style="white-space:pre-wrap">{}</pre>', text)
+        return format_html('<pre class="received-body">{}</pre>', text)
 
     @admin.action(description="Reprocess the selected failed events")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from integrations import audit
 from integrations.admin.base import (
     SYNC_ACTION_LIMIT,
     ClientFilter,
@@ -64,6 +65,7 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
     has_secrets = bool(connection.secret("loyalty_token"))
     form = AnnexCloudCredentialsForm(request.POST or None, initial={"site_id": client.site_id}, has_secrets=has_secrets)
     if request.method == "POST" and form.is_valid():
+        before = {"site_id": client.site_id, **audit.connection_state(connection)}
         client.site_id = form.cleaned_data["site_id"]
         client.save(update_fields=["site_id"])
         update_secrets(
@@ -72,6 +74,8 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
         )
         leave_disabled(connection)
         connection.save()
+        after = {"site_id": client.site_id, **audit.connection_state(connection)}
+        audit.record(request.user, audit.Action.CREDENTIALS, connection, before, after)
         model_admin.message_user(request, f"Annex Cloud site credentials saved for {client}.")
         return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
     return render_client_page(

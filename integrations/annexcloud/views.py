@@ -74,8 +74,14 @@ class PointsTransactionSerializer(serializers.ModelSerializer):
 
 
 def points_status(result: PointsResult) -> int:
-    """201 applied now, 200 applied by an earlier call with the key, 502 refused or not answered by Annex Cloud."""
-    if result.transaction.status != PointsTransaction.Status.APPLIED:
+    """201 applied now, 200 applied by an earlier call with the key, 422 refused by Annex Cloud, 502 not answered.
+
+    A refusal (a non-member, a debit beyond the balance) is Annex Cloud's final answer to this request, not a
+    failure of the gateway: a 5xx would invite the caller to retry what can never succeed."""
+    txn_status = result.transaction.status
+    if txn_status == PointsTransaction.Status.FAILED:
+        return status.HTTP_422_UNPROCESSABLE_ENTITY
+    if txn_status != PointsTransaction.Status.APPLIED:
         return status.HTTP_502_BAD_GATEWAY
     return status.HTTP_200_OK if result.repeated else status.HTTP_201_CREATED
 
@@ -96,8 +102,14 @@ class AnnexCloudMemberViewSet(viewsets.GenericViewSet):
             200: OpenApiResponse(PointsTransactionSerializer, "Already applied with this key: nothing sent again."),
             400: OpenApiResponse(description="Field errors."),
             409: OpenApiResponse(description="Annex Cloud is not set up for the member's client."),
-            422: OpenApiResponse(description="The key was already used for another adjustment."),
-            502: OpenApiResponse(PointsTransactionSerializer, "Annex Cloud refused or did not answer (see detail)."),
+            422: OpenApiResponse(
+                PointsTransactionSerializer,
+                "Annex Cloud refused it (status `failed`, see detail), or the key was already used for another "
+                "adjustment (an `idempotency_key` error).",
+            ),
+            502: OpenApiResponse(
+                PointsTransactionSerializer, "Annex Cloud did not answer (status `pending`): repeat with the same key."
+            ),
         },
     )
     @action(detail=True, methods=["post"])

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from integrations import audit
 from integrations.admin.base import (
     SYNC_ACTION_LIMIT,
     ClientPage,
@@ -27,7 +28,7 @@ from integrations.admin.base import (
 from integrations.attentive import flows as attentive
 from integrations.attentive.flows import SignUpSourceInput
 from integrations.connections import connection_of
-from integrations.models import Connection, SignUpSource
+from integrations.models import Client, Connection, SignUpSource
 from integrations.outcome import Outcome
 from integrations.queue import enqueue
 from members.models import Member
@@ -88,7 +89,7 @@ def activation_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int
     if request.method == "POST":
         form = AttentiveActivationForm(request.POST, has_api_key=has_key)
         if form.is_valid():
-            outcome = attentive.activate(client, **form.cleaned_data)
+            outcome = activate_for(request, client, form.cleaned_data)
             if outcome.ok:
                 model_admin.message_user(request, f"Attentive is active for {client}. {outcome.message}")
                 return HttpResponseRedirect(reverse("admin:integrations_client_change", args=[client.pk]))
@@ -111,6 +112,25 @@ def activation_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int
         form=form,
         connection=connection,
     )
+
+
+def activate_for(request: HttpRequest, client: Client, data: dict[str, Any]) -> Outcome:
+    """Activate for a person, recorded in the audit trail: the connection's fields and secrets (by name only), the
+    client's sign-up sources, and the outcome of the verification."""
+    before = activation_state(client)
+    outcome = attentive.activate(client, **data)
+    connection = connection_of(client, attentive.VENDOR)
+    if connection is not None:
+        audit.record(
+            request.user, audit.Action.ACTIVATED, connection, before, activation_state(client), note=outcome.message
+        )
+    return outcome
+
+
+def activation_state(client: Client) -> audit.State:
+    connection = connection_of(client, attentive.VENDOR)
+    sources = audit.client_state(client)["sign_up_sources"]
+    return {**(audit.connection_state(connection) if connection else {}), "sign_up_sources": sources}
 
 
 # --- Member actions ----------------------------------------------------------------------------------------------

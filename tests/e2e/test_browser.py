@@ -78,3 +78,31 @@ def test_site_admin_activates_attentive_for_a_client(logged_in_page, live_server
     expect(page.locator(".messagelist")).to_contain_text("Attentive is active for Demo Outfitters")
     screenshot(page, "attentive-activated")
     assert Connection.objects.get(client=client, vendor="attentive").status == Connection.Status.ACTIVE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_and_swagger_ui_work_under_the_content_security_policy(logged_in_page, live_server):
+    """Chromium enforces the policy: no page the site admin opens has a script or style refused, and Swagger UI
+    (sidecar files, start-up script as a file) renders the API."""
+    client = ClientFactory(name="Delta Deals")
+    connection = ConnectionFactory(client=client)
+    page = logged_in_page
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    for path in [
+        "/admin/",
+        "/admin/integrations/client/",
+        f"/admin/integrations/client/{client.pk}/change/",
+        f"/admin/integrations/client/{client.pk}/attentive/",
+        f"/admin/integrations/connection/{connection.pk}/change/",
+        "/admin/integrations/connection/add/?vendor=vibes",
+        "/admin/members/member/",
+    ]:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response is not None and response.status == 200, path
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+    page.goto(f"{live_server.url}/api/docs/")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Annex Cloud Integration Portal API")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    screenshot(page, "swagger-ui")
+    assert refused == []

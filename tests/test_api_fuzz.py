@@ -1,0 +1,135 @@
+"""Schemathesis against the live OpenAPI schema (the app's own /api/schema/): every operation, fed generated and
+schema-violating input with the API token of a client that has members, segments, events and an export, answers
+anything but a 5xx (the check `not_a_server_error`).
+
+Bounded for the suite: at most MAX_EXAMPLES examples per operation with a per-example deadline, and a stateful run
+(operations chained through the links schemathesis infers, e.g. POST /members/ then PATCH /members/{id}/) of a few
+short scenarios. The vendors are the sandbox simulators served by the live server, so no call leaves the machine and
+a vendor's failure is not mistaken for the portal's. Webhook callbacks are left out of the stateful token run; the
+stateless run posts generated bodies to a real callback URL, and their parser is fuzzed directly in
+test_hostile_input.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import schemathesis
+from django.core.files.base import ContentFile
+from django.core.wsgi import get_wsgi_application
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+
+from integrations.models import ApiToken, Connection
+from members.models import SegmentExport
+from tests.factories import ConnectionFactory, LoyaltyEventFactory, MemberFactory, SegmentFactory
+
+# The sandbox vendors answer from the live server's thread, which sees committed rows only.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MAX_EXAMPLES = 25
+DEADLINE = timedelta(seconds=2)
+FUZZ_SETTINGS = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=DEADLINE,
+    # The client and its rows are made once per operation, not per example: examples build on each other's rows.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+# Loaded from the app's own schema endpoint when the module is collected (pytest-django has set Django up by then).
+# schemathesis.pytest.from_fixture would load it per test, but its lazy loader sets `Function._nodeid`, which
+# pytest 9 no longer has.
+schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+
+
+@pytest.fixture
+def fuzz_client(client_a, sandbox_attentive_connection, annex_cloud_sandbox):
+    """Client A with Attentive and Annex Cloud in the sandbox, a Vibes connection (for its callback URL), members,
+    a segment holding some of them, loyalty events and a finished export."""
+    ConnectionFactory(client=client_a, vendor="vibes", secrets={}, settings={"company_key": "acme"})
+    members = MemberFactory.create_batch(5, client=client_a)
+    segment = SegmentFactory(client=client_a)
+    segment.members.add(*members[:3])
+    for member in members[:2]:
+        LoyaltyEventFactory(member=member, data={"points": 50, "balance": 1250})
+    export = SegmentExport.objects.create(segment=segment, status=SegmentExport.Status.READY, rows=3)
+    export.file.save("fuzz.csv", ContentFile(b"phone,email\n"))
+    return client_a
+
+
+@pytest.fixture
+def token_header(fuzz_client) -> dict[str, str]:
+    _, key = ApiToken.issue(fuzz_client, "fuzz token")
+    return {"Authorization": f"Token {key}"}
+
+
+def existing(client: Any) -> dict[str, list[Any]]:
+    """Values that name the client's rows, per path prefix, so that generated requests get past their 404s."""
+    exports = SegmentExport.objects.filter(segment__client=client)
+    callbacks = Connection.objects.filter(client=client, vendor="vibes")
+    return {
+        "/api/clients/": [client.pk],
+        "/api/connections/": list(client.connections.values_list("pk", flat=True)),
+        "/api/members/": list(client.members.values_list("pk", flat=True)),
+        "/api/loyalty-events/": list(client.loyalty_events.values_list("pk", flat=True)),
+        "/api/segments/": list(client.segments.values_list("pk", flat=True)),
+        "/api/segment-exports/": list(exports.values_list("pk", flat=True)),
+        "/api/webhooks/vibes/": list(callbacks.values_list("inbound_token", flat=True)),
+    }
+
+
+def body_nudges(client: Any) -> dict[str, st.SearchStrategy[Any]]:
+    """Values of body fields that the schema cannot tell (a member reference that matches, a key), drawn now and
+    then in place of the generated ones, so that writes reach the flows behind validation."""
+    emails = list(client.members.values_list("email", flat=True))
+    return {
+        "member": st.sampled_from(emails).map(lambda email: {"email": email}),
+        "idempotency_key": st.text(min_size=1, max_size=100),
+        "client": st.just(client.slug),
+    }
+
+
+def nudge(case: Any, draw: Callable[..., Any], client: Any) -> None:
+    """Half the time, point the case at the client's real rows and fill in fields that only match real data."""
+    if not draw(st.booleans(), label="aim at real rows"):
+        return
+    for prefix, values in existing(client).items():
+        if case.operation.path.startswith(prefix) and values:
+            for name in case.path_parameters or {}:
+                case.path_parameters[name] = draw(st.sampled_from(values), label=name)
+    if isinstance(case.body, dict):
+        for field, strategy in body_nudges(client).items():
+            if field in case.body or draw(st.booleans(), label=f"add {field}"):
+                case.body[field] = draw(strategy, label=field)
+
+
+@schema.parametrize()
+@schema.given(data=st.data())
+@FUZZ_SETTINGS
+def test_no_operation_answers_a_server_error(case, data, fuzz_client, token_header):
+    nudge(case, data.draw, fuzz_client)
+    case.call_and_validate(headers=token_header, checks=[not_a_server_error])
+
+
+def test_no_sequence_of_operations_answers_a_server_error(fuzz_client, token_header):
+    stateful = schema.exclude(path_regex="^/api/webhooks/").as_state_machine()
+
+    class TokenStateMachine(stateful):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": token_header}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=[not_a_server_error])
+
+    TokenStateMachine.run(
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
