@@ -221,6 +221,9 @@ SEGMENT_EXPORT_STREAM_MAX_ROWS = env.int(
     default=2_000_000 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 200_000,
 )
 
+# Member CSV uploads larger than this are refused (split them).
+MEMBER_IMPORT_MAX_BYTES = env.int("MEMBER_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+
 # Inbound callbacks larger than this are refused (400) and kept truncated for inspection.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -127,3 +128,103 @@ def test_copy_and_python_paths_give_identical_bytes(db):
 def test_copy_and_python_paths_agree_on_any_text(db, rows):
     segment = segment_of(rows)
     assert b"".join(exports._copy_csv(segment.pk)) == b"".join(exports._iterate_csv(segment.pk))
+
+
+# --- Import (finding 7) -------------------------------------------------------------------------------------------
+
+
+def upload(http, client, data: bytes, name: str = "members.csv"):
+    file = io.BytesIO(data)
+    file.name = name
+    return http.post(reverse("admin:members_member_import"), {"client": client.pk, "file": file}, follow=True)
+
+
+def form_error(response) -> str:
+    errors = response.context["form"].errors.get("file", [])
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "email,first_name\nzoe@example.com,Zoë\n".encode("utf-16"),  # with its BOM, as Excel's "Unicode Text"
+        "email,first_name\nzoe@example.com,Zoë\n".encode("utf-16-le"),  # no BOM: NULs between the letters
+    ],
+    ids=["bom", "no-bom"],
+)
+def test_a_utf16_file_is_a_form_error_in_words(admin_http, client_a, data):
+    response = upload(admin_http, client_a, data)
+    assert response.status_code == 200
+    assert "not UTF-8" in form_error(response) and "CSV UTF-8" in form_error(response)
+    assert not Member.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4, "Excel workbook"),
+        (b"\x00\x01\x02\x03email\x00,phone\n\x00\x00\n", "NUL bytes"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "byte 0x89"),
+    ],
+    ids=["xlsx", "nul-bytes", "png"],
+)
+def test_a_binary_file_is_a_form_error_in_words(admin_http, client_a, data, words):
+    response = upload(admin_http, client_a, data)
+    assert response.status_code == 200
+    assert words in form_error(response) and "CSV UTF-8" in form_error(response)
+    assert not Member.objects.exists()
+
+
+def test_another_encoding_is_refused_with_its_line_and_nothing_is_imported(admin_http, client_a):
+    data = "email,first_name\nann@example.com,Ann\nzoe@example.com,Zoë\n".encode("cp1252")
+    error = form_error(upload(admin_http, client_a, data))
+    assert "not UTF-8 text (line 3 has the byte 0xEB" in error
+    assert not Member.objects.exists()  # line 2 was good, but a file that cannot be read changes nothing
+
+
+def test_utf8_with_or_without_a_bom_is_imported(admin_http, client_a):
+    upload(admin_http, client_a, "\ufeffemail,first_name\nzoe@example.com,Zoë\n".encode())
+    upload(admin_http, client_a, b"email,first_name\r\nann@example.com,Ann\r\n")
+    assert dict(Member.objects.values_list("email", "first_name")) == {
+        "zoe@example.com": "Zoë",
+        "ann@example.com": "Ann",
+    }
+
+
+def test_bad_lines_are_reported_by_number_and_the_good_ones_kept(admin_http, client_a):
+    rows = [
+        "email,first_name,points",
+        "ann@example.com,Ann,10",
+        "nul@example.com,Nu\x00l,1",
+        f"big@example.com,Big,{2**40}",
+        f"long@example.com,{'L' * 101},1",
+        "low@example.com,Low,-2147483649",
+        'multi@example.com,"Two\nlines",=1',
+        "max@example.com,Max,2147483647",
+        "extra@example.com,Extra,1,surplus",
+    ]
+    response = upload(admin_http, client_a, ("\n".join(rows) + "\n").encode())
+    html = response.content.decode()
+    assert "2 created, 0 updated, 6 failed." in html
+    assert "Line 3: the line holds a NUL character" in html
+    assert "Line 4: points &#x27;1099511627776&#x27; is out of range: -2,147,483,648 to 2,147,483,647" in html
+    assert "Line 5: first_name is 101 characters long: at most 100" in html
+    assert "Line 6: points &#x27;-2147483649&#x27; is out of range" in html
+    assert "Line 7: points &#x27;=1&#x27; is not a whole number" in html  # the record starting on line 7
+    assert "Line 10: the line has 4 values, the header 3 columns" in html
+    assert dict(Member.objects.values_list("email", "points")) == {"ann@example.com": 10, "max@example.com": 2**31 - 1}
+
+
+def test_an_unclosed_quote_is_a_form_error_with_its_line(admin_http, client_a):
+    # The rest of the file becomes one field, until it is too long for any field.
+    data = ("email,first_name\nann@example.com,Ann\n" + 'bo@example.com,"Bo\n' + ("x" * 1023 + "\n") * 140).encode()
+    error = form_error(upload(admin_http, client_a, data))
+    assert error == "Line 3: a value runs on past 131,072 characters. Is a quote left open?"
+    assert not Member.objects.exists()
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(admin_http, client_a, settings):
+    settings.MEMBER_IMPORT_MAX_BYTES = 1024
+    error = form_error(upload(admin_http, client_a, b"email\n" + b"a@example.com\n" * 100))
+    assert "split it" in error

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -16,7 +18,7 @@ from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
 from members import imports, segments, sync
 from members.admin.sync import VendorStateInline
-from members.imports import ImportFileError, import_members
+from members.imports import ImportFileError
 from members.models import ChannelSubscription, LoyaltyEvent, Member, Segment
 from members.phones import InvalidPhone, to_e164
 
@@ -42,11 +44,27 @@ class MemberForm(forms.ModelForm):
 
 class MemberImportForm(forms.Form):
     client = forms.ModelChoiceField(queryset=None)
-    file = forms.FileField(help_text="UTF-8 CSV with a header row.")
+    file = forms.FileField(help_text="UTF-8 CSV with a header row (in Excel: Save As, CSV UTF-8).")
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["client"].queryset = visible_clients(user)
+        self.rows = 0
+
+    def clean_file(self) -> UploadedFile:
+        """The whole file is read here, importing nothing: one that is not UTF-8 CSV is a form error in words."""
+        upload = self.cleaned_data["file"]
+        limit = settings.MEMBER_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file has {upload.size / 2**20:.1f} MB, more than {limit / 2**20:.0f} MB: split it and upload "
+                "the parts."
+            )
+        try:
+            self.rows = imports.check_upload(upload)
+        except ImportFileError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return upload
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -91,14 +109,9 @@ class MemberAdmin(ClientScopedAdmin):
         form = MemberImportForm(request.POST or None, request.FILES or None, user=request.user)
         report_lines: list[str] = []
         if request.method == "POST" and form.is_valid():
-            try:
-                report = import_members(form.cleaned_data["client"], form.cleaned_data["file"].file)
-            except ImportFileError as exc:
-                form.add_error("file", str(exc))
-            else:
-                report_lines = list(imports.report_lines(report))
-                level = messages.SUCCESS if not report.failed else messages.WARNING
-                self.message_user(request, report_lines[0], level)
+            report = imports.import_members(form.cleaned_data["client"], form.cleaned_data["file"])
+            report_lines = list(imports.report_lines(report))
+            self.message_user(request, report_lines[0], messages.WARNING if report.failed else messages.SUCCESS)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
