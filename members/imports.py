@@ -7,6 +7,10 @@ the model's columns, points within a 32-bit integer, ...) and stored on its own,
 line number and reason while the good rows are kept. Every change goes through sync.record_change, as an edit in the
 admin does, so the vendors holding what changed are brought in line.
 
+Files of up to MEMBER_IMPORT_SYNC_MAX_ROWS rows are imported during the upload (import_members). Larger ones are
+stored under MEDIA_ROOT and imported by a job (queue_import, run_import) in batches, each committed with its counts,
+its errors and where the next batch starts: the job's progress shows on the import page and its JobRun, and a run
+killed half-way is resumed by the next one without importing a row twice.
 """
 
 from __future__ import annotations
@@ -14,19 +18,26 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
+from integrations.jobs import Counts, current_run, report_progress
 from integrations.models import Client
+from integrations.queue import enqueue
 from members import sync
-from members.models import Member
+from members.exports import csv_chunks, neutralise
+from members.models import Member, MemberImport, MemberImportError
 from members.phones import InvalidPhone, to_e164
 
 COLUMNS = {
@@ -393,3 +404,87 @@ def report_lines(report: ImportReport) -> Iterable[str]:
     yield f"{report.created} created, {report.updated} updated, {report.failed} failed."
     for line, reason in sorted(report.errors):  # a batch reports its invalid rows before those refused on saving
         yield f"Line {line}: {reason}"
+
+
+# --- Large files: a background job
+
+
+def runs_in_background(rows: int) -> bool:
+    return rows > settings.MEMBER_IMPORT_SYNC_MAX_ROWS
+
+
+def queue_import(client: Client, upload: UploadedFile, rows: int, user: Any = None) -> MemberImport:
+    """Store the (checked) upload under MEDIA_ROOT and queue its import after commit."""
+    member_import = MemberImport(client=client, uploaded_by=user, file_name=(upload.name or "")[:255], rows=rows)
+    member_import.file.save("upload.csv", upload, save=False)
+    member_import.save()
+    enqueue("members.import_members", member_import.pk)
+    return member_import
+
+
+def progress(member_import: MemberImport) -> Counts:
+    return {
+        "rows": member_import.rows,
+        "processed": member_import.processed,
+        "created": member_import.created,
+        "updated": member_import.updated,
+        "failed": member_import.failed,
+    }
+
+
+def run_import(import_id: int) -> Counts:
+    """One run of a background import: batches from where the last run stopped until the file ends, or until
+    MEMBER_IMPORT_RUN_SECONDS have passed, when it queues the next run (a run stays well inside the task's time
+    limit whatever the file's size)."""
+    member_import = MemberImport.objects.select_related("client").get(pk=import_id)
+    if member_import.status in (MemberImport.Status.DONE, MemberImport.Status.FAILED):
+        return progress(member_import)  # a repeated delivery of a finished import
+    member_import.status, member_import.job_run = MemberImport.Status.RUNNING, current_run()
+    member_import.save(update_fields=["status", "job_run"])
+    deadline = time.monotonic() + settings.MEMBER_IMPORT_RUN_SECONDS
+    with member_import.file.open("rb") as upload:
+        columns, rows = open_csv(upload, member_import.offset, member_import.line)
+        for number, batch in enumerate(batched(rows, BATCH_ROWS)):
+            if number and time.monotonic() > deadline:
+                enqueue("members.import_members", member_import.pk)  # the rest in a fresh run
+                return progress(member_import)
+            if not import_batch(member_import, columns, batch):
+                return progress(member_import)  # another run of this import got there first and goes on
+            report_progress(progress(member_import))
+    finish(member_import)
+    return progress(member_import)
+
+
+def import_batch(member_import: MemberImport, columns: list[str], batch: list[Record]) -> bool:
+    """Import `batch` and record its counts, errors and the resume point in one transaction. False, importing
+    nothing, when the import has moved on since this run read it (a second delivery of the task is running)."""
+    report = ImportReport(keep=None)
+    with transaction.atomic():
+        stored = MemberImport.objects.select_for_update().only("offset").get(pk=member_import.pk)
+        if stored.offset != member_import.offset:
+            return False
+        import_batch_rows(member_import.client, columns, batch, report)
+        MemberImportError.objects.bulk_create(
+            MemberImportError(member_import=member_import, line=line, reason=reason) for line, reason in report.errors
+        )
+        member_import.created += report.created
+        member_import.updated += report.updated
+        member_import.failed += report.failed
+        member_import.offset, member_import.line = batch[-1].next_offset, batch[-1].next_line
+        member_import.save(update_fields=["created", "updated", "failed", "offset", "line"])
+    return True
+
+
+def finish(member_import: MemberImport) -> None:
+    member_import.status = MemberImport.Status.DONE
+    member_import.finished_at = timezone.now()
+    # The upload holds personal data and has served: the members are stored, the lines not imported are reported.
+    member_import.file.delete(save=False)
+    member_import.save(update_fields=["status", "finished_at", "file"])
+
+
+def error_report(member_import: MemberImport) -> Iterator[bytes]:
+    """The lines not imported as CSV (line, reason), in the export's dialect: reasons quote the file's text, so
+    they are neutralised as an export's cells are."""
+    errors = member_import.errors.order_by("line").values_list("line", "reason").iterator(chunk_size=2000)
+    return csv_chunks(chain([("line", "reason")], ((line, neutralise(reason)) for line, reason in errors)))

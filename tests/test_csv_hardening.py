@@ -8,16 +8,20 @@ import io
 import sys
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from members import exports
+from integrations.models import JobRun
+from members import exports, imports
 from members.exports import BLANKS, csv_chunks, export_cells, neutralise, stream_segment_csv
-from members.models import Member
+from members.imports import error_report, queue_import, run_import
+from members.models import Member, MemberImport, MemberVendorState
 from members.segments import add_members
-from tests.factories import ClientFactory, MemberFactory, SegmentFactory
+from tests.conftest import login
+from tests.factories import ClientFactory, ClientUserFactory, ConnectionFactory, MemberFactory, SegmentFactory
 
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="COPY is PostgreSQL's: set DATABASE_URL=postgres://… to compare"
@@ -228,3 +232,99 @@ def test_an_oversized_upload_is_refused_before_it_is_read(admin_http, client_a, 
     settings.MEMBER_IMPORT_MAX_BYTES = 1024
     error = form_error(upload(admin_http, client_a, b"email\n" + b"a@example.com\n" * 100))
     assert "split it" in error
+
+
+def big_file(lines: int) -> tuple[bytes, list[int]]:
+    """`lines` member rows after the header; every 1,000th row has points out of range. Returns the file and the
+    line numbers of the bad rows."""
+    rows, bad = ["email,phone,first_name,points"], []
+    for n in range(1, lines + 1):
+        points = "99999999999" if n % 1000 == 0 else str(n)
+        if n % 1000 == 0:
+            bad.append(n + 1)
+        rows.append(f"m{n}@example.com,+1404555{n - 1:04d},First {n},{points}")
+    return ("\n".join(rows) + "\n").encode(), bad
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_file_is_imported_by_a_job_with_progress_and_an_error_report(admin_http, client_a, eager_celery):
+    data, bad_lines = big_file(10_000)
+    response = upload(admin_http, client_a, data, name="everyone.csv")
+    assert "10,000 rows are being imported in the background" in response.content.decode()
+
+    member_import = MemberImport.objects.get()
+    assert (member_import.status, member_import.file_name, member_import.rows) == ("done", "everyone.csv", 10_000)
+    assert (member_import.created, member_import.updated, member_import.failed) == (9_990, 0, 10)
+    assert Member.objects.filter(client=client_a).count() == 9_990
+    assert not member_import.file  # the upload (personal data) is deleted once imported
+    run = JobRun.objects.get(job="members.import_members")
+    assert run.outcome == "succeeded" and run.client == client_a
+    assert run.counts == {"rows": 10_000, "processed": 10_000, "created": 9_990, "updated": 0, "failed": 10}
+
+    page = admin_http.get(reverse("admin:members_member_import")).content.decode()
+    report_url = reverse("admin:members_member_import_errors", args=[member_import.pk])
+    assert report_url in page and "10000 of 10000 rows" in page
+    report = parse(b"".join(admin_http.get(report_url).streaming_content))
+    assert report[0] == ["line", "reason"]
+    assert [int(line) for line, _ in report[1:]] == bad_lines
+    assert report[1][1] == "points '99999999999' is out of range: -2,147,483,648 to 2,147,483,647"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_import_goes_on_in_the_next_run_where_the_last_stopped(admin_http, client_a, eager_celery, settings):
+    settings.MEMBER_IMPORT_SYNC_MAX_ROWS = 10
+    settings.MEMBER_IMPORT_RUN_SECONDS = 0  # every run stops after one batch
+    data, _ = big_file(1_200)
+    upload(admin_http, client_a, data)
+    member_import = MemberImport.objects.get()
+    assert (member_import.status, member_import.created, member_import.failed) == ("done", 1_199, 1)
+    assert JobRun.objects.filter(job="members.import_members").count() == 3  # 500 + 500 + 200 rows
+    assert Member.objects.count() == 1_199
+
+
+def test_a_background_import_records_the_vendor_follow_ups(client_a, settings):
+    ConnectionFactory(client=client_a)  # Attentive: an opt-in is its business
+    data = b"phone,opted_in\n+14045550100,yes\n+14045550101,no\n"
+    member_import = queue_import(client_a, SimpleUploadedFile("m.csv", data), rows=2)
+    run_import(member_import.pk)
+    states = MemberVendorState.objects.filter(member__client=client_a, vendor="attentive")
+    assert [(s.member.phone, s.status) for s in states] == [("+14045550100", "pending")]
+
+
+def test_a_repeated_run_imports_nothing_twice(client_a):
+    member_import = queue_import(client_a, SimpleUploadedFile("m.csv", b"email\na@example.com\nb@example.com\n"), 2)
+    run_import(member_import.pk)
+    run_import(member_import.pk)  # a second delivery of the task
+    member_import.refresh_from_db()
+    assert (member_import.created, member_import.updated, member_import.status) == (2, 0, "done")
+
+
+def test_another_clients_user_cannot_download_an_error_report(client_a, client_b, alice_http):
+    member_import = queue_import(client_a, SimpleUploadedFile("m.csv", b"email\nbad\n"), rows=1)
+    run_import(member_import.pk)
+    url = reverse("admin:members_member_import_errors", args=[member_import.pk])
+    assert parse(b"".join(alice_http.get(url).streaming_content))[1] == ["2", "Enter a valid email address."]
+    bob = login(ClientUserFactory(username="bob", client=client_b))
+    assert bob.get(url).status_code == 404
+
+
+def test_error_report_reasons_are_neutralised(client_a):
+    member_import = queue_import(client_a, SimpleUploadedFile("m.csv", b"email,status\na@example.com,=cmd\n"), 1)
+    run_import(member_import.pk)
+    body = b"".join(error_report(MemberImport.objects.get()))
+    assert body == b'"line","reason"\n"2","status \'=cmd\' is not one of active, inactive"\n'
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_job_run_shows_the_progress_while_it_runs(admin_http, client_a, eager_celery, settings, monkeypatch):
+    settings.MEMBER_IMPORT_SYNC_MAX_ROWS = 10
+    seen = []
+
+    def spy(counts):
+        real_report_progress(counts)
+        seen.append(JobRun.objects.get(job="members.import_members", outcome="running").counts["processed"])
+
+    real_report_progress = imports.report_progress
+    monkeypatch.setattr(imports, "report_progress", spy)
+    upload(admin_http, client_a, big_file(1_200)[0])
+    assert seen == [500, 1_000, 1_200]
