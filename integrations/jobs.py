@@ -7,6 +7,7 @@ import json
 import time
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +23,9 @@ from integrations.models import Client, JobRun
 
 Counts = dict[str, int]
 
+# The run whose work is executing in this context, so long work can show its progress (report_progress).
+_current_run: ContextVar[JobRun | None] = ContextVar("current_job_run", default=None)
+
 
 def run_job(
     job: str, work: Callable[[], Counts], *, client: Client | None = None, task_id: str = "", worker: str = ""
@@ -31,6 +35,7 @@ def run_job(
     re-raised for Celery to retry."""
     reap_interrupted_runs()
     run = JobRun.objects.create(job=job, client=client, task_id=task_id or "", worker=worker)
+    token = _current_run.set(run)
     try:
         counts = work()
     except Exception as exc:
@@ -42,9 +47,23 @@ def run_job(
         run.outcome = JobRun.Outcome.SUCCEEDED
         run.counts = counts or {}
     finally:
+        _current_run.reset(token)
         run.finished_at = timezone.now()
         record_end(run)
     return run
+
+
+def current_run() -> JobRun | None:
+    """The JobRun recording the work that calls this, if any."""
+    return _current_run.get()
+
+
+def report_progress(counts: Counts) -> None:
+    """Show the counts so far on the running job's JobRun (replaced by the final counts when it ends)."""
+    run = _current_run.get()
+    if run is not None:
+        run.counts = counts
+        JobRun.objects.filter(pk=run.pk).update(counts=counts)
 
 
 def record_end(run: JobRun, patience: float = 60.0) -> None:

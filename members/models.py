@@ -4,14 +4,16 @@ they cause and the outbound messages those events produce."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations.models import Client, Connection
+from integrations.models import Client, Connection, JobRun
 from integrations.vendor_spec import VendorSpec
 from integrations.vendors import MESSAGE_VENDORS, VENDORS
 from members.templates_text import MAX_TEMPLATE_LENGTH, placeholders_in
@@ -422,3 +424,64 @@ class VibesListSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"Vibes {self.person_id} list {self.list_id}: {self.state}"
+
+
+def member_import_path(instance: MemberImport, filename: str) -> str:
+    # A name of our own: the uploader's file name is only shown, never part of a path.
+    return f"member-imports/{uuid.uuid4().hex}.csv"
+
+
+class MemberImport(models.Model):
+    """A member CSV too large to import during the upload request: stored under MEDIA_ROOT and imported by a job
+    in batches. Each batch commits its members, its counts, its errors and where the next batch starts together,
+    so a run that is killed half-way loses nothing and repeats nothing."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="member_imports")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    file = models.FileField(upload_to=member_import_path, blank=True)
+    file_name = models.CharField("uploaded file", max_length=255)
+    rows = models.PositiveIntegerField(help_text="Rows found when the file was uploaded.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    # Where the next batch starts: the byte offset in the file and the number of the line before it.
+    offset = models.PositiveBigIntegerField(default=0)
+    line = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    job_run = models.ForeignKey(JobRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.client})"
+
+    @property
+    def processed(self) -> int:
+        return self.created + self.updated + self.failed
+
+
+class MemberImportError(models.Model):
+    """One line of a background import that was not imported, and why: the import's error report."""
+
+    member_import = models.ForeignKey(MemberImport, on_delete=models.CASCADE, related_name="errors")
+    line = models.PositiveIntegerField()
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["member_import", "line"]
+        indexes = [models.Index(fields=["member_import", "line"])]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"

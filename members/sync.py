@@ -16,7 +16,7 @@ A vendor takes part by defining in its flows: `needs_sync(member, changed_fields
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from types import ModuleType
@@ -49,13 +49,23 @@ def syncing_flows() -> dict[str, ModuleType]:
 # --- Recording changes -------------------------------------------------------------------------------------------
 
 
-def record_change(member: Member, changed_fields: Iterable[str], previous: dict[str, Any] | None = None) -> list[str]:
+def record_change(
+    member: Member,
+    changed_fields: Iterable[str],
+    previous: dict[str, Any] | None = None,
+    *,
+    configured: Collection[str] | None = None,
+) -> list[str]:
     """Record, in the caller's transaction, that the vendors who hold these fields must be brought in line; queue
-    one reconcile per burst of edits after commit. Returns the vendors concerned."""
+    one reconcile per burst of edits after commit. Returns the vendors concerned. A caller changing many members
+    of one client in one transaction (the CSV import) may pass `configured_vendors(client_id)`, read once."""
     changed = set(changed_fields)
     if not changed:
         return []
-    configured = set(Connection.objects.filter(client_id=member.client_id).values_list("vendor", flat=True))
+    if configured is None:
+        configured = configured_vendors(member.client_id)
+    if not configured:
+        return []  # no connection, no vendor to bring in line
     vendors = [
         key
         for key, flows in syncing_flows().items()
@@ -64,6 +74,11 @@ def record_change(member: Member, changed_fields: Iterable[str], previous: dict[
     for vendor in vendors:
         bump(member, vendor)
     return vendors
+
+
+def configured_vendors(client_id: int) -> set[str]:
+    """The vendors the client has a connection to (in any state)."""
+    return set(Connection.objects.filter(client_id=client_id).values_list("vendor", flat=True))
 
 
 def bump(member: Member, vendor: str, *, queue: bool = True) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from celery import Task, shared_task
+from django.utils import timezone
 
 from integrations.jobs import Counts
 from integrations.tasks import PortalTask, run_as_job
 from members import sync
+from members.imports import run_import
 from members.messaging import dispatch_messages
-from members.models import SegmentExport
+from members.models import MemberImport, SegmentExport
 from members.segments import write_export
 
 
@@ -43,4 +45,18 @@ def export_segment(self: Task, export_id: int) -> Counts:
         return run_as_job(self, lambda: write_export(export), export.segment.client_id)
     except Exception as exc:
         SegmentExport.objects.filter(pk=export_id).update(status=SegmentExport.Status.FAILED, error=str(exc)[:2000])
+        raise
+
+
+@shared_task(bind=True, base=PortalTask, name="members.import_members")
+def import_members_file(self: Task, import_id: int) -> Counts:
+    """Import a large member CSV in batches from where the last run stopped (members/imports.py): a repeat resumes,
+    it never imports a row twice."""
+    client_id = MemberImport.objects.values_list("client_id", flat=True).get(pk=import_id)
+    try:
+        return run_as_job(self, lambda: run_import(import_id), client_id)
+    except Exception as exc:
+        MemberImport.objects.filter(pk=import_id).update(
+            status=MemberImport.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
         raise

@@ -258,6 +258,7 @@ CELERY_TASK_ROUTES = {
     "integrations.attentive_unsubscribe": {"queue": "sync"},
     "integrations.match_vibes_persons": {"queue": "sync"},
     "members.export_segment": {"queue": "bulk"},
+    "members.import_members": {"queue": "bulk"},
     "integrations.prune_old_records": {"queue": "bulk"},
 }
 # The database scheduler, behind a lease so that exactly one beat schedules (a second one waits as a standby).
@@ -292,6 +293,14 @@ SEGMENT_EXPORT_STREAM_MAX_ROWS = env.int(
 # Proxies in front of the portal (addresses or networks): behind them the client address of a callback is read
 # from X-Forwarded-For (the IP allow-lists use it); from anyone else the header is ignored.
 TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
+
+# Member CSV imports: files with more rows than this are imported by a background job (stored under MEDIA_ROOT,
+# progress on the import page, an error report to download); smaller ones during the upload. Larger uploads than
+# MEMBER_IMPORT_MAX_BYTES are refused. A background run stops after MEMBER_IMPORT_RUN_SECONDS (well inside the task
+# time limit) and queues the next, which resumes where it stopped.
+MEMBER_IMPORT_SYNC_MAX_ROWS = env.int("MEMBER_IMPORT_SYNC_MAX_ROWS", default=2_000)
+MEMBER_IMPORT_MAX_BYTES = env.int("MEMBER_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+MEMBER_IMPORT_RUN_SECONDS = env.int("MEMBER_IMPORT_RUN_SECONDS", default=300)
 
 # Inbound callbacks larger than this are refused (400) and kept truncated for inspection.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)

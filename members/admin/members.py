@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -16,8 +19,8 @@ from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
 from members import imports, segments, sync
 from members.admin.sync import VendorStateInline
-from members.imports import ImportFileError, import_members
-from members.models import ChannelSubscription, LoyaltyEvent, Member, Segment
+from members.imports import ImportFileError
+from members.models import ChannelSubscription, LoyaltyEvent, Member, MemberImport, Segment
 from members.phones import InvalidPhone, to_e164
 
 
@@ -42,11 +45,27 @@ class MemberForm(forms.ModelForm):
 
 class MemberImportForm(forms.Form):
     client = forms.ModelChoiceField(queryset=None)
-    file = forms.FileField(help_text="UTF-8 CSV with a header row.")
+    file = forms.FileField(help_text="UTF-8 CSV with a header row (in Excel: Save As, CSV UTF-8).")
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["client"].queryset = visible_clients(user)
+        self.rows = 0
+
+    def clean_file(self) -> UploadedFile:
+        """The whole file is read here, importing nothing: one that is not UTF-8 CSV is a form error in words."""
+        upload = self.cleaned_data["file"]
+        limit = settings.MEMBER_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file has {upload.size / 2**20:.1f} MB, more than {limit / 2**20:.0f} MB: split it and upload "
+                "the parts."
+            )
+        try:
+            self.rows = imports.check_upload(upload)
+        except ImportFileError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return upload
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -82,23 +101,33 @@ class MemberAdmin(ClientScopedAdmin):
 
     def get_urls(self) -> list[Any]:
         import_view = path("import/", self.admin_site.admin_view(self.import_view), name="members_member_import")
-        return [import_view, *super().get_urls()]
+        errors_view = path(
+            "import/<int:pk>/errors/",
+            self.admin_site.admin_view(self.import_errors_view),
+            name="members_member_import_errors",
+        )
+        return [import_view, errors_view, *super().get_urls()]
 
-    def import_view(self, request: HttpRequest) -> TemplateResponse:
-        """Upload a CSV of members; bad rows are listed with their line numbers, good rows are kept."""
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        """Upload a CSV of members; bad rows are listed with their line numbers, good rows are kept. A large file
+        is imported by a job: it is listed below the form with its progress, then its error report."""
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = MemberImportForm(request.POST or None, request.FILES or None, user=request.user)
         report_lines: list[str] = []
         if request.method == "POST" and form.is_valid():
-            try:
-                report = import_members(form.cleaned_data["client"], form.cleaned_data["file"].file)
-            except ImportFileError as exc:
-                form.add_error("file", str(exc))
-            else:
-                report_lines = list(imports.report_lines(report))
-                level = messages.SUCCESS if not report.failed else messages.WARNING
-                self.message_user(request, report_lines[0], level)
+            client, upload = form.cleaned_data["client"], form.cleaned_data["file"]
+            if imports.runs_in_background(form.rows):
+                imports.queue_import(client, upload, form.rows, request.user)
+                self.message_user(
+                    request,
+                    f"{upload.name}: {form.rows:,} rows are being imported in the background. Their progress, then "
+                    "the lines not imported, are listed below.",
+                )
+                return HttpResponseRedirect(request.path)
+            report = imports.import_members(client, upload)
+            report_lines = list(imports.report_lines(report))
+            self.message_user(request, report_lines[0], messages.WARNING if report.failed else messages.SUCCESS)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -106,8 +135,25 @@ class MemberAdmin(ClientScopedAdmin):
             "form": form,
             "report_lines": report_lines[1:],
             "columns": sorted(imports.COLUMNS),
+            "sync_max_rows": settings.MEMBER_IMPORT_SYNC_MAX_ROWS,
+            "background_imports": self.background_imports(request)[:20],
         }
         return TemplateResponse(request, "admin/members/member/import.html", context)
+
+    def background_imports(self, request: HttpRequest) -> QuerySet[MemberImport]:
+        imports_ = MemberImport.objects.select_related("client", "uploaded_by", "job_run")
+        return scope_to_clients(imports_, request.user)
+
+    def import_errors_view(self, request: HttpRequest, pk: int) -> StreamingHttpResponse:
+        """The error report of a finished background import: line, reason."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        member_import = get_object_or_404(self.background_imports(request), pk=pk, status=MemberImport.Status.DONE)
+        response = StreamingHttpResponse(imports.error_report(member_import), content_type="text/csv; charset=utf-8")
+        filename = f"{member_import.client.slug}-import-{member_import.pk}-errors.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description="Add to a segment…", permissions=["change"])
     def add_to_segment(self, request: HttpRequest, queryset: QuerySet[Member]) -> TemplateResponse | None:
