@@ -19,7 +19,7 @@ from integrations.inbound import BadDelivery
 from integrations.models import VendorCall, WebhookEvent
 from integrations.vibes.api import VibesAPI
 from integrations.vibes.webhooks import parse_callback
-from tests.factories import ConnectionFactory
+from tests.factories import ConnectionFactory, MemberFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -195,3 +195,23 @@ def test_a_secret_with_a_line_break_is_refused_when_entered(admin_http, client_a
         {"client": client_a.pk, "vendor": "attentive", "environment": "production", "secret__api_key": "abc\ndef"},
     )
     assert response.status_code == 200 and "line breaks" in response.content.decode()
+
+
+def test_verifying_a_disabled_connection_says_what_to_do(admin_http, client_a):
+    connection = ConnectionFactory(client=client_a, status="disabled")
+    response = admin_http.post(
+        "/admin/integrations/connection/",
+        {"action": "verify_connections", "_selected_action": [connection.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200 and "is disabled: return it to draft first" in response.content.decode()
+
+
+def test_adding_members_to_a_segment_named_by_garbage_is_refused_in_words(admin_http, client_a):
+    member = MemberFactory(client=client_a)
+    response = admin_http.post(
+        "/admin/members/member/",
+        {"action": "add_to_segment", "_selected_action": [member.pk], "segment": "abc"},
+        follow=True,
+    )
+    assert response.status_code == 200 and "Choose a segment of the members" in response.content.decode()
