@@ -175,7 +175,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 # Username and address together: a stranger guessing an admin's name cannot lock the admin out from elsewhere.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The lockout page (templates/admin/locked_out.html) in the admin's frame.
+AXES_LOCKOUT_CALLABLE = "portal.admin.locked_out"
 # The client address as the callbacks read it: X-Forwarded-For only from TRUSTED_PROXIES, since anyone can write it.
 AXES_CLIENT_IP_CALLABLE = "integrations.inbound.client_address"
 
