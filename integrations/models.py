@@ -303,14 +303,14 @@ class AuditEntry(models.Model):
     own state changes (a connection found failing by a job) are not a person's edit and are not recorded here."""
 
     class Action(models.TextChoices):
-        CREATED = "created"
-        CHANGED = "changed"
-        DELETED = "deleted"
-        VERIFIED = "verified"
-        DISABLED = "disabled"
-        RESET_TO_DRAFT = "reset to draft"
-        ACTIVATED = "activation page"
-        CREDENTIALS = "credentials page"
+        CREATED = "created", "created"
+        CHANGED = "changed", "changed"
+        DELETED = "deleted", "deleted"
+        VERIFIED = "verified", "verified"
+        DISABLED = "disabled", "disabled"
+        RESET_TO_DRAFT = "reset to draft", "reset to draft"
+        ACTIVATED = "activation page", "saved on the activation page"
+        CREDENTIALS = "credentials page", "saved on the credentials page"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "integrations",
     "members",
 ]
@@ -99,6 +101,8 @@ MIDDLEWARE = [
     "portal.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Adds request.user.is_verified() (a one-time code was given at log-in); enforced only by ADMIN_REQUIRE_2FA.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
@@ -175,7 +179,15 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 # Username and address together: a stranger guessing an admin's name cannot lock the admin out from elsewhere.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The lockout page (templates/admin/locked_out.html) in the admin's frame.
+AXES_LOCKOUT_CALLABLE = "portal.admin.locked_out"
+# Two-factor log-in for site admins (django-otp, TOTP): with ADMIN_REQUIRE_2FA on, a site admin logs in with a code
+# from an authenticator app as well as the password, and a session without one is sent back to the log-in page.
+# Client users are not asked. Enrol with `manage.py add_totp_device <username>` before turning it on.
+ADMIN_REQUIRE_2FA = env.bool("ADMIN_REQUIRE_2FA", default=False)
+OTP_TOTP_ISSUER = "Annex Cloud Integration Portal"
+# A TOTP key is a secret like a vendor's: shown once when enrolled, never again on an admin page.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # The client address as the callbacks read it: X-Forwarded-For only from TRUSTED_PROXIES, since anyone can write it.
 AXES_CLIENT_IP_CALLABLE = "integrations.inbound.client_address"
 

@@ -39,7 +39,7 @@ def test_the_sixth_attempt_is_refused_even_with_the_right_password(admin_user, s
     response = attempt(http, "locky", PASSWORD)
     assert response.status_code == 429
     page = response.content.decode()
-    assert "Log-in locked" in page and "locky" in page
+    assert "Log-in locked" in page and "locky" in page and "Annex Cloud Integration Portal" in page
     assert "axes_reset_username locky" in page and "0:15:00" in page
     assert "_auth_user_id" not in http.session
 

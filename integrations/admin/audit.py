@@ -37,10 +37,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="changes")
+    @admin.display(description="fields")
     def summary(self, entry: AuditEntry) -> str:
-        text = "; ".join(entry.changes) or "—"
-        return text if len(text) <= 160 else text[:159] + "…"
+        """The changed fields' names; the entry's page has each change (old and new value, secrets by name)."""
+        text = ", ".join(entry.fields) or "—"
+        return text if len(text) <= 120 else text[:119] + "…"
 
     @admin.display(description="changes")
     def change_lines(self, entry: AuditEntry) -> str:
