@@ -18,12 +18,13 @@ from integrations.ratelimit import SharedWindowLimiter, cache_is_shared, rate_li
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 20
 WORKER = """
-import os, sys, django, requests
+import os, sys, time, django, requests
 django.setup()
 from integrations.ratelimit import SharedWindowLimiter
 limiter = SharedWindowLimiter(sys.argv[2], float(sys.argv[3]))
 for _ in range(int(sys.argv[4])):
     limiter.acquire()
+    print(time.time(), flush=True)  # when this call was allowed to go
     requests.get(sys.argv[1], timeout=5)
 """
 
@@ -53,8 +54,12 @@ def test_two_worker_processes_share_one_limit(httpserver: HTTPServer):
     key = f"test:two-workers:{time.time_ns()}"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.test_settings"}
     args = [sys.executable, "-c", WORKER, httpserver.url_for("/call"), key, str(RATE), "30"]
-    workers = [subprocess.Popen(args, cwd=ROOT, env=env) for _ in range(2)]
-    assert all(worker.wait(timeout=60) == 0 for worker in workers)
-    assert len(seen) == 60
-    assert busiest_second(seen) <= RATE + 1  # one call of slack for the network between acquiring and arriving
-    assert seen[-1] - seen[0] >= 60 / RATE - 1.0  # together, not each on its own at the full rate
+    workers = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    allowed = [float(line) for worker in workers for line in worker.communicate(timeout=60)[0].split()]
+    assert all(worker.returncode == 0 for worker in workers)
+    assert len(seen) == len(allowed) == 60
+    # The limit holds for when calls were allowed to go (arrival at the server adds the network's jitter). A loaded
+    # machine may delay recording a call past a window's end: one window's count of slack. Unshared, the two
+    # processes would each go at the full rate (about twice this).
+    assert busiest_second(allowed) <= RATE + SharedWindowLimiter(key, RATE).per_window
+    assert max(allowed) - min(allowed) >= 60 / RATE - 1.0  # together, not each on its own at the full rate
