@@ -8,7 +8,6 @@ import time
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -20,6 +19,8 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from integrations.alerts import alert
 from integrations.models import Client, JobRun
+from integrations.vendor_spec import Schedule
+from integrations.vendors import VENDORS
 
 Counts = dict[str, int]
 
@@ -100,17 +101,7 @@ def reap_interrupted_runs(worker: str = "") -> int:
     )
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """A schedule the portal creates if missing; once created it belongs to the admins who may edit it."""
-
-    name: str
-    task: str
-    crontab: dict[str, str]
-    description: str
-
-
-SCHEDULES = (
+CORE_SCHEDULES = (
     Schedule(
         name="Send loyalty-action messages",
         task="members.dispatch_loyalty_messages",
@@ -141,6 +132,10 @@ SCHEDULES = (
         crontab={"minute": "17", "hour": "3"},
         description="Deletes vendor call rows and job runs older than RECORD_RETENTION_DAYS.",
     ),
+)
+# The shared jobs above, then each vendor's own (declared in its spec).
+SCHEDULES: tuple[Schedule, ...] = CORE_SCHEDULES + tuple(
+    schedule for spec in VENDORS.values() for schedule in spec.schedules
 )
 
 

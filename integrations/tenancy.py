@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import Group, Permission
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from integrations.models import Client
+from integrations.vendors import VENDORS
 
 M = TypeVar("M", bound=Model)
 
@@ -75,7 +76,8 @@ CLIENT_USER_PERMISSIONS = (
 def ensure_client_users_group() -> None:
     """Create or complete the group that gives client users their admin permissions (idempotent)."""
     group, _ = Group.objects.get_or_create(name=CLIENT_USERS_GROUP)
-    permissions = Permission.objects.filter(
-        content_type__app_label__in=["integrations", "members"], codename__in=CLIENT_USER_PERMISSIONS
-    )
-    group.permissions.add(*permissions)
+    granted = Q(content_type__app_label__in=["integrations", "members"], codename__in=CLIENT_USER_PERMISSIONS)
+    for spec in VENDORS.values():
+        # A vendor package that keeps records of its own is an app labelled with the vendor's key.
+        granted |= Q(content_type__app_label=spec.key, codename__in=spec.client_user_permissions)
+    group.permissions.add(*Permission.objects.filter(granted))

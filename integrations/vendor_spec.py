@@ -26,6 +26,16 @@ class SecretSpec:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A schedule the portal creates if missing; once created it belongs to the admins who may edit it."""
+
+    name: str
+    task: str
+    crontab: dict[str, str]
+    description: str
+
+
+@dataclass(frozen=True)
 class VendorSpec:
     key: str
     label: str
@@ -38,6 +48,10 @@ class VendorSpec:
     default_rate_limit: float = 10.0
     # Whether message templates may send through this vendor (its flows module provides `message_sender`).
     sends_messages: bool = False
+    # The vendor's recurring jobs (e.g. a pull every hour), created in django-celery-beat's tables if missing.
+    schedules: tuple[Schedule, ...] = ()
+    # Admin permissions client users get on the records this vendor's app keeps (codenames, e.g. "view_push").
+    client_user_permissions: tuple[str, ...] = ()
 
     def default_base_url(self, environment: str) -> str:
         if environment == "sandbox":

@@ -89,6 +89,11 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "integrations",
+    # Vendor packages that keep records of their own are apps labelled with the vendor's key.
+    "integrations.first_orion",
+    "integrations.bazaarvoice",
+    "integrations.sessionm",
+    # Last: the portal's post-migrate setup (client users' group, schedules) hangs on this app's signal.
     "members",
 ]
 
@@ -272,6 +277,10 @@ CELERY_TASK_ROUTES = {
     "members.export_segment": {"queue": "bulk"},
     "members.import_members": {"queue": "bulk"},
     "integrations.prune_old_records": {"queue": "bulk"},
+    # Vendor apps name their tasks "<vendor>.<task>"; long-running pulls and pushes don't hold up member sync.
+    "first_orion.*": {"queue": "bulk"},
+    "bazaarvoice.*": {"queue": "bulk"},
+    "sessionm.*": {"queue": "sync"},
 }
 # The database scheduler, behind a lease so that exactly one beat schedules (a second one waits as a standby).
 CELERY_BEAT_SCHEDULER = "portal.beat:LeasedDatabaseScheduler"

@@ -24,6 +24,9 @@ from integrations.annexcloud.api import body_hmac
 from integrations.sandbox.base import json_object, simulator
 
 SECRET = "sandbox-annex-shared-secret-0123456789"
+# What the demo client's connection holds (seed_demo): the simulator accepts these and nothing else.
+DEMO_SECRETS = {"api_secret": SECRET, "loyalty_token": "sandbox-loyalty-token"}
+DEMO_SETTINGS = {"jwt_subject": "demo@example.com"}
 
 
 # The simulator's tier ladder: the highest tier whose threshold the available balance reaches.

@@ -23,6 +23,8 @@ from members.phones import is_e164
 
 API_KEY = "sandbox-attentive-key"
 LEGACY_TOKEN = "sandbox-legacy-token"
+# What the demo client's connection holds (seed_demo).
+DEMO_SECRETS = {"api_key": API_KEY, "legacy_token": LEGACY_TOKEN}
 CHANNELS = ("TEXT", "EMAIL")
 
 

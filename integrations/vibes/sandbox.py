@@ -21,6 +21,9 @@ from integrations.sandbox.base import json_object, simulator
 from members.phones import is_e164
 
 USERNAME, PASSWORD = "vibes-sandbox-user", "sandbox-vibes-password"
+# What the demo client's connection holds (seed_demo).
+DEMO_SECRETS = {"api_username": USERNAME, "api_password": PASSWORD}
+DEMO_SETTINGS = {"company_key": "demo-company"}
 
 
 @dataclass

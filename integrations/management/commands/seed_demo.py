@@ -13,30 +13,29 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.annexcloud import sandbox as annex_cloud_sandbox
-from integrations.attentive import sandbox as attentive_sandbox
 from integrations.models import Client, Connection, SignUpSource
 from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
-from integrations.vendors import VENDORS
-from integrations.vibes import sandbox as vibes_sandbox
+from integrations.vendors import VENDORS, vendor_modules
 from members.models import Member, MessageTemplate, Segment
 from members.segments import add_members
 
 DEMO_PASSWORD = "portal-demo"
-# Sandbox credentials: the simulators accept these and nothing else.
-SANDBOX_SECRETS: dict[str, dict[str, str]] = {
-    "annex_cloud": {"api_secret": annex_cloud_sandbox.SECRET, "loyalty_token": "sandbox-loyalty-token"},
-    "attentive": {"api_key": attentive_sandbox.API_KEY, "legacy_token": attentive_sandbox.LEGACY_TOKEN},
-    "vibes": {"api_username": vibes_sandbox.USERNAME, "api_password": vibes_sandbox.PASSWORD},
+# The other vendors have no simulator yet: placeholder credentials so their connections can be looked at.
+PLACEHOLDER_SECRETS: dict[str, dict[str, str]] = {
     "first_orion": {"client_secret": "sandbox-fo-secret"},
     "bazaarvoice": {"passkey": "sandbox-bv-passkey", "shared_secret": "sandbox-bv-shared-secret"},
     "sessionm": {"api_key": "sandbox-sessionm-key", "api_secret": "sandbox-sessionm-secret"},
 }
-SANDBOX_SETTINGS: dict[str, dict[str, str]] = {
-    "annex_cloud": {"jwt_subject": "demo@example.com"},
-    "vibes": {"company_key": "demo-company"},
-    "first_orion": {"client_id": "sandbox-fo-client"},
-}
+
+
+def demo_secrets(vendor: str) -> dict[str, str]:
+    """The credentials the vendor's simulator accepts (its sandbox module's DEMO_SECRETS)."""
+    sandbox = VENDORS[vendor].module("sandbox")
+    return getattr(sandbox, "DEMO_SECRETS", PLACEHOLDER_SECRETS.get(vendor, {}))
+
+
+def demo_settings(vendor: str) -> dict[str, str]:
+    return getattr(VENDORS[vendor].module("sandbox"), "DEMO_SETTINGS", {})
 
 
 class Command(BaseCommand):
@@ -61,11 +60,12 @@ class Command(BaseCommand):
                 vendor=vendor,
                 defaults={
                     "environment": Connection.Environment.SANDBOX,
-                    "secrets": SANDBOX_SECRETS.get(vendor, {}),
-                    "settings": SANDBOX_SETTINGS.get(vendor, {}),
+                    "secrets": demo_secrets(vendor),
+                    "settings": demo_settings(vendor),
                 },
             )
         self.seed_loyalty_side(client)
+        self.seed_vendor_demos(client)
         client_user = users.objects.filter(username="demo-client").first()
         if client_user is None:
             client_user = users.objects.create_user("demo-client", "client@example.com", DEMO_PASSWORD, is_staff=True)
@@ -81,6 +81,13 @@ class Command(BaseCommand):
             f"Demo ready: site admin 'admin' and client user 'demo-client', password '{DEMO_PASSWORD}'; "
             f"client '{client.name}' with {client.connections.count()} sandbox connections."
         )
+
+    def seed_vendor_demos(self, client: Client) -> None:
+        """Each vendor's own demo records (a sandbox module may define `seed_demo(client)`; it must be
+        idempotent)."""
+        for sandbox in vendor_modules("sandbox").values():
+            if seed := getattr(sandbox, "seed_demo", None):
+                seed(client)
 
     def seed_loyalty_side(self, client: Client) -> None:
         """A sign-up source, three members and a message template, so the Attentive journey can be tried."""
