@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets as token_secrets
+from datetime import date, datetime
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from integrations.crypto import EncryptedJSONField, UnreadableSecrets
 from integrations.vendors import VENDOR_CHOICES, VENDORS, VendorSpec
@@ -20,6 +23,25 @@ from integrations.vendors import VENDOR_CHOICES, VENDORS, VendorSpec
 def validate_phone_region(value: str) -> None:
     if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise ValidationError(f"{value!r} is not a phone region: use an ISO country code such as US, GB or IN.")
+
+
+class DateFormat(models.TextChoices):
+    """Django date formats (django.utils.dateformat) a client may choose for dates in messages."""
+
+    US = "n/j/Y", "11/23/2026"
+    EUROPEAN = "j/n/Y", "23/11/2026"
+    ISO = "Y-m-d", "2026-11-23"
+    WORDS = "N j, Y", "Nov. 23, 2026"
+
+
+@cache
+def time_zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zone_names():
+        raise ValidationError(f"{value!r} is not a time zone: use an IANA name such as America/New_York or UTC.")
 
 
 class Client(models.Model):
@@ -34,6 +56,19 @@ class Client(models.Model):
         default="US",
         validators=[validate_phone_region],
         help_text="ISO country code used to read national phone numbers, e.g. US, GB, IN.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="IANA time zone of the client's members, e.g. America/New_York: dates in messages and the start of "
+        "the client's day (when a daily cut-off applies) are in it.",
+    )
+    date_format = models.CharField(
+        max_length=16,
+        choices=DateFormat.choices,
+        default=DateFormat.US,
+        help_text="How dates read in messages to members, e.g. an offer's expiry date.",
     )
     active = models.BooleanField(default=True)
     honour_opt_outs_everywhere = models.BooleanField(
@@ -60,6 +95,18 @@ class Client(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.default_region = self.default_region.upper()
         super().save(*args, **kwargs)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar date of an aware moment in the client's time zone."""
+        return moment.astimezone(self.zone).date()
+
+    def format_date(self, day: date) -> str:
+        """A date as the client's members read it (the client's date format)."""
+        return dateformat.format(day, self.date_format)
 
 
 class Connection(models.Model):
