@@ -288,7 +288,23 @@ class JobRun(models.Model):
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"{self.job} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.job_label} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def job_label(self) -> str:
+        """The job in words: "members.export_segment" reads "Export segment"."""
+        return job_label(self.job)
+
+    @property
+    def counts_in_words(self) -> str:
+        """{"sent": 3, "failed": 0} reads "3 sent, 0 failed"."""
+        counts = self.counts if isinstance(self.counts, dict) else {}
+        return ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items()) or "nothing to do"
+
+
+def job_label(task_name: str) -> str:
+    name = task_name.rsplit(".", 1)[-1].replace("_", " ")
+    return name[:1].upper() + name[1:]
 
 
 def hash_token(key: str) -> str:

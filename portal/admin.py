@@ -16,7 +16,9 @@ from django.template.response import TemplateResponse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from integrations.tenancy import is_site_admin
+from portal import navigation
 from portal.dashboard import build_dashboard
+from portal.jobs import jobs_urls
 
 # How a site admin gets an authenticator: on the server, by whoever runs the portal's commands.
 ENROL = "run `manage.py add_totp_device {username}` on the server"
@@ -80,6 +82,16 @@ class PortalAdminSite(admin.AdminSite):
             return False
         user = request.user
         return not (settings.ADMIN_REQUIRE_2FA and is_site_admin(user)) or user.is_verified()
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+        """The sidebar and index in task sections (an app's own index page keeps Django's per-app list)."""
+        app_list = super().get_app_list(request, app_label)
+        if app_label is not None:
+            return app_list
+        return navigation.grouped(app_list, site_admin=is_site_admin(request.user))
+
+    def get_urls(self) -> list[Any]:
+        return jobs_urls(self) + super().get_urls()
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         context = {"dashboard": build_dashboard(request.user), **(extra_context or {})}

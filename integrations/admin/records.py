@@ -35,13 +35,24 @@ class VendorCallAdmin(ReadOnlyAdmin):
 
 @admin.register(JobRun)
 class JobRunAdmin(ReadOnlyAdmin):
-    list_display = ["job", "client", "started_at", "finished_at", "outcome", "counts", "task_id"]
+    list_display = ["job_name", "outcome", "client", "started_at", "finished_at", "counts"]
     list_filter = ["outcome", "job", ClientFilter]
     list_select_related = ["client"]
     search_fields = ["job", "task_id", "error"]
     date_hierarchy = "started_at"
-    readonly_fields = ["job", "client", "task_id", "started_at", "finished_at", "outcome", "counts", "error"]
+    readonly_fields = [
+        *("job_name", "job", "client", "task_id"),
+        *("started_at", "finished_at", "outcome", "counts", "error"),
+    ]
     actions = ["run_now"]
+
+    @admin.display(description="job", ordering="job")
+    def job_name(self, run: JobRun) -> str:
+        return run.job_label
+
+    @admin.display(description="counts")
+    def counts(self, run: JobRun) -> str:
+        return run.counts_in_words
 
     @admin.action(description="Run the selected jobs again now")
     def run_now(self, request: HttpRequest, queryset: QuerySet[JobRun]) -> None:

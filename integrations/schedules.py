@@ -1,0 +1,179 @@
+"""The portal's jobs as people read them: each scheduled job with its schedule in words, its next runs and how its
+last run went, and the few kinds of schedule the portal offers (every N minutes, daily at a time, a cron expression
+for experts). django-celery-beat keeps the schedules; beat picks up an edit without a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from celery.schedules import crontab
+from django.core.exceptions import ValidationError
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from integrations.models import JobRun
+
+# How far ahead a preview looks for run times (a schedule that fires less often shows fewer of them).
+PREVIEW_HORIZON = timedelta(days=400)
+
+
+@dataclass(frozen=True)
+class Job:
+    task: PeriodicTask
+    last_run: JobRun | None
+
+    @property
+    def schedule_in_words(self) -> str:
+        return describe(self.task)
+
+    @property
+    def next_run(self) -> datetime | None:
+        if not self.task.enabled or self.task.crontab is None:
+            return None
+        return next(iter(next_runs(self.task.crontab, count=1)), None)
+
+
+def scheduled_jobs() -> list[Job]:
+    """Every scheduled job with its latest run (one query for the runs, whatever the number of jobs)."""
+    latest = JobRun.objects.filter(job=OuterRef("task")).order_by("-started_at").values("pk")[:1]
+    tasks = PeriodicTask.objects.select_related("crontab", "interval").annotate(last_run_pk=Subquery(latest))
+    tasks = list(tasks.exclude(task="celery.backend_cleanup").order_by("name"))
+    runs = JobRun.objects.in_bulk([t.last_run_pk for t in tasks if t.last_run_pk])
+    return [Job(task, runs.get(task.last_run_pk)) for task in tasks]
+
+
+def describe(task: PeriodicTask) -> str:
+    """ "Every minute", "At 03:17 AM (UTC)", "every 5 minutes"; a job without a schedule it understands says so."""
+    if task.crontab is not None:
+        words = task.crontab.human_readable
+        zone = str(task.crontab.timezone)
+        return words if words.endswith(zone) else f"{words} {zone}"
+    if task.interval is not None:
+        return f"every {task.interval.every} {task.interval.period}"
+    return "no recurring schedule"
+
+
+def cron_fields(schedule: CrontabSchedule) -> crontab:
+    return crontab(
+        minute=schedule.minute,
+        hour=schedule.hour,
+        day_of_week=schedule.day_of_week,
+        day_of_month=schedule.day_of_month,
+        month_of_year=schedule.month_of_year,
+    )
+
+
+def next_runs(schedule: CrontabSchedule, *, count: int = 5, after: datetime | None = None) -> list[datetime]:
+    """The next `count` times the schedule fires after `after` (now), as aware datetimes in the schedule's zone."""
+    zone = ZoneInfo(str(schedule.timezone))
+    start = (after or timezone.now()).astimezone(zone).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return list(_firings(cron_fields(schedule), start, count))
+
+
+def _firings(cron: crontab, start: datetime, count: int) -> Iterator[datetime]:
+    """Walk the calendar from `start`, skipping whole days and hours that cannot match (fast for daily schedules)."""
+    moment, end, found = start, start + PREVIEW_HORIZON, 0
+    while moment < end and found < count:
+        cron_weekday = (moment.weekday() + 1) % 7  # cron counts from Sunday = 0
+        if (
+            moment.month not in cron.month_of_year
+            or moment.day not in cron.day_of_month
+            or cron_weekday not in cron.day_of_week
+        ):
+            moment = (moment + timedelta(days=1)).replace(hour=0, minute=0)
+            continue
+        if moment.hour not in cron.hour:
+            moment = (moment + timedelta(hours=1)).replace(minute=0)
+            continue
+        if moment.minute in cron.minute:
+            yield moment
+            found += 1
+        moment += timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ScheduleChoice:
+    """What an admin asks for: every N minutes, daily at HH:MM, or a five-field cron expression, in a time zone."""
+
+    kind: str  # "minutes" | "daily" | "cron"
+    every_minutes: int | None = None
+    daily_at: str = ""  # "HH:MM"
+    cron: str = ""
+    time_zone: str = "UTC"
+
+    def crontab_fields(self) -> dict[str, str]:
+        if self.kind == "minutes":
+            if not self.every_minutes or not 1 <= self.every_minutes <= 59:
+                raise ValidationError({"every_minutes": "Give a number of minutes from 1 to 59."})
+            minute = "*" if self.every_minutes == 1 else f"*/{self.every_minutes}"
+            return {"minute": minute, "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"}
+        if self.kind == "daily":
+            hour, minute = parse_time_of_day(self.daily_at)
+            return {"minute": str(minute), "hour": str(hour), "day_of_week": "*", "day_of_month": "*",
+                    "month_of_year": "*"}  # fmt: skip
+        if self.kind == "cron":
+            return parse_cron(self.cron)
+        raise ValidationError({"kind": "Choose every N minutes, daily at a time, or a cron expression."})
+
+
+def parse_time_of_day(value: str) -> tuple[int, int]:
+    try:
+        parsed = datetime.strptime(value.strip(), "%H:%M")
+    except ValueError:
+        raise ValidationError({"daily_at": "Give a time of day as HH:MM, e.g. 03:15 or 18:00."}) from None
+    return parsed.hour, parsed.minute
+
+
+CRON_NAMES = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+def parse_cron(expression: str) -> dict[str, str]:
+    parts = expression.split()
+    if len(parts) != len(CRON_NAMES):
+        raise ValidationError(
+            {"cron": "A cron expression has five fields: minute hour day-of-month month day-of-week, e.g. 0 6 * * 1-5."}
+        )
+    fields = dict(zip(CRON_NAMES, parts, strict=True))
+    try:
+        crontab(**fields)  # celery parses each field the way beat will
+    except ValueError as exc:
+        raise ValidationError({"cron": f"Beat cannot read this expression: {str(exc).rstrip('.')}."}) from None
+    return fields
+
+
+def preview(choice: ScheduleChoice, *, count: int = 5) -> list[datetime]:
+    """The next run times of a schedule not saved yet."""
+    return next_runs(CrontabSchedule(**choice.crontab_fields(), timezone=choice.time_zone), count=count)
+
+
+def reschedule(task: PeriodicTask, choice: ScheduleChoice) -> PeriodicTask:
+    """Give a job the chosen schedule (beat notices the change on its next tick)."""
+    schedule, _ = CrontabSchedule.objects.get_or_create(**choice.crontab_fields(), timezone=choice.time_zone)
+    task.crontab, task.interval, task.solar, task.clocked = schedule, None, None, None
+    task.save()
+    return task
+
+
+def set_enabled(task: PeriodicTask, enabled: bool) -> None:
+    task.enabled = enabled
+    task.save(update_fields=["enabled"])
+
+
+def choice_for(task: PeriodicTask) -> ScheduleChoice:
+    """The editor's starting point for a job's current schedule."""
+    cron = task.crontab
+    if cron is None:
+        return ScheduleChoice(kind="minutes", every_minutes=1)
+    zone = str(cron.timezone)
+    every_day = (cron.day_of_week, cron.day_of_month, cron.month_of_year) == ("*", "*", "*")
+    if every_day and cron.hour == "*" and (cron.minute == "*" or cron.minute.startswith("*/")):
+        minutes = 1 if cron.minute == "*" else int(cron.minute[2:])
+        return ScheduleChoice(kind="minutes", every_minutes=minutes, time_zone=zone)
+    if every_day and cron.hour.isdigit() and cron.minute.isdigit():
+        return ScheduleChoice(kind="daily", daily_at=f"{int(cron.hour):02d}:{int(cron.minute):02d}", time_zone=zone)
+    expression = " ".join(getattr(cron, name) for name in CRON_NAMES)
+    return ScheduleChoice(kind="cron", cron=expression, time_zone=zone)

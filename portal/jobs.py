@@ -1,0 +1,138 @@
+"""The Jobs page: every scheduled job in plain words with its next run and last outcome, switched on or off, run now,
+and its schedule edited with a preview of the next run times. Site admins only: the jobs run for every client."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+from django_celery_beat.models import PeriodicTask
+
+from integrations import schedules
+from integrations.models import time_zone_names
+from integrations.queue import task_named
+from integrations.tenancy import is_site_admin, visible_clients
+
+
+def site_context(request: HttpRequest) -> dict[str, Any]:
+    return admin.site.each_context(request)
+
+
+def site_admin_only(request: HttpRequest) -> None:
+    if not is_site_admin(request.user):
+        raise PermissionDenied
+
+
+def jobs_page(request: HttpRequest) -> TemplateResponse:
+    site_admin_only(request)
+    context = {**site_context(request), "title": "Jobs", "jobs": schedules.scheduled_jobs()}
+    return TemplateResponse(request, "admin/jobs/index.html", context)
+
+
+@require_POST
+def switch_job(request: HttpRequest, pk: int) -> HttpResponse:
+    site_admin_only(request)
+    task = get_object_or_404(PeriodicTask, pk=pk)
+    enabled = request.POST.get("enabled") == "1"
+    schedules.set_enabled(task, enabled)
+    messages.success(request, f"“{task.name}” is {'on' if enabled else 'off'}.")
+    return HttpResponseRedirect(reverse("admin:jobs"))
+
+
+@require_POST
+def run_job_now(request: HttpRequest, pk: int) -> HttpResponse:
+    site_admin_only(request)
+    task = get_object_or_404(PeriodicTask, pk=pk)
+    task_named(task.task).apply_async(kwargs=json.loads(task.kwargs or "{}"))
+    messages.success(request, f"“{task.name}” is queued: its run appears under Last run when a worker picks it up.")
+    return HttpResponseRedirect(reverse("admin:jobs"))
+
+
+KINDS = [("minutes", "Every N minutes"), ("daily", "Daily at a time"), ("cron", "Cron expression (for experts)")]
+
+
+class ScheduleForm(forms.Form):
+    kind = forms.ChoiceField(choices=KINDS, widget=forms.RadioSelect, label="Runs")
+    every_minutes = forms.IntegerField(
+        required=False, min_value=1, max_value=59, label="Every … minutes", help_text="From 1 to 59."
+    )
+    daily_at = forms.CharField(required=False, label="Daily at", help_text="HH:MM, 24-hour clock, e.g. 03:15.")
+    cron = forms.CharField(
+        required=False,
+        label="Cron expression",
+        help_text="Five fields: minute hour day-of-month month day-of-week, e.g. “0 6 * * 1-5” = 06:00 on weekdays.",
+    )
+    time_zone = forms.ChoiceField(
+        label="Time zone", help_text="The schedule's clock: “daily at 09:00” means 09:00 in this zone."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(name, name) for name in sorted(time_zone_names())]
+
+    def choice(self) -> schedules.ScheduleChoice:
+        """The schedule asked for; raises ValidationError (per field) when it cannot be read."""
+        data = self.cleaned_data
+        choice = schedules.ScheduleChoice(
+            kind=data["kind"],
+            every_minutes=data.get("every_minutes"),
+            daily_at=data.get("daily_at") or "",
+            cron=data.get("cron") or "",
+            time_zone=data["time_zone"],
+        )
+        choice.crontab_fields()
+        return choice
+
+
+def preview_zone(request: HttpRequest, chosen: str) -> str:
+    """Previews read in the viewer's client's time zone when they have one client, else in the schedule's zone."""
+    zones = {client.time_zone for client in visible_clients(request.user)}
+    return zones.pop() if len(zones) == 1 else chosen
+
+
+def edit_schedule(request: HttpRequest, pk: int) -> TemplateResponse | HttpResponse:
+    site_admin_only(request)
+    task = get_object_or_404(PeriodicTask.objects.select_related("crontab"), pk=pk)
+    current = schedules.choice_for(task)
+    form = ScheduleForm(request.POST or None, initial=current.__dict__)
+    runs, choice = [], None
+    if form.is_valid():
+        try:
+            choice = form.choice()
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+    if choice is not None and "save" in request.POST:
+        schedules.reschedule(task, choice)
+        messages.success(request, f"“{task.name}” now runs: {schedules.describe(task)}.")
+        return HttpResponseRedirect(reverse("admin:jobs"))
+    shown = choice or (current if task.crontab is not None and not request.POST else None)
+    if shown is not None:
+        zone = preview_zone(request, shown.time_zone)
+        runs = [moment.astimezone(ZoneInfo(zone)) for moment in schedules.preview(shown)]
+    context = {
+        **site_context(request),
+        "title": f"Schedule of “{task.name}”",
+        "task": task,
+        "form": form,
+        "runs": runs,
+    }
+    return TemplateResponse(request, "admin/jobs/schedule.html", context)
+
+
+def jobs_urls(site: admin.AdminSite) -> list[Any]:
+    return [
+        path("jobs/", site.admin_view(jobs_page), name="jobs"),
+        path("jobs/<int:pk>/switch/", site.admin_view(switch_job), name="jobs_switch"),
+        path("jobs/<int:pk>/run/", site.admin_view(run_job_now), name="jobs_run"),
+        path("jobs/<int:pk>/schedule/", site.admin_view(edit_schedule), name="jobs_schedule"),
+    ]
