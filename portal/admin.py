@@ -94,7 +94,8 @@ class PortalAdminSite(admin.AdminSite):
         return jobs_urls(self) + super().get_urls()
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        context = {"dashboard": build_dashboard(request.user), **(extra_context or {})}
+        window = request.GET.get("window", "24h")
+        context = {"dashboard": build_dashboard(request.user, window), **(extra_context or {})}
         return super().index(request, extra_context=context)
 
 

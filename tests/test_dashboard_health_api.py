@@ -40,7 +40,7 @@ def test_dashboard_puts_trouble_first_for_site_admins(admin_http, trouble, conne
     assert "Vibes: bad password" in html and "Vibes: beta broke" in html
     assert "alpha job exploded" in html and "beta job exploded" in html
     assert "ancient failure" not in html  # older than 24 hours
-    assert html.count('class="connection-row"') == 3
+    assert html.count('class="card connection-card') == 3
 
 
 def test_dashboard_of_a_client_user_shows_only_their_client(alice_http, trouble, connection_a):
@@ -48,7 +48,7 @@ def test_dashboard_of_a_client_user_shows_only_their_client(alice_http, trouble,
     assert "Vibes: bad password" in html
     assert "beta" not in html.lower()
     assert "alpha job exploded" not in html  # portal-wide runs are for site admins
-    assert html.count('class="connection-row"') == 2
+    assert html.count('class="card connection-card') == 2
 
 
 def test_healthz_reports_database_and_broker(client, db):

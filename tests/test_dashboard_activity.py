@@ -1,0 +1,80 @@
+"""The dashboard's connection cards (what to do next, with the exact form) and its activity charts (counted in SQL
+from the portal's own records, per hour or per day, scoped to the viewer's clients)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations.models import Connection, VendorCall
+from portal.dashboard import build_dashboard, percentile_95
+from tests.factories import ConnectionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def call(connection: Connection, *, status: int | None = 200, latency: int = 50, hours_ago: float = 1, error=""):
+    return VendorCall.objects.create(
+        connection=connection,
+        method="GET",
+        url="https://example.test/x",
+        status_code=status,
+        latency_ms=latency,
+        error_type=error,
+        created_at=timezone.now() - timedelta(hours=hours_ago),
+    )
+
+
+def chart(dashboard, title):
+    return next(chart for chart in dashboard.charts if chart.title == title)
+
+
+def test_a_draft_attentive_card_links_to_its_activation_page_and_a_working_one_says_nothing_to_do(site_admin, client_a):
+    ConnectionFactory(client=client_a, vendor="attentive", status=Connection.Status.DRAFT)
+    ConnectionFactory(client=client_a, vendor="vibes", status=Connection.Status.ACTIVE)
+    cards = {card.connection.vendor: card for card in build_dashboard(site_admin).clients[0].cards}
+    assert cards["attentive"].next_url == reverse("admin:integrations_client_attentive", args=[client_a.pk])
+    assert "Save and verify" in cards["attentive"].next_step
+    assert cards["vibes"].next_url == "" and "Nothing to do" in cards["vibes"].next_step
+
+
+def test_vendor_calls_are_counted_per_hour_by_outcome_with_their_p95_latency(site_admin, client_a):
+    connection = ConnectionFactory(client=client_a, vendor="vibes")
+    for latency in range(1, 101):  # 100 answered calls an hour ago, 1..100 ms
+        call(connection, latency=latency, hours_ago=1)
+    call(connection, status=500, hours_ago=1)
+    call(connection, status=None, error="timeout", hours_ago=1)
+    call(connection, hours_ago=30)  # outside the 24-hour window
+    dashboard = build_dashboard(site_admin, "24h")
+    calls = chart(dashboard, "Vendor calls")
+    assert len(calls.bars) == 24
+    assert sum(bar.values["ok"] for bar in calls.bars) == 100
+    assert sum(bar.values["failed"] for bar in calls.bars) == 2
+    latency = chart(dashboard, "p95 latency of vendor calls")
+    assert 94 <= max(bar.values["value"] for bar in latency.bars) <= 100
+    week = build_dashboard(site_admin, "7d")
+    assert len(chart(week, "Vendor calls").bars) == 7
+    assert sum(bar.total for bar in chart(week, "Vendor calls").bars) == 103
+
+
+def test_a_client_user_sees_only_their_clients_activity(user_a, client_a, client_b):
+    call(ConnectionFactory(client=client_a, vendor="vibes"))
+    call(ConnectionFactory(client=client_b, vendor="vibes"))
+    assert chart(build_dashboard(user_a), "Vendor calls").total == 1
+
+
+def test_charts_are_drawn_as_svg_without_inline_style(admin_http, client_a):
+    call(ConnectionFactory(client=client_a, vendor="vibes"))
+    html = admin_http.get("/admin/?window=7d").content.decode()
+    assert html.count("<svg") >= 5
+    assert re.search(r'<rect class="bar-ok" x="[\d.]+" y="[\d.]+" width="[\d.]+" height="[1-9][\d.]*"', html)
+    assert " style=" not in html
+
+
+def test_p95_of_a_small_sample():
+    assert percentile_95(list(range(1, 101))) == 95.0
+    assert percentile_95([7]) == 7.0
