@@ -16,6 +16,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
 from integrations import audit
 from integrations.connections import validate_secret
@@ -199,3 +200,11 @@ def collected(part: str) -> list[Any]:
 
 def model_url_name(model: type[Model], suffix: str) -> str:
     return f"{model._meta.app_label}_{model._meta.model_name}_{suffix}"
+
+
+def clipped(text: str, length: int = 60) -> str:
+    """Long text in a list cell: the first `length` characters, the whole text on hover."""
+    text = text or ""
+    if len(text) <= length:
+        return text or "—"
+    return format_html('<span class="clipped" title="{}">{}…</span>', text, text[: length - 1])

@@ -16,7 +16,14 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 
 from integrations import audit, connections
-from integrations.admin.base import AuditedAdmin, ClientFilter, ClientScopedAdmin, report_outcomes, vendor_admins
+from integrations.admin.base import (
+    AuditedAdmin,
+    ClientFilter,
+    ClientScopedAdmin,
+    clipped,
+    report_outcomes,
+    vendor_admins,
+)
 from integrations.models import Connection
 from integrations.outcome import Outcome
 from integrations.tenancy import is_site_admin
@@ -108,7 +115,7 @@ def vendor_fields(vendor: str) -> list[Any]:
 @method_decorator(sensitive_post_parameters(), name="changeform_view")
 @admin.register(Connection)
 class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
-    list_display = ["client", "vendor", "environment", "status_badge", "last_checked_at", "last_check_result"]
+    list_display = ["client", "vendor", "status_badge", "last_checked_at", "check_result", "environment"]
     list_filter = [ClientFilter, "vendor", "status", "environment"]
     list_select_related = ["client"]
     search_fields = ["client__name", "vendor"]
@@ -180,6 +187,10 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
     def status_badge(self, connection: Connection) -> str:
         # Coloured by portal.css (no style attribute: the Content-Security-Policy refuses inline styles).
         return format_html('<span class="status-badge status-{}">{}</span>', connection.status, connection.status)
+
+    @admin.display(description="last check's result")
+    def check_result(self, connection: Connection) -> str:
+        return clipped(connection.last_check_result, 80)
 
     @admin.display(description="stored secrets")
     def stored_secrets(self, connection: Connection) -> str:

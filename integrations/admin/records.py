@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from integrations import inbound
-from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin
+from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin, clipped
 from integrations.models import JobRun, VendorCall, WebhookEvent
 from integrations.queue import task_named
 from integrations.tenancy import is_site_admin
@@ -19,7 +19,17 @@ from integrations.tenancy import is_site_admin
 @admin.register(VendorCall)
 class VendorCallAdmin(ReadOnlyAdmin):
     client_path = "connection__client"
-    list_display = ["created_at", "connection", "method", "url", "status_code", "error_type", "latency_ms", "attempt"]
+    # Status, error and latency first: what someone scanning calls looks for; the URL is clipped (whole on hover).
+    list_display = [
+        "created_at",
+        "status_code",
+        "error_type",
+        "latency_ms",
+        "connection",
+        "method",
+        "short_url",
+        "attempt",
+    ]
     list_filter = [ConnectionClientFilter, "connection__vendor", "error_type", "method", "status_code"]
     list_select_related = ["connection__client"]
     search_fields = ["url", "error"]
@@ -31,6 +41,10 @@ class VendorCallAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[VendorCall]:
         return super().get_queryset(request).defer("connection__secrets")
+
+    @admin.display(description="URL", ordering="url")
+    def short_url(self, call: VendorCall) -> str:
+        return clipped(call.url, 70)
 
 
 @admin.register(JobRun)
@@ -73,7 +87,7 @@ class JobRunAdmin(ReadOnlyAdmin):
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
     client_path = "connection__client"
-    list_display = ["received_at", "connection", "event_type", "event_id", "status", "outcome"]
+    list_display = ["received_at", "status", "outcome", "connection", "event_type", "event_id"]
     list_filter = [ConnectionClientFilter, "connection__vendor", "event_type", "status"]
     list_select_related = ["connection__client"]
     search_fields = ["event_id", "body"]
@@ -91,7 +105,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     @admin.display(description="outcome")
     def outcome(self, event: WebhookEvent) -> str:
         """What applying did, or why the delivery was refused or failed."""
-        return event.error or "—"
+        return clipped(event.error, 80)
 
     @admin.display(description="body as received")
     def pretty_body(self, event: WebhookEvent) -> str:

@@ -14,9 +14,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, Streami
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.html import format_html, format_html_join
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
+from integrations.vendors import VENDORS
 from members import imports, segments, sync
 from members.admin.sync import VendorStateInline
 from members.imports import ImportFileError
@@ -84,7 +86,7 @@ class SubscriptionInline(admin.TabularInline):
 @admin.register(Member)
 class MemberAdmin(ClientScopedAdmin):
     form = MemberForm
-    list_display = ["__str__", "client", "email", "phone", "opted_in", "text_state", "tier", "points", "status"]
+    list_display = ["__str__", "client", "phone", "opted_in", "vendor_chips", "status", "tier", "points", "email"]
     list_filter = [ClientFilter, "opted_in", "status", "tier"]
     search_fields = ["email", "phone", "first_name", "last_name", "annex_cloud_id"]
     list_select_related = ["client"]
@@ -179,7 +181,22 @@ class MemberAdmin(ClientScopedAdmin):
         return TemplateResponse(request, "admin/members/member/add_to_segment.html", context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
-        return super().get_queryset(request).prefetch_related("subscriptions")
+        return super().get_queryset(request).prefetch_related("subscriptions", "vendor_states")
+
+    @admin.display(description="at vendors")
+    def vendor_chips(self, member: Member) -> str:
+        """One chip per vendor that should hold the member: in sync, pending, deferred or rejected (why on hover)."""
+        chips = [
+            format_html(
+                '<span class="chip chip-{}" title="{}">{}: {}</span>',
+                state.status,
+                state.detail or state.get_status_display(),
+                VENDORS[state.vendor].label if state.vendor in VENDORS else state.vendor,
+                state.get_status_display(),
+            )
+            for state in sorted(member.vendor_states.all(), key=lambda state: state.vendor)
+        ]
+        return format_html_join(" ", "{}", ((chip,) for chip in chips)) or "—"
 
     @admin.display(description="Attentive TEXT")
     def text_state(self, member: Member) -> str:
