@@ -203,8 +203,11 @@ def model_url_name(model: type[Model], suffix: str) -> str:
 
 
 def clipped(text: str, length: int = 60) -> str:
-    """Long text in a list cell: the first `length` characters, the whole text on hover."""
+    """Long text in a list cell: at most `length` characters and one line wide (portal.css), the whole on hover."""
     text = text or ""
-    if len(text) <= length:
-        return text or "—"
-    return format_html('<span class="clipped" title="{}">{}…</span>', text, text[: length - 1])
+    shown = text if len(text) <= length else f"{text[: length - 1]}…"
+    return clipped_as(text, shown) if text else "—"
+
+
+def clipped_as(whole: str, shown: str) -> str:
+    return format_html('<span class="clipped" title="{}">{}</span>', whole, shown)

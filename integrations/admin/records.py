@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -10,7 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from integrations import inbound
-from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin, clipped
+from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin, clipped, clipped_as
 from integrations.models import JobRun, VendorCall, WebhookEvent
 from integrations.queue import task_named
 from integrations.tenancy import is_site_admin
@@ -42,9 +43,11 @@ class VendorCallAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[VendorCall]:
         return super().get_queryset(request).defer("connection__secrets")
 
-    @admin.display(description="URL", ordering="url")
+    @admin.display(description="path", ordering="url")
     def short_url(self, call: VendorCall) -> str:
-        return clipped(call.url, 70)
+        """The path (the connection column already says which vendor's host); the whole URL on hover."""
+        parts = urlsplit(call.url)
+        return clipped_as(call.url, parts.path + (f"?{parts.query}" if parts.query else ""))
 
 
 @admin.register(JobRun)

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from integrations.admin.base import ClientFilter, ClientScopedAdmin
+from integrations.admin.base import ClientFilter, ClientScopedAdmin, clipped
 from integrations.models import Connection
 from integrations.vendors import MESSAGE_VENDORS
 from members.models import PLACEHOLDERS, MessageTemplate, OutboundMessage, cannot_send_sms
@@ -81,7 +81,7 @@ class HeldFilter(admin.SimpleListFilter):
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ClientScopedAdmin):
     client_path = "member__client"
-    list_display = ["created_at", "member", "to", "status", "held_since", "reason", "body", "sent_at"]
+    list_display = ["created_at", "status", "short_reason", "member_name", "to", "short_body", "sent_at"]
     list_filter = [HeldFilter, "status", "template__event_type"]
     search_fields = ["to", "body", "member__email"]
     list_select_related = ["member"]
@@ -104,6 +104,18 @@ class OutboundMessageAdmin(ClientScopedAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="reason", ordering="detail")
+    def short_reason(self, message: OutboundMessage) -> str:
+        return clipped(self.reason(message), 60)
+
+    @admin.display(description="member", ordering="member")
+    def member_name(self, message: OutboundMessage) -> str:
+        return clipped(str(message.member), 40)
+
+    @admin.display(description="text")
+    def short_body(self, message: OutboundMessage) -> str:
+        return clipped(message.body, 50)
 
     @admin.display(description="reason", ordering="detail")
     def reason(self, message: OutboundMessage) -> str:

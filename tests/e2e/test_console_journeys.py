@@ -1,0 +1,151 @@
+"""The console as its users see it, in headless Chromium at 1400 px: a site admin and a client user walk the
+dashboard, a connection, the jobs page and the lists; screenshots land in var/screenshots/ (kept by CI), and no
+list table is wider than the screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+from playwright.sync_api import Page, expect, sync_playwright
+
+from integrations.models import Connection, JobRun, VendorCall
+from members.models import MemberVendorState
+from tests.e2e.test_browser import CHROMIUM_ARGS, screenshot
+from tests.factories import (
+    PASSWORD,
+    ClientFactory,
+    ClientUserFactory,
+    ConnectionFactory,
+    MemberFactory,
+    OutboundMessageFactory,
+    SiteAdminFactory,
+    WebhookEventFactory,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+VIEWPORT = {"width": 1400, "height": 900}
+LONG = "a-rather-long-value-" * 12
+LISTS = [
+    "/admin/",  # the dashboard, with long check results
+    "/admin/jobs/",
+    "/admin/integrations/vendorcall/",
+    "/admin/integrations/connection/",
+    "/admin/integrations/webhookevent/",
+    "/admin/integrations/jobrun/",
+    "/admin/members/member/",
+    "/admin/members/outboundmessage/",
+    "/admin/members/loyaltyevent/",
+    "/admin/members/segment/",
+]
+
+
+@pytest.fixture
+def history():
+    """A client whose records hold the long values that used to push columns off-screen."""
+    client = ClientFactory(name="Epsilon Eyewear")
+    vibes = ConnectionFactory(
+        client=client, vendor="vibes", status=Connection.Status.FAILING, last_check_result=f"Vibes said: {LONG}"
+    )
+    ConnectionFactory(client=client, vendor="attentive", status=Connection.Status.DRAFT)
+    for n in range(30):
+        VendorCall.objects.create(
+            connection=vibes,
+            method="PUT",
+            url=f"https://public-api.vibescm.com/companies/demo/mobiledb/persons/external/{LONG}{n}",
+            status_code=200 if n % 5 else 500,
+            latency_ms=40 + n,
+            created_at=timezone.now() - timedelta(hours=n),
+        )
+    member = MemberFactory(client=client, email=f"{LONG}@example.com", first_name=LONG[:90])
+    MemberVendorState.objects.create(member=member, vendor="vibes", status="deferred", detail="Vibes is failing")
+    OutboundMessageFactory(member=member, body=LONG * 2)
+    WebhookEventFactory(connection=vibes, error=LONG)
+    JobRun.objects.create(job="members.dispatch_loyalty_messages", client=client, outcome="failed", error=LONG)
+    return client
+
+
+@pytest.fixture
+def browser_page(live_server, chromium_path, monkeypatch) -> Iterator[Page]:
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the live server makes are in its own.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield browser.new_page(viewport=VIEWPORT)
+        connections.close_all()
+        browser.close()
+
+
+def log_in(page: Page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#dashboard")
+
+
+def overflow_px(page: Page) -> float:
+    """How far the page or its list table reaches past the right edge of the window (0 when it fits)."""
+    return page.evaluate(
+        """() => {
+            const table = document.querySelector('#result_list');
+            const right = table ? table.getBoundingClientRect().right : 0;
+            return Math.max(0, document.documentElement.scrollWidth - window.innerWidth, right - window.innerWidth);
+        }"""
+    )
+
+
+def test_a_site_admin_walks_the_dashboard_a_connection_the_jobs_page_and_the_lists(browser_page, live_server, history):
+    SiteAdminFactory(username="console-admin")
+    page = browser_page
+    log_in(page, live_server.url, "console-admin")
+    expect(page.locator(".needs-attention-box")).to_contain_text("Epsilon Eyewear")
+    draft = page.locator(".card-draft")
+    expect(draft).to_contain_text("Save and verify")
+    expect(page.locator(".chart-svg").first).to_be_visible()
+    screenshot(page, "console-dashboard")
+
+    draft.locator(".next-step a").click()  # the exact form: Attentive's activation page of the client
+    expect(page.locator("h1, #content h1").first).to_be_visible()
+    assert "/attentive/" in page.url
+    page.goto(f"{live_server.url}/admin/integrations/connection/{history.connections.get(vendor='vibes').pk}/change/")
+    screenshot(page, "console-connection")
+
+    page.goto(f"{live_server.url}/admin/jobs/")
+    expect(page.locator("#jobs")).to_contain_text("Send loyalty-action messages")
+    screenshot(page, "console-jobs")
+    page.locator("#jobs tr", has_text="Prune old records").get_by_role("link", name="Change schedule").click()
+    page.check("input[name=kind][value=daily]")
+    page.fill("#id_daily_at", "04:30")
+    page.click("input[name=preview]")
+    expect(page.locator("#next-runs li")).to_have_count(5)
+    page.click("input[name=save]")
+    expect(page.locator(".messagelist")).to_contain_text("Prune old records")
+
+    for path in LISTS:
+        page.goto(f"{live_server.url}{path}")
+        if overflow_px(page):
+            screenshot(page, "overflow-" + path.strip("/").replace("/", "-"))
+        assert overflow_px(page) == 0, f"{path} is wider than 1400 px"
+    page.goto(f"{live_server.url}/admin/integrations/vendorcall/")
+    screenshot(page, "console-list-vendor-calls")
+
+
+def test_a_client_user_sees_their_client_and_lists_that_fit(browser_page, live_server, history):
+    ClientFactory(name="Zeta Zippers")  # another client: never shown
+    ClientUserFactory(username="console-client", client=history)
+    page = browser_page
+    log_in(page, live_server.url, "console-client")
+    expect(page.locator("#dashboard")).to_contain_text("Epsilon Eyewear")
+    expect(page.locator("#dashboard")).not_to_contain_text("Zeta Zippers")
+    expect(page.locator("#nav-sidebar, #content-related, body").first).not_to_contain_text("Jobs & schedules")
+    screenshot(page, "console-client-dashboard")
+    for path in ("/admin/members/member/", "/admin/integrations/vendorcall/", "/admin/members/outboundmessage/"):
+        page.goto(f"{live_server.url}{path}")
+        assert overflow_px(page) == 0, f"{path} is wider than 1400 px for a client user"
+    page.goto(f"{live_server.url}/admin/members/member/")
+    expect(page.locator(".chip-deferred")).to_contain_text("deferred")
+    screenshot(page, "console-client-members")
