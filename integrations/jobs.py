@@ -59,12 +59,13 @@ def current_run() -> JobRun | None:
     return _current_run.get()
 
 
-def report_progress(counts: Counts) -> None:
-    """Show the counts so far on the running job's JobRun (replaced by the final counts when it ends)."""
+def report_progress(counts: Counts, *, done: int | None = None, total: int | None = None) -> None:
+    """Show the counts so far on the running job's JobRun (replaced by the final counts when it ends), and, for work
+    of a known size, how much of it is done (the admin shows a percentage and the time left)."""
     run = _current_run.get()
     if run is not None:
-        run.counts = counts
-        JobRun.objects.filter(pk=run.pk).update(counts=counts)
+        run.counts, run.done, run.total = counts, done, total
+        JobRun.objects.filter(pk=run.pk).update(counts=counts, done=done, total=total)
 
 
 def record_end(run: JobRun, patience: float = 60.0) -> None:

@@ -292,6 +292,9 @@ class JobRun(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
     counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # Progress of long work (rows of an import, destinations of a push): how much of how much is done so far.
+    done = models.PositiveBigIntegerField(null=True, blank=True)
+    total = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -303,6 +306,20 @@ class JobRun(models.Model):
     def job_label(self) -> str:
         """The job in words: "members.export_segment" reads "Export segment"."""
         return job_label(self.job)
+
+    @property
+    def percent(self) -> int | None:
+        if not self.total or self.done is None:
+            return 100 if self.outcome == self.Outcome.SUCCEEDED else None
+        return min(100, round(100 * self.done / self.total))
+
+    @property
+    def eta_seconds(self) -> int | None:
+        """Seconds left at the pace so far, while the run goes on and has done something."""
+        if self.outcome != self.Outcome.RUNNING or not self.total or not self.done:
+            return None
+        elapsed = (timezone.now() - self.started_at).total_seconds()
+        return round(elapsed / self.done * (self.total - self.done))
 
     @property
     def counts_in_words(self) -> str:

@@ -450,7 +450,7 @@ def run_import(import_id: int) -> Counts:
                 return progress(member_import)
             if not import_batch(member_import, columns, batch):
                 return progress(member_import)  # another run of this import got there first and goes on
-            report_progress(progress(member_import))
+            report_progress(progress(member_import), done=member_import.processed, total=member_import.rows)
     finish(member_import)
     return progress(member_import)
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -18,9 +18,9 @@ from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
 
 from integrations import schedules
-from integrations.models import time_zone_names
+from integrations.models import JobRun, time_zone_names
 from integrations.queue import task_named
-from integrations.tenancy import is_site_admin, visible_clients
+from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
 
 
 def site_context(request: HttpRequest) -> dict[str, Any]:
@@ -129,8 +129,25 @@ def edit_schedule(request: HttpRequest, pk: int) -> TemplateResponse | HttpRespo
     return TemplateResponse(request, "admin/jobs/schedule.html", context)
 
 
+def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    """How far a job run has got (the progress bars poll it); client users see their clients' runs only."""
+    run = get_object_or_404(scope_to_clients(JobRun.objects.all(), request.user), pk=pk)
+    return JsonResponse(
+        {
+            "outcome": run.outcome,
+            "finished": run.outcome != JobRun.Outcome.RUNNING,
+            "percent": run.percent,
+            "done": run.done,
+            "total": run.total,
+            "counts": run.counts_in_words,
+            "eta_seconds": run.eta_seconds,
+        }
+    )
+
+
 def jobs_urls(site: admin.AdminSite) -> list[Any]:
     return [
+        path("jobs/runs/<int:pk>/progress/", site.admin_view(run_progress), name="jobs_run_progress"),
         path("jobs/", site.admin_view(jobs_page), name="jobs"),
         path("jobs/<int:pk>/switch/", site.admin_view(switch_job), name="jobs_switch"),
         path("jobs/<int:pk>/run/", site.admin_view(run_job_now), name="jobs_run"),

@@ -320,9 +320,11 @@ def test_the_job_run_shows_the_progress_while_it_runs(admin_http, client_a, eage
     settings.MEMBER_IMPORT_SYNC_MAX_ROWS = 10
     seen = []
 
-    def spy(counts):
-        real_report_progress(counts)
-        seen.append(JobRun.objects.get(job="members.import_members", outcome="running").counts["processed"])
+    def spy(counts, **size):
+        real_report_progress(counts, **size)
+        run = JobRun.objects.get(job="members.import_members", outcome="running")
+        assert (run.done, run.total) == (run.counts["processed"], 1_200)  # so the page shows a percentage
+        seen.append(run.counts["processed"])
 
     real_report_progress = imports.report_progress
     monkeypatch.setattr(imports, "report_progress", spy)

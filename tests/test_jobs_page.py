@@ -11,6 +11,7 @@ from django.contrib import admin
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from integrations import schedules
+from integrations.jobs import current_run, report_progress, run_job
 from integrations.models import JobRun
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +93,23 @@ def test_the_sidebar_groups_models_by_task_and_hides_raw_schedule_tables(admin_h
     for raw in ("crontabschedule", "intervalschedule", "solarschedule", "clockedschedule"):
         assert f"/admin/django_celery_beat/{raw}/" not in page
         assert not any(model._meta.model_name == raw for model in admin.site._registry)
+
+
+def test_long_work_reports_how_far_it_has_got_and_the_page_polls_it(admin_http, alice_http, client_a, client_b):
+    seen = {}
+
+    def work():
+        report_progress({"imported": 250}, done=250, total=1000)
+        seen.update(admin_http.get(f"/admin/jobs/runs/{current_run().pk}/progress/").json())
+        return {"imported": 1000}
+
+    run = run_job("members.import_members", work, client=client_b)
+    assert seen["outcome"] == "running" and seen["percent"] == 25 and seen["finished"] is False
+    assert seen["counts"] == "250 imported" and seen["eta_seconds"] is not None
+    assert admin_http.get(f"/admin/jobs/runs/{run.pk}/progress/").json()["finished"] is True
+    page = admin_http.get(f"/admin/integrations/jobrun/{run.pk}/change/").content.decode()
+    assert 'class="job-progress"' in page and "job_progress.js" in page
+    # A client user follows their own client's runs only.
+    assert alice_http.get(f"/admin/jobs/runs/{run.pk}/progress/").status_code == 404
+    own = JobRun.objects.create(job="members.import_members", client=client_a, done=1, total=4)
+    assert alice_http.get(f"/admin/jobs/runs/{own.pk}/progress/").json()["percent"] == 25

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.utils.html import format_html
 
 from integrations import inbound
@@ -59,9 +60,16 @@ class JobRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
     readonly_fields = [
         *("job_name", "job", "client", "task_id"),
-        *("started_at", "finished_at", "outcome", "counts", "error"),
+        *("started_at", "finished_at", "outcome", "progress", "counts", "error"),
     ]
     actions = ["run_now"]
+
+    class Media:
+        js = ["integrations/job_progress.js"]
+
+    @admin.display(description="progress")
+    def progress(self, run: JobRun) -> str:
+        return render_to_string("admin/includes/job_progress.html", {"run": run})
 
     @admin.display(description="job", ordering="job")
     def job_name(self, run: JobRun) -> str:
