@@ -61,6 +61,21 @@ def sandbox_secrets(key: str) -> dict[str, str]:
     return dict(getattr(module, "DEMO_SECRETS", {})) if module else {}
 
 
+def sandbox_fill(key: str, environment: str, *, secret_prefix: str = "", setting_prefix: str = "") -> dict[str, str]:
+    """Form field name -> value of the simulator's credentials, for the forms' "Fill with the sandbox's credentials"
+    button; {} unless the simulators are enabled here and the connection is (or may become) a sandbox one."""
+    if not sandbox_enabled() or environment not in ("", "sandbox") or key not in VENDORS:
+        return {}
+    module = VENDORS[key].module("sandbox")
+    if module is None:
+        return {}
+    secrets = {secret_prefix + name: value for name, value in getattr(module, "DEMO_SECRETS", {}).items()}
+    if not setting_prefix:
+        return secrets
+    settings_ = {setting_prefix + name: value for name, value in getattr(module, "DEMO_SETTINGS", {}).items()}
+    return {**secrets, **settings_}
+
+
 def sandbox_enabled() -> bool:
     """The simulators (and so their credentials) are shown only on development and sandbox set-ups."""
     return bool(settings.SANDBOX_ENABLED or settings.DEBUG)
