@@ -27,6 +27,10 @@ PLACEHOLDER_SECRETS: dict[str, dict[str, str]] = {
     "sessionm": {"api_key": "sandbox-sessionm-key", "api_secret": "sandbox-sessionm-secret"},
 }
 
+# Demo secrets of earlier versions that were common words: secrets are redacted wherever they appear, so the Vibes
+# username "sandbox" blanked that word in every URL and log line. A demo connection still holding one gets today's.
+RETIRED_DEMO_SECRETS: dict[str, dict[str, str]] = {"vibes": {"api_username": "sandbox"}}
+
 
 def demo_secrets(vendor: str) -> dict[str, str]:
     """The credentials the vendor's simulator accepts (its sandbox module's DEMO_SECRETS)."""
@@ -36,6 +40,17 @@ def demo_secrets(vendor: str) -> dict[str, str]:
 
 def demo_settings(vendor: str) -> dict[str, str]:
     return getattr(VENDORS[vendor].module("sandbox"), "DEMO_SETTINGS", {})
+
+
+def replace_retired_demo_secrets(connection: Connection) -> None:
+    retired = RETIRED_DEMO_SECRETS.get(connection.vendor, {})
+    if connection.secrets_unreadable or connection.environment != Connection.Environment.SANDBOX:
+        return
+    stale = [name for name, value in retired.items() if connection.secrets.get(name) == value]
+    if stale:
+        current = demo_secrets(connection.vendor)
+        connection.secrets = {**connection.secrets, **{name: current[name] for name in stale}}
+        connection.save(update_fields=["secrets", "updated_at"])
 
 
 class Command(BaseCommand):
@@ -55,7 +70,7 @@ class Command(BaseCommand):
             slug="demo", defaults={"name": "Demo Outfitters", "site_id": "100001", "default_region": "US"}
         )
         for vendor in VENDORS:
-            Connection.objects.get_or_create(
+            connection, _ = Connection.objects.get_or_create(
                 client=client,
                 vendor=vendor,
                 defaults={
@@ -64,6 +79,7 @@ class Command(BaseCommand):
                     "settings": demo_settings(vendor),
                 },
             )
+            replace_retired_demo_secrets(connection)
         self.seed_loyalty_side(client)
         self.seed_vendor_demos(client)
         client_user = users.objects.filter(username="demo-client").first()
