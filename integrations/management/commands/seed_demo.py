@@ -53,6 +53,23 @@ def replace_retired_demo_secrets(connection: Connection) -> None:
         connection.save(update_fields=["secrets", "updated_at"])
 
 
+def next_step(attentive: Connection) -> str:
+    """What to do next with the demo, from the Attentive connection's real state (a second run must not tell someone
+    to activate what is already active)."""
+    status = Connection.Status
+    if attentive.status == status.DRAFT:
+        return (
+            "Next: Attentive is in the sandbox and still draft: open the client, click 'Activate Attentive' and "
+            "'Save and verify' (the sandbox key is stored; /sandbox/ lists every simulator's credentials). Then "
+            "subscribe the members and add a loyalty event."
+        )
+    if attentive.status == status.DISABLED:
+        return "Next: Attentive is disabled: return its connection to draft, then activate it again."
+    if attentive.status == status.FAILING:
+        return f"Next: Attentive is failing ({attentive.last_check_result}): verify its connection again."
+    return "Attentive is active: subscribe the members at Attentive and add a loyalty event (README, 'Journeys')."
+
+
 class Command(BaseCommand):
     help = __doc__
 
@@ -88,15 +105,11 @@ class Command(BaseCommand):
             ensure_client_users_group()
             client_user.groups.add(Group.objects.get(name=CLIENT_USERS_GROUP))
             client.users.add(client_user)
-        if Connection.objects.get(client=client, vendor="attentive").status == Connection.Status.DRAFT:
-            self.stdout.write(
-                "Attentive is in the sandbox and still draft: open the client, click 'Activate Attentive' and "
-                "'Save and verify' (the sandbox key is stored). Then subscribe the members and add a loyalty event."
-            )
         self.stdout.write(
             f"Demo ready: site admin 'admin' and client user 'demo-client', password '{DEMO_PASSWORD}'; "
             f"client '{client.name}' with {client.connections.count()} sandbox connections."
         )
+        self.stdout.write(next_step(Connection.objects.get(client=client, vendor="attentive")))
 
     def seed_vendor_demos(self, client: Client) -> None:
         """Each vendor's own demo records (a sandbox module may define `seed_demo(client)`; it must be
