@@ -18,7 +18,14 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters
 
 from integrations import audit, connections
-from integrations.admin.base import AuditedAdmin, ClientFilter, ClientScopedAdmin, report_outcomes, vendor_admins
+from integrations.admin.base import (
+    AuditedAdmin,
+    ClientFilter,
+    ClientScopedAdmin,
+    rendering_for,
+    report_outcomes,
+    vendor_admins,
+)
 from integrations.models import Connection
 from integrations.outcome import Outcome
 from integrations.sandbox.directory import sandbox_fill
@@ -128,7 +135,20 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
     actions = ["verify_connections", "disable_connections", "reset_to_draft"]
 
     class Media:
-        js = ["integrations/connection_form.js", "integrations/reveal.js", "integrations/sandbox_fill.js"]
+        js = [
+            "integrations/connection_form.js",
+            "integrations/reveal.js",
+            "integrations/sandbox_fill.js",
+            "integrations/copy.js",
+        ]
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # Rendered here, inside rendering_for(): vendor displays show full URLs (e.g. Vibes' callback URL).
+        with rendering_for(request):
+            response = super().changeform_view(request, *args, **kwargs)
+            if hasattr(response, "render"):
+                response.render()
+        return response
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         queryset = super().get_queryset(request)
