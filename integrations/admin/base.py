@@ -163,6 +163,11 @@ def rendering_for(request: HttpRequest) -> Iterator[None]:
         _rendering_for.reset(token)
 
 
+def rendering_request() -> HttpRequest | None:
+    """The request of the admin page being rendered (inside rendering_for()), for displays that page or link."""
+    return _rendering_for.get()
+
+
 def absolute_url(path: str) -> str:
     """The full URL of a path on the portal as the person sees it (the path alone outside a rendered admin page)."""
     request = _rendering_for.get()

@@ -36,7 +36,7 @@ from integrations.admin.base import (
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.api import partner_access_token
 from integrations.annexcloud.flows import MAX_POINTS, KeyReused
-from integrations.connections import leave_disabled, mask, update_secrets
+from integrations.connections import leave_disabled, mask, save_and_verify
 from integrations.models import Connection
 from integrations.outcome import Outcome
 from integrations.tenancy import is_site_admin
@@ -68,15 +68,14 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
         before = {"site_id": client.site_id, **audit.connection_state(connection)}
         client.site_id = form.cleaned_data["site_id"]
         client.save(update_fields=["site_id"])
-        update_secrets(
-            connection,
-            {"loyalty_token": form.cleaned_data["loyalty_token"], "api_secret": form.cleaned_data["api_secret"]},
-        )
         leave_disabled(connection)
-        connection.save()
+        # Verified at once (a signed look-up that changes nothing); credentials Annex Cloud refuses are not kept.
+        entered = {"loyalty_token": form.cleaned_data["loyalty_token"], "api_secret": form.cleaned_data["api_secret"]}
+        outcome = save_and_verify(connection, entered)
         after = {"site_id": client.site_id, **audit.connection_state(connection)}
-        audit.record(request.user, audit.Action.CREDENTIALS, connection, before, after)
-        model_admin.message_user(request, f"Annex Cloud site credentials saved for {client}.")
+        audit.record(request.user, audit.Action.CREDENTIALS, connection, before, after, note=outcome.message)
+        level = messages.SUCCESS if outcome.ok else messages.ERROR
+        model_admin.message_user(request, f"Annex Cloud site credentials of {client}: {outcome.message}", level)
         return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
     return render_client_page(
         model_admin,
