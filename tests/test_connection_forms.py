@@ -12,6 +12,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
+from integrations.annexcloud import sandbox as annex_simulator
 from integrations.attentive import sandbox as attentive_simulator
 from integrations.models import Connection
 from integrations.vibes import sandbox as vibes_simulator
@@ -173,3 +174,21 @@ def test_the_connection_form_explains_every_field_and_fills_the_sandbox_credenti
     production = ConnectionFactory(client=client_a, vendor="vibes", environment="production")
     change = admin_http.get(reverse("admin:integrations_connection_change", args=[production.pk])).content.decode()
     assert "data-sandbox-fill" not in change
+
+
+# --- Annex Cloud's site credentials page ----------------------------------------------------------------------
+
+
+def test_annex_cloud_site_credentials_are_verified_and_refused_ones_not_kept(admin_http, client_a, annex_cloud_sandbox):
+    _, connection = annex_cloud_sandbox
+    url = reverse("admin:integrations_client_annex_cloud", args=[client_a.pk])
+    page = admin_http.get(url)
+    assert all(field.help_text for field in page.context["form"].fields.values())
+    assert fill_values(page.content.decode()) == annex_simulator.DEMO_SECRETS
+    wrong = {"site_id": "100001", "loyalty_token": "", "api_secret": "sandbox-annex-mistyped-shared-secret-0000"}
+    refused = admin_http.post(url, wrong, follow=True)
+    assert "Check the site id and the API shared secret" in messages_of(refused) and "not kept" in messages_of(refused)
+    connection.refresh_from_db()
+    assert connection.secret("api_secret") == annex_simulator.SECRET
+    verified = admin_http.post(url, {**wrong, "api_secret": annex_simulator.SECRET}, follow=True)
+    assert "Verified" in messages_of(verified)

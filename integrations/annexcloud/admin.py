@@ -4,6 +4,7 @@ transactions), and pushing segments to it."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -39,19 +40,28 @@ from integrations.annexcloud.flows import MAX_POINTS, KeyReused
 from integrations.connections import leave_disabled, mask, save_and_verify
 from integrations.models import Connection
 from integrations.outcome import Outcome
+from integrations.sandbox.directory import sandbox_fill
 from integrations.tenancy import is_site_admin
 from members.models import Member, PointsTransaction, Segment
 
 
 class AnnexCloudCredentialsForm(forms.Form):
     site_id = forms.RegexField(
-        regex=r"^\d+$", label="Site id", error_messages={"invalid": "The site id is a number given by Annex Cloud."}
+        regex=r"^\d+$",
+        label="Site id",
+        error_messages={"invalid": "The site id is a number given by Annex Cloud."},
+        help_text="The client's Annex Cloud site id (a number, in Annex Cloud's admin under Settings).",
     )
 
     def __init__(self, *args: Any, has_secrets: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         keep = " Leave blank to keep the stored one." if has_secrets else ""
-        self.fields["loyalty_token"] = secret_input("Loyalty token", required=not has_secrets, help_text=keep.strip())
+        self.fields["loyalty_token"] = secret_input(
+            "Loyalty token",
+            required=not has_secrets,
+            help_text="The site's loyalty token from Annex Cloud; with the site id it makes the partner access "
+            "token." + keep,
+        )
         self.fields["api_secret"] = secret_input(
             "API shared secret", required=False, help_text="Signs Loyalty API v3 calls." + keep
         )
@@ -77,6 +87,7 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
         level = messages.SUCCESS if outcome.ok else messages.ERROR
         model_admin.message_user(request, f"Annex Cloud site credentials of {client}: {outcome.message}", level)
         return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
+    fill = sandbox_fill(annexcloud.VENDOR, connection.environment)
     return render_client_page(
         model_admin,
         request,
@@ -84,6 +95,8 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
         "admin/annexcloud/site_credentials.html",
         title=f"Annex Cloud site credentials of {client}",
         form=form,
+        sandbox_fill=fill,
+        sandbox_fill_json=json.dumps(fill),
     )
 
 
