@@ -20,8 +20,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m portal.dev_env
 
 setup: $(VENV)/.installed .env
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
+	@$(BIN)/python manage.py migrate --noinput --verbosity 0
+	@$(BIN)/python manage.py seed_demo
 
 ## Web on http://127.0.0.1:$(PORT)/admin/, a Celery worker and beat, the sandbox vendors and demo data.
 run: setup
@@ -29,9 +29,12 @@ run: setup
 	@echo "  Portal:  http://127.0.0.1:$(PORT)/admin/   (site admin: admin / portal-demo)"
 	@echo "  API:     http://127.0.0.1:$(PORT)/api/docs/"
 	@echo "  Health:  http://127.0.0.1:$(PORT)/healthz"
+	@echo "  Sandbox: http://127.0.0.1:$(PORT)/sandbox/   (the simulators, their credentials and knobs)"
+	@echo "  Stop:    Ctrl-C"
 	@echo ""
-	PORTAL_PORT=$(PORT) SANDBOX_BASE_URL=http://127.0.0.1:$(PORT)/sandbox PATH="$(CURDIR)/$(BIN):$$PATH" \
-		$(BIN)/honcho --procfile portal/Procfile --app-root . --env .env start
+	@# portal/run.py starts portal/Procfile's processes and stops them cleanly on Ctrl-C (exit 0, no kill noise).
+	@PORTAL_PORT=$(PORT) SANDBOX_BASE_URL=http://127.0.0.1:$(PORT)/sandbox PATH="$(CURDIR)/$(BIN):$$PATH" \
+		$(BIN)/python -m portal.run
 
 ## The test suite on SQLite (set DATABASE_URL / CELERY_BROKER_URL to run it on PostgreSQL + Redis).
 test: $(VENV)/.installed

@@ -9,6 +9,8 @@ States: draft (not verified yet) → active ⇄ failing (calls keep being tried,
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -53,32 +55,96 @@ def verify(connection: Connection, *, activate: bool = True) -> Outcome:
 
     A passed check makes a draft or failing connection active (unless `activate` is False); a failed one stores
     what to do and marks an active connection failing. A disabled connection is not called."""
+    if problem := cannot_verify(connection):
+        return Outcome.failure(problem)
+    check = run_check(connection)
+    if check.ok:
+        return passed(connection, check.message, activate=activate)
+    return failed(connection, check)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    message: str
+    # The vendor refused the credentials (as opposed to: unreachable, erring, or the portal not ready to ask).
+    refused: bool = False
+    # The vendor was asked (a NotReady check never called it: nothing to record on the connection).
+    asked: bool = True
+
+
+def cannot_verify(connection: Connection) -> str:
+    """Why the connection cannot be verified now, in words ("" when it can)."""
     if connection.status == Status.DISABLED:
-        return Outcome.failure(f"{connection} is disabled: return it to draft first, then verify it.")
-    check = vendor_check(connection)
-    if check is None:
-        return Outcome.failure(f"{connection.spec.label} connections cannot be verified from the portal yet.")
+        return f"{connection} is disabled: return it to draft first, then verify it."
+    if vendor_check(connection) is None:
+        return f"{connection.spec.label} connections cannot be verified from the portal yet."
     if missing := missing_secrets(connection):
-        return Outcome.failure(f"Enter the missing secrets before verifying: {', '.join(missing)}.")
+        return f"Enter the missing secrets before verifying: {', '.join(missing)}."
+    return ""
+
+
+def run_check(connection: Connection) -> CheckResult:
+    """Ask the vendor with the connection's secrets as they are on this instance (saved or not)."""
+    check = vendor_check(connection)
+    assert check is not None  # cannot_verify() first
     try:
         result = check(connection)
     except NotReady as exc:
-        return Outcome.failure(str(exc))
+        return CheckResult(ok=False, message=str(exc), asked=False)
     except AuthError as exc:
-        message = explain_auth_failure(connection, exc)
+        return CheckResult(ok=False, message=explain_auth_failure(connection, exc), refused=True)
     except VendorError as exc:
-        message = f"{connection.spec.label} could not be verified: {exc}. {exc.hint}"
-    else:
-        save_check_result(connection, ok=True, result=result)
-        first_activation = activate and connection.status == Status.DRAFT
-        if activate or connection.status == Status.FAILING:
-            mark_active(connection)
-        if first_activation:
-            # Members changed before the vendor was connected are sent now (by the member-state sweep).
-            enqueue("members.backfill_vendor_state", connection.pk)
-        return Outcome.success(result)
+        return CheckResult(ok=False, message=f"{connection.spec.label} could not be verified: {exc}. {exc.hint}")
+    return CheckResult(ok=True, message=result)
+
+
+def passed(connection: Connection, result: str, *, activate: bool) -> Outcome:
+    save_check_result(connection, ok=True, result=result)
+    first_activation = activate and connection.status == Status.DRAFT
+    if activate or connection.status == Status.FAILING:
+        mark_active(connection)
+    if first_activation:
+        # Members changed before the vendor was connected are sent now (by the member-state sweep).
+        enqueue("members.backfill_vendor_state", connection.pk)
+    return Outcome.success(result)
+
+
+def failed(connection: Connection, check: CheckResult) -> Outcome:
+    if check.asked:
+        save_check_result(connection, ok=False, result=check.message)
+        mark_failing(connection, check.message)
+    return Outcome.failure(check.message)
+
+
+# The connection whose newly entered secrets are being tried: a refusal is the new secrets' fault, not the
+# connection's, so its calls don't count as failures (no "failing", no alert) while they are tried.
+_trying_secrets_of: ContextVar[int | None] = ContextVar("trying_secrets_of", default=None)
+
+
+def save_and_verify(connection: Connection, entered: dict[str, str], *, activate: bool = True) -> Outcome:
+    """ "Save and verify" for every vendor: the connection is saved with the secrets it had, the entered ones (blank =
+    keep) are tried, and stored only if the vendor does not refuse them. Refused secrets are not kept: the previous
+    ones stay (none, for a new connection) and an active connection is not marked failing for a key it never used.
+    A vendor that cannot be reached does not judge the secrets: they are kept, to verify again later."""
+    previous = {} if connection.secrets_unreadable else dict(connection.secrets)
+    connection.save()
+    changed = update_secrets(connection, entered)
+    if not changed or cannot_verify(connection):
+        connection.save()
+        return verify(connection, activate=activate)
+    token = _trying_secrets_of.set(connection.pk)
+    try:
+        check = run_check(connection)
+    finally:
+        _trying_secrets_of.reset(token)
+    if not check.refused:
+        connection.save(update_fields=["secrets", "updated_at"])
+        return passed(connection, check.message, activate=activate) if check.ok else failed(connection, check)
+    connection.secrets = previous
+    kept = "the previous value is still stored" if any(previous.get(n) for n in changed) else "nothing is stored"
+    message = f"{check.message} What you entered ({', '.join(changed)}) was not kept: {kept}."
     save_check_result(connection, ok=False, result=message)
-    mark_failing(connection, message)
     return Outcome.failure(message)
 
 
@@ -190,7 +256,7 @@ class ConnectionCallLog:
         recover(self.connection)
 
     def failed(self, error: VendorError) -> None:
-        if error.counts_against_connection:
+        if error.counts_against_connection and _trying_secrets_of.get() != self.connection.pk:
             record_failure(self.connection, error)
 
 

@@ -149,13 +149,13 @@ def test_push_refuses_a_disabled_connection_and_says_to_enter_the_credentials(an
     text = " ".join(str(m) for m in response.context["messages"])
     assert "disabled" in text and "site credentials" in text
     assert state.segments == {} and not VendorCall.objects.exists()
-    # Entering the site credentials again brings the connection back (draft: calls may be made again).
+    # Entering the site credentials again brings the connection back: verified at once, so active.
     admin_http.post(
         reverse("admin:integrations_client_annex_cloud", args=[segment.client_id]),
         {"site_id": "100001", "loyalty_token": "", "api_secret": SECRET},
     )
     connection.refresh_from_db()
-    assert connection.status == Connection.Status.DRAFT
+    assert connection.status == Connection.Status.ACTIVE
     assert push_segment(segment).ok
 
 

@@ -108,7 +108,8 @@ def test_connection_api_never_carries_secrets(api_client_for, connection_a, clie
 
 
 def test_sandbox_frame_is_mounted_and_injects_failures(client, db):
-    assert client.get("/sandbox/").json()["sandbox"] is True
+    assert client.get("/sandbox/", HTTP_ACCEPT="application/json").json()["sandbox"] is True
+    assert client.get("/sandbox/?format=json").json()["vendors"]
     failing = client.get("/sandbox/", HTTP_X_SANDBOX_FAIL="429")
     assert failing.status_code == 429 and failing["Retry-After"] == "1"
 

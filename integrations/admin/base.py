@@ -4,7 +4,9 @@ adds its pages, fields, actions and inlines to the shared admins."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from integrations import audit
 from integrations.connections import validate_secret
@@ -142,6 +145,40 @@ def run_for_each(
     outcomes = [outcome_of(flow, subject) for subject in subjects]
     report_outcomes(model_admin, request, outcomes)
     return outcomes
+
+
+# --- Absolute URLs and copy buttons ------------------------------------------------------------------------------
+
+# The request an admin page is rendered for, so that displays which are functions of an object alone (a VendorAdmin's
+# connection_fields) can show a full URL with the host the person uses, e.g. a callback URL to give a vendor.
+_rendering_for: ContextVar[HttpRequest | None] = ContextVar("admin_request", default=None)
+
+
+@contextmanager
+def rendering_for(request: HttpRequest) -> Iterator[None]:
+    token = _rendering_for.set(request)
+    try:
+        yield
+    finally:
+        _rendering_for.reset(token)
+
+
+def rendering_request() -> HttpRequest | None:
+    """The request of the admin page being rendered (inside rendering_for()), for displays that page or link."""
+    return _rendering_for.get()
+
+
+def absolute_url(path: str) -> str:
+    """The full URL of a path on the portal as the person sees it (the path alone outside a rendered admin page)."""
+    request = _rendering_for.get()
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+def copy_button(target_id: str, label: str = "Copy") -> SafeString:
+    """A button that copies the text of the element with this id (integrations/copy.js; no inline script)."""
+    return format_html(
+        '<button type="button" class="button copy-button" data-copy-target="{}">{}</button>', target_id, label
+    )
 
 
 # --- Pages of one client -----------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ that verify, disable and reset them. Vendor-specific displays come from each ven
 from __future__ import annotations
 
 import copy
+import json
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -21,11 +23,13 @@ from integrations.admin.base import (
     ClientFilter,
     ClientScopedAdmin,
     clipped,
+    rendering_for,
     report_outcomes,
     vendor_admins,
 )
 from integrations.models import Connection
 from integrations.outcome import Outcome
+from integrations.sandbox.directory import sandbox_fill
 from integrations.tenancy import is_site_admin
 from integrations.vendor_spec import VendorSpec
 from integrations.vendors import VENDORS
@@ -49,6 +53,12 @@ class ConnectionForm(forms.ModelForm):
     class Meta:
         model = Connection
         fields = ["client", "vendor", "environment", "base_url"]
+        help_texts = {
+            "client": "The client whose account at the vendor this is.",
+            "vendor": "Which vendor. Choosing it shows that vendor's secrets and settings below.",
+            "environment": "Production and staging call the vendor itself; sandbox calls the portal's own "
+            "simulator of it (see /sandbox/ for the credentials it accepts).",
+        }
         # Picking the vendor reloads the add form with that vendor's secret and setting fields (connection_form.js).
         widgets = {"vendor": forms.Select(attrs={"data-reload-with": "vendor"})}
 
@@ -73,14 +83,15 @@ class ConnectionForm(forms.ModelForm):
                 self.add_error(None, exc)
         return cleaned
 
+    def entered_secrets(self) -> dict[str, str]:
+        """The secrets typed into this form, by name (blank = keep the stored one)."""
+        return {k.removeprefix(SECRET_PREFIX): v for k, v in self.cleaned_data.items() if k.startswith(SECRET_PREFIX)}
+
     def save(self, commit: bool = True) -> Connection:
         connection: Connection = super().save(commit=False)
         if self.spec is not None:
             connection.settings = self.cleaned_data.get("settings", {})
-            secrets = {
-                k.removeprefix(SECRET_PREFIX): v for k, v in self.cleaned_data.items() if k.startswith(SECRET_PREFIX)
-            }
-            connections.update_secrets(connection, secrets)
+            connections.update_secrets(connection, self.entered_secrets())
         if commit:
             connection.save()
         return connection
@@ -97,12 +108,14 @@ def connection_form_for(spec: VendorSpec | None) -> type[ConnectionForm]:
             required=False,
             strip=True,
             widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-            help_text=secret.help_text,
+            # Every field explains itself: a vendor that gave no help text gets a generic one.
+            help_text=secret.help_text or f"The {secret.label.lower()} {spec.label} issued for this account.",
             validators=[connections.validate_secret],
         )
     for name, field in spec.settings_form_class().base_fields.items():
         setting = copy.deepcopy(field)
         setting.label = field.label or name.replace("_", " ").capitalize()
+        setting.help_text = setting.help_text or f"{spec.label}'s {setting.label.lower()} for this account."
         fields[SETTING_PREFIX + name] = setting
     return type(f"{spec.key.title()}ConnectionForm", (ConnectionForm,), fields)
 
@@ -123,7 +136,20 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
     actions = ["verify_connections", "disable_connections", "reset_to_draft"]
 
     class Media:
-        js = ["integrations/connection_form.js", "integrations/reveal.js"]
+        js = [
+            "integrations/connection_form.js",
+            "integrations/reveal.js",
+            "integrations/sandbox_fill.js",
+            "integrations/copy.js",
+        ]
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # Rendered here, inside rendering_for(): vendor displays show full URLs (e.g. Vibes' callback URL).
+        with rendering_for(request):
+            response = super().changeform_view(request, *args, **kwargs)
+            if hasattr(response, "render"):
+                response.render()
+        return response
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         queryset = super().get_queryset(request)
@@ -174,7 +200,37 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
         extra = [url for vendor_admin in vendor_admins().values() for url in vendor_admin.connection_urls]
         return [*(url(self) for url in extra), *super().get_urls()]
 
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, obj: Connection | None = None, **kwargs: Any
+    ) -> Any:
+        spec = self._vendor_spec(request, obj)
+        fill = sandbox_fill(
+            spec.key if spec else "",
+            obj.environment if obj else "",
+            secret_prefix=SECRET_PREFIX,
+            setting_prefix=SETTING_PREFIX,
+        )
+        context.update(sandbox_fill=fill, sandbox_fill_json=json.dumps(fill))
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Connection, form: Any, change: bool) -> None:
+        if "_verify" not in request.POST or form.spec is None:
+            super().save_model(request, obj, form, change)
+            return
+        # "Save and verify": the entered secrets are stored only if the vendor does not refuse them.
+        obj.secrets = stored_secrets_of(obj)
+        super().save_model(request, obj, form, change)
+        outcome = verified_by(request, obj, entered=form.entered_secrets())
+        report_outcomes(self, request, [outcome])
+
+    def response_change(self, request: HttpRequest, obj: Connection) -> Any:
+        if "_verify" in request.POST:
+            return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[obj.pk]))
+        return super().response_change(request, obj)
+
     def response_add(self, request: HttpRequest, obj: Connection, post_url_continue: str | None = None) -> Any:
+        if "_verify" in request.POST:
+            return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[obj.pk]))
         missing = connections.missing_secrets(obj)
         if missing and "_addanother" not in request.POST:
             self.message_user(
@@ -222,10 +278,20 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
         self.message_user(request, f"{count} connection(s) back to draft: verify them to activate.")
 
 
-def verified_by(request: HttpRequest, connection: Connection) -> Outcome:
-    """Verify a connection for a person, recorded in the audit trail with its outcome and any status change."""
+def stored_secrets_of(connection: Connection) -> dict[str, Any]:
+    """The secrets as stored now ({} for a new connection), before a form's entries are merged in."""
+    if connection.pk is None:
+        return {}
+    stored = Connection.objects.get(pk=connection.pk)
+    return {} if stored.secrets_unreadable else dict(stored.secrets)
+
+
+def verified_by(request: HttpRequest, connection: Connection, entered: dict[str, str] | None = None) -> Outcome:
+    """Verify a connection for a person (with the secrets just entered, kept only if not refused), recorded in the
+    audit trail with its outcome and any status change."""
     before = audit.connection_state(connection)
-    outcome = connections.verify(connection)
+    verify = connections.verify if entered is None else partial(connections.save_and_verify, entered=entered)
+    outcome = verify(connection)
     after = audit.connection_state(connection)
     audit.record(request.user, audit.Action.VERIFIED, connection, before, after, note=outcome.message)
     return outcome

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin
 from integrations.models import ApiToken
@@ -18,6 +19,11 @@ class ApiTokenForm(forms.ModelForm):
     class Meta:
         model = ApiToken
         fields = ["client", "name"]
+
+
+def curl_example(request: HttpRequest, key: str) -> str:
+    """A first call with the new key, on the host the person is using: the client's members."""
+    return f'curl -H "Authorization: Token {key}" {request.build_absolute_uri(reverse("member-list"))}'
 
 
 @admin.register(ApiToken)
@@ -39,7 +45,14 @@ class ApiTokenAdmin(ClientScopedAdmin):
 
     def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None) -> Any:
         # The key is shown on this one page and nowhere else (not in a message cookie, not in the list).
-        context = {**self.admin_site.each_context(request), "token": obj, "key": obj.issued_key, "opts": self.opts}
+        context = {
+            **self.admin_site.each_context(request),
+            "token": obj,
+            "key": obj.issued_key,
+            "opts": self.opts,
+            "curl_example": curl_example(request, obj.issued_key),
+            "api_docs_url": request.build_absolute_uri(reverse("api-docs")),
+        }
         response = TemplateResponse(request, "admin/integrations/apitoken/issued.html", context)
         response["Cache-Control"] = "no-store"
         return response

@@ -4,6 +4,7 @@ transactions), and pushing segments to it."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -36,22 +37,31 @@ from integrations.admin.base import (
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.api import partner_access_token
 from integrations.annexcloud.flows import MAX_POINTS, KeyReused
-from integrations.connections import leave_disabled, mask, update_secrets
+from integrations.connections import leave_disabled, mask, save_and_verify
 from integrations.models import Connection
 from integrations.outcome import Outcome
+from integrations.sandbox.directory import sandbox_fill
 from integrations.tenancy import is_site_admin
 from members.models import Member, PointsTransaction, Segment
 
 
 class AnnexCloudCredentialsForm(forms.Form):
     site_id = forms.RegexField(
-        regex=r"^\d+$", label="Site id", error_messages={"invalid": "The site id is a number given by Annex Cloud."}
+        regex=r"^\d+$",
+        label="Site id",
+        error_messages={"invalid": "The site id is a number given by Annex Cloud."},
+        help_text="The client's Annex Cloud site id (a number, in Annex Cloud's admin under Settings).",
     )
 
     def __init__(self, *args: Any, has_secrets: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         keep = " Leave blank to keep the stored one." if has_secrets else ""
-        self.fields["loyalty_token"] = secret_input("Loyalty token", required=not has_secrets, help_text=keep.strip())
+        self.fields["loyalty_token"] = secret_input(
+            "Loyalty token",
+            required=not has_secrets,
+            help_text="The site's loyalty token from Annex Cloud; with the site id it makes the partner access "
+            "token." + keep,
+        )
         self.fields["api_secret"] = secret_input(
             "API shared secret", required=False, help_text="Signs Loyalty API v3 calls." + keep
         )
@@ -68,16 +78,16 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
         before = {"site_id": client.site_id, **audit.connection_state(connection)}
         client.site_id = form.cleaned_data["site_id"]
         client.save(update_fields=["site_id"])
-        update_secrets(
-            connection,
-            {"loyalty_token": form.cleaned_data["loyalty_token"], "api_secret": form.cleaned_data["api_secret"]},
-        )
         leave_disabled(connection)
-        connection.save()
+        # Verified at once (a signed look-up that changes nothing); credentials Annex Cloud refuses are not kept.
+        entered = {"loyalty_token": form.cleaned_data["loyalty_token"], "api_secret": form.cleaned_data["api_secret"]}
+        outcome = save_and_verify(connection, entered)
         after = {"site_id": client.site_id, **audit.connection_state(connection)}
-        audit.record(request.user, audit.Action.CREDENTIALS, connection, before, after)
-        model_admin.message_user(request, f"Annex Cloud site credentials saved for {client}.")
+        audit.record(request.user, audit.Action.CREDENTIALS, connection, before, after, note=outcome.message)
+        level = messages.SUCCESS if outcome.ok else messages.ERROR
+        model_admin.message_user(request, f"Annex Cloud site credentials of {client}: {outcome.message}", level)
         return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
+    fill = sandbox_fill(annexcloud.VENDOR, connection.environment)
     return render_client_page(
         model_admin,
         request,
@@ -85,6 +95,8 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
         "admin/annexcloud/site_credentials.html",
         title=f"Annex Cloud site credentials of {client}",
         form=form,
+        sandbox_fill=fill,
+        sandbox_fill_json=json.dumps(fill),
     )
 
 

@@ -53,6 +53,42 @@ def annex_cloud_api(client: Client) -> AnnexCloudAPI:
     )
 
 
+# A member id no loyalty program has: looking it up proves the signature without reading or changing anyone.
+VERIFY_PROBE_MEMBER = "portal-verify-probe@invalid.example"
+
+
+def check_connection(connection: Connection) -> str:
+    """The verify check (see connections.verify): a signed look-up of a member who does not exist. Annex Cloud
+    answers "no data" (AC1005) to a good signature and AC1002 to a bad one. Uses the connection's secrets as they
+    are on this instance, so newly entered ones can be tried before they are stored."""
+    if not connection.client.site_id:
+        raise AnnexCloudNotReady(
+            f"{connection.client} has no Annex Cloud site id: enter it from the client's page (Annex Cloud site "
+            "credentials)."
+        )
+    api = api_for(
+        connection,
+        AnnexCloudAPI,
+        site_id=connection.client.site_id,
+        secret=connection.secret("api_secret"),
+        subject=connection.settings.get("jwt_subject", ""),
+    )
+    with contextlib.suppress(NotFound):
+        api.get_member(VERIFY_PROBE_MEMBER)
+    return f"Verified: Annex Cloud accepts the signed calls of site {connection.client.site_id}."
+
+
+def never_verified(client: Client) -> str:
+    """Why a push must wait: the client's Annex Cloud connection is still draft ("" otherwise)."""
+    connection = connection_of(client, VENDOR)
+    if connection is None or connection.status != Connection.Status.DRAFT:
+        return ""
+    return (
+        f"The Annex Cloud connection of {client} was never verified: open Connections, select it and run "
+        "'Verify the selected connections' (or 'Save and verify' on its page), then push again. Nothing was sent."
+    )
+
+
 def annex_cloud_member_id(member: Member) -> str:
     """How Annex Cloud knows a member: its Annex Cloud id, else its e-mail (Annex Cloud accepts either as `id`)."""
     return member.annex_cloud_id or member.email
@@ -132,7 +168,10 @@ def segment_payload(segment: Segment) -> dict[str, str]:
 
 def push_segment(segment: Segment) -> Outcome:
     """Send the segment to Annex Cloud: created the first time (its id kept), updated in place afterwards, so
-    pushing again never makes another segment there. The outcome says what happened in words."""
+    pushing again never makes another segment there. The outcome says what happened in words. A connection that
+    was never verified is refused: the segment would go to an account nobody has checked."""
+    if problem := never_verified(segment.client):
+        return Outcome.failure(problem)
     try:
         outcome = send_segment(annex_cloud_api(segment.client), segment)
     except AnnexCloudNotReady as exc:

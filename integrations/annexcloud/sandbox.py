@@ -27,6 +27,14 @@ SECRET = "sandbox-annex-shared-secret-0123456789"
 # What the demo client's connection holds (seed_demo): the simulator accepts these and nothing else.
 DEMO_SECRETS = {"api_secret": SECRET, "loyalty_token": "sandbox-loyalty-token"}
 DEMO_SETTINGS = {"jwt_subject": "demo@example.com"}
+# The knobs the /sandbox/ page lists (path under this simulator, what it does).
+CONTROLS = (
+    (
+        "_control",
+        'POST JSON {"members": [{"id": "m-1", "email": "a@example.com", "optInStatus": "YES"}]}: adds loyalty '
+        "members the simulator knows (for the demo and benches); answers the number of members and segments.",
+    ),
+)
 
 
 # The simulator's tier ladder: the highest tier whose threshold the available balance reaches.

@@ -3,6 +3,7 @@ the member actions that subscribe, check eligibility and unsubscribe."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from integrations.connections import connection_of
 from integrations.models import Client, Connection, SignUpSource
 from integrations.outcome import Outcome
 from integrations.queue import enqueue
+from integrations.sandbox.directory import sandbox_fill
 from members.models import Member
 
 
@@ -38,7 +40,8 @@ class AttentiveActivationForm(forms.Form):
     environment = forms.ChoiceField(
         choices=Connection.Environment.choices,
         initial=Connection.Environment.PRODUCTION,
-        help_text="Sandbox talks to the portal's own Attentive simulator.",
+        help_text="Production calls Attentive itself; sandbox calls the portal's own Attentive simulator "
+        "(its credentials are on /sandbox/).",
     )
     sign_up_sources = forms.CharField(
         error_messages={"required": "Add at least one sign-up source: Attentive needs one to subscribe members."},
@@ -93,7 +96,8 @@ def activation_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int
             if outcome.ok:
                 model_admin.message_user(request, f"Attentive is active for {client}. {outcome.message}")
                 return HttpResponseRedirect(reverse("admin:integrations_client_change", args=[client.pk]))
-            # The connection stays draft with the stored credentials; the form shows again to correct them.
+            # The connection keeps its status and the credentials it had (refused ones are not kept); the form shows
+            # again to correct them.
             model_admin.message_user(request, f"Attentive was not activated. {outcome.message}", messages.ERROR)
             connection = connection_of(client, attentive.VENDOR)
     else:
@@ -103,6 +107,7 @@ def activation_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int
             "environment": connection.environment if connection else Connection.Environment.PRODUCTION,
         }
         form = AttentiveActivationForm(initial=initial, has_api_key=has_key)
+    fill = sandbox_fill(attentive.VENDOR, connection.environment if connection else "")
     return render_client_page(
         model_admin,
         request,
@@ -111,6 +116,8 @@ def activation_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int
         title=f"Activate Attentive for {client}",
         form=form,
         connection=connection,
+        sandbox_fill=fill,
+        sandbox_fill_json=json.dumps(fill),
     )
 
 

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from integrations import connections
 from integrations.attentive.api import AttentiveAPI, ChannelResult, MissingScope
-from integrations.connections import api_for, update_secrets, usable_connection
+from integrations.connections import api_for, usable_connection
 from integrations.http import AuthError, Rejected
 from integrations.models import Client, Connection, SignUpSource
 from integrations.outcome import NotReady, Outcome
@@ -56,14 +56,12 @@ def attentive_api(connection: Connection) -> AttentiveAPI:
 def save_activation(
     client: Client,
     *,
-    api_key: str,
-    legacy_token: str,
     sign_up_sources: Iterable[SignUpSourceInput],
     environment: str = "",
 ) -> Connection:
-    """Store the credentials (encrypted; blank keeps a stored value) and the client's sign-up sources."""
+    """Store the connection's environment and the client's sign-up sources (the credentials are stored once
+    verified, by connections.save_and_verify)."""
     connection, _ = Connection.objects.get_or_create(client=client, vendor=VENDOR)
-    update_secrets(connection, {"api_key": api_key, "legacy_token": legacy_token})
     connection.environment = environment or connection.environment
     connections.leave_disabled(connection)
     connection.save()
@@ -94,17 +92,12 @@ def activate(
     sign_up_sources: Iterable[SignUpSourceInput] = (),
     environment: str = "",
 ) -> Outcome:
-    """The site admin's first journey: store the credentials, verify them, and activate on success."""
-    connection = save_activation(
-        client,
-        api_key=api_key,
-        legacy_token=legacy_token,
-        sign_up_sources=sign_up_sources,
-        environment=environment,
-    )
-    if not connection.secret("api_key"):
+    """The site admin's first journey: store the sign-up sources, verify the credentials and activate on success.
+    Credentials Attentive refuses are not kept (see connections.save_and_verify)."""
+    connection = save_activation(client, sign_up_sources=sign_up_sources, environment=environment)
+    if not (api_key or connection.secret("api_key")):
         return Outcome.failure("Enter the API key of a private app from Attentive's Integrations tab.")
-    return connections.verify(connection, activate=True)
+    return connections.save_and_verify(connection, {"api_key": api_key, "legacy_token": legacy_token})
 
 
 def check_connection(connection: Connection) -> str:

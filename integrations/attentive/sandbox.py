@@ -26,6 +26,17 @@ LEGACY_TOKEN = "sandbox-legacy-token"
 # What the demo client's connection holds (seed_demo).
 DEMO_SECRETS = {"api_key": API_KEY, "legacy_token": LEGACY_TOKEN}
 CHANNELS = ("TEXT", "EMAIL")
+# The knobs the /sandbox/ page lists (path under this simulator, what it does).
+CONTROLS = (
+    (
+        "_control",
+        "GET: the simulator's state (subscribed phones, messages received, the busiest second, failures set). "
+        'POST JSON: {"fail": "401|403|429|500|slow", "fail_path": "messages", "times": 1} makes the next `times` '
+        'calls (to paths containing `fail_path`, or any) fail; {"latency_ms": 20} delays every answer; '
+        '{"lose_answer_every": 10} answers every 10th accepted message 504 although it was sent (a lost answer); '
+        '{"reset": true} forgets everything.',
+    ),
+)
 
 
 @dataclass

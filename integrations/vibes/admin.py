@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from integrations.admin.base import VendorAdmin, first_few, run_for_each
+from integrations.admin.base import VendorAdmin, absolute_url, copy_button, first_few, run_for_each
 from integrations.models import Connection
 from integrations.vibes import flows as vibes
 from members.models import Member, VibesListSubscription
@@ -21,8 +21,13 @@ from members.models import Member, VibesListSubscription
 def callback_url(connection: Connection) -> str:
     if not connection.inbound_token:
         return "—"
-    url = reverse("vibes-callback", args=[connection.inbound_token])
-    return format_html("<code>{}</code><div class='help'>Give Vibes this URL (with your host).</div>", url)
+    url = absolute_url(reverse("vibes-callback", args=[connection.inbound_token]))
+    return format_html(
+        '<code id="vibes-callback-url">{}</code> {}<div class="help">Give Vibes this whole URL as the callback URL of '
+        "your subscription lists.</div>",
+        url,
+        copy_button("vibes-callback-url"),
+    )
 
 
 class VibesSubscriptionInline(admin.TabularInline):

@@ -24,6 +24,15 @@ USERNAME, PASSWORD = "vibes-sandbox-user", "sandbox-vibes-password"
 # What the demo client's connection holds (seed_demo).
 DEMO_SECRETS = {"api_username": USERNAME, "api_password": PASSWORD}
 DEMO_SETTINGS = {"company_key": "demo-company"}
+# The knobs the /sandbox/ page lists (path under this simulator, what it does). Callbacks from "Vibes" to the portal
+# are sent with `manage.py vibes_send_callback --client demo --member <id> --type subscription_added`.
+CONTROLS = (
+    (
+        "companies/demo-company/mobiledb/persons/external/<external id>",
+        "GET with the Basic credentials: the person the portal created or updated for a member (404 if none); "
+        "callbacks to the portal are sent with `manage.py vibes_send_callback`.",
+    ),
+)
 
 
 @dataclass

@@ -29,8 +29,8 @@ SPEC = VendorSpec(
     package="integrations.vibes",
     base_urls={"production": "https://public-api.vibescm.com", "staging": "https://public-api.vibescm.com"},
     secrets=(
-        SecretSpec("api_username", "API username"),
-        SecretSpec("api_password", "API password"),
+        SecretSpec("api_username", "API username", help_text="The API user Vibes created for your company."),
+        SecretSpec("api_password", "API password", help_text="That API user's password."),
         SecretSpec(
             "callback_password",
             "Callback basic-auth password",

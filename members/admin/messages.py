@@ -11,7 +11,9 @@ from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, clipped
 from integrations.models import Connection
@@ -78,10 +80,29 @@ class HeldFilter(admin.SimpleListFilter):
         return queryset
 
 
+def message_state(message: OutboundMessage) -> str:
+    status = OutboundMessage.Status
+    if message.status == status.PENDING and message.held_since is not None:
+        if message.detail.startswith("Held since"):  # the message job writes since when and why
+            return message.detail
+        since = date_format(localtime(message.held_since), "DATETIME_FORMAT")
+        return f"Held since {since}: {message.detail or 'waiting on its connection.'}"
+    if message.status == status.PENDING:
+        return f"Pending: {message.detail or 'goes out with the next run of the message job.'}"
+    if message.status == status.UNCERTAIN:
+        return (
+            f"Uncertain: {message.detail or 'it may have reached the vendor.'} Check the vendor calls of the attempt; "
+            "'Send anyway' only if it did not go out."
+        )
+    if message.status in (status.FAILED, status.SKIPPED) and message.detail:
+        return f"{message.get_status_display().capitalize()}: {message.detail}"
+    return message.get_status_display().capitalize()
+
+
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ClientScopedAdmin):
     client_path = "member__client"
-    list_display = ["created_at", "status", "short_reason", "member_name", "to", "short_body", "sent_at"]
+    list_display = ["created_at", "short_state", "member_name", "to", "short_body", "sent_at"]
     list_filter = [HeldFilter, "status", "template__event_type"]
     search_fields = ["to", "body", "member__email"]
     list_select_related = ["member"]
@@ -92,7 +113,7 @@ class OutboundMessageAdmin(ClientScopedAdmin):
         "connection",
         "to",
         "body",
-        "status",
+        "state",
         "held_since",
         "detail",
         "evidence",
@@ -105,9 +126,14 @@ class OutboundMessageAdmin(ClientScopedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.display(description="reason", ordering="detail")
-    def short_reason(self, message: OutboundMessage) -> str:
-        return clipped(self.reason(message), 60)
+    @admin.display(description="status", ordering="status")
+    def state(self, message: OutboundMessage) -> str:
+        """The status in words: a held message says it is held and why, not a bare "Pending"."""
+        return message_state(message)
+
+    @admin.display(description="state", ordering="status")
+    def short_state(self, message: OutboundMessage) -> str:
+        return clipped(message_state(message), 90)
 
     @admin.display(description="member", ordering="member")
     def member_name(self, message: OutboundMessage) -> str:

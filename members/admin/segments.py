@@ -6,17 +6,21 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
+from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected, rendering_for, rendering_request
 from members import segments
 from members.api import csv_download
 from members.exports import should_export_in_background
 from members.models import Segment, SegmentExport
+
+SEGMENT_MEMBERS_PER_PAGE = 25
 
 
 class SegmentForm(forms.ModelForm):
@@ -33,8 +37,17 @@ class SegmentForm(forms.ModelForm):
             "client", "name", "type", "from_date", "to_date", "status", "external_id", "external_name", "saved_filter",
         ]  # fmt: skip
         help_texts = {
+            "type": "Annex Cloud's segment type: Current Data = members as they are now; Past Data = members as they "
+            "were between the from and to dates.",
+            "from_date": "Start of the period the segment covers (optional; sent to Annex Cloud as from_date). Blank "
+            "dates are left out, never sent empty.",
+            "to_date": "End of that period (optional; on or after the from date).",
+            "status": "ACTIVE segments can be used in Annex Cloud campaigns; INACTIVE ones are kept but not used.",
+            "external_id": "Your own id for this segment (e.g. the id in the system it comes from); sent to Annex "
+            "Cloud with the segment so you can find it there. Free text, optional.",
+            "external_name": "The segment's name as shown in Annex Cloud, if it differs from the name here.",
             "saved_filter": 'e.g. {"opted_in": true, "tier": "Gold", "joined_from": "2026-01-01"}; '
-            "fields: " + ", ".join(sorted(segments.FILTER_FIELDS))
+            "fields: " + ", ".join(sorted(segments.FILTER_FIELDS)),
         }
 
     def clean_saved_filter(self) -> dict[str, Any]:
@@ -71,8 +84,35 @@ class SegmentAdmin(ClientScopedAdmin):
     list_display = ["name", "client", "type", "status", "size", "annex_cloud_segment_id", "pushed_at"]
     list_filter = [ClientFilter, "type", "status"]
     search_fields = ["name", "external_id", "external_name"]
-    readonly_fields = ["annex_cloud_segment_id", "pushed_at", "push_result"]
+    readonly_fields = ["annex_cloud_segment_id", "pushed_at", "push_result", "segment_members"]
     inlines = [SegmentExportInline]
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # Rendered here, inside rendering_for(): the member list pages by the request's ?members_page=.
+        with rendering_for(request):
+            response = super().changeform_view(request, *args, **kwargs)
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
+    @admin.display(description="members of this segment")
+    def segment_members(self, segment: Segment) -> str:
+        """The segment's members, a page at a time, with how many there are and how many may get SMS."""
+        if segment.pk is None:
+            return "Save the segment, then add members (here by e-mail, from the member list, or the saved filter)."
+        request = rendering_request()
+        members = segment.members.order_by("last_name", "first_name", "pk")
+        counts = members.aggregate(total=Count("pk"), opted_in=Count("pk", filter=Q(opted_in=True)))
+        if not counts["total"]:
+            return (
+                "No members yet: add them by e-mail above, from the member list (Add to a segment…) or by the "
+                "saved filter."
+            )
+        page = Paginator(members, SEGMENT_MEMBERS_PER_PAGE).get_page(request.GET.get("members_page") if request else 1)
+        return render_to_string(
+            "admin/members/segment/members.html",
+            {"page": page, "counts": counts, "first": page.start_index(), "last": page.end_index()},
+        )
 
     @property
     def actions(self) -> list[Any]:  # type: ignore[override]

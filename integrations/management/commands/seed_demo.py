@@ -27,6 +27,10 @@ PLACEHOLDER_SECRETS: dict[str, dict[str, str]] = {
     "sessionm": {"api_key": "sandbox-sessionm-key", "api_secret": "sandbox-sessionm-secret"},
 }
 
+# Demo secrets of earlier versions that were common words: secrets are redacted wherever they appear, so the Vibes
+# username "sandbox" blanked that word in every URL and log line. A demo connection still holding one gets today's.
+RETIRED_DEMO_SECRETS: dict[str, dict[str, str]] = {"vibes": {"api_username": "sandbox"}}
+
 
 def demo_secrets(vendor: str) -> dict[str, str]:
     """The credentials the vendor's simulator accepts (its sandbox module's DEMO_SECRETS)."""
@@ -36,6 +40,34 @@ def demo_secrets(vendor: str) -> dict[str, str]:
 
 def demo_settings(vendor: str) -> dict[str, str]:
     return getattr(VENDORS[vendor].module("sandbox"), "DEMO_SETTINGS", {})
+
+
+def replace_retired_demo_secrets(connection: Connection) -> None:
+    retired = RETIRED_DEMO_SECRETS.get(connection.vendor, {})
+    if connection.secrets_unreadable or connection.environment != Connection.Environment.SANDBOX:
+        return
+    stale = [name for name, value in retired.items() if connection.secrets.get(name) == value]
+    if stale:
+        current = demo_secrets(connection.vendor)
+        connection.secrets = {**connection.secrets, **{name: current[name] for name in stale}}
+        connection.save(update_fields=["secrets", "updated_at"])
+
+
+def next_step(attentive: Connection) -> str:
+    """What to do next with the demo, from the Attentive connection's real state (a second run must not tell someone
+    to activate what is already active)."""
+    status = Connection.Status
+    if attentive.status == status.DRAFT:
+        return (
+            "Next: Attentive is in the sandbox and still draft: open the client, click 'Activate Attentive' and "
+            "'Save and verify' (the sandbox key is stored; /sandbox/ lists every simulator's credentials). Then "
+            "subscribe the members and add a loyalty event."
+        )
+    if attentive.status == status.DISABLED:
+        return "Next: Attentive is disabled: return its connection to draft, then activate it again."
+    if attentive.status == status.FAILING:
+        return f"Next: Attentive is failing ({attentive.last_check_result}): verify its connection again."
+    return "Attentive is active: subscribe the members at Attentive and add a loyalty event (README, 'Journeys')."
 
 
 class Command(BaseCommand):
@@ -55,7 +87,7 @@ class Command(BaseCommand):
             slug="demo", defaults={"name": "Demo Outfitters", "site_id": "100001", "default_region": "US"}
         )
         for vendor in VENDORS:
-            Connection.objects.get_or_create(
+            connection, _ = Connection.objects.get_or_create(
                 client=client,
                 vendor=vendor,
                 defaults={
@@ -64,6 +96,7 @@ class Command(BaseCommand):
                     "settings": demo_settings(vendor),
                 },
             )
+            replace_retired_demo_secrets(connection)
         self.seed_loyalty_side(client)
         self.seed_vendor_demos(client)
         client_user = users.objects.filter(username="demo-client").first()
@@ -72,15 +105,11 @@ class Command(BaseCommand):
             ensure_client_users_group()
             client_user.groups.add(Group.objects.get(name=CLIENT_USERS_GROUP))
             client.users.add(client_user)
-        if Connection.objects.get(client=client, vendor="attentive").status == Connection.Status.DRAFT:
-            self.stdout.write(
-                "Attentive is in the sandbox and still draft: open the client, click 'Activate Attentive' and "
-                "'Save and verify' (the sandbox key is stored). Then subscribe the members and add a loyalty event."
-            )
         self.stdout.write(
             f"Demo ready: site admin 'admin' and client user 'demo-client', password '{DEMO_PASSWORD}'; "
             f"client '{client.name}' with {client.connections.count()} sandbox connections."
         )
+        self.stdout.write(next_step(Connection.objects.get(client=client, vendor="attentive")))
 
     def seed_vendor_demos(self, client: Client) -> None:
         """Each vendor's own demo records (a sandbox module may define `seed_demo(client)`; it must be

@@ -1,0 +1,81 @@
+"""What a newcomer needs to try the simulators by hand: each one's base URL, the credentials it accepts (its
+sandbox module's DEMO_SECRETS / DEMO_SETTINGS) and its control knobs (its optional CONTROLS, plus the outage knob
+every simulator has). Read by the /sandbox/ page and by the connection forms' "Fill with the sandbox's credentials".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from integrations.vendors import VENDORS, vendor_modules
+
+# Every simulator is mounted with this knob (integrations/sandbox/base.py outage_control).
+OUTAGE_CONTROL = (
+    "_outage",
+    'POST {"status": 503, "times": 1000}: the next `times` calls answer `status` (a vendor outage for drills); '
+    'POST {"reset": true} ends it; GET shows it.',
+)
+# Any call to any simulator may also ask for a failure itself.
+FAILURE_HEADER = (
+    "X-Sandbox-Fail: 401|403|429|500|503|slow (or ?sandbox_fail=… in a connection's URL): that call answers the "
+    "status, or sleeps first (slow) to trigger a read timeout."
+)
+
+
+@dataclass(frozen=True)
+class Simulator:
+    key: str
+    label: str
+    base_url: str
+    secrets: dict[str, str]
+    settings: dict[str, str]
+    controls: tuple[tuple[str, str], ...]
+    summary: str
+
+
+def simulators() -> list[Simulator]:
+    """Every mounted simulator, in registry order."""
+    return [simulator_of(key) for key in vendor_modules("sandbox")]
+
+
+def simulator_of(key: str) -> Simulator:
+    spec, module = VENDORS[key], VENDORS[key].module("sandbox")
+    controls = (*getattr(module, "CONTROLS", ()), OUTAGE_CONTROL)
+    base_url = f"{settings.SANDBOX_BASE_URL.rstrip('/')}/{key}"
+    return Simulator(
+        key=key,
+        label=spec.label,
+        base_url=base_url,
+        secrets=dict(getattr(module, "DEMO_SECRETS", {})),
+        settings=dict(getattr(module, "DEMO_SETTINGS", {})),
+        controls=tuple((f"{base_url}/{path}", description) for path, description in controls),
+        summary=(module.__doc__ or "").strip().split("\n\n", 1)[0],
+    )
+
+
+def sandbox_secrets(key: str) -> dict[str, str]:
+    """The credentials a vendor's simulator accepts ({} when it has none)."""
+    module = VENDORS[key].module("sandbox") if key in VENDORS else None
+    return dict(getattr(module, "DEMO_SECRETS", {})) if module else {}
+
+
+def sandbox_fill(key: str, environment: str, *, secret_prefix: str = "", setting_prefix: str = "") -> dict[str, str]:
+    """Form field name -> value of the simulator's credentials, for the forms' "Fill with the sandbox's credentials"
+    button; {} unless the simulators are enabled here and the connection is (or may become) a sandbox one."""
+    if not sandbox_enabled() or environment not in ("", "sandbox") or key not in VENDORS:
+        return {}
+    module = VENDORS[key].module("sandbox")
+    if module is None:
+        return {}
+    secrets = {secret_prefix + name: value for name, value in getattr(module, "DEMO_SECRETS", {}).items()}
+    if not setting_prefix:
+        return secrets
+    settings_ = {setting_prefix + name: value for name, value in getattr(module, "DEMO_SETTINGS", {}).items()}
+    return {**secrets, **settings_}
+
+
+def sandbox_enabled() -> bool:
+    """The simulators (and so their credentials) are shown only on development and sandbox set-ups."""
+    return bool(settings.SANDBOX_ENABLED or settings.DEBUG)

@@ -1,0 +1,38 @@
+"""Demo secrets are redacted wherever they appear (integrations/http.py): each must be a long, distinctive string, never
+a common word such as "sandbox" (the old Vibes username, which blanked that word in every vendor-call URL)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.management import call_command
+
+from integrations.management.commands.seed_demo import PLACEHOLDER_SECRETS
+from integrations.models import Client, Connection
+from integrations.vendors import vendor_modules
+
+DISTINCTIVE = re.compile(r"[a-z0-9]+(-[a-z0-9]+){2,}")
+
+
+def every_demo_secret() -> list[tuple[str, str]]:
+    found = [(key, v) for key, module in vendor_modules("sandbox").items() for v in module.DEMO_SECRETS.values()]
+    return found + [(key, v) for key, secrets in PLACEHOLDER_SECRETS.items() for v in secrets.values()]
+
+
+@pytest.mark.parametrize(("vendor", "value"), every_demo_secret())
+def test_demo_secrets_are_long_distinctive_strings_not_common_words(vendor, value):
+    assert len(value) >= 16 and DISTINCTIVE.fullmatch(value), f"{vendor}: {value!r}"
+
+
+@pytest.mark.django_db
+def test_seed_demo_replaces_the_retired_common_word_vibes_username(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    vibes = Connection.objects.get(client__slug="demo", vendor="vibes")
+    vibes.secrets = {**vibes.secrets, "api_username": "sandbox"}  # what older demos stored
+    vibes.save()
+    call_command("seed_demo")
+    vibes.refresh_from_db()
+    assert vibes.secret("api_username") == vendor_modules("sandbox")["vibes"].USERNAME
+    assert Client.objects.filter(slug="demo").count() == 1
