@@ -240,7 +240,7 @@ def test_the_admin_lists_held_messages_with_since_when_and_why(admin_http, clien
     assert [m.member for m in page.context["cl"].result_list] == [held_member]
     content = page.content.decode()
     assert "the Attentive connection is disabled" in content
-    assert "column-held_since" in content and "column-reason" in content
+    assert "column-short_state" in content and "Held since" in content  # one column says held, since when and why
 
 
 # --- A balance the portal does not know is never stated -------------------------------------------------------------
