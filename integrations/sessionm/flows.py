@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -359,13 +359,13 @@ def parse_end_date(value: Any, client: Client) -> datetime | None:
     client's time zone)."""
     if not isinstance(value, str) or not value:
         return None
+    day = parse_date(value) if len(value) == 10 else None
+    if day is not None:
+        return datetime.combine(day, time.max, tzinfo=client.zone)
     moment = parse_datetime(value)
-    if moment is not None:
-        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.UTC)
-    day = parse_date(value)
-    if day is None:
+    if moment is None:
         return None
-    return datetime.combine(day, time.max, tzinfo=client.zone)
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 def is_live(offer: SessionMOffer, now: datetime) -> bool:

@@ -8,7 +8,8 @@ Connect answers a repeated request_id with its first answer. State lives in this
 (GET) and changes it (POST JSON): {"reset": true}, {"auto_offers": [{"name": ..., "days": 30, "appear_in_s": 0}]},
 {"add_offer": {"external_id" | "user_id": ..., "name": ..., "days": 10 | "end_date": "2026-12-01", "redeemed":
 false}}, {"redeem": "<offer id>"}, {"fail": "401|429|500|503|slow", "fail_path": "users|offers|transactions|
-campaigns", "times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504).
+campaigns", "times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504), {"fail_after_reads": n} (503 for wallet reads
+after n).
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class State:
     # Every request as received (method, path, body, Basic user), for contract tests.
     requests: list[dict[str, Any]] = field(default_factory=list)
     wallet_reads: int = 0
+    # Wallet reads answered before SessionM "goes down" (503 from then on); 0 = never.
+    fail_after_reads: int = 0
     lose_answer_next: int = 0
     fail: str = ""
     fail_path: str = ""
@@ -264,7 +267,10 @@ def connect(handle: Any) -> Any:
         with state.lock:
             if (kept := state.answers.get(body["request_id"])) is not None:
                 return JsonResponse(kept)
-            answer = state.answers[body["request_id"]] = handle(body["request_payload"])
+            answer = handle(body["request_payload"])
+            if "http_status" in answer:
+                return error(answer["http_status"], "unavailable", "Service Unavailable")
+            state.answers[body["request_id"]] = answer
             lose = handle is send_transaction and state.lose_answer_next > 0
             if lose:
                 state.lose_answer_next -= 1
@@ -279,6 +285,8 @@ def get_user_offers(payload: dict[str, Any]) -> dict[str, Any]:
     user_id = str(payload.get("user_id") or "")
     if user_id not in state.users:
         return connect_answer(code="user_not_found", message=f"No user {user_id}")
+    if state.fail_after_reads and state.wallet_reads >= state.fail_after_reads:
+        return {"http_status": 503}
     state.wallet_reads += 1
     now = time.time()
     offers = [
@@ -350,6 +358,8 @@ def control(request: HttpRequest) -> JsonResponse:
                 result["offer"] = add_offer(settings["add_offer"])
             if "redeem" in settings:
                 redeem(str(settings["redeem"]))
+            if "fail_after_reads" in settings:
+                state.fail_after_reads = int(settings["fail_after_reads"])
             if "lose_answer_next" in settings:
                 state.lose_answer_next = int(settings["lose_answer_next"])
             if "fail" in settings:
