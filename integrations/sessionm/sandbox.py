@@ -8,8 +8,8 @@ Connect answers a repeated request_id with its first answer. State lives in this
 (GET) and changes it (POST JSON): {"reset": true}, {"auto_offers": [{"name": ..., "days": 30, "appear_in_s": 0}]},
 {"add_offer": {"external_id" | "user_id": ..., "name": ..., "days": 10 | "end_date": "2026-12-01", "redeemed":
 false}}, {"redeem": "<offer id>"}, {"fail": "401|429|500|503|slow", "fail_path": "users|offers|transactions|
-campaigns", "times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504), {"fail_after_reads": n} (503 for wallet reads
-after n).
+campaigns", "times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504),
+{"fail_after_reads": n} (503 for wallet reads after n).
 """
 
 from __future__ import annotations
