@@ -121,7 +121,15 @@ def endpoint(name: str):  # noqa: ANN201 - decorator factory
             body = json_object(request)
             user, password = basic_user(request)
             with state.lock:
-                state.requests.append({"method": request.method, "path": request.path, "body": body, "user": user})
+                state.requests.append(
+                    {
+                        "method": request.method,
+                        "path": request.path,
+                        "body": body,
+                        "user": user,
+                        "content_type": request.content_type,
+                    }
+                )
             if (failure := injected_failure(name)) is not None:
                 return failure
             if (user, password) != (API_KEY, API_SECRET):
