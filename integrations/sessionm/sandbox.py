@@ -9,7 +9,7 @@ Connect answers a repeated request_id with its first answer. State lives in this
 {"add_offer": {"external_id" | "user_id": ..., "name": ..., "days": 10 | "end_date": "2026-12-01", "redeemed":
 false}}, {"redeem": "<offer id>"}, {"fail": "401|429|500|503|slow", "fail_path": "users|offers|transactions|
 campaigns", "times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504),
-{"fail_after_reads": n} (503 for wallet reads after n).
+{"fail_after_reads": n} (503 for wallet reads after n), {"seed_users": [[external_id, user_id], ...]}.
 """
 
 from __future__ import annotations
@@ -344,6 +344,14 @@ def add_offer(spec: dict[str, Any]) -> dict[str, Any]:
     return offer
 
 
+def seed_users(pairs: list[list[str]]) -> None:
+    """Users created at once (benches): [[external_id, user_id], ...], each with the `auto_offers` wallet."""
+    for external, user_id in pairs:
+        state.users[user_id] = {"id": user_id, "external_id": external, "opted_in": True}
+        state.by_external_id[external] = user_id
+        state.wallets[user_id] = [new_offer(user_id, **template) for template in state.auto_offers]
+
+
 def redeem(offer_id: str) -> None:
     for wallet in state.wallets.values():
         for offer in wallet:
@@ -362,6 +370,8 @@ def control(request: HttpRequest) -> JsonResponse:
         with state.lock:
             if "auto_offers" in settings:
                 state.auto_offers = list(settings["auto_offers"])
+            if "seed_users" in settings:
+                seed_users(settings["seed_users"])
             if "add_offer" in settings:
                 result["offer"] = add_offer(settings["add_offer"])
             if "redeem" in settings:
