@@ -8,6 +8,7 @@ import base64
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 
 from integrations.models import Connection, VendorCall
 from integrations.sandbox.base import OUTAGES, Outage
@@ -15,7 +16,7 @@ from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as simulator
 from integrations.sessionm.models import SessionMOffer, SessionMProfile, SessionMTransaction
 from members import sync
-from members.models import MemberVendorState
+from members.models import MemberVendorState, validate_template_text
 from tests.conftest import login
 from tests.factories import ClientUserFactory, ConnectionFactory, MemberFactory
 
@@ -230,3 +231,10 @@ def test_the_member_page_shows_offers_and_campaigns_on_demand(member, sandbox, a
         "/admin/members/member/", {"action": "show_campaigns", "_selected_action": [member.pk]}, follow=True
     )
     assert "Mobile Tuesdays" in shown.content.decode()
+
+
+def test_the_connection_page_masks_the_secrets_and_templates_may_name_the_offer(sandbox, client_a, admin_http):
+    connection = sessionm_connection(client_a)
+    page = admin_http.get(reverse("admin:integrations_connection_change", args=[connection.pk])).content.decode()
+    assert "Connect API key" in page and simulator.API_SECRET not in page and simulator.API_KEY not in page
+    validate_template_text("{offer_name}: {offer_description}, until {expires_on}")

@@ -343,3 +343,27 @@ def test_only_members_reachable_by_sms_are_read(connection, sandbox):
         give(member, days=30)
     sessionm.scan_offers()
     assert [e.member_id for e in events(EventType.OFFER_ISSUED)] == [reachable.pk]
+
+
+def test_a_member_never_sent_to_sessionm_is_deleted_without_a_forget(connection, sandbox):
+    member = new_member(connection.client)
+    member.delete()
+    assert not SessionMProfile.objects.exists() and sessionm.forget_profiles() == {"forgotten": 0, "deferred": 0}
+
+
+def test_deleting_a_client_takes_its_sessionm_records_along(connection, sandbox):
+    in_sync(new_member(connection.client))
+    connection.client.delete()
+    assert not SessionMProfile.objects.exists()
+
+
+def test_the_demo_gets_the_three_templates_and_an_opted_in_member_once(client_a):
+    ConnectionFactory(client=client_a, vendor="attentive")
+    for _ in range(2):
+        simulator.seed_demo(client_a)
+    assert set(MessageTemplate.objects.values_list("event_type", flat=True)) == {
+        EventType.SIGNED_UP,
+        EventType.OFFER_ISSUED,
+        EventType.OFFER_EXPIRING,
+    }
+    assert Member.objects.get(client=client_a).opted_in

@@ -143,6 +143,8 @@ def record_sign_up(member: Member) -> None:
 
 
 def profile_of(member: Member) -> SessionMProfile:
+    """The member's profile row, stored (and committed: the reconciler holds no transaction) before any create is
+    sent, so that a forget can find a user whose create answer was lost."""
     profile, _ = SessionMProfile.objects.get_or_create(
         client_id=member.client_id, external_id=external_id(member), defaults={"member": member}
     )
@@ -197,16 +199,15 @@ def sync_profile(member: Member) -> Outcome:
 
 @receiver(pre_delete, sender=Member, dispatch_uid="sessionm.member_deleted")
 def member_deleted(sender: type[Member], instance: Member, **kwargs: Any) -> None:
-    """A member deleted on request (from any path): the forget is recorded in the deletion's transaction, on a row
-    that outlives the member, and sent after commit; the scheduled sweep retries it while SessionM fails."""
-    if not Connection.objects.filter(client_id=instance.client_id, vendor=VENDOR).exists():
-        return
-    SessionMProfile.objects.update_or_create(
-        client_id=instance.client_id,
-        external_id=external_id(instance),
-        defaults={"forget_requested_at": timezone.now(), "detail": "Forget requested: waiting to be sent."},
-    )
-    enqueue("sessionm.forget_profiles", instance.client_id)
+    """A member deleted on request (from any path): the forget is recorded in the deletion's transaction, on the
+    profile row, which outlives the member, and sent after commit; the scheduled sweep retries it while SessionM
+    fails. The row exists from before the first create was sent (see reconcile_member), so a member without one was
+    never sent to SessionM. Only existing rows are touched: when the whole client is deleted they go with it."""
+    requested = SessionMProfile.objects.filter(
+        client_id=instance.client_id, external_id=external_id(instance), forgotten_at__isnull=True
+    ).update(forget_requested_at=timezone.now(), detail="Forget requested: waiting to be sent.")
+    if requested:
+        enqueue("sessionm.forget_profiles", instance.client_id)
 
 
 def pending_forgets(client_id: int | None = None) -> QuerySet[SessionMProfile]:
