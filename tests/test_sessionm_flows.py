@@ -367,3 +367,11 @@ def test_the_demo_gets_the_three_templates_and_an_opted_in_member_once(client_a)
         EventType.OFFER_EXPIRING,
     }
     assert Member.objects.get(client=client_a).opted_in
+
+
+def test_the_drift_report_reads_what_sessionm_holds(connection, sandbox):
+    member = in_sync(new_member(connection.client))
+    assert sync.drift(connection.client_id, read_vendors=True) == []
+    sandbox.users[member.sessionm_profile.user_id]["email"] = "changed-at-sessionm@example.com"
+    [found] = sync.drift(connection.client_id, read_vendors=True)
+    assert found.vendor == "sessionm" and "email" in found.reason

@@ -186,6 +186,20 @@ def create_or_adopt(api: SessionMAPI, payload: dict[str, Any]) -> tuple[dict[str
         return api.update_user(str(existing["id"]), payload), False
 
 
+def read_member_state(connection: Connection, member: Member) -> dict[str, Any]:
+    """What SessionM holds for the member now (by external id), for the drift report."""
+    user = sessionm_api(connection).user_by_external_id(external_id(member))
+    return {"user": {key: user.get(key) for key in profile_payload(member)["user"]}} if user else {}
+
+
+def differs(confirmed: dict[str, Any], now: dict[str, Any]) -> str:
+    sent, held = (confirmed.get("user") or {}).get("user") or {}, now.get("user")
+    if held is None:
+        return "no user with the member's external id"
+    changed = sorted(key for key, value in sent.items() if held.get(key) != value)
+    return f"other {', '.join(changed)} than the portal sent" if changed else ""
+
+
 def sync_profile(member: Member) -> Outcome:
     """ "Send to SessionM now": record the member as changed for SessionM and reconcile at once."""
     if usable_connection(member.client_id, VENDOR) is None:
