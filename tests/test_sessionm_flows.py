@@ -375,3 +375,16 @@ def test_the_drift_report_reads_what_sessionm_holds(connection, sandbox):
     sandbox.users[member.sessionm_profile.user_id]["email"] = "changed-at-sessionm@example.com"
     [found] = sync.drift(connection.client_id, read_vendors=True)
     assert found.vendor == "sessionm" and "email" in found.reason
+
+
+def test_a_user_sessionm_lost_is_passed_but_a_wrong_store_stops_the_run(connection, sandbox):
+    first, second = wallet_member(connection, 1), wallet_member(connection, 2)
+    second.refresh_from_db()
+    give(second, days=30)
+    del sandbox.users[first.sessionm_profile.user_id]
+    counts = sessionm.scan_offers()
+    assert counts["unknown_users"] == 1 and counts["issued"] == 1 and counts["passes_completed"] == 1
+    connection.settings = {**connection.settings, "store_id": "another-store"}
+    connection.save()
+    counts = sessionm.scan_offers()
+    assert counts == {"stopped": 1} and OfferScan.objects.get().last_member_id == 0

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
@@ -314,7 +314,7 @@ def scan_connection(connection: Connection, limit: int | None = None) -> Counts:
             if n % PROGRESS_EVERY == 0:
                 report_progress(dict(counts))
         if len(members) < size:
-            OfferScan.objects.filter(pk=scan.pk).update(last_member_id=0, passes=scan.passes + 1)
+            OfferScan.objects.filter(pk=scan.pk).update(last_member_id=0, passes=F("passes") + 1)
             counts["passes_completed"] += 1
     except (NotReady, VendorError):
         # SessionM failing or throttling: the run stops where it is (the call log marks the connection) and the
@@ -327,11 +327,14 @@ def scan_connection(connection: Connection, limit: int | None = None) -> Counts:
 
 def read_wallet(api: SessionMAPI, connection: Connection, scan: OfferScan, member: Member, counts: Counter) -> None:
     """One member: read the wallet, record it and move the cursor past the member in one transaction. A member
-    SessionM refuses (no such user) is counted and passed; any other error stops the run before the cursor moves."""
+    SessionM does not know (its user was removed there) is counted and passed; any other error (a wrong store id
+    refuses every member alike) stops the run before the cursor moves."""
     try:
         offers = api.get_user_offers(member.sessionm_profile.user_id)
-    except Rejected:
-        counts["refused"] += 1
+    except ConnectRejected as exc:
+        if exc.code != "user_not_found":
+            raise
+        counts["unknown_users"] += 1
         offers = None
     with transaction.atomic():
         if offers is not None:
