@@ -10,13 +10,16 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from integrations import connections
 from integrations.annexcloud import flows as annexcloud
-from integrations.models import Connection
+from integrations.jobs import ensure_schedules
+from integrations.models import Connection, JobRun
 from integrations.sandbox.base import OUTAGES, Outage
 from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as simulator
+from integrations.sessionm import tasks
 from integrations.sessionm.models import OfferScan, SessionMOffer, SessionMProfile
 from members import sync
 from members.imports import import_members
@@ -388,3 +391,15 @@ def test_a_user_sessionm_lost_is_passed_but_a_wrong_store_stops_the_run(connecti
     connection.save()
     counts = sessionm.scan_offers()
     assert counts == {"stopped": 1} and OfferScan.objects.get().last_member_id == 0
+
+
+def test_the_jobs_are_scheduled_and_each_run_is_recorded(connection, sandbox):
+    ensure_schedules()
+    scan = PeriodicTask.objects.get(task="sessionm.scan_offers")
+    assert scan.crontab.minute == "*/15" and PeriodicTask.objects.filter(task="sessionm.forget_profiles").exists()
+    member = wallet_member(connection)
+    member.refresh_from_db()
+    give(member, days=30)
+    tasks.scan_offers.apply()
+    run = JobRun.objects.get(job="sessionm.scan_offers")
+    assert run.outcome == JobRun.Outcome.SUCCEEDED and run.counts["issued"] == 1
