@@ -112,6 +112,7 @@ def render(template: MessageTemplate, event: LoyaltyEvent) -> Rendering:
         "reward": data.get("reward", ""),
         "offer_name": data.get("offer_name", ""),
         "expires_on": data.get("expires_on", ""),
+        "offer_description": data.get("offer_description", ""),
         "client_name": event.client.name,
     }
     used = template_placeholders(template.text)

@@ -28,6 +28,7 @@ PLACEHOLDERS = {
     "reward": "The reward of this event",
     "offer_name": "The offer of this event",
     "expires_on": "When the offer of this event expires",
+    "offer_description": "The description of the offer of this event",
     "client_name": "The client's name",
 }
 

@@ -1,1 +1,1 @@
-"""SessionM: welcome, offer-issued and offer-expiring messages (connection settings so far)."""
+"""SessionM: profiles kept in step, welcome, offer-issued and offer-expiring messages, transactions relayed."""

@@ -1,3 +1,5 @@
+"""SessionM: welcome, offer-issued and offer-expiring messages, profiles, transactions."""
+
 from django.apps import AppConfig
 
 
@@ -7,3 +9,8 @@ class SessionMConfig(AppConfig):
     name = "integrations.sessionm"
     label = "sessionm"
     verbose_name = "SessionM"
+
+    def ready(self) -> None:
+        # Imported once the apps are loaded (flows import models): connects the receiver that records the forget of
+        # a deleted member's SessionM profile.
+        from integrations.sessionm import flows  # noqa: F401

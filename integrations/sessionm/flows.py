@@ -1,0 +1,498 @@
+"""SessionM use cases (seed 004): keep each member's SessionM profile in step (through the member-state reconciler,
+so a failing SessionM defers and never drops), the welcome event once per member who signs up, the wallet scan that
+turns offers into offer-issued and offer-expiring events exactly once, the forget of deleted members' profiles,
+transactions relayed to Connect once per caller's id, and the eligible campaigns shown to support staff.
+
+Messages are the portal's own: the events made here are sent by the message job (members/messaging.py) through
+the client's templates and its SMS connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from integrations.connections import api_for, usable, usable_connection
+from integrations.http import AuthError, NotFound, Rejected, VendorError
+from integrations.jobs import Counts, report_progress
+from integrations.models import Client, Connection
+from integrations.outcome import NotReady, Outcome
+from integrations.queue import enqueue
+from integrations.sessionm.api import ConnectIds, ConnectRejected, ExternalIdTaken, SessionMAPI, user_payload
+from integrations.sessionm.models import OfferScan, SessionMOffer, SessionMProfile, SessionMTransaction
+from integrations.sessionm.spec import DEFAULT_WARNING_DAYS
+from members import sync
+from members.flows import record_loyalty_event
+from members.models import EventType, LoyaltyEvent, Member, MemberVendorState
+
+VENDOR = "sessionm"
+# The member fields a SessionM profile holds; a change of any of them updates the profile.
+PROFILE_FIELDS = frozenset({"email", "phone", "first_name", "last_name", "opted_in"})
+# A wallet scan reads for at most this long at the connection's rate limit: well inside the task's time limit and
+# the 15-minute schedule, so runs never pile up and a large client is covered over several runs.
+SCAN_SECONDS = 300
+# Longer than a run can last (Celery's hard limit is 600 s); a run that was killed frees the scan after this.
+SCAN_LEASE = timedelta(seconds=660)
+PROGRESS_EVERY = 100
+
+
+# --- The connection ------------------------------------------------------------------------------------------------
+
+
+def connect_ids(connection: Connection) -> ConnectIds | None:
+    store_id, client_id = connection.settings.get("store_id"), connection.settings.get("connect_client_id")
+    return ConnectIds(str(store_id), str(client_id)) if store_id and client_id else None
+
+
+def sessionm_api(connection: Connection) -> SessionMAPI:
+    if not connection.effective_base_url:
+        raise NotReady(
+            "Enter the SessionM tenant host as the connection's base URL (a site admin sets it), e.g. "
+            "https://your-tenant.sessionm.com: SessionM has no shared default host."
+        )
+    return api_for(
+        connection,
+        SessionMAPI,
+        api_key=connection.secret("api_key"),
+        api_secret=connection.secret("api_secret"),
+        connect_key=connection.secret("connect_api_key"),
+        connect_secret=connection.secret("connect_api_secret"),
+        connect_ids=connect_ids(connection),
+    )
+
+
+def check_connection(connection: Connection) -> str:
+    """The verify check: a campaigns read for an external id that cannot exist (404 proves the Core key and secret)
+    and a wallet read for a user that cannot exist (Connect's refusal of the user proves its credentials)."""
+    api = sessionm_api(connection)
+    if connect_ids(connection) is None:
+        raise NotReady("Enter the Connect store_id and client_id in the connection's settings.")
+    api.credentials_work()
+    # The probe user does not exist: Connect accepting the credentials and refusing the user is the proof.
+    with contextlib.suppress(ConnectRejected):
+        api.get_user_offers("portal-verify-probe")
+    return f"Verified: the Core API and Connect credentials work at {connection.effective_base_url}."
+
+
+def explain_auth_failure(error: AuthError) -> str:
+    return (
+        f"SessionM rejected the credentials ({error.message}): check the Core API key and secret (and the Connect "
+        f"key and secret, if they differ). {error.hint}"
+    )
+
+
+def usable_or_not_ready(client_id: int) -> Connection:
+    connection = usable_connection(client_id, VENDOR)
+    if connection is None:
+        raise NotReady("SessionM is not active for this client: verify its SessionM connection first.")
+    return connection
+
+
+# --- Profiles (through the member-state reconciler) ---------------------------------------------------------------
+
+
+def external_id(member: Member) -> str:
+    """The portal's stable member key: never changes, whatever the member's ids or contact data become."""
+    return f"portal-{member.pk}"
+
+
+def profile_payload(member: Member) -> dict[str, Any]:
+    return user_payload(
+        external_id=external_id(member),
+        email=member.email,
+        phone=member.phone,
+        first_name=member.first_name,
+        last_name=member.last_name,
+        opted_in=member.opted_in,
+    )
+
+
+def needs_sync(member: Member, changed_fields: set[str], previous: dict[str, Any]) -> bool:
+    """Called by members/sync.record_change, in the change's own transaction, for clients with a SessionM
+    connection — the one place every member path (admin, API, CSV import, Annex Cloud refresh) passes. So the
+    welcome event is recorded here too; it is once per member by its key."""
+    record_sign_up(member)
+    if changed_fields & PROFILE_FIELDS:
+        return True
+    return not SessionMProfile.objects.filter(member=member).exclude(user_id="").exists()
+
+
+def record_sign_up(member: Member) -> None:
+    """One `signed_up` event per member who joined after the client connected SessionM (connecting SessionM does
+    not welcome the existing members again). Re-import, refresh and re-save find it stored and add nothing."""
+    key = f"signed-up-{member.pk}"
+    joined_after = Connection.objects.filter(
+        client_id=member.client_id, vendor=VENDOR, created_at__lte=member.created_at
+    )
+    if LoyaltyEvent.objects.filter(client_id=member.client_id, external_id=key).exists() or not joined_after.exists():
+        return
+    record_loyalty_event(
+        member.client, member, external_id=key, event_type=EventType.SIGNED_UP, occurred_at=member.created_at
+    )
+
+
+def profile_of(member: Member) -> SessionMProfile:
+    """The member's profile row, stored (and committed: the reconciler holds no transaction) before any create is
+    sent, so that a forget can find a user whose create answer was lost."""
+    profile, _ = SessionMProfile.objects.get_or_create(
+        client_id=member.client_id, external_id=external_id(member), defaults={"member": member}
+    )
+    return profile
+
+
+def reconcile_member(connection: Connection, member: Member, state: MemberVendorState) -> dict[str, Any]:
+    """Create or update the member's profile. A create whose answer was lost is found on the next attempt
+    (SessionM refuses a second user with the external id; that user is adopted and updated)."""
+    payload = profile_payload(member)
+    profile = profile_of(member)
+    if profile.user_id and state.confirmed.get("user") == payload:
+        return state.confirmed
+    api = sessionm_api(connection)
+    created = False
+    user: dict[str, Any] = {}
+    if profile.user_id:
+        try:
+            user = api.update_user(profile.user_id, payload)
+        except NotFound:
+            profile.user_id = ""  # removed at SessionM meanwhile: created again below
+    if not profile.user_id:
+        user, created = create_or_adopt(api, payload)
+    user_id = str(user.get("id") or profile.user_id)
+    if not user_id:
+        raise Rejected("SessionM", "answered without the user's id")
+    SessionMProfile.objects.filter(pk=profile.pk).update(user_id=user_id, member=member)
+    verb = "created at" if created else "updated at"
+    return {"user": payload, "user_id": user_id, "summary": f"{member} {verb} SessionM (user {user_id})."}
+
+
+def create_or_adopt(api: SessionMAPI, payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    try:
+        return api.create_user(payload), True
+    except ExternalIdTaken:
+        existing = api.user_by_external_id(payload["user"]["external_id"])
+        if not existing or not existing.get("id"):
+            raise
+        return api.update_user(str(existing["id"]), payload), False
+
+
+def read_member_state(connection: Connection, member: Member) -> dict[str, Any]:
+    """What SessionM holds for the member now (by external id), for the drift report."""
+    user = sessionm_api(connection).user_by_external_id(external_id(member))
+    return {"user": {key: user.get(key) for key in profile_payload(member)["user"]}} if user else {}
+
+
+def differs(confirmed: dict[str, Any], now: dict[str, Any]) -> str:
+    sent, held = (confirmed.get("user") or {}).get("user") or {}, now.get("user")
+    if held is None:
+        return "no user with the member's external id"
+    changed = sorted(key for key, value in sent.items() if held.get(key) != value)
+    return f"other {', '.join(changed)} than the portal sent" if changed else ""
+
+
+def sync_profile(member: Member) -> Outcome:
+    """ "Send to SessionM now": record the member as changed for SessionM and reconcile at once."""
+    if usable_connection(member.client_id, VENDOR) is None:
+        return Outcome.failure(f"SessionM is not active for {member.client}.")
+    sync.bump(member, VENDOR)
+    return sync.reconcile_now(member, VENDOR)
+
+
+# --- Forget --------------------------------------------------------------------------------------------------------
+
+
+@receiver(pre_delete, sender=Member, dispatch_uid="sessionm.member_deleted")
+def member_deleted(sender: type[Member], instance: Member, **kwargs: Any) -> None:
+    """A member deleted on request (from any path): the forget is recorded in the deletion's transaction, on the
+    profile row, which outlives the member, and sent after commit; the scheduled sweep retries it while SessionM
+    fails. The row exists from before the first create was sent (see reconcile_member), so a member without one was
+    never sent to SessionM. Only existing rows are touched: when the whole client is deleted they go with it."""
+    requested = SessionMProfile.objects.filter(
+        client_id=instance.client_id, external_id=external_id(instance), forgotten_at__isnull=True
+    ).update(forget_requested_at=timezone.now(), detail="Forget requested: waiting to be sent.")
+    if requested:
+        enqueue("sessionm.forget_profiles", instance.client_id)
+
+
+def pending_forgets(client_id: int | None = None) -> QuerySet[SessionMProfile]:
+    profiles = SessionMProfile.objects.filter(forget_requested_at__isnull=False, forgotten_at__isnull=True)
+    return profiles.filter(client_id=client_id) if client_id else profiles
+
+
+def forget_profiles(client_id: int | None = None) -> Counts:
+    counts: Counter[str] = Counter()
+    for profile in pending_forgets(client_id).order_by("pk"):
+        counts[forget_profile(profile)] += 1
+    return {key: counts.get(key, 0) for key in ("forgotten", "deferred")}
+
+
+def forget_profile(profile: SessionMProfile) -> str:
+    """Remove one profile at SessionM. A profile whose create may have been lost is looked up by external id."""
+    connection = usable_connection(profile.client_id, VENDOR)
+    if connection is None:
+        profile.detail = "Waiting: the SessionM connection is not active; the forget is sent once it is."
+        profile.save(update_fields=["detail"])
+        return "deferred"
+    try:
+        api = sessionm_api(connection)
+        user_id = profile.user_id or str((api.user_by_external_id(profile.external_id) or {}).get("id") or "")
+        if user_id:
+            api.forget_user(user_id)
+    except (VendorError, NotReady) as exc:
+        profile.detail = f"{exc.for_admin if isinstance(exc, VendorError) else exc} Will retry."
+        profile.save(update_fields=["detail"])
+        return "deferred"
+    profile.forgotten_at = timezone.now()
+    profile.detail = f"Forgotten at SessionM (user {user_id})." if user_id else "SessionM held no profile."
+    profile.save(update_fields=["forgotten_at", "detail"])
+    return "forgotten"
+
+
+# --- Offers: the wallet scan ---------------------------------------------------------------------------------------
+
+
+def warning_days(connection: Connection) -> int:
+    return int(connection.settings.get("offer_warning_days") or DEFAULT_WARNING_DAYS)
+
+
+def members_per_run(connection: Connection) -> int:
+    return max(1, int(connection.rate_limit_per_second * SCAN_SECONDS))
+
+
+def scan_offers(client_id: int | None = None, limit: int | None = None) -> Counts:
+    """The scheduled job: one slice of each usable SessionM connection's members, from where the last run stopped."""
+    counts: Counter[str] = Counter()
+    connections = usable(VENDOR).select_related("client")
+    for connection in connections.filter(client_id=client_id) if client_id else connections:
+        counts.update(scan_connection(connection, limit))
+    return dict(counts)
+
+
+def reachable_members(connection: Connection, after: int, limit: int) -> list[Member]:
+    """Members who can get an SMS (opted in, a mobile number, active) and have a SessionM profile, by pk."""
+    members = Member.objects.filter(
+        client_id=connection.client_id, pk__gt=after, opted_in=True, status=Member.Status.ACTIVE
+    ).exclude(phone="")
+    members = members.filter(sessionm_profile__user_id__gt="").select_related("sessionm_profile", "client")
+    return list(members.order_by("pk")[:limit])
+
+
+def claim_scan(connection: Connection) -> OfferScan | None:
+    """The scan of this connection, held by this run until it ends or its lease runs out (a killed run)."""
+    scan, _ = OfferScan.objects.get_or_create(connection=connection)
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    if not OfferScan.objects.filter(free, pk=scan.pk).update(claimed_until=now + SCAN_LEASE):
+        return None
+    scan.refresh_from_db()
+    return scan
+
+
+def scan_connection(connection: Connection, limit: int | None = None) -> Counts:
+    """Read the next slice of wallets. Each member's offers, events and the cursor commit together, so a run
+    killed midway repeats nothing and loses nothing; SessionM failing stops the run where it is."""
+    counts: Counter[str] = Counter()
+    scan = claim_scan(connection)
+    if scan is None:
+        return {"busy": 1}
+    try:
+        size = limit or members_per_run(connection)
+        members = reachable_members(connection, scan.last_member_id, size)
+        api = sessionm_api(connection)
+        for n, member in enumerate(members, 1):
+            read_wallet(api, connection, scan, member, counts)
+            if n % PROGRESS_EVERY == 0:
+                report_progress(dict(counts))
+        if len(members) < size:
+            OfferScan.objects.filter(pk=scan.pk).update(last_member_id=0, passes=F("passes") + 1)
+            counts["passes_completed"] += 1
+    except (NotReady, VendorError):
+        # SessionM failing or throttling: the run stops where it is (the call log marks the connection) and the
+        # next run starts from the cursor.
+        counts["stopped"] += 1
+    finally:
+        OfferScan.objects.filter(pk=scan.pk).update(claimed_until=None)
+    return dict(counts)
+
+
+def read_wallet(api: SessionMAPI, connection: Connection, scan: OfferScan, member: Member, counts: Counter) -> None:
+    """One member: read the wallet, record it and move the cursor past the member in one transaction. A member
+    SessionM does not know (its user was removed there) is counted and passed; any other error (a wrong store id
+    refuses every member alike) stops the run before the cursor moves."""
+    try:
+        offers = api.get_user_offers(member.sessionm_profile.user_id)
+    except ConnectRejected as exc:
+        if exc.code != "user_not_found":
+            raise
+        counts["unknown_users"] += 1
+        offers = None
+    with transaction.atomic():
+        if offers is not None:
+            counts.update(record_wallet(member, offers, warning_days(connection)))
+            counts["members"] += 1
+        OfferScan.objects.filter(pk=scan.pk).update(last_member_id=member.pk)
+
+
+def record_wallet(member: Member, offers: list[dict[str, Any]], window: int, now: datetime | None = None) -> Counts:
+    """Record a member's offers and make each event once: offer_issued when an offer is first seen (and can still be
+    used), offer_expiring when an unredeemed offer ends within `window` days of the client's today. Keys of the
+    events are deterministic, so overlapping runs make each event once."""
+    now = now or timezone.now()
+    counts: Counter[str] = Counter()
+    for raw in offers:
+        offer, created = SessionMOffer.objects.get_or_create(
+            member=member, offer_id=str(raw["id"])[:100], defaults={"client_id": member.client_id}
+        )
+        apply_offer_fields(offer, raw, member.client)
+        counts["offers"] += 1
+        if created and is_live(offer, now):
+            offer.issued_event = offer_event(member, offer, EventType.OFFER_ISSUED)
+            counts["issued"] += 1
+        if offer.expiring_event_id is None and expires_within(offer, member.client, window, now):
+            offer.expiring_event = offer_event(member, offer, EventType.OFFER_EXPIRING)
+            counts["expiring"] += 1
+        offer.save()
+    return counts
+
+
+def apply_offer_fields(offer: SessionMOffer, raw: dict[str, Any], client: Client) -> None:
+    offer.name = str(raw.get("name") or "")[:255]
+    offer.description = str(raw.get("description") or "")
+    offer.redemption_end_date = parse_end_date(raw.get("redemption_end_date"), client)
+    offer.redeemed = bool(raw.get("redeemed") or raw.get("is_redeemed"))
+
+
+def parse_end_date(value: Any, client: Client) -> datetime | None:
+    """SessionM's redemption_end_date: a timestamp (an offset, else UTC) or a date (the end of that day in the
+    client's time zone)."""
+    if not isinstance(value, str) or not value:
+        return None
+    day = parse_date(value) if len(value) == 10 else None
+    if day is not None:
+        return datetime.combine(day, time.max, tzinfo=client.zone)
+    moment = parse_datetime(value)
+    if moment is None:
+        return None
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+
+
+def is_live(offer: SessionMOffer, now: datetime) -> bool:
+    return not offer.redeemed and (offer.redemption_end_date is None or offer.redemption_end_date > now)
+
+
+def days_left(offer: SessionMOffer, client: Client, now: datetime) -> int | None:
+    """Calendar days from the client's today to the offer's last day, both in the client's time zone."""
+    if offer.redemption_end_date is None:
+        return None
+    return (client.local_date(offer.redemption_end_date) - client.local_date(now)).days
+
+
+def expires_within(offer: SessionMOffer, client: Client, window: int, now: datetime) -> bool:
+    """Unredeemed, not expired, and its last day at most `window` days away (10 days: announced; 11: not yet)."""
+    left = days_left(offer, client, now)
+    return is_live(offer, now) and left is not None and left <= window
+
+
+def event_key(kind: str, member: Member, offer_id: str) -> str:
+    key = f"sessionm-{kind}-{member.pk}-{offer_id}"
+    if len(key) <= 100:
+        return key
+    return f"sessionm-{kind}-{member.pk}-{hashlib.sha256(offer_id.encode()).hexdigest()[:40]}"
+
+
+def offer_event(member: Member, offer: SessionMOffer, event_type: str) -> LoyaltyEvent:
+    client = member.client
+    expires_on = client.format_date(client.local_date(offer.redemption_end_date)) if offer.redemption_end_date else ""
+    data = {
+        "offer_id": offer.offer_id,
+        "offer_name": offer.name,
+        "offer_description": offer.description,
+        "expires_on": expires_on,
+    }
+    kind = "issued" if event_type == EventType.OFFER_ISSUED else "expiring"
+    event, _ = record_loyalty_event(
+        client, member, external_id=event_key(kind, member, offer.offer_id), event_type=event_type, data=data
+    )
+    return event
+
+
+# --- Transactions --------------------------------------------------------------------------------------------------
+
+
+class TransactionIdReused(Exception):
+    """The caller's transaction id was used before for another transaction (another member or other details)."""
+
+
+@dataclass(frozen=True)
+class TransactionResult:
+    transaction: SessionMTransaction
+    repeated: bool
+
+
+def send_transaction(member: Member, request_id: str, details: dict[str, Any]) -> TransactionResult:
+    """Relay a purchase to Connect's send_transaction once per caller's transaction id. A repeat answers the stored
+    answer without calling SessionM; one whose answer was lost (pending) is sent again with the same request_id,
+    which SessionM answers with its original answer (idempotent on request_id)."""
+    stored = SessionMTransaction.objects.filter(client_id=member.client_id, request_id=request_id).first()
+    if stored is not None:
+        if stored.member_id != member.pk or stored.request.get("transaction") != details:
+            raise TransactionIdReused("This transaction id was already used for another member or other details.")
+        if stored.status != SessionMTransaction.Status.PENDING:
+            return TransactionResult(stored, repeated=True)
+    connection = usable_or_not_ready(member.client_id)
+    txn = stored or new_transaction(member, request_id, details)
+    relay(connection, txn)
+    return TransactionResult(txn, repeated=False)
+
+
+def new_transaction(member: Member, request_id: str, details: dict[str, Any]) -> SessionMTransaction:
+    user_id = SessionMProfile.objects.filter(member=member).values_list("user_id", flat=True).first()
+    if not user_id:
+        raise NotReady(f"{member} has no SessionM profile yet: it is created shortly; try again in a minute.")
+    # Stored (and committed) before the call: a lost answer leaves it pending, and a repeat sends it again.
+    txn, _ = SessionMTransaction.objects.get_or_create(
+        client_id=member.client_id,
+        request_id=request_id,
+        defaults={"member": member, "request": {"user_id": user_id, "transaction": details}},
+    )
+    return txn
+
+
+def relay(connection: Connection, txn: SessionMTransaction) -> None:
+    Status = SessionMTransaction.Status
+    try:
+        answer = sessionm_api(connection).send_transaction(txn.request_id, txn.request)
+    except Rejected as exc:
+        txn.status, txn.detail = Status.REJECTED, exc.for_admin
+        txn.response = {"status": "error", "errors": {"code": exc.code, "message": exc.message}}
+    except VendorError as exc:
+        txn.detail = f"{exc.for_admin} Repeat with the same transaction id to send it again (SessionM answers once)."
+    else:
+        txn.status, txn.response = Status.ACCEPTED, answer
+        txn.detail = "Accepted by SessionM."
+    txn.save(update_fields=["status", "response", "detail", "updated_at"])
+
+
+# --- Campaigns -----------------------------------------------------------------------------------------------------
+
+
+def eligible_campaigns(member: Member) -> Outcome:
+    """The campaigns SessionM says the member is eligible for now (support staff, on demand): by user id, else by
+    the portal's external id."""
+    connection = usable_or_not_ready(member.client_id)
+    user_id = SessionMProfile.objects.filter(member=member).values_list("user_id", flat=True).first() or ""
+    campaigns = sessionm_api(connection).campaigns(user_id=user_id, external_id=external_id(member))
+    if not campaigns:
+        return Outcome.success(f"{member}: no eligible SessionM campaigns.")
+    names = ", ".join(str(c.get("name") or c.get("id")) for c in campaigns)
+    return Outcome.success(f"{member}: eligible SessionM campaigns: {names}.")
