@@ -53,7 +53,7 @@ class StopRun(Exception):
     was doing stays pending and the next run resumes it. The message says why, for the admin."""
 
 
-# --- Set-up ------------------------------------------------------------------------------------------------------
+# --- Set-up -----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def start_of_today(client: Client, now: datetime | None = None) -> datetime:
     return datetime.combine(today, time.min, tzinfo=client.zone).astimezone(UTC)
 
 
-# --- Recording a page ----------------------------------------------------------------------------------------------
+# --- Recording a page ---------------------------------------------------------------------------------------------
 
 
 def moderated_time(item: dict[str, Any]) -> datetime | None:
@@ -153,7 +153,7 @@ def takeable(item: dict[str, Any], today_start: datetime) -> bool:
     )
 
 
-# --- Settling one review -------------------------------------------------------------------------------------------
+# --- Settling one review ------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def stop(review: Review, cause: Exception | str) -> StopRun:
     return StopRun(f"Stopped at review {review.review_id}: {reason} The next run resumes from there.")
 
 
-# --- The pull --------------------------------------------------------------------------------------------------------
+# --- The pull -------------------------------------------------------------------------------------------------------
 
 
 class RunCounts(Counter):
@@ -465,7 +465,7 @@ def advance(state: PullState, moment: datetime) -> None:
         PullState.objects.filter(pk=state.pk).update(cursor=moment)
 
 
-# --- Admin use cases -------------------------------------------------------------------------------------------------
+# --- Admin use cases ------------------------------------------------------------------------------------------------
 
 
 def retry_review(review: Review) -> Outcome:
