@@ -152,6 +152,16 @@ def test_the_connection_page_shows_the_pull_and_pull_now_queues_the_job(admin_ht
 
 
 @pytest.mark.django_db
+def test_pull_now_on_a_connection_not_verified_says_to_verify_it(admin_http, client_a):
+    draft = ConnectionFactory(
+        client=client_a, vendor="bazaarvoice", status=Connection.Status.DRAFT, secrets=dict(simulator.DEMO_SECRETS)
+    )
+    answer = admin_http.post(reverse("admin:integrations_connection_bazaarvoice_pull", args=[draft.pk]), follow=True)
+    assert b"verify it first" in answer.content
+    assert not JobRun.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_client_user_cannot_pull_another_clients_connection(alice_http, client_b):
     other = ConnectionFactory(client=client_b, vendor="bazaarvoice", secrets=dict(simulator.DEMO_SECRETS))
     answer = alice_http.post(reverse("admin:integrations_connection_bazaarvoice_pull", args=[other.pk]))

@@ -254,6 +254,23 @@ def test_retry_after_fixing_the_key_derivation_awards_the_review(bv):
     assert review.outcome == Result.AWARDED and credits() == [review.award_key]
 
 
+def test_retry_after_annex_cloud_refused_the_award_goes_under_a_fresh_key_once(bv, client_a):
+    simulator.generate(5, days=1)
+    bazaarvoice.pull_reviews(bv)
+    review = Review.objects.get(review_id="46000004")
+    # As if Annex Cloud had refused the first award (AC1004): nothing applied under the review's own key.
+    PointsTransaction.objects.filter(key=review.award_key).update(status=PointsTransaction.Status.FAILED)
+    Review.objects.filter(pk=review.pk).update(outcome=Result.FAILED)
+    review.refresh_from_db()
+
+    first, second = bazaarvoice.retry_review(review), bazaarvoice.retry_review(review)
+
+    assert first.ok, first.message
+    assert not second.ok and "only failed ones" in second.message
+    assert f"{review.award_key}-retry-1" in credits()
+    assert LoyaltyEvent.objects.filter(external_id=review.award_key).count() == 1
+
+
 def test_reward_rules_minimum_rating_and_ratings_only(bv):
     bv.settings = {**bv.settings, "minimum_rating": 4, "ratings_only_count": "no", "points_per_review": 25}
     bv.save()

@@ -21,6 +21,7 @@ from integrations.admin.base import ClientFilter, ReadOnlyAdmin, VendorAdmin, fi
 from integrations.bazaarvoice import flows as bazaarvoice
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.bazaarvoice.spec import SPEC
+from integrations.connections import USABLE_STATUSES
 from integrations.models import Connection
 from integrations.queue import enqueue
 from integrations.tenancy import is_site_admin
@@ -74,6 +75,13 @@ def pull_now_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) 
     connection = get_object_or_404(model_admin.get_queryset(request), pk=pk, vendor=bazaarvoice.VENDOR)
     change_url = reverse("admin:integrations_connection_change", args=[connection.pk])
     if request.method == "POST":
+        if connection.status not in USABLE_STATUSES:
+            model_admin.message_user(
+                request,
+                f"{connection} is {connection.status}: verify it first (the pull uses active connections only).",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
         enqueue(PULL_TASK, connection.client_id)
         model_admin.message_user(
             request,

@@ -253,7 +253,7 @@ def award(review: Review, context: Context, member: Member) -> str:
             member,
             activity=PointsTransaction.Activity.CREDIT,
             points=review.points,
-            key=review.award_key,
+            key=award_key(review),
             action_id=context.rules.action_id,
             reason=context.rules.reason,
         )
@@ -268,6 +268,16 @@ def award(review: Review, context: Context, member: Member) -> str:
     # Not confirmed (Annex Cloud refused the credentials, was unreachable, or its answer was lost): kept pending; the
     # same key goes again next time, and customId with retry YES means Annex Cloud applies it once at most.
     raise stop(review, txn.detail)
+
+
+def award_key(review: Review) -> str:
+    """The review's award key: its own (`bv-review-<id>`) until Annex Cloud refuses an award under it. A refused
+    award was not applied, so a retry after the cause is fixed goes under a fresh key (`...-retry-<n>`); a pending one
+    (answer lost) keeps its key, so it can never be applied twice."""
+    keys = Q(key=review.award_key) | Q(key__startswith=f"{review.award_key}-retry-")
+    refused = PointsTransaction.objects.filter(keys, client_id=review.client_id, status=PointsTransaction.Status.FAILED)
+    count = refused.count()
+    return f"{review.award_key}-retry-{count}" if count else review.award_key
 
 
 def thank(review: Review, member: Member, txn: PointsTransaction) -> None:
@@ -446,7 +456,7 @@ def record_page(context: Context, results: Iterable[dict[str, Any]], counts: Run
     for item in results:
         counts["reviews"] += 1
         if not takeable(item, before):
-            counts["not_yet"] += 1
+            counts["not_taken"] += 1
             continue
         review, created = record_review(context.client, item)
         if review is None:

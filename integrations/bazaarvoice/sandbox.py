@@ -15,6 +15,7 @@ runs in the same process), non-members, opted-out and inactive members.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -253,8 +254,24 @@ def control(request: HttpRequest) -> JsonResponse:
         state.quota_reset = str(settings.get("quota_reset", state.quota_reset))
     kinds = generate(**settings["generate"]) if isinstance(settings.get("generate"), dict) else {}
     return JsonResponse(
-        {"reviews": len(state.reviews), "calls": state.calls, "rate_limited": state.rate_limited, "kinds": kinds}
+        {
+            "reviews": len(state.reviews),
+            "calls": state.calls,
+            "rate_limited": state.rate_limited,
+            "kinds": kinds,
+            "reviewer_balances": reviewer_balances(),
+        }
     )
+
+
+def reviewer_balances() -> dict[str, int]:
+    """How many generated reviewers hold each balance at the Annex Cloud simulator (benches count double awards)."""
+    with annex_cloud_simulator.state.lock:
+        members = list(annex_cloud_simulator.state.members.values())
+    balances = Counter(
+        str(member.get("availablePoints", 0)) for member in members if str(member.get("id", "")).startswith("reviewer")
+    )
+    return dict(balances)
 
 
 def reset() -> None:
