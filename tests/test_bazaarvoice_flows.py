@@ -90,6 +90,10 @@ def test_a_pull_rewards_each_eligible_reviewer_once_and_records_why_not_for_the_
     assert "not a loyalty member" in stranger.detail
     ineligible = Review.objects.filter(outcome=Result.NOT_ELIGIBLE).values_list("detail", flat=True)
     assert any("opted out" in d for d in ineligible) and any("inactive" in d for d in ineligible)
+    # Nor in the call log: the look-ups of non-members (GET /users/{e-mail}) are recorded with the address redacted.
+    address = f"reviewer{int(stranger.review_id) - 46_000_000}@example.com"
+    lookups = VendorCall.objects.filter(url__contains="/users/").values_list("url", "response_body")
+    assert lookups and not any(address in f"{url} {body}" for url, body in lookups)
 
 
 def test_reruns_and_overlapping_pages_record_and_reward_each_review_once(bv):
@@ -283,8 +287,17 @@ def test_reward_rules_minimum_rating_and_ratings_only(bv):
     not_counted = Review.objects.filter(outcome=Result.NOT_COUNTED)
     assert not_counted.exists() and credits()
     assert {r.award_key for r in not_counted}.isdisjoint(credits())
-    sent = next(iter(annex_cloud_simulator.state.points.values()))
-    assert sent["credit"] == "25" and sent["reason"] == "Ratings and Reviews" and sent["actionId"] == "100"
+    key, sent = next(iter(annex_cloud_simulator.state.points.items()))
+    review = Review.objects.get(outcome=Result.AWARDED, review_id=key.removeprefix("bv-review-"))
+    assert {name: sent[name] for name in ("id", "actionId", "activity", "credit", "reason", "customId", "retry")} == {
+        "id": review.member.email,
+        "actionId": "100",
+        "activity": "CREDIT",
+        "credit": "25",
+        "reason": "Ratings and Reviews",
+        "customId": review.award_key,
+        "retry": "YES",
+    }
 
 
 def test_an_award_is_reversed_exactly_once_with_who_and_why(bv, site_admin):

@@ -26,13 +26,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from integrations.annexcloud import flows as annexcloud
+from integrations.annexcloud.api import AnnexCloudAPI
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.api import MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
 from integrations.bazaarvoice.emails import PLAIN16, Undecryptable, decrypt_email, email_key, masked
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.bazaarvoice.spec import DEFAULT_ACTION_ID, DEFAULT_FIRST_PULL_DAYS, DEFAULT_POINTS, DEFAULT_REASON
 from integrations.connections import api_for, connection_of, usable
-from integrations.http import AuthError, NotFound, RateLimited, Rejected, VendorError
+from integrations.http import AuthError, NotFound, RateLimited, Rejected, VendorError, path_segment
 from integrations.jobs import Counts, report_progress
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome
@@ -202,7 +203,7 @@ def settle(review: Review, context: Context) -> str:
 def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
     """The reviewer's Annex Cloud profile (`GET /users/{e-mail}`), or None when the review was settled without one."""
     try:
-        profile = annexcloud.annex_cloud_api(review.client).get_member(address)
+        profile = lookup_api(review.client, address).get_member(address)
     except NotFound:
         finish(review, Result.NOT_MEMBER, "The reviewer is not a loyalty member at Annex Cloud (AC1005, no data).")
         return None
@@ -215,6 +216,20 @@ def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
         finish(review, Result.NOT_MEMBER, "Annex Cloud answered with no data for the reviewer: not a loyalty member.")
         return None
     return profile
+
+
+def lookup_api(client: Client, address: str) -> AnnexCloudAPI:
+    """The client's Annex Cloud API for looking a reviewer up, with the address redacted like a secret from the call
+    log (in the path, escaped or not, and in the answer): a reviewer who is no member must leave no trace of it."""
+    connection = annexcloud.ready_connection(client)
+    return api_for(
+        connection,
+        AnnexCloudAPI,
+        site_id=client.site_id,
+        secret=connection.secret("api_secret"),
+        subject=connection.settings.get("jwt_subject", ""),
+        secret_values=[*(str(v) for v in connection.secrets.values() if v), address, path_segment(address)],
+    )
 
 
 def why_not_eligible(profile: dict[str, Any]) -> str:
