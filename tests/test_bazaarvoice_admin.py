@@ -131,6 +131,23 @@ def test_reverse_award_asks_why_then_debits_once(admin_http, bv, client_a):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_retry_settles_an_undecryptable_review_again_once_the_key_is_fixed(admin_http, bv, client_a):
+    simulator.state.derivation = "sha1"
+    simulator.generate(5, days=1)
+    pull_reviews.apply(args=[client_a.pk])
+    bv.settings = {**bv.settings, "email_key_derivation": "sha1"}
+    bv.save()
+    stuck = Review.objects.get(review_id="46000004")
+    assert stuck.outcome == Review.Outcome.UNDECRYPTABLE
+
+    done = admin_http.post(reverse(CHANGELIST), {"action": "retry", "_selected_action": [stuck.pk]}, follow=True)
+
+    stuck.refresh_from_db()
+    assert stuck.outcome == Review.Outcome.AWARDED and b"awarded" in done.content
+    assert list(annex_cloud_simulator.state.points) == [stuck.award_key]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_connection_page_shows_the_pull_and_pull_now_queues_the_job(admin_http, bv, eager_celery):
     ensure_schedules()
     simulator.generate(10, days=1)

@@ -325,11 +325,11 @@ def stop(review: Review, cause: Exception | str) -> StopRun:
 # --- The pull -------------------------------------------------------------------------------------------------------
 
 
-class RunCounts(Counter):
+class RunCounts(Counter[str]):
     """What one run did: pages read, reviews seen, and the outcome of each review settled."""
 
     def as_counts(self) -> Counts:
-        return {key: int(value) for key, value in self.items()}
+        return {str(key): int(value) for key, value in self.items()}
 
 
 def pull_all(client_id: int | None = None) -> Counts:
