@@ -6,11 +6,14 @@ and ineligible members are each handled as the issue says; an award is reversed 
 from __future__ import annotations
 
 import io
+import json
 import logging
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from werkzeug import Request, Response
 
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud import sandbox as annex_cloud_simulator
@@ -258,20 +261,37 @@ def test_retry_after_fixing_the_key_derivation_awards_the_review(bv):
     assert review.outcome == Result.AWARDED and credits() == [review.award_key]
 
 
-def test_retry_after_annex_cloud_refused_the_award_goes_under_a_fresh_key_once(bv, client_a):
+def test_a_refused_award_is_failed_and_retry_sends_it_under_a_fresh_key(bv, annex_cloud_sandbox, httpserver):
+    """Annex Cloud (a local fake) refuses the first award with AC1004; after the fix, Retry awards it once."""
+    _, annex = annex_cloud_sandbox
+    annex.environment, annex.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("/api/3.0")
+    annex.save()
+    sent: list[dict] = []
+
+    def fake_annex_cloud(request: Request) -> Response:
+        if request.method == "GET":
+            email = request.path.rsplit("/", 1)[-1]
+            if email != "reviewer4@example.com":
+                return Response(json.dumps({"errorCode": "AC1005", "errorMessage": "No data found"}), status=404)
+            return Response(json.dumps({"id": email, "email": email, "optInStatus": "YES", "status": "ACTIVE"}))
+        sent.append(json.loads(request.data))
+        if len(sent) == 1:
+            return Response(json.dumps({"errorCode": "AC1004", "errorMessage": "Missing parameters: actionId"}), 400)
+        return Response(json.dumps({**sent[-1], "updatedAvailablePoints": "50", "updatedUserTier": "Bronze"}))
+
+    httpserver.expect_request(re.compile(r"/api/3\.0/.*")).respond_with_handler(fake_annex_cloud)
     simulator.generate(5, days=1)
+
     bazaarvoice.pull_reviews(bv)
     review = Review.objects.get(review_id="46000004")
-    # As if Annex Cloud had refused the first award (AC1004): nothing applied under the review's own key.
-    PointsTransaction.objects.filter(key=review.award_key).update(status=PointsTransaction.Status.FAILED)
-    Review.objects.filter(pk=review.pk).update(outcome=Result.FAILED)
-    review.refresh_from_db()
+    assert review.outcome == Result.FAILED and "Missing parameters: actionId" in review.detail
 
     first, second = bazaarvoice.retry_review(review), bazaarvoice.retry_review(review)
 
     assert first.ok, first.message
     assert not second.ok and "only failed ones" in second.message
-    assert f"{review.award_key}-retry-1" in credits()
+    assert [body["customId"] for body in sent] == [review.award_key, f"{review.award_key}-retry-1"]
+    assert review.member.points == 50
     assert LoyaltyEvent.objects.filter(external_id=review.award_key).count() == 1
 
 
