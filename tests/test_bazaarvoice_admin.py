@@ -160,6 +160,7 @@ def test_the_connection_page_shows_the_pull_and_pull_now_queues_the_job(admin_ht
     after = admin_http.get(change)
 
     assert b"not started" in before.content and b"Next run due" in before.content and pull.encode() in before.content
+    assert b"the schedule is off" not in before.content  # a time: the hourly schedule exists
     assert b"Yes, pull now" in confirm.content
     assert JobRun.objects.filter(job="bazaarvoice.pull_reviews").count() == 1
     assert Review.objects.count() == 10

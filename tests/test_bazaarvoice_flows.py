@@ -19,7 +19,9 @@ from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud import sandbox as annex_cloud_simulator
 from integrations.bazaarvoice import flows as bazaarvoice
 from integrations.bazaarvoice import sandbox as simulator
+from integrations.bazaarvoice.emails import email_key, encrypt_email
 from integrations.bazaarvoice.models import PullState, Review
+from integrations.bazaarvoice.sandbox import iso
 from integrations.models import Connection, VendorCall
 from members.models import EventType, LoyaltyEvent, Member, PointsTransaction
 from portal.logging import REDACTED
@@ -364,3 +366,56 @@ def test_the_passkey_never_appears_in_call_rows_or_logs(bv, annex_cloud_sandbox)
         assert simulator.PASSKEY not in str(text) and "bvsbx-wrong-passkey-12345" not in str(text)
     assert f"passkey={REDACTED}" in rows.first().url
     assert f"passkey={REDACTED}" in stream.getvalue()
+
+
+def test_today_is_the_clients_today(bv, client_a):
+    client_a.time_zone = "Pacific/Kiritimati"  # UTC+14: the client's today began 10 to 14 hours before UTC's
+    client_a.save()
+    simulator.generate(48, days=2, today=0)
+
+    bazaarvoice.pull_reviews(bv)
+
+    cut = bazaarvoice.start_of_today(client_a)
+    assert cut.utcoffset() == timedelta(0) and cut.astimezone(client_a.zone).hour == 0
+    assert PullState.objects.get(connection=bv).cursor == cut
+    taken = Review.objects.values_list("moderated_at", flat=True)
+    assert taken and all(moment < cut for moment in taken)
+    assert Review.objects.count() == sum(1 for i in simulator.state.reviews if i["LastModeratedTime"] < iso(cut))
+
+
+def test_malformed_duplicated_and_unexpected_items_are_taken_in_stride(bv, client_a, httpserver):
+    """A fake Bazaarvoice whose pages overlap, repeat a review, and carry items the filters should have kept out."""
+    key = email_key(simulator.SHARED_SECRET)
+    annex_cloud_simulator.state.members["ann@example.com"] = {"id": "ann@example.com", "email": "ann@example.com"}
+    yesterday = today_start() - timedelta(hours=3)
+
+    def item(review_id: str, **fields) -> dict:
+        return {
+            "Id": review_id,
+            "LastModeratedTime": iso(yesterday),
+            "ModerationStatus": "APPROVED",
+            "Rating": 5,
+            "UserEmailAddress": encrypt_email("ann@example.com", key),
+            **fields,
+        }
+
+    pages = [
+        [item("1"), item("1"), {"Id": "", "LastModeratedTime": iso(yesterday)}, item("2", LastModeratedTime="soon")],
+        [item("1"), item("3", ModerationStatus="REJECTED"), item("4", LastModeratedTime=iso(today_start()))],
+    ]
+
+    def fake_bazaarvoice(request: Request) -> Response:
+        offset = int(request.args["Offset"])
+        results = {0: pages[0], 4: pages[1]}.get(offset, [])
+        return Response(json.dumps({"TotalResults": 7, "Offset": offset, "Results": [*results, "junk"]}))
+
+    httpserver.expect_request("/data/reviews.json").respond_with_handler(fake_bazaarvoice)
+    bv.environment, bv.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("")
+    bv.save()
+
+    result = bazaarvoice.pull_reviews(bv)
+
+    assert result.outcome.ok, result.outcome.message
+    assert list(Review.objects.values_list("review_id", "outcome")) == [("1", Result.AWARDED)]
+    assert result.counts["duplicates"] == 2 and result.counts["malformed"] == 2 and result.counts["not_taken"] == 2
+    assert credits() == ["bv-review-1"]
