@@ -120,6 +120,20 @@ def test_reruns_and_overlapping_pages_record_and_reward_each_review_once(bv):
     assert LoyaltyEvent.objects.count() == awarded
 
 
+def test_a_run_out_of_time_stops_after_a_page_and_the_next_continues_from_the_cursor(bv):
+    simulator.generate(250, days=2)
+
+    short = bazaarvoice.pull_reviews(bv, budget=timedelta(0))
+    cursor = PullState.objects.get(connection=bv).cursor
+    rest = bazaarvoice.pull_reviews(bv)
+
+    assert short.outcome.ok and "the next run continues" in short.outcome.message
+    assert short.counts["pages"] == 1 and Review.objects.filter(moderated_at__gt=cursor).count() == 150
+    assert rest.counts["pages"] == 2 and rest.counts["duplicates"] >= 1  # the cursor's own second is read again
+    assert Review.objects.count() == 250
+    assert len(credits()) == len(set(credits())) == Review.objects.filter(outcome=Result.AWARDED).count()
+
+
 def test_pages_are_read_by_offset_with_the_documented_filters(bv):
     simulator.generate(150, days=2)
 
@@ -406,8 +420,8 @@ def test_malformed_duplicated_and_unexpected_items_are_taken_in_stride(bv, clien
 
     def fake_bazaarvoice(request: Request) -> Response:
         offset = int(request.args["Offset"])
-        results = {0: pages[0], 4: pages[1]}.get(offset, [])
-        return Response(json.dumps({"TotalResults": 7, "Offset": offset, "Results": [*results, "junk"]}))
+        results = {0: [*pages[0], "junk"], 5: [*pages[1], "junk"]}.get(offset, [])  # Offset counts the junk too
+        return Response(json.dumps({"TotalResults": 9, "Offset": offset, "Results": results}))
 
     httpserver.expect_request("/data/reviews.json").respond_with_handler(fake_bazaarvoice)
     bv.environment, bv.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("")

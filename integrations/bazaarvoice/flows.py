@@ -13,10 +13,12 @@ the next run takes it up again. Nothing is lost, nothing is awarded twice.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -46,12 +48,19 @@ VENDOR = "bazaarvoice"
 LEASE = timedelta(minutes=15)
 # Reviews left pending by a stopped run, taken up first by the next run (at most this many per run).
 PENDING_BATCH = 1000
+# A scheduled run stops reading new pages after this long, well inside the task's time limit (PortalTask); the
+# cursor is saved per page, so the next run simply continues. A backlog is worked off over several runs.
+RUN_BUDGET = timedelta(minutes=8)
 Result = Review.Outcome
 
 
 class StopRun(Exception):
     """The run cannot go on (a vendor refuses the credentials, is unreachable, or the quota is used up); what it
     was doing stays pending and the next run resumes it. The message says why, for the admin."""
+
+
+class BudgetSpent(Exception):
+    """The run used its time (RUN_BUDGET): not an error, the next run continues from the cursor."""
 
 
 # --- Set-up -----------------------------------------------------------------------------------------------------
@@ -109,7 +118,7 @@ def explain_auth_failure(error: AuthError) -> str:
 def start_of_today(client: Client, now: datetime | None = None) -> datetime:
     """Midnight of the client's today, in UTC: no review moderated at or after it is taken yet (seed 003)."""
     today = client.local_date(now or timezone.now())
-    return datetime.combine(today, time.min, tzinfo=client.zone).astimezone(UTC)
+    return datetime.combine(today, time_of_day.min, tzinfo=client.zone).astimezone(UTC)
 
 
 # --- Recording a page ---------------------------------------------------------------------------------------------
@@ -350,9 +359,13 @@ class PullResult:
     counts: Counts
 
 
-def pull_reviews(connection: Connection, *, now: datetime | None = None) -> PullResult:
-    """One run for one connection: pending reviews first, then new pages from the cursor. Never two at once."""
+def pull_reviews(
+    connection: Connection, *, now: datetime | None = None, budget: timedelta | None = RUN_BUDGET
+) -> PullResult:
+    """One run for one connection: pending reviews first, then new pages from the cursor, for at most `budget`.
+    Never two at once."""
     now = now or timezone.now()
+    deadline = time.monotonic() + budget.total_seconds() if budget is not None else None
     state, _ = PullState.objects.get_or_create(connection=connection)
     if state.quota_reset_at and state.quota_reset_at > now:
         message = f"Bazaarvoice's quota is used up until {state.quota_reset_at:%Y-%m-%d %H:%M} UTC: nothing pulled."
@@ -364,7 +377,12 @@ def pull_reviews(connection: Connection, *, now: datetime | None = None) -> Pull
     try:
         context = Context.of(connection)
         settle_pending(context, counts)
-        pull_pages(bazaarvoice_api(connection), context, state, counts, now)
+        pull_pages(bazaarvoice_api(connection), context, state, counts, (now, deadline))
+    except BudgetSpent:
+        message = (
+            f"Pulled {counts['reviews']} reviews ({counts['awarded']} awarded) in this run's time; the next run "
+            "continues from the cursor."
+        )
     except RateLimited as exc:
         state.quota_reset_at = timezone.now() + timedelta(seconds=exc.retry_after or 60)
         message = f"Bazaarvoice's quota is used up: the pull resumes after {state.quota_reset_at:%H:%M:%S} UTC."
@@ -415,13 +433,17 @@ def first_pull_start(context: Context, today_start: datetime) -> datetime:
     return today_start - timedelta(days=days)
 
 
-def pull_pages(api: BazaarvoiceAPI, context: Context, state: PullState, counts: RunCounts, now: datetime) -> None:
-    """Page through windows of moderation time from the cursor to the start of the client's today."""
+def pull_pages(
+    api: BazaarvoiceAPI, context: Context, state: PullState, counts: RunCounts, clock: tuple[datetime, float | None]
+) -> None:
+    """Page through windows of moderation time from the cursor to the start of the client's today (`clock`: the
+    run's now, and its deadline on the monotonic clock, if any)."""
+    now, deadline = clock
     today_start = start_of_today(context.client, now)
     start = state.cursor or first_pull_start(context, today_start)
     while start < today_start:
         end, page = narrowed_window(api, start, today_start, counts)
-        pull_window(api, context, state, counts, (start, end), page)
+        pull_window(api, context, state, counts, (start, end), page, deadline)
         advance(state, end)
         start = end
 
@@ -448,6 +470,7 @@ def pull_window(
     counts: RunCounts,
     window: tuple[datetime, datetime],
     page: dict[str, Any],
+    deadline: float | None = None,
 ) -> None:
     start, end = window
     offset = 0
@@ -456,13 +479,15 @@ def pull_window(
         record_page(context, results, counts, end)
         counts["pages"] += 1
         report_progress(counts.as_counts())
-        offset += len(results)
+        offset += len(page["Results"])  # Bazaarvoice's Offset counts every item, even one that is not a review
         total = int(page.get("TotalResults") or 0)
-        if not results or offset >= total or offset > MAX_OFFSET:
+        if not page["Results"] or offset >= total or offset > MAX_OFFSET:
             return
         # Every review up to this page's last moderation time is recorded: a run killed now starts from there.
-        if (last := moderated_time(results[-1])) is not None:
+        if results and (last := moderated_time(results[-1])) is not None:
             advance(state, min(last, end))
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetSpent
         page = fetch(api, start, end, offset)
         counts["requests"] += 1
 
