@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, add_database_argument, bench_django, free_port, gunicorn, peak_rss_mb, print_result
 
+# Portal modules are imported inside the functions below: Django is set up (bench_django) only once the bench runs.
 SMOKE_ARGS = ["--reviews", "30"]
 POINTS = 50
 

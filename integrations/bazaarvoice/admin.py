@@ -152,6 +152,10 @@ class ReviewAdmin(ReadOnlyAdmin):
         "updated_at",
     ]
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A review's row is the record that it was rewarded (and reversed): it is never deleted by hand.
+        return False
+
     def has_site_admin_permission(self, request: HttpRequest) -> bool:
         return is_site_admin(request.user)
 
