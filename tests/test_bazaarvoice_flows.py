@@ -373,6 +373,8 @@ def test_the_passkey_never_appears_in_call_rows_or_logs(bv, annex_cloud_sandbox)
         handler.stream = original
         urllib3.setLevel(level)
 
+    bv.refresh_from_db()
+    assert bv.status == Connection.Status.FAILING and "passkey" in refused.outcome.message  # refused: says what to do
     assert "passkey=" in stream.getvalue()  # urllib3 did log the URLs ...
     rows = VendorCall.objects.filter(connection=bv)
     assert rows.count() == 2
