@@ -72,7 +72,7 @@ def test_a_secret_shorter_than_a_key_is_said_so_and_addresses_are_masked():
     assert masked("jimmy.sinek@example.com") == "j•••@example.com"
 
 
-# --- Requests and answers --------------------------------------------------------------------------------------------
+# --- Requests and answers ------------------------------------------------------------------------------------------
 
 
 def test_a_page_request_is_exactly_the_documented_one(httpserver: HTTPServer):

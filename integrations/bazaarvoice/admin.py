@@ -30,7 +30,7 @@ PULL_TASK = "bazaarvoice.pull_reviews"
 PULL_URL_NAME = "integrations_connection_bazaarvoice_pull"
 
 
-# --- The connection's page --------------------------------------------------------------------------------------------
+# --- The connection's page -----------------------------------------------------------------------------------------
 
 
 def next_run_due(now: datetime | None = None) -> datetime | None:
@@ -100,7 +100,7 @@ def pull_now_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) 
     return TemplateResponse(request, "admin/bazaarvoice/pull_now.html", context)
 
 
-# --- Reviews ----------------------------------------------------------------------------------------------------------
+# --- Reviews -------------------------------------------------------------------------------------------------------
 
 
 class ReverseAwardForm(forms.Form):
