@@ -23,6 +23,7 @@ from integrations.bazaarvoice.emails import email_key, encrypt_email
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.bazaarvoice.sandbox import iso
 from integrations.models import Connection, VendorCall
+from integrations.sandbox.base import OUTAGES, Outage
 from members.models import EventType, LoyaltyEvent, Member, PointsTransaction
 from portal.logging import REDACTED
 from tests.factories import ConnectionFactory
@@ -435,3 +436,23 @@ def test_malformed_duplicated_and_unexpected_items_are_taken_in_stride(bv, clien
     assert list(Review.objects.values_list("review_id", "outcome")) == [("1", Result.AWARDED)]
     assert result.counts["duplicates"] == 2 and result.counts["malformed"] == 2 and result.counts["not_taken"] == 2
     assert credits() == ["bv-review-1"]
+
+
+def test_an_annex_cloud_outage_defers_the_reviews_and_nothing_is_dropped(bv):
+    simulator.generate(20, days=1)
+    OUTAGES["annex_cloud"] = Outage(status=503, times=1000)
+    try:
+        stopped = bazaarvoice.pull_reviews(bv)
+    finally:
+        OUTAGES.pop("annex_cloud", None)
+
+    assert not stopped.outcome.ok and "Waiting" not in stopped.outcome.message
+    assert "next run resumes" in stopped.outcome.message
+    waiting = Review.objects.filter(outcome=Result.PENDING)
+    assert waiting.count() == 1 and "Annex Cloud" in waiting.get().detail
+    assert PullState.objects.get(connection=bv).cursor is None  # stopped within the first page: not moved
+
+    resumed = bazaarvoice.pull_reviews(bv)
+
+    assert resumed.outcome.ok and Review.objects.count() == 20 and not Review.objects.filter(outcome=Result.PENDING)
+    assert len(credits()) == Review.objects.filter(outcome=Result.AWARDED).count() == 12
