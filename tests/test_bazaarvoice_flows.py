@@ -96,6 +96,9 @@ def test_a_pull_rewards_each_eligible_reviewer_once_and_records_why_not_for_the_
     assert "not a loyalty member" in stranger.detail
     ineligible = Review.objects.filter(outcome=Result.NOT_ELIGIBLE).values_list("detail", flat=True)
     assert any("opted out" in d for d in ineligible) and any("inactive" in d for d in ineligible)
+    # The encrypted address is kept only where a retry may need it.
+    assert not Review.objects.exclude(outcome=Result.UNDECRYPTABLE).exclude(encrypted_email="").exists()
+    assert not Review.objects.filter(outcome=Result.UNDECRYPTABLE, encrypted_email="").exists()
     # Nor in the call log: the look-ups of non-members (GET /users/{e-mail}) are recorded with the address redacted.
     address = f"reviewer{int(stranger.review_id) - 46_000_000}@example.com"
     lookups = VendorCall.objects.filter(url__contains="/users/").values_list("url", "response_body")

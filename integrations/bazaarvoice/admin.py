@@ -123,7 +123,7 @@ class ReviewAdmin(ReadOnlyAdmin):
         "reviewer",
         "outcome",
         "points",
-        "detail",
+        "answer",
     ]
     list_filter = [ClientFilter, "outcome", ("moderated_at", admin.DateFieldListFilter)]
     list_select_related = ["client", "member"]
@@ -162,6 +162,10 @@ class ReviewAdmin(ReadOnlyAdmin):
     @admin.display(description="reviewer")
     def reviewer(self, review: Review) -> str:
         return self.member_link(review) if review.member_id else (review.masked_email or "—")
+
+    @admin.display(description="Annex Cloud's answer / what happened")
+    def answer(self, review: Review) -> str:
+        return review.detail
 
     @admin.display(description="member")
     def member_link(self, review: Review) -> str:

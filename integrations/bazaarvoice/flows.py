@@ -32,7 +32,7 @@ from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.api import MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
 from integrations.bazaarvoice.models import PullState, Review
-from integrations.bazaarvoice.rewards import Context, RewardRules, StopRun, settle
+from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, StopRun, settle
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
@@ -313,7 +313,7 @@ def advance(state: PullState, moment: datetime) -> None:
 
 def retry_review(review: Review) -> Outcome:
     """Settle a failed, undecryptable or pending review again (an admin fixed the cause)."""
-    if review.outcome not in (Result.FAILED, Result.UNDECRYPTABLE, Result.PENDING):
+    if review.outcome not in RETRYABLE:
         return Outcome.failure(f"{review} is {review.get_outcome_display()}: only failed ones are retried.")
     connection = connection_of(review.client, VENDOR)
     if connection is None:

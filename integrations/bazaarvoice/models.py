@@ -12,8 +12,8 @@ from members.models import Member
 
 class Review(models.Model):
     """One Bazaarvoice review of a client, recorded once whatever the number of times it is pulled. The reviewer's
-    e-mail is kept as Bazaarvoice sent it (encrypted) so a retry can decrypt it again; the plain address is never
-    stored: a member is linked, anyone else is shown masked."""
+    e-mail is kept as Bazaarvoice sent it (encrypted) only while a retry may need it (pending, failed, undecryptable);
+    the plain address is never stored: a member is linked, anyone else is shown masked."""
 
     class Outcome(models.TextChoices):
         PENDING = "pending", "pending"

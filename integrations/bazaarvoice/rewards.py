@@ -219,10 +219,16 @@ def thank(review: Review, member: Member, txn: PointsTransaction) -> None:
     )
 
 
+# Outcomes a review may be settled again from (by the next run or Retry): they keep the encrypted address for it.
+RETRYABLE = frozenset({Result.PENDING, Result.FAILED, Result.UNDECRYPTABLE})
+
+
 def finish(review: Review, outcome: str, detail: str, *, answer: dict[str, Any] | None = None) -> str:
     review.outcome, review.detail = outcome, detail
     if answer is not None:
         review.annex_cloud_answer = answer
+    if outcome not in RETRYABLE:
+        review.encrypted_email = ""  # settled for good: the address is not kept longer than needed
     review.save()
     return outcome
 
