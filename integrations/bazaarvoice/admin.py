@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -17,7 +18,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.models import PeriodicTask
 
-from integrations.admin.base import ClientFilter, ReadOnlyAdmin, VendorAdmin, first_few, report_outcomes
+from integrations.admin.base import (
+    SYNC_ACTION_LIMIT,
+    ClientFilter,
+    ReadOnlyAdmin,
+    VendorAdmin,
+    first_few,
+    report_outcomes,
+)
 from integrations.bazaarvoice import flows as bazaarvoice
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.bazaarvoice.spec import SPEC
@@ -75,6 +83,8 @@ def pull_now_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) 
     connection = get_object_or_404(model_admin.get_queryset(request), pk=pk, vendor=bazaarvoice.VENDOR)
     change_url = reverse("admin:integrations_connection_change", args=[connection.pk])
     if request.method == "POST":
+        if not model_admin.has_change_permission(request, connection):
+            raise PermissionDenied
         if connection.status not in USABLE_STATUSES:
             model_admin.message_user(
                 request,
@@ -182,15 +192,16 @@ class ReviewAdmin(ReadOnlyAdmin):
     @admin.action(description="Reverse the award of the selected reviews…", permissions=["site_admin"])
     def reverse_award(self, request: HttpRequest, queryset: QuerySet[Review]) -> TemplateResponse | None:
         """Asks why first (an intermediate page); each award is then debited once at Annex Cloud."""
-        reviews = list(queryset.select_related("client", "member")[:100])
+        reviews = list(queryset.select_related("client", "member")[:SYNC_ACTION_LIMIT])
         form = ReverseAwardForm(request.POST if "confirm" in request.POST else None)
         if form.is_bound and form.is_valid():
             reason = form.cleaned_data["reason"]
             outcomes = [bazaarvoice.reverse_award(review, request.user, reason) for review in reviews]
             report_outcomes(self, request, outcomes)
             return None
-        if len(queryset) > len(reviews):
-            self.message_user(request, "At most 100 awards are reversed at a time.", messages.WARNING)
+        if queryset.count() > len(reviews):
+            message = f"At most {SYNC_ACTION_LIMIT} awards are reversed at a time: only the first are listed."
+            self.message_user(request, message, messages.WARNING)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -102,6 +102,13 @@ def reviewer_kind(number: int) -> str:
     return {0: "not_member", 1: "opted_out", 2: "inactive", 3: "undecryptable"}.get(number % 10, "member")
 
 
+def encrypted_email(number: int, email: str, key: bytes) -> str:
+    """The address as Bazaarvoice sends it; an undecryptable reviewer's is garbage, or encrypted with another key."""
+    if reviewer_kind(number) != "undecryptable":
+        return encrypt_email(email, key)
+    return "not-a-valid-ciphertext==" if number % 20 == 3 else encrypt_email(email, bytes(16))
+
+
 def loyalty_member(email: str, kind: str) -> dict[str, Any]:
     return {
         "id": email,
@@ -143,8 +150,7 @@ def generate(
         else:
             moderated = today_start - timedelta(hours=1, seconds=index)
             status = "PENDING" if index < reviews + today + pending else "REJECTED"
-        encrypted = "not-a-valid-ciphertext==" if kind == "undecryptable" else encrypt_email(email, key)
-        items.append(review_item(n, encrypted, moderated, status=status))
+        items.append(review_item(n, encrypted_email(n, email, key), moderated, status=status))
         if kind not in ("not_member", "undecryptable"):
             members[email] = loyalty_member(email, kind)
     with state.lock:
