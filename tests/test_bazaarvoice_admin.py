@@ -193,3 +193,12 @@ def test_the_member_link_of_an_awarded_review(admin_http, client_a):
     awarded = review(client_a, "A-9", member=member)
     page = admin_http.get(reverse("admin:bazaarvoice_review_change", args=[awarded.pk]))
     assert reverse("admin:members_member_change", args=[member.pk]).encode() in page.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_user_can_pull_their_own_clients_reviews_now(alice_http, bv, eager_celery):
+    simulator.generate(3, days=1)
+    answer = alice_http.post(reverse("admin:integrations_connection_bazaarvoice_pull", args=[bv.pk]), follow=True)
+    assert b"Queued: a pull" in answer.content
+    assert JobRun.objects.get(job="bazaarvoice.pull_reviews").client == bv.client
+    assert Review.objects.count() == 3
