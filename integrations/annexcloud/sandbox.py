@@ -49,6 +49,8 @@ class State:
     points: dict[str, dict[str, Any]] = field(default_factory=dict)  # customId -> response
     segments: dict[int, dict[str, Any]] = field(default_factory=dict)  # segmentId -> the fields sent
     next_segment_id: int = FIRST_SEGMENT_ID
+    # The next N points answers are lost after the points are applied (a gateway 504): "sent once" drills.
+    lose_points_answers: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -167,6 +169,9 @@ def points(request: HttpRequest) -> JsonResponse:
             return answer
         member["tier"] = answer["updatedUserTier"]
         state.points[body["customId"]] = answer
+        if state.lose_points_answers > 0:
+            state.lose_points_answers -= 1
+            return JsonResponse({"message": "Gateway Timeout"}, status=504)
     return JsonResponse(answer)
 
 
@@ -246,9 +251,11 @@ def segment_by_id(request: HttpRequest, segment_id: int) -> JsonResponse:
 
 @csrf_exempt
 def control(request: HttpRequest) -> JsonResponse:
-    """POST {"members": [{"id": ..., "email": ..., "optInStatus": "YES", ...}]} adds loyalty members (demo, benches)."""
+    """POST {"members": [{"id": ..., "email": ..., "optInStatus": "YES", ...}]} adds loyalty members (demo, benches);
+    {"lose_points_answers": N} loses the next N points answers after applying them."""
     body = json_object(request) or {}
     with state.lock:
+        state.lose_points_answers = int(body.get("lose_points_answers", state.lose_points_answers))
         for member in body.get("members") or []:
             if isinstance(member, dict) and member.get("id"):
                 state.members[str(member["id"])] = {"optInStatus": "YES", "status": "ACTIVE", **member}

@@ -1,8 +1,15 @@
-"""Bazaarvoice as a vendor: Conversations API hosts, the passkey and the e-mail shared secret."""
+"""Bazaarvoice as a vendor: Conversations API hosts, the passkey, the e-mail shared secret, and each client's reward
+rules for approved reviews (the Annex Cloud "Ratings and Reviews" action)."""
 
 from django import forms
 
-from integrations.vendor_spec import SecretSpec, VendorSpec
+from integrations.vendor_spec import Schedule, SecretSpec, VendorSpec
+
+# The reward rules' defaults: what a client gets until its admin enters its own.
+DEFAULT_ACTION_ID = "100"
+DEFAULT_POINTS = 50
+DEFAULT_REASON = "Ratings and Reviews"
+DEFAULT_FIRST_PULL_DAYS = 30
 
 SPEC = VendorSpec(
     key="bazaarvoice",
@@ -19,6 +26,54 @@ SPEC = VendorSpec(
             choices=[("plain16", "First 16 bytes of the secret"), ("sha1", "First 16 bytes of SHA-1")],
             initial="plain16",
         ),
+        "action_id": forms.CharField(
+            required=False,
+            max_length=50,
+            label="Ratings and Reviews action id",
+            help_text=f"The Annex Cloud action id of the client's Ratings and Reviews action (blank: "
+            f"{DEFAULT_ACTION_ID}).",
+        ),
+        "points_per_review": forms.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=100_000,
+            initial=DEFAULT_POINTS,
+            help_text=f"Points a reviewer earns for one approved review (blank: {DEFAULT_POINTS}).",
+        ),
+        "reason": forms.CharField(
+            required=False,
+            max_length=200,
+            help_text=f"The reason Annex Cloud shows with the points (blank: {DEFAULT_REASON!r}).",
+        ),
+        "minimum_rating": forms.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=10,
+            help_text="Only reviews rated at least this earn points (blank: any rating).",
+        ),
+        "ratings_only_count": forms.ChoiceField(
+            required=False,
+            choices=[("yes", "Yes: a rating without text earns points"), ("no", "No: only written reviews")],
+            initial="yes",
+            label="Ratings-only reviews count",
+        ),
+        "first_pull_days": forms.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=3650,
+            initial=DEFAULT_FIRST_PULL_DAYS,
+            help_text="How far back the first pull looks (days before today); later pulls start from the cursor.",
+        ),
     },
     default_rate_limit=2.0,
+    schedules=(
+        Schedule(
+            name="Pull Bazaarvoice reviews",
+            task="bazaarvoice.pull_reviews",
+            crontab={"minute": "7"},
+            description="Pulls approved reviews moderated before today from each Bazaarvoice connection and awards "
+            "the reviewers' Annex Cloud points once per review.",
+        ),
+    ),
+    client_user_permissions=("view_review",),
 )

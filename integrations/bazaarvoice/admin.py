@@ -1,0 +1,216 @@
+"""Bazaarvoice in the admin: the reviews (what became of each; "Retry" for failed ones and "Reverse award" for site
+admins), and on the connection's page where its pull stands — cursor, last run, quota, next run — with "Pull now"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django_celery_beat.models import PeriodicTask
+
+from integrations.admin.base import (
+    SYNC_ACTION_LIMIT,
+    ClientFilter,
+    ReadOnlyAdmin,
+    VendorAdmin,
+    first_few,
+    report_outcomes,
+)
+from integrations.bazaarvoice import flows as bazaarvoice
+from integrations.bazaarvoice.models import PullState, Review
+from integrations.bazaarvoice.spec import SPEC
+from integrations.connections import USABLE_STATUSES
+from integrations.models import Connection
+from integrations.queue import enqueue
+from integrations.tenancy import is_site_admin
+
+PULL_TASK = "bazaarvoice.pull_reviews"
+PULL_URL_NAME = "integrations_connection_bazaarvoice_pull"
+
+
+# --- The connection's page -----------------------------------------------------------------------------------------
+
+
+def next_run_due(now: datetime | None = None) -> datetime | None:
+    """When beat next runs the pull (its schedule is editable in Periodic tasks), or None when it is off."""
+    now = now or timezone.now()
+    names = [schedule.name for schedule in SPEC.schedules]
+    task = PeriodicTask.objects.filter(name__in=names, enabled=True).select_related("crontab").first()
+    if task is None or task.crontab is None:
+        return None
+    return now + task.crontab.schedule.remaining_estimate(now)
+
+
+@admin.display(description="review pull")
+def pull_state(connection: Connection) -> str:
+    state = PullState.objects.filter(connection=connection).first() or PullState(connection=connection)
+    due = next_run_due()
+    counts = ", ".join(f"{name} {value}" for name, value in sorted(state.last_run_counts.items())) or "—"
+    rows = [
+        ("Cursor (moderated before this is taken)", state.cursor or "not started: the first run looks back"),
+        ("Last run", state.last_run_at or "never"),
+        ("Last run's result", state.last_run_result or "—"),
+        ("Last run's counts", counts),
+        ("Quota used up until", state.quota_reset_at or "—"),
+        ("Next run due", due or "the schedule is off (Periodic tasks)"),
+    ]
+    table = format_html_join("", "<div><strong>{}:</strong> {}</div>", rows)
+    if connection.pk is None:
+        return table
+    url = reverse(f"admin:{PULL_URL_NAME}", args=[connection.pk])
+    return format_html('{}<p><a class="button" href="{}">Pull now…</a></p>', table, url)
+
+
+def pull_now_url(model_admin: admin.ModelAdmin) -> Any:
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        return pull_now_view(model_admin, request, pk)
+
+    return path("bazaarvoice/<int:pk>/pull/", model_admin.admin_site.admin_view(view), name=PULL_URL_NAME)
+
+
+def pull_now_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks to confirm; POST queues a pull of this connection's client (the same job as the hourly one)."""
+    connection = get_object_or_404(model_admin.get_queryset(request), pk=pk, vendor=bazaarvoice.VENDOR)
+    change_url = reverse("admin:integrations_connection_change", args=[connection.pk])
+    if request.method == "POST":
+        if not model_admin.has_change_permission(request, connection):
+            raise PermissionDenied
+        if connection.status not in USABLE_STATUSES:
+            model_admin.message_user(
+                request,
+                f"{connection} is {connection.status}: verify it first (the pull uses active connections only).",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
+        enqueue(PULL_TASK, connection.client_id)
+        model_admin.message_user(
+            request,
+            f"Queued: a pull of {connection.client}'s Bazaarvoice reviews. Watch it under Job runs; the reviews "
+            "appear under Reviews as they are recorded.",
+        )
+        return HttpResponseRedirect(change_url)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"Pull {connection.client}'s Bazaarvoice reviews now?",
+        "connection": connection,
+        "state": pull_state(connection),
+        "cancel_url": change_url,
+    }
+    return TemplateResponse(request, "admin/bazaarvoice/pull_now.html", context)
+
+
+# --- Reviews -------------------------------------------------------------------------------------------------------
+
+
+class ReverseAwardForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why the points are taken back (kept with the review and sent to Annex Cloud as the reason).",
+        error_messages={"required": "Say why the award is reversed: it is kept with the review."},
+    )
+
+
+@admin.register(Review)
+class ReviewAdmin(ReadOnlyAdmin):
+    list_display = [
+        "review_id",
+        "client",
+        "product_id",
+        "rating",
+        "moderated_at",
+        "reviewer",
+        "outcome",
+        "points",
+        "answer",
+    ]
+    list_filter = [ClientFilter, "outcome", ("moderated_at", admin.DateFieldListFilter)]
+    list_select_related = ["client", "member"]
+    search_fields = ["review_id", "product_id"]
+    date_hierarchy = "moderated_at"
+    actions = ["retry", "reverse_award"]
+    exclude = ["encrypted_email"]  # ciphertext of an address: of no use to a reader, and not theirs to see
+    readonly_fields = [
+        "client",
+        "review_id",
+        "product_id",
+        "rating",
+        "ratings_only",
+        "moderated_at",
+        "masked_email",
+        "member_link",
+        "outcome",
+        "points",
+        "detail",
+        "annex_cloud_answer",
+        "attempts",
+        "reversed_by",
+        "reversal_reason",
+        "reversed_at",
+        "first_seen_at",
+        "updated_at",
+    ]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A review's row is the record that it was rewarded (and reversed): it is never deleted by hand.
+        return False
+
+    def has_site_admin_permission(self, request: HttpRequest) -> bool:
+        return is_site_admin(request.user)
+
+    @admin.display(description="reviewer")
+    def reviewer(self, review: Review) -> str:
+        return self.member_link(review) if review.member_id else (review.masked_email or "—")
+
+    @admin.display(description="Annex Cloud's answer / what happened")
+    def answer(self, review: Review) -> str:
+        return review.detail
+
+    @admin.display(description="member")
+    def member_link(self, review: Review) -> str:
+        if review.member_id is None:
+            return "—"
+        url = reverse("admin:members_member_change", args=[review.member_id])
+        return format_html('<a href="{}">{}</a>', url, review.member)
+
+    @admin.action(description="Retry the selected failed reviews", permissions=["site_admin"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[Review]) -> None:
+        reviews = first_few(self, request, queryset.select_related("client"), "retried")
+        report_outcomes(self, request, [bazaarvoice.retry_review(review) for review in reviews])
+
+    @admin.action(description="Reverse the award of the selected reviews…", permissions=["site_admin"])
+    def reverse_award(self, request: HttpRequest, queryset: QuerySet[Review]) -> TemplateResponse | None:
+        """Asks why first (an intermediate page); each award is then debited once at Annex Cloud."""
+        reviews = list(queryset.select_related("client", "member")[:SYNC_ACTION_LIMIT])
+        form = ReverseAwardForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            outcomes = [bazaarvoice.reverse_award(review, request.user, reason) for review in reviews]
+            report_outcomes(self, request, outcomes)
+            return None
+        if queryset.count() > len(reviews):
+            message = f"At most {SYNC_ACTION_LIMIT} awards are reversed at a time: only the first are listed."
+            self.message_user(request, message, messages.WARNING)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Reverse the award of {len(reviews)} review(s)?",
+            "reviews": reviews,
+            "form": form,
+            "action": request.POST.get("action", "reverse_award"),
+        }
+        return TemplateResponse(request, "admin/bazaarvoice/reverse_award.html", context)
+
+
+ADMIN = VendorAdmin(connection_fields=(pull_state,), connection_urls=(pull_now_url,))

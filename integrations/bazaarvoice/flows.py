@@ -1,0 +1,361 @@
+"""Bazaarvoice use cases: verifying a connection, the incremental pull of approved reviews that awards each reviewer's
+Annex Cloud points once per review, retrying a review, and reversing an award.
+
+The pull reads `GET /data/reviews.json` from the connection's cursor up to the start of the client's today (seed 003:
+"LastModeratedTime not today"), oldest first, 100 at a time. Every review is recorded once per client (a review seen
+again — overlapping pages, re-moderation, a re-run — is a duplicate, never a second award), and the award goes
+through Annex Cloud's points entry point with the review id as its key and `customId`, so neither the portal nor Annex
+Cloud can apply it twice. The cursor moves only after a page's reviews are recorded. What stops a run (Annex Cloud
+refusing the credentials or unreachable, Bazaarvoice's quota) leaves the review pending and the cursor where it was:
+the next run takes it up again. Nothing is lost, nothing is awarded twice. Settling one review (the rules, the
+e-mail, the look-up and the award) is integrations/bazaarvoice/rewards.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from integrations.annexcloud import flows as annexcloud
+from integrations.annexcloud.flows import AnnexCloudNotReady
+from integrations.bazaarvoice.api import MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
+from integrations.bazaarvoice.models import PullState, Review
+from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, StopRun, settle
+from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS
+from integrations.connections import api_for, connection_of, usable
+from integrations.http import AuthError, RateLimited, VendorError
+from integrations.jobs import Counts, report_progress
+from integrations.models import Client, Connection
+from integrations.outcome import Outcome
+from members.models import PointsTransaction
+
+VENDOR = "bazaarvoice"
+# How long a run holds a connection's pull; a killed run's hold runs out by itself.
+LEASE = timedelta(minutes=15)
+# Reviews left pending by a stopped run, taken up first by the next run (at most this many per run).
+PENDING_BATCH = 1000
+# A scheduled run stops reading new pages after this long, well inside the task's time limit (PortalTask); the
+# cursor is saved per page, so the next run simply continues. A backlog is worked off over several runs.
+RUN_BUDGET = timedelta(minutes=8)
+Result = Review.Outcome
+
+
+class BudgetSpent(Exception):
+    """The run used its time (RUN_BUDGET): not an error, the next run continues from the cursor."""
+
+
+# --- Set-up --------------------------------------------------------------------------------------------------------
+
+
+def bazaarvoice_api(connection: Connection) -> BazaarvoiceAPI:
+    return api_for(connection, BazaarvoiceAPI, passkey=connection.secret("passkey"))
+
+
+def check_connection(connection: Connection) -> str:
+    """Verify: one `GET /data/reviews.json?apiversion=5.4&Limit=1`, side-effect free."""
+    total = bazaarvoice_api(connection).check()
+    return f"Bazaarvoice accepted the passkey ({total} reviews visible to it)."
+
+
+def explain_auth_failure(error: AuthError) -> str:
+    return (
+        f"Bazaarvoice refused the passkey: {error.message}. Check the Conversations API passkey and that the "
+        "environment (staging or production) is the one the passkey was issued for."
+    )
+
+
+def start_of_today(client: Client, now: datetime | None = None) -> datetime:
+    """Midnight of the client's today, in UTC: no review moderated at or after it is taken yet (seed 003)."""
+    today = client.local_date(now or timezone.now())
+    return datetime.combine(today, time_of_day.min, tzinfo=client.zone).astimezone(UTC)
+
+
+# --- Recording a page ----------------------------------------------------------------------------------------------
+
+
+def moderated_time(item: dict[str, Any]) -> datetime | None:
+    value = parse_datetime(str(item.get("LastModeratedTime") or ""))
+    return value if value is not None and value.tzinfo is not None else None
+
+
+def whole_number(value: Any) -> int | None:
+    with contextlib.suppress(TypeError, ValueError):
+        return int(value)
+    return None
+
+
+def record_review(client: Client, item: dict[str, Any]) -> tuple[Review | None, bool]:
+    """The review of an item of `Results`, stored once per client: (review, created). Items without an id or a
+    moderation time (malformed) are not stored: (None, False)."""
+    review_id, moderated = str(item.get("Id") or "").strip(), moderated_time(item)
+    if not review_id or len(review_id) > 64 or moderated is None:
+        return None, False
+    defaults = {
+        "product_id": str(item.get("ProductId") or "")[:200],
+        "rating": whole_number(item.get("Rating")),
+        "ratings_only": bool(item.get("IsRatingsOnly")),
+        "moderated_at": moderated,
+        "encrypted_email": str(item.get("UserEmailAddress") or "")[:512],
+    }
+    try:
+        with transaction.atomic():
+            return Review.objects.get_or_create(client=client, review_id=review_id, defaults=defaults)
+    except IntegrityError:  # stored by a concurrent run meanwhile
+        return Review.objects.get(client=client, review_id=review_id), False
+
+
+def takeable(item: dict[str, Any], today_start: datetime) -> bool:
+    """What the filters asked for, checked again: approved, and moderated before the client's today."""
+    moderated = moderated_time(item)
+    return str(item.get("ModerationStatus", "APPROVED")).upper() == "APPROVED" and (
+        moderated is None or moderated < today_start
+    )
+
+
+# --- The pull ------------------------------------------------------------------------------------------------------
+
+
+class RunCounts(Counter[str]):
+    """What one run did: pages read, reviews seen, and the outcome of each review settled."""
+
+    def as_counts(self) -> Counts:
+        return {str(key): int(value) for key, value in self.items()}
+
+
+def pull_all(client_id: int | None = None) -> Counts:
+    """The scheduled job: pull every usable Bazaarvoice connection (of one client, if given)."""
+    connections = usable(VENDOR).select_related("client")
+    if client_id:
+        connections = connections.filter(client_id=client_id)
+    total = RunCounts()
+    for connection in connections:
+        total.update(pull_reviews(connection).counts)
+        total["connections"] += 1
+    return total.as_counts()
+
+
+@dataclass(frozen=True)
+class PullResult:
+    outcome: Outcome
+    counts: Counts
+
+
+def pull_reviews(
+    connection: Connection, *, now: datetime | None = None, budget: timedelta | None = RUN_BUDGET
+) -> PullResult:
+    """One run for one connection: pending reviews first, then new pages from the cursor, for at most `budget`.
+    Never two at once."""
+    now = now or timezone.now()
+    deadline = time.monotonic() + budget.total_seconds() if budget is not None else None
+    state, _ = PullState.objects.get_or_create(connection=connection)
+    if state.quota_reset_at and state.quota_reset_at > now:
+        message = f"Bazaarvoice's quota is used up until {state.quota_reset_at:%Y-%m-%d %H:%M} UTC: nothing pulled."
+        return PullResult(Outcome.failure(message), {"skipped": 1})
+    if not claim(state, now):
+        return PullResult(Outcome.failure(f"A pull of {connection} is already running."), {"skipped": 1})
+    counts = RunCounts()
+    message = "The run failed: see its job run for the error. Nothing recorded is lost; the next run resumes."
+    try:
+        context = Context.of(connection)
+        settle_pending(context, counts)
+        pull_pages(bazaarvoice_api(connection), context, state, counts, (now, deadline))
+    except BudgetSpent:
+        message = (
+            f"Pulled {counts['reviews']} reviews ({counts['awarded']} awarded) in this run's time; the next run "
+            "continues from the cursor."
+        )
+    except RateLimited as exc:
+        state.quota_reset_at = timezone.now() + timedelta(seconds=exc.retry_after or 60)
+        message = f"Bazaarvoice's quota is used up: the pull resumes after {state.quota_reset_at:%H:%M:%S} UTC."
+        counts["stopped"] += 1
+    except (StopRun, VendorError) as exc:
+        message = exc.for_admin if isinstance(exc, VendorError) else str(exc)
+        counts["stopped"] += 1
+    else:
+        message = f"Pulled {counts['reviews']} reviews: {counts['awarded']} awarded."
+    finally:
+        state.lease_until = None
+        state.last_run_at, state.last_run_counts = timezone.now(), counts.as_counts()
+        state.last_run_result = message
+        state.save(update_fields=["lease_until", "last_run_at", "last_run_counts", "last_run_result", "quota_reset_at"])
+    return PullResult(Outcome(not counts["stopped"], message, error=bool(counts["stopped"])), counts.as_counts())
+
+
+def claim(state: PullState, now: datetime) -> bool:
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    claimed = PullState.objects.filter(free, pk=state.pk).update(lease_until=now + LEASE)
+    if claimed:
+        state.refresh_from_db()
+    return bool(claimed)
+
+
+def settle_pending(context: Context, counts: RunCounts) -> None:
+    """Reviews a stopped run left pending are settled before any new page is read."""
+    pending = Review.objects.filter(client=context.client, outcome=Result.PENDING).order_by("moderated_at", "pk")
+    for review in pending[:PENDING_BATCH]:
+        counts[settle(review, context)] += 1
+
+
+def review_filters(start: datetime, end: datetime) -> list[str]:
+    """Approved reviews moderated in [start, end): time attributes take epoch seconds; repeated filters are ANDed."""
+    return [
+        "ModerationStatus:eq:APPROVED",
+        f"LastModeratedTime:gte:{int(start.timestamp())}",
+        f"LastModeratedTime:lt:{int(end.timestamp())}",
+    ]
+
+
+def fetch(api: BazaarvoiceAPI, start: datetime, end: datetime, offset: int) -> dict[str, Any]:
+    return api.reviews(filters=review_filters(start, end), sort="LastModeratedTime:asc", limit=MAX_LIMIT, offset=offset)
+
+
+def first_pull_start(context: Context, today_start: datetime) -> datetime:
+    days = int(context.connection.settings.get("first_pull_days") or DEFAULT_FIRST_PULL_DAYS)
+    return today_start - timedelta(days=days)
+
+
+def pull_pages(
+    api: BazaarvoiceAPI, context: Context, state: PullState, counts: RunCounts, clock: tuple[datetime, float | None]
+) -> None:
+    """Page through windows of moderation time from the cursor to the start of the client's today (`clock`: the
+    run's now, and its deadline on the monotonic clock, if any)."""
+    now, deadline = clock
+    today_start = start_of_today(context.client, now)
+    start = state.cursor or first_pull_start(context, today_start)
+    while start < today_start:
+        end, page = narrowed_window(api, start, today_start, counts)
+        pull_window(api, context, state, counts, (start, end), page, deadline)
+        advance(state, end)
+        start = end
+
+
+def narrowed_window(
+    api: BazaarvoiceAPI, start: datetime, end: datetime, counts: RunCounts
+) -> tuple[datetime, dict[str, Any]]:
+    """The window from `start` whose results Offset can reach (≤ 300000): halved until it fits. Returns its end and
+    its first page."""
+    page = fetch(api, start, end, 0)
+    counts["requests"] += 1
+    while int(page.get("TotalResults") or 0) > MAX_OFFSET + MAX_LIMIT and end - start > timedelta(seconds=1):
+        end = start + timedelta(seconds=int((end - start).total_seconds()) // 2)
+        page = fetch(api, start, end, 0)
+        counts["requests"] += 1
+        counts["narrowed"] += 1
+    return end, page
+
+
+def pull_window(
+    api: BazaarvoiceAPI,
+    context: Context,
+    state: PullState,
+    counts: RunCounts,
+    window: tuple[datetime, datetime],
+    page: dict[str, Any],
+    deadline: float | None = None,
+) -> None:
+    start, end = window
+    offset = 0
+    while True:
+        results = [item for item in page["Results"] if isinstance(item, dict)]
+        record_page(context, results, counts, end)
+        counts["pages"] += 1
+        report_progress(counts.as_counts())
+        offset += len(page["Results"])  # Bazaarvoice's Offset counts every item, even one that is not a review
+        total = int(page.get("TotalResults") or 0)
+        if not page["Results"] or offset >= total or offset > MAX_OFFSET:
+            return
+        # Every review up to this page's last moderation time is recorded: a run killed now starts from there.
+        if results and (last := moderated_time(results[-1])) is not None:
+            advance(state, min(last, end))
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetSpent
+        page = fetch(api, start, end, offset)
+        counts["requests"] += 1
+
+
+def record_page(context: Context, results: Iterable[dict[str, Any]], counts: RunCounts, before: datetime) -> None:
+    for item in results:
+        counts["reviews"] += 1
+        if not takeable(item, before):
+            counts["not_taken"] += 1
+            continue
+        review, created = record_review(context.client, item)
+        if review is None:
+            counts["malformed"] += 1
+        elif not created and review.outcome != Result.PENDING:
+            counts["duplicates"] += 1
+        else:
+            counts["new"] += int(created)
+            counts[settle(review, context)] += 1
+
+
+def advance(state: PullState, moment: datetime) -> None:
+    """Move the cursor forward (never back), saved at once: the reviews before it are recorded."""
+    if state.cursor is None or moment > state.cursor:
+        state.cursor = moment
+        PullState.objects.filter(pk=state.pk).update(cursor=moment)
+
+
+# --- Admin use cases -----------------------------------------------------------------------------------------------
+
+
+def retry_review(review: Review) -> Outcome:
+    """Settle a failed, undecryptable or pending review again (an admin fixed the cause)."""
+    if review.outcome not in RETRYABLE:
+        return Outcome.failure(f"{review} is {review.get_outcome_display()}: only failed ones are retried.")
+    connection = connection_of(review.client, VENDOR)
+    if connection is None:
+        return Outcome(False, f"{review.client} has no Bazaarvoice connection.", error=True)
+    try:
+        outcome = settle(review, Context.of(connection))
+    except StopRun as exc:
+        return Outcome(False, str(exc), error=True)
+    label = Result(outcome).label
+    return Outcome(outcome == Result.AWARDED, f"{review}: {label}. {review.detail}")
+
+
+def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
+    """Debit an awarded review's points (a review found fraudulent), exactly once: the review is locked, and the
+    debit has its own key (customId) so a repeat can never take the points twice."""
+    reason = reason.strip()
+    if not reason:
+        return Outcome.failure("Say why the award is reversed.")
+    with transaction.atomic():
+        review = Review.objects.select_for_update().select_related("member", "client").get(pk=review.pk)
+        if review.outcome == Result.REVERSED:
+            return Outcome.failure(f"{review} was already reversed ({review.reversal_reason}).")
+        if review.outcome != Result.AWARDED or review.member is None:
+            return Outcome.failure(f"{review} is {review.get_outcome_display()}: only awarded reviews are reversed.")
+        connection = connection_of(review.client, VENDOR)
+        rules = RewardRules.of(connection) if connection else RewardRules()
+        try:
+            result = annexcloud.adjust_points(
+                review.member,
+                activity=PointsTransaction.Activity.DEBIT,
+                points=review.points,
+                key=review.reversal_key,
+                action_id=rules.action_id,
+                reason=f"Reversed: {reason}"[:200],
+            )
+        except (AnnexCloudNotReady, annexcloud.KeyReused) as exc:
+            return Outcome(False, str(exc), error=True)
+        txn = result.transaction
+        if txn.status != PointsTransaction.Status.APPLIED:
+            return Outcome(False, f"{review}: the reversal was not applied — {txn.detail}", error=True)
+        review.outcome, review.reversed_by, review.reversed_at = Result.REVERSED, by, timezone.now()
+        review.reversal_reason = reason
+        review.detail = f"{review.detail} Reversed: {txn.detail}"
+        review.save()
+    return Outcome.success(f"{review}: {txn.detail}")

@@ -1,0 +1,240 @@
+"""Settling one Bazaarvoice review: the client's reward rules, decrypting the reviewer's e-mail, looking them up at
+Annex Cloud, and awarding the points once (the review id as key and `customId`) with a `review_rewarded` loyalty
+event — or recording why not. Used by the pull and by the admin's Retry (integrations/bazaarvoice/flows.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from integrations.annexcloud import flows as annexcloud
+from integrations.annexcloud.api import AnnexCloudAPI
+from integrations.annexcloud.flows import AnnexCloudNotReady
+from integrations.bazaarvoice.emails import PLAIN16, Undecryptable, decrypt_email, email_key, masked
+from integrations.bazaarvoice.models import Review
+from integrations.bazaarvoice.spec import DEFAULT_ACTION_ID, DEFAULT_POINTS, DEFAULT_REASON
+from integrations.connections import api_for
+from integrations.http import NotFound, Rejected, VendorError, path_segment
+from integrations.models import Client, Connection
+from members import sync
+from members.flows import record_loyalty_event
+from members.models import EventType, Member, PointsTransaction
+
+Result = Review.Outcome
+
+
+# --- Rules ---------------------------------------------------------------------------------------------------------
+
+
+class StopRun(Exception):
+    """The run cannot go on (a vendor refuses the credentials, is unreachable, or the quota is used up); what it
+    was doing stays pending and the next run resumes it. The message says why, for the admin."""
+
+
+@dataclass(frozen=True)
+class RewardRules:
+    """A client's rules for rewarding a review (settings of its Bazaarvoice connection, with defaults)."""
+
+    action_id: str = DEFAULT_ACTION_ID
+    points: int = DEFAULT_POINTS
+    reason: str = DEFAULT_REASON
+    minimum_rating: int | None = None
+    ratings_only_count: bool = True
+
+    @classmethod
+    def of(cls, connection: Connection) -> RewardRules:
+        settings = connection.settings
+        minimum = settings.get("minimum_rating")
+        return cls(
+            action_id=str(settings.get("action_id") or DEFAULT_ACTION_ID),
+            points=int(settings.get("points_per_review") or DEFAULT_POINTS),
+            reason=str(settings.get("reason") or DEFAULT_REASON),
+            minimum_rating=int(minimum) if minimum else None,
+            ratings_only_count=settings.get("ratings_only_count", "yes") != "no",
+        )
+
+    def why_not_counted(self, review: Review) -> str:
+        """Why the rules give this review no points, or "" when they do."""
+        if self.minimum_rating and (review.rating or 0) < self.minimum_rating:
+            rated = review.rating or "nothing"
+            return f"Rated {rated}: the client rewards reviews rated {self.minimum_rating} or more."
+        if review.ratings_only and not self.ratings_only_count:
+            return "A rating without a written review: the client rewards written reviews only."
+        return ""
+
+
+# --- Settling ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What settling a review of one connection needs, read once per run."""
+
+    connection: Connection
+    rules: RewardRules
+    derivation: str
+
+    @classmethod
+    def of(cls, connection: Connection) -> Context:
+        derivation = str(connection.settings.get("email_key_derivation") or PLAIN16)
+        return cls(connection, RewardRules.of(connection), derivation)
+
+    @property
+    def client(self) -> Client:
+        return self.connection.client
+
+
+def settle(review: Review, context: Context) -> str:
+    """Decide a pending review: award its points or record why not. Returns the outcome; raises StopRun when the
+    run must stop (the review stays pending, to be taken up by the next run)."""
+    review.attempts += 1
+    if why := context.rules.why_not_counted(review):
+        return finish(review, Result.NOT_COUNTED, why)
+    try:
+        key = email_key(context.connection.secret("shared_secret"), context.derivation)
+        address = decrypt_email(review.encrypted_email, key)
+    except Undecryptable as exc:
+        return finish(
+            review,
+            Result.UNDECRYPTABLE,
+            f"The reviewer's e-mail address could not be decrypted ({exc}). Check the shared secret and the e-mail "
+            "key derivation of the Bazaarvoice connection, then Retry the review.",
+        )
+    review.masked_email = masked(address)
+    profile = loyalty_profile(review, address)
+    if profile is None:
+        return review.outcome
+    if why := why_not_eligible(profile):
+        return finish(review, Result.NOT_ELIGIBLE, why)
+    return award(review, context, member_for(context.client, address, profile))
+
+
+def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
+    """The reviewer's Annex Cloud profile (`GET /users/{e-mail}`), or None when the review was settled without one."""
+    try:
+        profile = lookup_api(review.client, address).get_member(address)
+    except NotFound:
+        finish(review, Result.NOT_MEMBER, "The reviewer is not a loyalty member at Annex Cloud (AC1005, no data).")
+        return None
+    except Rejected as exc:
+        finish(review, Result.FAILED, f"Annex Cloud refused the member look-up: {exc.message}. {exc.hint}")
+        return None
+    except (AnnexCloudNotReady, VendorError) as exc:
+        raise stop(review, exc) from exc
+    if not isinstance(profile, dict) or not profile:
+        finish(review, Result.NOT_MEMBER, "Annex Cloud answered with no data for the reviewer: not a loyalty member.")
+        return None
+    return profile
+
+
+def lookup_api(client: Client, address: str) -> AnnexCloudAPI:
+    """The client's Annex Cloud API for looking a reviewer up, with the address redacted like a secret from the call
+    log (in the path, escaped or not, and in the answer): a reviewer who is no member must leave no trace of it."""
+    connection = annexcloud.ready_connection(client)
+    return api_for(
+        connection,
+        AnnexCloudAPI,
+        site_id=client.site_id,
+        secret=connection.secret("api_secret"),
+        subject=connection.settings.get("jwt_subject", ""),
+        secret_values=[*(str(v) for v in connection.secrets.values() if v), address, path_segment(address)],
+    )
+
+
+def why_not_eligible(profile: dict[str, Any]) -> str:
+    if str(profile.get("optInStatus") or "YES").upper() == "NO":
+        return "The reviewer opted out of the loyalty program (optInStatus NO): no points."
+    if str(profile.get("status") or "ACTIVE").upper() != "ACTIVE":
+        return f"The reviewer's loyalty membership is {str(profile['status']).lower()}: no points."
+    return ""
+
+
+def member_for(client: Client, address: str, profile: dict[str, Any]) -> Member:
+    """The client's member this reviewer is (by Annex Cloud id or e-mail), created when there is none, and brought
+    up to date with Annex Cloud's profile the way a refresh does, so the other vendors follow."""
+    annex_id = str(profile.get("id") or "")
+    match = Q(email__iexact=address) | (Q(annex_cloud_id=annex_id) if annex_id else Q(pk__in=[]))
+    member = Member.objects.filter(client=client).filter(match).order_by("pk").first()
+    if member is None:
+        member = Member.objects.create(client=client, email=address)
+        sync.record_change(member, {"email"}, {"email": ""})
+    try:
+        with transaction.atomic():
+            annexcloud.apply_profile(member, profile)
+    except IntegrityError:
+        # Annex Cloud's mobile number belongs to another member here: everything else is still taken.
+        member.refresh_from_db()
+        annexcloud.apply_profile(member, {k: v for k, v in profile.items() if k != "phone"})
+    return member
+
+
+def award(review: Review, context: Context, member: Member) -> str:
+    """Credit the review's points once (key and customId: the review id); a thank-you event follows an award."""
+    review.member = member
+    review.points = review.points or context.rules.points  # a retry sends what the first attempt sent
+    try:
+        result = annexcloud.adjust_points(
+            member,
+            activity=PointsTransaction.Activity.CREDIT,
+            points=review.points,
+            key=award_key(review),
+            action_id=context.rules.action_id,
+            reason=context.rules.reason,
+        )
+    except (AnnexCloudNotReady, annexcloud.KeyReused) as exc:
+        raise stop(review, exc) from exc
+    txn = result.transaction
+    if txn.status == PointsTransaction.Status.APPLIED:
+        thank(review, member, txn)
+        return finish(review, Result.AWARDED, txn.detail, answer=txn.response)
+    if txn.status == PointsTransaction.Status.FAILED:
+        return finish(review, Result.FAILED, txn.detail)
+    # Not confirmed (Annex Cloud refused the credentials, was unreachable, or its answer was lost): kept pending; the
+    # same key goes again next time, and customId with retry YES means Annex Cloud applies it once at most.
+    raise stop(review, txn.detail)
+
+
+def award_key(review: Review) -> str:
+    """The review's award key: its own (`bv-review-<id>`) until Annex Cloud refuses an award under it. A refused
+    award was not applied, so a retry after the cause is fixed goes under a fresh key (`...-retry-<n>`); a pending one
+    (answer lost) keeps its key, so it can never be applied twice."""
+    keys = Q(key=review.award_key) | Q(key__startswith=f"{review.award_key}-retry-")
+    refused = PointsTransaction.objects.filter(keys, client_id=review.client_id, status=PointsTransaction.Status.FAILED)
+    count = refused.count()
+    return f"{review.award_key}-retry-{count}" if count else review.award_key
+
+
+def thank(review: Review, member: Member, txn: PointsTransaction) -> None:
+    """The `review_rewarded` loyalty event (once per review), so the client's template can thank the reviewer."""
+    data: dict[str, Any] = {"points": review.points, "review_id": review.review_id, "product_id": review.product_id}
+    if (balance := annexcloud.whole_number(txn.response.get("updatedAvailablePoints"))) is not None:
+        data["points_balance"] = balance
+    if txn.response.get("updatedUserTier"):
+        data["tier"] = str(txn.response["updatedUserTier"])
+    record_loyalty_event(
+        review.client, member, external_id=review.award_key, event_type=EventType.REVIEW_REWARDED, data=data
+    )
+
+
+# Outcomes a review may be settled again from (by the next run or Retry): they keep the encrypted address for it.
+RETRYABLE = frozenset({Result.PENDING, Result.FAILED, Result.UNDECRYPTABLE})
+
+
+def finish(review: Review, outcome: str, detail: str, *, answer: dict[str, Any] | None = None) -> str:
+    review.outcome, review.detail = outcome, detail
+    if answer is not None:
+        review.annex_cloud_answer = answer
+    if outcome not in RETRYABLE:
+        review.encrypted_email = ""  # settled for good: the address is not kept longer than needed
+    review.save()
+    return outcome
+
+
+def stop(review: Review, cause: Exception | str) -> StopRun:
+    """Keep the review pending with the reason and end the run."""
+    reason = cause.for_admin if isinstance(cause, VendorError) else str(cause)
+    finish(review, Result.PENDING, f"Waiting: {reason}")
+    return StopRun(f"Stopped at review {review.review_id}: {reason} The next run resumes from there.")
