@@ -1,0 +1,456 @@
+"""First Orion use cases: verify a connection, plan and create a push of a program content to a segment, a member
+selection or a list of numbers, run a push batch by batch (resumable, each batch sent at most once), and the pushes
+the dashboard shows. Admin actions, API views, tasks and tests all call these functions."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from integrations.connections import ConnectionDisabled, api_for, usable_connection
+from integrations.first_orion.api import FirstOrionAPI, batch_body
+from integrations.first_orion.models import (
+    MAX_PERSONALIZATION_LENGTH,
+    MEMBER_PLACEHOLDERS,
+    ProgramContent,
+    Push,
+    PushBatch,
+)
+from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
+from integrations.first_orion.tokens import TokenSource
+from integrations.http import AuthError, RateLimited, Unavailable, VendorError
+from integrations.jobs import report_progress
+from integrations.models import Client, Connection
+from integrations.outcome import NotReady
+from integrations.queue import enqueue
+from members.models import Member, Segment
+from members.phones import InvalidPhone, to_e164
+from members.templates_text import placeholders_in, render_text
+
+VENDOR = "first_orion"
+# A push's runner holds it this long past each batch; a killed runner's push is resumed after it.
+CLAIM_SECONDS = 120
+SKIP_NO_PHONE = "no mobile number"
+SKIP_INVALID_PHONE = "invalid mobile number"
+SKIP_OPTED_OUT = "opted out"
+SKIP_DUPLICATE = "duplicate number"
+SKIP_OTHER_CLIENT = "not a member of the program content's client"
+MAX_EXAMPLES = 5
+
+
+class FirstOrionNotReady(NotReady):
+    """Something to fix before a push can be made (no usable connection, nothing to push to...)."""
+
+
+# --- The connection -------------------------------------------------------------------------------------------
+
+
+def first_orion_api(connection: Connection) -> FirstOrionAPI:
+    return api_for(
+        connection,
+        FirstOrionAPI,
+        client_id=str(connection.settings.get("client_id") or ""),
+        client_secret=connection.secret("client_secret"),
+    )
+
+
+def token_source(connection: Connection, api: FirstOrionAPI | None = None) -> TokenSource:
+    return TokenSource(connection, api or first_orion_api(connection))
+
+
+def check_connection(connection: Connection) -> str:
+    """The verify check: a new token (the stored one may predate the credentials being checked) and its health.
+    No push is made."""
+    source = token_source(connection)
+    source.forget()
+    health = source.with_token(source.api.token_health)
+    return f"Verified: First Orion granted a token for client id {connection.settings.get('client_id')} ({health})."
+
+
+def explain_auth_failure(exc: AuthError) -> str:
+    return f"First Orion refused the credentials ({exc.message}). {exc.hint}"
+
+
+def batch_size(connection: Connection) -> int:
+    return int(connection.settings.get("batch_size") or DEFAULT_BATCH_SIZE)
+
+
+def ready_connection(client: Client) -> Connection:
+    connection = usable_connection(client, VENDOR)
+    if connection is None:
+        raise FirstOrionNotReady(
+            f"First Orion ENGAGE is not active for {client}: add its connection (client id and secret) and verify it."
+        )
+    return connection
+
+
+# --- Planning destinations -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Who a push reaches: destinations as sent, and the members left out by reason (with a few examples)."""
+
+    destinations: list[dict[str, Any]] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    long_values: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, who: str) -> None:
+        self.skipped[reason] += 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < MAX_EXAMPLES:
+            examples.append(who)
+
+    def batches(self, size: int) -> int:
+        return math.ceil(len(self.destinations) / size)
+
+
+def member_values(member: dict[str, Any], client: Client) -> dict[str, object]:
+    return {
+        "first_name": member["first_name"],
+        "last_name": member["last_name"],
+        "tier": member["tier"],
+        "points": member["points"],
+        "client_name": client.name,
+    }
+
+
+def personalize(content: ProgramContent, values: dict[str, object]) -> dict[str, str]:
+    return {name: render_text(template, values) for name, template in content.personalization.items()}
+
+
+def note_long_values(plan: Plan, who: str, personalization: dict[str, str]) -> None:
+    for name, value in personalization.items():
+        if len(value) > MAX_PERSONALIZATION_LENGTH and len(plan.long_values) < MAX_EXAMPLES:
+            plan.long_values.append(f"{who}: {name} = “{value}” ({len(value)} characters)")
+
+
+MEMBER_FIELDS = ("pk", "client_id", "phone", "opted_in", "first_name", "last_name", "tier", "points", "email")
+
+
+def plan_for_members(content: ProgramContent, members: QuerySet[Member], push_id: int | str = "") -> Plan:
+    """Destinations for members, in member order: one per number (the first member with it), personalised, each
+    traced back to push and member by its customTrackingId. Members without a valid number, opted out, or with a
+    number already taken are skipped and counted."""
+    plan, seen = Plan(), set[str]()
+    client = content.client
+    for member in members.order_by("pk").values(*MEMBER_FIELDS).iterator(chunk_size=5000):
+        who = member["email"] or f"member {member['pk']}"
+        if member["client_id"] != client.pk:
+            plan.skip(SKIP_OTHER_CLIENT, who)
+            continue
+        if not member["phone"]:
+            plan.skip(SKIP_NO_PHONE, who)
+            continue
+        try:
+            number = to_e164(member["phone"], client.default_region)
+        except InvalidPhone:
+            plan.skip(SKIP_INVALID_PHONE, f"{who} ({member['phone']})")
+            continue
+        if not member["opted_in"]:
+            plan.skip(SKIP_OPTED_OUT, who)
+            continue
+        if number in seen:
+            plan.skip(SKIP_DUPLICATE, f"{who} ({number})")
+            continue
+        seen.add(number)
+        personalization = personalize(content, member_values(member, client))
+        note_long_values(plan, who, personalization)
+        plan.destinations.append(destination(number, personalization, f"push-{push_id}-m{member['pk']}"))
+    return plan
+
+
+def plan_for_numbers(content: ProgramContent, numbers: Iterable[str], push_id: int | str = "") -> Plan:
+    """Destinations for a list of numbers (national ones read in the client's region). Numbers belong to no member,
+    so only variables that need no member (static text, {client_name}) are personalised."""
+    plan, seen = Plan(), set[str]()
+    static = {
+        name: template
+        for name, template in content.personalization.items()
+        if not set(placeholders_in(template)) & MEMBER_PLACEHOLDERS
+    }
+    values = {"client_name": content.client.name}
+    for index, raw in enumerate(numbers):
+        try:
+            number = to_e164(str(raw), content.client.default_region)
+        except InvalidPhone:
+            plan.skip(SKIP_INVALID_PHONE, str(raw))
+            continue
+        if number in seen:
+            plan.skip(SKIP_DUPLICATE, number)
+            continue
+        seen.add(number)
+        personalization = {name: render_text(t, values) for name, t in static.items()}
+        note_long_values(plan, number, personalization)
+        plan.destinations.append(destination(number, personalization, f"push-{push_id}-n{index}"))
+    return plan
+
+
+def destination(number: str, personalization: dict[str, str], tracking_id: str) -> dict[str, Any]:
+    item: dict[str, Any] = {"bNumber": number}
+    if personalization:
+        item["personalization"] = personalization
+    item["customTrackingId"] = tracking_id
+    return item
+
+
+def preview(
+    content: ProgramContent, *, segment: Segment | None = None, members: QuerySet[Member] | None = None
+) -> Plan:
+    """What a push would do (the admin's confirmation page), without creating it."""
+    return plan_for_members(content, segment_members(segment) if segment is not None else members, push_id="N")
+
+
+def segment_members(segment: Segment) -> QuerySet[Member]:
+    return Member.objects.filter(segment_links__segment=segment)
+
+
+def long_personalization_examples(content: ProgramContent, limit: int = 3) -> list[str]:
+    """Real members of the client whose personalised values would exceed 20 characters (for the admin's warning)."""
+    members = Member.objects.filter(client_id=content.client_id).exclude(phone="")[:500]
+    plan = plan_for_members(content, Member.objects.filter(pk__in=[m.pk for m in members]))
+    return plan.long_values[:limit]
+
+
+# --- Creating a push ---------------------------------------------------------------------------------------------
+
+
+def create_push(
+    content: ProgramContent,
+    *,
+    segment: Segment | None = None,
+    members: QuerySet[Member] | None = None,
+    numbers: list[str] | None = None,
+    not_before: datetime | None = None,
+    requested_by: str = "",
+) -> Push:
+    """Record a push with all its batches (one transaction: a push exists whole or not at all) and queue it."""
+    if (segment is not None) + (members is not None) + (numbers is not None) != 1:
+        raise ValueError("Push to exactly one of: a segment, members, numbers.")
+    connection = ready_connection(content.client)
+    if segment is not None and segment.client_id != content.client_id:
+        raise FirstOrionNotReady(f"Segment {segment} is not a segment of {content.client}.")
+    source = Push.Source.SEGMENT if segment is not None else Push.Source.MEMBERS if members is not None else "numbers"
+    with transaction.atomic():
+        push = Push.objects.create(
+            client=content.client,
+            program_content=content,
+            source=source,
+            segment=segment,
+            not_before=not_before,
+            requested_by=requested_by,
+        )
+        if numbers is not None:
+            plan = plan_for_numbers(content, numbers, push.pk)
+        else:
+            plan = plan_for_members(content, segment_members(segment) if segment else members, push.pk)
+        if not plan.destinations:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in plan.skipped.items()) or "none given"
+            raise FirstOrionNotReady(f"Nothing to push to: no destination is left ({reasons}).")
+        size = batch_size(connection)
+        PushBatch.objects.bulk_create(
+            (
+                PushBatch(push=push, index=index, size=len(chunk), destinations=chunk)
+                for index, chunk in enumerate(chunks(plan.destinations, size))
+            ),
+            batch_size=200,
+        )
+        push.destinations = len(plan.destinations)
+        push.batches_total = plan.batches(size)
+        push.skipped = dict(plan.skipped)
+        push.save(update_fields=["destinations", "batches_total", "skipped"])
+        enqueue("first_orion.run_push", push.pk)
+    return push
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- Running a push ----------------------------------------------------------------------------------------------
+
+
+def claim(push: Push) -> bool:
+    """Only one runner per push: a compare-and-set on `claimed_until` (free, or left by a runner that died)."""
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    unfinished = ~Q(status__in=[Push.Status.SENT, Push.Status.FAILED, Push.Status.UNCERTAIN])
+    return bool(
+        Push.objects.filter(free, unfinished, pk=push.pk).update(
+            claimed_until=now + timedelta(seconds=CLAIM_SECONDS), status=Push.Status.SENDING
+        )
+    )
+
+
+def release(push: Push) -> None:
+    Push.objects.filter(pk=push.pk).update(claimed_until=None)
+
+
+def run_push(push_id: int) -> dict[str, int]:
+    """Send a push's pending batches in order. Each batch is committed `sending` before its call and settled after,
+    so a push killed midway resumes with the batches it had not sent; a batch found `sending` here was being sent
+    by a runner that died, and may have reached First Orion: it becomes uncertain, never resent."""
+    push = Push.objects.select_related("program_content", "client").get(pk=push_id)
+    if not claim(push):
+        return counts_of(push)
+    try:
+        orphaned_sending_batches_are_uncertain(push)
+        connection = usable_connection(push.client_id, VENDOR)
+        if connection is None:
+            return wait(push, "The First Orion connection is not active: verify it and the push continues.")
+        send_pending_batches(push, connection)
+    finally:
+        release(push)
+    return counts_of(push)
+
+
+def orphaned_sending_batches_are_uncertain(push: Push) -> None:
+    now = timezone.now()
+    lost = push.batches.filter(status=PushBatch.Status.SENDING).update(
+        status=PushBatch.Status.UNCERTAIN,
+        settled_at=now,
+        error="The worker sending this batch stopped before First Orion's answer was recorded: it may have been "
+        "pushed. Not resent automatically; check with First Orion (customTrackingId) before pushing these numbers "
+        "again.",
+    )
+    if lost:
+        Push.objects.filter(pk=push.pk).update(failures=F("failures") + lost)
+
+
+def send_pending_batches(push: Push, connection: Connection) -> None:
+    try:
+        source = token_source(connection)
+    except ConnectionDisabled as exc:
+        wait(push, str(exc))
+        return
+    content = push.program_content
+    for batch in push.batches.filter(status=PushBatch.Status.PENDING).order_by("index").iterator():
+        Push.objects.filter(pk=push.pk).update(claimed_until=timezone.now() + timedelta(seconds=CLAIM_SECONDS))
+        if not mark_sending(batch):
+            continue
+        try:
+            answer = source.with_token(
+                lambda token, batch=batch: source.api.push_batch(
+                    token, content.program_content_uuid, body_for(content, push, batch)
+                )
+            )
+        except VendorError as exc:
+            if not settle_failed_batch(push, batch, exc):
+                return
+        else:
+            settle(batch, PushBatch.Status.SENT, request_id=answer.request_id)
+            Push.objects.filter(pk=push.pk).update(batches_sent=F("batches_sent") + 1)
+        report_progress(counts_of(push))
+    finish(push)
+
+
+def body_for(content: ProgramContent, push: Push, batch: PushBatch) -> dict[str, Any]:
+    return batch_body(
+        batch.destinations,
+        a_numbers=content.a_numbers,
+        a_number_group_id=content.a_number_group_id,
+        ttl_seconds=content.ttl_seconds,
+        keep_after_call=content.keep_after_call,
+        not_before=push.not_before,
+    )
+
+
+def mark_sending(batch: PushBatch) -> bool:
+    """Committed before the call (autocommit): from here on a lost worker leaves evidence."""
+    return bool(
+        PushBatch.objects.filter(pk=batch.pk, status=PushBatch.Status.PENDING).update(
+            status=PushBatch.Status.SENDING, attempted_at=timezone.now()
+        )
+    )
+
+
+def settle(batch: PushBatch, status: str, *, request_id: str = "", error: str = "") -> None:
+    PushBatch.objects.filter(pk=batch.pk).update(
+        status=status, request_id=request_id, error=error, settled_at=timezone.now()
+    )
+
+
+def settle_failed_batch(push: Push, batch: PushBatch, exc: VendorError) -> bool:
+    """Record what a failed batch means; returns whether the push goes on with its next batch."""
+    if exc.uncertain:
+        settle(batch, PushBatch.Status.UNCERTAIN, error=f"The answer was lost: it may have been pushed. {exc}")
+        Push.objects.filter(pk=push.pk).update(failures=F("failures") + 1)
+        return True
+    if isinstance(exc, Unavailable | RateLimited | AuthError):
+        # Refused or never sent: the batch waits, unsent, for the connection to work again.
+        PushBatch.objects.filter(pk=batch.pk).update(status=PushBatch.Status.PENDING, error=str(exc))
+        wait(push, exc.for_admin)
+        return False
+    # First Orion refused the push itself (aNumbers not registered, program set-up): no batch can succeed.
+    settle(batch, PushBatch.Status.FAILED, request_id=getattr(exc, "request_id", ""), error=exc.for_admin)
+    push.batches.filter(status=PushBatch.Status.PENDING).update(
+        status=PushBatch.Status.CANCELLED, error=f"Not sent: batch {batch.index + 1} failed. {exc.for_admin}"
+    )
+    Push.objects.filter(pk=push.pk).update(failures=F("failures") + 1, error=exc.for_admin)
+    return True
+
+
+def wait(push: Push, reason: str) -> dict[str, int]:
+    Push.objects.filter(pk=push.pk).update(status=Push.Status.WAITING, error=reason)
+    return counts_of(push)
+
+
+def finish(push: Push) -> None:
+    """The push's outcome once no batch is left to send: failed > uncertain > sent."""
+    statuses = set(push.batches.values_list("status", flat=True))
+    if statuses & {PushBatch.Status.PENDING, PushBatch.Status.SENDING}:
+        return
+    if statuses & {PushBatch.Status.FAILED, PushBatch.Status.CANCELLED}:
+        status = Push.Status.FAILED
+    elif PushBatch.Status.UNCERTAIN in statuses:
+        status = Push.Status.UNCERTAIN
+    else:
+        status = Push.Status.SENT
+    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now()}
+    if status == Push.Status.SENT:
+        fields["error"] = ""
+    elif status == Push.Status.UNCERTAIN:
+        fields["error"] = (
+            "The answer to some batches was lost: First Orion may have pushed them. They are not resent "
+            "automatically; see the batches."
+        )
+    Push.objects.filter(pk=push.pk).update(**fields)
+
+
+def counts_of(push: Push) -> dict[str, int]:
+    push.refresh_from_db(fields=["destinations", "batches_total", "batches_sent", "failures"])
+    return {
+        "destinations": push.destinations,
+        "batches": push.batches_total,
+        "batches_sent": push.batches_sent,
+        "failures": push.failures,
+    }
+
+
+def resume_pushes() -> dict[str, int]:
+    """Queue every unfinished push whose runner is gone (a lost task, a killed worker, a connection that was not
+    usable). Their sent batches are not resent."""
+    now = timezone.now()
+    stale = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    pending = Push.objects.filter(stale, status__in=[Push.Status.QUEUED, Push.Status.SENDING, Push.Status.WAITING])
+    ids = list(pending.values_list("pk", flat=True))
+    for push_id in ids:
+        enqueue("first_orion.run_push", push_id)
+    return {"queued": len(ids)}
+
+
+def failed_pushes_since(when: datetime) -> QuerySet[Push]:
+    """Pushes that failed, or whose outcome is uncertain, created since `when` (for the dashboard)."""
+    return Push.objects.filter(
+        created_at__gte=when, status__in=[Push.Status.FAILED, Push.Status.UNCERTAIN]
+    ).select_related("client", "program_content")
