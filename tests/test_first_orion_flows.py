@@ -16,7 +16,7 @@ from integrations import connections
 from integrations.first_orion import flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import AccessToken, ProgramContent, Push, PushBatch
-from integrations.models import Connection, VendorCall
+from integrations.models import Connection, JobRun, VendorCall
 from members.models import Member, Segment
 from members.segments import add_members
 from tests.factories import ConnectionFactory
@@ -268,3 +268,14 @@ def test_threads_with_an_expired_token_make_exactly_one_token_request(fo):
     assert not errors
     assert state.token_calls == 1
     assert len(set(tokens)) == 1 and tokens[0] in state.tokens
+
+
+def test_a_queued_push_runs_as_a_recorded_job(fo, content, client_a, eager_celery, django_capture_on_commit_callbacks):
+    state, _ = fo
+    member(client_a, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        push = flows.create_push(content, members=Member.objects.all())
+    push.refresh_from_db()
+    assert push.status == "sent" and state.batches == 1
+    run = JobRun.objects.get(job="first_orion.run_push")
+    assert run.client == client_a and run.counts["batches_sent"] == 1
