@@ -88,20 +88,25 @@ class PushSerializer(serializers.ModelSerializer):
         return dict(push.batches.values_list("status").annotate(n=Count("pk")).order_by())
 
 
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A row by id among those of the caller's clients (another client's id reads as "does not exist")."""
+
+    def __init__(self, model: type[Any], **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return scope_to_clients(self.model.objects.all(), self.context["request"].user)
+
+
 class PushRequestSerializer(serializers.Serializer):
-    program_content = serializers.PrimaryKeyRelatedField(queryset=ProgramContent.objects.none())
-    segment = serializers.PrimaryKeyRelatedField(queryset=Segment.objects.none(), required=False)
+    program_content = ScopedPrimaryKeyField(ProgramContent)
+    segment = ScopedPrimaryKeyField(Segment, required=False)
     members = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
     numbers = serializers.ListField(
         child=serializers.CharField(max_length=32), required=False, allow_empty=False, max_length=MAX_NUMBERS
     )
     not_before = serializers.DateTimeField(required=False, allow_null=True)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        user = self.context["request"].user
-        self.fields["program_content"].queryset = scope_to_clients(ProgramContent.objects.all(), user)
-        self.fields["segment"].queryset = scope_to_clients(Segment.objects.all(), user)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [name for name in ("segment", "members", "numbers") if attrs.get(name) is not None]
