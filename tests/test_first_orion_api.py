@@ -21,7 +21,7 @@ from integrations.first_orion.api import (
     jwt_lifetime,
 )
 from integrations.http import CallRecord, RetryPolicy, Unavailable
-from portal.logging import REDACTED
+from portal.logging import REDACTED, redact_text
 
 PROGRAM = "3e1b9b27-d1f9-4c8d-800f-bb534d6928d6"
 GROUP = "935b91a0-f2fb-4c43-b629-63fea6634512"
@@ -88,6 +88,7 @@ def test_the_token_and_the_secret_never_reach_the_call_rows(api, httpserver, log
     assert TOKEN not in recorded and "secret-456-abcdef" not in recorded
     assert REDACTED in recorded
     assert TOKEN not in str(caught.value)
+    assert TOKEN not in redact_text(f"a log line with {TOKEN}")
 
 
 def test_a_500_with_a_null_token_is_explained_as_bad_credentials(api, httpserver):

@@ -239,6 +239,28 @@ def test_the_token_is_stored_encrypted_refreshed_early_and_redacted_from_call_ro
     assert row.access_token not in calls and simulator.CLIENT_SECRET not in calls
 
 
+def test_while_another_caller_refreshes_the_still_valid_old_token_is_used(fo):
+    state, connection = fo
+    old = flows.token_source(connection).current()
+    now = timezone.now()
+    AccessToken.objects.filter(connection=connection).update(
+        refresh_at=now - timedelta(seconds=1),
+        expires_at=now + timedelta(seconds=30),
+        lease_until=now + timedelta(seconds=30),
+    )
+    assert flows.token_source(connection).current() == old
+    assert state.token_calls == 1
+
+
+def test_a_lease_left_by_a_refresher_that_died_is_taken_over(fo):
+    state, connection = fo
+    old = flows.token_source(connection).current()
+    past = timezone.now() - timedelta(seconds=1)
+    AccessToken.objects.filter(connection=connection).update(refresh_at=past, expires_at=past, lease_until=past)
+    new = flows.token_source(connection).current()
+    assert new != old and state.token_calls == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_threads_with_an_expired_token_make_exactly_one_token_request(fo):
     state, connection = fo

@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from integrations.http import AuthError, Rejected, VendorAPI, VendorError
+from portal.logging import register_secret_values
 
 TOKEN_PATH = "/federated/content/v2/token"
 HEALTH_PATH = "/federated/content/v2/token/health"
@@ -126,9 +127,10 @@ class FirstOrionAPI(VendorAPI):
         self.client_secret = client_secret
 
     def remember_secret(self, value: str) -> None:
-        """A token is a secret too: redacted from call rows and error texts wherever it appears."""
+        """A token is a secret too: redacted from call rows, error texts and log lines wherever it appears."""
         if value and value not in self.redactor.values:
             self.redactor.values = (*self.redactor.values, value)
+            register_secret_values([value])
 
     def error_for(self, response: requests.Response) -> VendorError | None:
         path = requests.utils.urlparse(response.request.url or "").path if response.request else ""
