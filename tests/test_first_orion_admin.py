@@ -229,3 +229,14 @@ def test_client_user_of_b_cannot_see_a_push_of_a(client_b, client_a, content):
     bob = login(ClientUserFactory(username="bob", client=client_b))
     push = Push.objects.create(client=client_a, program_content=content, source="numbers")
     assert bob.get(reverse("admin:first_orion_push_change", args=[push.pk])).status_code == 302
+
+
+def test_api_patch_switches_a_content_to_a_group(api_client_for, client_a, content):
+    api = api_client_for(client_a)
+    url = f"/api/first-orion/program-contents/{content.pk}/"
+    half = api.patch(url, {"a_number_group_id": "935b91a0-f2fb-4c43-b629-63fea6634512"}, format="json")
+    assert half.status_code == 400 and "exactly one of" in str(half.json())
+    done = api.patch(url, {"a_numbers": [], "a_number_group_id": "935B91A0-F2FB-4C43-B629-63FEA6634512"}, format="json")
+    assert done.status_code == 200, done.content
+    content.refresh_from_db()
+    assert (content.a_numbers, content.a_number_group_id) == ([], "935b91a0-f2fb-4c43-b629-63fea6634512")

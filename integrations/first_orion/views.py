@@ -48,7 +48,8 @@ class ProgramContentSerializer(serializers.ModelSerializer):
         attrs["client"] = client
         candidate = ProgramContent(**{**self._current(), **attrs})
         if self.instance is not None:
-            candidate.pk = self.instance.pk
+            # The stored row itself, so uniqueness is checked against the others only.
+            candidate.pk, candidate._state.adding = self.instance.pk, False
         try:
             candidate.full_clean()
         except ValidationError as exc:
