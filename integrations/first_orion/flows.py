@@ -239,20 +239,16 @@ def create_push(
     connection = ready_connection(content.client)
     if segment is not None and segment.client_id != content.client_id:
         raise FirstOrionNotReady(f"Segment {segment} is not a segment of {content.client}.")
-    source = Push.Source.SEGMENT if segment is not None else Push.Source.MEMBERS if members is not None else "numbers"
     with transaction.atomic():
         push = Push.objects.create(
             client=content.client,
             program_content=content,
-            source=source,
+            source=source_of(segment, members),
             segment=segment,
             not_before=not_before,
             requested_by=requested_by,
         )
-        if numbers is not None:
-            plan = plan_for_numbers(content, numbers, push.pk)
-        else:
-            plan = plan_for_members(content, segment_members(segment) if segment else members, push.pk)
+        plan = plan_for_push(content, push, segment, members, numbers)
         if not plan.destinations:
             reasons = ", ".join(f"{n} {reason}" for reason, n in plan.skipped.items()) or "none given"
             raise FirstOrionNotReady(f"Nothing to push to: no destination is left ({reasons}).")
@@ -270,6 +266,24 @@ def create_push(
         push.save(update_fields=["destinations", "batches_total", "skipped"])
         enqueue("first_orion.run_push", push.pk)
     return push
+
+
+def source_of(segment: Segment | None, members: QuerySet[Member] | None) -> str:
+    if segment is not None:
+        return Push.Source.SEGMENT
+    return Push.Source.MEMBERS if members is not None else Push.Source.NUMBERS
+
+
+def plan_for_push(
+    content: ProgramContent,
+    push: Push,
+    segment: Segment | None,
+    members: QuerySet[Member] | None,
+    numbers: list[str] | None,
+) -> Plan:
+    if numbers is not None:
+        return plan_for_numbers(content, numbers, push.pk)
+    return plan_for_members(content, segment_members(segment) if segment is not None else members, push.pk)
 
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
