@@ -119,6 +119,7 @@ def test_a_batch_without_a_valid_token_is_401(fo_url):
 
 def test_seed_demo_is_idempotent(client_a):
     Member.objects.create(client=client_a, phone="+14045550001", opted_in=True)
+    Member.objects.create(client=client_a, phone="", email="nophone@x.com")
     simulator.seed_demo(client_a)
     simulator.seed_demo(client_a)
     assert ProgramContent.objects.filter(client=client_a).count() == 1

@@ -40,7 +40,8 @@ VENDOR = "first_orion"
 CLAIM_SECONDS = 120
 SKIP_NO_PHONE = "no mobile number"
 SKIP_INVALID_PHONE = "invalid mobile number"
-SKIP_OPTED_OUT = "opted out"
+# The portal's consent flag for the member's phone is the SMS opt-in: without it the member counts as opted out.
+SKIP_OPTED_OUT = "opted out (no SMS opt-in)"
 SKIP_DUPLICATE = "duplicate number"
 SKIP_OTHER_CLIENT = "not a member of the program content's client"
 MAX_EXAMPLES = 5

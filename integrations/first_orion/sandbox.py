@@ -245,7 +245,8 @@ def control(request: HttpRequest) -> JsonResponse:
 
 
 def seed_demo(client: Client) -> None:
-    """The demo client's program content and a segment of opted-in members to push it to (idempotent)."""
+    """The demo client's program content and a segment of its members with a phone to push it to (idempotent; the
+    confirmation page shows who is skipped: members count once they opt in, e.g. through the Attentive journey)."""
     ProgramContent.objects.get_or_create(
         client=client,
         program_content_uuid=DEMO_PROGRAM,
@@ -256,7 +257,7 @@ def seed_demo(client: Client) -> None:
         },
     )
     segment, _ = Segment.objects.get_or_create(client=client, name="Branded call: order ready")
-    add_members(segment, Member.objects.filter(client=client, opted_in=True).exclude(phone=""))
+    add_members(segment, Member.objects.filter(client=client).exclude(phone=""))
 
 
 urlpatterns = [
