@@ -5,6 +5,7 @@ with their confirmation page, the push list and its filters, the region that onl
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
@@ -240,3 +241,23 @@ def test_api_patch_switches_a_content_to_a_group(api_client_for, client_a, conte
     assert done.status_code == 200, done.content
     content.refresh_from_db()
     assert (content.a_numbers, content.a_number_group_id) == ([], "935b91a0-f2fb-4c43-b629-63fea6634512")
+
+
+def test_a_user_without_the_push_permission_cannot_push(client_a, fo_connection, content):
+
+    viewer = ClientUserFactory(username="viewer", client=client_a)
+    viewer.groups.clear()
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_segment"]))
+    segment = Segment.objects.create(client=client_a, name="Callers")
+    response = login(viewer).post(
+        reverse("admin:members_segment_changelist"),
+        {
+            "action": "push_segment_content",
+            "_selected_action": [segment.pk],
+            "program_content": content.pk,
+            "push_step": "confirm",
+        },
+        follow=True,
+    )
+    assert "You may not push" in response.content.decode()
+    assert not Push.objects.exists()

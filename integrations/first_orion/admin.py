@@ -205,6 +205,9 @@ def confirm_push(
 ) -> TemplateResponse | None:
     """Choose the program content, see what the push would do (destinations, members skipped and why, batches,
     long personalised values), then confirm; the push is queued and its page shows the progress."""
+    if not request.user.has_perm("first_orion.add_push"):
+        model_admin.message_user(request, "You may not push branded call content (ask a site admin).", messages.ERROR)
+        return None
     form = PushForm(request.POST if "push_step" in request.POST else None, client_id=client_id)
     plan = None
     if form.is_valid():
