@@ -13,7 +13,7 @@ from django.db import connection as db
 from django.utils import timezone
 
 from integrations import connections
-from integrations.first_orion import flows
+from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import AccessToken, ProgramContent, Push, PushBatch
 from integrations.models import Connection, JobRun, VendorCall
@@ -75,10 +75,10 @@ def test_a_segment_push_skips_and_explains_members_and_sends_each_number_once(fo
     plan = flows.preview(content, segment=segment)
     assert len(plan.destinations) == 3 and plan.batches(2) == 2
     assert dict(plan.skipped) == {
-        flows.SKIP_NO_PHONE: 1,
-        flows.SKIP_INVALID_PHONE: 1,
-        flows.SKIP_OPTED_OUT: 1,
-        flows.SKIP_DUPLICATE: 1,
+        destinations.SKIP_NO_PHONE: 1,
+        destinations.SKIP_INVALID_PHONE: 1,
+        destinations.SKIP_OPTED_OUT: 1,
+        destinations.SKIP_DUPLICATE: 1,
     }
 
     push = flows.create_push(content, segment=segment)
@@ -86,7 +86,7 @@ def test_a_segment_push_skips_and_explains_members_and_sends_each_number_once(fo
 
     push.refresh_from_db()
     assert (push.status, push.destinations, push.batches_total, push.batches_sent) == ("sent", 3, 2, 2)
-    assert push.skipped[flows.SKIP_DUPLICATE] == 1
+    assert push.skipped[destinations.SKIP_DUPLICATE] == 1
     assert state.received == {m.phone: 1 for m in reachable}
     assert sorted(state.tracking_ids) == sorted(f"push-{push.pk}-m{m.pk}" for m in reachable)
     assert state.last_body["aNumbers"] == simulator.DEMO_A_NUMBERS
@@ -102,7 +102,7 @@ def test_numbers_are_deduplicated_and_traced_by_index(fo, content):
     flows.run_push(push.pk)
     push.refresh_from_db()
     assert push.status == "sent" and push.destinations == 2
-    assert push.skipped == {flows.SKIP_DUPLICATE: 1, flows.SKIP_INVALID_PHONE: 1}
+    assert push.skipped == {destinations.SKIP_DUPLICATE: 1, destinations.SKIP_INVALID_PHONE: 1}
     assert sorted(state.tracking_ids) == [f"push-{push.pk}-n0", f"push-{push.pk}-n1"]
     # Numbers have no member: a variable that needs one is not sent.
     assert "personalization" not in state.last_body["destinations"][0]
