@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection as db
+from django.urls import reverse
 from django.utils import timezone
 
 from integrations import connections
@@ -301,3 +302,24 @@ def test_a_queued_push_runs_as_a_recorded_job(fo, content, client_a, eager_celer
     assert push.status == "sent" and state.batches == 1
     run = JobRun.objects.get(job="first_orion.run_push")
     assert run.client == client_a and run.counts["batches_sent"] == 1
+
+
+def test_a_site_admin_resends_uncertain_batches_after_checking(fo, content, client_a, admin_http, alice_http):
+    state, _ = fo
+    for n in range(2):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "lose", 1
+    flows.run_push(push.pk)
+    url = reverse("admin:first_orion_push_changelist")
+    data = {"action": "resend_uncertain_batches", "_selected_action": [push.pk]}
+    alice_http.post(url, {**data, "confirm": "yes"})
+    assert PushBatch.objects.get(push=push).status == "uncertain"  # client users cannot
+    page = admin_http.post(url, data).content.decode()
+    assert "may already have pushed them" in page
+    admin_http.post(url, {**data, "confirm": "yes"})
+    assert PushBatch.objects.get(push=push).status == "pending"
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert (push.status, push.failures, push.batches_sent) == ("sent", 0, 1)
+    assert set(state.received.values()) == {2}  # sent twice: exactly what the admin chose, after checking

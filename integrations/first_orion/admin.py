@@ -20,7 +20,7 @@ from integrations.first_orion import flows
 from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, ProgramContent, Push, PushBatch
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
 from integrations.outcome import NotReady
-from integrations.tenancy import scope_to_clients
+from integrations.tenancy import is_site_admin, scope_to_clients
 from members.models import Member, Segment
 
 # --- Program contents --------------------------------------------------------------------------------------------
@@ -160,6 +160,30 @@ class PushAdmin(ReadOnlyAdmin):
         "skipped", "error", "requested_by", "created_at", "finished_at",
     ]  # fmt: skip
     fields = readonly_fields
+    actions = ["resend_uncertain_batches"]
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        # Sending again may push a phone twice: a site admin's decision, after checking with First Orion.
+        return is_site_admin(request.user)
+
+    @admin.action(
+        description="Send uncertain batches again (First Orion confirmed they were not pushed)…", permissions=["resend"]
+    )
+    def resend_uncertain_batches(self, request: HttpRequest, queryset: QuerySet[Push]) -> TemplateResponse | None:
+        pushes = list(queryset.filter(status=Push.Status.UNCERTAIN))
+        if "confirm" not in request.POST:
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Send uncertain batches again?",
+                "pushes": pushes,
+                "action": request.POST["action"],
+            }
+            return TemplateResponse(request, "admin/first_orion/confirm_resend.html", context)
+        who = request.user.get_username()
+        sent = sum(flows.resend_uncertain_batches(push, who) for push in pushes)
+        self.message_user(request, f"{sent} uncertain batch(es) of {len(pushes)} push(es) queued to be sent again.")
+        return None
 
     @admin.display(description="progress")
     def progress(self, push: Push) -> str:

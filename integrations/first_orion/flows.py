@@ -344,3 +344,18 @@ def failed_pushes_since(when: datetime) -> QuerySet[Push]:
     return Push.objects.filter(
         created_at__gte=when, status__in=[Push.Status.FAILED, Push.Status.UNCERTAIN]
     ).select_related("client", "program_content")
+
+
+def resend_uncertain_batches(push: Push, who: str) -> int:
+    """A person checked with First Orion (by customTrackingId / requestId) that the uncertain batches were not
+    pushed, and sends them again: they return to pending and the push runs. Never done automatically."""
+    with transaction.atomic():
+        count = push.batches.filter(status=PushBatch.Status.UNCERTAIN).update(
+            status=PushBatch.Status.PENDING, error=f"Sent again by {who} after checking with First Orion."
+        )
+        if count:
+            Push.objects.filter(pk=push.pk).update(
+                status=Push.Status.QUEUED, failures=F("failures") - count, finished_at=None, error=""
+            )
+            enqueue("first_orion.run_push", push.pk)
+    return count
