@@ -157,7 +157,7 @@ class Connection(models.Model):
 
     @property
     def effective_base_url(self) -> str:
-        return (self.base_url or self.spec.default_base_url(self.environment)).rstrip("/")
+        return (self.base_url or self.spec.base_url_for(self.environment, self.settings)).rstrip("/")
 
     @property
     def rate_limit_per_second(self) -> float:

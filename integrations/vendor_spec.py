@@ -52,6 +52,19 @@ class VendorSpec:
     schedules: tuple[Schedule, ...] = ()
     # Admin permissions client users get on the records this vendor's app keeps (codenames, e.g. "view_push").
     client_user_permissions: tuple[str, ...] = ()
+    # Vendors with regional hosts (First Orion: US / international): the setting that picks one of
+    # `regional_base_urls` for production connections.
+    region_setting: str = ""
+    regional_base_urls: dict[str, str] = field(default_factory=dict)
+    # Settings that only site admins may change (e.g. the region: it decides where the secrets are sent).
+    site_admin_settings: tuple[str, ...] = ()
+
+    def base_url_for(self, environment: str, settings: dict[str, Any]) -> str:
+        """The default base URL of a connection in `environment` with these settings (its region, if any)."""
+        region = settings.get(self.region_setting) if self.region_setting else None
+        if environment == "production" and region in self.regional_base_urls:
+            return self.regional_base_urls[region]
+        return self.default_base_url(environment)
 
     def default_base_url(self, environment: str) -> str:
         if environment == "sandbox":

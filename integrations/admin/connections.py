@@ -44,6 +44,8 @@ class ConnectionForm(forms.ModelForm):
     value) and one typed input per vendor setting."""
 
     spec: VendorSpec | None = None
+    # Settings shown but not editable here (the spec's site_admin_settings, for anyone but a site admin).
+    locked_settings: tuple[str, ...] = ()
     base_url = forms.URLField(
         assume_scheme="https",
         required=False,
@@ -69,6 +71,8 @@ class ConnectionForm(forms.ModelForm):
         for name, field in self.fields.items():
             if name.startswith(SETTING_PREFIX):
                 field.initial = self.instance.settings.get(name.removeprefix(SETTING_PREFIX), field.initial)
+                # A disabled field keeps its initial (stored) value whatever is posted.
+                field.disabled = name.removeprefix(SETTING_PREFIX) in self.locked_settings
             elif name.startswith(SECRET_PREFIX):
                 stored = self.instance.secret(name.removeprefix(SECRET_PREFIX)) if self.instance.pk else ""
                 field.help_text = f"{field.help_text} Stored: {connections.mask(stored)}. Leave blank to keep."
@@ -163,9 +167,14 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
     def get_form(
         self, request: HttpRequest, obj: Connection | None = None, change: bool = False, **kwargs: Any
     ) -> type[forms.ModelForm]:
-        kwargs["form"] = connection_form_for(self._vendor_spec(request, obj))
+        spec = self._vendor_spec(request, obj)
+        kwargs["form"] = connection_form_for(spec)
         kwargs["fields"] = None
-        return super().get_form(request, obj, change, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
+        if spec is not None and not is_site_admin(request.user):
+            # Where the secrets are sent (a region picks a host) is a site admin's decision.
+            form.locked_settings = spec.site_admin_settings
+        return form
 
     def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> list[tuple[str | None, dict]]:
         spec = self._vendor_spec(request, obj)

@@ -1,0 +1,361 @@
+"""First Orion use cases: verify a connection, plan and create a push of a program content to a segment, a member
+selection or a list of numbers, run a push batch by batch (resumable, each batch sent at most once), and the pushes
+the dashboard shows. Admin actions, API views, tasks and tests all call these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from integrations.connections import ConnectionDisabled, api_for, usable_connection
+from integrations.first_orion.api import FirstOrionAPI, batch_body
+from integrations.first_orion.destinations import Plan, plan_for_members, plan_for_numbers
+from integrations.first_orion.models import ProgramContent, Push, PushBatch
+from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
+from integrations.first_orion.tokens import TokenSource
+from integrations.http import AuthError, RateLimited, Unavailable, VendorError
+from integrations.jobs import report_progress
+from integrations.models import Client, Connection
+from integrations.outcome import NotReady
+from integrations.queue import enqueue
+from members.models import Member, Segment
+
+VENDOR = "first_orion"
+# A push's runner holds it this long past each batch; a killed runner's push is resumed after it.
+CLAIM_SECONDS = 120
+
+
+class FirstOrionNotReady(NotReady):
+    """Something to fix before a push can be made (no usable connection, nothing to push to...)."""
+
+
+# --- The connection -------------------------------------------------------------------------------------------
+
+
+def first_orion_api(connection: Connection) -> FirstOrionAPI:
+    return api_for(
+        connection,
+        FirstOrionAPI,
+        client_id=str(connection.settings.get("client_id") or ""),
+        client_secret=connection.secret("client_secret"),
+    )
+
+
+def token_source(connection: Connection, api: FirstOrionAPI | None = None) -> TokenSource:
+    return TokenSource(connection, api or first_orion_api(connection))
+
+
+def check_connection(connection: Connection) -> str:
+    """The verify check: a new token (the stored one may predate the credentials being checked) and its health.
+    No push is made."""
+    source = token_source(connection)
+    source.forget()
+    health = source.with_token(source.api.token_health)
+    return f"Verified: First Orion granted a token for client id {connection.settings.get('client_id')} ({health})."
+
+
+def explain_auth_failure(exc: AuthError) -> str:
+    return f"First Orion refused the credentials ({exc.message}). {exc.hint}"
+
+
+def batch_size(connection: Connection) -> int:
+    return int(connection.settings.get("batch_size") or DEFAULT_BATCH_SIZE)
+
+
+def ready_connection(client: Client) -> Connection:
+    connection = usable_connection(client, VENDOR)
+    if connection is None:
+        raise FirstOrionNotReady(
+            f"First Orion ENGAGE is not active for {client}: add its connection (client id and secret) and verify it."
+        )
+    return connection
+
+
+# --- Planning destinations (the rules are in destinations.py) ---------------------------------------------------
+
+
+def preview(
+    content: ProgramContent, *, segment: Segment | None = None, members: QuerySet[Member] | None = None
+) -> Plan:
+    """What a push would do (the admin's confirmation page), without creating it."""
+    return plan_for_members(content, segment_members(segment) if segment is not None else members, push_id="N")
+
+
+def segment_members(segment: Segment) -> QuerySet[Member]:
+    return Member.objects.filter(segment_links__segment=segment)
+
+
+def long_personalization_examples(content: ProgramContent, limit: int = 3) -> list[str]:
+    """Real members of the client whose personalised values would exceed 20 characters (for the admin's warning)."""
+    members = Member.objects.filter(client_id=content.client_id).exclude(phone="")[:500]
+    plan = plan_for_members(content, Member.objects.filter(pk__in=[m.pk for m in members]))
+    return plan.long_values[:limit]
+
+
+# --- Creating a push ---------------------------------------------------------------------------------------------
+
+
+def create_push(
+    content: ProgramContent,
+    *,
+    segment: Segment | None = None,
+    members: QuerySet[Member] | None = None,
+    numbers: list[str] | None = None,
+    not_before: datetime | None = None,
+    requested_by: str = "",
+) -> Push:
+    """Record a push with all its batches (one transaction: a push exists whole or not at all) and queue it."""
+    if (segment is not None) + (members is not None) + (numbers is not None) != 1:
+        raise ValueError("Push to exactly one of: a segment, members, numbers.")
+    connection = ready_connection(content.client)
+    if segment is not None and segment.client_id != content.client_id:
+        raise FirstOrionNotReady(f"Segment {segment} is not a segment of {content.client}.")
+    with transaction.atomic():
+        push = Push.objects.create(
+            client=content.client,
+            program_content=content,
+            source=source_of(segment, members),
+            segment=segment,
+            not_before=not_before,
+            requested_by=requested_by,
+        )
+        plan = plan_for_push(content, push, segment, members, numbers)
+        if not plan.destinations:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in plan.skipped.items()) or "none given"
+            raise FirstOrionNotReady(f"Nothing to push to: no destination is left ({reasons}).")
+        size = batch_size(connection)
+        PushBatch.objects.bulk_create(
+            (
+                PushBatch(push=push, index=index, size=len(chunk), destinations=chunk)
+                for index, chunk in enumerate(chunks(plan.destinations, size))
+            ),
+            batch_size=200,
+        )
+        push.destinations = len(plan.destinations)
+        push.batches_total = plan.batches(size)
+        push.skipped = dict(plan.skipped)
+        push.save(update_fields=["destinations", "batches_total", "skipped"])
+        enqueue("first_orion.run_push", push.pk)
+    return push
+
+
+def source_of(segment: Segment | None, members: QuerySet[Member] | None) -> str:
+    if segment is not None:
+        return Push.Source.SEGMENT
+    return Push.Source.MEMBERS if members is not None else Push.Source.NUMBERS
+
+
+def plan_for_push(
+    content: ProgramContent,
+    push: Push,
+    segment: Segment | None,
+    members: QuerySet[Member] | None,
+    numbers: list[str] | None,
+) -> Plan:
+    if numbers is not None:
+        return plan_for_numbers(content, numbers, push.pk)
+    return plan_for_members(content, segment_members(segment) if segment is not None else members, push.pk)
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- Running a push ----------------------------------------------------------------------------------------------
+
+
+def claim(push: Push) -> bool:
+    """Only one runner per push: a compare-and-set on `claimed_until` (free, or left by a runner that died)."""
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    unfinished = ~Q(status__in=[Push.Status.SENT, Push.Status.FAILED, Push.Status.UNCERTAIN])
+    return bool(
+        Push.objects.filter(free, unfinished, pk=push.pk).update(
+            claimed_until=now + timedelta(seconds=CLAIM_SECONDS), status=Push.Status.SENDING
+        )
+    )
+
+
+def release(push: Push) -> None:
+    Push.objects.filter(pk=push.pk).update(claimed_until=None)
+
+
+def run_push(push_id: int) -> dict[str, int]:
+    """Send a push's pending batches in order. Each batch is committed `sending` before its call and settled after,
+    so a push killed midway resumes with the batches it had not sent; a batch found `sending` here was being sent
+    by a runner that died, and may have reached First Orion: it becomes uncertain, never resent."""
+    push = Push.objects.select_related("program_content", "client").get(pk=push_id)
+    if not claim(push):
+        return counts_of(push)
+    try:
+        orphaned_sending_batches_are_uncertain(push)
+        connection = usable_connection(push.client_id, VENDOR)
+        if connection is None:
+            return wait(push, "The First Orion connection is not active: verify it and the push continues.")
+        send_pending_batches(push, connection)
+    finally:
+        release(push)
+    return counts_of(push)
+
+
+def orphaned_sending_batches_are_uncertain(push: Push) -> None:
+    now = timezone.now()
+    lost = push.batches.filter(status=PushBatch.Status.SENDING).update(
+        status=PushBatch.Status.UNCERTAIN,
+        settled_at=now,
+        error="The worker sending this batch stopped before First Orion's answer was recorded: it may have been "
+        "pushed. Not resent automatically; check with First Orion (customTrackingId) before pushing these numbers "
+        "again.",
+    )
+    if lost:
+        Push.objects.filter(pk=push.pk).update(failures=F("failures") + lost)
+
+
+def send_pending_batches(push: Push, connection: Connection) -> None:
+    try:
+        source = token_source(connection)
+    except ConnectionDisabled as exc:
+        wait(push, str(exc))
+        return
+    content = push.program_content
+    for batch in push.batches.filter(status=PushBatch.Status.PENDING).order_by("index").iterator():
+        Push.objects.filter(pk=push.pk).update(claimed_until=timezone.now() + timedelta(seconds=CLAIM_SECONDS))
+        if not mark_sending(batch):
+            continue
+        try:
+            answer = source.with_token(
+                lambda token, batch=batch: source.api.push_batch(
+                    token, content.program_content_uuid, body_for(content, push, batch)
+                )
+            )
+        except VendorError as exc:
+            if not settle_failed_batch(push, batch, exc):
+                return
+        else:
+            settle(batch, PushBatch.Status.SENT, request_id=answer.request_id)
+            Push.objects.filter(pk=push.pk).update(batches_sent=F("batches_sent") + 1)
+        report_progress(counts_of(push))
+    finish(push)
+
+
+def body_for(content: ProgramContent, push: Push, batch: PushBatch) -> dict[str, Any]:
+    return batch_body(
+        batch.destinations,
+        a_numbers=content.a_numbers,
+        a_number_group_id=content.a_number_group_id,
+        ttl_seconds=content.ttl_seconds,
+        keep_after_call=content.keep_after_call,
+        not_before=push.not_before,
+    )
+
+
+def mark_sending(batch: PushBatch) -> bool:
+    """Committed before the call (autocommit): from here on a lost worker leaves evidence."""
+    return bool(
+        PushBatch.objects.filter(pk=batch.pk, status=PushBatch.Status.PENDING).update(
+            status=PushBatch.Status.SENDING, attempted_at=timezone.now()
+        )
+    )
+
+
+def settle(batch: PushBatch, status: str, *, request_id: str = "", error: str = "") -> None:
+    PushBatch.objects.filter(pk=batch.pk).update(
+        status=status, request_id=request_id, error=error, settled_at=timezone.now()
+    )
+
+
+def settle_failed_batch(push: Push, batch: PushBatch, exc: VendorError) -> bool:
+    """Record what a failed batch means; returns whether the push goes on with its next batch."""
+    if exc.uncertain:
+        settle(batch, PushBatch.Status.UNCERTAIN, error=f"The answer was lost: it may have been pushed. {exc}")
+        Push.objects.filter(pk=push.pk).update(failures=F("failures") + 1)
+        return True
+    if isinstance(exc, Unavailable | RateLimited | AuthError):
+        # Refused or never sent: the batch waits, unsent, for the connection to work again.
+        PushBatch.objects.filter(pk=batch.pk).update(status=PushBatch.Status.PENDING, error=str(exc))
+        wait(push, exc.for_admin)
+        return False
+    # First Orion refused the push itself (aNumbers not registered, program set-up): no batch can succeed.
+    settle(batch, PushBatch.Status.FAILED, request_id=getattr(exc, "request_id", ""), error=exc.for_admin)
+    push.batches.filter(status=PushBatch.Status.PENDING).update(
+        status=PushBatch.Status.CANCELLED, error=f"Not sent: batch {batch.index + 1} failed. {exc.for_admin}"
+    )
+    Push.objects.filter(pk=push.pk).update(failures=F("failures") + 1, error=exc.for_admin)
+    return True
+
+
+def wait(push: Push, reason: str) -> dict[str, int]:
+    Push.objects.filter(pk=push.pk).update(status=Push.Status.WAITING, error=reason)
+    return counts_of(push)
+
+
+def finish(push: Push) -> None:
+    """The push's outcome once no batch is left to send: failed > uncertain > sent."""
+    statuses = set(push.batches.values_list("status", flat=True))
+    if statuses & {PushBatch.Status.PENDING, PushBatch.Status.SENDING}:
+        return
+    if statuses & {PushBatch.Status.FAILED, PushBatch.Status.CANCELLED}:
+        status = Push.Status.FAILED
+    elif PushBatch.Status.UNCERTAIN in statuses:
+        status = Push.Status.UNCERTAIN
+    else:
+        status = Push.Status.SENT
+    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now()}
+    if status == Push.Status.SENT:
+        fields["error"] = ""
+    elif status == Push.Status.UNCERTAIN:
+        fields["error"] = (
+            "The answer to some batches was lost: First Orion may have pushed them. They are not resent "
+            "automatically; see the batches."
+        )
+    Push.objects.filter(pk=push.pk).update(**fields)
+
+
+def counts_of(push: Push) -> dict[str, int]:
+    push.refresh_from_db(fields=["destinations", "batches_total", "batches_sent", "failures"])
+    return {
+        "destinations": push.destinations,
+        "batches": push.batches_total,
+        "batches_sent": push.batches_sent,
+        "failures": push.failures,
+    }
+
+
+def resume_pushes() -> dict[str, int]:
+    """Queue every unfinished push whose runner is gone (a lost task, a killed worker, a connection that was not
+    usable). Their sent batches are not resent."""
+    now = timezone.now()
+    stale = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    pending = Push.objects.filter(stale, status__in=[Push.Status.QUEUED, Push.Status.SENDING, Push.Status.WAITING])
+    ids = list(pending.values_list("pk", flat=True))
+    for push_id in ids:
+        enqueue("first_orion.run_push", push_id)
+    return {"queued": len(ids)}
+
+
+def failed_pushes_since(when: datetime) -> QuerySet[Push]:
+    """Pushes that failed, or whose outcome is uncertain, created since `when` (for the dashboard)."""
+    return Push.objects.filter(
+        created_at__gte=when, status__in=[Push.Status.FAILED, Push.Status.UNCERTAIN]
+    ).select_related("client", "program_content")
+
+
+def resend_uncertain_batches(push: Push, who: str) -> int:
+    """A person checked with First Orion (by customTrackingId / requestId) that the uncertain batches were not
+    pushed, and sends them again: they return to pending and the push runs. Never done automatically."""
+    with transaction.atomic():
+        count = push.batches.filter(status=PushBatch.Status.UNCERTAIN).update(
+            status=PushBatch.Status.PENDING, error=f"Sent again by {who} after checking with First Orion."
+        )
+        if count:
+            Push.objects.filter(pk=push.pk).update(
+                status=Push.Status.QUEUED, failures=F("failures") - count, finished_at=None, error=""
+            )
+            enqueue("first_orion.run_push", push.pk)
+    return count

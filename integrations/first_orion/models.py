@@ -1,0 +1,237 @@
+"""First Orion's records: a client's program contents (what is pushed, from which outbound numbers), each push of
+one to a set of destinations and its batches, and the one access token each connection shares across processes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from integrations.crypto import EncryptedJSONField
+from integrations.models import Client, Connection
+from members.models import Segment
+from members.phones import is_e164
+from members.templates_text import placeholders_in
+
+MAX_A_NUMBERS = 400
+# First Orion's best practice: a personalised text over 20 characters may not display on every handset.
+MAX_PERSONALIZATION_LENGTH = 20
+RECOMMENDED_TTL_SECONDS = 960
+# What a personalization template may use about a member.
+PERSONALIZATION_PLACEHOLDERS = ("first_name", "last_name", "tier", "points", "client_name")
+MEMBER_PLACEHOLDERS = frozenset(PERSONALIZATION_PLACEHOLDERS) - {"client_name"}
+
+
+def validate_uuid(value: str) -> None:
+    try:
+        uuid.UUID(str(value))
+    except ValueError as exc:
+        raise ValidationError(
+            f"{value!r} is not a UUID: copy it from the Content Portal, e.g. 3e1b9b27-d1f9-4c8d-800f-bb534d6928d6."
+        ) from exc
+
+
+def a_number_errors(numbers: Any) -> list[str]:
+    """What is wrong with a list of aNumbers (E.164, 1-400, no repeats), in words; empty when it is right."""
+    if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
+        return ["The aNumbers must be a list of phone numbers."]
+    if not 1 <= len(numbers) <= MAX_A_NUMBERS:
+        return [f"Give between 1 and {MAX_A_NUMBERS} aNumbers (got {len(numbers)})."]
+    errors = [f"{n!r} is not in E.164 format (e.g. +15014008029)." for n in numbers if not is_e164(n)]
+    if len(set(numbers)) != len(numbers):
+        errors.append("An aNumber is listed twice.")
+    return errors
+
+
+def personalization_errors(value: Any) -> list[str]:
+    """Variables are NAMES (letters, digits, _) mapped to templates using only the member placeholders."""
+    if not isinstance(value, dict):
+        return ['Personalization must map variable names to templates, e.g. {"MY_VAR": "Hi {first_name}"}.']
+    errors = []
+    for name, template in value.items():
+        if not (isinstance(name, str) and name.replace("_", "").isalnum() and name[:1].isalpha()):
+            errors.append(f"{name!r} is not a variable name: use letters, digits and _, e.g. MY_VAR.")
+            continue
+        if not isinstance(template, str):
+            errors.append(f"{name}: the template must be text.")
+            continue
+        try:
+            unknown = sorted(set(placeholders_in(template)) - set(PERSONALIZATION_PLACEHOLDERS))
+        except ValidationError as exc:
+            errors.append(f"{name}: {' '.join(exc.messages)}")
+            continue
+        if unknown:
+            allowed = ", ".join(f"{{{p}}}" for p in PERSONALIZATION_PLACEHOLDERS)
+            errors.append(f"{name}: unknown placeholder(s) {', '.join(unknown)}; use only {allowed}.")
+    return errors
+
+
+class ProgramContent(models.Model):
+    """A First Orion program content of a client and the outbound numbers it is pushed from: either a list of
+    aNumbers or an aNumber group, never both."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="program_contents")
+    name = models.CharField(max_length=200)
+    program_content_uuid = models.CharField(
+        "program content UUID", max_length=36, validators=[validate_uuid], help_text="From the Content Portal."
+    )
+    a_numbers = models.JSONField(
+        "aNumbers",
+        default=list,
+        blank=True,
+        help_text=f"Outbound numbers (E.164, up to {MAX_A_NUMBERS}) uploaded in the Content Portal; or use a group.",
+    )
+    a_number_group_id = models.CharField(
+        "aNumber group UUID",
+        max_length=36,
+        blank=True,
+        validators=[validate_uuid],
+        help_text="Outbound Calling Numbers → Grouping Numbers in the Content Portal; or list aNumbers instead.",
+    )
+    ttl_seconds = models.PositiveIntegerField(
+        "TTL (seconds)",
+        default=RECOMMENDED_TTL_SECONDS,
+        help_text="How long the content lives on the phone after a push; First Orion recommends 960 (16 minutes).",
+    )
+    keep_after_call = models.BooleanField(default=False, help_text="First Orion recommends not keeping it.")
+    personalization = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Variables and their templates, e.g. {"MY_VAR": "Hi {first_name}"}; best kept to 20 characters.',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["client", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "program_content_uuid"], name="program_content_once_per_client"),
+            # Exactly one source of outbound numbers: a non-empty list or a group id.
+            models.CheckConstraint(
+                condition=(models.Q(a_numbers=[]) & ~models.Q(a_number_group_id=""))
+                | (~models.Q(a_numbers=[]) & models.Q(a_number_group_id="")),
+                name="program_content_one_number_source",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        self.program_content_uuid = str(self.program_content_uuid).strip().lower()
+        self.a_number_group_id = str(self.a_number_group_id or "").strip().lower()
+        errors: dict[str, list[str]] = {}
+        if bool(self.a_numbers) == bool(self.a_number_group_id):
+            errors["a_numbers"] = ["Give exactly one of: a list of aNumbers, or an aNumber group UUID."]
+        elif self.a_numbers and (problems := a_number_errors(self.a_numbers)):
+            errors["a_numbers"] = problems
+        if problems := personalization_errors(self.personalization):
+            errors["personalization"] = problems
+        if not self.ttl_seconds:
+            errors["ttl_seconds"] = ["First Orion requires a TTL; 960 seconds is recommended."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class Push(models.Model):
+    """One send of one program content to a set of destinations (deduplicated by number), in batches."""
+
+    class Source(models.TextChoices):
+        SEGMENT = "segment"
+        MEMBERS = "members"
+        NUMBERS = "numbers"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        # The connection could not be used (disabled, unreachable): the push continues when it can.
+        WAITING = "waiting"
+        SENT = "sent"
+        FAILED = "failed"
+        # A batch's answer was lost: First Orion may have pushed it. Shown, never resent automatically.
+        UNCERTAIN = "uncertain"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="first_orion_pushes")
+    program_content = models.ForeignKey(ProgramContent, on_delete=models.PROTECT, related_name="pushes")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    segment = models.ForeignKey(Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    not_before = models.DateTimeField(null=True, blank=True, help_text="First Orion shows the content from then on.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    destinations = models.PositiveIntegerField(default=0)
+    batches_total = models.PositiveIntegerField(default=0)
+    batches_sent = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField("failed or uncertain batches", default=0)
+    skipped = models.JSONField(default=dict, blank=True, help_text="Members left out, counted by reason.")
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    # The runner sending it holds it until then (renewed per batch): one runner at a time, a dead one's push resumes.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Push {self.pk} of {self.program_content}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SENT, self.Status.FAILED, self.Status.UNCERTAIN)
+
+
+class PushBatch(models.Model):
+    """One batch push call: its destinations as sent, First Orion's requestId and what came of it. Committed as
+    `sending` before the call, so a killed worker's batch is known (and becomes uncertain, never resent)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
+        UNCERTAIN = "uncertain"
+        # Not sent: an earlier batch showed the whole push cannot succeed (e.g. aNumbers not registered).
+        CANCELLED = "cancelled"
+
+    push = models.ForeignKey(Push, on_delete=models.CASCADE, related_name="batches")
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    size = models.PositiveIntegerField()
+    destinations = models.JSONField(help_text="The destinations as sent: bNumber, personalization, customTrackingId.")
+    request_id = models.CharField("First Orion requestId", max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["push", "index"]
+        constraints = [models.UniqueConstraint(fields=["push", "index"], name="push_batch_index_once")]
+
+    def __str__(self) -> str:
+        return f"Batch {self.index + 1} of push {self.push_id}"
+
+    @property
+    def numbers(self) -> list[str]:
+        return [d["bNumber"] for d in self.destinations]
+
+
+class AccessToken(models.Model):
+    """The one First Orion access token of a connection, shared by every process and worker (the database is the
+    one store they all see, whatever the cache). `lease_until` marks a refresh in progress by one caller."""
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="first_orion_token")
+    value = EncryptedJSONField(default=dict, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=32, blank=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"First Orion token of {self.connection_id}"
+
+    @property
+    def access_token(self) -> str:
+        return str((self.value or {}).get("access_token") or "")

@@ -1,0 +1,130 @@
+"""The one First Orion access token of a connection, shared by every process and worker.
+
+It lives in the database (AccessToken, encrypted), because that is the one store every process sees on both set-ups
+(SQLite with a per-process locmem cache, PostgreSQL with Redis). It is refreshed a little before it expires (a
+minute early for a 15-minute token, lifetime/15 in general) by exactly one caller: the one whose compare-and-set on
+the row wins a short lease. The others keep using the old token while it is still valid, or wait for the new one,
+so an expiry never causes a stampede of token requests.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from django.db import OperationalError
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations.first_orion.api import FirstOrionAPI, IssuedToken, TokenExpired
+from integrations.first_orion.models import AccessToken
+from integrations.http import Unavailable
+from integrations.models import Connection
+
+T = TypeVar("T")
+# Longer than a token call may take with its retries; a refresher that died frees the lease after this.
+LEASE_SECONDS = 30.0
+WAIT_STEP_SECONDS = 0.05
+
+
+def refresh_margin(lifetime_seconds: float) -> float:
+    """How early a token is refreshed: 60 s of a 15-minute token, proportionally less of a shorter one."""
+    return lifetime_seconds / 15
+
+
+class TokenSource:
+    """Hands out the connection's token; `api` makes the token call (and learns the token, to redact it)."""
+
+    def __init__(self, connection: Connection, api: FirstOrionAPI) -> None:
+        self.connection = connection
+        self.api = api
+        self.owner = uuid.uuid4().hex
+
+    def current(self) -> str:
+        """A token that is valid now: the stored one, or a new one fetched by exactly one caller."""
+        deadline = time.monotonic() + LEASE_SECONDS + 5
+        while True:
+            row = self._row()
+            now = timezone.now()
+            if row.access_token and row.refresh_at and now < row.refresh_at:
+                return self._known(row.access_token)
+            if self._take_lease(row, now):
+                return self._fetch()
+            if row.access_token and row.expires_at and now < row.expires_at:
+                # Another caller is refreshing; the old token is still good meanwhile.
+                return self._known(row.access_token)
+            if time.monotonic() > deadline:
+                raise Unavailable(self.api.vendor, "a token refresh by another worker did not finish in time")
+            time.sleep(WAIT_STEP_SECONDS)
+
+    def refused(self, token: str) -> str:
+        """First Orion answered 401 to `token`: unless another caller has already replaced it, it is forgotten and
+        a new one fetched."""
+        row = self._row()
+        if row.access_token == token:
+            AccessToken.objects.filter(pk=row.pk, issued_at=row.issued_at).update(
+                refresh_at=timezone.now(), expires_at=timezone.now()
+            )
+        return self.current()
+
+    def forget(self) -> None:
+        """Drop the stored token (new credentials, or a verify that must prove them)."""
+        AccessToken.objects.filter(connection=self.connection).update(
+            value={}, refresh_at=None, expires_at=None, issued_at=None
+        )
+
+    def with_token(self, call: Callable[[str], T]) -> T:
+        """Make a call with the token; on a 401 get a new token once and repeat the call once (it was refused,
+        not applied, so repeating it cannot do harm)."""
+        token = self.current()
+        try:
+            return call(token)
+        except TokenExpired:
+            return call(self.refused(token))
+
+    # Internals ----------------------------------------------------------------------------------------------
+
+    def _known(self, token: str) -> str:
+        self.api.remember_secret(token)
+        return token
+
+    def _row(self) -> AccessToken:
+        row, _ = AccessToken.objects.get_or_create(connection=self.connection)
+        return row
+
+    def _take_lease(self, row: AccessToken, now: datetime) -> bool:
+        """Compare-and-set: the lease is free (or abandoned) and nobody refreshed since `row` was read."""
+        unchanged = Q(refresh_at=row.refresh_at) if row.refresh_at else Q(refresh_at__isnull=True)
+        free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        try:
+            taken = AccessToken.objects.filter(unchanged, free, pk=row.pk).update(
+                lease_until=now + timedelta(seconds=LEASE_SECONDS), lease_owner=self.owner
+            )
+        except OperationalError:
+            # SQLite: another writer holds the database at this instant; it is most likely the refresher.
+            return False
+        return taken == 1
+
+    def _fetch(self) -> str:
+        try:
+            issued = self.api.get_token()
+        except Exception:
+            AccessToken.objects.filter(connection=self.connection, lease_owner=self.owner).update(lease_until=None)
+            raise
+        self._store(issued)
+        return issued.access_token
+
+    def _store(self, issued: IssuedToken) -> None:
+        now = timezone.now()
+        lifetime = timedelta(seconds=issued.lifetime_seconds)
+        AccessToken.objects.filter(connection=self.connection, lease_owner=self.owner).update(
+            value={"access_token": issued.access_token},
+            issued_at=now,
+            expires_at=now + lifetime,
+            refresh_at=now + lifetime - timedelta(seconds=refresh_margin(issued.lifetime_seconds)),
+            lease_until=None,
+            lease_owner="",
+        )

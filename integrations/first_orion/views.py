@@ -1,0 +1,169 @@
+"""First Orion in the client API: program contents (`/api/first-orion/program-contents/`, validated as in the
+admin) and pushes (`POST /api/first-orion/pushes/` answers 202 with the push's Location; `GET` shows its status and
+progress). Everything is scoped to the caller's clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, QuerySet
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from integrations.first_orion import flows
+from integrations.first_orion.models import MAX_A_NUMBERS, ProgramContent, Push
+from integrations.outcome import NotReady
+from integrations.tenancy import scope_to_clients
+from members.api import ClientField, resolve_client
+from members.models import Member, Segment
+
+MAX_NUMBERS = 100_000
+
+
+class ProgramContentSerializer(serializers.ModelSerializer):
+    client = ClientField()
+    a_numbers = serializers.ListField(
+        child=serializers.CharField(max_length=20), required=False, max_length=MAX_A_NUMBERS
+    )
+    long_value_examples = serializers.SerializerMethodField(
+        help_text="Real members whose personalised values exceed 20 characters (sent as they are, never cut)."
+    )
+
+    class Meta:
+        model = ProgramContent
+        fields = [
+            "id", "client", "name", "program_content_uuid", "a_numbers", "a_number_group_id", "ttl_seconds",
+            "keep_after_call", "personalization", "long_value_examples", "created_at",
+        ]  # fmt: skip
+        # Uniqueness per client is checked in validate() against the resolved client.
+        validators: list[Any] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        client = self.instance.client if self.instance else resolve_client(self, attrs)
+        attrs["client"] = client
+        candidate = ProgramContent(**{**self._current(), **attrs})
+        if self.instance is not None:
+            # The stored row itself, so uniqueness is checked against the others only.
+            candidate.pk, candidate._state.adding = self.instance.pk, False
+        try:
+            candidate.full_clean()
+        except ValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        attrs.update(program_content_uuid=candidate.program_content_uuid, a_number_group_id=candidate.a_number_group_id)
+        return attrs
+
+    def _current(self) -> dict[str, Any]:
+        if self.instance is None:
+            return {}
+        fields = ["name", "program_content_uuid", "a_numbers", "a_number_group_id", "ttl_seconds", "keep_after_call"]
+        return {name: getattr(self.instance, name) for name in [*fields, "personalization"]}
+
+    def get_long_value_examples(self, content: ProgramContent) -> list[str]:
+        return flows.long_personalization_examples(content)
+
+
+class ProgramContentViewSet(viewsets.ModelViewSet):
+    serializer_class = ProgramContentSerializer
+
+    def get_queryset(self) -> QuerySet[ProgramContent]:
+        return scope_to_clients(ProgramContent.objects.select_related("client").order_by("pk"), self.request.user)
+
+
+class PushSerializer(serializers.ModelSerializer):
+    client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    batches = serializers.SerializerMethodField(help_text="Batches by status.")
+
+    class Meta:
+        model = Push
+        fields = [
+            "id", "client", "program_content", "source", "segment", "not_before", "status", "destinations",
+            "batches_total", "batches_sent", "failures", "batches", "skipped", "error", "created_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_batches(self, push: Push) -> dict[str, int]:
+        return dict(push.batches.values_list("status").annotate(n=Count("pk")).order_by())
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A row by id among those of the caller's clients (another client's id reads as "does not exist")."""
+
+    def __init__(self, model: type[Any], **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return scope_to_clients(self.model.objects.all(), self.context["request"].user)
+
+
+class PushRequestSerializer(serializers.Serializer):
+    program_content = ScopedPrimaryKeyField(ProgramContent)
+    segment = ScopedPrimaryKeyField(Segment, required=False)
+    members = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
+    numbers = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, allow_empty=False, max_length=MAX_NUMBERS
+    )
+    not_before = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [name for name in ("segment", "members", "numbers") if attrs.get(name) is not None]
+        if len(given) != 1:
+            raise serializers.ValidationError({"non_field_errors": ["Give exactly one of: segment, members, numbers."]})
+        client_id = attrs["program_content"].client_id
+        if "segment" in attrs and attrs["segment"].client_id != client_id:
+            raise serializers.ValidationError({"segment": "The segment belongs to another client than the content."})
+        if "members" in attrs:
+            wanted = set(attrs["members"])
+            found = set(Member.objects.filter(client_id=client_id, pk__in=wanted).values_list("pk", flat=True))
+            if missing := sorted(wanted - found):
+                raise serializers.ValidationError(
+                    {"members": f"Not members of the program content's client: {', '.join(map(str, missing[:20]))}."}
+                )
+            attrs["members"] = Member.objects.filter(pk__in=found)
+        return attrs
+
+
+class PushViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = PushSerializer
+
+    def get_queryset(self) -> QuerySet[Push]:
+        return scope_to_clients(Push.objects.select_related("client").order_by("-created_at"), self.request.user)
+
+    @extend_schema(
+        request=PushRequestSerializer,
+        responses={
+            202: OpenApiResponse(PushSerializer, "Queued; the Location header is the push's status URL."),
+            400: OpenApiResponse(description="Field errors."),
+            409: OpenApiResponse(description="First Orion is not active for the client, or nothing is left to push."),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        given = PushRequestSerializer(data=request.data, context={"request": request})
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        try:
+            push = flows.create_push(
+                data["program_content"],
+                segment=data.get("segment"),
+                members=data.get("members"),
+                numbers=data.get("numbers"),
+                not_before=data.get("not_before"),
+                requested_by=f"api:{getattr(request.user, 'api_client_id', '') or request.user}",
+            )
+        except NotReady as exc:
+            return Response({"ok": False, "message": str(exc)}, status=status.HTTP_409_CONFLICT)
+        location = request.build_absolute_uri(reverse("first-orion-push-detail", args=[push.pk]))
+        return Response(PushSerializer(push).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+# (URL prefix, viewset, basename) registered on the client API's router.
+ROUTES = [
+    ("first-orion/program-contents", ProgramContentViewSet, "first-orion-program-content"),
+    ("first-orion/pushes", PushViewSet, "first-orion-push"),
+]

@@ -1,0 +1,325 @@
+"""First Orion flows over real HTTP against the simulator: pushes to segments, members and numbers (dedup,
+personalisation, tracing), every documented failure, a push killed midway, lost answers, and the one shared token
+(refreshed by exactly one caller, redacted from call rows)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection as db
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations import connections
+from integrations.first_orion import destinations, flows
+from integrations.first_orion import sandbox as simulator
+from integrations.first_orion.models import AccessToken, ProgramContent, Push, PushBatch
+from integrations.models import Connection, JobRun, VendorCall
+from members.models import Member, Segment
+from members.segments import add_members
+from tests.factories import ConnectionFactory
+
+
+@pytest.fixture
+def fo(live_server, settings, client_a):
+    """Client A's active First Orion connection on the simulator (batches of 2), the simulator reset."""
+    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+    simulator.state.__init__()
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="first_orion",
+        environment=Connection.Environment.SANDBOX,
+        secrets=dict(simulator.DEMO_SECRETS),
+        settings={**simulator.DEMO_SETTINGS, "batch_size": 2},
+    )
+    yield simulator.state, connection
+    simulator.state.__init__()
+
+
+@pytest.fixture
+def content(client_a):
+    return ProgramContent.objects.create(
+        client=client_a,
+        name="Order ready",
+        program_content_uuid=simulator.DEMO_PROGRAM,
+        a_numbers=simulator.DEMO_A_NUMBERS,
+        personalization={"MY_VAR": "Hi {first_name}"},
+    )
+
+
+def member(client, n: int, **fields) -> Member:
+    values = {"phone": f"+1404555{n:04d}", "opted_in": True, "first_name": f"Ann{n}", "email": f"m{n}@x.com"}
+    return Member.objects.create(client=client, **{**values, **fields})
+
+
+def control(fo_state) -> dict:
+    with fo_state.lock:
+        return {"batches": fo_state.batches, "received": dict(fo_state.received), "tokens": fo_state.token_calls}
+
+
+def test_a_segment_push_skips_and_explains_members_and_sends_each_number_once(fo, content, client_a):
+    state, _ = fo
+    reachable = [member(client_a, n) for n in range(3)]
+    skipped = [
+        member(client_a, 10, phone=""),
+        member(client_a, 11, phone="+1555"),
+        member(client_a, 12, opted_in=False),
+        # The same number as the first member, as typed (stored numbers are unique only as written).
+        member(client_a, 13, phone="(404) 555-0000"),
+    ]
+    segment = Segment.objects.create(client=client_a, name="Callers")
+    add_members(segment, Member.objects.filter(pk__in=[m.pk for m in reachable + skipped]))
+
+    plan = flows.preview(content, segment=segment)
+    assert len(plan.destinations) == 3 and plan.batches(2) == 2
+    assert dict(plan.skipped) == {
+        destinations.SKIP_NO_PHONE: 1,
+        destinations.SKIP_INVALID_PHONE: 1,
+        destinations.SKIP_OPTED_OUT: 1,
+        destinations.SKIP_DUPLICATE: 1,
+    }
+
+    push = flows.create_push(content, segment=segment)
+    flows.run_push(push.pk)
+
+    push.refresh_from_db()
+    assert (push.status, push.destinations, push.batches_total, push.batches_sent) == ("sent", 3, 2, 2)
+    assert push.skipped[destinations.SKIP_DUPLICATE] == 1
+    assert state.received == {m.phone: 1 for m in reachable}
+    assert sorted(state.tracking_ids) == sorted(f"push-{push.pk}-m{m.pk}" for m in reachable)
+    assert state.last_body["aNumbers"] == simulator.DEMO_A_NUMBERS
+    assert state.last_body["destinations"][0]["personalization"] == {"MY_VAR": "Hi Ann2"}
+    assert state.last_body["ttlSeconds"] == "960" and state.last_body["keepAfterCall"] == "false"
+    assert all(b.request_id for b in push.batches.all())
+    assert state.token_calls == 1  # one token for the whole push
+
+
+def test_numbers_are_deduplicated_and_traced_by_index(fo, content):
+    state, _ = fo
+    push = flows.create_push(content, numbers=["+14045550001", "(404) 555-0002", "+14045550001", "12"])
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "sent" and push.destinations == 2
+    assert push.skipped == {destinations.SKIP_DUPLICATE: 1, destinations.SKIP_INVALID_PHONE: 1}
+    assert sorted(state.tracking_ids) == [f"push-{push.pk}-n0", f"push-{push.pk}-n1"]
+    # Numbers have no member: a variable that needs one is not sent.
+    assert "personalization" not in state.last_body["destinations"][0]
+
+
+def test_unregistered_a_numbers_fail_the_push_despite_the_200(fo, content, client_a):
+    state, _ = fo
+    content.a_numbers = [simulator.UNREGISTERED_A_NUMBER]
+    content.save()
+    for n in range(5):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "failed" and push.batches_sent == 0
+    assert "upload these numbers in the branded communication content portal" in push.error.lower()
+    statuses = list(push.batches.values_list("status", flat=True))
+    assert statuses == ["failed", "cancelled", "cancelled"]
+    assert state.batches == 0
+    assert push in flows.failed_pushes_since(timezone.now() - timedelta(hours=24))
+
+
+def test_a_misconfigured_program_is_explained(fo, content, client_a):
+    content.program_content_uuid = simulator.MISCONFIGURED_PROGRAM
+    content.save()
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "failed" and "program is not set up correctly" in push.error
+
+
+def test_a_401_refreshes_the_token_once_and_repeats_the_batch_once(fo, content, client_a):
+    state, _ = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    source = flows.token_source(fo[1])
+    source.current()
+    state.tokens.clear()  # First Orion forgets the token (revoked): the stored one is refused with 401
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "sent"
+    assert state.token_calls == 2 and state.batches == 1
+
+
+def test_a_lost_answer_makes_the_batch_uncertain_and_it_is_never_resent(fo, content, client_a):
+    state, _ = fo
+    for n in range(4):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "lose", 1
+    flows.run_push(push.pk)
+    flows.run_push(push.pk)  # a second run (a redelivered task) resends nothing
+    push.refresh_from_db()
+    assert push.status == "uncertain" and push.failures == 1 and push.batches_sent == 1
+    assert [b.status for b in push.batches.all()] == ["uncertain", "sent"]
+    assert set(state.received.values()) == {1} and len(state.received) == 4
+    assert push in flows.failed_pushes_since(timezone.now() - timedelta(hours=1))
+
+
+def test_a_killed_push_resumes_without_resending_and_its_sending_batch_is_uncertain(fo, content, client_a):
+    state, _ = fo
+    for n in range(6):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+    first, second, third = push.batches.all()
+    # As a worker killed during the second batch's call leaves it: the first settled, the second `sending`.
+    PushBatch.objects.filter(pk=first.pk).update(status="sent")
+    PushBatch.objects.filter(pk=second.pk).update(status="sending")
+    Push.objects.filter(pk=push.pk).update(status="sending", batches_sent=1, claimed_until=timezone.now())
+    assert flows.resume_pushes() == {"queued": 1}
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert [b.status for b in push.batches.all()] == ["sent", "uncertain", "sent"]
+    assert sorted(state.received) == sorted(third.numbers)
+    assert push.status == "uncertain" and push.batches_sent == 2
+
+
+def test_an_outage_defers_the_push_and_it_completes_later_without_duplicates(fo, content, client_a):
+    state, _ = fo
+    for n in range(4):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "503", 100
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "waiting" and "First Orion" in push.error
+    assert list(push.batches.values_list("status", flat=True)) == ["pending", "pending"]
+    state.fail_times = 0
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "sent" and set(state.received.values()) == {1} and len(state.received) == 4
+
+
+def test_a_disabled_connection_refuses_a_new_push_and_says_what_to_do(fo, content, client_a):
+    Connection.objects.filter(pk=fo[1].pk).update(status="disabled")
+    member(client_a, 1)
+    with pytest.raises(flows.FirstOrionNotReady, match="verify"):
+        flows.create_push(content, members=Member.objects.all())
+
+
+def test_verify_gets_a_token_and_checks_its_health(fo):
+    state, connection = fo
+    Connection.objects.filter(pk=connection.pk).update(status="draft")
+    connection.refresh_from_db()
+    outcome = connections.verify(connection)
+    assert outcome.ok and "granted a token" in outcome.message
+    assert state.token_calls == 1 and state.health_calls == 1
+    connection.refresh_from_db()
+    assert connection.status == "active"
+
+
+def test_verify_with_a_wrong_secret_explains_bad_credentials(fo):
+    state, connection = fo
+    connection.secrets = {"client_secret": "wrong-secret-value"}
+    connection.save()
+    outcome = connections.verify(connection)
+    assert not outcome.ok and "client secret" in outcome.message and "client id" in outcome.message
+    assert state.token_calls == 1
+
+
+def test_the_token_is_stored_encrypted_refreshed_early_and_redacted_from_call_rows(fo, content, client_a):
+    state, connection = fo
+    state.token_lifetime = 30
+    member(client_a, 1)
+    flows.run_push(flows.create_push(content, members=Member.objects.all()).pk)
+    row = AccessToken.objects.get(connection=connection)
+    assert row.access_token in state.tokens
+    assert abs((row.expires_at - row.refresh_at).total_seconds() - 2) < 0.1  # 30 s / 15
+    with db.cursor() as cursor:
+        cursor.execute("SELECT value FROM first_orion_accesstoken")
+        assert row.access_token not in cursor.fetchone()[0]
+    calls = json.dumps(list(VendorCall.objects.values("url", "request_headers", "request_body", "response_body")))
+    assert row.access_token not in calls and simulator.CLIENT_SECRET not in calls
+
+
+def test_while_another_caller_refreshes_the_still_valid_old_token_is_used(fo):
+    state, connection = fo
+    old = flows.token_source(connection).current()
+    now = timezone.now()
+    AccessToken.objects.filter(connection=connection).update(
+        refresh_at=now - timedelta(seconds=1),
+        expires_at=now + timedelta(seconds=30),
+        lease_until=now + timedelta(seconds=30),
+    )
+    assert flows.token_source(connection).current() == old
+    assert state.token_calls == 1
+
+
+def test_a_lease_left_by_a_refresher_that_died_is_taken_over(fo):
+    state, connection = fo
+    old = flows.token_source(connection).current()
+    past = timezone.now() - timedelta(seconds=1)
+    AccessToken.objects.filter(connection=connection).update(refresh_at=past, expires_at=past, lease_until=past)
+    new = flows.token_source(connection).current()
+    assert new != old and state.token_calls == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_with_an_expired_token_make_exactly_one_token_request(fo):
+    state, connection = fo
+    flows.token_source(connection).current()
+    AccessToken.objects.filter(connection=connection).update(
+        refresh_at=timezone.now() - timedelta(seconds=5), expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    state.token_calls = 0
+    barrier = threading.Barrier(6)
+    tokens: list[str] = []
+    errors: list[Exception] = []
+
+    def use_token() -> None:
+        try:
+            barrier.wait()
+            tokens.append(flows.token_source(connection).current())
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=use_token) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert state.token_calls == 1
+    assert len(set(tokens)) == 1 and tokens[0] in state.tokens
+
+
+def test_a_queued_push_runs_as_a_recorded_job(fo, content, client_a, eager_celery, django_capture_on_commit_callbacks):
+    state, _ = fo
+    member(client_a, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        push = flows.create_push(content, members=Member.objects.all())
+    push.refresh_from_db()
+    assert push.status == "sent" and state.batches == 1
+    run = JobRun.objects.get(job="first_orion.run_push")
+    assert run.client == client_a and run.counts["batches_sent"] == 1
+
+
+def test_a_site_admin_resends_uncertain_batches_after_checking(fo, content, client_a, admin_http, alice_http):
+    state, _ = fo
+    for n in range(2):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "lose", 1
+    flows.run_push(push.pk)
+    url = reverse("admin:first_orion_push_changelist")
+    data = {"action": "resend_uncertain_batches", "_selected_action": [push.pk]}
+    alice_http.post(url, {**data, "confirm": "yes"})
+    assert PushBatch.objects.get(push=push).status == "uncertain"  # client users cannot
+    page = admin_http.post(url, data).content.decode()
+    assert "may already have pushed them" in page
+    admin_http.post(url, {**data, "confirm": "yes"})
+    assert PushBatch.objects.get(push=push).status == "pending"
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert (push.status, push.failures, push.batches_sent) == ("sent", 0, 1)
+    assert set(state.received.values()) == {2}  # sent twice: exactly what the admin chose, after checking
