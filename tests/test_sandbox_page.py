@@ -25,7 +25,7 @@ def test_the_page_lists_every_simulator_with_its_url_credentials_and_knobs(clien
         assert f"http://portal.example:8000/sandbox/{key}" in html
         assert f"http://portal.example:8000/sandbox/{key}/_outage" in html
         for value in [*module.DEMO_SECRETS.values(), *getattr(module, "DEMO_SETTINGS", {}).values()]:
-            assert value in html
+            assert str(value) in html
     assert "lose_answer_every" in html  # Attentive's knob, described
     assert "http://portal.example:8000/sandbox/annex_cloud/_control" in html
 

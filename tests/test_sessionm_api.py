@@ -233,7 +233,10 @@ def test_the_member_page_shows_offers_and_campaigns_on_demand(member, sandbox, a
     assert "Mobile Tuesdays" in shown.content.decode()
 
 
-def test_the_connection_page_masks_the_secrets_and_templates_may_name_the_offer(sandbox, client_a, admin_http):
+def test_the_connection_page_masks_the_secrets_and_templates_may_name_the_offer(
+    sandbox, client_a, admin_http, settings
+):
+    settings.DEBUG = settings.SANDBOX_ENABLED = False  # no "fill with the sandbox's credentials" box, which shows them
     connection = sessionm_connection(client_a)
     page = admin_http.get(reverse("admin:integrations_connection_change", args=[connection.pk])).content.decode()
     assert "Connect API key" in page and simulator.API_SECRET not in page and simulator.API_KEY not in page

@@ -98,8 +98,9 @@ class MemberAdmin(ClientScopedAdmin):
         return ["add_to_segment", *collected("member_actions")]
 
     def get_inlines(self, request: HttpRequest, obj: Member | None) -> list[Any]:
-        states = [VendorStateInline] if obj is not None else []  # a new member has no vendor state yet
-        return [*states, SubscriptionInline, *collected("member_inlines")]
+        if obj is None:  # a new member has no vendor state and no vendor records yet
+            return [SubscriptionInline]
+        return [VendorStateInline, SubscriptionInline, *collected("member_inlines")]
 
     def get_urls(self) -> list[Any]:
         import_view = path("import/", self.admin_site.admin_view(self.import_view), name="members_member_import")

@@ -20,13 +20,6 @@ from members.models import Member, MessageTemplate, Segment
 from members.segments import add_members
 
 DEMO_PASSWORD = "portal-demo"
-# The other vendors have no simulator yet: placeholder credentials so their connections can be looked at.
-PLACEHOLDER_SECRETS: dict[str, dict[str, str]] = {
-    "first_orion": {"client_secret": "sandbox-fo-secret"},
-    "bazaarvoice": {"passkey": "sandbox-bv-passkey", "shared_secret": "sandbox-bv-shared-secret"},
-    "sessionm": {"api_key": "sandbox-sessionm-key", "api_secret": "sandbox-sessionm-secret"},
-}
-
 # Demo secrets of earlier versions that were common words: secrets are redacted wherever they appear, so the Vibes
 # username "sandbox" blanked that word in every URL and log line. A demo connection still holding one gets today's.
 RETIRED_DEMO_SECRETS: dict[str, dict[str, str]] = {"vibes": {"api_username": "sandbox"}}
@@ -35,7 +28,7 @@ RETIRED_DEMO_SECRETS: dict[str, dict[str, str]] = {"vibes": {"api_username": "sa
 def demo_secrets(vendor: str) -> dict[str, str]:
     """The credentials the vendor's simulator accepts (its sandbox module's DEMO_SECRETS)."""
     sandbox = VENDORS[vendor].module("sandbox")
-    return getattr(sandbox, "DEMO_SECRETS", PLACEHOLDER_SECRETS.get(vendor, {}))
+    return getattr(sandbox, "DEMO_SECRETS", {})
 
 
 def demo_settings(vendor: str) -> dict[str, str]:
