@@ -1,7 +1,8 @@
 """What the dashboard charts: series of records the portal already keeps (vendor calls, messages, callbacks, points,
 and whatever a vendor adds), each counted or summed per hour or per day in SQL.
 
-A vendor adds its own series with `activity_series()` in its flows module (e.g. First Orion's pushes)."""
+A vendor adds its own series with `activity_series()` in its flows module (e.g. First Orion's pushes), and its own
+lines of trouble with `dashboard_troubles` in its `VendorAdmin` (they link to its admin pages)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ class ActivitySeries:
     client_path: str
     value: Any = field(default_factory=lambda: Count("pk"))
     unit: str = ""
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """One line of the dashboard's "Needs attention" that a vendor adds (e.g. a failed First Orion push)."""
+
+    client_id: int
+    label: str
+    url: str
+    detail: str
 
 
 def core_series() -> list[ActivitySeries]:

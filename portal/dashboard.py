@@ -15,7 +15,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from integrations.activity import CALL_OUTCOMES, CALLS, ActivitySeries, core_series
+from integrations.activity import CALL_OUTCOMES, CALLS, ActivitySeries, Trouble, core_series
 from integrations.models import Client, Connection, JobRun
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
 from integrations.vendors import vendor_modules
@@ -73,6 +73,7 @@ class Chart:
 class Dashboard:
     failing_connections: list[Connection]
     troubled_runs: list[JobRun]
+    vendor_troubles: list[Trouble]
     clients: list[ClientCards]
     charts: list[Chart]
     window: str
@@ -90,6 +91,7 @@ def build_dashboard(user: Any, window: str = "24h") -> Dashboard:
     return Dashboard(
         failing_connections=failing_connections(user),
         troubled_runs=troubled_runs(user),
+        vendor_troubles=vendor_troubles(user),
         clients=[ClientCards(client, [card_for(c) for c in client.connections.all()]) for client in clients],
         charts=charts(user, window, zone),
         window=window,
@@ -108,6 +110,16 @@ def troubled_runs(user: Any) -> list[JobRun]:
     runs = JobRun.objects.select_related("client").filter(outcome__in=troubled, started_at__gte=since)
     # Portal-wide runs (no client) reach site admins only: scoping drops them for client users.
     return list(scope_to_clients(runs, user)[:50])
+
+
+def vendor_troubles(user: Any) -> list[Trouble]:
+    """What each vendor reports needs attention in the last 24 hours (e.g. failed pushes), for the viewer's clients."""
+    since = timezone.now() - timedelta(hours=24)
+    visible = set(visible_clients(user).values_list("pk", flat=True))
+    # Vendors' admin modules are looked up when asked (this module loads with the admin site, before them).
+    admins = [module.ADMIN for module in vendor_modules("admin").values()]
+    sources = [admin.dashboard_troubles for admin in admins if admin.dashboard_troubles]
+    return [trouble for source in sources for trouble in source(since) if trouble.client_id in visible][:50]
 
 
 def chart_zone(clients: list[Client]) -> ZoneInfo:

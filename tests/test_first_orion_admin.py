@@ -4,16 +4,20 @@ with their confirmation page, the push list and its filters, the region that onl
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from integrations.first_orion import sandbox as simulator
-from integrations.first_orion.models import ProgramContent, Push
-from integrations.models import Connection
+from integrations.first_orion.models import ProgramContent, Push, PushBatch
+from integrations.models import Connection, JobRun
 from members.models import Member, Segment
 from members.segments import add_members
+from portal.dashboard import build_dashboard
 from tests.conftest import login
 from tests.factories import ClientUserFactory, ConnectionFactory
 
@@ -261,3 +265,44 @@ def test_a_user_without_the_push_permission_cannot_push(client_a, fo_connection,
     )
     assert "You may not push" in response.content.decode()
     assert not Push.objects.exists()
+
+
+def test_the_dashboard_lists_failed_pushes_of_the_last_day_and_charts_pushed_destinations(
+    alice_http, admin_http, client_a, client_b, content
+):
+    other = ProgramContent.objects.create(
+        client=client_b, name="Beta program", program_content_uuid=simulator.DEMO_PROGRAM, a_numbers=["+15014008029"]
+    )
+    failed = Push.objects.create(
+        client=client_a, program_content=content, source="numbers", status="failed", error="Not allowed to use anumbers"
+    )
+    Push.objects.create(client=client_b, program_content=other, source="numbers", status="uncertain")
+    old = Push.objects.create(client=client_a, program_content=content, source="numbers", status="failed")
+    Push.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
+    sent = Push.objects.create(client=client_a, program_content=content, source="numbers", status="sent")
+    PushBatch.objects.create(push=sent, index=0, size=7, destinations=[], status="sent", settled_at=timezone.now())
+    mine = alice_http.get("/admin/").content.decode()
+    assert f"First Orion push #{failed.pk}" in mine and "Not allowed to use anumbers" in mine
+    assert f"First Orion push #{old.pk}" not in mine  # older than a day
+    assert "Beta" not in mine  # client B's uncertain push is not client A's user's business
+    assert "uncertain" in admin_http.get("/admin/").content.decode().lower()
+    chart = next(
+        c for c in build_dashboard(client_a.users.get()).charts if c.title == "Branded-call destinations pushed"
+    )
+    assert chart.total == 7
+
+
+def test_a_push_being_sent_shows_a_live_progress_bar_on_its_page(admin_http, client_a, content):
+    run = JobRun.objects.create(job="first_orion.run_push", client=client_a, done=3, total=4)
+    push = Push.objects.create(
+        client=client_a, program_content=content, source="numbers", status="sending", batches_total=4, batches_sent=3,
+        job_run=run,
+    )  # fmt: skip
+    page = admin_http.get(reverse("admin:first_orion_push_change", args=[push.pk])).content.decode()
+    assert 'class="job-progress"' in page and "75%" in page and "job_progress.js" in page
+    run.outcome = JobRun.Outcome.SUCCEEDED
+    run.save()
+    assert (
+        'class="job-progress"'
+        not in admin_http.get(reverse("admin:first_orion_push_change", args=[push.pk])).content.decode()
+    )

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from integrations import audit
+from integrations.activity import Trouble
 from integrations.connections import validate_secret
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome, outcome_of
@@ -222,6 +224,8 @@ class VendorAdmin:
     member_actions: tuple[Callable[..., Any], ...] = ()
     member_inlines: tuple[type[admin.options.InlineModelAdmin], ...] = ()
     segment_actions: tuple[Callable[..., Any], ...] = ()
+    # What needs attention on the dashboard since a moment (all clients; the dashboard keeps the viewer's).
+    dashboard_troubles: Callable[[datetime], Iterable[Trouble]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from integrations.activity import ActivitySeries
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.api import MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
@@ -359,3 +360,9 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
         review.detail = f"{review.detail} Reversed: {txn.detail}"
         review.save()
     return Outcome.success(f"{review}: {txn.detail}")
+
+
+def activity_series() -> list[ActivitySeries]:
+    """The dashboard's chart of reviews that earned points (by when they were last settled)."""
+    awarded = Review.objects.filter(outcome=Review.Outcome.AWARDED)
+    return [ActivitySeries("Reviews rewarded", awarded, "updated_at", "client")]

@@ -4,21 +4,26 @@ segment and member actions that push branded call content after a confirmation p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from integrations.activity import Trouble
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, ReadOnlyAdmin, VendorAdmin
 from integrations.connections import usable_connection
 from integrations.first_orion import flows
 from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, ProgramContent, Push, PushBatch
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
+from integrations.models import JobRun
 from integrations.outcome import NotReady
 from integrations.tenancy import is_site_admin, scope_to_clients
 from members.models import Member, Segment
@@ -152,7 +157,7 @@ class PushBatchInline(admin.TabularInline):
 class PushAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "client", "program_content", "source", "status", "progress", "destinations"]
     list_filter = [ClientFilter, ProgramContentFilter, "status", ("created_at", admin.DateFieldListFilter)]
-    list_select_related = ["client", "program_content"]
+    list_select_related = ["client", "program_content", "job_run"]
     date_hierarchy = "created_at"
     inlines = [PushBatchInline]
     readonly_fields = [
@@ -185,10 +190,18 @@ class PushAdmin(ReadOnlyAdmin):
         self.message_user(request, f"{sent} uncertain batch(es) of {len(pushes)} push(es) queued to be sent again.")
         return None
 
+    class Media:
+        js = ["integrations/job_progress.js"]
+
     @admin.display(description="progress")
     def progress(self, push: Push) -> str:
         failures = f", {push.failures} failed or uncertain" if push.failures else ""
-        return f"{push.batches_sent} / {push.batches_total} batches sent{failures}"
+        words = f"{push.batches_sent} / {push.batches_total} batches sent{failures}"
+        run = push.job_run
+        if run is None or run.outcome != JobRun.Outcome.RUNNING:
+            return words
+        # While it is being sent: a bar that follows the run, without reloading the page.
+        return format_html("{}{}", render_to_string("admin/includes/job_progress.html", {"run": run}), words)
 
 
 @admin.register(PushBatch)
@@ -331,4 +344,19 @@ def push_members_content(
     )
 
 
-ADMIN = VendorAdmin(segment_actions=(push_segment_content,), member_actions=(push_members_content,))
+def failed_pushes(since: datetime) -> Iterator[Trouble]:
+    """The dashboard's "Needs attention": pushes of the last 24 hours that failed or whose outcome is uncertain."""
+    for push in flows.failed_pushes_since(since)[:50]:
+        yield Trouble(
+            client_id=push.client_id,
+            label=f"First Orion push #{push.pk} · {push.client}",
+            url=reverse("admin:first_orion_push_change", args=[push.pk]),
+            detail=f"{push.get_status_display()}: {push.error or push.program_content}",
+        )
+
+
+ADMIN = VendorAdmin(
+    segment_actions=(push_segment_content,),
+    member_actions=(push_members_content,),
+    dashboard_troubles=failed_pushes,
+)

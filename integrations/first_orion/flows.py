@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
+from integrations.activity import ActivitySeries
 from integrations.connections import ConnectionDisabled, api_for, usable_connection
 from integrations.first_orion.api import FirstOrionAPI, batch_body
 from integrations.first_orion.destinations import Plan, plan_for_members, plan_for_numbers
@@ -19,7 +20,7 @@ from integrations.first_orion.models import ProgramContent, Push, PushBatch
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
 from integrations.first_orion.tokens import TokenSource
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
-from integrations.jobs import report_progress
+from integrations.jobs import current_run, report_progress
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady
 from integrations.queue import enqueue
@@ -193,6 +194,7 @@ def run_push(push_id: int) -> dict[str, int]:
     push = Push.objects.select_related("program_content", "client").get(pk=push_id)
     if not claim(push):
         return counts_of(push)
+    Push.objects.filter(pk=push.pk).update(job_run=current_run())
     try:
         orphaned_sending_batches_are_uncertain(push)
         connection = usable_connection(push.client_id, VENDOR)
@@ -240,7 +242,8 @@ def send_pending_batches(push: Push, connection: Connection) -> None:
         else:
             settle(batch, PushBatch.Status.SENT, request_id=answer.request_id)
             Push.objects.filter(pk=push.pk).update(batches_sent=F("batches_sent") + 1)
-        report_progress(counts_of(push))
+        counts = counts_of(push)
+        report_progress(counts, done=counts["batches_sent"] + counts["failures"], total=counts["batches"])
     finish(push)
 
 
@@ -337,6 +340,12 @@ def resume_pushes() -> dict[str, int]:
     for push_id in ids:
         enqueue("first_orion.run_push", push_id)
     return {"queued": len(ids)}
+
+
+def activity_series() -> list[ActivitySeries]:
+    """The dashboard's chart of branded-call destinations First Orion accepted, by when their batch settled."""
+    sent = PushBatch.objects.filter(status=PushBatch.Status.SENT)
+    return [ActivitySeries("Branded-call destinations pushed", sent, "settled_at", "push__client", value=Sum("size"))]
 
 
 def failed_pushes_since(when: datetime) -> QuerySet[Push]:

@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from integrations.crypto import EncryptedJSONField
-from integrations.models import Client, Connection
+from integrations.models import Client, Connection, JobRun
 from members.models import Segment
 from members.phones import is_e164
 from members.templates_text import placeholders_in
@@ -168,6 +168,8 @@ class Push(models.Model):
     requested_by = models.CharField(max_length=150, blank=True)
     # The runner sending it holds it until then (renewed per batch): one runner at a time, a dead one's push resumes.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # The latest job run sending it, whose progress its page shows.
+    job_run = models.ForeignKey(JobRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
