@@ -18,9 +18,8 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from integrations.alerts import alert
+from integrations.job_catalog import SCHEDULES
 from integrations.models import Client, JobRun
-from integrations.vendor_spec import Schedule
-from integrations.vendors import VENDORS
 
 Counts = dict[str, int]
 
@@ -100,44 +99,6 @@ def reap_interrupted_runs(worker: str = "") -> int:
         error="Interrupted: the run stopped without finishing (worker killed, time limit or database outage). "
         "Its work is safe to repeat; the next scheduled run picks it up.",
     )
-
-
-CORE_SCHEDULES = (
-    Schedule(
-        name="Send loyalty-action messages",
-        task="members.dispatch_loyalty_messages",
-        crontab={"minute": "*"},
-        description="Turns new loyalty events into messages and sends the pending ones (loyalty-action SMS).",
-    ),
-    Schedule(
-        name="Converge member state",
-        task="members.reconcile_pending",
-        crontab={"minute": "*"},
-        description="Sends member changes that wait (a lost task, a vendor that was failing) to each vendor.",
-    ),
-    Schedule(
-        name="Apply waiting callbacks",
-        task="integrations.sweep_received_callbacks",
-        crontab={"minute": "*"},
-        description="Applies stored callbacks whose processing task was lost (normally none).",
-    ),
-    Schedule(
-        name="Match Vibes persons to members",
-        task="integrations.match_vibes_persons",
-        crontab={"minute": "*/5"},
-        description="Attaches Vibes subscriptions of persons the portal did not know to members that appeared since.",
-    ),
-    Schedule(
-        name="Prune old records",
-        task="integrations.prune_old_records",
-        crontab={"minute": "17", "hour": "3"},
-        description="Deletes vendor call rows and job runs older than RECORD_RETENTION_DAYS.",
-    ),
-)
-# The shared jobs above, then each vendor's own (declared in its spec).
-SCHEDULES: tuple[Schedule, ...] = CORE_SCHEDULES + tuple(
-    schedule for spec in VENDORS.values() for schedule in spec.schedules
-)
 
 
 def ensure_schedules() -> list[str]:

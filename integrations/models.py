@@ -17,6 +17,7 @@ from django.db import models
 from django.utils import dateformat, timezone
 
 from integrations.crypto import EncryptedJSONField, UnreadableSecrets
+from integrations.job_catalog import job_label
 from integrations.vendors import VENDOR_CHOICES, VENDORS, VendorSpec
 
 
@@ -304,7 +305,7 @@ class JobRun(models.Model):
 
     @property
     def job_label(self) -> str:
-        """The job in words: "members.export_segment" reads "Export segment"."""
+        """The job in words, as the Jobs page names it."""
         return job_label(self.job)
 
     @property
@@ -326,11 +327,6 @@ class JobRun(models.Model):
         """{"sent": 3, "failed": 0} reads "3 sent, 0 failed"."""
         counts = self.counts if isinstance(self.counts, dict) else {}
         return ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items()) or "nothing to do"
-
-
-def job_label(task_name: str) -> str:
-    name = task_name.rsplit(".", 1)[-1].replace("_", " ")
-    return name[:1].upper() + name[1:]
 
 
 def hash_token(key: str) -> str:

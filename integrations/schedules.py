@@ -17,6 +17,8 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from integrations.models import JobRun
 
+# Minutes that divide an hour: "every N minutes" with any other N would bunch up at the hour.
+EVEN_MINUTES = tuple(n for n in range(1, 60) if 60 % n == 0)
 # How far ahead a preview looks for run times (a schedule that fires less often shows fewer of them).
 PREVIEW_HORIZON = timedelta(days=400)
 
@@ -107,8 +109,11 @@ class ScheduleChoice:
 
     def crontab_fields(self) -> dict[str, str]:
         if self.kind == "minutes":
-            if not self.every_minutes or not 1 <= self.every_minutes <= 59:
-                raise ValidationError({"every_minutes": "Give a number of minutes from 1 to 59."})
+            # Cron's */N restarts at every hour: only a divisor of 60 keeps the runs evenly spaced.
+            if not self.every_minutes or 60 % self.every_minutes or self.every_minutes == 60:
+                raise ValidationError(
+                    {"every_minutes": f"Give one of {', '.join(map(str, EVEN_MINUTES))} (runs stay evenly spaced)."}
+                )
             minute = "*" if self.every_minutes == 1 else f"*/{self.every_minutes}"
             return {"minute": minute, "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"}
         if self.kind == "daily":
@@ -159,8 +164,10 @@ def reschedule(task: PeriodicTask, choice: ScheduleChoice) -> PeriodicTask:
 
 
 def set_enabled(task: PeriodicTask, enabled: bool) -> None:
+    """Switch a job on or off. A full save: django-celery-beat forgets the last run of a job switched off, so one
+    switched back on waits for its next time instead of running at once as "overdue"."""
     task.enabled = enabled
-    task.save(update_fields=["enabled"])
+    task.save()
 
 
 def choice_for(task: PeriodicTask) -> ScheduleChoice:

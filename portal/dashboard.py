@@ -92,7 +92,7 @@ def build_dashboard(user: Any, window: str = "24h") -> Dashboard:
         failing_connections=failing_connections(user),
         troubled_runs=troubled_runs(user),
         vendor_troubles=vendor_troubles(user),
-        clients=[ClientCards(client, [card_for(c) for c in client.connections.all()]) for client in clients],
+        clients=[ClientCards(client, [card_for(c, user) for c in client.connections.all()]) for client in clients],
         charts=charts(user, window, zone),
         window=window,
         time_zone=str(zone),
@@ -131,15 +131,15 @@ def chart_zone(clients: list[Client]) -> ZoneInfo:
 # --- Connection cards --------------------------------------------------------------------------------------------
 
 
-def card_for(connection: Connection) -> ConnectionCard:
-    step, url = next_step(connection)
+def card_for(connection: Connection, user: Any) -> ConnectionCard:
+    step, url = next_step(connection, is_site_admin(user))
     return ConnectionCard(connection, step, url)
 
 
-def next_step(connection: Connection) -> tuple[str, str]:
-    """What to do about a connection, with a link to the exact form."""
+def next_step(connection: Connection, site_admin: bool) -> tuple[str, str]:
+    """What to do about a connection, with a link to the exact form the viewer may use."""
     status = Connection.Status
-    form = setup_url(connection)
+    form = setup_url(connection, site_admin)
     if connection.status == status.DRAFT:
         return f"Enter the {connection.spec.label} credentials and click “Save and verify”.", form
     if connection.status == status.FAILING:
@@ -149,9 +149,11 @@ def next_step(connection: Connection) -> tuple[str, str]:
     return "Working. Nothing to do.", ""
 
 
-def setup_url(connection: Connection) -> str:
+def setup_url(connection: Connection, site_admin: bool) -> str:
     """The vendor's own set-up page of the client (a client page named after the vendor, e.g. Attentive's
-    activation) or else the connection's form."""
+    activation; those are site admins' pages) or else the connection's form."""
+    if not site_admin:
+        return reverse("admin:integrations_connection_change", args=[connection.pk])
     try:
         return reverse(f"admin:integrations_client_{connection.vendor}", args=[connection.client_id])
     except NoReverseMatch:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from celery.exceptions import NotRegistered
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -52,7 +53,17 @@ def switch_job(request: HttpRequest, pk: int) -> HttpResponse:
 def run_job_now(request: HttpRequest, pk: int) -> HttpResponse:
     site_admin_only(request)
     task = get_object_or_404(PeriodicTask, pk=pk)
-    task_named(task.task).apply_async(kwargs=json.loads(task.kwargs or "{}"))
+    try:
+        job = task_named(task.task)
+        args, kwargs = json.loads(task.args or "[]"), json.loads(task.kwargs or "{}")
+    except (NotRegistered, ValueError):
+        messages.error(
+            request,
+            f"“{task.name}” names a task the portal does not have ({task.task}) or arguments that are not JSON: "
+            "correct it under Periodic tasks, or delete it; `manage.py migrate` recreates the portal's own jobs.",
+        )
+        return HttpResponseRedirect(reverse("admin:jobs"))
+    job.apply_async(args=args, kwargs=kwargs)
     messages.success(request, f"“{task.name}” is queued: its run appears under Last run when a worker picks it up.")
     return HttpResponseRedirect(reverse("admin:jobs"))
 
@@ -63,7 +74,11 @@ KINDS = [("minutes", "Every N minutes"), ("daily", "Daily at a time"), ("cron", 
 class ScheduleForm(forms.Form):
     kind = forms.ChoiceField(choices=KINDS, widget=forms.RadioSelect, label="Runs")
     every_minutes = forms.IntegerField(
-        required=False, min_value=1, max_value=59, label="Every … minutes", help_text="From 1 to 59."
+        required=False,
+        min_value=1,
+        max_value=30,
+        label="Every … minutes",
+        help_text=f"One of {', '.join(map(str, schedules.EVEN_MINUTES))}: a divisor of 60, so runs stay evenly spaced.",
     )
     daily_at = forms.CharField(required=False, label="Daily at", help_text="HH:MM, 24-hour clock, e.g. 03:15.")
     cron = forms.CharField(

@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.models import Connection, VendorCall
+from members.models import PointsTransaction
 from portal.dashboard import build_dashboard, percentile_95
-from tests.factories import ConnectionFactory
+from tests.factories import ConnectionFactory, OutboundMessageFactory, WebhookEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +79,21 @@ def test_charts_are_drawn_as_svg_without_inline_style(admin_http, client_a):
 def test_p95_of_a_small_sample():
     assert percentile_95(list(range(1, 101))) == 95.0
     assert percentile_95([7]) == 7.0
+
+
+def test_a_client_users_cards_link_to_the_connection_form_they_may_use(user_a, client_a):
+    draft = ConnectionFactory(client=client_a, vendor="attentive", status=Connection.Status.DRAFT)
+    card = build_dashboard(user_a).clients[0].cards[0]
+    assert card.next_url == reverse("admin:integrations_connection_change", args=[draft.pk])
+
+
+def test_messages_callbacks_and_points_are_charted_for_the_viewers_clients(user_a, client_a, client_b):
+    for client in (client_a, client_b):
+        message = OutboundMessageFactory(template__client=client, status="sent", sent_at=timezone.now())
+        WebhookEventFactory(connection=message.connection)
+        PointsTransaction.objects.create(
+            client=client, member=message.member, key=f"k-{client.pk}", activity="credit", points=40,
+            action_id="100", status="applied",
+        )  # fmt: skip
+    charts = {chart.title: chart.total for chart in build_dashboard(user_a).charts}
+    assert (charts["Messages sent"], charts["Callbacks received"], charts["Points awarded"]) == (1, 1, 40)

@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from integrations.jobs import SCHEDULES, ensure_schedules, run_job
+from integrations.job_catalog import SCHEDULES
+from integrations.jobs import ensure_schedules, run_job
 from integrations.models import JobRun, VendorCall
 from integrations.tasks import PortalTask, prune_old_records
 from portal.celery import app as celery_app

@@ -113,3 +113,37 @@ def test_long_work_reports_how_far_it_has_got_and_the_page_polls_it(admin_http, 
     assert alice_http.get(f"/admin/jobs/runs/{run.pk}/progress/").status_code == 404
     own = JobRun.objects.create(job="members.import_members", client=client_a, done=1, total=4)
     assert alice_http.get(f"/admin/jobs/runs/{own.pk}/progress/").json()["percent"] == 25
+
+
+def test_a_job_switched_off_and_on_forgets_its_last_run_so_it_is_not_overdue(admin_http):
+    task = task_named("Prune old records")
+    PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=datetime(2026, 1, 1, tzinfo=UTC))
+    admin_http.post(f"/admin/jobs/{task.pk}/switch/", {"enabled": "0"})
+    admin_http.post(f"/admin/jobs/{task.pk}/switch/", {"enabled": "1"})
+    task.refresh_from_db()
+    assert task.enabled and task.last_run_at is None  # beat starts it afresh, at its next time
+
+
+def test_run_now_of_a_task_the_portal_does_not_have_says_so(admin_http):
+    stray = PeriodicTask.objects.create(
+        name="Stray", task="nowhere.to_be_found", crontab=task_named("Prune old records").crontab
+    )
+    page = admin_http.post(f"/admin/jobs/{stray.pk}/run/", follow=True)
+    assert page.status_code == 200 and "names a task the portal does not have" in page.content.decode()
+
+
+def test_every_n_minutes_must_divide_the_hour(admin_http):
+    task = task_named("Prune old records")
+    page = admin_http.post(
+        f"/admin/jobs/{task.pk}/schedule/", {"kind": "minutes", "every_minutes": "7", "time_zone": "UTC", "save": "1"}
+    )
+    assert "a divisor of 60" in page.content.decode() or "evenly spaced" in page.content.decode()
+    task.refresh_from_db()
+    assert task.crontab.hour == "3"
+
+
+def test_job_runs_are_named_as_the_jobs_page_names_them(admin_http):
+    run = JobRun.objects.create(job="members.dispatch_loyalty_messages", outcome=JobRun.Outcome.SUCCEEDED)
+    assert run.job_label == "Send loyalty-action messages"
+    assert "Send loyalty-action messages" in admin_http.get("/admin/integrations/jobrun/").content.decode()
+    assert JobRun(job="members.export_segment").job_label == "Export segment"  # not scheduled: its task in words

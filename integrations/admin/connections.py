@@ -213,9 +213,12 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
         self, request: HttpRequest, context: dict[str, Any], *args: Any, obj: Connection | None = None, **kwargs: Any
     ) -> Any:
         spec = self._vendor_spec(request, obj)
+        # A new connection may become a sandbox one only where its environment can be chosen (site admins); a client
+        # user's new connection gets the default environment, so the sandbox's secrets are not offered to it.
+        new_environment = "" if is_site_admin(request.user) else Connection._meta.get_field("environment").default
         fill = sandbox_fill(
             spec.key if spec else "",
-            obj.environment if obj else "",
+            obj.environment if obj else new_environment,
             secret_prefix=SECRET_PREFIX,
             setting_prefix=SETTING_PREFIX,
         )

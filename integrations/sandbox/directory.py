@@ -77,5 +77,5 @@ def sandbox_fill(key: str, environment: str, *, secret_prefix: str = "", setting
 
 
 def sandbox_enabled() -> bool:
-    """The simulators (and so their credentials) are shown only on development and sandbox set-ups."""
-    return bool(settings.SANDBOX_ENABLED or settings.DEBUG)
+    """The simulators (and so their credentials) are shown only where they are served (SANDBOX_ENABLED)."""
+    return bool(settings.SANDBOX_ENABLED)

@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 
-from integrations.admin.base import ClientScopedAdmin
+from integrations.admin.base import ClientScopedAdmin, clipped
 from integrations.vendors import VENDORS
 from members import sync
 from members.models import MemberVendorState
@@ -48,7 +48,7 @@ class DiffersFilter(admin.SimpleListFilter):
 @admin.register(MemberVendorState)
 class MemberVendorStateAdmin(ClientScopedAdmin):
     client_path = "member__client"
-    list_display = ["member", "vendor_label", "status", "detail", "changed_at", "confirmed_at"]
+    list_display = ["member_name", "vendor_label", "status", "short_detail", "changed_at", "confirmed_at"]
     list_filter = [DiffersFilter, "status", "vendor"]
     list_select_related = ["member__client"]
     search_fields = ["member__email", "member__phone", "detail"]
@@ -63,6 +63,14 @@ class MemberVendorStateAdmin(ClientScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="member", ordering="member")
+    def member_name(self, state: MemberVendorState) -> str:
+        return clipped(str(state.member), 40)
+
+    @admin.display(description="detail", ordering="detail")
+    def short_detail(self, state: MemberVendorState) -> str:
+        return clipped(state.detail, 80)
 
     @admin.display(description="vendor", ordering="vendor")
     def vendor_label(self, state: MemberVendorState) -> str:

@@ -1,0 +1,53 @@
+"""The portal's recurring jobs by name: the shared ones and each vendor's (declared in its spec). Read by the code
+that creates the schedules (integrations/jobs.py) and by whatever names a job to people (job runs, the Jobs page)."""
+
+from __future__ import annotations
+
+from integrations.vendor_spec import Schedule
+from integrations.vendors import VENDORS
+
+CORE_SCHEDULES = (
+    Schedule(
+        name="Send loyalty-action messages",
+        task="members.dispatch_loyalty_messages",
+        crontab={"minute": "*"},
+        description="Turns new loyalty events into messages and sends the pending ones (loyalty-action SMS).",
+    ),
+    Schedule(
+        name="Converge member state",
+        task="members.reconcile_pending",
+        crontab={"minute": "*"},
+        description="Sends member changes that wait (a lost task, a vendor that was failing) to each vendor.",
+    ),
+    Schedule(
+        name="Apply waiting callbacks",
+        task="integrations.sweep_received_callbacks",
+        crontab={"minute": "*"},
+        description="Applies stored callbacks whose processing task was lost (normally none).",
+    ),
+    Schedule(
+        name="Match Vibes persons to members",
+        task="integrations.match_vibes_persons",
+        crontab={"minute": "*/5"},
+        description="Attaches Vibes subscriptions of persons the portal did not know to members that appeared since.",
+    ),
+    Schedule(
+        name="Prune old records",
+        task="integrations.prune_old_records",
+        crontab={"minute": "17", "hour": "3"},
+        description="Deletes vendor call rows and job runs older than RECORD_RETENTION_DAYS.",
+    ),
+)
+# The shared jobs above, then each vendor's own (declared in its spec).
+SCHEDULES: tuple[Schedule, ...] = CORE_SCHEDULES + tuple(
+    schedule for spec in VENDORS.values() for schedule in spec.schedules
+)
+NAMES: dict[str, str] = {schedule.task: schedule.name for schedule in SCHEDULES}
+
+
+def job_label(task_name: str) -> str:
+    """A job in words: its schedule's name ("Send loyalty-action messages"), else its task's ("Export segment")."""
+    if task_name in NAMES:
+        return NAMES[task_name]
+    name = task_name.rsplit(".", 1)[-1].replace("_", " ")
+    return name[:1].upper() + name[1:]
