@@ -136,7 +136,7 @@ class PointsTransaction(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     response = models.JSONField(default=dict, blank=True)
     detail = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # the dashboard charts a window of it
 
     class Meta:
         ordering = ["-created_at"]
@@ -306,7 +306,8 @@ class OutboundMessage(models.Model):
     # Which dispatch run holds this message while it is being sent; two runs can never hold the same one.
     claim = models.CharField(max_length=32, blank=True, db_index=True)
     attempted_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    # Indexed for the dashboard's "messages sent" chart (a window of sent_at).
+    sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Set while a pending message waits on its connection (draft, disabled, failing); `detail` says why.
     held_since = models.DateTimeField(null=True, blank=True)
 
