@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib import admin
@@ -24,6 +25,7 @@ from tests.factories import (
     ConnectionFactory,
     MemberFactory,
     OutboundMessageFactory,
+    SegmentFactory,
     SiteAdminFactory,
     WebhookEventFactory,
 )
@@ -157,3 +159,27 @@ def test_a_client_user_sees_their_client_and_lists_that_fit(browser_page, live_s
     page.goto(f"{live_server.url}/admin/members/member/")
     expect(page.locator(".chip-deferred")).to_contain_text("deferred")
     screenshot(page, "console-client-members")
+
+
+def test_a_client_user_adds_members_to_a_segment_and_downloads_it_as_csv(browser_page, live_server, history):
+    """README "Segments and CSV export", as the client's own user: members into a segment, then the CSV."""
+    ClientUserFactory(username="console-exporter", client=history)
+    segment = SegmentFactory(client=history, name="VIP reviewers")
+    page = browser_page
+    log_in(page, live_server.url, "console-exporter")
+    page.goto(f"{live_server.url}/admin/members/member/")
+    page.check("#action-toggle")
+    page.select_option("select[name=action]", "add_to_segment")
+    page.click("button[name=index]")
+    page.select_option("select[name=segment]", str(segment.pk))
+    page.locator("input[type=submit]").last.click()
+    expect(page.locator(".messagelist")).to_contain_text("VIP reviewers")
+    page.goto(f"{live_server.url}/admin/members/segment/")
+    page.check(f"input[name=_selected_action][value='{segment.pk}']")
+    page.select_option("select[name=action]", "export_csv")
+    with page.expect_download() as download:
+        page.click("button[name=index]")
+    body = Path(download.value.path()).read_text(encoding="utf-8")
+    assert body.splitlines()[0] == '"phone","email","first_name","last_name","member_id"'
+    assert len(body.splitlines()) == 1 + history.members.count()
+    screenshot(page, "console-client-segments")
