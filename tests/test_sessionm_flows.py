@@ -92,6 +92,26 @@ def test_verify_with_a_wrong_secret_says_which_credentials(connection):
     assert not outcome.ok and "Core API key and secret" in outcome.message
 
 
+def test_verify_fails_with_a_wrong_connect_store_id(connection):
+    connection.settings = {**connection.settings, "store_id": "not-our-store"}
+    connection.save()
+    outcome = connections.verify(connection)
+    assert not outcome.ok and "store_id" in outcome.message and "not-our-store" in outcome.message
+    assert Connection.objects.get(pk=connection.pk).status == Connection.Status.FAILING
+
+
+def test_verify_takes_connects_unknown_user_as_a_404_too(connection, sandbox):
+    sandbox.unknown_user_404 = True
+    connection.status = Connection.Status.DRAFT
+    connection.save()
+    outcome = connections.verify(connection)
+    assert outcome.ok, outcome.message
+    # A wrong store is still refused when unknown users come as 404s.
+    connection.settings = {**connection.settings, "connect_client_id": "someone-else"}
+    connection.save()
+    assert not connections.verify(connection).ok
+
+
 def test_a_production_connection_without_tenant_host_asks_for_it(client_a):
     connection = ConnectionFactory(client=client_a, vendor="sessionm", secrets=dict(simulator.DEMO_SECRETS))
     outcome = connections.verify(connection)

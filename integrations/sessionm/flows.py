@@ -9,7 +9,6 @@ the client's templates and its SMS connection.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ SCAN_SECONDS = 300
 # Longer than a run can last (Celery's hard limit is 600 s); a run that was killed frees the scan after this.
 SCAN_LEASE = timedelta(seconds=660)
 PROGRESS_EVERY = 100
+# Connect's and Core's code for a user SessionM does not know.
+UNKNOWN_USER = "user_not_found"
 
 
 # --- The connection ------------------------------------------------------------------------------------------------
@@ -79,10 +80,26 @@ def check_connection(connection: Connection) -> str:
     if connect_ids(connection) is None:
         raise NotReady("Enter the Connect store_id and client_id in the connection's settings.")
     api.credentials_work()
-    # The probe user does not exist: Connect accepting the credentials and refusing the user is the proof.
-    with contextlib.suppress(ConnectRejected):
-        api.get_user_offers("portal-verify-probe")
+    probe_connect(api)
     return f"Verified: the Core API and Connect credentials work at {connection.effective_base_url}."
+
+
+def probe_connect(api: SessionMAPI) -> None:
+    """The probe user does not exist: Connect accepting the envelope and credentials and refusing only the user
+    (by its code, in a Connect answer or a 404) is the proof. Any other refusal (an unknown store_id or client_id)
+    fails the verify with what to correct."""
+    try:
+        api.get_user_offers("portal-verify-probe")
+    except (ConnectRejected, NotFound) as exc:
+        if exc.code != UNKNOWN_USER:
+            raise Rejected(
+                "SessionM",
+                f"Connect refused the probe ({exc.message})",
+                status=exc.status,
+                code=exc.code,
+                hint="Check the Connect store_id and client_id in the connection's settings (and the Connect key "
+                "and secret, if they differ).",
+            ) from exc
 
 
 def explain_auth_failure(error: AuthError) -> str:
@@ -331,8 +348,8 @@ def read_wallet(api: SessionMAPI, connection: Connection, scan: OfferScan, membe
     refuses every member alike) stops the run before the cursor moves."""
     try:
         offers = api.get_user_offers(member.sessionm_profile.user_id)
-    except ConnectRejected as exc:
-        if exc.code != "user_not_found":
+    except (ConnectRejected, NotFound) as exc:
+        if exc.code != UNKNOWN_USER:
             raise
         counts["unknown_users"] += 1
         offers = None

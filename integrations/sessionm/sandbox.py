@@ -9,7 +9,8 @@ Connect answers a repeated request_id with its first answer. State lives in this
 {"add_offer": {"external_id" | "user_id": ..., "name": ..., "days": 10 | "end_date": "2026-12-01", "redeemed":
 false}}, {"redeem": "<offer id>"}, {"fail": "401|429|500|503|slow", "fail_path": "users|offers|transactions|
 campaigns", "times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504),
-{"fail_after_reads": n} (503 for wallet reads after n), {"seed_users": [[external_id, user_id], ...]}.
+{"fail_after_reads": n} (503 for wallet reads after n), {"unknown_user_404": true} (an unknown user
+answered 404 instead of Connect's 200 envelope), {"seed_users": [[external_id, user_id], ...]}.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class State:
     # Wallet reads answered before SessionM "goes down" (503 from then on); 0 = never.
     fail_after_reads: int = 0
     lose_answer_next: int = 0
+    # Some tenants answer Connect's unknown user as HTTP 404 (code user_not_found) instead of a 200 envelope.
+    unknown_user_404: bool = False
     fail: str = ""
     fail_path: str = ""
     fail_times: int = 0
@@ -278,6 +281,8 @@ def connect(handle: Any) -> Any:
             answer = handle(body["request_payload"])
             if "http_status" in answer:
                 return error(answer["http_status"], "unavailable", "Service Unavailable")
+            if state.unknown_user_404 and (answer.get("errors") or {}).get("code") == "user_not_found":
+                return error(404, "user_not_found", answer["errors"]["message"])
             state.answers[body["request_id"]] = answer
             lose = handle is send_transaction and state.lose_answer_next > 0
             if lose:
@@ -378,6 +383,8 @@ def control(request: HttpRequest) -> JsonResponse:
                 redeem(str(settings["redeem"]))
             if "fail_after_reads" in settings:
                 state.fail_after_reads = int(settings["fail_after_reads"])
+            if "unknown_user_404" in settings:
+                state.unknown_user_404 = bool(settings["unknown_user_404"])
             if "lose_answer_next" in settings:
                 state.lose_answer_next = int(settings["lose_answer_next"])
             if "fail" in settings:
