@@ -358,6 +358,21 @@ def test_the_scan_covers_a_client_over_several_runs_at_its_rate(connection, sand
     assert len(events(EventType.OFFER_ISSUED)) == 7
 
 
+def test_a_slow_sessionm_stops_the_run_at_its_time_budget_and_the_next_goes_on(connection, sandbox, settings):
+    members = [wallet_member(connection, n) for n in range(1, 4)]
+    for member in members:
+        member.refresh_from_db()
+        give(member, days=30)
+    settings.SESSIONM_SCAN_SECONDS = 0  # every read is over the budget: one wallet per run
+    counts = sessionm.scan_offers()
+    assert counts["members"] == 1 and counts["out_of_time"] == 1 and "passes_completed" not in counts
+    assert OfferScan.objects.get().last_member_id == members[0].pk and OfferScan.objects.get().claimed_until is None
+    sessionm.scan_offers()
+    sessionm.scan_offers()
+    assert sandbox.wallet_reads == 3 and OfferScan.objects.get().passes == 1
+    assert sorted(e.member_id for e in events(EventType.OFFER_ISSUED)) == [m.pk for m in members]
+
+
 def test_only_members_reachable_by_sms_are_read(connection, sandbox):
     reachable = wallet_member(connection, 1)
     opted_out = in_sync(new_member(connection.client, 2, opted_in=False))

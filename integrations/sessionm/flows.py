@@ -10,11 +10,13 @@ the client's templates and its SMS connection.
 from __future__ import annotations
 
 import hashlib
+import time as clock
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.signals import pre_delete
@@ -38,8 +40,9 @@ from members.models import EventType, LoyaltyEvent, Member, MemberVendorState
 VENDOR = "sessionm"
 # The member fields a SessionM profile holds; a change of any of them updates the profile.
 PROFILE_FIELDS = frozenset({"email", "phone", "first_name", "last_name", "opted_in"})
-# A wallet scan reads for at most this long at the connection's rate limit: well inside the task's time limit and
-# the 15-minute schedule, so runs never pile up and a large client is covered over several runs.
+# A wallet scan reads for at most this long (and at most this long's worth of reads at the connection's rate limit):
+# well inside the task's 540 s soft time limit and the 15-minute schedule, so runs never pile up, a slow SessionM
+# stops a run early, and a large client is covered over several runs.
 SCAN_SECONDS = 300
 # Longer than a run can last (Celery's hard limit is 600 s); a run that was killed frees the scan after this.
 SCAN_LEASE = timedelta(seconds=660)
@@ -282,6 +285,11 @@ def warning_days(connection: Connection) -> int:
     return int(connection.settings.get("offer_warning_days") or DEFAULT_WARNING_DAYS)
 
 
+def scan_seconds() -> float:
+    """The run's time budget (a setting only so that tests can make it tiny)."""
+    return float(getattr(settings, "SESSIONM_SCAN_SECONDS", SCAN_SECONDS))
+
+
 def members_per_run(connection: Connection) -> int:
     return max(1, int(connection.rate_limit_per_second * SCAN_SECONDS))
 
@@ -326,10 +334,15 @@ def scan_connection(connection: Connection, limit: int | None = None) -> Counts:
         size = limit or members_per_run(connection)
         members = reachable_members(connection, scan.last_member_id, size)
         api = sessionm_api(connection)
+        started = clock.monotonic()
         for n, member in enumerate(members, 1):
             read_wallet(api, connection, scan, member, counts)
             if n % PROGRESS_EVERY == 0:
                 report_progress(dict(counts))
+            if n < len(members) and clock.monotonic() - started > scan_seconds():
+                # A slow SessionM: stop well inside the task's time limit; the next run goes on from the cursor.
+                counts["out_of_time"] += 1
+                return dict(counts)
         if len(members) < size:
             OfferScan.objects.filter(pk=scan.pk).update(last_member_id=0, passes=F("passes") + 1)
             counts["passes_completed"] += 1
