@@ -222,6 +222,26 @@ def test_members_from_before_sessionm_was_connected_are_not_welcomed(client_a, s
     assert not LoyaltyEvent.objects.filter(event_type=EventType.SIGNED_UP).exists()
 
 
+def test_members_imported_while_the_connection_was_a_draft_are_not_welcomed_on_activation(connection, sandbox):
+    connection.status = Connection.Status.DRAFT
+    connection.save()
+    connection.sessionm_activation.delete()  # the factory saved it active: this one was set up as a draft
+    Connection.objects.filter(pk=connection.pk).update(created_at=timezone.now() - timedelta(days=3))
+    imported = [new_member(connection.client, n) for n in (1, 2)]
+    assert connections.verify(connection).ok
+    sync.backfill(connection.pk)
+    sync.change_member(imported[0], first_name="Changed")
+    assert not LoyaltyEvent.objects.filter(event_type=EventType.SIGNED_UP).exists()
+    joined = new_member(connection.client, 3)
+    assert [e.member_id for e in LoyaltyEvent.objects.filter(event_type=EventType.SIGNED_UP)] == [joined.pk]
+
+
+def test_no_welcome_while_the_sessionm_connection_is_not_usable(connection, sandbox):
+    connections.disable(Connection.objects.filter(pk=connection.pk))
+    new_member(connection.client)
+    assert not LoyaltyEvent.objects.filter(event_type=EventType.SIGNED_UP).exists()
+
+
 def test_a_client_without_sessionm_records_no_welcome(client_a):
     new_member(client_a)
     assert not LoyaltyEvent.objects.exists()

@@ -19,19 +19,25 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
-from django.db.models.signals import pre_delete
+from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from integrations.connections import api_for, usable, usable_connection
+from integrations.connections import USABLE_STATUSES, api_for, usable, usable_connection
 from integrations.http import AuthError, NotFound, Rejected, VendorError
 from integrations.jobs import Counts, report_progress
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from integrations.queue import enqueue
 from integrations.sessionm.api import ConnectIds, ConnectRejected, ExternalIdTaken, SessionMAPI, user_payload
-from integrations.sessionm.models import OfferScan, SessionMOffer, SessionMProfile, SessionMTransaction
+from integrations.sessionm.models import (
+    OfferScan,
+    SessionMActivation,
+    SessionMOffer,
+    SessionMProfile,
+    SessionMTransaction,
+)
 from integrations.sessionm.spec import DEFAULT_WARNING_DAYS
 from members import sync
 from members.flows import record_loyalty_event
@@ -148,12 +154,23 @@ def needs_sync(member: Member, changed_fields: set[str], previous: dict[str, Any
     return not SessionMProfile.objects.filter(member=member).exclude(user_id="").exists()
 
 
+@receiver(post_save, sender=Connection, dispatch_uid="sessionm.connection_saved")
+def connection_saved(sender: type[Connection], instance: Connection, **kwargs: Any) -> None:
+    """Note when a SessionM connection is first usable (verified, or saved active): the welcome's starting line."""
+    if instance.vendor == VENDOR and instance.status in USABLE_STATUSES:
+        SessionMActivation.objects.get_or_create(connection=instance, defaults={"first_active_at": timezone.now()})
+
+
 def record_sign_up(member: Member) -> None:
-    """One `signed_up` event per member who joined after the client connected SessionM (connecting SessionM does
-    not welcome the existing members again). Re-import, refresh and re-save find it stored and add nothing."""
+    """One `signed_up` event per member who joined while SessionM is usable for the client and after it was first
+    activated: members imported while the connection was a draft, or before it existed, are not welcomed when it is
+    activated. Re-import, refresh and re-save find the event stored and add nothing."""
     key = f"signed-up-{member.pk}"
-    joined_after = Connection.objects.filter(
-        client_id=member.client_id, vendor=VENDOR, created_at__lte=member.created_at
+    joined_after = SessionMActivation.objects.filter(
+        connection__client_id=member.client_id,
+        connection__vendor=VENDOR,
+        connection__status__in=USABLE_STATUSES,
+        first_active_at__lte=member.created_at,
     )
     if LoyaltyEvent.objects.filter(client_id=member.client_id, external_id=key).exists() or not joined_after.exists():
         return

@@ -74,6 +74,20 @@ class OfferScan(models.Model):
         return f"{self.connection}: after member {self.last_member_id}"
 
 
+class SessionMActivation(models.Model):
+    """When the connection was first usable (active): members who joined from then on are welcomed, those imported
+    before it (while it was a draft) are not. Not the row's creation: a connection is often set up long before."""
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="sessionm_activation")
+    first_active_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "SessionM activation"
+
+    def __str__(self) -> str:
+        return f"{self.connection}: first active {self.first_active_at:%Y-%m-%d %H:%M}"
+
+
 class SessionMTransaction(models.Model):
     """A purchase relayed to Connect's send_transaction, unique on the caller's transaction id (SessionM's
     request_id): a repeat answers the stored answer without calling SessionM again."""
