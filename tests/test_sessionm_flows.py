@@ -282,6 +282,29 @@ def test_issued_and_expiring_once_per_offer_across_repeated_runs(connection, san
     assert offer.issued_event and offer.expiring_event == expiring and not offer.redeemed
 
 
+def test_offers_already_in_the_wallet_of_a_member_from_before_sessionm_are_not_announced_as_new(client_a, sandbox):
+    earlier = MemberFactory(client=client_a, phone="+14045550121", opted_in=True)
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="sessionm",
+        environment=Connection.Environment.SANDBOX,
+        status=Connection.Status.ACTIVE,
+        secrets=dict(simulator.DEMO_SECRETS),
+        settings=dict(simulator.DEMO_SETTINGS),
+    )
+    sync.record_change(earlier, {"phone"}, {})
+    member = in_sync(earlier)
+    member.refresh_from_db()
+    give(member, days=30)
+    soon = give(member, end_date=local_day(connection.client, 5))
+    sessionm.scan_offers()
+    assert events(EventType.OFFER_ISSUED) == []
+    assert [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)] == [soon]
+    later = give(member, days=30)
+    sessionm.scan_offers()
+    assert [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)] == [later]
+
+
 def test_an_offer_ending_in_eleven_days_is_not_announced_in_ten_it_is(connection, sandbox):
     member = wallet_member(connection)
     member.refresh_from_db()

@@ -396,20 +396,33 @@ def record_wallet(member: Member, offers: list[dict[str, Any]], window: int, now
     events are deterministic, so overlapping runs make each event once."""
     now = now or timezone.now()
     counts: Counter[str] = Counter()
+    announce_new = not is_baseline_read(member)
     for raw in offers:
         offer, created = SessionMOffer.objects.get_or_create(
             member=member, offer_id=str(raw["id"])[:100], defaults={"client_id": member.client_id}
         )
         apply_offer_fields(offer, raw, member.client)
         counts["offers"] += 1
-        if created and is_live(offer, now):
+        if created and announce_new and is_live(offer, now):
             offer.issued_event = offer_event(member, offer, EventType.OFFER_ISSUED)
             counts["issued"] += 1
         if offer.expiring_event_id is None and expires_within(offer, member.client, window, now):
             offer.expiring_event = offer_event(member, offer, EventType.OFFER_EXPIRING)
             counts["expiring"] += 1
         offer.save()
+    SessionMProfile.objects.filter(member=member, wallet_first_read_at__isnull=True).update(wallet_first_read_at=now)
     return counts
+
+
+def is_baseline_read(member: Member) -> bool:
+    """The first wallet read of a member who joined before SessionM was activated: what the wallet holds then was
+    there before the portal watched it, so it is recorded without offer-issued events (expiring ones still go out
+    when due). A member who joined later has every offer announced, the first read's too."""
+    first_read = SessionMProfile.objects.filter(member=member, wallet_first_read_at__isnull=True).exists()
+    joined_before = SessionMActivation.objects.filter(
+        connection__client_id=member.client_id, connection__vendor=VENDOR, first_active_at__gt=member.created_at
+    )
+    return first_read and joined_before.exists()
 
 
 def apply_offer_fields(offer: SessionMOffer, raw: dict[str, Any], client: Client) -> None:

@@ -22,6 +22,9 @@ class SessionMProfile(models.Model):
     user_id = models.CharField("SessionM user id", max_length=100, blank=True, db_index=True)
     forget_requested_at = models.DateTimeField(null=True, blank=True)
     forgotten_at = models.DateTimeField(null=True, blank=True)
+    # The first wallet read recorded: the offers of a member from before SessionM was activated that are already in
+    # the wallet then are not announced as new.
+    wallet_first_read_at = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
