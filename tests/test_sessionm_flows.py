@@ -315,6 +315,23 @@ def test_an_offer_ending_in_eleven_days_is_not_announced_in_ten_it_is(connection
     assert eleven in [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)]
 
 
+def test_an_impossible_end_date_is_read_as_none_and_the_scan_goes_on(connection, sandbox):
+    first, second = wallet_member(connection, 1), wallet_member(connection, 2)
+    for member in (first, second):
+        member.refresh_from_db()
+    bad = give(first, end_date="2026-13-40")
+    bad_time = give(first, end_date="2026-02-30T10:00:00Z")
+    good = give(second, days=30)
+    counts = sessionm.scan_offers()
+    assert counts["members"] == 2 and counts["passes_completed"] == 1
+    assert {o.offer_id: o.redemption_end_date for o in SessionMOffer.objects.all()} == {
+        bad: None,
+        bad_time: None,
+        good: SessionMOffer.objects.get(offer_id=good).redemption_end_date,
+    }
+    assert sorted(e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)) == sorted([bad, bad_time, good])
+
+
 def test_expired_and_redeemed_offers_are_never_announced(connection, sandbox):
     member = wallet_member(connection)
     member.refresh_from_db()

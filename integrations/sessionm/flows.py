@@ -434,13 +434,17 @@ def apply_offer_fields(offer: SessionMOffer, raw: dict[str, Any], client: Client
 
 def parse_end_date(value: Any, client: Client) -> datetime | None:
     """SessionM's redemption_end_date: a timestamp (an offset, else UTC) or a date (the end of that day in the
-    client's time zone)."""
+    client's time zone); anything else (missing, malformed, impossible) is no end date."""
     if not isinstance(value, str) or not value:
         return None
-    day = parse_date(value) if len(value) == 10 else None
+    try:
+        day = parse_date(value) if len(value) == 10 else None
+        moment = None if day is not None else parse_datetime(value)
+    except ValueError:
+        # Well-formed but impossible ("2026-13-40"): read as no end date, so one bad offer never stops the scan.
+        return None
     if day is not None:
         return datetime.combine(day, time.max, tzinfo=client.zone)
-    moment = parse_datetime(value)
     if moment is None:
         return None
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
