@@ -167,6 +167,18 @@ def test_a_repeated_id_answers_the_stored_answer_without_calling(member, sandbox
     assert other.status_code == 422 and "transaction_id" in other.json()
 
 
+def test_an_id_stored_by_a_concurrent_request_with_other_details_is_refused(member, sandbox, api_client_for, client_a):
+    # The race: both requests found no stored id; the other one stored it first (its details) before this one's
+    # get_or_create. Sequentially: this request's store step finds the other's row.
+    other = {**PURCHASE, "amount": "99.00"}
+    sessionm.new_transaction(member, "pos-1001", other)
+    with pytest.raises(sessionm.TransactionIdReused):
+        sessionm.new_transaction(member, "pos-1001", dict(PURCHASE))
+    # The same details (a true duplicate) share the stored row.
+    assert sessionm.new_transaction(member, "pos-1001", other).request["transaction"] == other
+    assert SessionMTransaction.objects.count() == 1 and transactions_sent(sandbox) == []
+
+
 def test_invalid_purchases_get_field_errors_and_nothing_is_sent(member, sandbox, api_client_for, client_a):
     api = api_client_for(client_a)
     response = api.post(

@@ -509,8 +509,7 @@ def send_transaction(member: Member, request_id: str, details: dict[str, Any]) -
     which SessionM answers with its original answer (idempotent on request_id)."""
     stored = SessionMTransaction.objects.filter(client_id=member.client_id, request_id=request_id).first()
     if stored is not None:
-        if stored.member_id != member.pk or stored.request.get("transaction") != details:
-            raise TransactionIdReused("This transaction id was already used for another member or other details.")
+        refuse_other_use(stored, member, details)
         if stored.status != SessionMTransaction.Status.PENDING:
             return TransactionResult(stored, repeated=True)
     connection = usable_or_not_ready(member.client_id)
@@ -524,12 +523,20 @@ def new_transaction(member: Member, request_id: str, details: dict[str, Any]) ->
     if not user_id:
         raise NotReady(f"{member} has no SessionM profile yet: it is created shortly; try again in a minute.")
     # Stored (and committed) before the call: a lost answer leaves it pending, and a repeat sends it again.
-    txn, _ = SessionMTransaction.objects.get_or_create(
+    txn, created = SessionMTransaction.objects.get_or_create(
         client_id=member.client_id,
         request_id=request_id,
         defaults={"member": member, "request": {"user_id": user_id, "transaction": details}},
     )
+    if not created:
+        # A concurrent request with the same id stored it first: it must be the same transaction.
+        refuse_other_use(txn, member, details)
     return txn
+
+
+def refuse_other_use(stored: SessionMTransaction, member: Member, details: dict[str, Any]) -> None:
+    if stored.member_id != member.pk or stored.request.get("transaction") != details:
+        raise TransactionIdReused("This transaction id was already used for another member or other details.")
 
 
 def relay(connection: Connection, txn: SessionMTransaction) -> None:
