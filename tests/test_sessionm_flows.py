@@ -443,6 +443,19 @@ def test_only_members_reachable_by_sms_are_read(connection, sandbox):
     assert [e.member_id for e in events(EventType.OFFER_ISSUED)] == [reachable.pk]
 
 
+def test_a_member_deleted_while_its_create_is_in_flight_is_forgotten_right_after(connection, sandbox):
+    member = new_member(connection.client)
+    sessionm.profile_of(member)  # the reconciler stored the row and is about to send the create
+    in_flight = Member.objects.get(pk=member.pk)
+    member.delete()
+    # The forget ran first: SessionM held no user yet.
+    assert sessionm.forget_profiles() == {"forgotten": 1, "deferred": 0} and sandbox.users == {}
+    result = sessionm.reconcile_member(connection, in_flight, MemberVendorState(confirmed={}))
+    assert sandbox.users == {} and sandbox.forgotten == [result["user_id"]]
+    profile = SessionMProfile.objects.get()
+    assert profile.user_id == result["user_id"] and profile.forgotten_at and profile.member is None
+
+
 def test_a_member_never_sent_to_sessionm_is_deleted_without_a_forget(connection, sandbox):
     member = new_member(connection.client)
     member.delete()

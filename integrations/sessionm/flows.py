@@ -208,9 +208,29 @@ def reconcile_member(connection: Connection, member: Member, state: MemberVendor
     user_id = str(user.get("id") or profile.user_id)
     if not user_id:
         raise Rejected("SessionM", "answered without the user's id")
+    if created and forget_requested(profile):
+        return forget_created_user(api, profile, user_id, payload)
     SessionMProfile.objects.filter(pk=profile.pk).update(user_id=user_id, member=member)
     verb = "created at" if created else "updated at"
     return {"user": payload, "user_id": user_id, "summary": f"{member} {verb} SessionM (user {user_id})."}
+
+
+def forget_requested(profile: SessionMProfile) -> bool:
+    """Whether the member was deleted while the create was in flight (the forget may already have found no user)."""
+    return SessionMProfile.objects.filter(pk=profile.pk, forget_requested_at__isnull=False).exists()
+
+
+def forget_created_user(
+    api: SessionMAPI, profile: SessionMProfile, user_id: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The user just created belongs to a member deleted meanwhile: it is removed at once (else it would outlive the
+    forget). Should SessionM fail now, the user id is kept and the forget sweep sends it again."""
+    SessionMProfile.objects.filter(pk=profile.pk).update(user_id=user_id, forgotten_at=None)
+    api.forget_user(user_id)
+    SessionMProfile.objects.filter(pk=profile.pk).update(
+        forgotten_at=timezone.now(), detail=f"Forgotten at SessionM (user {user_id}, created as it was deleted)."
+    )
+    return {"user": payload, "user_id": user_id, "summary": f"User {user_id} forgotten: its member was deleted."}
 
 
 def create_or_adopt(api: SessionMAPI, payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:
