@@ -112,6 +112,28 @@ def test_verify_takes_connects_unknown_user_as_a_404_too(connection, sandbox):
     assert not connections.verify(connection).ok
 
 
+def test_separate_connect_credentials_are_checked_and_used_for_connect_only(connection, sandbox):
+    connection.secrets = {
+        **connection.secrets,
+        "connect_api_key": simulator.CONNECT_KEY,
+        "connect_api_secret": "not-the-connect-secret",
+    }
+    connection.save()
+    outcome = connections.verify(connection)
+    assert not outcome.ok and "Connect" in outcome.message and "not-the-connect-secret" not in outcome.message
+    connection.secrets = {**connection.secrets, "connect_api_secret": simulator.CONNECT_SECRET}
+    connection.status = Connection.Status.ACTIVE
+    connection.save()
+    sandbox.requests.clear()
+    assert connections.verify(connection).ok
+    member = in_sync(new_member(connection.client))
+    member.refresh_from_db()
+    give(member, days=30)
+    assert sessionm.scan_offers()["issued"] == 1
+    users = {("connect" if "/api/2.0/" in r["path"] else "core", r["user"]) for r in sandbox.requests}
+    assert users == {("core", simulator.API_KEY), ("connect", simulator.CONNECT_KEY)}
+
+
 def test_a_production_connection_without_tenant_host_asks_for_it(client_a):
     connection = ConnectionFactory(client=client_a, vendor="sessionm", secrets=dict(simulator.DEMO_SECRETS))
     outcome = connections.verify(connection)
@@ -330,6 +352,47 @@ def test_an_impossible_end_date_is_read_as_none_and_the_scan_goes_on(connection,
         good: SessionMOffer.objects.get(offer_id=good).redemption_end_date,
     }
     assert sorted(e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)) == sorted([bad, bad_time, good])
+
+
+def test_an_offer_first_seen_a_month_out_is_announced_expiring_once_when_it_enters_the_window(connection, sandbox):
+    member = wallet_member(connection)
+    member.refresh_from_db()
+    give(member, days=30)
+    api = sessionm.sessionm_api(connection)
+    now = timezone.now()
+    for days_later in (0, 15, 21, 22, 25):
+        offers = api.get_user_offers(member.sessionm_profile.user_id)
+        sessionm.record_wallet(member, offers, 10, now=now + timedelta(days=days_later))
+        expected = 0 if days_later < 21 else 1
+        assert len(events(EventType.OFFER_EXPIRING)) == expected, days_later
+    assert len(events(EventType.OFFER_ISSUED)) == 1
+
+
+def test_an_offer_redeemed_or_expired_after_it_was_first_seen_is_never_announced_expiring(connection, sandbox):
+    member = wallet_member(connection)
+    member.refresh_from_db()
+    redeemed, lapsed = give(member, days=30), give(member, days=30)
+    api = sessionm.sessionm_api(connection)
+    now = timezone.now()
+    sessionm.record_wallet(member, api.get_user_offers(member.sessionm_profile.user_id), 10, now=now)
+    simulator.redeem(redeemed)
+    offers = {o["id"]: o for o in api.get_user_offers(member.sessionm_profile.user_id)}
+    # In the window, but redeemed meanwhile; and a wallet not read again until after the offer ended.
+    sessionm.record_wallet(member, [offers[redeemed]], 10, now=now + timedelta(days=25))
+    sessionm.record_wallet(member, [offers[lapsed]], 10, now=now + timedelta(days=31))
+    assert SessionMOffer.objects.get(offer_id=redeemed).redeemed
+    assert events(EventType.OFFER_EXPIRING) == [] and len(events(EventType.OFFER_ISSUED)) == 2
+
+
+def test_eligible_campaigns_by_external_id_when_the_profile_has_no_user_id_yet(connection, sandbox):
+    member = new_member(connection.client)
+    # Created at SessionM, its answer lost: the portal knows no user id; SessionM knows the external id.
+    sandbox.users["u-lost"] = {"id": "u-lost", "external_id": f"portal-{member.pk}"}
+    sandbox.by_external_id[f"portal-{member.pk}"] = "u-lost"
+    outcome = sessionm.eligible_campaigns(member)
+    assert outcome.ok and "Mobile Tuesdays" in outcome.message and "Snack box promotion" in outcome.message
+    [read] = [r for r in sandbox.requests if r["path"].endswith("/campaigns")]
+    assert read["path"].endswith(f"/external/users/portal-{member.pk}/campaigns") and read["method"] == "GET"
 
 
 def test_expired_and_redeemed_offers_are_never_announced(connection, sandbox):

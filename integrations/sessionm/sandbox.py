@@ -1,16 +1,17 @@
 """SessionM simulator: the Core API's customer profiles and campaigns and the Connect API's wallet and transactions,
 with the checks the real APIs make.
 
-Accepts HTTP Basic `smk-sandbox-7f3a91` / `sms-sandbox-c41e2d` (the key also names the app in Core paths) and the
-Connect store `fancy-fries-001`, client `portal-demo-client`. Every new user's wallet gets the offers of
-`auto_offers` (by default one new offer, one that expires in 7 days and one that appears 10 minutes later);
-Connect answers a repeated request_id with its first answer. State lives in this process. `/_control` shows it
-(GET) and changes it (POST JSON): {"reset": true}, {"auto_offers": [{"name": ..., "days": 30, "appear_in_s": 0}]},
-{"add_offer": {"external_id" | "user_id": ..., "name": ..., "days": 10 | "end_date": "2026-12-01", "redeemed":
-false}}, {"redeem": "<offer id>"}, {"fail": "401|429|500|503|slow", "fail_path": "users|offers|transactions|
-campaigns", "times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504),
-{"fail_after_reads": n} (503 for wallet reads after n), {"unknown_user_404": true} (an unknown user
-answered 404 instead of Connect's 200 envelope), {"seed_users": [[external_id, user_id], ...]}.
+Accepts HTTP Basic `smk-sandbox-7f3a91` / `sms-sandbox-c41e2d` (the key also names the app in Core paths; Connect also
+accepts its own pair `smck-sandbox-2b9e57` / `smcs-sandbox-d806af`, Core never does) and the Connect store
+`fancy-fries-001`, client `portal-demo-client`. Every new user's wallet gets the offers of `auto_offers` (by default
+one new offer, one that expires in 7 days and one that appears 10 minutes later); Connect answers a repeated
+request_id with its first answer. State lives in this process. `/_control` shows it (GET) and changes it (POST
+JSON): {"reset": true}, {"auto_offers": [{"name": ..., "days": 30, "appear_in_s": 0}]}, {"add_offer":
+{"external_id" | "user_id": ..., "name": ..., "days": 10 | "end_date": "2026-12-01", "redeemed": false}},
+{"redeem": "<offer id>"}, {"fail": "401|429|500|503|slow", "fail_path": "users|offers|transactions|campaigns",
+"times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504), {"fail_after_reads": n} (503 for
+wallet reads after n), {"unknown_user_404": true} (an unknown user answered 404 instead of Connect's 200 envelope),
+{"seed_users": [[external_id, user_id], ...]}.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ from members.phones import is_e164
 
 API_KEY = "smk-sandbox-7f3a91"
 API_SECRET = "sms-sandbox-c41e2d"
+# Connect's own credentials (a tenant may also let Connect accept the Core pair, as the demo does).
+CONNECT_KEY = "smck-sandbox-2b9e57"
+CONNECT_SECRET = "smcs-sandbox-d806af"
+CONNECT_ENDPOINTS = ("offers", "transactions")
 STORE_ID = "fancy-fries-001"
 CONNECT_CLIENT_ID = "portal-demo-client"
 # What the demo client's connection holds (seed_demo).
@@ -135,7 +140,10 @@ def endpoint(name: str):  # noqa: ANN201 - decorator factory
                 )
             if (failure := injected_failure(name)) is not None:
                 return failure
-            if (user, password) != (API_KEY, API_SECRET):
+            accepted = {(API_KEY, API_SECRET)}
+            if name in CONNECT_ENDPOINTS:
+                accepted.add((CONNECT_KEY, CONNECT_SECRET))
+            if (user, password) not in accepted:
                 return error(401, "unauthorized", "Invalid API key or secret")
             if kwargs.pop("api_key", API_KEY) != API_KEY:
                 return error(401, "unauthorized", "The API key in the path is not this app's")
