@@ -245,6 +245,19 @@ def test_the_member_page_shows_offers_and_campaigns_on_demand(member, sandbox, a
     assert "Mobile Tuesdays" in shown.content.decode()
 
 
+def test_the_member_page_opens_the_eligible_campaigns_page_scoped_to_the_client(member, sandbox, admin_http, client_b):
+    page = admin_http.get(f"/admin/members/member/{member.pk}/change/").content.decode()
+    url = reverse("admin:sessionm_sessionmprofile_campaigns", args=[member.sessionm_profile.pk])
+    assert url in page
+    shown = admin_http.get(url).content.decode()
+    assert "Mobile Tuesdays" in shown and "Snack box promotion" in shown
+    assert [r["path"] for r in sandbox.requests][-1].endswith(f"/users/{member.sessionm_profile.user_id}/campaigns")
+    OUTAGES["sessionm"] = Outage(status=503, times=1_000_000)
+    assert "SessionM could not be asked" in admin_http.get(url).content.decode()
+    bob = login(ClientUserFactory(username="bob", client=client_b))
+    assert bob.get(url).status_code == 404
+
+
 def test_the_connection_page_masks_the_secrets_and_templates_may_name_the_offer(
     sandbox, client_a, admin_http, settings
 ):

@@ -580,10 +580,15 @@ def relay(connection: Connection, txn: SessionMTransaction) -> None:
 def eligible_campaigns(member: Member) -> Outcome:
     """The campaigns SessionM says the member is eligible for now (support staff, on demand): by user id, else by
     the portal's external id."""
-    connection = usable_or_not_ready(member.client_id)
-    user_id = SessionMProfile.objects.filter(member=member).values_list("user_id", flat=True).first() or ""
-    campaigns = sessionm_api(connection).campaigns(user_id=user_id, external_id=external_id(member))
+    campaigns = campaigns_for(member)
     if not campaigns:
         return Outcome.success(f"{member}: no eligible SessionM campaigns.")
     names = ", ".join(str(c.get("name") or c.get("id")) for c in campaigns)
     return Outcome.success(f"{member}: eligible SessionM campaigns: {names}.")
+
+
+def campaigns_for(member: Member) -> list[dict[str, Any]]:
+    """SessionM's eligible campaigns of the member, as it answers them (raises NotReady or a VendorError)."""
+    connection = usable_or_not_ready(member.client_id)
+    user_id = SessionMProfile.objects.filter(member=member).values_list("user_id", flat=True).first() or ""
+    return sessionm_api(connection).campaigns(user_id=user_id, external_id=external_id(member))
