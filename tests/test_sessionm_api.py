@@ -167,6 +167,18 @@ def test_a_repeated_id_answers_the_stored_answer_without_calling(member, sandbox
     assert other.status_code == 422 and "transaction_id" in other.json()
 
 
+def test_an_id_stored_by_a_concurrent_request_with_other_details_is_refused(member, sandbox, api_client_for, client_a):
+    # The race: both requests found no stored id; the other one stored it first (its details) before this one's
+    # get_or_create. Sequentially: this request's store step finds the other's row.
+    other = {**PURCHASE, "amount": "99.00"}
+    sessionm.new_transaction(member, "pos-1001", other)
+    with pytest.raises(sessionm.TransactionIdReused):
+        sessionm.new_transaction(member, "pos-1001", dict(PURCHASE))
+    # The same details (a true duplicate) share the stored row.
+    assert sessionm.new_transaction(member, "pos-1001", other).request["transaction"] == other
+    assert SessionMTransaction.objects.count() == 1 and transactions_sent(sandbox) == []
+
+
 def test_invalid_purchases_get_field_errors_and_nothing_is_sent(member, sandbox, api_client_for, client_a):
     api = api_client_for(client_a)
     response = api.post(
@@ -231,6 +243,19 @@ def test_the_member_page_shows_offers_and_campaigns_on_demand(member, sandbox, a
         "/admin/members/member/", {"action": "show_campaigns", "_selected_action": [member.pk]}, follow=True
     )
     assert "Mobile Tuesdays" in shown.content.decode()
+
+
+def test_the_member_page_opens_the_eligible_campaigns_page_scoped_to_the_client(member, sandbox, admin_http, client_b):
+    page = admin_http.get(f"/admin/members/member/{member.pk}/change/").content.decode()
+    url = reverse("admin:sessionm_sessionmprofile_campaigns", args=[member.sessionm_profile.pk])
+    assert url in page
+    shown = admin_http.get(url).content.decode()
+    assert "Mobile Tuesdays" in shown and "Snack box promotion" in shown
+    assert [r["path"] for r in sandbox.requests][-1].endswith(f"/users/{member.sessionm_profile.user_id}/campaigns")
+    OUTAGES["sessionm"] = Outage(status=503, times=1_000_000)
+    assert "SessionM could not be asked" in admin_http.get(url).content.decode()
+    bob = login(ClientUserFactory(username="bob", client=client_b))
+    assert bob.get(url).status_code == 404
 
 
 def test_the_connection_page_masks_the_secrets_and_templates_may_name_the_offer(

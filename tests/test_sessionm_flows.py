@@ -92,6 +92,48 @@ def test_verify_with_a_wrong_secret_says_which_credentials(connection):
     assert not outcome.ok and "Core API key and secret" in outcome.message
 
 
+def test_verify_fails_with_a_wrong_connect_store_id(connection):
+    connection.settings = {**connection.settings, "store_id": "not-our-store"}
+    connection.save()
+    outcome = connections.verify(connection)
+    assert not outcome.ok and "store_id" in outcome.message and "not-our-store" in outcome.message
+    assert Connection.objects.get(pk=connection.pk).status == Connection.Status.FAILING
+
+
+def test_verify_takes_connects_unknown_user_as_a_404_too(connection, sandbox):
+    sandbox.unknown_user_404 = True
+    connection.status = Connection.Status.DRAFT
+    connection.save()
+    outcome = connections.verify(connection)
+    assert outcome.ok, outcome.message
+    # A wrong store is still refused when unknown users come as 404s.
+    connection.settings = {**connection.settings, "connect_client_id": "someone-else"}
+    connection.save()
+    assert not connections.verify(connection).ok
+
+
+def test_separate_connect_credentials_are_checked_and_used_for_connect_only(connection, sandbox):
+    connection.secrets = {
+        **connection.secrets,
+        "connect_api_key": simulator.CONNECT_KEY,
+        "connect_api_secret": "not-the-connect-secret",
+    }
+    connection.save()
+    outcome = connections.verify(connection)
+    assert not outcome.ok and "Connect" in outcome.message and "not-the-connect-secret" not in outcome.message
+    connection.secrets = {**connection.secrets, "connect_api_secret": simulator.CONNECT_SECRET}
+    connection.status = Connection.Status.ACTIVE
+    connection.save()
+    sandbox.requests.clear()
+    assert connections.verify(connection).ok
+    member = in_sync(new_member(connection.client))
+    member.refresh_from_db()
+    give(member, days=30)
+    assert sessionm.scan_offers()["issued"] == 1
+    users = {("connect" if "/api/2.0/" in r["path"] else "core", r["user"]) for r in sandbox.requests}
+    assert users == {("core", simulator.API_KEY), ("connect", simulator.CONNECT_KEY)}
+
+
 def test_a_production_connection_without_tenant_host_asks_for_it(client_a):
     connection = ConnectionFactory(client=client_a, vendor="sessionm", secrets=dict(simulator.DEMO_SECRETS))
     outcome = connections.verify(connection)
@@ -202,6 +244,26 @@ def test_members_from_before_sessionm_was_connected_are_not_welcomed(client_a, s
     assert not LoyaltyEvent.objects.filter(event_type=EventType.SIGNED_UP).exists()
 
 
+def test_members_imported_while_the_connection_was_a_draft_are_not_welcomed_on_activation(connection, sandbox):
+    connection.status = Connection.Status.DRAFT
+    connection.save()
+    connection.sessionm_activation.delete()  # the factory saved it active: this one was set up as a draft
+    Connection.objects.filter(pk=connection.pk).update(created_at=timezone.now() - timedelta(days=3))
+    imported = [new_member(connection.client, n) for n in (1, 2)]
+    assert connections.verify(connection).ok
+    sync.backfill(connection.pk)
+    sync.change_member(imported[0], first_name="Changed")
+    assert not LoyaltyEvent.objects.filter(event_type=EventType.SIGNED_UP).exists()
+    joined = new_member(connection.client, 3)
+    assert [e.member_id for e in LoyaltyEvent.objects.filter(event_type=EventType.SIGNED_UP)] == [joined.pk]
+
+
+def test_no_welcome_while_the_sessionm_connection_is_not_usable(connection, sandbox):
+    connections.disable(Connection.objects.filter(pk=connection.pk))
+    new_member(connection.client)
+    assert not LoyaltyEvent.objects.filter(event_type=EventType.SIGNED_UP).exists()
+
+
 def test_a_client_without_sessionm_records_no_welcome(client_a):
     new_member(client_a)
     assert not LoyaltyEvent.objects.exists()
@@ -242,6 +304,29 @@ def test_issued_and_expiring_once_per_offer_across_repeated_runs(connection, san
     assert offer.issued_event and offer.expiring_event == expiring and not offer.redeemed
 
 
+def test_offers_already_in_the_wallet_of_a_member_from_before_sessionm_are_not_announced_as_new(client_a, sandbox):
+    earlier = MemberFactory(client=client_a, phone="+14045550121", opted_in=True)
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="sessionm",
+        environment=Connection.Environment.SANDBOX,
+        status=Connection.Status.ACTIVE,
+        secrets=dict(simulator.DEMO_SECRETS),
+        settings=dict(simulator.DEMO_SETTINGS),
+    )
+    sync.record_change(earlier, {"phone"}, {})
+    member = in_sync(earlier)
+    member.refresh_from_db()
+    give(member, days=30)
+    soon = give(member, end_date=local_day(connection.client, 5))
+    sessionm.scan_offers()
+    assert events(EventType.OFFER_ISSUED) == []
+    assert [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)] == [soon]
+    later = give(member, days=30)
+    sessionm.scan_offers()
+    assert [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)] == [later]
+
+
 def test_an_offer_ending_in_eleven_days_is_not_announced_in_ten_it_is(connection, sandbox):
     member = wallet_member(connection)
     member.refresh_from_db()
@@ -250,6 +335,64 @@ def test_an_offer_ending_in_eleven_days_is_not_announced_in_ten_it_is(connection
     sessionm.scan_offers()
     assert [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)] == [ten]
     assert eleven in [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)]
+
+
+def test_an_impossible_end_date_is_read_as_none_and_the_scan_goes_on(connection, sandbox):
+    first, second = wallet_member(connection, 1), wallet_member(connection, 2)
+    for member in (first, second):
+        member.refresh_from_db()
+    bad = give(first, end_date="2026-13-40")
+    bad_time = give(first, end_date="2026-02-30T10:00:00Z")
+    good = give(second, days=30)
+    counts = sessionm.scan_offers()
+    assert counts["members"] == 2 and counts["passes_completed"] == 1
+    assert {o.offer_id: o.redemption_end_date for o in SessionMOffer.objects.all()} == {
+        bad: None,
+        bad_time: None,
+        good: SessionMOffer.objects.get(offer_id=good).redemption_end_date,
+    }
+    assert sorted(e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)) == sorted([bad, bad_time, good])
+
+
+def test_an_offer_first_seen_a_month_out_is_announced_expiring_once_when_it_enters_the_window(connection, sandbox):
+    member = wallet_member(connection)
+    member.refresh_from_db()
+    give(member, days=30)
+    api = sessionm.sessionm_api(connection)
+    now = timezone.now()
+    for days_later in (0, 15, 21, 22, 25):
+        offers = api.get_user_offers(member.sessionm_profile.user_id)
+        sessionm.record_wallet(member, offers, 10, now=now + timedelta(days=days_later))
+        expected = 0 if days_later < 21 else 1
+        assert len(events(EventType.OFFER_EXPIRING)) == expected, days_later
+    assert len(events(EventType.OFFER_ISSUED)) == 1
+
+
+def test_an_offer_redeemed_or_expired_after_it_was_first_seen_is_never_announced_expiring(connection, sandbox):
+    member = wallet_member(connection)
+    member.refresh_from_db()
+    redeemed, lapsed = give(member, days=30), give(member, days=30)
+    api = sessionm.sessionm_api(connection)
+    now = timezone.now()
+    sessionm.record_wallet(member, api.get_user_offers(member.sessionm_profile.user_id), 10, now=now)
+    simulator.redeem(redeemed)
+    offers = {o["id"]: o for o in api.get_user_offers(member.sessionm_profile.user_id)}
+    # In the window, but redeemed meanwhile; and a wallet not read again until after the offer ended.
+    sessionm.record_wallet(member, [offers[redeemed]], 10, now=now + timedelta(days=25))
+    sessionm.record_wallet(member, [offers[lapsed]], 10, now=now + timedelta(days=31))
+    assert SessionMOffer.objects.get(offer_id=redeemed).redeemed
+    assert events(EventType.OFFER_EXPIRING) == [] and len(events(EventType.OFFER_ISSUED)) == 2
+
+
+def test_eligible_campaigns_by_external_id_when_the_profile_has_no_user_id_yet(connection, sandbox):
+    member = new_member(connection.client)
+    # Created at SessionM, its answer lost: the portal knows no user id; SessionM knows the external id.
+    sandbox.users["u-lost"] = {"id": "u-lost", "external_id": f"portal-{member.pk}"}
+    sandbox.by_external_id[f"portal-{member.pk}"] = "u-lost"
+    outcome = sessionm.eligible_campaigns(member)
+    assert outcome.ok and "Mobile Tuesdays" in outcome.message and "Snack box promotion" in outcome.message
+    [read] = [r for r in sandbox.requests if r["path"].endswith("/campaigns")]
+    assert read["path"].endswith(f"/external/users/portal-{member.pk}/campaigns") and read["method"] == "GET"
 
 
 def test_expired_and_redeemed_offers_are_never_announced(connection, sandbox):
@@ -338,6 +481,21 @@ def test_the_scan_covers_a_client_over_several_runs_at_its_rate(connection, sand
     assert len(events(EventType.OFFER_ISSUED)) == 7
 
 
+def test_a_slow_sessionm_stops_the_run_at_its_time_budget_and_the_next_goes_on(connection, sandbox, settings):
+    members = [wallet_member(connection, n) for n in range(1, 4)]
+    for member in members:
+        member.refresh_from_db()
+        give(member, days=30)
+    settings.SESSIONM_SCAN_SECONDS = 0  # every read is over the budget: one wallet per run
+    counts = sessionm.scan_offers()
+    assert counts["members"] == 1 and counts["out_of_time"] == 1 and "passes_completed" not in counts
+    assert OfferScan.objects.get().last_member_id == members[0].pk and OfferScan.objects.get().claimed_until is None
+    sessionm.scan_offers()
+    sessionm.scan_offers()
+    assert sandbox.wallet_reads == 3 and OfferScan.objects.get().passes == 1
+    assert sorted(e.member_id for e in events(EventType.OFFER_ISSUED)) == [m.pk for m in members]
+
+
 def test_only_members_reachable_by_sms_are_read(connection, sandbox):
     reachable = wallet_member(connection, 1)
     opted_out = in_sync(new_member(connection.client, 2, opted_in=False))
@@ -346,6 +504,19 @@ def test_only_members_reachable_by_sms_are_read(connection, sandbox):
         give(member, days=30)
     sessionm.scan_offers()
     assert [e.member_id for e in events(EventType.OFFER_ISSUED)] == [reachable.pk]
+
+
+def test_a_member_deleted_while_its_create_is_in_flight_is_forgotten_right_after(connection, sandbox):
+    member = new_member(connection.client)
+    sessionm.profile_of(member)  # the reconciler stored the row and is about to send the create
+    in_flight = Member.objects.get(pk=member.pk)
+    member.delete()
+    # The forget ran first: SessionM held no user yet.
+    assert sessionm.forget_profiles() == {"forgotten": 1, "deferred": 0} and sandbox.users == {}
+    result = sessionm.reconcile_member(connection, in_flight, MemberVendorState(confirmed={}))
+    assert sandbox.users == {} and sandbox.forgotten == [result["user_id"]]
+    profile = SessionMProfile.objects.get()
+    assert profile.user_id == result["user_id"] and profile.forgotten_at and profile.member is None
 
 
 def test_a_member_never_sent_to_sessionm_is_deleted_without_a_forget(connection, sandbox):

@@ -1,6 +1,7 @@
 """SessionM in the admin: each member's SessionM profile and wallet offers on the member page, the eligible
-campaigns on demand (for support staff), sending a member's profile now, and read-only lists of offers,
-profiles (forget requests included) and relayed transactions — scoped to the user's clients."""
+campaigns on demand (for support staff: a page opened from the member page's profile, or a list action), sending a
+member's profile now, and read-only lists of offers, profiles (forget requests included) and relayed transactions
+— scoped to the user's clients."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from integrations.admin.base import ClientFilter, ReadOnlyAdmin, VendorAdmin, first_few, run_for_each
+from integrations.http import VendorError
+from integrations.outcome import NotReady
 from integrations.sessionm import flows as sessionm
 from integrations.sessionm.models import SessionMOffer, SessionMProfile, SessionMTransaction
 from members.models import Member
@@ -27,11 +34,19 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+CAMPAIGNS_URL_NAME = "sessionm_sessionmprofile_campaigns"
+
+
 class SessionMProfileInline(ReadOnlyInline):
     model = SessionMProfile
     verbose_name = "SessionM profile"
-    fields = ["external_id", "user_id", "created_at"]
+    fields = ["external_id", "user_id", "created_at", "campaigns"]
     readonly_fields = fields
+
+    @admin.display(description="Eligible campaigns")
+    def campaigns(self, profile: SessionMProfile) -> str:
+        url = reverse(f"admin:{CAMPAIGNS_URL_NAME}", args=[profile.pk])
+        return format_html('<a class="button" href="{}">Show eligible campaigns…</a>', url)
 
 
 class SessionMOfferInline(ReadOnlyInline):
@@ -67,6 +82,36 @@ class SessionMProfileAdmin(ReadOnlyAdmin):
     list_filter = [ClientFilter]
     search_fields = ["external_id", "user_id"]
     list_select_related = ["member", "client"]
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.campaigns_view)
+        return [path("<int:pk>/campaigns/", view, name=CAMPAIGNS_URL_NAME), *super().get_urls()]
+
+    def campaigns_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The member's eligible campaigns, asked of SessionM when the page opens (support staff, from the member
+        page). Scoped like the list: a client user reaches only their clients' profiles."""
+        if not self.has_view_permission(request):
+            raise Http404
+        profile = get_object_or_404(self.get_queryset(request).select_related("member__client"), pk=pk)
+        if profile.member is None:
+            raise Http404("The member was deleted.")
+        campaigns, problem = [], ""
+        try:
+            campaigns = sessionm.campaigns_for(profile.member)
+        except NotReady as exc:
+            problem = str(exc)
+        except VendorError as exc:
+            problem = f"SessionM could not be asked: {exc.for_admin}"
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Eligible SessionM campaigns of {profile.member}",
+            "member": profile.member,
+            "campaigns": campaigns,
+            "problem": problem,
+            "member_url": reverse("admin:members_member_change", args=[profile.member.pk]),
+        }
+        return TemplateResponse(request, "admin/sessionm/campaigns.html", context)
 
 
 @admin.register(SessionMTransaction)

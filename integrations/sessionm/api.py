@@ -87,6 +87,8 @@ class SessionMAPI(VendorAPI):
             return self._connect_error(response)
         if isinstance(error, Rejected) and response.status_code in (409, 422) and self._says_taken(response):
             return ExternalIdTaken(self.vendor, error.message, status=response.status_code, body=error.body)
+        if isinstance(error, Rejected) and not error.code:
+            error.code = self._error_code(response)  # e.g. a 404's "user_not_found", which callers tell apart
         return error
 
     def error_message(self, response: requests.Response) -> str:
@@ -103,11 +105,16 @@ class SessionMAPI(VendorAPI):
         return super().error_message(response)
 
     def _says_taken(self, response: requests.Response) -> bool:
+        return self._error_code(response) == "external_id_taken"
+
+    @staticmethod
+    def _error_code(response: requests.Response) -> str:
+        """The code of SessionM's error body {"errors": {"code": ...}} ("" when there is none)."""
         try:
             errors = response.json().get("errors") or {}
         except (ValueError, AttributeError):
-            return False
-        return isinstance(errors, dict) and errors.get("code") == "external_id_taken"
+            return ""
+        return str(errors.get("code") or "") if isinstance(errors, dict) else ""
 
     def _connect_error(self, response: requests.Response) -> VendorError | None:
         try:
@@ -117,9 +124,7 @@ class SessionMAPI(VendorAPI):
         if not isinstance(body, dict) or str(body.get("status", "")).upper() == "OK":
             return None
         message = self.error_message(response) or "request refused"
-        code = ""
-        if isinstance(body.get("errors"), dict):
-            code = str(body["errors"].get("code") or "")
+        code = self._error_code(response)
         return ConnectRejected(
             self.vendor, message, status=response.status_code, code=code, body=self.redactor.body(response.content)
         )

@@ -9,28 +9,35 @@ the client's templates and its SMS connection.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import time as clock
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
-from django.db.models.signals import pre_delete
+from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from integrations.connections import api_for, usable, usable_connection
+from integrations.connections import USABLE_STATUSES, api_for, usable, usable_connection
 from integrations.http import AuthError, NotFound, Rejected, VendorError
 from integrations.jobs import Counts, report_progress
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from integrations.queue import enqueue
 from integrations.sessionm.api import ConnectIds, ConnectRejected, ExternalIdTaken, SessionMAPI, user_payload
-from integrations.sessionm.models import OfferScan, SessionMOffer, SessionMProfile, SessionMTransaction
+from integrations.sessionm.models import (
+    OfferScan,
+    SessionMActivation,
+    SessionMOffer,
+    SessionMProfile,
+    SessionMTransaction,
+)
 from integrations.sessionm.spec import DEFAULT_WARNING_DAYS
 from members import sync
 from members.flows import record_loyalty_event
@@ -39,12 +46,15 @@ from members.models import EventType, LoyaltyEvent, Member, MemberVendorState
 VENDOR = "sessionm"
 # The member fields a SessionM profile holds; a change of any of them updates the profile.
 PROFILE_FIELDS = frozenset({"email", "phone", "first_name", "last_name", "opted_in"})
-# A wallet scan reads for at most this long at the connection's rate limit: well inside the task's time limit and
-# the 15-minute schedule, so runs never pile up and a large client is covered over several runs.
+# A wallet scan reads for at most this long (and at most this long's worth of reads at the connection's rate limit):
+# well inside the task's 540 s soft time limit and the 15-minute schedule, so runs never pile up, a slow SessionM
+# stops a run early, and a large client is covered over several runs.
 SCAN_SECONDS = 300
 # Longer than a run can last (Celery's hard limit is 600 s); a run that was killed frees the scan after this.
 SCAN_LEASE = timedelta(seconds=660)
 PROGRESS_EVERY = 100
+# Connect's and Core's code for a user SessionM does not know.
+UNKNOWN_USER = "user_not_found"
 
 
 # --- The connection ------------------------------------------------------------------------------------------------
@@ -79,10 +89,26 @@ def check_connection(connection: Connection) -> str:
     if connect_ids(connection) is None:
         raise NotReady("Enter the Connect store_id and client_id in the connection's settings.")
     api.credentials_work()
-    # The probe user does not exist: Connect accepting the credentials and refusing the user is the proof.
-    with contextlib.suppress(ConnectRejected):
-        api.get_user_offers("portal-verify-probe")
+    probe_connect(api)
     return f"Verified: the Core API and Connect credentials work at {connection.effective_base_url}."
+
+
+def probe_connect(api: SessionMAPI) -> None:
+    """The probe user does not exist: Connect accepting the envelope and credentials and refusing only the user
+    (by its code, in a Connect answer or a 404) is the proof. Any other refusal (an unknown store_id or client_id)
+    fails the verify with what to correct."""
+    try:
+        api.get_user_offers("portal-verify-probe")
+    except (ConnectRejected, NotFound) as exc:
+        if exc.code != UNKNOWN_USER:
+            raise Rejected(
+                "SessionM",
+                f"Connect refused the probe ({exc.message})",
+                status=exc.status,
+                code=exc.code,
+                hint="Check the Connect store_id and client_id in the connection's settings (and the Connect key "
+                "and secret, if they differ).",
+            ) from exc
 
 
 def explain_auth_failure(error: AuthError) -> str:
@@ -128,12 +154,23 @@ def needs_sync(member: Member, changed_fields: set[str], previous: dict[str, Any
     return not SessionMProfile.objects.filter(member=member).exclude(user_id="").exists()
 
 
+@receiver(post_save, sender=Connection, dispatch_uid="sessionm.connection_saved")
+def connection_saved(sender: type[Connection], instance: Connection, **kwargs: Any) -> None:
+    """Note when a SessionM connection is first usable (verified, or saved active): the welcome's starting line."""
+    if instance.vendor == VENDOR and instance.status in USABLE_STATUSES:
+        SessionMActivation.objects.get_or_create(connection=instance, defaults={"first_active_at": timezone.now()})
+
+
 def record_sign_up(member: Member) -> None:
-    """One `signed_up` event per member who joined after the client connected SessionM (connecting SessionM does
-    not welcome the existing members again). Re-import, refresh and re-save find it stored and add nothing."""
+    """One `signed_up` event per member who joined while SessionM is usable for the client and after it was first
+    activated: members imported while the connection was a draft, or before it existed, are not welcomed when it is
+    activated. Re-import, refresh and re-save find the event stored and add nothing."""
     key = f"signed-up-{member.pk}"
-    joined_after = Connection.objects.filter(
-        client_id=member.client_id, vendor=VENDOR, created_at__lte=member.created_at
+    joined_after = SessionMActivation.objects.filter(
+        connection__client_id=member.client_id,
+        connection__vendor=VENDOR,
+        connection__status__in=USABLE_STATUSES,
+        first_active_at__lte=member.created_at,
     )
     if LoyaltyEvent.objects.filter(client_id=member.client_id, external_id=key).exists() or not joined_after.exists():
         return
@@ -171,9 +208,29 @@ def reconcile_member(connection: Connection, member: Member, state: MemberVendor
     user_id = str(user.get("id") or profile.user_id)
     if not user_id:
         raise Rejected("SessionM", "answered without the user's id")
+    if created and forget_requested(profile):
+        return forget_created_user(api, profile, user_id, payload)
     SessionMProfile.objects.filter(pk=profile.pk).update(user_id=user_id, member=member)
     verb = "created at" if created else "updated at"
     return {"user": payload, "user_id": user_id, "summary": f"{member} {verb} SessionM (user {user_id})."}
+
+
+def forget_requested(profile: SessionMProfile) -> bool:
+    """Whether the member was deleted while the create was in flight (the forget may already have found no user)."""
+    return SessionMProfile.objects.filter(pk=profile.pk, forget_requested_at__isnull=False).exists()
+
+
+def forget_created_user(
+    api: SessionMAPI, profile: SessionMProfile, user_id: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The user just created belongs to a member deleted meanwhile: it is removed at once (else it would outlive the
+    forget). Should SessionM fail now, the user id is kept and the forget sweep sends it again."""
+    SessionMProfile.objects.filter(pk=profile.pk).update(user_id=user_id, forgotten_at=None)
+    api.forget_user(user_id)
+    SessionMProfile.objects.filter(pk=profile.pk).update(
+        forgotten_at=timezone.now(), detail=f"Forgotten at SessionM (user {user_id}, created as it was deleted)."
+    )
+    return {"user": payload, "user_id": user_id, "summary": f"User {user_id} forgotten: its member was deleted."}
 
 
 def create_or_adopt(api: SessionMAPI, payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -265,6 +322,11 @@ def warning_days(connection: Connection) -> int:
     return int(connection.settings.get("offer_warning_days") or DEFAULT_WARNING_DAYS)
 
 
+def scan_seconds() -> float:
+    """The run's time budget (a setting only so that tests can make it tiny)."""
+    return float(getattr(settings, "SESSIONM_SCAN_SECONDS", SCAN_SECONDS))
+
+
 def members_per_run(connection: Connection) -> int:
     return max(1, int(connection.rate_limit_per_second * SCAN_SECONDS))
 
@@ -309,10 +371,15 @@ def scan_connection(connection: Connection, limit: int | None = None) -> Counts:
         size = limit or members_per_run(connection)
         members = reachable_members(connection, scan.last_member_id, size)
         api = sessionm_api(connection)
+        started = clock.monotonic()
         for n, member in enumerate(members, 1):
             read_wallet(api, connection, scan, member, counts)
             if n % PROGRESS_EVERY == 0:
                 report_progress(dict(counts))
+            if n < len(members) and clock.monotonic() - started > scan_seconds():
+                # A slow SessionM: stop well inside the task's time limit; the next run goes on from the cursor.
+                counts["out_of_time"] += 1
+                return dict(counts)
         if len(members) < size:
             OfferScan.objects.filter(pk=scan.pk).update(last_member_id=0, passes=F("passes") + 1)
             counts["passes_completed"] += 1
@@ -331,8 +398,8 @@ def read_wallet(api: SessionMAPI, connection: Connection, scan: OfferScan, membe
     refuses every member alike) stops the run before the cursor moves."""
     try:
         offers = api.get_user_offers(member.sessionm_profile.user_id)
-    except ConnectRejected as exc:
-        if exc.code != "user_not_found":
+    except (ConnectRejected, NotFound) as exc:
+        if exc.code != UNKNOWN_USER:
             raise
         counts["unknown_users"] += 1
         offers = None
@@ -349,20 +416,33 @@ def record_wallet(member: Member, offers: list[dict[str, Any]], window: int, now
     events are deterministic, so overlapping runs make each event once."""
     now = now or timezone.now()
     counts: Counter[str] = Counter()
+    announce_new = not is_baseline_read(member)
     for raw in offers:
         offer, created = SessionMOffer.objects.get_or_create(
             member=member, offer_id=str(raw["id"])[:100], defaults={"client_id": member.client_id}
         )
         apply_offer_fields(offer, raw, member.client)
         counts["offers"] += 1
-        if created and is_live(offer, now):
+        if created and announce_new and is_live(offer, now):
             offer.issued_event = offer_event(member, offer, EventType.OFFER_ISSUED)
             counts["issued"] += 1
         if offer.expiring_event_id is None and expires_within(offer, member.client, window, now):
             offer.expiring_event = offer_event(member, offer, EventType.OFFER_EXPIRING)
             counts["expiring"] += 1
         offer.save()
+    SessionMProfile.objects.filter(member=member, wallet_first_read_at__isnull=True).update(wallet_first_read_at=now)
     return counts
+
+
+def is_baseline_read(member: Member) -> bool:
+    """The first wallet read of a member who joined before SessionM was activated: what the wallet holds then was
+    there before the portal watched it, so it is recorded without offer-issued events (expiring ones still go out
+    when due). A member who joined later has every offer announced, the first read's too."""
+    first_read = SessionMProfile.objects.filter(member=member, wallet_first_read_at__isnull=True).exists()
+    joined_before = SessionMActivation.objects.filter(
+        connection__client_id=member.client_id, connection__vendor=VENDOR, first_active_at__gt=member.created_at
+    )
+    return first_read and joined_before.exists()
 
 
 def apply_offer_fields(offer: SessionMOffer, raw: dict[str, Any], client: Client) -> None:
@@ -374,13 +454,17 @@ def apply_offer_fields(offer: SessionMOffer, raw: dict[str, Any], client: Client
 
 def parse_end_date(value: Any, client: Client) -> datetime | None:
     """SessionM's redemption_end_date: a timestamp (an offset, else UTC) or a date (the end of that day in the
-    client's time zone)."""
+    client's time zone); anything else (missing, malformed, impossible) is no end date."""
     if not isinstance(value, str) or not value:
         return None
-    day = parse_date(value) if len(value) == 10 else None
+    try:
+        day = parse_date(value) if len(value) == 10 else None
+        moment = None if day is not None else parse_datetime(value)
+    except ValueError:
+        # Well-formed but impossible ("2026-13-40"): read as no end date, so one bad offer never stops the scan.
+        return None
     if day is not None:
         return datetime.combine(day, time.max, tzinfo=client.zone)
-    moment = parse_datetime(value)
     if moment is None:
         return None
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
@@ -445,8 +529,7 @@ def send_transaction(member: Member, request_id: str, details: dict[str, Any]) -
     which SessionM answers with its original answer (idempotent on request_id)."""
     stored = SessionMTransaction.objects.filter(client_id=member.client_id, request_id=request_id).first()
     if stored is not None:
-        if stored.member_id != member.pk or stored.request.get("transaction") != details:
-            raise TransactionIdReused("This transaction id was already used for another member or other details.")
+        refuse_other_use(stored, member, details)
         if stored.status != SessionMTransaction.Status.PENDING:
             return TransactionResult(stored, repeated=True)
     connection = usable_or_not_ready(member.client_id)
@@ -460,12 +543,20 @@ def new_transaction(member: Member, request_id: str, details: dict[str, Any]) ->
     if not user_id:
         raise NotReady(f"{member} has no SessionM profile yet: it is created shortly; try again in a minute.")
     # Stored (and committed) before the call: a lost answer leaves it pending, and a repeat sends it again.
-    txn, _ = SessionMTransaction.objects.get_or_create(
+    txn, created = SessionMTransaction.objects.get_or_create(
         client_id=member.client_id,
         request_id=request_id,
         defaults={"member": member, "request": {"user_id": user_id, "transaction": details}},
     )
+    if not created:
+        # A concurrent request with the same id stored it first: it must be the same transaction.
+        refuse_other_use(txn, member, details)
     return txn
+
+
+def refuse_other_use(stored: SessionMTransaction, member: Member, details: dict[str, Any]) -> None:
+    if stored.member_id != member.pk or stored.request.get("transaction") != details:
+        raise TransactionIdReused("This transaction id was already used for another member or other details.")
 
 
 def relay(connection: Connection, txn: SessionMTransaction) -> None:
@@ -489,10 +580,15 @@ def relay(connection: Connection, txn: SessionMTransaction) -> None:
 def eligible_campaigns(member: Member) -> Outcome:
     """The campaigns SessionM says the member is eligible for now (support staff, on demand): by user id, else by
     the portal's external id."""
-    connection = usable_or_not_ready(member.client_id)
-    user_id = SessionMProfile.objects.filter(member=member).values_list("user_id", flat=True).first() or ""
-    campaigns = sessionm_api(connection).campaigns(user_id=user_id, external_id=external_id(member))
+    campaigns = campaigns_for(member)
     if not campaigns:
         return Outcome.success(f"{member}: no eligible SessionM campaigns.")
     names = ", ".join(str(c.get("name") or c.get("id")) for c in campaigns)
     return Outcome.success(f"{member}: eligible SessionM campaigns: {names}.")
+
+
+def campaigns_for(member: Member) -> list[dict[str, Any]]:
+    """SessionM's eligible campaigns of the member, as it answers them (raises NotReady or a VendorError)."""
+    connection = usable_or_not_ready(member.client_id)
+    user_id = SessionMProfile.objects.filter(member=member).values_list("user_id", flat=True).first() or ""
+    return sessionm_api(connection).campaigns(user_id=user_id, external_id=external_id(member))

@@ -22,6 +22,9 @@ class SessionMProfile(models.Model):
     user_id = models.CharField("SessionM user id", max_length=100, blank=True, db_index=True)
     forget_requested_at = models.DateTimeField(null=True, blank=True)
     forgotten_at = models.DateTimeField(null=True, blank=True)
+    # The first wallet read recorded: the offers of a member from before SessionM was activated that are already in
+    # the wallet then are not announced as new.
+    wallet_first_read_at = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -72,6 +75,20 @@ class OfferScan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection}: after member {self.last_member_id}"
+
+
+class SessionMActivation(models.Model):
+    """When the connection was first usable (active): members who joined from then on are welcomed, those imported
+    before it (while it was a draft) are not. Not the row's creation: a connection is often set up long before."""
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="sessionm_activation")
+    first_active_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "SessionM activation"
+
+    def __str__(self) -> str:
+        return f"{self.connection}: first active {self.first_active_at:%Y-%m-%d %H:%M}"
 
 
 class SessionMTransaction(models.Model):

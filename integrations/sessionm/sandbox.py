@@ -1,15 +1,17 @@
 """SessionM simulator: the Core API's customer profiles and campaigns and the Connect API's wallet and transactions,
 with the checks the real APIs make.
 
-Accepts HTTP Basic `smk-sandbox-7f3a91` / `sms-sandbox-c41e2d` (the key also names the app in Core paths) and the
-Connect store `fancy-fries-001`, client `portal-demo-client`. Every new user's wallet gets the offers of
-`auto_offers` (by default one new offer, one that expires in 7 days and one that appears 10 minutes later);
-Connect answers a repeated request_id with its first answer. State lives in this process. `/_control` shows it
-(GET) and changes it (POST JSON): {"reset": true}, {"auto_offers": [{"name": ..., "days": 30, "appear_in_s": 0}]},
-{"add_offer": {"external_id" | "user_id": ..., "name": ..., "days": 10 | "end_date": "2026-12-01", "redeemed":
-false}}, {"redeem": "<offer id>"}, {"fail": "401|429|500|503|slow", "fail_path": "users|offers|transactions|
-campaigns", "times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504),
-{"fail_after_reads": n} (503 for wallet reads after n), {"seed_users": [[external_id, user_id], ...]}.
+Accepts HTTP Basic `smk-sandbox-7f3a91` / `sms-sandbox-c41e2d` (the key also names the app in Core paths; Connect also
+accepts its own pair `smck-sandbox-2b9e57` / `smcs-sandbox-d806af`, Core never does) and the Connect store
+`fancy-fries-001`, client `portal-demo-client`. Every new user's wallet gets the offers of `auto_offers` (by default
+one new offer, one that expires in 7 days and one that appears 10 minutes later); Connect answers a repeated
+request_id with its first answer. State lives in this process. `/_control` shows it (GET) and changes it (POST
+JSON): {"reset": true}, {"auto_offers": [{"name": ..., "days": 30, "appear_in_s": 0}]}, {"add_offer":
+{"external_id" | "user_id": ..., "name": ..., "days": 10 | "end_date": "2026-12-01", "redeemed": false}},
+{"redeem": "<offer id>"}, {"fail": "401|429|500|503|slow", "fail_path": "users|offers|transactions|campaigns",
+"times": 1}, {"lose_answer_next": 1} (a transaction is applied but answered 504), {"fail_after_reads": n} (503 for
+wallet reads after n), {"unknown_user_404": true} (an unknown user answered 404 instead of Connect's 200 envelope),
+{"seed_users": [[external_id, user_id], ...]}.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from members.phones import is_e164
 
 API_KEY = "smk-sandbox-7f3a91"
 API_SECRET = "sms-sandbox-c41e2d"
+# Connect's own credentials (a tenant may also let Connect accept the Core pair, as the demo does).
+CONNECT_KEY = "smck-sandbox-2b9e57"
+CONNECT_SECRET = "smcs-sandbox-d806af"
+CONNECT_ENDPOINTS = ("offers", "transactions")
 STORE_ID = "fancy-fries-001"
 CONNECT_CLIENT_ID = "portal-demo-client"
 # What the demo client's connection holds (seed_demo).
@@ -65,6 +71,8 @@ class State:
     # Wallet reads answered before SessionM "goes down" (503 from then on); 0 = never.
     fail_after_reads: int = 0
     lose_answer_next: int = 0
+    # Some tenants answer Connect's unknown user as HTTP 404 (code user_not_found) instead of a 200 envelope.
+    unknown_user_404: bool = False
     fail: str = ""
     fail_path: str = ""
     fail_times: int = 0
@@ -132,7 +140,10 @@ def endpoint(name: str):  # noqa: ANN201 - decorator factory
                 )
             if (failure := injected_failure(name)) is not None:
                 return failure
-            if (user, password) != (API_KEY, API_SECRET):
+            accepted = {(API_KEY, API_SECRET)}
+            if name in CONNECT_ENDPOINTS:
+                accepted.add((CONNECT_KEY, CONNECT_SECRET))
+            if (user, password) not in accepted:
                 return error(401, "unauthorized", "Invalid API key or secret")
             if kwargs.pop("api_key", API_KEY) != API_KEY:
                 return error(401, "unauthorized", "The API key in the path is not this app's")
@@ -278,6 +289,8 @@ def connect(handle: Any) -> Any:
             answer = handle(body["request_payload"])
             if "http_status" in answer:
                 return error(answer["http_status"], "unavailable", "Service Unavailable")
+            if state.unknown_user_404 and (answer.get("errors") or {}).get("code") == "user_not_found":
+                return error(404, "user_not_found", answer["errors"]["message"])
             state.answers[body["request_id"]] = answer
             lose = handle is send_transaction and state.lose_answer_next > 0
             if lose:
@@ -378,6 +391,8 @@ def control(request: HttpRequest) -> JsonResponse:
                 redeem(str(settings["redeem"]))
             if "fail_after_reads" in settings:
                 state.fail_after_reads = int(settings["fail_after_reads"])
+            if "unknown_user_404" in settings:
+                state.unknown_user_404 = bool(settings["unknown_user_404"])
             if "lose_answer_next" in settings:
                 state.lose_answer_next = int(settings["lose_answer_next"])
             if "fail" in settings:
