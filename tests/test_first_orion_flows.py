@@ -9,6 +9,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
@@ -147,6 +148,35 @@ def test_a_401_refreshes_the_token_once_and_repeats_the_batch_once(fo, content, 
     push.refresh_from_db()
     assert push.status == "sent"
     assert state.token_calls == 2 and state.batches == 1
+
+
+def test_an_expired_token_neither_alerts_nor_turns_the_connection_failing(fo, content, client_a, site_admin):
+    state, connection = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    flows.token_source(connection).current()
+    before = Connection.objects.values("status", "last_check_result", "consecutive_failures").get(pk=connection.pk)
+    state.tokens.clear()  # the stored token expired: the batch gets a 401, then succeeds with a new token
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "sent" and state.token_calls == 2
+    after = Connection.objects.values("status", "last_check_result", "consecutive_failures").get(pk=connection.pk)
+    assert after == before == {**before, "status": "active", "consecutive_failures": 0}
+    assert mail.outbox == []
+
+
+def test_a_401_to_a_token_just_granted_leaves_the_push_waiting_and_alerts(fo, content, client_a, site_admin):
+    state, connection = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "401", 2  # the stored token and the new one are both refused
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "waiting" and "refused a token it had just granted" in push.error
+    assert list(push.batches.values_list("status", flat=True)) == ["pending"]
+    assert state.batches == 0 and state.token_calls == 2  # one refresh, no loop
+    connection.refresh_from_db()
+    assert connection.status == "failing" and len(mail.outbox) == 1
 
 
 def test_a_lost_answer_makes_the_batch_uncertain_and_it_is_never_resent(fo, content, client_a):

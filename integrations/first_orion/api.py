@@ -45,9 +45,21 @@ class BadCredentials(AuthError):
 
 
 class TokenExpired(AuthError):
-    """401 on a call with a token: it expired or was revoked; a new token is fetched once."""
+    """401 on a call with a token: it expired or was revoked; a new token is fetched once. An ordinary event, so it
+    does not count against the connection (only TokenRefused, a 401 to a token just issued, does)."""
 
     default_hint = "The access token was refused; the portal fetches a new one and retries once."
+    counts_against_connection = False
+
+
+class TokenRefused(AuthError):
+    """401 to a token First Orion has just issued: the credentials no longer work (revoked access, wrong
+    environment). Counts against the connection, which turns failing and alerts."""
+
+    default_hint = (
+        "First Orion refused a token it had just granted: check with First Orion that the client id's access is "
+        "enabled for this environment, then verify the connection again."
+    )
 
 
 class NumbersNotAllowed(Rejected):

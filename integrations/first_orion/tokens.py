@@ -19,7 +19,7 @@ from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations.first_orion.api import FirstOrionAPI, IssuedToken, TokenExpired
+from integrations.first_orion.api import FirstOrionAPI, IssuedToken, TokenExpired, TokenRefused
 from integrations.first_orion.models import AccessToken
 from integrations.http import Unavailable
 from integrations.models import Connection
@@ -78,12 +78,19 @@ class TokenSource:
 
     def with_token(self, call: Callable[[str], T]) -> T:
         """Make a call with the token; on a 401 get a new token once and repeat the call once (it was refused,
-        not applied, so repeating it cannot do harm)."""
+        not applied, so repeating it cannot do harm). The first 401 is ordinary (an expired token) and does not
+        count against the connection; a 401 to the new token does, and is not retried again."""
         token = self.current()
         try:
             return call(token)
         except TokenExpired:
-            return call(self.refused(token))
+            fresh = self.refused(token)
+        try:
+            return call(fresh)
+        except TokenExpired as exc:
+            refused = TokenRefused(self.api.vendor, exc.message, status=401)
+            self.api.call_log.failed(refused)
+            raise refused from exc
 
     # Internals ----------------------------------------------------------------------------------------------
 
