@@ -22,6 +22,7 @@ from tests.conftest import login
 from tests.factories import ClientUserFactory, ConnectionFactory
 
 ADD_URL = reverse("admin:first_orion_programcontent_add")
+GROUP = "935b91a0-f2fb-4c43-b629-63fea6634512"
 
 
 @pytest.fixture
@@ -245,6 +246,25 @@ def test_api_patch_switches_a_content_to_a_group(api_client_for, client_a, conte
     assert done.status_code == 200, done.content
     content.refresh_from_db()
     assert (content.a_numbers, content.a_number_group_id) == ([], "935b91a0-f2fb-4c43-b629-63fea6634512")
+
+
+def test_api_delete_of_a_content_with_pushes_is_409_and_without_pushes_204(api_client_for, client_a, content):
+    api = api_client_for(client_a)
+    Push.objects.create(client=client_a, program_content=content, source="numbers")
+    kept = api.delete(f"/api/first-orion/program-contents/{content.pk}/")
+    assert kept.status_code == 409 and "has pushes" in kept.json()["message"]
+    assert ProgramContent.objects.filter(pk=content.pk).exists()
+    unused = ProgramContent.objects.create(
+        client=client_a, name="Unused", program_content_uuid=GROUP, a_number_group_id=GROUP
+    )
+    assert api.delete(f"/api/first-orion/program-contents/{unused.pk}/").status_code == 204
+
+
+def test_deleting_a_client_deletes_its_contents_and_pushes(client_a, content):
+    push = Push.objects.create(client=client_a, program_content=content, source="numbers")
+    PushBatch.objects.create(push=push, index=0, size=1, destinations=[{"bNumber": "+14045550001"}])
+    client_a.delete()
+    assert not Push.objects.exists() and not ProgramContent.objects.exists() and not PushBatch.objects.exists()
 
 
 def test_a_user_without_the_push_permission_cannot_push(client_a, fo_connection, content):

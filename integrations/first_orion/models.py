@@ -154,7 +154,8 @@ class Push(models.Model):
         UNCERTAIN = "uncertain"
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="first_orion_pushes")
-    program_content = models.ForeignKey(ProgramContent, on_delete=models.PROTECT, related_name="pushes")
+    # RESTRICT, not PROTECT: a content with pushes cannot be deleted alone, but deleting the client deletes both.
+    program_content = models.ForeignKey(ProgramContent, on_delete=models.RESTRICT, related_name="pushes")
     source = models.CharField(max_length=8, choices=Source.choices)
     segment = models.ForeignKey(Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     not_before = models.DateTimeField(null=True, blank=True, help_text="First Orion shows the content from then on.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, RestrictedError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -72,6 +72,20 @@ class ProgramContentViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self) -> QuerySet[ProgramContent]:
         return scope_to_clients(ProgramContent.objects.select_related("client").order_by("pk"), self.request.user)
+
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="The content has pushes: kept.")})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().destroy(request, *args, **kwargs)
+        except RestrictedError:
+            return Response(
+                {
+                    "ok": False,
+                    "message": "This program content has pushes, which keep a record of what was pushed: it cannot "
+                    "be deleted. Leave it unused, or rename it to show it is retired.",
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
 
 
 class PushSerializer(serializers.ModelSerializer):
