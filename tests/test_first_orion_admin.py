@@ -90,6 +90,24 @@ def test_the_form_refuses_bad_program_contents_with_field_messages(admin_http, c
     assert not ProgramContent.objects.exists()
 
 
+def test_uuids_typed_without_hyphens_or_in_capitals_are_one_program_content(api_client_for, client_a):
+    api = api_client_for(client_a)
+    url = "/api/first-orion/program-contents/"
+    typed = {"name": "Fraud check", "a_number_group_id": GROUP.replace("-", "").upper()}
+    first = api.post(url, {**typed, "program_content_uuid": simulator.DEMO_PROGRAM.replace("-", "")}, format="json")
+    assert first.status_code == 201, first.content
+    assert first.json()["program_content_uuid"] == simulator.DEMO_PROGRAM
+    assert first.json()["a_number_group_id"] == GROUP
+    again = api.post(url, {**typed, "program_content_uuid": simulator.DEMO_PROGRAM.upper()}, format="json")
+    assert again.status_code == 400
+    created = ProgramContent.objects.create(
+        client=client_a, name="Code", program_content_uuid=f"{{{GROUP.upper()}}}", a_numbers=["+15014008029"]
+    )
+    created.refresh_from_db()
+    assert created.program_content_uuid == GROUP
+    assert ProgramContent.objects.count() == 2
+
+
 def test_the_database_refuses_both_or_neither_number_sources(client_a):
     with pytest.raises(IntegrityError), transaction.atomic():
         ProgramContent.objects.create(client=client_a, name="x", program_content_uuid=simulator.DEMO_PROGRAM)
