@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import time
 from datetime import UTC, datetime
 
 import pytest
 from pytest_httpserver import HTTPServer
 
+from integrations.first_orion import flows
 from integrations.first_orion.api import (
     BadCredentials,
     FirstOrionAPI,
@@ -21,7 +24,9 @@ from integrations.first_orion.api import (
     jwt_lifetime,
 )
 from integrations.http import CallRecord, RetryPolicy, Unavailable
-from portal.logging import REDACTED, redact_text
+from portal.logging import REDACTED, RedactSecretsFilter, redact_text
+from portal.logging import _known_secrets as known_secrets
+from tests.factories import ConnectionFactory
 
 PROGRAM = "3e1b9b27-d1f9-4c8d-800f-bb534d6928d6"
 GROUP = "935b91a0-f2fb-4c43-b629-63fea6634512"
@@ -88,7 +93,9 @@ def test_the_token_and_the_secret_never_reach_the_call_rows(api, httpserver, log
     assert TOKEN not in recorded and "secret-456-abcdef" not in recorded
     assert REDACTED in recorded
     assert TOKEN not in str(caught.value)
-    assert TOKEN not in redact_text(f"a log line with {TOKEN}")
+    # Log lines: the token travels only in the Authorization header and the accessToken field.
+    assert TOKEN not in redact_text(f"GET /health Authorization: Bearer {TOKEN}")
+    assert TOKEN not in redact_text(json.dumps({"accessToken": TOKEN}))
 
 
 def test_a_500_with_a_null_token_is_explained_as_bad_credentials(api, httpserver):
@@ -230,3 +237,51 @@ def test_a_jwt_expiry_shortens_the_lifetime():
     payload = base64.urlsafe_b64encode(json.dumps({"exp": 1030}).encode()).decode().rstrip("=")
     assert jwt_lifetime(f"h.{payload}.s", now=1000) == 30
     assert jwt_lifetime("opaque-token") is None
+
+
+def jwt(exp: float, n: int = 0) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps({"exp": exp, "n": n}).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2lnbmF0dXJl{n}"
+
+
+@pytest.mark.parametrize(("expires_in", "believed"), [(-120, 15 * 60), (3, 15 * 60), (300, 300), (3600, 15 * 60)])
+def test_a_jwt_that_says_it_expired_already_is_clock_skew_not_a_short_token(api, httpserver, expires_in, believed):
+    token = jwt(time.time() + expires_in)
+    httpserver.expect_request("/federated/content/v2/token").respond_with_json({"accessToken": token})
+    assert api.get_token().lifetime_seconds == pytest.approx(believed, abs=2)
+
+
+def test_only_the_current_and_previous_tokens_are_remembered_and_none_reach_rows_or_logs(api, httpserver, log):
+    tokens = [jwt(time.time() + 900, n) for n in range(4)]
+    for token in tokens:
+        httpserver.expect_oneshot_request("/federated/content/v2/token").respond_with_json(
+            {"accessToken": token, "message": "Success", "errorCode": 0, "requestId": "12ab"}
+        )
+    httpserver.expect_request("/federated/content/v2/token/health").respond_with_data("", status=401)
+    for _ in tokens:
+        issued = api.get_token()
+        with pytest.raises(TokenExpired):
+            api.token_health(issued.access_token)
+    assert api.redactor.values == ("secret-456-abcdef", *tokens[-2:])
+    assert not set(tokens) & known_secrets  # nothing added to the process-wide list
+    recorded = json.dumps([vars(call) for call in log.calls])
+    assert len(log.calls) == 8 and not [token for token in tokens if token in recorded]
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "sent %s", (log.calls[-1].request_headers,), None)
+    RedactSecretsFilter().filter(record)
+    assert tokens[-1] not in record.getMessage()
+    logged = logging.LogRecord("x", logging.ERROR, __file__, 1, "Authorization: Bearer %s", (tokens[0],), None)
+    RedactSecretsFilter().filter(logged)
+    assert tokens[0] not in logged.getMessage()
+
+
+def test_a_token_skewed_into_the_past_is_fetched_once_not_before_every_call(httpserver, client_a):
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="first_orion",
+        base_url=httpserver.url_for(""),
+        secrets={"client_secret": "secret-456-abcdef"},
+        settings={"client_id": "client-123"},
+    )
+    httpserver.expect_request("/federated/content/v2/token").respond_with_json({"accessToken": jwt(time.time() - 60)})
+    used = {flows.token_source(connection).current() for _ in range(3)}
+    assert len(used) == 1 and len(httpserver.log) == 1
