@@ -330,6 +330,18 @@ def test_the_dashboard_lists_failed_pushes_of_the_last_day_and_charts_pushed_des
     assert chart.total == 7
 
 
+def test_other_clients_many_failed_pushes_do_not_hide_the_viewers_own(alice_http, client_a, client_b, content):
+    mine = Push.objects.create(client=client_a, program_content=content, source="numbers", status="failed")
+    Push.objects.filter(pk=mine.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    other = ProgramContent.objects.create(
+        client=client_b, name="Beta program", program_content_uuid=simulator.DEMO_PROGRAM, a_numbers=["+15014008029"]
+    )
+    Push.objects.bulk_create(
+        Push(client=client_b, program_content=other, source="numbers", status="failed") for _ in range(60)
+    )
+    assert f"First Orion push #{mine.pk}" in alice_http.get("/admin/").content.decode()
+
+
 def test_a_push_being_sent_shows_a_live_progress_bar_on_its_page(admin_http, client_a, content):
     run = JobRun.objects.create(job="first_orion.run_push", client=client_a, done=3, total=4)
     push = Push.objects.create(
