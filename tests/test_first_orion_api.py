@@ -179,6 +179,16 @@ def test_a_200_saying_not_allowed_is_a_failure_that_says_to_upload_the_numbers(a
     assert len(httpserver.log) == 1
 
 
+def test_a_200_saying_only_that_the_push_could_not_complete_also_says_to_upload_the_numbers(api, httpserver):
+    httpserver.expect_request("/federated/outbound/v2/batch").respond_with_json(
+        {"message": "Batch push could not complete push successfully.", "errorCode": 200, "requestId": "77aa"}
+    )
+    with pytest.raises(NumbersNotAllowed) as caught:
+        api.push_batch(TOKEN, PROGRAM, {"destinations": DESTINATIONS})
+    assert "upload these numbers in the branded communication content portal" in caught.value.for_admin.lower()
+    assert caught.value.request_id == "77aa" and len(httpserver.log) == 1
+
+
 def test_400_invalid_program_setup_is_explained(api, httpserver):
     httpserver.expect_request("/federated/outbound/v2/batch").respond_with_json(
         {

@@ -187,7 +187,9 @@ class FirstOrionAPI(VendorAPI):
         if status == 200:
             if str(body.get("response", "")).lower() == "success":
                 return None
-            if "anumber" in said.lower():
+            # The 200 with an error is the aNumbers one, whether or not its "response" names them: some answers carry
+            # only the message "Batch push could not complete push successfully".
+            if "anumber" in said.lower() or "could not complete push" in said.lower():
                 return NumbersNotAllowed(self.vendor, said, status=200, code=code)
             return Rejected(self.vendor, said or "the batch push did not succeed", status=200, code=code)
         if status == 400 and "program setup" in said.lower():
