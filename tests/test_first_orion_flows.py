@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -321,6 +322,36 @@ def test_threads_with_an_expired_token_make_exactly_one_token_request(fo):
     assert not errors
     assert state.token_calls == 1
     assert len(set(tokens)) == 1 and tokens[0] in state.tokens
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_that_arrives_after_another_runner_took_over_keeps_the_counts_true(fo, content, client_a):
+    state, _ = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.latency_ms = 1500  # the first runner's call is slow...
+
+    def first_runner() -> None:
+        try:
+            flows.run_push(push.pk)
+        finally:
+            db.close()
+
+    slow = threading.Thread(target=first_runner)
+    slow.start()
+    deadline = time.monotonic() + 5
+    while not PushBatch.objects.filter(push=push, status="sending").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # ...its claim expires meanwhile: a second runner takes the push over and finds the batch `sending`.
+    Push.objects.filter(pk=push.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    flows.run_push(push.pk)
+    assert PushBatch.objects.get(push=push).status == "uncertain"
+    slow.join()
+    push.refresh_from_db()
+    batch = PushBatch.objects.get(push=push)
+    assert batch.status == "sent" and batch.request_id  # First Orion's answer is the truth
+    assert (push.status, push.batches_sent, push.failures) == ("sent", 1, 0)
+    assert state.batches == 1
 
 
 def test_a_queued_push_runs_as_a_recorded_job(fo, content, client_a, eager_celery, django_capture_on_commit_callbacks):
