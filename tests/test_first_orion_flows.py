@@ -18,6 +18,7 @@ from django.utils import timezone
 from integrations import connections
 from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
+from integrations.first_orion.api import BadCredentials
 from integrations.first_orion.models import AccessToken, ProgramContent, Push, PushBatch
 from integrations.models import Connection, JobRun, VendorCall
 from members.models import Member, Segment
@@ -269,6 +270,21 @@ def test_the_token_is_stored_encrypted_refreshed_early_and_redacted_from_call_ro
         assert row.access_token not in cursor.fetchone()[0]
     calls = json.dumps(list(VendorCall.objects.values("url", "request_headers", "request_body", "response_body")))
     assert row.access_token not in calls and simulator.CLIENT_SECRET not in calls
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"secrets": {"client_secret": "another-secret-9f3c"}}, {"settings": {"client_id": "another-client-id"}}],
+)
+def test_a_token_granted_for_old_credentials_is_not_used_once_they_change(fo, change):
+    state, connection = fo
+    flows.token_source(connection).current()
+    for name, value in change.items():
+        setattr(connection, name, {**getattr(connection, name), **value})
+    connection.save()
+    with pytest.raises(BadCredentials):
+        flows.token_source(connection).current()  # the new credentials are proven (and refused), not skipped
+    assert state.token_calls == 2
 
 
 def test_while_another_caller_refreshes_the_still_valid_old_token_is_used(fo):

@@ -256,3 +256,8 @@ class AccessToken(models.Model):
     @property
     def access_token(self) -> str:
         return str((self.value or {}).get("access_token") or "")
+
+    @property
+    def credentials(self) -> str:
+        """A hash of the base URL, client id and secret the token was granted for."""
+        return str((self.value or {}).get("credentials") or "")
