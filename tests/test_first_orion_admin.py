@@ -234,6 +234,17 @@ def test_api_push_refuses_bad_requests_with_field_messages(
     assert not Push.objects.exists()
 
 
+@pytest.mark.parametrize(("field", "item"), [("members", 1), ("numbers", "+14045550001")])
+def test_api_push_refuses_an_overlong_list_with_a_field_message(
+    api_client_for, client_a, fo_connection, content, field, item
+):
+    response = api_client_for(client_a).post(
+        "/api/first-orion/pushes/", {"program_content": content.pk, field: [item] * 100_001}, format="json"
+    )
+    assert response.status_code == 400 and "At most 100000" in str(response.json()[field])
+    assert not Push.objects.exists()
+
+
 def test_api_push_of_another_clients_content_is_refused(api_client_for, client_b, fo_connection, content):
     response = api_client_for(client_b).post(
         "/api/first-orion/pushes/", {"program_content": content.pk, "numbers": ["+14045550001"]}, format="json"

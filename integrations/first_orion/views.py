@@ -119,9 +119,19 @@ class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
 class PushRequestSerializer(serializers.Serializer):
     program_content = ScopedPrimaryKeyField(ProgramContent)
     segment = ScopedPrimaryKeyField(Segment, required=False)
-    members = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
+    members = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_NUMBERS,
+        error_messages={"max_length": "At most {max_length} members per push: put them in a segment and push it."},
+    )
     numbers = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, allow_empty=False, max_length=MAX_NUMBERS
+        child=serializers.CharField(max_length=32),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_NUMBERS,
+        error_messages={"max_length": "At most {max_length} numbers per push: split the list into several pushes."},
     )
     not_before = serializers.DateTimeField(required=False, allow_null=True)
 
