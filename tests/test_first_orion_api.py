@@ -155,12 +155,17 @@ def test_batch_with_a_list_of_a_numbers_is_the_seed_body(api, httpserver):
 
 def test_batch_with_a_group_sends_the_group_and_no_a_numbers(api, httpserver):
     body = batch_body(DESTINATIONS, a_numbers=[], a_number_group_id=GROUP, ttl_seconds=960, keep_after_call=True)
-    assert body == {
-        "destinations": DESTINATIONS,
-        "aNumberGroupId": GROUP,
-        "ttlSeconds": "960",
-        "keepAfterCall": "true",
-    }
+    expected = {"destinations": DESTINATIONS, "aNumberGroupId": GROUP, "ttlSeconds": "960", "keepAfterCall": "true"}
+    httpserver.expect_oneshot_request(
+        "/federated/outbound/v2/batch",
+        method="POST",
+        query_string={"programContentUuid": PROGRAM},
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        json=expected,
+    ).respond_with_json({"response": "success", "message": None, "errorCode": "", "requestId": "g1"})
+    assert api.push_batch(TOKEN, PROGRAM, body).request_id == "g1"
+    httpserver.check_assertions()
+    assert "aNumbers" not in json.loads(httpserver.log[0][0].get_data())
 
 
 def test_a_200_saying_not_allowed_is_a_failure_that_says_to_upload_the_numbers(api, httpserver):
