@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from pytest_httpserver import HTTPServer
 
+from integrations import connections
 from integrations.first_orion import flows
 from integrations.first_orion.api import (
     BadCredentials,
@@ -300,3 +301,40 @@ def test_a_token_skewed_into_the_past_is_fetched_once_not_before_every_call(http
     httpserver.expect_request("/federated/content/v2/token").respond_with_json({"accessToken": jwt(time.time() - 60)})
     used = {flows.token_source(connection).current() for _ in range(3)}
     assert len(used) == 1 and len(httpserver.log) == 1
+
+
+@pytest.fixture
+def local_connection(httpserver, client_a):
+    """A draft First Orion connection whose base URL is the local HTTP server, which grants a fresh token each time."""
+    for n in range(3):
+        httpserver.expect_oneshot_request("/federated/content/v2/token").respond_with_json(
+            {"accessToken": jwt(time.time() + 900, n), "message": "Success", "errorCode": 0, "requestId": f"t{n}"}
+        )
+    return ConnectionFactory(
+        client=client_a,
+        vendor="first_orion",
+        status="draft",
+        base_url=httpserver.url_for(""),
+        secrets={"client_secret": "secret-456-abcdef"},
+        settings={"client_id": "client-123"},
+    )
+
+
+def health_calls(httpserver) -> list[str]:
+    return [request.headers["Authorization"] for request, _ in httpserver.log if request.path.endswith("/health")]
+
+
+def test_verify_refreshes_a_token_refused_by_the_health_check_once(httpserver, local_connection):
+    httpserver.expect_oneshot_request("/federated/content/v2/token/health").respond_with_data("", status=401)
+    httpserver.expect_oneshot_request("/federated/content/v2/token/health").respond_with_json({"message": "Healthy"})
+    outcome = connections.verify(local_connection)
+    assert outcome.ok and "Healthy" in outcome.message
+    first, second = health_calls(httpserver)
+    assert first != second  # the retry carries the new token
+
+
+def test_verify_stops_after_one_refresh_when_the_new_token_is_refused_too(httpserver, local_connection):
+    httpserver.expect_request("/federated/content/v2/token/health").respond_with_data("", status=401)
+    outcome = connections.verify(local_connection)
+    assert not outcome.ok and "refused a token it had just granted" in outcome.message
+    assert len(health_calls(httpserver)) == 2  # one refresh, no loop
