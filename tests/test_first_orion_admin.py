@@ -22,6 +22,7 @@ from tests.conftest import login
 from tests.factories import ClientUserFactory, ConnectionFactory
 
 ADD_URL = reverse("admin:first_orion_programcontent_add")
+GROUP = "935b91a0-f2fb-4c43-b629-63fea6634512"
 
 
 @pytest.fixture
@@ -87,6 +88,24 @@ def test_the_form_refuses_bad_program_contents_with_field_messages(admin_http, c
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not ProgramContent.objects.exists()
+
+
+def test_uuids_typed_without_hyphens_or_in_capitals_are_one_program_content(api_client_for, client_a):
+    api = api_client_for(client_a)
+    url = "/api/first-orion/program-contents/"
+    typed = {"name": "Fraud check", "a_number_group_id": GROUP.replace("-", "").upper()}
+    first = api.post(url, {**typed, "program_content_uuid": simulator.DEMO_PROGRAM.replace("-", "")}, format="json")
+    assert first.status_code == 201, first.content
+    assert first.json()["program_content_uuid"] == simulator.DEMO_PROGRAM
+    assert first.json()["a_number_group_id"] == GROUP
+    again = api.post(url, {**typed, "program_content_uuid": simulator.DEMO_PROGRAM.upper()}, format="json")
+    assert again.status_code == 400
+    created = ProgramContent.objects.create(
+        client=client_a, name="Code", program_content_uuid=f"{{{GROUP.upper()}}}", a_numbers=["+15014008029"]
+    )
+    created.refresh_from_db()
+    assert created.program_content_uuid == GROUP
+    assert ProgramContent.objects.count() == 2
 
 
 def test_the_database_refuses_both_or_neither_number_sources(client_a):
@@ -215,6 +234,17 @@ def test_api_push_refuses_bad_requests_with_field_messages(
     assert not Push.objects.exists()
 
 
+@pytest.mark.parametrize(("field", "item"), [("members", 1), ("numbers", "+14045550001")])
+def test_api_push_refuses_an_overlong_list_with_a_field_message(
+    api_client_for, client_a, fo_connection, content, field, item
+):
+    response = api_client_for(client_a).post(
+        "/api/first-orion/pushes/", {"program_content": content.pk, field: [item] * 100_001}, format="json"
+    )
+    assert response.status_code == 400 and "At most 100000" in str(response.json()[field])
+    assert not Push.objects.exists()
+
+
 def test_api_push_of_another_clients_content_is_refused(api_client_for, client_b, fo_connection, content):
     response = api_client_for(client_b).post(
         "/api/first-orion/pushes/", {"program_content": content.pk, "numbers": ["+14045550001"]}, format="json"
@@ -245,6 +275,25 @@ def test_api_patch_switches_a_content_to_a_group(api_client_for, client_a, conte
     assert done.status_code == 200, done.content
     content.refresh_from_db()
     assert (content.a_numbers, content.a_number_group_id) == ([], "935b91a0-f2fb-4c43-b629-63fea6634512")
+
+
+def test_api_delete_of_a_content_with_pushes_is_409_and_without_pushes_204(api_client_for, client_a, content):
+    api = api_client_for(client_a)
+    Push.objects.create(client=client_a, program_content=content, source="numbers")
+    kept = api.delete(f"/api/first-orion/program-contents/{content.pk}/")
+    assert kept.status_code == 409 and "has pushes" in kept.json()["message"]
+    assert ProgramContent.objects.filter(pk=content.pk).exists()
+    unused = ProgramContent.objects.create(
+        client=client_a, name="Unused", program_content_uuid=GROUP, a_number_group_id=GROUP
+    )
+    assert api.delete(f"/api/first-orion/program-contents/{unused.pk}/").status_code == 204
+
+
+def test_deleting_a_client_deletes_its_contents_and_pushes(client_a, content):
+    push = Push.objects.create(client=client_a, program_content=content, source="numbers")
+    PushBatch.objects.create(push=push, index=0, size=1, destinations=[{"bNumber": "+14045550001"}])
+    client_a.delete()
+    assert not Push.objects.exists() and not ProgramContent.objects.exists() and not PushBatch.objects.exists()
 
 
 def test_a_user_without_the_push_permission_cannot_push(client_a, fo_connection, content):
@@ -290,6 +339,18 @@ def test_the_dashboard_lists_failed_pushes_of_the_last_day_and_charts_pushed_des
         c for c in build_dashboard(client_a.users.get()).charts if c.title == "Branded-call destinations pushed"
     )
     assert chart.total == 7
+
+
+def test_other_clients_many_failed_pushes_do_not_hide_the_viewers_own(alice_http, client_a, client_b, content):
+    mine = Push.objects.create(client=client_a, program_content=content, source="numbers", status="failed")
+    Push.objects.filter(pk=mine.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    other = ProgramContent.objects.create(
+        client=client_b, name="Beta program", program_content_uuid=simulator.DEMO_PROGRAM, a_numbers=["+15014008029"]
+    )
+    Push.objects.bulk_create(
+        Push(client=client_b, program_content=other, source="numbers", status="failed") for _ in range(60)
+    )
+    assert f"First Orion push #{mine.pk}" in alice_http.get("/admin/").content.decode()
 
 
 def test_a_push_being_sent_shows_a_live_progress_bar_on_its_page(admin_http, client_a, content):

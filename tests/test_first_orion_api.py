@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import time
 from datetime import UTC, datetime
 
 import pytest
 from pytest_httpserver import HTTPServer
 
+from integrations import connections
+from integrations.first_orion import flows
 from integrations.first_orion.api import (
     BadCredentials,
     FirstOrionAPI,
@@ -21,7 +25,9 @@ from integrations.first_orion.api import (
     jwt_lifetime,
 )
 from integrations.http import CallRecord, RetryPolicy, Unavailable
-from portal.logging import REDACTED, redact_text
+from portal.logging import REDACTED, RedactSecretsFilter, redact_text
+from portal.logging import _known_secrets as known_secrets
+from tests.factories import ConnectionFactory
 
 PROGRAM = "3e1b9b27-d1f9-4c8d-800f-bb534d6928d6"
 GROUP = "935b91a0-f2fb-4c43-b629-63fea6634512"
@@ -88,7 +94,9 @@ def test_the_token_and_the_secret_never_reach_the_call_rows(api, httpserver, log
     assert TOKEN not in recorded and "secret-456-abcdef" not in recorded
     assert REDACTED in recorded
     assert TOKEN not in str(caught.value)
-    assert TOKEN not in redact_text(f"a log line with {TOKEN}")
+    # Log lines: the token travels only in the Authorization header and the accessToken field.
+    assert TOKEN not in redact_text(f"GET /health Authorization: Bearer {TOKEN}")
+    assert TOKEN not in redact_text(json.dumps({"accessToken": TOKEN}))
 
 
 def test_a_500_with_a_null_token_is_explained_as_bad_credentials(api, httpserver):
@@ -148,12 +156,17 @@ def test_batch_with_a_list_of_a_numbers_is_the_seed_body(api, httpserver):
 
 def test_batch_with_a_group_sends_the_group_and_no_a_numbers(api, httpserver):
     body = batch_body(DESTINATIONS, a_numbers=[], a_number_group_id=GROUP, ttl_seconds=960, keep_after_call=True)
-    assert body == {
-        "destinations": DESTINATIONS,
-        "aNumberGroupId": GROUP,
-        "ttlSeconds": "960",
-        "keepAfterCall": "true",
-    }
+    expected = {"destinations": DESTINATIONS, "aNumberGroupId": GROUP, "ttlSeconds": "960", "keepAfterCall": "true"}
+    httpserver.expect_oneshot_request(
+        "/federated/outbound/v2/batch",
+        method="POST",
+        query_string={"programContentUuid": PROGRAM},
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        json=expected,
+    ).respond_with_json({"response": "success", "message": None, "errorCode": "", "requestId": "g1"})
+    assert api.push_batch(TOKEN, PROGRAM, body).request_id == "g1"
+    httpserver.check_assertions()
+    assert "aNumbers" not in json.loads(httpserver.log[0][0].get_data())
 
 
 def test_a_200_saying_not_allowed_is_a_failure_that_says_to_upload_the_numbers(api, httpserver):
@@ -170,6 +183,16 @@ def test_a_200_saying_not_allowed_is_a_failure_that_says_to_upload_the_numbers(a
     assert "Branded Communication Content Portal" in caught.value.for_admin
     assert caught.value.request_id == "5193"
     assert len(httpserver.log) == 1
+
+
+def test_a_200_saying_only_that_the_push_could_not_complete_also_says_to_upload_the_numbers(api, httpserver):
+    httpserver.expect_request("/federated/outbound/v2/batch").respond_with_json(
+        {"message": "Batch push could not complete push successfully.", "errorCode": 200, "requestId": "77aa"}
+    )
+    with pytest.raises(NumbersNotAllowed) as caught:
+        api.push_batch(TOKEN, PROGRAM, {"destinations": DESTINATIONS})
+    assert "upload these numbers in the branded communication content portal" in caught.value.for_admin.lower()
+    assert caught.value.request_id == "77aa" and len(httpserver.log) == 1
 
 
 def test_400_invalid_program_setup_is_explained(api, httpserver):
@@ -230,3 +253,88 @@ def test_a_jwt_expiry_shortens_the_lifetime():
     payload = base64.urlsafe_b64encode(json.dumps({"exp": 1030}).encode()).decode().rstrip("=")
     assert jwt_lifetime(f"h.{payload}.s", now=1000) == 30
     assert jwt_lifetime("opaque-token") is None
+
+
+def jwt(exp: float, n: int = 0) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps({"exp": exp, "n": n}).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2lnbmF0dXJl{n}"
+
+
+@pytest.mark.parametrize(("expires_in", "believed"), [(-120, 15 * 60), (3, 15 * 60), (300, 300), (3600, 15 * 60)])
+def test_a_jwt_that_says_it_expired_already_is_clock_skew_not_a_short_token(api, httpserver, expires_in, believed):
+    token = jwt(time.time() + expires_in)
+    httpserver.expect_request("/federated/content/v2/token").respond_with_json({"accessToken": token})
+    assert api.get_token().lifetime_seconds == pytest.approx(believed, abs=2)
+
+
+def test_only_the_current_and_previous_tokens_are_remembered_and_none_reach_rows_or_logs(api, httpserver, log):
+    tokens = [jwt(time.time() + 900, n) for n in range(4)]
+    for token in tokens:
+        httpserver.expect_oneshot_request("/federated/content/v2/token").respond_with_json(
+            {"accessToken": token, "message": "Success", "errorCode": 0, "requestId": "12ab"}
+        )
+    httpserver.expect_request("/federated/content/v2/token/health").respond_with_data("", status=401)
+    for _ in tokens:
+        issued = api.get_token()
+        with pytest.raises(TokenExpired):
+            api.token_health(issued.access_token)
+    assert api.redactor.values == ("secret-456-abcdef", *tokens[-2:])
+    assert not set(tokens) & known_secrets  # nothing added to the process-wide list
+    recorded = json.dumps([vars(call) for call in log.calls])
+    assert len(log.calls) == 8 and not [token for token in tokens if token in recorded]
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "sent %s", (log.calls[-1].request_headers,), None)
+    RedactSecretsFilter().filter(record)
+    assert tokens[-1] not in record.getMessage()
+    logged = logging.LogRecord("x", logging.ERROR, __file__, 1, "Authorization: Bearer %s", (tokens[0],), None)
+    RedactSecretsFilter().filter(logged)
+    assert tokens[0] not in logged.getMessage()
+
+
+def test_a_token_skewed_into_the_past_is_fetched_once_not_before_every_call(httpserver, client_a):
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="first_orion",
+        base_url=httpserver.url_for(""),
+        secrets={"client_secret": "secret-456-abcdef"},
+        settings={"client_id": "client-123"},
+    )
+    httpserver.expect_request("/federated/content/v2/token").respond_with_json({"accessToken": jwt(time.time() - 60)})
+    used = {flows.token_source(connection).current() for _ in range(3)}
+    assert len(used) == 1 and len(httpserver.log) == 1
+
+
+@pytest.fixture
+def local_connection(httpserver, client_a):
+    """A draft First Orion connection whose base URL is the local HTTP server, which grants a fresh token each time."""
+    for n in range(3):
+        httpserver.expect_oneshot_request("/federated/content/v2/token").respond_with_json(
+            {"accessToken": jwt(time.time() + 900, n), "message": "Success", "errorCode": 0, "requestId": f"t{n}"}
+        )
+    return ConnectionFactory(
+        client=client_a,
+        vendor="first_orion",
+        status="draft",
+        base_url=httpserver.url_for(""),
+        secrets={"client_secret": "secret-456-abcdef"},
+        settings={"client_id": "client-123"},
+    )
+
+
+def health_calls(httpserver) -> list[str]:
+    return [request.headers["Authorization"] for request, _ in httpserver.log if request.path.endswith("/health")]
+
+
+def test_verify_refreshes_a_token_refused_by_the_health_check_once(httpserver, local_connection):
+    httpserver.expect_oneshot_request("/federated/content/v2/token/health").respond_with_data("", status=401)
+    httpserver.expect_oneshot_request("/federated/content/v2/token/health").respond_with_json({"message": "Healthy"})
+    outcome = connections.verify(local_connection)
+    assert outcome.ok and "Healthy" in outcome.message
+    first, second = health_calls(httpserver)
+    assert first != second  # the retry carries the new token
+
+
+def test_verify_stops_after_one_refresh_when_the_new_token_is_refused_too(httpserver, local_connection):
+    httpserver.expect_request("/federated/content/v2/token/health").respond_with_data("", status=401)
+    outcome = connections.verify(local_connection)
+    assert not outcome.ok and "refused a token it had just granted" in outcome.message
+    assert len(health_calls(httpserver)) == 2  # one refresh, no loop

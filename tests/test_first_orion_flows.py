@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +18,7 @@ from django.utils import timezone
 from integrations import connections
 from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
+from integrations.first_orion.api import BadCredentials
 from integrations.first_orion.models import AccessToken, ProgramContent, Push, PushBatch
 from integrations.models import Connection, JobRun, VendorCall
 from members.models import Member, Segment
@@ -149,6 +152,35 @@ def test_a_401_refreshes_the_token_once_and_repeats_the_batch_once(fo, content, 
     assert state.token_calls == 2 and state.batches == 1
 
 
+def test_an_expired_token_neither_alerts_nor_turns_the_connection_failing(fo, content, client_a, site_admin):
+    state, connection = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    flows.token_source(connection).current()
+    before = Connection.objects.values("status", "last_check_result", "consecutive_failures").get(pk=connection.pk)
+    state.tokens.clear()  # the stored token expired: the batch gets a 401, then succeeds with a new token
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "sent" and state.token_calls == 2
+    after = Connection.objects.values("status", "last_check_result", "consecutive_failures").get(pk=connection.pk)
+    assert after == before == {**before, "status": "active", "consecutive_failures": 0}
+    assert mail.outbox == []
+
+
+def test_a_401_to_a_token_just_granted_leaves_the_push_waiting_and_alerts(fo, content, client_a, site_admin):
+    state, connection = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "401", 2  # the stored token and the new one are both refused
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "waiting" and "refused a token it had just granted" in push.error
+    assert list(push.batches.values_list("status", flat=True)) == ["pending"]
+    assert state.batches == 0 and state.token_calls == 2  # one refresh, no loop
+    connection.refresh_from_db()
+    assert connection.status == "failing" and len(mail.outbox) == 1
+
+
 def test_a_lost_answer_makes_the_batch_uncertain_and_it_is_never_resent(fo, content, client_a):
     state, _ = fo
     for n in range(4):
@@ -240,6 +272,21 @@ def test_the_token_is_stored_encrypted_refreshed_early_and_redacted_from_call_ro
     assert row.access_token not in calls and simulator.CLIENT_SECRET not in calls
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"secrets": {"client_secret": "another-secret-9f3c"}}, {"settings": {"client_id": "another-client-id"}}],
+)
+def test_a_token_granted_for_old_credentials_is_not_used_once_they_change(fo, change):
+    state, connection = fo
+    flows.token_source(connection).current()
+    for name, value in change.items():
+        setattr(connection, name, {**getattr(connection, name), **value})
+    connection.save()
+    with pytest.raises(BadCredentials):
+        flows.token_source(connection).current()  # the new credentials are proven (and refused), not skipped
+    assert state.token_calls == 2
+
+
 def test_while_another_caller_refreshes_the_still_valid_old_token_is_used(fo):
     state, connection = fo
     old = flows.token_source(connection).current()
@@ -291,6 +338,36 @@ def test_threads_with_an_expired_token_make_exactly_one_token_request(fo):
     assert not errors
     assert state.token_calls == 1
     assert len(set(tokens)) == 1 and tokens[0] in state.tokens
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_that_arrives_after_another_runner_took_over_keeps_the_counts_true(fo, content, client_a):
+    state, _ = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.latency_ms = 1500  # the first runner's call is slow...
+
+    def first_runner() -> None:
+        try:
+            flows.run_push(push.pk)
+        finally:
+            db.close()
+
+    slow = threading.Thread(target=first_runner)
+    slow.start()
+    deadline = time.monotonic() + 5
+    while not PushBatch.objects.filter(push=push, status="sending").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # ...its claim expires meanwhile: a second runner takes the push over and finds the batch `sending`.
+    Push.objects.filter(pk=push.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    flows.run_push(push.pk)
+    assert PushBatch.objects.get(push=push).status == "uncertain"
+    slow.join()
+    push.refresh_from_db()
+    batch = PushBatch.objects.get(push=push)
+    assert batch.status == "sent" and batch.request_id  # First Orion's answer is the truth
+    assert (push.status, push.batches_sent, push.failures) == ("sent", 1, 0)
+    assert state.batches == 1
 
 
 def test_a_queued_push_runs_as_a_recorded_job(fo, content, client_a, eager_celery, django_capture_on_commit_callbacks):

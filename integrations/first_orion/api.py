@@ -22,13 +22,16 @@ from typing import Any
 import requests
 
 from integrations.http import AuthError, Rejected, VendorAPI, VendorError
-from portal.logging import register_secret_values
 
 TOKEN_PATH = "/federated/content/v2/token"
 HEALTH_PATH = "/federated/content/v2/token/health"
 BATCH_PATH = "/federated/outbound/v2/batch"
-# Documented lifetime; a token whose JWT says it expires sooner is believed.
+# Documented lifetime; a token whose JWT says it expires sooner is believed...
 TOKEN_LIFETIME_SECONDS = 15 * 60
+# ...unless it says (almost) already: that is our clock ahead of First Orion's, not a token worth one call. Believing
+# it would fetch a new token on every call; with the documented lifetime, a token that really expired gets a 401
+# and is replaced once.
+MIN_BELIEVED_LIFETIME_SECONDS = 10
 UPLOAD_HINT = (
     "Upload these numbers in the Branded Communication Content Portal (aNumbers) and assign them to the program, "
     "then push again."
@@ -45,9 +48,21 @@ class BadCredentials(AuthError):
 
 
 class TokenExpired(AuthError):
-    """401 on a call with a token: it expired or was revoked; a new token is fetched once."""
+    """401 on a call with a token: it expired or was revoked; a new token is fetched once. An ordinary event, so it
+    does not count against the connection (only TokenRefused, a 401 to a token just issued, does)."""
 
     default_hint = "The access token was refused; the portal fetches a new one and retries once."
+    counts_against_connection = False
+
+
+class TokenRefused(AuthError):
+    """401 to a token First Orion has just issued: the credentials no longer work (revoked access, wrong
+    environment). Counts against the connection, which turns failing and alerts."""
+
+    default_hint = (
+        "First Orion refused a token it had just granted: check with First Orion that the client id's access is "
+        "enabled for this environment, then verify the connection again."
+    )
 
 
 class NumbersNotAllowed(Rejected):
@@ -96,6 +111,14 @@ def jwt_lifetime(token: str, now: float | None = None) -> float | None:
     return exp - (time.time() if now is None else now)
 
 
+def believed_lifetime(jwt_seconds: float | None) -> float:
+    """How long a token is used: what its JWT says, at most the documented 15 minutes, and the documented 15 minutes
+    when the JWT says it has (nearly) expired already (clock skew) or says nothing."""
+    if jwt_seconds is None or jwt_seconds < MIN_BELIEVED_LIFETIME_SECONDS:
+        return TOKEN_LIFETIME_SECONDS
+    return min(jwt_seconds, TOKEN_LIFETIME_SECONDS)
+
+
 def batch_body(
     destinations: list[dict[str, Any]],
     *,
@@ -125,12 +148,17 @@ class FirstOrionAPI(VendorAPI):
         super().__init__(base_url, **kwargs)
         self.client_id = client_id
         self.client_secret = client_secret
+        self.connection_secrets = self.redactor.values
+        self.tokens: tuple[str, ...] = ()
 
     def remember_secret(self, value: str) -> None:
-        """A token is a secret too: redacted from call rows, error texts and log lines wherever it appears."""
-        if value and value not in self.redactor.values:
-            self.redactor.values = (*self.redactor.values, value)
-            register_secret_values([value])
+        """A token is a secret too: redacted from this API's call rows and error texts wherever it appears. Only the
+        current and the previous token are kept (an answer may still echo the one just replaced): every refresh
+        brings a new one, and a process-wide list would grow forever. Log lines need no list: the token only
+        travels in the Authorization header and the accessToken field, which the log patterns redact."""
+        if value and value not in self.tokens:
+            self.tokens = (*self.tokens, value)[-2:]
+            self.redactor.values = (*self.connection_secrets, *self.tokens)
 
     def error_for(self, response: requests.Response) -> VendorError | None:
         path = requests.utils.urlparse(response.request.url or "").path if response.request else ""
@@ -159,7 +187,9 @@ class FirstOrionAPI(VendorAPI):
         if status == 200:
             if str(body.get("response", "")).lower() == "success":
                 return None
-            if "anumber" in said.lower():
+            # The 200 with an error is the aNumbers one, whether or not its "response" names them: some answers carry
+            # only the message "Batch push could not complete push successfully".
+            if "anumber" in said.lower() or "could not complete push" in said.lower():
                 return NumbersNotAllowed(self.vendor, said, status=200, code=code)
             return Rejected(self.vendor, said or "the batch push did not succeed", status=200, code=code)
         if status == 400 and "program setup" in said.lower():
@@ -194,9 +224,7 @@ class FirstOrionAPI(VendorAPI):
         if not token:
             raise BadCredentials(self.vendor, "the token endpoint answered without an accessToken")
         self.remember_secret(token)
-        lifetime = jwt_lifetime(token)
-        lifetime = TOKEN_LIFETIME_SECONDS if lifetime is None else min(lifetime, TOKEN_LIFETIME_SECONDS)
-        return IssuedToken(token, lifetime, str(body.get("requestId") or ""))
+        return IssuedToken(token, believed_lifetime(jwt_lifetime(token)), str(body.get("requestId") or ""))
 
     def token_health(self, token: str) -> str:
         """First Orion's word on a token ("Healthy"); a 401 means it expired."""

@@ -240,8 +240,7 @@ def send_pending_batches(push: Push, connection: Connection) -> None:
             if not settle_failed_batch(push, batch, exc):
                 return
         else:
-            settle(batch, PushBatch.Status.SENT, request_id=answer.request_id)
-            Push.objects.filter(pk=push.pk).update(batches_sent=F("batches_sent") + 1)
+            settle(push, batch, PushBatch.Status.SENT, request_id=answer.request_id)
         counts = counts_of(push)
         report_progress(counts, done=counts["batches_sent"] + counts["failures"], total=counts["batches"])
     finish(push)
@@ -267,29 +266,48 @@ def mark_sending(batch: PushBatch) -> bool:
     )
 
 
-def settle(batch: PushBatch, status: str, *, request_id: str = "", error: str = "") -> None:
-    PushBatch.objects.filter(pk=batch.pk).update(
-        status=status, request_id=request_id, error=error, settled_at=timezone.now()
-    )
+FAILURE_STATUSES = frozenset({PushBatch.Status.FAILED, PushBatch.Status.UNCERTAIN})
+
+
+def settle(push: Push, batch: PushBatch, status: str, *, request_id: str = "", error: str = "") -> None:
+    """Record a batch's outcome and keep the push's counters in step with its batches. Only our own `sending`
+    batch is settled; if our claim expired during the call and another runner marked the batch uncertain (already
+    counted as a failure), the answer we did get is the truth and replaces that guess. Any other state (the batch
+    was sent again by a site admin's choice) is left alone."""
+    fields = {"status": status, "request_id": request_id, "error": error, "settled_at": timezone.now()}
+    with transaction.atomic():
+        if PushBatch.objects.filter(pk=batch.pk, status=PushBatch.Status.SENDING).update(**fields):
+            was_counted_failed = False
+        elif PushBatch.objects.filter(pk=batch.pk, status=PushBatch.Status.UNCERTAIN).update(**fields):
+            was_counted_failed = True
+        else:
+            return
+        sent = int(status == PushBatch.Status.SENT)
+        failures = int(status in FAILURE_STATUSES) - int(was_counted_failed)
+        if sent or failures:
+            Push.objects.filter(pk=push.pk).update(
+                batches_sent=F("batches_sent") + sent, failures=F("failures") + failures
+            )
 
 
 def settle_failed_batch(push: Push, batch: PushBatch, exc: VendorError) -> bool:
     """Record what a failed batch means; returns whether the push goes on with its next batch."""
     if exc.uncertain:
-        settle(batch, PushBatch.Status.UNCERTAIN, error=f"The answer was lost: it may have been pushed. {exc}")
-        Push.objects.filter(pk=push.pk).update(failures=F("failures") + 1)
+        settle(push, batch, PushBatch.Status.UNCERTAIN, error=f"The answer was lost: it may have been pushed. {exc}")
         return True
     if isinstance(exc, Unavailable | RateLimited | AuthError):
         # Refused or never sent: the batch waits, unsent, for the connection to work again.
-        PushBatch.objects.filter(pk=batch.pk).update(status=PushBatch.Status.PENDING, error=str(exc))
+        PushBatch.objects.filter(pk=batch.pk, status=PushBatch.Status.SENDING).update(
+            status=PushBatch.Status.PENDING, error=str(exc)
+        )
         wait(push, exc.for_admin)
         return False
     # First Orion refused the push itself (aNumbers not registered, program set-up): no batch can succeed.
-    settle(batch, PushBatch.Status.FAILED, request_id=getattr(exc, "request_id", ""), error=exc.for_admin)
+    settle(push, batch, PushBatch.Status.FAILED, request_id=getattr(exc, "request_id", ""), error=exc.for_admin)
     push.batches.filter(status=PushBatch.Status.PENDING).update(
         status=PushBatch.Status.CANCELLED, error=f"Not sent: batch {batch.index + 1} failed. {exc.for_admin}"
     )
-    Push.objects.filter(pk=push.pk).update(failures=F("failures") + 1, error=exc.for_admin)
+    Push.objects.filter(pk=push.pk).update(error=exc.for_admin)
     return True
 
 

@@ -34,6 +34,17 @@ def validate_uuid(value: str) -> None:
         ) from exc
 
 
+def canonical_uuid(value: str) -> str:
+    """The one spelling of a UUID (lower case, hyphenated), so the same program content typed as
+    3E1B9B27D1F94C8D... or 3e1b9b27-d1f9-... is one row; a value that is not a UUID is kept (stripped) for the
+    validator to explain."""
+    text = str(value or "").strip()
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text
+
+
 def a_number_errors(numbers: Any) -> list[str]:
     """What is wrong with a list of aNumbers (E.164, 1-400, no repeats), in words; empty when it is right."""
     if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
@@ -119,9 +130,16 @@ class ProgramContent(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.normalise_uuids()
+        super().save(*args, **kwargs)
+
+    def normalise_uuids(self) -> None:
+        self.program_content_uuid = canonical_uuid(self.program_content_uuid)
+        self.a_number_group_id = canonical_uuid(self.a_number_group_id)
+
     def clean(self) -> None:
-        self.program_content_uuid = str(self.program_content_uuid).strip().lower()
-        self.a_number_group_id = str(self.a_number_group_id or "").strip().lower()
+        self.normalise_uuids()
         errors: dict[str, list[str]] = {}
         if bool(self.a_numbers) == bool(self.a_number_group_id):
             errors["a_numbers"] = ["Give exactly one of: a list of aNumbers, or an aNumber group UUID."]
@@ -154,7 +172,8 @@ class Push(models.Model):
         UNCERTAIN = "uncertain"
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="first_orion_pushes")
-    program_content = models.ForeignKey(ProgramContent, on_delete=models.PROTECT, related_name="pushes")
+    # RESTRICT, not PROTECT: a content with pushes cannot be deleted alone, but deleting the client deletes both.
+    program_content = models.ForeignKey(ProgramContent, on_delete=models.RESTRICT, related_name="pushes")
     source = models.CharField(max_length=8, choices=Source.choices)
     segment = models.ForeignKey(Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     not_before = models.DateTimeField(null=True, blank=True, help_text="First Orion shows the content from then on.")
@@ -237,3 +256,8 @@ class AccessToken(models.Model):
     @property
     def access_token(self) -> str:
         return str((self.value or {}).get("access_token") or "")
+
+    @property
+    def credentials(self) -> str:
+        """A hash of the base URL, client id and secret the token was granted for."""
+        return str((self.value or {}).get("credentials") or "")

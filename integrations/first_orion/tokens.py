@@ -9,6 +9,7 @@ so an expiry never causes a stampede of token requests.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations.first_orion.api import FirstOrionAPI, IssuedToken, TokenExpired
+from integrations.first_orion.api import FirstOrionAPI, IssuedToken, TokenExpired, TokenRefused
 from integrations.first_orion.models import AccessToken
 from integrations.http import Unavailable
 from integrations.models import Connection
@@ -35,6 +36,11 @@ def refresh_margin(lifetime_seconds: float) -> float:
     return lifetime_seconds / 15
 
 
+def credentials_fingerprint(api: FirstOrionAPI) -> str:
+    """Which credentials a token was granted for (stored with it, encrypted; a hash, so no secret is copied)."""
+    return hashlib.sha256("\n".join((api.base_url, api.client_id, api.client_secret)).encode()).hexdigest()
+
+
 class TokenSource:
     """Hands out the connection's token; `api` makes the token call (and learns the token, to redact it)."""
 
@@ -42,6 +48,7 @@ class TokenSource:
         self.connection = connection
         self.api = api
         self.owner = uuid.uuid4().hex
+        self.fingerprint = credentials_fingerprint(api)
 
     def current(self) -> str:
         """A token that is valid now: the stored one, or a new one fetched by exactly one caller."""
@@ -49,13 +56,14 @@ class TokenSource:
         while True:
             row = self._row()
             now = timezone.now()
-            if row.access_token and row.refresh_at and now < row.refresh_at:
-                return self._known(row.access_token)
+            token = self._ours(row)
+            if token and row.refresh_at and now < row.refresh_at:
+                return self._known(token)
             if self._take_lease(row, now):
                 return self._fetch()
-            if row.access_token and row.expires_at and now < row.expires_at:
+            if token and row.expires_at and now < row.expires_at:
                 # Another caller is refreshing; the old token is still good meanwhile.
-                return self._known(row.access_token)
+                return self._known(token)
             if time.monotonic() > deadline:
                 raise Unavailable(self.api.vendor, "a token refresh by another worker did not finish in time")
             time.sleep(WAIT_STEP_SECONDS)
@@ -78,14 +86,26 @@ class TokenSource:
 
     def with_token(self, call: Callable[[str], T]) -> T:
         """Make a call with the token; on a 401 get a new token once and repeat the call once (it was refused,
-        not applied, so repeating it cannot do harm)."""
+        not applied, so repeating it cannot do harm). The first 401 is ordinary (an expired token) and does not
+        count against the connection; a 401 to the new token does, and is not retried again."""
         token = self.current()
         try:
             return call(token)
         except TokenExpired:
-            return call(self.refused(token))
+            fresh = self.refused(token)
+        try:
+            return call(fresh)
+        except TokenExpired as exc:
+            refused = TokenRefused(self.api.vendor, exc.message, status=401)
+            self.api.call_log.failed(refused)
+            raise refused from exc
 
     # Internals ----------------------------------------------------------------------------------------------
+
+    def _ours(self, row: AccessToken) -> str:
+        """The stored token if it was granted for the credentials (and URL) in use now: one granted before the
+        client id or secret changed is not used, so new credentials are proven by the next call."""
+        return row.access_token if row.credentials == self.fingerprint else ""
 
     def _known(self, token: str) -> str:
         self.api.remember_secret(token)
@@ -121,7 +141,7 @@ class TokenSource:
         now = timezone.now()
         lifetime = timedelta(seconds=issued.lifetime_seconds)
         AccessToken.objects.filter(connection=self.connection, lease_owner=self.owner).update(
-            value={"access_token": issued.access_token},
+            value={"access_token": issued.access_token, "credentials": self.fingerprint},
             issued_at=now,
             expires_at=now + lifetime,
             refresh_at=now + lifetime - timedelta(seconds=refresh_margin(issued.lifetime_seconds)),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, RestrictedError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -73,6 +73,20 @@ class ProgramContentViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[ProgramContent]:
         return scope_to_clients(ProgramContent.objects.select_related("client").order_by("pk"), self.request.user)
 
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="The content has pushes: kept.")})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().destroy(request, *args, **kwargs)
+        except RestrictedError:
+            return Response(
+                {
+                    "ok": False,
+                    "message": "This program content has pushes, which keep a record of what was pushed: it cannot "
+                    "be deleted. Leave it unused, or rename it to show it is retired.",
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+
 
 class PushSerializer(serializers.ModelSerializer):
     client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -105,9 +119,19 @@ class ScopedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
 class PushRequestSerializer(serializers.Serializer):
     program_content = ScopedPrimaryKeyField(ProgramContent)
     segment = ScopedPrimaryKeyField(Segment, required=False)
-    members = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
+    members = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_NUMBERS,
+        error_messages={"max_length": "At most {max_length} members per push: put them in a segment and push it."},
+    )
     numbers = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, allow_empty=False, max_length=MAX_NUMBERS
+        child=serializers.CharField(max_length=32),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_NUMBERS,
+        error_messages={"max_length": "At most {max_length} numbers per push: split the list into several pushes."},
     )
     not_before = serializers.DateTimeField(required=False, allow_null=True)
 
