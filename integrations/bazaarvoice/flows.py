@@ -334,7 +334,9 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
     if not reason:
         return Outcome.failure("Say why the award is reversed.")
     with transaction.atomic():
-        review = Review.objects.select_for_update().select_related("member", "client").get(pk=review.pk)
+        # Only the review's row is locked: PostgreSQL refuses FOR UPDATE on the nullable side (member) of a join.
+        locked = Review.objects.select_for_update(of=("self",)).select_related("member", "client")
+        review = locked.get(pk=review.pk)
         if review.outcome == Result.REVERSED:
             return Outcome.failure(f"{review} was already reversed ({review.reversal_reason}).")
         if review.outcome != Result.AWARDED or review.member is None:
