@@ -281,7 +281,9 @@ def test_retry_after_fixing_the_key_derivation_awards_the_review(bv):
     assert review.outcome == Result.AWARDED and credits() == [review.award_key]
 
 
-def test_a_refused_award_is_failed_and_retry_sends_it_under_a_fresh_key(bv, annex_cloud_sandbox, httpserver):
+def test_a_refused_award_is_failed_and_retry_sends_it_again_under_the_same_custom_id(
+    bv, annex_cloud_sandbox, httpserver
+):
     """Annex Cloud (a local fake) refuses the first award with AC1004; after the fix, Retry awards it once."""
     _, annex = annex_cloud_sandbox
     annex.environment, annex.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("/api/3.0")
@@ -310,7 +312,10 @@ def test_a_refused_award_is_failed_and_retry_sends_it_under_a_fresh_key(bv, anne
 
     assert first.ok, first.message
     assert not second.ok and "only failed ones" in second.message
-    assert [body["customId"] for body in sent] == [review.award_key, f"{review.award_key}-retry-1"]
+    assert [body["customId"] for body in sent] == [review.award_key, review.award_key]
+    keys = PointsTransaction.objects.values_list("key", "status")
+    assert sorted(keys) == [(review.award_key, "failed"), (f"{review.award_key}-retry-1", "applied")]
+    assert review.annex_cloud_answer["updatedAvailablePoints"] == "50"
     assert review.member.points == 50
     assert LoyaltyEvent.objects.filter(external_id=review.award_key).count() == 1
 
@@ -459,3 +464,100 @@ def test_an_annex_cloud_outage_defers_the_reviews_and_nothing_is_dropped(bv):
 
     assert resumed.outcome.ok and Review.objects.count() == 20 and not Review.objects.filter(outcome=Result.PENDING)
     assert len(credits()) == Review.objects.filter(outcome=Result.AWARDED).count() == 12
+
+
+def test_a_killed_run_award_is_completed_with_its_first_points_after_the_rules_change(bv, client_a):
+    """The award was recorded (50 points) before the run was killed; the client then changed the points per review:
+    the award is completed as sent, once, and later reviews go on being pulled."""
+    simulator.generate(10, days=1)
+    item = next(i for i in simulator.state.reviews if i["Id"] == "46000005")
+    review, _ = bazaarvoice.record_review(client_a, item)
+    member = Member.objects.create(client=client_a, email="reviewer5@example.com")
+    annexcloud.adjust_points(member, activity="credit", points=50, key=review.award_key, action_id="100")
+    bv.settings = {**bv.settings, "points_per_review": 25}
+    bv.save()
+
+    result = bazaarvoice.pull_reviews(bv)
+
+    assert result.outcome.ok, result.outcome.message
+    review.refresh_from_db()
+    assert review.outcome == Result.AWARDED and review.points == 50 and review.member == member
+    assert credits().count(review.award_key) == 1
+    others = Review.objects.filter(outcome=Result.AWARDED).exclude(pk=review.pk)
+    assert others.exists() and {r.points for r in others} == {25}
+
+
+def test_ac1001_on_an_award_is_uncertain_and_the_retry_keeps_the_custom_id(bv, annex_cloud_sandbox, httpserver):
+    """Annex Cloud (a local fake) applies the first credit yet answers AC1001: the review stays pending, and the next
+    run sends the same customId, which Annex Cloud answers with the first result: credited once."""
+    _, annex = annex_cloud_sandbox
+    annex.environment, annex.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("/api/3.0")
+    annex.save()
+    applied: dict[str, dict] = {}
+    sent: list[str] = []
+
+    def fake_annex_cloud(request: Request) -> Response:
+        if request.method == "GET":
+            email = request.path.rsplit("/", 1)[-1]
+            if email != "reviewer4@example.com":
+                return Response(json.dumps({"errorCode": "AC1005", "errorMessage": "No data found"}), status=404)
+            return Response(json.dumps({"id": email, "email": email, "optInStatus": "YES", "status": "ACTIVE"}))
+        body = json.loads(request.data)
+        sent.append(body["customId"])
+        if body["customId"] in applied:
+            return Response(json.dumps(applied[body["customId"]]))
+        applied[body["customId"]] = {**body, "updatedAvailablePoints": "50"}
+        return Response(json.dumps({"errorCode": "AC1001", "errorMessage": "Oops! Something went wrong."}), 404)
+
+    httpserver.expect_request(re.compile(r"/api/3\.0/.*")).respond_with_handler(fake_annex_cloud)
+    simulator.generate(5, days=1)
+
+    first = bazaarvoice.pull_reviews(bv)
+    review = Review.objects.get(review_id="46000004")
+    assert first.outcome.ok and review.outcome == Result.PENDING and review.detail.startswith("Uncertain")
+    assert review.annex_cloud_answer["errorCode"] == "AC1001"
+
+    second = bazaarvoice.pull_reviews(bv)
+
+    review.refresh_from_db()
+    assert second.outcome.ok and review.outcome == Result.AWARDED
+    assert sent == [review.award_key, review.award_key] and len(applied) == 1
+
+
+def test_a_refused_reversal_can_be_reversed_again_once_fixed(bv, site_admin):
+    simulator.generate(5, days=1)
+    bazaarvoice.pull_reviews(bv)
+    review = Review.objects.get(review_id="46000004")
+    annex_cloud_simulator.state.members["reviewer4@example.com"]["availablePoints"] = 10  # spent meanwhile
+
+    refused = bazaarvoice.reverse_award(review, site_admin, "Fake review")
+    review.refresh_from_db()
+    assert not refused.ok and "Insufficient points" in refused.message and review.outcome == Result.AWARDED
+
+    annex_cloud_simulator.state.members["reviewer4@example.com"]["availablePoints"] = 70
+    again = bazaarvoice.reverse_award(review, site_admin, "Fake review")
+
+    review.refresh_from_db()
+    assert again.ok, again.message
+    assert review.outcome == Result.REVERSED
+    assert annex_cloud_simulator.state.members["reviewer4@example.com"]["availablePoints"] == 20
+    assert [k for k in annex_cloud_simulator.state.points if "reversal" in k] == [review.reversal_key]
+
+
+def test_no_award_goes_through_a_never_verified_annex_cloud_connection(bv, annex_cloud_sandbox):
+    _, annex = annex_cloud_sandbox
+    annex.status = Connection.Status.DRAFT
+    annex.save()
+    simulator.generate(10, days=1)
+
+    stopped = bazaarvoice.pull_reviews(bv)
+
+    assert not stopped.outcome.ok and "never verified" in stopped.outcome.message
+    assert credits() == [] and Review.objects.filter(outcome=Result.PENDING).count() == 1
+
+    annex.status = Connection.Status.ACTIVE
+    annex.save()
+    resumed = bazaarvoice.pull_reviews(bv)
+
+    assert resumed.outcome.ok and credits()
+    assert not Review.objects.filter(outcome=Result.PENDING).exists()

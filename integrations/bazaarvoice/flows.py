@@ -33,7 +33,7 @@ from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.api import MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
 from integrations.bazaarvoice.models import PullState, Review
-from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, StopRun, settle
+from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, StopRun, attempt_key, settle
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
@@ -329,7 +329,7 @@ def retry_review(review: Review) -> Outcome:
 
 def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
     """Debit an awarded review's points (a review found fraudulent), exactly once: the review is locked, and the
-    debit has its own key (customId) so a repeat can never take the points twice."""
+    debit has its own customId so a repeat can never take the points twice. A refused reversal can be tried again."""
     reason = reason.strip()
     if not reason:
         return Outcome.failure("Say why the award is reversed.")
@@ -348,7 +348,9 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
                 review.member,
                 activity=PointsTransaction.Activity.DEBIT,
                 points=review.points,
-                key=review.reversal_key,
+                # A refused debit may be reversed again once its cause is fixed: a fresh portal key, the same customId.
+                key=attempt_key(review.client_id, review.reversal_key),
+                custom_id=review.reversal_key,
                 action_id=rules.action_id,
                 reason=f"Reversed: {reason}"[:200],
             )
@@ -356,7 +358,9 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
             return Outcome(False, str(exc), error=True)
         txn = result.transaction
         if txn.status != PointsTransaction.Status.APPLIED:
-            return Outcome(False, f"{review}: the reversal was not applied — {txn.detail}", error=True)
+            return Outcome(
+                False, f"{review}: the reversal was not applied — {txn.detail} Reverse it again once fixed.", error=True
+            )
         review.outcome, review.reversed_by, review.reversed_at = Result.REVERSED, by, timezone.now()
         review.reversal_reason = reason
         review.detail = f"{review.detail} Reversed: {txn.detail}"
