@@ -117,7 +117,8 @@ def test_reruns_and_overlapping_pages_record_and_reward_each_review_once(bv):
     overlap = bazaarvoice.pull_reviews(bv)
 
     assert again.counts.get("reviews", 0) == 0  # the cursor is at today's start: nothing new to read
-    assert overlap.counts["duplicates"] == 250
+    # Each page starts again from the previous page's last second: those reviews are read twice, recorded once.
+    assert overlap.counts["duplicates"] >= 250 and not overlap.counts.get("new")
     assert Review.objects.count() == 250
     assert Review.objects.filter(outcome=Result.AWARDED).count() == awarded
     assert len(credits()) == awarded == PointsTransaction.objects.count()
@@ -138,7 +139,7 @@ def test_a_run_out_of_time_stops_after_a_page_and_the_next_continues_from_the_cu
     assert len(credits()) == len(set(credits())) == Review.objects.filter(outcome=Result.AWARDED).count()
 
 
-def test_pages_are_read_by_offset_with_the_documented_filters(bv):
+def test_pages_are_read_by_keyset_with_the_documented_filters(bv):
     simulator.generate(150, days=2)
 
     bazaarvoice.pull_reviews(bv)
@@ -156,7 +157,10 @@ def test_pages_are_read_by_offset_with_the_documented_filters(bv):
         ("Limit", "100"),
         ("Offset", "0"),
     ]
-    assert dict(second)["Offset"] == "100"
+    # The next page starts again from the last item's moderation second, at Offset 0.
+    last = Review.objects.order_by("moderated_at").values_list("moderated_at", flat=True)[99]
+    assert second[3:5] == [("Filter", f"LastModeratedTime:gte:{int(last.timestamp())}"), first[4]]
+    assert dict(second)["Offset"] == "0"
 
 
 def test_reviews_moderated_today_are_taken_by_the_first_run_tomorrow(bv):
@@ -429,10 +433,13 @@ def test_malformed_duplicated_and_unexpected_items_are_taken_in_stride(bv, clien
         [item("1"), item("3", ModerationStatus="REJECTED"), item("4", LastModeratedTime=iso(today_start()))],
     ]
 
+    served: list[int] = []
+
     def fake_bazaarvoice(request: Request) -> Response:
-        offset = int(request.args["Offset"])
-        results = {0: [*pages[0], "junk"], 5: [*pages[1], "junk"]}.get(offset, [])  # Offset counts the junk too
-        return Response(json.dumps({"TotalResults": 9, "Offset": offset, "Results": results}))
+        """The two pages in turn, whatever is asked (the junk counts in TotalResults too), then nothing."""
+        results = [[*pages[0], "junk"], [*pages[1], "junk"]][len(served)] if len(served) < 2 else []
+        served.append(len(results))
+        return Response(json.dumps({"TotalResults": 9, "Offset": request.args["Offset"], "Results": results}))
 
     httpserver.expect_request("/data/reviews.json").respond_with_handler(fake_bazaarvoice)
     bv.environment, bv.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("")
@@ -561,3 +568,78 @@ def test_no_award_goes_through_a_never_verified_annex_cloud_connection(bv, annex
 
     assert resumed.outcome.ok and credits()
     assert not Review.objects.filter(outcome=Result.PENDING).exists()
+
+
+def fake_bazaarvoice_of(items: list[dict], queries: list[dict]):
+    """A local Bazaarvoice answering the pull's queries (time filters in epoch seconds, ascending, Limit/Offset)."""
+
+    def answer(request: Request) -> Response:
+        bounds = dict(text.split(":", 2)[1:] for text in request.args.getlist("Filter") if "Time" in text)
+        queries.append({"gte": int(bounds["gte"]), "offset": int(request.args["Offset"])})
+        matching = sorted(
+            (i for i in items if int(bounds["gte"]) <= seconds_of(i) < int(bounds["lt"])),
+            key=lambda i: i["LastModeratedTime"],
+        )
+        offset, limit = int(request.args["Offset"]), int(request.args["Limit"])
+        page = {"TotalResults": len(matching), "Offset": offset, "Results": matching[offset : offset + limit]}
+        return Response(json.dumps(page))
+
+    return answer
+
+
+def seconds_of(item: dict) -> int:
+    return int(datetime.fromisoformat(item["LastModeratedTime"]).timestamp())
+
+
+def review_items(count: int, first: datetime, *, step: timedelta) -> list[dict]:
+    key = email_key(simulator.SHARED_SECRET)
+    return [
+        {
+            "Id": str(n),
+            "LastModeratedTime": iso(first + step * n),
+            "ModerationStatus": "APPROVED",
+            "Rating": 5,
+            "UserEmailAddress": encrypt_email(f"nobody{n}@example.com", key),
+        }
+        for n in range(count)
+    ]
+
+
+def test_a_review_re_moderated_while_the_pages_are_read_skips_no_other_review(bv, httpserver):
+    items = review_items(250, today_start() - timedelta(days=1), step=timedelta(minutes=1))
+    queries: list[dict] = []
+    answer = fake_bazaarvoice_of(items, queries)
+
+    def re_moderating(request: Request) -> Response:
+        response = answer(request)
+        if len(queries) == 1:  # between the first and the second page, review 5 is moderated again (now: today)
+            items[5]["LastModeratedTime"] = iso(datetime.now(UTC))
+        return response
+
+    httpserver.expect_request("/data/reviews.json").respond_with_handler(re_moderating)
+    bv.environment, bv.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("")
+    bv.save()
+
+    result = bazaarvoice.pull_reviews(bv)
+
+    assert result.outcome.ok, result.outcome.message
+    assert Review.objects.count() == 250  # review 100 moved up into Offset 99's place: read all the same
+
+
+def test_many_reviews_of_one_second_are_paged_by_offset_within_that_second(bv, httpserver):
+    same_second = review_items(230, today_start() - timedelta(hours=5), step=timedelta(0))
+    items = [*same_second, *review_items(30, today_start() - timedelta(hours=4), step=timedelta(seconds=1))]
+    for n, item in enumerate(items):
+        item["Id"] = str(n)
+    queries: list[dict] = []
+    httpserver.expect_request("/data/reviews.json").respond_with_handler(fake_bazaarvoice_of(items, queries))
+    bv.environment, bv.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("")
+    bv.save()
+
+    result = bazaarvoice.pull_reviews(bv)
+
+    assert result.outcome.ok, result.outcome.message
+    assert Review.objects.count() == 260
+    crowded = seconds_of(same_second[0])
+    # Started again from that second (Offset 0: a page of it), then on by Offset while the pages stay in it.
+    assert [q["offset"] for q in queries[1:] if q["gte"] == crowded] == [0, 100, 200]

@@ -266,24 +266,39 @@ def pull_window(
     page: dict[str, Any],
     deadline: float | None = None,
 ) -> None:
+    """Read a window page by page, by keyset: each page starts again from the last item's LastModeratedTime second
+    with Offset 0. Paging by Offset alone would skip reviews: one re-moderated while the window is read leaves it, and
+    every later item moves one place up, past the offset. The items of that second are read again (recorded once).
+    Only while a whole page shares one second does Offset go on, within that second."""
     start, end = window
-    offset = 0
+    lower, offset = start, 0
     while True:
         results = [item for item in page["Results"] if isinstance(item, dict)]
         record_page(context, results, counts, end)
         counts["pages"] += 1
         report_progress(counts.as_counts())
-        offset += len(page["Results"])  # Bazaarvoice's Offset counts every item, even one that is not a review
-        total = int(page.get("TotalResults") or 0)
-        if not page["Results"] or offset >= total or offset > MAX_OFFSET:
+        read = len(page["Results"])  # Bazaarvoice's Offset counts every item, even one that is not a review
+        if not read or offset + read >= int(page.get("TotalResults") or 0):
             return
-        # Every review up to this page's last moderation time is recorded: a run killed now starts from there.
-        if results and (last := moderated_time(results[-1])) is not None:
-            advance(state, min(last, end))
+        lower, offset = next_page_from(page["Results"], lower, offset)
+        if offset > MAX_OFFSET:
+            return
+        # Every review before the next page's start is recorded: a run killed now starts from there.
+        advance(state, min(lower, end))
         if deadline is not None and time.monotonic() > deadline:
             raise BudgetSpent
-        page = fetch(api, start, end, offset)
+        page = fetch(api, lower, end, offset)
         counts["requests"] += 1
+
+
+def next_page_from(items: list[Any], lower: datetime, offset: int) -> tuple[datetime, int]:
+    """Where the page after `items` (read from `lower` at `offset`) starts: the second of the last item's moderation
+    time with Offset 0, or, when the page ends in the second it started from (so starting there again would read
+    the same page), that second at the next offset."""
+    seconds = [int(moment.timestamp()) for item in items if isinstance(item, dict) and (moment := moderated_time(item))]
+    if not seconds or seconds[-1] <= int(lower.timestamp()):
+        return lower, offset + len(items)
+    return datetime.fromtimestamp(seconds[-1], UTC), 0
 
 
 def record_page(context: Context, results: Iterable[dict[str, Any]], counts: RunCounts, before: datetime) -> None:
