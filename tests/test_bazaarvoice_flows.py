@@ -25,7 +25,7 @@ from integrations.bazaarvoice.sandbox import iso
 from integrations.models import Connection, VendorCall
 from integrations.sandbox.base import OUTAGES, Outage
 from members.models import EventType, LoyaltyEvent, Member, PointsTransaction
-from portal.logging import REDACTED
+from portal.logging import REDACTED, redact_text
 from tests.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -643,3 +643,38 @@ def test_many_reviews_of_one_second_are_paged_by_offset_within_that_second(bv, h
     crowded = seconds_of(same_second[0])
     # Started again from that second (Offset 0: a page of it), then on by Offset while the pages stay in it.
     assert [q["offset"] for q in queries[1:] if q["gte"] == crowded] == [0, 100, 200]
+
+
+def test_reviewer_addresses_stay_out_of_log_lines_and_odd_ones_are_escaped_and_found(bv):
+    """urllib3 logs each request line (GET /users/<address>) at DEBUG: the address is redacted there, only while the
+    look-up runs; an address with + / # goes escaped in the path and its member is found."""
+    address = "o.neil+reviews/x#1@example.com"
+    annex_cloud_simulator.state.members[address] = annex_cloud_simulator.profile({"id": address, "email": address})
+    moderated = today_start() - timedelta(hours=2)
+    encrypted = encrypt_email(address, email_key(simulator.SHARED_SECRET))
+    simulator.state.reviews.append(simulator.review_item(999, encrypted, moderated))
+    simulator.generate(5, days=1)
+    stream = io.StringIO()
+    handler = next(h for h in logging.getLogger().handlers if h.filters)  # the console handler and its redaction
+    original, handler.stream = handler.stream, stream
+    urllib3 = logging.getLogger("urllib3")
+    level = urllib3.level
+    urllib3.setLevel(logging.DEBUG)
+    try:
+        result = bazaarvoice.pull_reviews(bv)
+    finally:
+        handler.stream = original
+        urllib3.setLevel(level)
+
+    assert result.outcome.ok, result.outcome.message
+    review = Review.objects.get(review_id="46000999")
+    assert review.outcome == Result.AWARDED and review.member.email == address
+    assert annex_cloud_simulator.state.members[address]["availablePoints"] == 50
+    # Found: the # (a fragment, never sent, if left as is) and the / went escaped. The call rows redact it too.
+    looked_up = Review.objects.exclude(outcome=Result.UNDECRYPTABLE).count()
+    assert VendorCall.objects.filter(url__endswith=f"/users/{REDACTED}").count() == looked_up
+    logged = stream.getvalue()
+    assert "/users/" in logged and f"/users/{REDACTED}" in logged  # urllib3 did log the look-ups ...
+    for reviewer in [address, "o.neil%2Breviews%2Fx%231@example.com", "reviewer4@example.com"]:
+        assert reviewer not in logged
+    assert redact_text("reviewer4@example.com") == "reviewer4@example.com"  # redacted only for the look-up

@@ -22,6 +22,7 @@ from integrations.models import Client, Connection
 from members import sync
 from members.flows import record_loyalty_event
 from members.models import EventType, Member, PointsTransaction
+from portal.logging import secret_values_during
 
 Result = Review.Outcome
 
@@ -115,7 +116,9 @@ def settle(review: Review, context: Context) -> str:
 def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
     """The reviewer's Annex Cloud profile (`GET /users/{e-mail}`), or None when the review was settled without one."""
     try:
-        profile = lookup_api(review.client, address).get_member(address)
+        # urllib3 logs the request line at DEBUG, the address in it: redacted from log lines for the look-up.
+        with secret_values_during([address, path_segment(address)]):
+            profile = lookup_api(review.client, address).get_member(address)
     except NotFound:
         finish(review, Result.NOT_MEMBER, "The reviewer is not a loyalty member at Annex Cloud (AC1005, no data).")
         return None
