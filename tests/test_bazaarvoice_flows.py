@@ -311,6 +311,7 @@ def test_a_refused_award_is_failed_and_retry_sends_it_again_under_the_same_custo
     bazaarvoice.pull_reviews(bv)
     review = Review.objects.get(review_id="46000004")
     assert review.outcome == Result.FAILED and "Missing parameters: actionId" in review.detail
+    assert review.annex_cloud_answer == {"errorCode": "AC1004", "errorMessage": "Missing parameters: actionId"}
 
     first, second = bazaarvoice.retry_review(review), bazaarvoice.retry_review(review)
 
