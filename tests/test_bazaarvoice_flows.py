@@ -679,3 +679,16 @@ def test_reviewer_addresses_stay_out_of_log_lines_and_odd_ones_are_escaped_and_f
     for reviewer in [address, "o.neil%2Breviews%2Fx%231@example.com", "reviewer4@example.com"]:
         assert reviewer not in logged
     assert redact_text("reviewer4@example.com") == "reviewer4@example.com"  # redacted only for the look-up
+
+
+def test_the_simulator_sorts_by_the_attribute_named(bv):
+    simulator.generate(20, days=1)
+    api = bazaarvoice.bazaarvoice_api(bv)
+
+    by_rating = api.reviews(filters=[], sort="Rating:desc", limit=100, offset=0)["Results"]
+    by_time = api.reviews(filters=[], sort="LastModeratedTime:asc", limit=100, offset=0)["Results"]
+
+    ratings = [item["Rating"] for item in by_rating]
+    assert ratings == sorted(ratings, reverse=True) and len(set(ratings)) > 1
+    times = [item["LastModeratedTime"] for item in by_time]
+    assert times == sorted(times)
