@@ -692,3 +692,19 @@ def test_the_simulator_sorts_by_the_attribute_named(bv):
     assert ratings == sorted(ratings, reverse=True) and len(set(ratings)) > 1
     times = [item["LastModeratedTime"] for item in by_time]
     assert times == sorted(times)
+
+
+def test_pending_reviews_are_settled_within_the_runs_time_and_the_next_run_settles_the_rest(bv, client_a):
+    simulator.generate(10, days=1)
+    for item in simulator.state.reviews[:6]:
+        bazaarvoice.record_review(client_a, item)  # left pending by a stopped run
+
+    short = bazaarvoice.pull_reviews(bv, budget=timedelta(0))
+
+    assert short.outcome.ok and "the next run continues" in short.outcome.message
+    assert Review.objects.filter(outcome=Result.PENDING).count() == 5 and not short.counts.get("pages")
+
+    rest = bazaarvoice.pull_reviews(bv)
+
+    assert rest.outcome.ok and Review.objects.count() == 10
+    assert not Review.objects.filter(outcome=Result.PENDING).exists()

@@ -170,7 +170,7 @@ def pull_reviews(
     message = "The run failed: see its job run for the error. Nothing recorded is lost; the next run resumes."
     try:
         context = Context.of(connection)
-        settle_pending(context, counts)
+        settle_pending(context, counts, deadline)
         pull_pages(bazaarvoice_api(connection), context, state, counts, (now, deadline))
     except BudgetSpent:
         message = (
@@ -202,11 +202,14 @@ def claim(state: PullState, now: datetime) -> bool:
     return bool(claimed)
 
 
-def settle_pending(context: Context, counts: RunCounts) -> None:
-    """Reviews a stopped run left pending are settled before any new page is read."""
+def settle_pending(context: Context, counts: RunCounts, deadline: float | None = None) -> None:
+    """Reviews a stopped run left pending are settled before any new page is read, within the run's time (each
+    takes a look-up and an award: a thousand of them can outlast it); the next run settles the rest."""
     pending = Review.objects.filter(client=context.client, outcome=Result.PENDING).order_by("moderated_at", "pk")
     for review in pending[:PENDING_BATCH]:
         counts[settle(review, context)] += 1
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetSpent
 
 
 def review_filters(start: datetime, end: datetime) -> list[str]:
