@@ -204,6 +204,7 @@ def award(review: Review, context: Context, member: Member) -> str:
 
 
 def settle_award(review: Review, member: Member, txn: PointsTransaction) -> str:
+    """What the award's transaction says becomes the review's outcome, with Annex Cloud's answer (or refusal)."""
     if txn.status == PointsTransaction.Status.APPLIED:
         thank(review, member, txn)
         return finish(review, Result.AWARDED, txn.detail, answer=txn.response)
