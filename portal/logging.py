@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.views.debug import SafeExceptionReporterFilter
@@ -18,6 +20,9 @@ REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 6
 
 _known_secrets: set[str] = set()
+# Values redacted only while some work runs (secret_values_during), counted: one registered by two threads at once
+# stays redacted until both are done.
+_passing_secrets: Counter[str] = Counter()
 _lock = threading.Lock()
 
 _PATTERNS = [
@@ -42,7 +47,27 @@ def register_secret_values(values: Iterable[object]) -> None:
             _known_secrets.update(fresh)
 
 
+@contextmanager
+def secret_values_during(values: Iterable[object]) -> Iterator[None]:
+    """Redact these values from log lines while the block runs (personal data passing through, such as an e-mail
+    address in a URL path), without keeping them for the life of the process as register_secret_values does."""
+    passing = sorted({v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LENGTH})
+    with _lock:
+        _passing_secrets.update(passing)
+    try:
+        yield
+    finally:
+        with _lock:
+            _passing_secrets.subtract(passing)
+            for value in passing:
+                if _passing_secrets[value] <= 0:
+                    del _passing_secrets[value]
+
+
 def redact_text(text: str, extra_secrets: Iterable[str] = ()) -> str:
+    if _passing_secrets:
+        with _lock:  # copied under the lock: another thread may be adding or removing values
+            extra_secrets = [*extra_secrets, *_passing_secrets]
     for secret in sorted({*_known_secrets, *extra_secrets}, key=len, reverse=True):
         if secret and secret in text:
             text = text.replace(secret, REDACTED)

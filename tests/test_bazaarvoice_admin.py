@@ -202,3 +202,15 @@ def test_a_client_user_can_pull_their_own_clients_reviews_now(alice_http, bv, ea
     assert b"Queued: a pull" in answer.content
     assert JobRun.objects.get(job="bazaarvoice.pull_reviews").client == bv.client
     assert Review.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_the_review_list_shows_annex_cloud_answer_in_short_for_awarded_and_failed(admin_http, client_a):
+    review(client_a, "A-9", annex_cloud_answer={"updatedAvailablePoints": "150", "updatedUserTier": "Silver"})
+    refused = {"errorCode": "AC1004", "errorMessage": "Missing parameters: actionId"}
+    review(client_a, "A-10", Review.Outcome.FAILED, annex_cloud_answer=refused, detail="Annex Cloud refused it.")
+
+    page = admin_http.get(reverse(CHANGELIST)).content.decode()
+
+    assert "balance 150, tier Silver" in page
+    assert "AC1004: Missing parameters: actionId" in page and "Annex Cloud refused it." in page

@@ -25,7 +25,7 @@ from integrations.bazaarvoice.sandbox import iso
 from integrations.models import Connection, VendorCall
 from integrations.sandbox.base import OUTAGES, Outage
 from members.models import EventType, LoyaltyEvent, Member, PointsTransaction
-from portal.logging import REDACTED
+from portal.logging import REDACTED, redact_text
 from tests.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -117,7 +117,8 @@ def test_reruns_and_overlapping_pages_record_and_reward_each_review_once(bv):
     overlap = bazaarvoice.pull_reviews(bv)
 
     assert again.counts.get("reviews", 0) == 0  # the cursor is at today's start: nothing new to read
-    assert overlap.counts["duplicates"] == 250
+    # Each page starts again from the previous page's last second: those reviews are read twice, recorded once.
+    assert overlap.counts["duplicates"] >= 250 and not overlap.counts.get("new")
     assert Review.objects.count() == 250
     assert Review.objects.filter(outcome=Result.AWARDED).count() == awarded
     assert len(credits()) == awarded == PointsTransaction.objects.count()
@@ -138,7 +139,7 @@ def test_a_run_out_of_time_stops_after_a_page_and_the_next_continues_from_the_cu
     assert len(credits()) == len(set(credits())) == Review.objects.filter(outcome=Result.AWARDED).count()
 
 
-def test_pages_are_read_by_offset_with_the_documented_filters(bv):
+def test_pages_are_read_by_keyset_with_the_documented_filters(bv):
     simulator.generate(150, days=2)
 
     bazaarvoice.pull_reviews(bv)
@@ -156,7 +157,10 @@ def test_pages_are_read_by_offset_with_the_documented_filters(bv):
         ("Limit", "100"),
         ("Offset", "0"),
     ]
-    assert dict(second)["Offset"] == "100"
+    # The next page starts again from the last item's moderation second, at Offset 0.
+    last = Review.objects.order_by("moderated_at").values_list("moderated_at", flat=True)[99]
+    assert second[3:5] == [("Filter", f"LastModeratedTime:gte:{int(last.timestamp())}"), first[4]]
+    assert dict(second)["Offset"] == "0"
 
 
 def test_reviews_moderated_today_are_taken_by_the_first_run_tomorrow(bv):
@@ -281,7 +285,9 @@ def test_retry_after_fixing_the_key_derivation_awards_the_review(bv):
     assert review.outcome == Result.AWARDED and credits() == [review.award_key]
 
 
-def test_a_refused_award_is_failed_and_retry_sends_it_under_a_fresh_key(bv, annex_cloud_sandbox, httpserver):
+def test_a_refused_award_is_failed_and_retry_sends_it_again_under_the_same_custom_id(
+    bv, annex_cloud_sandbox, httpserver
+):
     """Annex Cloud (a local fake) refuses the first award with AC1004; after the fix, Retry awards it once."""
     _, annex = annex_cloud_sandbox
     annex.environment, annex.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("/api/3.0")
@@ -305,12 +311,16 @@ def test_a_refused_award_is_failed_and_retry_sends_it_under_a_fresh_key(bv, anne
     bazaarvoice.pull_reviews(bv)
     review = Review.objects.get(review_id="46000004")
     assert review.outcome == Result.FAILED and "Missing parameters: actionId" in review.detail
+    assert review.annex_cloud_answer == {"errorCode": "AC1004", "errorMessage": "Missing parameters: actionId"}
 
     first, second = bazaarvoice.retry_review(review), bazaarvoice.retry_review(review)
 
     assert first.ok, first.message
     assert not second.ok and "only failed ones" in second.message
-    assert [body["customId"] for body in sent] == [review.award_key, f"{review.award_key}-retry-1"]
+    assert [body["customId"] for body in sent] == [review.award_key, review.award_key]
+    keys = PointsTransaction.objects.values_list("key", "status")
+    assert sorted(keys) == [(review.award_key, "failed"), (f"{review.award_key}-retry-1", "applied")]
+    assert review.annex_cloud_answer["updatedAvailablePoints"] == "50"
     assert review.member.points == 50
     assert LoyaltyEvent.objects.filter(external_id=review.award_key).count() == 1
 
@@ -424,10 +434,13 @@ def test_malformed_duplicated_and_unexpected_items_are_taken_in_stride(bv, clien
         [item("1"), item("3", ModerationStatus="REJECTED"), item("4", LastModeratedTime=iso(today_start()))],
     ]
 
+    served: list[int] = []
+
     def fake_bazaarvoice(request: Request) -> Response:
-        offset = int(request.args["Offset"])
-        results = {0: [*pages[0], "junk"], 5: [*pages[1], "junk"]}.get(offset, [])  # Offset counts the junk too
-        return Response(json.dumps({"TotalResults": 9, "Offset": offset, "Results": results}))
+        """The two pages in turn, whatever is asked (the junk counts in TotalResults too), then nothing."""
+        results = [[*pages[0], "junk"], [*pages[1], "junk"]][len(served)] if len(served) < 2 else []
+        served.append(len(results))
+        return Response(json.dumps({"TotalResults": 9, "Offset": request.args["Offset"], "Results": results}))
 
     httpserver.expect_request("/data/reviews.json").respond_with_handler(fake_bazaarvoice)
     bv.environment, bv.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("")
@@ -459,3 +472,239 @@ def test_an_annex_cloud_outage_defers_the_reviews_and_nothing_is_dropped(bv):
 
     assert resumed.outcome.ok and Review.objects.count() == 20 and not Review.objects.filter(outcome=Result.PENDING)
     assert len(credits()) == Review.objects.filter(outcome=Result.AWARDED).count() == 12
+
+
+def test_a_killed_run_award_is_completed_with_its_first_points_after_the_rules_change(bv, client_a):
+    """The award was recorded (50 points) before the run was killed; the client then changed the points per review:
+    the award is completed as sent, once, and later reviews go on being pulled."""
+    simulator.generate(10, days=1)
+    item = next(i for i in simulator.state.reviews if i["Id"] == "46000005")
+    review, _ = bazaarvoice.record_review(client_a, item)
+    member = Member.objects.create(client=client_a, email="reviewer5@example.com")
+    annexcloud.adjust_points(member, activity="credit", points=50, key=review.award_key, action_id="100")
+    bv.settings = {**bv.settings, "points_per_review": 25}
+    bv.save()
+
+    result = bazaarvoice.pull_reviews(bv)
+
+    assert result.outcome.ok, result.outcome.message
+    review.refresh_from_db()
+    assert review.outcome == Result.AWARDED and review.points == 50 and review.member == member
+    assert credits().count(review.award_key) == 1
+    others = Review.objects.filter(outcome=Result.AWARDED).exclude(pk=review.pk)
+    assert others.exists() and {r.points for r in others} == {25}
+
+
+def test_ac1001_on_an_award_is_uncertain_and_the_retry_keeps_the_custom_id(bv, annex_cloud_sandbox, httpserver):
+    """Annex Cloud (a local fake) applies the first credit yet answers AC1001: the review stays pending, and the next
+    run sends the same customId, which Annex Cloud answers with the first result: credited once."""
+    _, annex = annex_cloud_sandbox
+    annex.environment, annex.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("/api/3.0")
+    annex.save()
+    applied: dict[str, dict] = {}
+    sent: list[str] = []
+
+    def fake_annex_cloud(request: Request) -> Response:
+        if request.method == "GET":
+            email = request.path.rsplit("/", 1)[-1]
+            if email != "reviewer4@example.com":
+                return Response(json.dumps({"errorCode": "AC1005", "errorMessage": "No data found"}), status=404)
+            return Response(json.dumps({"id": email, "email": email, "optInStatus": "YES", "status": "ACTIVE"}))
+        body = json.loads(request.data)
+        sent.append(body["customId"])
+        if body["customId"] in applied:
+            return Response(json.dumps(applied[body["customId"]]))
+        applied[body["customId"]] = {**body, "updatedAvailablePoints": "50"}
+        return Response(json.dumps({"errorCode": "AC1001", "errorMessage": "Oops! Something went wrong."}), 404)
+
+    httpserver.expect_request(re.compile(r"/api/3\.0/.*")).respond_with_handler(fake_annex_cloud)
+    simulator.generate(5, days=1)
+
+    first = bazaarvoice.pull_reviews(bv)
+    review = Review.objects.get(review_id="46000004")
+    assert first.outcome.ok and review.outcome == Result.PENDING and review.detail.startswith("Uncertain")
+    assert review.annex_cloud_answer["errorCode"] == "AC1001"
+
+    second = bazaarvoice.pull_reviews(bv)
+
+    review.refresh_from_db()
+    assert second.outcome.ok and review.outcome == Result.AWARDED
+    assert sent == [review.award_key, review.award_key] and len(applied) == 1
+
+
+def test_a_refused_reversal_can_be_reversed_again_once_fixed(bv, site_admin):
+    simulator.generate(5, days=1)
+    bazaarvoice.pull_reviews(bv)
+    review = Review.objects.get(review_id="46000004")
+    annex_cloud_simulator.state.members["reviewer4@example.com"]["availablePoints"] = 10  # spent meanwhile
+
+    refused = bazaarvoice.reverse_award(review, site_admin, "Fake review")
+    review.refresh_from_db()
+    assert not refused.ok and "Insufficient points" in refused.message and review.outcome == Result.AWARDED
+
+    annex_cloud_simulator.state.members["reviewer4@example.com"]["availablePoints"] = 70
+    again = bazaarvoice.reverse_award(review, site_admin, "Fake review")
+
+    review.refresh_from_db()
+    assert again.ok, again.message
+    assert review.outcome == Result.REVERSED
+    assert annex_cloud_simulator.state.members["reviewer4@example.com"]["availablePoints"] == 20
+    assert [k for k in annex_cloud_simulator.state.points if "reversal" in k] == [review.reversal_key]
+
+
+def test_no_award_goes_through_a_never_verified_annex_cloud_connection(bv, annex_cloud_sandbox):
+    _, annex = annex_cloud_sandbox
+    annex.status = Connection.Status.DRAFT
+    annex.save()
+    simulator.generate(10, days=1)
+
+    stopped = bazaarvoice.pull_reviews(bv)
+
+    assert not stopped.outcome.ok and "never verified" in stopped.outcome.message
+    assert credits() == [] and Review.objects.filter(outcome=Result.PENDING).count() == 1
+
+    annex.status = Connection.Status.ACTIVE
+    annex.save()
+    resumed = bazaarvoice.pull_reviews(bv)
+
+    assert resumed.outcome.ok and credits()
+    assert not Review.objects.filter(outcome=Result.PENDING).exists()
+
+
+def fake_bazaarvoice_of(items: list[dict], queries: list[dict]):
+    """A local Bazaarvoice answering the pull's queries (time filters in epoch seconds, ascending, Limit/Offset)."""
+
+    def answer(request: Request) -> Response:
+        bounds = dict(text.split(":", 2)[1:] for text in request.args.getlist("Filter") if "Time" in text)
+        queries.append({"gte": int(bounds["gte"]), "offset": int(request.args["Offset"])})
+        matching = sorted(
+            (i for i in items if int(bounds["gte"]) <= seconds_of(i) < int(bounds["lt"])),
+            key=lambda i: i["LastModeratedTime"],
+        )
+        offset, limit = int(request.args["Offset"]), int(request.args["Limit"])
+        page = {"TotalResults": len(matching), "Offset": offset, "Results": matching[offset : offset + limit]}
+        return Response(json.dumps(page))
+
+    return answer
+
+
+def seconds_of(item: dict) -> int:
+    return int(datetime.fromisoformat(item["LastModeratedTime"]).timestamp())
+
+
+def review_items(count: int, first: datetime, *, step: timedelta) -> list[dict]:
+    key = email_key(simulator.SHARED_SECRET)
+    return [
+        {
+            "Id": str(n),
+            "LastModeratedTime": iso(first + step * n),
+            "ModerationStatus": "APPROVED",
+            "Rating": 5,
+            "UserEmailAddress": encrypt_email(f"nobody{n}@example.com", key),
+        }
+        for n in range(count)
+    ]
+
+
+def test_a_review_re_moderated_while_the_pages_are_read_skips_no_other_review(bv, httpserver):
+    items = review_items(250, today_start() - timedelta(days=1), step=timedelta(minutes=1))
+    queries: list[dict] = []
+    answer = fake_bazaarvoice_of(items, queries)
+
+    def re_moderating(request: Request) -> Response:
+        response = answer(request)
+        if len(queries) == 1:  # between the first and the second page, review 5 is moderated again (now: today)
+            items[5]["LastModeratedTime"] = iso(datetime.now(UTC))
+        return response
+
+    httpserver.expect_request("/data/reviews.json").respond_with_handler(re_moderating)
+    bv.environment, bv.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("")
+    bv.save()
+
+    result = bazaarvoice.pull_reviews(bv)
+
+    assert result.outcome.ok, result.outcome.message
+    assert Review.objects.count() == 250  # review 100 moved up into Offset 99's place: read all the same
+
+
+def test_many_reviews_of_one_second_are_paged_by_offset_within_that_second(bv, httpserver):
+    same_second = review_items(230, today_start() - timedelta(hours=5), step=timedelta(0))
+    items = [*same_second, *review_items(30, today_start() - timedelta(hours=4), step=timedelta(seconds=1))]
+    for n, item in enumerate(items):
+        item["Id"] = str(n)
+    queries: list[dict] = []
+    httpserver.expect_request("/data/reviews.json").respond_with_handler(fake_bazaarvoice_of(items, queries))
+    bv.environment, bv.base_url = Connection.Environment.PRODUCTION, httpserver.url_for("")
+    bv.save()
+
+    result = bazaarvoice.pull_reviews(bv)
+
+    assert result.outcome.ok, result.outcome.message
+    assert Review.objects.count() == 260
+    crowded = seconds_of(same_second[0])
+    # Started again from that second (Offset 0: a page of it), then on by Offset while the pages stay in it.
+    assert [q["offset"] for q in queries[1:] if q["gte"] == crowded] == [0, 100, 200]
+
+
+def test_reviewer_addresses_stay_out_of_log_lines_and_odd_ones_are_escaped_and_found(bv):
+    """urllib3 logs each request line (GET /users/<address>) at DEBUG: the address is redacted there, only while the
+    look-up runs; an address with + / # goes escaped in the path and its member is found."""
+    address = "o.neil+reviews/x#1@example.com"
+    annex_cloud_simulator.state.members[address] = annex_cloud_simulator.profile({"id": address, "email": address})
+    moderated = today_start() - timedelta(hours=2)
+    encrypted = encrypt_email(address, email_key(simulator.SHARED_SECRET))
+    simulator.state.reviews.append(simulator.review_item(999, encrypted, moderated))
+    simulator.generate(5, days=1)
+    stream = io.StringIO()
+    handler = next(h for h in logging.getLogger().handlers if h.filters)  # the console handler and its redaction
+    original, handler.stream = handler.stream, stream
+    urllib3 = logging.getLogger("urllib3")
+    level = urllib3.level
+    urllib3.setLevel(logging.DEBUG)
+    try:
+        result = bazaarvoice.pull_reviews(bv)
+    finally:
+        handler.stream = original
+        urllib3.setLevel(level)
+
+    assert result.outcome.ok, result.outcome.message
+    review = Review.objects.get(review_id="46000999")
+    assert review.outcome == Result.AWARDED and review.member.email == address
+    assert annex_cloud_simulator.state.members[address]["availablePoints"] == 50
+    # Found: the # (a fragment, never sent, if left as is) and the / went escaped. The call rows redact it too.
+    looked_up = Review.objects.exclude(outcome=Result.UNDECRYPTABLE).count()
+    assert VendorCall.objects.filter(url__endswith=f"/users/{REDACTED}").count() == looked_up
+    logged = stream.getvalue()
+    assert "/users/" in logged and f"/users/{REDACTED}" in logged  # urllib3 did log the look-ups ...
+    for reviewer in [address, "o.neil%2Breviews%2Fx%231@example.com", "reviewer4@example.com"]:
+        assert reviewer not in logged
+    assert redact_text("reviewer4@example.com") == "reviewer4@example.com"  # redacted only for the look-up
+
+
+def test_the_simulator_sorts_by_the_attribute_named(bv):
+    simulator.generate(20, days=1)
+    api = bazaarvoice.bazaarvoice_api(bv)
+
+    by_rating = api.reviews(filters=[], sort="Rating:desc", limit=100, offset=0)["Results"]
+    by_time = api.reviews(filters=[], sort="LastModeratedTime:asc", limit=100, offset=0)["Results"]
+
+    ratings = [item["Rating"] for item in by_rating]
+    assert ratings == sorted(ratings, reverse=True) and len(set(ratings)) > 1
+    times = [item["LastModeratedTime"] for item in by_time]
+    assert times == sorted(times)
+
+
+def test_pending_reviews_are_settled_within_the_runs_time_and_the_next_run_settles_the_rest(bv, client_a):
+    simulator.generate(10, days=1)
+    for item in simulator.state.reviews[:6]:
+        bazaarvoice.record_review(client_a, item)  # left pending by a stopped run
+
+    short = bazaarvoice.pull_reviews(bv, budget=timedelta(0))
+
+    assert short.outcome.ok and "the next run continues" in short.outcome.message
+    assert Review.objects.filter(outcome=Result.PENDING).count() == 5 and not short.counts.get("pages")
+
+    rest = bazaarvoice.pull_reviews(bv)
+
+    assert rest.outcome.ok and Review.objects.count() == 10
+    assert not Review.objects.filter(outcome=Result.PENDING).exists()

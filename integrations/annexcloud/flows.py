@@ -267,6 +267,7 @@ def adjust_points(
     action_id: str = "",
     reason: str = "",
     order_id: str = "",
+    custom_id: str = "",
 ) -> PointsResult:
     """Credit or debit a member's points at Annex Cloud once per key (unique per client).
 
@@ -274,7 +275,9 @@ def adjust_points(
     pending (Annex Cloud unreachable, timed out, credentials refused) is sent again on a repeat: the key goes to
     Annex Cloud as `customId` with `retry: YES`, so it can never be applied twice there. On success the member's
     balance and tier are Annex Cloud's answer. Raises AnnexCloudNotReady for a missing set-up and KeyReused when the
-    key belongs to another adjustment; vendor failures are stored on the transaction, never raised."""
+    key belongs to another adjustment; vendor failures are stored on the transaction, never raised. `custom_id`
+    (default: the key) is the customId sent: a caller retrying a refused adjustment under a fresh key passes the first
+    key's, so an adjustment Annex Cloud applied despite an error answer is never applied twice."""
     if activity not in PointsTransaction.Activity.values or not 0 < points <= MAX_POINTS:
         raise ValueError(f"activity must be credit or debit, and points a whole number from 1 to {MAX_POINTS}")
     settled = PointsTransaction.objects.filter(client_id=member.client_id, key=key).exclude(status=Adjustment.PENDING)
@@ -302,7 +305,7 @@ def adjust_points(
         check_same_adjustment(txn, member, activity, points)
         if txn.status != Adjustment.PENDING:
             return PointsResult(txn, repeated=True)  # settled by a concurrent request meanwhile
-        send_points(api, txn, member, member_id)
+        send_points(api, txn, member, member_id, custom_id or txn.key)
     return PointsResult(txn, repeated=False)
 
 
@@ -319,22 +322,23 @@ def check_same_adjustment(txn: PointsTransaction, member: Member, activity: str,
         )
 
 
-def send_points(api: AnnexCloudAPI, txn: PointsTransaction, member: Member, member_id: str) -> None:
-    """One POST /points for a pending transaction; its answer (or refusal) is stored on it."""
+def send_points(api: AnnexCloudAPI, txn: PointsTransaction, member: Member, member_id: str, custom_id: str) -> None:
+    """One POST /points for a pending transaction; its answer (or refusal, code and message) is stored on it."""
     try:
         answer = api.change_points(
             member_id,
             txn.points,
             activity=cast(Activity, txn.activity),  # one of the model's choices
-            custom_id=txn.key,
+            custom_id=custom_id,
             action_id=txn.action_id,
             reason=txn.reason,
             order_id=txn.order_id,
         )
-    except NotFound:
-        settle(txn, Adjustment.FAILED, f"{member_id} is not a loyalty member at Annex Cloud.")
+    except NotFound as exc:
+        settle(txn, Adjustment.FAILED, f"{member_id} is not a loyalty member at Annex Cloud.", response=refusal(exc))
     except Rejected as exc:
-        settle(txn, Adjustment.FAILED, f"Annex Cloud refused the {txn.activity}: {exc.message}. {exc.hint}")
+        detail = f"Annex Cloud refused the {txn.activity}: {exc.message}. {exc.hint}"
+        settle(txn, Adjustment.FAILED, detail, response=refusal(exc))
     except VendorError as exc:
         # Not applied as far as we know: kept pending, and the same key sends it again (once, by customId).
         settle(txn, Adjustment.PENDING, f"{exc.for_admin} Repeat with the same key to send it again.")
@@ -342,6 +346,11 @@ def send_points(api: AnnexCloudAPI, txn: PointsTransaction, member: Member, memb
         answer = answer if isinstance(answer, dict) else {}
         apply_points_answer(member, answer)
         settle(txn, Adjustment.APPLIED, applied_summary(txn, answer), response=answer)
+
+
+def refusal(error: VendorError) -> dict[str, Any]:
+    """Annex Cloud's refusal as kept on the transaction: its code and message (AC1001 may have been applied)."""
+    return {"errorCode": error.code, "errorMessage": error.message}
 
 
 def settle(txn: PointsTransaction, status: str, detail: str, *, response: dict[str, Any] | None = None) -> None:

@@ -122,6 +122,21 @@ class ReverseAwardForm(forms.Form):
     )
 
 
+# How much of "what happened" the review list shows (the review's page shows all of it).
+DETAIL_SHOWN = 120
+
+
+def short_answer(answer: dict[str, Any]) -> str:
+    """Annex Cloud's answer to the award in a few words: its error code and message, or the balance and tier."""
+    if not answer:
+        return "—"
+    if answer.get("errorCode"):
+        return f"{answer['errorCode']}: {answer.get('errorMessage') or ''}".strip()[:DETAIL_SHOWN]
+    balance, tier = answer.get("updatedAvailablePoints"), answer.get("updatedUserTier")
+    parts = [f"balance {balance}" if balance not in (None, "") else "", f"tier {tier}" if tier else ""]
+    return ", ".join(part for part in parts if part) or "applied"
+
+
 @admin.register(Review)
 class ReviewAdmin(ReadOnlyAdmin):
     list_display = [
@@ -134,6 +149,7 @@ class ReviewAdmin(ReadOnlyAdmin):
         "outcome",
         "points",
         "answer",
+        "what_happened",
     ]
     list_filter = [ClientFilter, "outcome", ("moderated_at", admin.DateFieldListFilter)]
     list_select_related = ["client", "member"]
@@ -173,9 +189,14 @@ class ReviewAdmin(ReadOnlyAdmin):
     def reviewer(self, review: Review) -> str:
         return self.member_link(review) if review.member_id else (review.masked_email or "—")
 
-    @admin.display(description="Annex Cloud's answer / what happened")
+    @admin.display(description="Annex Cloud's answer")
     def answer(self, review: Review) -> str:
-        return review.detail
+        return short_answer(review.annex_cloud_answer)
+
+    @admin.display(description="what happened")
+    def what_happened(self, review: Review) -> str:
+        detail = review.detail
+        return detail if len(detail) <= DETAIL_SHOWN else f"{detail[: DETAIL_SHOWN - 1]}…"
 
     @admin.display(description="member")
     def member_link(self, review: Review) -> str:

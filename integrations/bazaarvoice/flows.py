@@ -33,7 +33,7 @@ from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.api import MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
 from integrations.bazaarvoice.models import PullState, Review
-from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, StopRun, settle
+from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, StopRun, attempt_key, settle
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
@@ -170,7 +170,7 @@ def pull_reviews(
     message = "The run failed: see its job run for the error. Nothing recorded is lost; the next run resumes."
     try:
         context = Context.of(connection)
-        settle_pending(context, counts)
+        settle_pending(context, counts, deadline)
         pull_pages(bazaarvoice_api(connection), context, state, counts, (now, deadline))
     except BudgetSpent:
         message = (
@@ -202,11 +202,14 @@ def claim(state: PullState, now: datetime) -> bool:
     return bool(claimed)
 
 
-def settle_pending(context: Context, counts: RunCounts) -> None:
-    """Reviews a stopped run left pending are settled before any new page is read."""
+def settle_pending(context: Context, counts: RunCounts, deadline: float | None = None) -> None:
+    """Reviews a stopped run left pending are settled before any new page is read, within the run's time (each
+    takes a look-up and an award: a thousand of them can outlast it); the next run settles the rest."""
     pending = Review.objects.filter(client=context.client, outcome=Result.PENDING).order_by("moderated_at", "pk")
     for review in pending[:PENDING_BATCH]:
         counts[settle(review, context)] += 1
+        if deadline is not None and time.monotonic() > deadline:
+            raise BudgetSpent
 
 
 def review_filters(start: datetime, end: datetime) -> list[str]:
@@ -266,24 +269,39 @@ def pull_window(
     page: dict[str, Any],
     deadline: float | None = None,
 ) -> None:
+    """Read a window page by page, by keyset: each page starts again from the last item's LastModeratedTime second
+    with Offset 0. Paging by Offset alone would skip reviews: one re-moderated while the window is read leaves it, and
+    every later item moves one place up, past the offset. The items of that second are read again (recorded once).
+    Only while a whole page shares one second does Offset go on, within that second."""
     start, end = window
-    offset = 0
+    lower, offset = start, 0
     while True:
         results = [item for item in page["Results"] if isinstance(item, dict)]
         record_page(context, results, counts, end)
         counts["pages"] += 1
         report_progress(counts.as_counts())
-        offset += len(page["Results"])  # Bazaarvoice's Offset counts every item, even one that is not a review
-        total = int(page.get("TotalResults") or 0)
-        if not page["Results"] or offset >= total or offset > MAX_OFFSET:
+        read = len(page["Results"])  # Bazaarvoice's Offset counts every item, even one that is not a review
+        if not read or offset + read >= int(page.get("TotalResults") or 0):
             return
-        # Every review up to this page's last moderation time is recorded: a run killed now starts from there.
-        if results and (last := moderated_time(results[-1])) is not None:
-            advance(state, min(last, end))
+        lower, offset = next_page_from(page["Results"], lower, offset)
+        if offset > MAX_OFFSET:
+            return
+        # Every review before the next page's start is recorded: a run killed now starts from there.
+        advance(state, min(lower, end))
         if deadline is not None and time.monotonic() > deadline:
             raise BudgetSpent
-        page = fetch(api, start, end, offset)
+        page = fetch(api, lower, end, offset)
         counts["requests"] += 1
+
+
+def next_page_from(items: list[Any], lower: datetime, offset: int) -> tuple[datetime, int]:
+    """Where the page after `items` (read from `lower` at `offset`) starts: the second of the last item's moderation
+    time with Offset 0, or, when the page ends in the second it started from (so starting there again would read
+    the same page), that second at the next offset."""
+    seconds = [int(moment.timestamp()) for item in items if isinstance(item, dict) and (moment := moderated_time(item))]
+    if not seconds or seconds[-1] <= int(lower.timestamp()):
+        return lower, offset + len(items)
+    return datetime.fromtimestamp(seconds[-1], UTC), 0
 
 
 def record_page(context: Context, results: Iterable[dict[str, Any]], counts: RunCounts, before: datetime) -> None:
@@ -329,12 +347,14 @@ def retry_review(review: Review) -> Outcome:
 
 def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
     """Debit an awarded review's points (a review found fraudulent), exactly once: the review is locked, and the
-    debit has its own key (customId) so a repeat can never take the points twice."""
+    debit has its own customId so a repeat can never take the points twice. A refused reversal can be tried again."""
     reason = reason.strip()
     if not reason:
         return Outcome.failure("Say why the award is reversed.")
     with transaction.atomic():
-        review = Review.objects.select_for_update().select_related("member", "client").get(pk=review.pk)
+        # Only the review's row is locked: PostgreSQL refuses FOR UPDATE on the nullable side (member) of a join.
+        locked = Review.objects.select_for_update(of=("self",)).select_related("member", "client")
+        review = locked.get(pk=review.pk)
         if review.outcome == Result.REVERSED:
             return Outcome.failure(f"{review} was already reversed ({review.reversal_reason}).")
         if review.outcome != Result.AWARDED or review.member is None:
@@ -346,7 +366,9 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
                 review.member,
                 activity=PointsTransaction.Activity.DEBIT,
                 points=review.points,
-                key=review.reversal_key,
+                # A refused debit may be reversed again once its cause is fixed: a fresh portal key, the same customId.
+                key=attempt_key(review.client_id, review.reversal_key),
+                custom_id=review.reversal_key,
                 action_id=rules.action_id,
                 reason=f"Reversed: {reason}"[:200],
             )
@@ -354,7 +376,9 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
             return Outcome(False, str(exc), error=True)
         txn = result.transaction
         if txn.status != PointsTransaction.Status.APPLIED:
-            return Outcome(False, f"{review}: the reversal was not applied — {txn.detail}", error=True)
+            return Outcome(
+                False, f"{review}: the reversal was not applied — {txn.detail} Reverse it again once fixed.", error=True
+            )
         review.outcome, review.reversed_by, review.reversed_at = Result.REVERSED, by, timezone.now()
         review.reversal_reason = reason
         review.detail = f"{review.detail} Reversed: {txn.detail}"

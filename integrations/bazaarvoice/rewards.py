@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.api import AnnexCloudAPI
@@ -22,6 +22,7 @@ from integrations.models import Client, Connection
 from members import sync
 from members.flows import record_loyalty_event
 from members.models import EventType, Member, PointsTransaction
+from portal.logging import secret_values_during
 
 Result = Review.Outcome
 
@@ -115,7 +116,9 @@ def settle(review: Review, context: Context) -> str:
 def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
     """The reviewer's Annex Cloud profile (`GET /users/{e-mail}`), or None when the review was settled without one."""
     try:
-        profile = lookup_api(review.client, address).get_member(address)
+        # urllib3 logs the request line at DEBUG, the address in it: redacted from log lines for the look-up.
+        with secret_values_during([address, path_segment(address)]):
+            profile = lookup_api(review.client, address).get_member(address)
     except NotFound:
         finish(review, Result.NOT_MEMBER, "The reviewer is not a loyalty member at Annex Cloud (AC1005, no data).")
         return None
@@ -172,7 +175,15 @@ def member_for(client: Client, address: str, profile: dict[str, Any]) -> Member:
 
 
 def award(review: Review, context: Context, member: Member) -> str:
-    """Credit the review's points once (key and customId: the review id); a thank-you event follows an award."""
+    """Credit the review's points once (customId: the review's award key, whatever the attempt); a thank-you event
+    follows an award."""
+    if problem := annexcloud.never_verified(review.client):
+        # As segment pushes: points go only to an Annex Cloud account somebody has checked.
+        raise stop(review, problem)
+    if (earlier := earlier_adjustment(review.client_id, review.award_key)) is not None:
+        # A run killed after the award was recorded but before the review was saved: the award goes on as it was
+        # first sent (its member and points), whatever the reward rules or the look-up say now.
+        member, review.points = earlier.member, earlier.points
     review.member = member
     review.points = review.points or context.rules.points  # a retry sends what the first attempt sent
     try:
@@ -180,31 +191,55 @@ def award(review: Review, context: Context, member: Member) -> str:
             member,
             activity=PointsTransaction.Activity.CREDIT,
             points=review.points,
-            key=award_key(review),
+            key=attempt_key(review.client_id, review.award_key),
+            custom_id=review.award_key,
             action_id=context.rules.action_id,
             reason=context.rules.reason,
         )
-    except (AnnexCloudNotReady, annexcloud.KeyReused) as exc:
+    except AnnexCloudNotReady as exc:
         raise stop(review, exc) from exc
-    txn = result.transaction
+    except annexcloud.KeyReused as exc:
+        return finish(review, Result.FAILED, f"{exc} Tell the portal's developers: this review cannot be awarded.")
+    return settle_award(review, member, result.transaction)
+
+
+def settle_award(review: Review, member: Member, txn: PointsTransaction) -> str:
+    """What the award's transaction says becomes the review's outcome, with Annex Cloud's answer (or refusal)."""
     if txn.status == PointsTransaction.Status.APPLIED:
         thank(review, member, txn)
         return finish(review, Result.AWARDED, txn.detail, answer=txn.response)
+    if txn.status == PointsTransaction.Status.FAILED and txn.response.get("errorCode") == UNCERTAIN_CODE:
+        # "Something went wrong" says nothing of whether the credit was applied: kept pending (the next run or Retry
+        # sends it again under the same customId, which Annex Cloud applies once at most), never failed.
+        detail = f"Uncertain: {txn.detail} The award may have been applied; it is sent again under the same customId."
+        return finish(review, Result.PENDING, detail, answer=txn.response)
     if txn.status == PointsTransaction.Status.FAILED:
-        return finish(review, Result.FAILED, txn.detail)
+        return finish(review, Result.FAILED, txn.detail, answer=txn.response)
     # Not confirmed (Annex Cloud refused the credentials, was unreachable, or its answer was lost): kept pending; the
     # same key goes again next time, and customId with retry YES means Annex Cloud applies it once at most.
     raise stop(review, txn.detail)
 
 
-def award_key(review: Review) -> str:
-    """The review's award key: its own (`bv-review-<id>`) until Annex Cloud refuses an award under it. A refused
-    award was not applied, so a retry after the cause is fixed goes under a fresh key (`...-retry-<n>`); a pending one
-    (answer lost) keeps its key, so it can never be applied twice."""
-    keys = Q(key=review.award_key) | Q(key__startswith=f"{review.award_key}-retry-")
-    refused = PointsTransaction.objects.filter(keys, client_id=review.client_id, status=PointsTransaction.Status.FAILED)
-    count = refused.count()
-    return f"{review.award_key}-retry-{count}" if count else review.award_key
+# Annex Cloud's generic "Oops! Something went wrong.": it may come after the adjustment was applied.
+UNCERTAIN_CODE = "AC1001"
+
+
+def attempt_key(client_id: int, base: str) -> str:
+    """The portal's key for the next attempt of an adjustment (`base`: an award's or a reversal's key): `base` until
+    Annex Cloud refuses it, then `<base>-retry-<n>`, so a refused one can be sent again once its cause is fixed. The
+    customId sent stays `base` for every attempt (Annex Cloud applies it once at most); a pending one (answer lost)
+    keeps its key."""
+    count = attempts_of(client_id, base).filter(status=PointsTransaction.Status.FAILED).count()
+    return f"{base}-retry-{count}" if count else base
+
+
+def attempts_of(client_id: int, base: str) -> QuerySet[PointsTransaction]:
+    keys = Q(key=base) | Q(key__startswith=f"{base}-retry-")
+    return PointsTransaction.objects.filter(keys, client_id=client_id)
+
+
+def earlier_adjustment(client_id: int, base: str) -> PointsTransaction | None:
+    return attempts_of(client_id, base).select_related("member").order_by("pk").first()
 
 
 def thank(review: Review, member: Member, txn: PointsTransaction) -> None:

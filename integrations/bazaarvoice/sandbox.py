@@ -211,6 +211,16 @@ def bad_paging(request: HttpRequest) -> tuple[int, int] | JsonResponse:
     return int(limit), int(offset)
 
 
+def sorted_by(items: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    """`Sort=Attribute:asc|desc`, by the attribute named (items without it last); none: LastModeratedTime order."""
+    attribute, _, direction = sort.partition(":")
+    if not attribute:
+        return items
+    present = [item for item in items if item.get(attribute) is not None]
+    present.sort(key=lambda item: item[attribute], reverse=direction.lower() == "desc")
+    return present + [item for item in items if item.get(attribute) is None]
+
+
 @simulator
 def reviews(request: HttpRequest) -> JsonResponse:
     with state.lock:
@@ -233,8 +243,7 @@ def reviews(request: HttpRequest) -> JsonResponse:
         return errors(400, "ERROR_PARAM_INVALID_FILTER_ATTRIBUTE", "A Filter is not Attribute:op:value.")
     with state.lock:
         matching = [item for item in state.reviews if all(condition(item) for condition in conditions)]
-    if request.GET.get("Sort", "").endswith(":desc"):
-        matching.reverse()
+    matching = sorted_by(matching, request.GET.get("Sort", ""))
     body = {
         "Limit": limit,
         "Offset": offset,
