@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
+from integrations.attentive import sandbox as attentive_simulator
 from integrations.models import Connection, JobRun, VendorCall
 from members.models import MemberVendorState
 from tests.e2e.test_browser import CHROMIUM_ARGS, screenshot
@@ -24,6 +25,7 @@ from tests.factories import (
     ClientUserFactory,
     ConnectionFactory,
     MemberFactory,
+    MessageTemplateFactory,
     OutboundMessageFactory,
     SegmentFactory,
     SiteAdminFactory,
@@ -183,3 +185,63 @@ def test_a_client_user_adds_members_to_a_segment_and_downloads_it_as_csv(browser
     assert body.splitlines()[0] == '"phone","email","first_name","last_name","member_id"'
     assert len(body.splitlines()) == 1 + history.members.count()
     screenshot(page, "console-client-segments")
+
+
+def test_a_site_admin_subscribes_a_member_adds_a_loyalty_event_and_the_sms_goes_out(
+    browser_page, live_server, sandbox_attentive_connection, eager_celery, client_a
+):
+    """README "Trying the Attentive journey", steps 2 and 3, in the browser: subscribe, add a loyalty event, run the
+    message job from the Jobs page, and see the message sent (and received by the Attentive simulator)."""
+    member = MemberFactory(client=client_a, first_name="Amanda", opted_in=True)
+    MessageTemplateFactory(
+        client=client_a, event_type="points_earned", connection=sandbox_attentive_connection,
+        text="Hi {first_name}, you earned {points} points. Balance: {points_balance}.",
+    )  # fmt: skip
+    SiteAdminFactory(username="journey-admin")
+    page = browser_page
+    log_in(page, live_server.url, "journey-admin")
+
+    page.goto(f"{live_server.url}/admin/members/member/")
+    page.check(f"input[name=_selected_action][value='{member.pk}']")
+    page.select_option("select[name=action]", "subscribe_at_attentive")
+    page.click("button[name=index]")
+    if page.locator("input[name=confirm]").count():  # a confirmation page comes first for several members
+        page.locator("#content-main input[type=submit]").click()
+    expect(page.locator(".messagelist")).to_be_visible()
+    assert (member.phone, "TEXT") in attentive_simulator.state.subscribed
+
+    page.goto(f"{live_server.url}/admin/members/loyaltyevent/add/")
+    page.select_option("#id_client", str(client_a.pk))
+    page.fill("#id_member", str(member.pk))
+    page.fill("#id_external_id", "demo-order-1001")
+    page.select_option("#id_event_type", "points_earned")
+    page.fill("#id_data", '{"points": 50, "balance": 1250}')
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+
+    page.goto(f"{live_server.url}/admin/jobs/")
+    page.locator("#jobs tr", has_text="Send loyalty-action messages").get_by_role("button", name="Run now").click()
+    expect(page.locator(".messagelist")).to_contain_text("is queued")
+    page.goto(f"{live_server.url}/admin/members/outboundmessage/")
+    expect(page.locator("#result_list")).to_contain_text("Sent")
+    assert attentive_simulator.state.messages == [
+        {"to": member.phone, "body": "Hi Amanda, you earned 50 points. Balance: 1250."}
+    ]
+    screenshot(page, "console-journey-message-sent")
+
+
+def test_a_client_user_imports_members_from_a_csv_and_sees_the_bad_line(browser_page, live_server, history):
+    """README "Members, Import from CSV" as the client's user: good rows kept, a bad row reported by its line."""
+    ClientUserFactory(username="console-importer", client=history)
+    page = browser_page
+    log_in(page, live_server.url, "console-importer")
+    page.goto(f"{live_server.url}/admin/members/member/")
+    page.get_by_role("link", name="Import from CSV").click()
+    page.select_option("#id_client", str(history.pk))
+    rows = b"email,phone,first_name,status\nzoe@example.com,(404) 555-0101,Zoe,active\nbad@example.com,,Bad,frozen\n"
+    page.set_input_files("#id_file", files=[{"name": "members.csv", "mimeType": "text/csv", "buffer": rows}])
+    page.locator("#content-main input[type=submit]").click()
+    expect(page.locator("#import-errors")).to_contain_text("3")  # the line of the unknown status
+    assert history.members.filter(email="zoe@example.com", phone="+14045550101").exists()
+    assert not history.members.filter(email="bad@example.com").exists()
+    screenshot(page, "console-client-import")
