@@ -32,6 +32,9 @@ def carries_nul(request: HttpRequest) -> bool:
     if request.content_type in ("application/json", "application/x-www-form-urlencoded", "text/plain"):
         body = request.body
         return b"\x00" in body or b"\\u0000" in body
+    if request.content_type == "multipart/form-data":
+        # The form's fields (not its files, which are stored as bytes): parsed once here, DRF and the admin reuse it.
+        return any("\x00" in key or "\x00" in value for key, values in request.POST.lists() for value in values)
     return False
 
 

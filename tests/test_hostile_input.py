@@ -187,6 +187,10 @@ def test_nul_characters_are_refused_with_a_400(api_client_for, client_a, admin_h
                         content_type="application/json")  # fmt: skip
     assert response.status_code == 400 and "NUL" in response.json()["detail"]
     assert admin_http.get("/admin/members/member/?tier=Gold\x00").status_code == 400
+    # A multipart form (what the schema allows for member creation) with a NUL in a field: 400, nothing stored.
+    form = api.post("/api/members/", {"client": "al\x00pha", "first_name": "Eve"}, format="multipart")
+    assert form.status_code == 400 and "NUL" in form.json()["detail"]
+    assert not client_a.members.exists()
 
 
 def test_a_secret_with_a_line_break_is_refused_when_entered(admin_http, client_a):
