@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.cache import cache
 from django.test import Client as HttpClient
@@ -8,8 +10,11 @@ from rest_framework.test import APIClient
 
 from integrations.annexcloud import sandbox as annex_cloud_simulator
 from integrations.attentive import sandbox as attentive_simulator
+from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
 from integrations.http import pooled_session
 from integrations.models import ApiToken, Connection, SignUpSource
+from integrations.sandbox.base import OUTAGES
+from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.vibes import sandbox as vibes_simulator
 from portal.celery import app as celery_app
 from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, ConnectionFactory, SiteAdminFactory
@@ -164,3 +169,36 @@ def vibes_sandbox(live_server, settings, client_a):
     )
     yield vibes_simulator.state, connection
     vibes_simulator.state.__init__()
+
+
+@pytest.fixture
+def sessionm_sandbox(live_server, settings):
+    """The SessionM simulator over real HTTP, emptied (no offers given to new users) and without an outage."""
+    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+    settings.MEMBER_SYNC_RETRY_INTERVAL = timedelta(0)
+    sessionm_simulator.state.__init__()
+    sessionm_simulator.state.auto_offers = []
+    OUTAGES.pop("sessionm", None)
+    yield sessionm_simulator.state
+    sessionm_simulator.state.__init__()
+    OUTAGES.pop("sessionm", None)
+
+
+@pytest.fixture
+def bazaarvoice_connection(live_server, settings, annex_cloud_sandbox, client_a):
+    """Client A's Bazaarvoice connection on the simulator (emptied), next to its Annex Cloud connection; neither is
+    slowed by a client-side rate limit."""
+    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+    bazaarvoice_simulator.reset()
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="bazaarvoice",
+        environment=Connection.Environment.SANDBOX,
+        secrets=dict(bazaarvoice_simulator.DEMO_SECRETS),
+        settings={"rate_limit_per_second": 1000},
+    )
+    _, annex = annex_cloud_sandbox
+    annex.settings = {"rate_limit_per_second": 1000}
+    annex.save()
+    yield connection
+    bazaarvoice_simulator.reset()

@@ -37,21 +37,8 @@ def reviews(client_a, client_b):
 
 
 @pytest.fixture
-def bv(live_server, settings, annex_cloud_sandbox, client_a):
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    simulator.reset()
-    connection = ConnectionFactory(
-        client=client_a,
-        vendor="bazaarvoice",
-        environment=Connection.Environment.SANDBOX,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings={"rate_limit_per_second": 1000},
-    )
-    _, annex = annex_cloud_sandbox
-    annex.settings = {"rate_limit_per_second": 1000}
-    annex.save()
-    yield connection
-    simulator.reset()
+def bv(bazaarvoice_connection):
+    return bazaarvoice_connection
 
 
 # --- Tenancy -------------------------------------------------------------------------------------------------------

@@ -26,30 +26,15 @@ from integrations.models import Connection, VendorCall
 from integrations.sandbox.base import OUTAGES, Outage
 from members.models import EventType, LoyaltyEvent, Member, PointsTransaction
 from portal.logging import REDACTED, redact_text
-from tests.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Result = Review.Outcome
 
 
 @pytest.fixture
-def bv(live_server, settings, annex_cloud_sandbox, client_a):
-    """Client A's Bazaarvoice connection on the simulator (emptied), next to its Annex Cloud connection."""
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+def bv(bazaarvoice_connection, settings):
     settings.VENDOR_RETRY_BACKOFF_SECONDS = 0.01
-    simulator.reset()
-    connection = ConnectionFactory(
-        client=client_a,
-        vendor="bazaarvoice",
-        environment=Connection.Environment.SANDBOX,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings={"rate_limit_per_second": 1000},
-    )
-    _, annex = annex_cloud_sandbox
-    annex.settings = {"rate_limit_per_second": 1000}
-    annex.save()
-    yield connection
-    simulator.reset()
+    return bazaarvoice_connection
 
 
 def outcomes() -> Counter:

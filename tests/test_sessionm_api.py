@@ -5,7 +5,6 @@ secrets never recorded; and each client seeing only its own SessionM records."""
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -33,15 +32,8 @@ PURCHASE = {
 
 
 @pytest.fixture
-def sandbox(live_server, settings):
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    settings.MEMBER_SYNC_RETRY_INTERVAL = timedelta(0)
-    simulator.state.__init__()
-    simulator.state.auto_offers = []
-    OUTAGES.pop("sessionm", None)
-    yield simulator.state
-    simulator.state.__init__()
-    OUTAGES.pop("sessionm", None)
+def sandbox(sessionm_sandbox):
+    return sessionm_sandbox
 
 
 def sessionm_connection(client) -> Connection:

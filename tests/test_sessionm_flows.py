@@ -32,15 +32,8 @@ InSync = MemberVendorState.Status.IN_SYNC
 
 
 @pytest.fixture
-def sandbox(live_server, settings):
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    settings.MEMBER_SYNC_RETRY_INTERVAL = timedelta(0)
-    simulator.state.__init__()
-    simulator.state.auto_offers = []
-    OUTAGES.pop("sessionm", None)
-    yield simulator.state
-    simulator.state.__init__()
-    OUTAGES.pop("sessionm", None)
+def sandbox(sessionm_sandbox):
+    return sessionm_sandbox
 
 
 @pytest.fixture
