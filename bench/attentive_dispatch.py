@@ -4,7 +4,9 @@ served by gunicorn with added latency per call, within Attentive's messages rate
     .venv/bin/python bench/attentive_dispatch.py --events 10000 --latency-ms 20 [--database-url postgres://...]
 
 Prints one line: events=… sent=… delivered=… seconds=… messages_per_s=… rate_limit=… concurrency=… latency_ms=…
-duplicates=… peak_rss_mb=…
+duplicates=… peak_rss_mb=…, and exits 1 when one of INVARIANTS breaks: every event sent and received by the
+simulator once, at 90% of Attentive's published messages limit or more. The connection keeps its default rate
+limit, as a client's would: it must not hold the messages endpoint below Attentive's 150/s.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ from bench.common import (
 )
 
 SMOKE_ARGS = ["--events", "30", "--latency-ms", "0"]
+# Counted by the simulator (delivered, duplicates), against the input (events). The pace is judged only on runs long
+# enough to reach it: a few dozen messages are over before the rate limit matters.
+INVARIANTS = [
+    "sent == events",
+    "delivered == events",
+    "duplicates == 0",
+    "events < 1000 or messages_per_s >= 0.9 * rate_limit",
+]
 
 
 def control(port: int, settings: dict[str, object] | None = None) -> dict[str, Any]:
@@ -94,6 +104,7 @@ def main() -> None:
         concurrency = settings.MESSAGE_SEND_CONCURRENCY
     duplicates = sum(n - 1 for n in state["messages_by_phone"].values() if n > 1)
     print_result(
+        INVARIANTS,
         events=args.events,
         sent=counts["sent"],
         delivered=state["messages"],

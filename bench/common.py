@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.invariants import broken
+
 ROOT = Path(__file__).resolve().parent.parent
 SQLITE = "sqlite://"
 POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "psql"}
@@ -206,6 +208,12 @@ def workers_peak_rss_mb(master_pid: int) -> float:
     return max(peaks)
 
 
-def print_result(**figures: object) -> None:
-    """The bench's one result line on stdout: key=value figures separated by spaces."""
+def print_result(invariants: list[str], **figures: object) -> None:
+    """The bench's one result line on stdout (key=value figures separated by spaces), then its promises checked
+    against it: each broken one is named on stderr and the bench exits 1."""
     print(" ".join(f"{key}={value}" for key, value in figures.items()), flush=True)
+    failures = broken(invariants, figures)
+    for failure in failures:
+        print(f"invariant broken: {failure}", file=sys.stderr, flush=True)
+    if failures:
+        sys.exit(1)

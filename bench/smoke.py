@@ -4,8 +4,10 @@ PostgreSQL server given here (each bench creates and drops its own database ther
 
     .venv/bin/python bench/smoke.py [--postgres-url postgres://postgres@127.0.0.1:5432/postgres]
 
-A bench is any bench/*.py script with a `__main__` block; it declares its tiny size as SMOKE_ARGS. A run fails if it
-exits non-zero, prints anything but one line of key=value figures on stdout, or leaves its database behind.
+A bench is any bench/*.py script with a `__main__` block; it declares its tiny size as SMOKE_ARGS and its promises as
+INVARIANTS (see bench/invariants.py). A run fails if it exits non-zero, prints anything but one line of key=value
+figures on stdout, breaks one of its invariants (checked here again from that line, whatever the bench's exit code
+says), or leaves its database behind.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, SQLITE, database_prefix, exit_on_sigterm, libpq_url
+from bench.invariants import broken, parse_figures
 
 BENCH_DIR = ROOT / "bench"
 RESULT_LINE = re.compile(r"\S+=\S+( \S+=\S+)*")
@@ -50,12 +53,22 @@ def benches() -> list[Path]:
     ]
 
 
-def smoke_args(script: Path) -> list[str]:
-    """The script's SMOKE_ARGS, read without importing it."""
+def declared(script: Path, name: str, what: str) -> list[str]:
+    """A list the script declares at module level (SMOKE_ARGS, INVARIANTS), read without importing it."""
     for node in ast.parse(script.read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SMOKE_ARGS" for t in node.targets):
-            return [str(arg) for arg in ast.literal_eval(node.value)]
-    raise SystemExit(f"{script.relative_to(ROOT)}: declare SMOKE_ARGS, the arguments of a run that takes seconds")
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            values = [str(value) for value in ast.literal_eval(node.value)]
+            if values:
+                return values
+    raise SystemExit(f"{script.relative_to(ROOT)}: declare {name}, {what}")
+
+
+def smoke_args(script: Path) -> list[str]:
+    return declared(script, "SMOKE_ARGS", "the arguments of a run that takes seconds")
+
+
+def invariants(script: Path) -> list[str]:
+    return declared(script, "INVARIANTS", "the promises its result line must keep (bench/invariants.py)")
 
 
 def takes_database_url(script: Path) -> bool:
@@ -69,6 +82,7 @@ def planned_runs(postgres_url: str) -> list[Run]:
     runs = []
     for script in benches():
         args = smoke_args(script)
+        invariants(script)  # declared, before anything runs
         if not takes_database_url(script):
             runs.append(Run(script, args, None))
             continue
@@ -115,6 +129,8 @@ def problems(result: subprocess.CompletedProcess[str], run: Run, pid: int) -> li
     lines = result.stdout.strip().splitlines()
     if len(lines) != 1 or not RESULT_LINE.fullmatch(lines[0]):
         found.append(f"stdout is not one line of key=value figures: {result.stdout.strip()!r}")
+    else:
+        found += [f"invariant broken: {failure}" for failure in broken(invariants(run.script), parse_figures(lines[0]))]
     found += [f"left behind: {name}" for name in leftovers(run, pid)]
     return found
 

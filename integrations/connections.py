@@ -266,8 +266,9 @@ class ConnectionDisabled(Exception):
 
 def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
     """A vendor API object configured from a connection: its URL, its secrets (for redaction too), its rate
-    limit (shared by every process through the cache, see integrations/ratelimit.py), and a call log into
-    VendorCall rows."""
+    limits (shared by every process through the cache, see integrations/ratelimit.py), and a call log into
+    VendorCall rows. The vendor's default connection limit never holds an endpoint below the limit the vendor
+    publishes for it (Attentive's messages: 150/s, not the default 10/s); a limit an admin chose does."""
     if connection.status == Status.DISABLED:
         raise ConnectionDisabled(
             f"{connection} is disabled: return it to draft in the admin and verify it to use it again."
@@ -281,6 +282,7 @@ def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
             endpoint: rate_limiter(f"{key}:{endpoint}", rate)
             for endpoint, rate in api_class.endpoint_rate_limits.items()
         },
+        "connection_limit_on_published_endpoints": connection.rate_limit_chosen,
     }
     return api_class(connection.effective_base_url, **{**defaults, **kwargs})
 

@@ -320,6 +320,7 @@ class VendorAPI:
         call_log: CallLog | None = None,
         rate_limiter: RateLimiter | None = None,
         endpoint_rate_limiters: Mapping[str, RateLimiter] | None = None,
+        connection_limit_on_published_endpoints: bool = True,
         retry: RetryPolicy | None = None,
         connect_timeout: float = 3.05,
         read_timeout: float = 15.0,
@@ -329,6 +330,7 @@ class VendorAPI:
         self.call_log: CallLog = call_log or NullCallLog()
         self.rate_limiter = rate_limiter
         self.endpoint_rate_limiters = dict(endpoint_rate_limiters or {})
+        self.connection_limit_on_published_endpoints = connection_limit_on_published_endpoints
         self.retry = retry or RetryPolicy()
         self.timeout = (connect_timeout, read_timeout)
         self.session = session or pooled_session()
@@ -411,13 +413,11 @@ class VendorAPI:
         prepared = self.session.prepare_request(
             requests.Request(method, url, params=params, data=data, headers=all_headers)
         )
-        # The connection's own limit and, for vendors that publish them, the endpoint's: a call waits for both.
-        limiters = [self.rate_limiter, self.endpoint_rate_limiters.get(rate_limit_key or "")]
+        limiters = self.limiters_for(rate_limit_key)
         error: VendorError | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             for limiter in limiters:
-                if limiter is not None:
-                    limiter.acquire()
+                limiter.acquire()
             response, error, retry_allowed = self._attempt(prepared, attempt, repeatable)
             if error is None and response is not None:
                 self.call_log.succeeded()
@@ -432,6 +432,17 @@ class VendorAPI:
         assert error is not None
         self.call_log.failed(error)
         raise error
+
+    def limiters_for(self, rate_limit_key: str | None) -> list[RateLimiter]:
+        """What a call waits for: its endpoint's published limit where the vendor publishes one, and the
+        connection's own limit everywhere else — on a published endpoint too, when the connection's limit is one
+        an admin chose rather than the default."""
+        endpoint = self.endpoint_rate_limiters.get(rate_limit_key or "")
+        if endpoint is None:
+            return [self.rate_limiter] if self.rate_limiter is not None else []
+        if self.rate_limiter is not None and self.connection_limit_on_published_endpoints:
+            return [self.rate_limiter, endpoint]
+        return [endpoint]
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)

@@ -164,6 +164,11 @@ class Connection(models.Model):
     def rate_limit_per_second(self) -> float:
         return float(self.settings.get("rate_limit_per_second") or self.spec.default_rate_limit)
 
+    @property
+    def rate_limit_chosen(self) -> bool:
+        """Whether an admin set this connection's rate limit (rather than leaving the vendor's default)."""
+        return bool(self.settings.get("rate_limit_per_second"))
+
     def secret(self, name: str) -> str:
         return str(self.secrets.get(name) or "")
 

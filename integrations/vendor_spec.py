@@ -85,11 +85,15 @@ class VendorSpec:
 
     def settings_form_class(self) -> type[forms.Form]:
         common = {
+            # No initial value: a saved form must not turn the default into a cap the admin never chose (a chosen
+            # cap also holds the vendor's published per-endpoint limits down; the default never does).
             "rate_limit_per_second": forms.FloatField(
                 min_value=0.1,
-                initial=self.default_rate_limit,
                 required=False,
-                help_text="Client-side cap on calls per second to this vendor for this connection.",
+                widget=forms.NumberInput(attrs={"placeholder": f"{self.default_rate_limit:g}", "step": "any"}),
+                help_text=f"Client-side cap on calls per second to {self.label} for this connection. Blank: "
+                f"{self.default_rate_limit:g}/s, except on endpoints whose limits {self.label} publishes, which are "
+                "used as published.",
             )
         }
         return type(f"{self.key.title()}SettingsForm", (forms.Form,), {**common, **self.setting_fields})

@@ -13,6 +13,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from integrations.attentive.api import AttentiveAPI
+from integrations.connections import api_for
 from integrations.ratelimit import SharedWindowLimiter, cache_is_shared, rate_limiter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,3 +65,23 @@ def test_two_worker_processes_share_one_limit(httpserver: HTTPServer):
     # processes would each go at the full rate (about twice this).
     assert busiest_second(allowed) <= RATE + SharedWindowLimiter(key, RATE).per_window
     assert max(allowed) - min(allowed) >= 60 / RATE - 1.0  # together, not each on its own at the full rate
+
+
+def rates(limiters) -> list[float]:
+    return sorted(limiter.rate for limiter in limiters)
+
+
+def test_the_default_connection_limit_never_holds_a_published_endpoint_below_its_limit(connection_a):
+    """Attentive publishes 150/s for messages; the connection's default (10/s) must not cap them — it did, and
+    loyalty SMS went out at 10/s."""
+    api = api_for(connection_a, AttentiveAPI)
+    assert rates(api.limiters_for("messages")) == [AttentiveAPI.endpoint_rate_limits["messages"]]
+    assert rates(api.limiters_for("subscribe")) == [AttentiveAPI.endpoint_rate_limits["subscribe"]]
+    assert rates(api.limiters_for(None)) == [connection_a.spec.default_rate_limit]
+
+
+def test_a_limit_an_admin_chose_caps_the_published_endpoints_too(connection_a):
+    connection_a.settings = {**connection_a.settings, "rate_limit_per_second": 7}
+    api = api_for(connection_a, AttentiveAPI)
+    assert rates(api.limiters_for("messages")) == [7, AttentiveAPI.endpoint_rate_limits["messages"]]
+    assert rates(api.limiters_for(None)) == [7]
