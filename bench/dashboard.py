@@ -21,6 +21,7 @@ from bench.common import add_database_argument, bench_django, free_port, gunicor
 from bench.segment_export import analyze, insert_select
 
 SMOKE_ARGS = ["--calls", "2000", "--runs", "200", "--requests", "3"]
+INVARIANTS = ["rows < 1000000 or p95_ms < 1000"]
 PASSWORD = "bench-dashboard-password"
 SPREAD_SECONDS = 30 * 24 * 3600
 VENDORS = ("annex_cloud", "attentive", "vibes")
@@ -154,6 +155,7 @@ def main() -> None:
             day = timings_ms(session, port, "24h", args.requests)
             week = timings_ms(session, port, "7d", args.requests)
     print_result(
+        INVARIANTS,
         backend=backend,
         rows=args.calls,
         job_runs=args.runs,

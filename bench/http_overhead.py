@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import add_database_argument, bench_django, peak_rss_mb, print_result
 
 SMOKE_ARGS = ["--calls", "50"]
+INVARIANTS = ["call_rows == calls"]
 PATH, PARAMS = "/v1/subscriptions", {"phone": "+17707651750"}
 
 
@@ -94,6 +95,7 @@ def main() -> None:
         bare = bare_seconds(base, args.calls)
         portal, call_rows = portal_seconds(base, args.calls)
     print_result(
+        INVARIANTS,
         calls=args.calls,
         bare_ms=f"{bare / args.calls * 1000:.3f}",
         portal_ms=f"{portal / args.calls * 1000:.3f}",

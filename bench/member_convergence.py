@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import add_database_argument, bench_django, free_port, gunicorn, peak_rss_mb, print_result
 
 SMOKE_ARGS = ["--members", "25", "--outage", "3"]
+INVARIANTS = ["lost == 0", "duplicate_subscribes == 0", "drift_after_recovery == 0"]
 PATHS = ("admin", "api", "import", "refresh", "callback")
 
 
@@ -192,7 +193,7 @@ def main() -> None:
     }
     with bench_django(args.database_url, **env) as full_env, gunicorn(full_env, port, "--threads", "16"):
         result = run(args, port)
-    print_result(**result, peak_rss_mb=f"{peak_rss_mb():.0f}")
+    print_result(INVARIANTS, **result, peak_rss_mb=f"{peak_rss_mb():.0f}")
 
 
 def run(args: argparse.Namespace, port: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from bench.common import (
 )
 
 SMOKE_ARGS = ["--rows", "200"]
+INVARIANTS = ["rows == rows_created"]
 
 # Per-row member values, as SQL over the generated number g; every other column takes the model's default.
 # {padded} is g as 7 digits, written per backend.
@@ -150,8 +151,10 @@ def main() -> None:
             peak = workers_peak_rss_mb(server.pid)
     mb = size / 1024 / 1024
     print_result(
+        INVARIANTS,
         backend=backend,
         rows=lines - 1,
+        rows_created=args.rows,
         seconds=f"{seconds:.2f}",
         mb=f"{mb:.1f}",
         mb_per_s=f"{mb / seconds:.1f}",

@@ -36,6 +36,7 @@ from bench.common import (
 )
 
 SMOKE_ARGS = ["--callbacks", "200", "--workers", "2", "--concurrency", "4"]
+INVARIANTS = ["non_2xx == 0", "baseline_non_2xx == 0", "lost == 0", "applied_twice == 0", "wrong_final_state == 0"]
 
 DUPLICATE_SHARE = 0.2
 EVENTS_PER_PERSON = 4
@@ -201,6 +202,7 @@ def main() -> None:
     base_seconds, base_latencies, base_failures = outcome["baseline"]
     rps, base_rps = len(bodies) / seconds, len(bodies) / base_seconds
     print_result(
+        INVARIANTS,
         callbacks=len(bodies),
         accepted_rps=f"{rps:.0f}",
         p50_ms=f"{percentile(latencies, 0.5):.1f}",
