@@ -74,7 +74,7 @@ def rates(limiters) -> list[float]:
 def test_the_default_connection_limit_never_holds_a_published_endpoint_below_its_limit(connection_a):
     """Attentive publishes 150/s for messages; the connection's default (10/s) must not cap them — it did, and
     loyalty SMS went out at 10/s."""
-    api = api_for(connection_a, AttentiveAPI)
+    api = api_for(connection_a, AttentiveAPI, api_key="unused")
     assert rates(api.limiters_for("messages")) == [AttentiveAPI.endpoint_rate_limits["messages"]]
     assert rates(api.limiters_for("subscribe")) == [AttentiveAPI.endpoint_rate_limits["subscribe"]]
     assert rates(api.limiters_for(None)) == [connection_a.spec.default_rate_limit]
@@ -82,6 +82,6 @@ def test_the_default_connection_limit_never_holds_a_published_endpoint_below_its
 
 def test_a_limit_an_admin_chose_caps_the_published_endpoints_too(connection_a):
     connection_a.settings = {**connection_a.settings, "rate_limit_per_second": 7}
-    api = api_for(connection_a, AttentiveAPI)
+    api = api_for(connection_a, AttentiveAPI, api_key="unused")
     assert rates(api.limiters_for("messages")) == [7, AttentiveAPI.endpoint_rate_limits["messages"]]
     assert rates(api.limiters_for(None)) == [7]
