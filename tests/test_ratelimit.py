@@ -7,15 +7,19 @@ import os
 import subprocess
 import sys
 import time
+from importlib import import_module
 from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from integrations.attentive.api import AttentiveAPI
 from integrations.connections import api_for
 from integrations.ratelimit import SharedWindowLimiter, cache_is_shared, rate_limiter
+from integrations.vendors import VENDORS
+from tests.factories import ConnectionFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 20
@@ -85,3 +89,19 @@ def test_a_limit_an_admin_chose_caps_the_published_endpoints_too(connection_a):
     api = api_for(connection_a, AttentiveAPI, api_key="unused")
     assert rates(api.limiters_for("messages")) == [7, AttentiveAPI.endpoint_rate_limits["messages"]]
     assert rates(api.limiters_for(None)) == [7]
+
+
+def test_the_connection_form_does_not_turn_the_default_into_a_chosen_limit():
+    field = VENDORS["attentive"].settings_form_class()().fields["rate_limit_per_second"]
+    assert field.initial is None and "10" in field.widget.attrs["placeholder"]
+
+
+def test_stored_form_defaults_are_forgotten_and_chosen_limits_kept(client_a, client_b):
+    saved_by_the_old_form = ConnectionFactory(client=client_a, settings={"rate_limit_per_second": 10.0})
+    chosen = ConnectionFactory(client=client_b, settings={"rate_limit_per_second": 25})
+    forget_default_limits = import_module("integrations.migrations.0010_default_rate_limits_unchosen")
+    forget_default_limits.forget_form_defaults(django_apps, None)
+    saved_by_the_old_form.refresh_from_db()
+    chosen.refresh_from_db()
+    assert not saved_by_the_old_form.rate_limit_chosen
+    assert chosen.settings["rate_limit_per_second"] == 25
