@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
 from integrations import audit
@@ -21,7 +22,9 @@ from integrations.admin.base import (
     SYNC_ACTION_LIMIT,
     ClientPage,
     VendorAdmin,
+    absolute_url,
     client_for_site_admin,
+    copy_button,
     render_client_page,
     run_for_each,
     secret_input,
@@ -65,7 +68,13 @@ class AttentiveActivationForm(forms.Form):
             help_text="Needed to send messages; Attentive activates it on request (legacyapi@attentivemobile.com)."
             + keep,
         )
-        self.order_fields(["environment", "api_key", "legacy_token", "sign_up_sources"])
+        self.fields["webhook_signing_key"] = secret_input(
+            "Webhook signing key",
+            required=False,
+            help_text="From the webhook created for this client in Attentive (events sms.subscribed, "
+            "sms.unsubscribed, email.unsubscribed, sent to the connection's webhook URL)." + keep,
+        )
+        self.order_fields(["environment", "api_key", "legacy_token", "webhook_signing_key", "sign_up_sources"])
 
     def clean_sign_up_sources(self) -> list[SignUpSourceInput]:
         sources: list[SignUpSourceInput] = []
@@ -151,22 +160,25 @@ def confirm_then(
     verb: str,
     flow: Callable[[Member], Outcome],
     task: str = "",
+    choice: forms.Form | None = None,
 ) -> TemplateResponse | None:
-    """Django-style bulk action: a confirmation page first for more than one member; small sets run now with a
-    message per member, large ones are queued (when there is a task for it)."""
+    """Django-style bulk action: a confirmation page first for more than one member (always, when there is a
+    `choice` to make on it); small sets run now with a message per member, large ones are queued (when there is a
+    task for it)."""
     members = list(queryset.select_related("client"))
     queue = bool(task) and len(members) > SYNC_ACTION_LIMIT
-    if len(members) > 1 and "confirm" not in request.POST:
+    if (len(members) > 1 or choice is not None) and ("confirm" not in request.POST or not valid(choice)):
         context = {
             **model_admin.admin_site.each_context(request),
             "opts": model_admin.opts,
-            "title": f"{verb.capitalize()} {len(members)} members at Attentive?",
+            "title": f"{verb.capitalize()} {len(members)} member{pluralize(len(members))} at Attentive?",
             "members": members[:100],
             "pks": [m.pk for m in members],
             "count": len(members),
             "verb": verb,
             "action": request.POST["action"],
             "queued": queue,
+            "form": choice,
         }
         return TemplateResponse(request, "admin/attentive/confirm_member_action.html", context)
     if queue:
@@ -203,19 +215,78 @@ def check_attentive_eligibility(model_admin: admin.ModelAdmin, request: HttpRequ
     )
 
 
-@admin.action(description="Unsubscribe at Attentive", permissions=["change"])
+def valid(choice: forms.Form | None) -> bool:
+    return choice is None or choice.is_valid()
+
+
+def pluralize(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+class UnsubscribeChannelsForm(forms.Form):
+    """The channels to leave, chosen on the confirmation page (SMS only unless the admin says otherwise)."""
+
+    CHOICES = {
+        attentive.SMS: (attentive.SMS,),
+        attentive.EMAIL: (attentive.EMAIL,),
+        "both": (attentive.SMS, attentive.EMAIL),
+    }
+    channels = forms.ChoiceField(
+        label="Unsubscribe from",
+        choices=[(attentive.SMS, "SMS only"), (attentive.EMAIL, "E-mail only"), ("both", "SMS and e-mail")],
+        initial=attentive.SMS,
+        widget=forms.RadioSelect,
+        help_text="SMS is the member's SMS opt-in (it goes out through the member-state reconciler). E-mail is "
+        f"unsubscribed at once, for at most {SYNC_ACTION_LIMIT} members at a time.",
+    )
+
+    def __init__(self, *args: Any, count: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.count = count
+
+    def clean_channels(self) -> tuple[str, ...]:
+        channels = self.CHOICES[self.cleaned_data["channels"]]
+        if attentive.EMAIL in channels and self.count > SYNC_ACTION_LIMIT:
+            raise forms.ValidationError(
+                f"E-mail is unsubscribed at once, member by member: select at most {SYNC_ACTION_LIMIT} members "
+                "(SMS only for more is queued)."
+            )
+        return channels
+
+
+@admin.action(description="Unsubscribe at Attentive (SMS, e-mail or both)…", permissions=["change"])
 def unsubscribe_at_attentive(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> Any:
+    count = queryset.count()
+    choice = UnsubscribeChannelsForm(request.POST if "confirm" in request.POST else None, count=count)
+    channels = choice.cleaned_data["channels"] if choice.is_bound and choice.is_valid() else (attentive.SMS,)
     return confirm_then(
         model_admin,
         request,
         queryset,
         verb="unsubscribe",
-        flow=attentive.unsubscribe,
-        task="integrations.attentive_unsubscribe",
+        flow=lambda member: attentive.unsubscribe(member, channels),
+        # The queued task unsubscribes SMS only; e-mail for more members than run now is refused by the form.
+        task="integrations.attentive_unsubscribe" if channels == (attentive.SMS,) else "",
+        choice=choice,
+    )
+
+
+@admin.display(description="webhook URL")
+def webhook_url(connection: Connection) -> str:
+    if not connection.inbound_token:
+        return "— (save the connection to get one)"
+    url = absolute_url(reverse("attentive-callback", args=[connection.inbound_token]))
+    return format_html(
+        '<code id="attentive-webhook-url">{}</code> {}<div class="help">Create a webhook for this client in '
+        "Attentive with this whole URL and the events sms.subscribed, sms.unsubscribed and email.unsubscribed, "
+        "then paste its signing key into this connection's secrets.</div>",
+        url,
+        copy_button("attentive-webhook-url"),
     )
 
 
 ADMIN = VendorAdmin(
     client_pages=(ClientPage("attentive", "Activate Attentive", activation_view),),
+    connection_fields=(webhook_url,),
     member_actions=(subscribe_at_attentive, check_attentive_eligibility, unsubscribe_at_attentive),
 )

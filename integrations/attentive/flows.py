@@ -1,11 +1,14 @@
-"""Attentive use cases: activate and verify a client's connection, subscribe / check / unsubscribe a member, what a
-member edit means for Attentive, and the message sender the loyalty-message job sends SMS through. Admin actions,
-API views, tasks and tests all call these functions."""
+"""Attentive use cases: activate and verify a client's connection, subscribe / check / unsubscribe a member (by
+channel: SMS, e-mail or both), what a member edit means for Attentive, what Attentive's webhooks tell the portal, and
+the message sender the loyalty-message job sends SMS through. Admin actions, API views, tasks and tests all call these
+functions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -14,8 +17,9 @@ from integrations import connections
 from integrations.attentive.api import AttentiveAPI, ChannelResult, MissingScope
 from integrations.connections import api_for, usable_connection
 from integrations.http import AuthError, Rejected
-from integrations.models import Client, Connection, SignUpSource
+from integrations.models import Client, Connection, SignUpSource, WebhookEvent
 from integrations.outcome import NotReady, Outcome
+from integrations.vibes import flows as vibes
 from members import sync
 from members.models import ChannelSubscription, Member, MemberVendorState
 from members.phones import InvalidPhone, to_e164
@@ -24,8 +28,10 @@ VENDOR = "attentive"
 # A fictional number (555-01xx) for the side-effect-free eligibility probe that proves the subscriptions scope.
 SCOPE_PROBE_PHONE = "+12025550100"
 SUBSCRIBED_STATUSES = {"NEWLY_CREATED", "ALREADY_SUBSCRIBED", "SUBSCRIBED"}
-# Attentive's unsubscribe body names both channels.
-ALL_CHANNELS = [{"type": "MARKETING", "channel": "EMAIL"}, {"type": "MARKETING", "channel": "TEXT"}]
+# The channels a member may be unsubscribed from, as users name them, and as Attentive does (seed 000's
+# `subscriptions: [{type, channel}]`: a list names only those channels, so an SMS opt-out never touches e-mail).
+SMS, EMAIL = "sms", "email"
+ATTENTIVE_CHANNELS = {SMS: "TEXT", EMAIL: "EMAIL"}
 
 
 class AttentiveNotReady(NotReady):
@@ -89,6 +95,7 @@ def activate(
     *,
     api_key: str,
     legacy_token: str = "",
+    webhook_signing_key: str = "",
     sign_up_sources: Iterable[SignUpSourceInput] = (),
     environment: str = "",
 ) -> Outcome:
@@ -97,7 +104,8 @@ def activate(
     connection = save_activation(client, sign_up_sources=sign_up_sources, environment=environment)
     if not (api_key or connection.secret("api_key")):
         return Outcome.failure("Enter the API key of a private app from Attentive's Integrations tab.")
-    return connections.save_and_verify(connection, {"api_key": api_key, "legacy_token": legacy_token})
+    entered = {"api_key": api_key, "legacy_token": legacy_token, "webhook_signing_key": webhook_signing_key}
+    return connections.save_and_verify(connection, entered)
 
 
 def check_connection(connection: Connection) -> str:
@@ -151,7 +159,11 @@ def default_sign_up_source(client: Client) -> SignUpSource:
 
 
 def text_state(member: Member) -> str | None:
-    row = member.subscriptions.filter(vendor=VENDOR, type="MARKETING", channel="TEXT").first()
+    return channel_state(member, "TEXT")
+
+
+def channel_state(member: Member, channel: str) -> str | None:
+    row = member.subscriptions.filter(vendor=VENDOR, type="MARKETING", channel=channel).first()
     return row.state if row else None
 
 
@@ -174,7 +186,6 @@ def record_states(
 ELIGIBILITY_STATES = {"ELIGIBLE": "eligible", "NOT_ELIGIBLE": "not_eligible"}
 SUBSCRIBE_STATES = dict.fromkeys(SUBSCRIBED_STATUSES, "subscribed")
 UNSUBSCRIBE_STATES = {"NEWLY_UNSUBSCRIBED": "unsubscribed", "ALREADY_UNSUBSCRIBED": "unsubscribed"}
-TEXT_ONLY = [{"type": "MARKETING", "channel": "TEXT"}]
 
 
 def check_eligibility(member: Member) -> Outcome:
@@ -192,9 +203,40 @@ def subscribe(member: Member) -> Outcome:
     return set_opt_in_now(member, opted_in=True)
 
 
-def unsubscribe(member: Member) -> Outcome:
-    """The member opts out and is unsubscribed at Attentive now."""
-    return set_opt_in_now(member, opted_in=False)
+def unsubscribe(member: Member, channels: Collection[str] = (SMS,)) -> Outcome:
+    """Unsubscribe the member at Attentive from the chosen channels, SMS only unless told otherwise (seed 000's use
+    case: "unsubscribe from the SMS services"). SMS is the member's opt-in: it is recorded and converged by the
+    reconciler like any other change, so it is never lost. E-mail is not a consent the portal keeps: it is one
+    unsubscribe call now (safe to repeat), its answer recorded on the member."""
+    chosen = chosen_channels(channels)
+    member_phone(member)
+    connection = ready_connection(member.client)
+    outcomes = []
+    if SMS in chosen:  # first: an opt-out is recorded even if the e-mail call fails
+        outcomes.append(set_opt_in_now(member, opted_in=False))
+    if EMAIL in chosen:
+        outcomes.append(unsubscribe_email_now(connection, member))
+    return Outcome(
+        all(o.ok for o in outcomes), " ".join(o.message for o in outcomes), error=any(o.error for o in outcomes)
+    )
+
+
+def chosen_channels(channels: Collection[str]) -> set[str]:
+    unknown = set(channels) - set(ATTENTIVE_CHANNELS)
+    if unknown or not channels:
+        raise ValueError(f"Channels must be some of {sorted(ATTENTIVE_CHANNELS)}, not {sorted(unknown) or 'none'}.")
+    return set(channels)
+
+
+def subscriptions_for(*channels: str) -> list[dict[str, str]]:
+    """Attentive's `subscriptions` list naming these channels (MARKETING: what loyalty messages are)."""
+    return [{"type": "MARKETING", "channel": ATTENTIVE_CHANNELS[channel]} for channel in channels]
+
+
+def unsubscribe_email_now(connection: Connection, member: Member) -> Outcome:
+    results = attentive_api(connection).unsubscribe(member_phone(member), member.email, subscriptions_for(EMAIL))
+    record_states(member, results, UNSUBSCRIBE_STATES)
+    return Outcome.success(f"{member} unsubscribed from e-mail at Attentive.")
 
 
 def set_opt_in_now(member: Member, *, opted_in: bool) -> Outcome:
@@ -230,7 +272,7 @@ def reconcile_member(connection: Connection, member: Member, state: MemberVendor
     old_phone = confirmed.get("phone")
     if old_phone and member.phone != old_phone and confirmed.get("text") == ChannelSubscription.State.SUBSCRIBED:
         # The number changed: the old one leaves Attentive, the new one starts unknown.
-        api.unsubscribe(old_phone, "", TEXT_ONLY)
+        api.unsubscribe(old_phone, "", subscriptions_for(SMS))
         ChannelSubscription.objects.filter(member=member, vendor=VENDOR).delete()
         confirmed = {}
     if not member.opted_in:
@@ -264,11 +306,14 @@ def ensure_subscribed(api: AttentiveAPI, member: Member, state: MemberVendorStat
     # Recorded before the call: if the answer is lost, the next attempt knows a subscribe may have gone through.
     state.confirmed = {**confirmed, "subscribe_sent_to": phone}
     state.save(update_fields=["confirmed"])
-    record_states(member, api.subscribe(phone, member.email, source.source_id), SUBSCRIBE_STATES)
+    # Attentive subscribes the e-mail it is given too: an address the member unsubscribed is not sent back.
+    email = "" if channel_state(member, "EMAIL") == ChannelSubscription.State.UNSUBSCRIBED else member.email
+    record_states(member, api.subscribe(phone, email, source.source_id), SUBSCRIBE_STATES)
     return f"{member} subscribed with sign-up source {source.source_id}."
 
 
 def ensure_unsubscribed(api: AttentiveAPI, member: Member) -> str:
+    """The SMS opt-out: TEXT only, whatever path it came by (admin, API, a STOP at Vibes): e-mail is left alone."""
     if not member.phone or text_state(member) == ChannelSubscription.State.UNSUBSCRIBED:
         return f"{member} is not subscribed at Attentive; nothing sent."
     phone = member_phone(member)
@@ -277,8 +322,8 @@ def ensure_unsubscribed(api: AttentiveAPI, member: Member) -> str:
         if all(r.status == "ELIGIBLE" for r in eligibility if r.channel == "TEXT"):
             record_states(member, eligibility, ELIGIBILITY_STATES, only_unknown=True)
             return f"{member} is not subscribed at Attentive; nothing to undo."
-    record_states(member, api.unsubscribe(phone, member.email, ALL_CHANNELS), UNSUBSCRIBE_STATES)
-    return f"{member} unsubscribed from Attentive."
+    record_states(member, api.unsubscribe(phone, member.email, subscriptions_for(SMS)), UNSUBSCRIBE_STATES)
+    return f"{member} unsubscribed from SMS at Attentive."
 
 
 def differs(confirmed: dict[str, Any], now: dict[str, Any]) -> str:
@@ -293,6 +338,116 @@ def read_member_state(connection: Connection, member: Member) -> dict[str, Any]:
     results = attentive_api(connection).eligibility(member_phone(member), member.email)
     text = next((r.status for r in results if r.channel == "TEXT"), "unknown")
     return {"phone": member.phone, "text_eligibility": text}
+
+
+# --- Attentive's webhooks (integrations/attentive/webhooks.py checks and stores them) ----------------------------
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """Who an event is about: Attentive's subscriber id, and what the portal matches a member on."""
+
+    external_id: str = ""
+    phone: str = ""
+    email: str = ""
+    client_user_id: str = ""
+
+
+@dataclass(frozen=True)
+class AttentiveEvent:
+    """One Attentive webhook event, validated (see webhooks.parse_event)."""
+
+    type: str
+    timestamp_ms: int  # when it happened at Attentive (Unix milliseconds): the order events are applied in
+    subscriber: Subscriber
+    subscription_type: str = "MARKETING"
+    sign_up_source: str = ""  # the creative's name on a subscribe: where the consent was given
+
+    @property
+    def happened_at(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
+
+
+# What each event the portal acts on says about one of the member's channels at Attentive.
+EVENT_EFFECTS = {
+    "sms.subscribed": ("TEXT", ChannelSubscription.State.SUBSCRIBED),
+    "sms.unsubscribed": ("TEXT", ChannelSubscription.State.UNSUBSCRIBED),
+    "email.unsubscribed": ("EMAIL", ChannelSubscription.State.UNSUBSCRIBED),
+}
+# A channel state set by a webhook keeps the event's time in its last result ("sms.unsubscribed at 1714564800123"):
+# Attentive retries for days and in no order, so an older event must never undo a newer one.
+EVENT_RESULT = re.compile(r" at (\d{1,16})$")
+Status = WebhookEvent.Status
+
+
+def apply_webhook_event(connection: Connection, event: AttentiveEvent) -> tuple[str, str]:
+    """Record what the event says about the member's channel at Attentive, unless the portal holds something newer
+    for that channel. A STOP (`sms.unsubscribed`) turns the member's SMS opt-in off, and with the client's "honour an
+    SMS opt-out everywhere" reaches Vibes too; `sms.subscribed` is an SMS opt-in given at Attentive;
+    `email.unsubscribed` changes the e-mail channel only."""
+    effect = EVENT_EFFECTS.get(event.type)
+    if effect is None:
+        return Status.IGNORED, f"{event.type} is not an event the portal acts on."
+    if event.subscription_type != "MARKETING":
+        return Status.IGNORED, f"A {event.subscription_type} subscription: the portal keeps MARKETING ones only."
+    member = find_member(connection.client, event.subscriber)
+    if member is None:
+        return Status.IGNORED, f"No member of {connection.client} matches {describe(event.subscriber)}; not applied."
+    channel, state = effect
+    key = {"member": member, "vendor": VENDOR, "type": "MARKETING", "channel": channel}
+    held = ChannelSubscription.objects.select_for_update().filter(**key).first()
+    if held is not None and known_since_ms(held) > event.timestamp_ms:
+        return Status.IGNORED, f"Older than what the portal holds for {member}'s {channel} ({held.state}); not applied."
+    result = f"{event.type} at {event.timestamp_ms}"
+    ChannelSubscription.objects.update_or_create(**key, defaults={"state": state, "last_result": result})
+    detail = f"{member}: {channel} {state} at Attentive."
+    if channel == "TEXT":
+        detail += follow_sms_consent(connection, member, event)
+    return Status.PROCESSED, detail
+
+
+def known_since_ms(row: ChannelSubscription) -> int:
+    """When what a channel state says became true: the event's time for a webhook's, else when Attentive answered."""
+    found = EVENT_RESULT.search(row.last_result)
+    return int(found.group(1)) if found else int(row.updated_at.timestamp() * 1000)
+
+
+def follow_sms_consent(connection: Connection, member: Member, event: AttentiveEvent) -> str:
+    """The SMS channel at Attentive is the member's SMS consent. Its TEXT state is recorded first, so the reconciler
+    that follows the opt-in change finds Attentive in step and calls it for nothing."""
+    if event.type == "sms.subscribed":
+        source = f" (sign-up source {event.sign_up_source})" if event.sign_up_source else ""
+        changed = sync.change_member(member, opted_in=True)
+        return f" SMS opt-in given at Attentive{source}." if changed else " Already opted in to SMS."
+    changed = sync.change_member(member, opted_in=False)
+    detail = " Opted out of SMS at the portal (a STOP at Attentive)." if changed else " Already opted out of SMS."
+    if connection.client.honour_opt_outs_everywhere:
+        lists = vibes.opt_out_of_lists(member, event.happened_at, f"attentive {event.type} {event.timestamp_ms}")
+        detail += f" Opted out of {lists} Vibes list(s)." if lists else ""
+    return detail
+
+
+def find_member(client: Client, subscriber: Subscriber) -> Member | None:
+    """Match by the loyalty id Attentive holds (client user id), then by mobile number, then by a unique e-mail."""
+    members = Member.objects.filter(client=client)
+    if (user_id := subscriber.client_user_id) and (match := members.filter(annex_cloud_id=user_id).first()):
+        return match
+    if subscriber.phone:
+        try:
+            phone = to_e164(subscriber.phone, client.default_region)
+        except InvalidPhone:
+            phone = ""
+        if phone and (match := members.filter(phone=phone).first()):
+            return match
+    if subscriber.email:
+        matches = list(members.filter(email__iexact=subscriber.email)[:2])
+        return matches[0] if len(matches) == 1 else None
+    return None
+
+
+def describe(subscriber: Subscriber) -> str:
+    known = {"client user id": subscriber.client_user_id, "phone": subscriber.phone, "e-mail": subscriber.email}
+    return ", ".join(f"{name} {value}" for name, value in known.items() if value) or "the subscriber"
 
 
 # --- Sending loyalty messages ---------------------------------------------------------------------------------

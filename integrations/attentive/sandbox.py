@@ -4,18 +4,24 @@ Accepts the API key `sandbox-attentive-key` (a key ending in `-noscope` authenti
 subscriptions) and the legacy messages token `sandbox-legacy-token`. Phones must be E.164, sign-up source ids
 numeric. State lives in this process. `/_control` shows it (GET) and sets failures and latency (POST JSON:
 {"fail": "401|403|429|500|slow", "fail_path": "messages", "times": 1, "latency_ms": 20, "lose_answer_every": 10,
-"reset": true}).
+"reset": true}). It also acts as Attentive's webhooks: {"webhook": {"token": <the connection's inbound token>,
+"type": "sms.unsubscribed", "phone": "+1…"}} changes the subscriber here as the event says and POSTs the event,
+signed with WEBHOOK_SIGNING_KEY, to the portal's receiver for that connection.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations.sandbox.base import SLOW_SECONDS, json_object, simulator
@@ -23,9 +29,17 @@ from members.phones import is_e164
 
 API_KEY = "sandbox-attentive-key"
 LEGACY_TOKEN = "sandbox-legacy-token"
+# The signing key of the webhook "Attentive" sends to the portal (a site admin pastes it into the connection).
+WEBHOOK_SIGNING_KEY = "sandbox-attentive-webhook-signing-key"
 # What the demo client's connection holds (seed_demo).
-DEMO_SECRETS = {"api_key": API_KEY, "legacy_token": LEGACY_TOKEN}
+DEMO_SECRETS = {"api_key": API_KEY, "legacy_token": LEGACY_TOKEN, "webhook_signing_key": WEBHOOK_SIGNING_KEY}
 CHANNELS = ("TEXT", "EMAIL")
+# What each webhook event does to the subscriber here: (channel, subscribed afterwards).
+WEBHOOK_EVENTS = {
+    "sms.subscribed": ("TEXT", True),
+    "sms.unsubscribed": ("TEXT", False),
+    "email.unsubscribed": ("EMAIL", False),
+}
 # The knobs the /sandbox/ page lists (path under this simulator, what it does).
 CONTROLS = (
     (
@@ -34,7 +48,11 @@ CONTROLS = (
         'POST JSON: {"fail": "401|403|429|500|slow", "fail_path": "messages", "times": 1} makes the next `times` '
         'calls (to paths containing `fail_path`, or any) fail; {"latency_ms": 20} delays every answer; '
         '{"lose_answer_every": 10} answers every 10th accepted message 504 although it was sent (a lost answer); '
-        '{"reset": true} forgets everything.',
+        '{"reset": true} forgets everything. '
+        '{"webhook": {"token": "<connection inbound token>", "type": "sms.unsubscribed", "phone": "+1…", '
+        '"email": "…", "timestamp": <ms, default now>, "signing_key": "<default: the sandbox\'s>"}} acts as a STOP '
+        "(or sms.subscribed, email.unsubscribed) at Attentive: the subscriber changes here and the signed event is "
+        "POSTed to the portal's webhook URL for that connection; the answer shows the portal's reply.",
     ),
 )
 
@@ -48,6 +66,8 @@ class State:
     accepted: int = 0
     # Every n-th accepted message is answered 504 although it was sent (drills of lost answers); 0 = never.
     lose_answer_every: int = 0
+    # Webhook events sent to the portal, with the portal's answer status.
+    webhooks_sent: list[dict[str, Any]] = field(default_factory=list)
     latency_ms: int = 0
     fail: str = ""
     fail_path: str = ""
@@ -213,9 +233,58 @@ def messages(request: HttpRequest) -> JsonResponse:
     )
 
 
+# --- Acting as Attentive's webhooks -----------------------------------------------------------------------------
+
+
+def webhook_event(event_type: str, *, phone: str, email: str = "", timestamp_ms: int | None = None) -> dict[str, Any]:
+    """An event shaped as Attentive's webhooks send it."""
+    return {
+        "type": event_type,
+        "timestamp": timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
+        "company": {"display_name": "Sandbox Outfitters", "company_id": "sandbox-company"},
+        "subscriber": {
+            "external_id": int(hashlib.sha256(phone.encode()).hexdigest()[:12], 16),
+            "phone": phone,
+            "email": email,
+            "external_identifiers": {"client_user_id": None, "custom_identifiers": []},
+        },
+        "creative": {"name": "Sandbox sign-up", "type": "SIGN_UP_UNIT", "subtype": "TEXT"},
+        "subscription": {"type": "MARKETING"},
+    }
+
+
+def send_webhook(request: HttpRequest, order: dict[str, Any]) -> dict[str, Any]:
+    """Apply the event here (a STOP unsubscribes TEXT, ...), then POST it signed to the portal's webhook URL for the
+    connection whose token is given (on the host this simulator was reached at)."""
+    event_type, phone = str(order.get("type", "")), str(order.get("phone", ""))
+    if event_type not in WEBHOOK_EVENTS or not is_e164(phone) or not order.get("token"):
+        return {"error": f"webhook needs token, type (one of {sorted(WEBHOOK_EVENTS)}) and an E.164 phone"}
+    channel, subscribed = WEBHOOK_EVENTS[event_type]
+    with state.lock:
+        (state.subscribed.add if subscribed else state.subscribed.discard)((phone, channel))
+    timestamp = order.get("timestamp")
+    event = webhook_event(
+        event_type, phone=phone, email=str(order.get("email", "")), timestamp_ms=int(timestamp) if timestamp else None
+    )
+    body = json.dumps(event).encode()
+    key = str(order.get("signing_key") or WEBHOOK_SIGNING_KEY)
+    url = request.build_absolute_uri(reverse("attentive-callback", args=[str(order["token"])]))
+    headers = {
+        "Content-Type": "application/json",
+        "x-attentive-hmac-sha256": hmac.new(key.encode(), body, hashlib.sha256).hexdigest(),
+    }
+    answer = requests.post(url, data=body, headers=headers, timeout=30)
+    sent = {"event": event, "status": answer.status_code, "answer": answer.text[:500]}
+    with state.lock:
+        state.webhooks_sent.append(sent)
+    return sent
+
+
 @csrf_exempt
 def control(request: HttpRequest) -> JsonResponse:
-    """Inspect the simulator (GET) or set failures, latency, reset (POST)."""
+    """Inspect the simulator (GET), set failures, latency, reset, or send a webhook event (POST)."""
+    if request.method == "POST" and isinstance(order := (json_object(request) or {}).get("webhook"), dict):
+        return JsonResponse({"webhook": send_webhook(request, order)})
     if request.method == "POST":
         settings = json_object(request) or {}
         with state.lock:
@@ -226,6 +295,7 @@ def control(request: HttpRequest) -> JsonResponse:
                 state.already_subscribed_texts = 0
                 state.fail, state.fail_times, state.latency_ms = "", 0, 0
                 state.accepted, state.lose_answer_every = 0, 0
+                state.webhooks_sent.clear()
             if "latency_ms" in settings:
                 state.latency_ms = int(settings["latency_ms"])
             if "lose_answer_every" in settings:
@@ -242,6 +312,7 @@ def control(request: HttpRequest) -> JsonResponse:
                 "messages_by_phone": _count_by_phone(state.messages),
                 "busiest_second": _busiest_second(state.message_times),
                 "already_subscribed_texts": state.already_subscribed_texts,
+                "webhooks_sent": [{"type": w["event"]["type"], "status": w["status"]} for w in state.webhooks_sent],
                 "latency_ms": state.latency_ms,
                 "fail": state.fail,
                 "fail_times": state.fail_times,

@@ -1,4 +1,5 @@
-"""Attentive as a vendor: its API host, the private app key and legacy messages token, its settings."""
+"""Attentive as a vendor: its API host, the private app key, legacy messages token and webhook signing key, its
+settings."""
 
 from django import forms
 
@@ -16,6 +17,14 @@ SPEC = VendorSpec(
             "Legacy messages token",
             required=False,
             help_text="Activated by Attentive (legacyapi@attentivemobile.com); needed to send messages.",
+        ),
+        SecretSpec(
+            "webhook_signing_key",
+            "Webhook signing key",
+            required=False,
+            help_text="The signing key of the webhook created for this client in Attentive (sms.subscribed, "
+            "sms.unsubscribed, email.unsubscribed, sent to the connection's webhook URL); without it every "
+            "webhook is refused.",
         ),
     ),
     setting_fields={

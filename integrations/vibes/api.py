@@ -99,6 +99,10 @@ class VibesAPI(VendorAPI):
     def update_by_person_id(self, person_id: str, payload: dict[str, Any]) -> PersonResult:
         return self._result(self.request("PUT", self._persons(path_segment(person_id)), json_body=payload))
 
+    def unsubscribe_person(self, person_id: str, list_id: str) -> None:
+        """Vibes' "Unsubscribe Person" from one subscription list (404: no such person or subscription)."""
+        self.request("DELETE", self._persons(f"{path_segment(person_id)}/subscriptions/{path_segment(list_id)}"))
+
     def credentials_work(self) -> bool:
         """Update a person who cannot exist (a documented call): Vibes answers 404 "person not found" and changes
         nothing, which proves the company key and credentials; 401/403 raise AuthError."""

@@ -7,6 +7,7 @@ and a failing connection defers them until it works again.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -69,12 +70,14 @@ def needs_sync(member: Member, changed_fields: set[str], previous: dict[str, Any
 
 
 def reconcile_member(connection: Connection, member: Member, state: MemberVendorState) -> dict[str, Any]:
-    """Send the person as the portal has it, unless Vibes already confirmed exactly this. Update by person id or
-    external id; a person Vibes does not know (404) is added, which Vibes merges by MDN — so a retry after a lost
-    answer finds the person and never creates a second one."""
+    """Take the member off the lists an opt-out elsewhere left to remove (first: a STOP must not wait on a contact
+    detail Vibes refuses), then send the person as the portal has it, unless Vibes already confirmed exactly this.
+    Update by person id or external id; a person Vibes does not know (404) is added, which Vibes merges by MDN — so
+    a retry after a lost answer finds the person and never creates a second one."""
+    opted_out = send_list_opt_outs(connection, member, state)
     payload = person_payload(vibes_external_id(member), member.phone, custom_fields(member))
     if state.confirmed.get("person") == payload:
-        return state.confirmed
+        return {**state.confirmed, "summary": opted_out} if opted_out else state.confirmed
     try:
         result = update_or_add(vibes_api(connection), member, payload)
     except MdnTaken as exc:
@@ -84,7 +87,8 @@ def reconcile_member(connection: Connection, member: Member, state: MemberVendor
         Member.objects.filter(pk=member.pk).update(vibes_person_id=person_id)
         member.vibes_person_id = person_id
     verb = "created at" if result.created else "updated at"
-    return {"person": payload, "person_id": person_id, "summary": f"{member} {verb} Vibes (person {person_id})."}
+    summary = f"{opted_out} {member} {verb} Vibes (person {person_id}).".strip()
+    return {**state.confirmed, "person": payload, "person_id": person_id, "summary": summary}
 
 
 def differs(confirmed: dict[str, Any], now: dict[str, Any]) -> str:
@@ -183,6 +187,51 @@ def apply_subscription_callback(connection: Connection, payload: dict[str, Any])
     if state.member and state.state == VibesListSubscription.State.UNSUBSCRIBED:
         matched += honour_opt_out(connection, state.member)
     return WebhookEvent.Status.PROCESSED, f"{state.state} on list {state.list_id}; {matched}."
+
+
+# Our reason on a list the portal took the member off because they opted out at another SMS vendor (Vibes' own
+# reasons, e.g. user_opt_out, mean Vibes knows already); the reconciler tells Vibes.
+OPTED_OUT_ELSEWHERE = "opted_out_elsewhere"
+
+
+def opt_out_of_lists(member: Member, when: datetime, source: str) -> int:
+    """The member opted out at another SMS vendor at `when` and the client honours opt-outs everywhere: every list
+    they were subscribed to before then is marked opted out, and Vibes is told by the reconciler. A list joined
+    after `when` is newer consent and stays; a Vibes callback older than `when` no longer changes these lists."""
+    lists = VibesListSubscription.objects.filter(
+        member=member, state=VibesListSubscription.State.SUBSCRIBED, last_event_date__lte=when
+    )
+    count = lists.update(
+        state=VibesListSubscription.State.UNSUBSCRIBED,
+        opt_out_date=when,
+        opt_out_reason=OPTED_OUT_ELSEWHERE,
+        last_event_date=when,
+        last_event_id=source[:100],
+    )
+    if count and VENDOR in sync.configured_vendors(member.client_id):
+        sync.bump(member, VENDOR)
+    return count
+
+
+def send_list_opt_outs(connection: Connection, member: Member, state: MemberVendorState) -> str:
+    """Unsubscribe the person from each list marked OPTED_OUT_ELSEWHERE that Vibes was not yet told of (keyed by
+    person, list and opt-out date, so a later opt-out from a list re-joined is sent again). Each one sent is kept on
+    the state at once: if a later call fails, the retry does not send it twice."""
+    sent = dict(state.confirmed.get("list_opt_outs") or {})
+    pending = VibesListSubscription.objects.filter(
+        member=member, state=VibesListSubscription.State.UNSUBSCRIBED, opt_out_reason=OPTED_OUT_ELSEWHERE
+    )
+    done = []
+    for row in pending.order_by("pk"):
+        key, when = f"{row.person_id}/{row.list_id}", row.opt_out_date.isoformat() if row.opt_out_date else ""
+        if sent.get(key) == when:
+            continue
+        with contextlib.suppress(NotFound):  # Vibes holds no such subscription: nothing left to remove
+            vibes_api(connection).unsubscribe_person(row.person_id, row.list_id)
+        sent[key] = when
+        state.confirmed = {**state.confirmed, "list_opt_outs": sent}
+        done.append(row.list_id)
+    return f"{member} unsubscribed from Vibes list(s) {', '.join(done)} (opted out elsewhere)." if done else ""
 
 
 def honour_opt_out(connection: Connection, member: Member) -> str:

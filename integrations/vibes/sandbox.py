@@ -3,6 +3,8 @@
 Accepts HTTP Basic `vibes-sandbox-user` / `sandbox-vibes-password`. Without `X-API-Version: 2` it speaks version 1 and
 rejects E.164 MDNs, as Vibes does. Status codes: 201 created, 200 merged or updated, 404 unknown person, 409 an
 MDN belonging to another person (or an attempt to change one), 422 an MDN that is not a phone number.
+Unsubscribe Person (`DELETE .../persons/{person id}/subscriptions/{list id}`) takes a person off a list it holds in
+`state.list_subscriptions` (404 otherwise) and records the removal in `state.list_unsubscribes`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ CONTROLS = (
 @dataclass
 class State:
     persons: dict[str, dict[str, Any]] = field(default_factory=dict)  # person_id -> person
+    # (person_id, list_id) of the persons on each subscription list, and the removals the portal asked for.
+    list_subscriptions: set[tuple[str, str]] = field(default_factory=set)
+    list_unsubscribes: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def by_mdn(self, mdn: str) -> dict[str, Any] | None:
@@ -117,8 +122,28 @@ def person_by_external_id(request: HttpRequest, company_key: str, external_id: s
     return update(request, state.by_external_id(external_id))
 
 
+@simulator
+def person_list_subscription(request: HttpRequest, company_key: str, person_id: str, list_id: str) -> HttpResponse:
+    """Unsubscribe Person (DELETE): the person leaves the list; 404 for an unknown person or list subscription."""
+    if not authorised(request):
+        return JsonResponse({"message": "Unauthorized"}, status=401)
+    if request.method != "DELETE":
+        return JsonResponse({"message": "Method not allowed"}, status=405)
+    with state.lock:
+        if (person_id, list_id) not in state.list_subscriptions:
+            return HttpResponse(status=404)
+        state.list_subscriptions.discard((person_id, list_id))
+        state.list_unsubscribes.append((person_id, list_id))
+    opted_out = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return JsonResponse({"person_id": person_id, "subscription_list_id": list_id, "opt_out_date": opted_out})
+
+
 urlpatterns = [
     path("companies/<str:company_key>/mobiledb/persons/", persons),
+    path(
+        "companies/<str:company_key>/mobiledb/persons/<str:person_id>/subscriptions/<str:list_id>",
+        person_list_subscription,
+    ),
     path("companies/<str:company_key>/mobiledb/persons/external/<path:external_id>", person_by_external_id),
     path("companies/<str:company_key>/mobiledb/persons/<str:person_id>", person_by_id),
 ]
