@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.urls import reverse
@@ -19,9 +19,20 @@ from integrations.models import Client
 from integrations.tenancy import scope_to_clients, visible_clients
 from members import flows, sync
 from members.exports import export_filename, should_export_in_background, stream_segment_csv
-from members.models import EventType, LoyaltyEvent, Member, Segment, SegmentExport, event_data_errors
+from members.models import (
+    EventType,
+    LoyaltyEvent,
+    Member,
+    Segment,
+    SegmentExport,
+    annex_cloud_id_holder,
+    annex_cloud_id_taken,
+    event_data_errors,
+)
 from members.phones import InvalidPhone, to_e164
 from members.segments import request_background_export
+
+PHONE_TAKEN = "Another member of this client has this mobile number."
 
 
 class ClientField(serializers.SlugRelatedField):
@@ -59,14 +70,21 @@ class MemberSerializer(serializers.ModelSerializer):
         model = Member
         fields = [
             "id", "client", "annex_cloud_id", "email", "phone", "first_name", "last_name", "zip_code",
-            "opted_in", "status", "tier", "points", "subscriptions",
+            "opted_in", "loyalty_opted_in", "status", "tier", "points", "subscriptions",
         ]  # fmt: skip
+        extra_kwargs = {
+            "opted_in": {"help_text": "Consent to texts, from the client's own sign-up (never from Annex Cloud)."},
+            "loyalty_opted_in": {"help_text": "Annex Cloud's optInStatus as last read (null: not read yet)."},
+        }
         # Uniqueness is checked in validate() against the resolved client, with a message that says what clashed.
         validators: list[Any] = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         client = self.instance.client if self.instance else resolve_client(self, attrs)
         attrs["client"] = client
+        holder = annex_cloud_id_holder(client.pk, attrs.get("annex_cloud_id", ""), exclude_pk=self.instance_pk)
+        if holder is not None:
+            raise serializers.ValidationError({"annex_cloud_id": annex_cloud_id_taken(holder)})
         if attrs.get("phone"):
             try:
                 attrs["phone"] = to_e164(attrs["phone"], client.default_region)
@@ -76,18 +94,31 @@ class MemberSerializer(serializers.ModelSerializer):
             if self.instance:
                 clash = clash.exclude(pk=self.instance.pk)
             if clash.exists():
-                raise serializers.ValidationError({"phone": "Another member of this client has this mobile number."})
+                raise serializers.ValidationError({"phone": PHONE_TAKEN})
         return attrs
 
+    @property
+    def instance_pk(self) -> int | None:
+        return self.instance.pk if self.instance else None
+
     def save(self, **kwargs: Any) -> Member:
-        """Save and record the vendor work the change needs, in one transaction."""
+        """Save and record the vendor work the change needs, in one transaction. Another request that took the
+        number or the Annex Cloud id since validate() is a field error too, not a 500."""
         before = self.instance or Member()  # a new member starts from the model's defaults
         previous = {name: getattr(before, name) for name in self.validated_data if name != "client"}
-        with transaction.atomic():
-            member = super().save(**kwargs)
-            changed = {name for name, value in previous.items() if getattr(member, name) != value}
-            sync.record_change(member, changed, previous)
+        try:
+            with transaction.atomic():
+                member = super().save(**kwargs)
+                changed = {name for name, value in previous.items() if getattr(member, name) != value}
+                sync.record_change(member, changed, previous)
+        except IntegrityError as exc:
+            raise serializers.ValidationError(self.clash_after_validation()) from exc
         return member
+
+    def clash_after_validation(self) -> dict[str, list[str]]:
+        data = self.validated_data
+        holder = annex_cloud_id_holder(data["client"].pk, data.get("annex_cloud_id", ""), exclude_pk=self.instance_pk)
+        return {"annex_cloud_id": [annex_cloud_id_taken(holder)]} if holder else {"phone": [PHONE_TAKEN]}
 
 
 class MemberViewSet(

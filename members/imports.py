@@ -37,7 +37,7 @@ from integrations.models import Client
 from integrations.queue import enqueue
 from members import sync
 from members.exports import csv_chunks, neutralise
-from members.models import Member, MemberImport, MemberImportError
+from members.models import Member, MemberImport, MemberImportError, annex_cloud_id_holder
 from members.phones import InvalidPhone, to_e164
 
 COLUMNS = {
@@ -290,6 +290,7 @@ def keys_in_use(client: Client, rows: list[dict[str, Any]]) -> set[tuple[str, st
 
 def store_row(client: Client, values: dict[str, Any], line: int, report: ImportReport, vendors: set[str]) -> None:
     """Update the member the row names, or create one; a row the database refuses is reported, not the file."""
+    member: Member | None = None
     try:
         with transaction.atomic():
             member = find_existing(client, values)
@@ -304,7 +305,7 @@ def store_row(client: Client, values: dict[str, Any], line: int, report: ImportR
                 member.save()
             follow_up(member, values, previous, vendors)
     except IntegrityError:
-        report.fail(line, "another member of this client already has this mobile number")
+        report.fail(line, clash_reason(client, values, member.pk if member else None))
     except DataError as exc:  # whatever the checks above let through
         report.fail(line, f"the database refused the row ({str(exc).splitlines()[0][:200]})")
     else:
@@ -312,6 +313,15 @@ def store_row(client: Client, values: dict[str, Any], line: int, report: ImportR
             report.created += 1
         else:
             report.updated += 1
+
+
+def clash_reason(client: Client, values: dict[str, Any], member_pk: int | None) -> str:
+    """Which unique value of the row another member holds: its Annex Cloud id (taken by another import or edit
+    since the row was matched), else its mobile number."""
+    holder = annex_cloud_id_holder(client.pk, values.get("annex_cloud_id", ""), exclude_pk=member_pk)
+    if holder is not None:
+        return f"another member of this client already has this annex_cloud_id ({holder}, member {holder.pk})"
+    return "another member of this client already has this mobile number"
 
 
 def create_members(

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -32,6 +33,8 @@ PLACEHOLDERS = {
     "client_name": "The client's name",
 }
 
+ANNEX_CLOUD_ID_TAKEN = "Another member of this client has this Annex Cloud id."
+
 
 class Member(models.Model):
     """A loyalty member of one client. The E.164 mobile number is the member's key towards SMS vendors."""
@@ -47,12 +50,23 @@ class Member(models.Model):
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     zip_code = models.CharField(max_length=20, blank=True)
+    # Consent to texts (TCPA): set only by an SMS source — the client's own sign-up (admin, API, import) or an
+    # Attentive or Vibes subscription. Annex Cloud's loyalty opt-in never sets or clears it.
     opted_in = models.BooleanField("SMS opt-in", default=False)
+    # Annex Cloud's `optInStatus` (YES/NO, its default YES) as last read: the loyalty program's opt-in, not SMS
+    # consent. Empty until the member has been read from Annex Cloud. Annex Cloud owns it, so it is not edited here.
+    loyalty_opted_in = models.BooleanField("loyalty opt-in (Annex Cloud)", null=True, blank=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     tier = models.CharField(max_length=50, blank=True)
     points = models.IntegerField(default=0)
     # When `points` (and `tier`) last came from Annex Cloud; empty means the portal does not know the balance.
     points_synced_at = models.DateTimeField(null=True, blank=True)
+    # Whether Annex Cloud knew the member at the last look-up (False: it answered "no data", AC1005); empty until
+    # the member has been looked up. With `status` and `loyalty_opted_in`, what makes a manual credit doubtful.
+    known_to_annex_cloud = models.BooleanField("known to Annex Cloud", null=True, blank=True, editable=False)
+    annex_cloud_read_at = models.DateTimeField("last read from Annex Cloud", null=True, blank=True, editable=False)
+    # What the portal did not take from Annex Cloud's answer and why (an invalid e-mail, an id another member has).
+    annex_cloud_note = models.TextField("Annex Cloud note", blank=True, editable=False)
     vibes_person_id = models.CharField("Vibes person id", max_length=100, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -63,12 +77,59 @@ class Member(models.Model):
             models.UniqueConstraint(
                 fields=["client", "phone"], condition=~Q(phone=""), name="unique_member_phone_per_client"
             ),
+            # Annex Cloud's id is how its points and the Vibes person reach a member: two members with one id
+            # would share (and mix up) both accounts.
+            models.UniqueConstraint(
+                fields=["client", "annex_cloud_id"],
+                condition=~Q(annex_cloud_id=""),
+                name="unique_member_annex_cloud_id_per_client",
+                violation_error_message=ANNEX_CLOUD_ID_TAKEN,
+            ),
         ]
         indexes = [models.Index(fields=["client", "email"]), models.Index(fields=["client", "annex_cloud_id"])]
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
         return name or self.email or self.phone or f"member {self.pk}"
+
+    def reasons_not_to_credit(self) -> list[str]:
+        """Why Annex Cloud's last word on this member makes a manual credit doubtful (empty when nothing does): an
+        opted-out, inactive or unknown loyalty member is credited only when someone confirms it."""
+        reasons = []
+        if self.known_to_annex_cloud is False:
+            reasons.append('unknown to Annex Cloud (it answered "no data" at the last look-up)')
+        if self.loyalty_opted_in is False:
+            reasons.append("opted out of the loyalty program (Annex Cloud's optInStatus NO)")
+        if self.status == self.Status.INACTIVE:
+            reasons.append("inactive")
+        return reasons
+
+
+EMAIL_FORMAT_HINT = "e.g. ann@example.com: no spaces, one @"
+
+
+def email_problem(address: str) -> str:
+    """Why `address` is not an e-mail address the vendors would take ("" when it is one); the check every way in
+    (API, import, admin, Annex Cloud refresh) makes before an address is stored and passed on."""
+    try:
+        validate_email(address)
+    except ValidationError:
+        return f"{address[:60]!r} is not a valid e-mail address ({EMAIL_FORMAT_HINT})."
+    return ""
+
+
+def annex_cloud_id_holder(client_id: int, annex_cloud_id: str, *, exclude_pk: int | None = None) -> Member | None:
+    """The member of the client that already has this Annex Cloud id (other than `exclude_pk`), if any."""
+    if not annex_cloud_id:
+        return None
+    holders = Member.objects.filter(client_id=client_id, annex_cloud_id=annex_cloud_id).exclude(annex_cloud_id="")
+    if exclude_pk is not None:
+        holders = holders.exclude(pk=exclude_pk)
+    return holders.order_by("pk").first()
+
+
+def annex_cloud_id_taken(holder: Member) -> str:
+    return f"{ANNEX_CLOUD_ID_TAKEN[:-1]}: {holder} (member {holder.pk})."
 
 
 class MemberVendorState(models.Model):
@@ -339,7 +400,8 @@ class Segment(models.Model):
     external_id = models.CharField(max_length=100, blank=True)
     external_name = models.CharField(max_length=200, blank=True)
     members = models.ManyToManyField(Member, through="SegmentMember", related_name="segments", blank=True)
-    # A saved filter (opted_in, status, tier, joined_from, joined_to) that "Apply saved filter" adds members by.
+    # A saved filter (opted_in, loyalty_opted_in, status, tier, joined_from, joined_to) that "Apply saved filter"
+    # adds members by.
     saved_filter = models.JSONField(default=dict, blank=True)
     annex_cloud_segment_id = models.CharField(max_length=50, blank=True)
     pushed_at = models.DateTimeField(null=True, blank=True)

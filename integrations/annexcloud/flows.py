@@ -16,7 +16,14 @@ from integrations.http import NotFound, Rejected, VendorError
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from members import sync
-from members.models import Member, PointsTransaction, Segment
+from members.models import (
+    Member,
+    PointsTransaction,
+    Segment,
+    annex_cloud_id_holder,
+    annex_cloud_id_taken,
+    email_problem,
+)
 from members.phones import InvalidPhone, to_e164
 
 VENDOR = "annex_cloud"
@@ -98,37 +105,49 @@ def annex_cloud_member_id(member: Member) -> str:
 
 
 def refresh_member(member: Member) -> Outcome:
-    """Update a member from Annex Cloud's profile (GET /users/{id}); the id is the Annex Cloud id or e-mail."""
+    """Update a member from Annex Cloud's profile (GET /users/{id}); the id is the Annex Cloud id or e-mail. A member
+    Annex Cloud does not know is recorded as such (a manual credit to them then needs a confirmation)."""
     member_id = annex_cloud_member_id(member)
     if not member_id:
         return Outcome.failure(f"{member} has neither an Annex Cloud id nor an e-mail to look up.")
     try:
         profile = annex_cloud_api(member.client).get_member(member_id)
     except NotFound:
+        sync.change_member(member, known_to_annex_cloud=False, annex_cloud_read_at=timezone.now())
         return Outcome.failure(f"{member_id} is not a loyalty member at Annex Cloud.")
     try:
         with transaction.atomic():
             apply_profile(member, profile or {})
     except IntegrityError:
-        return Outcome.failure(f"{member}: Annex Cloud's mobile number belongs to another member here.")
+        member.refresh_from_db()
+        return Outcome.failure(f"{member}: Annex Cloud's mobile number or id belongs to another member here.")
+    if member.annex_cloud_note:
+        return Outcome.success(f"{member} refreshed from Annex Cloud. Not taken: {member.annex_cloud_note}")
     return Outcome.success(f"{member} refreshed from Annex Cloud.")
 
 
 def apply_profile(member: Member, profile: dict[str, Any]) -> set[str]:
-    """Take Annex Cloud's profile into the member; the change reaches the other vendors like any edit."""
+    """Take Annex Cloud's profile into the member; the change reaches the other vendors like any edit. What cannot be
+    taken (an invalid e-mail, an id another member has) keeps the stored value, and the member's Annex Cloud note
+    says why."""
     return sync.change_member(member, **profile_values(member, profile))
 
 
 def profile_values(member: Member, profile: dict[str, Any]) -> dict[str, Any]:
+    not_taken: list[str] = []
     values: dict[str, Any] = {
-        "annex_cloud_id": str(profile.get("id") or member.annex_cloud_id),
-        "email": profile.get("email") or member.email,
+        "annex_cloud_id": checked_annex_cloud_id(member, str(profile.get("id") or ""), not_taken),
+        "email": checked_email(member, str(profile.get("email") or ""), not_taken),
         "first_name": profile.get("firstName") or member.first_name,
         "last_name": profile.get("lastName") or member.last_name,
         "zip_code": profile.get("zipCode") or member.zip_code,
+        "known_to_annex_cloud": True,
+        "annex_cloud_read_at": timezone.now(),
     }
     if profile.get("optInStatus"):
-        values["opted_in"] = str(profile["optInStatus"]).upper() == "YES"
+        # The loyalty program's opt-in (seed 003, default YES), never the SMS opt-in: consent to texts comes only
+        # from an SMS source (the client's sign-up, an Attentive or Vibes subscription).
+        values["loyalty_opted_in"] = str(profile["optInStatus"]).upper() == "YES"
     if profile.get("status"):
         values["status"] = "active" if str(profile["status"]).upper() == "ACTIVE" else "inactive"
     if profile.get("phone"):
@@ -140,7 +159,29 @@ def profile_values(member: Member, profile: dict[str, Any]) -> dict[str, Any]:
         values["points_synced_at"] = timezone.now()
     if profile.get("tier"):
         values["tier"] = str(profile["tier"])
+    values["annex_cloud_note"] = " ".join(not_taken)
     return values
+
+
+def checked_annex_cloud_id(member: Member, given: str, not_taken: list[str]) -> str:
+    """Annex Cloud's id for the member, unless another member of the client has it: then the stored one."""
+    if not given or given == member.annex_cloud_id:
+        return member.annex_cloud_id
+    if (holder := annex_cloud_id_holder(member.client_id, given, exclude_pk=member.pk)) is not None:
+        not_taken.append(f"Annex Cloud's id {given[:100]!r}: {annex_cloud_id_taken(holder)}")
+        return member.annex_cloud_id
+    return given
+
+
+def checked_email(member: Member, given: str, not_taken: list[str]) -> str:
+    """Annex Cloud's e-mail, unless it is no valid address (it would be passed on to Vibes and SessionM): then the
+    stored one."""
+    if not given or given == member.email:
+        return member.email
+    if problem := email_problem(given):
+        not_taken.append(f"Annex Cloud's e-mail: {problem}")
+        return member.email
+    return given
 
 
 # --- Segments ----------------------------------------------------------------------------------------------------
@@ -307,6 +348,18 @@ def adjust_points(
             return PointsResult(txn, repeated=True)  # settled by a concurrent request meanwhile
         send_points(api, txn, member, member_id, custom_id or txn.key)
     return PointsResult(txn, repeated=False)
+
+
+def reasons_to_confirm(member: Member, activity: str, key: str) -> list[str]:
+    """Why a manual adjustment must be confirmed before it is sent (empty: it need not be). A credit to a member
+    Annex Cloud reported opted out, inactive or unknown would be applied, or refused, at Annex Cloud without anyone
+    having meant it. A debit (taking points back) needs no confirmation, nor does a key already used: its first
+    call was confirmed, and a repeat of it never sends a second adjustment."""
+    if activity != PointsTransaction.Activity.CREDIT:
+        return []
+    if PointsTransaction.objects.filter(client_id=member.client_id, key=key).exists():
+        return []
+    return member.reasons_not_to_credit()
 
 
 def default_action_id(client: Client) -> str:

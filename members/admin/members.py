@@ -22,7 +22,15 @@ from integrations.vendors import VENDORS
 from members import imports, segments, sync
 from members.admin.sync import VendorStateInline
 from members.imports import ImportFileError
-from members.models import ChannelSubscription, LoyaltyEvent, Member, MemberImport, Segment
+from members.models import (
+    ChannelSubscription,
+    LoyaltyEvent,
+    Member,
+    MemberImport,
+    Segment,
+    annex_cloud_id_holder,
+    annex_cloud_id_taken,
+)
 from members.phones import InvalidPhone, to_e164
 
 
@@ -42,6 +50,10 @@ class MemberForm(forms.ModelForm):
                 cleaned["phone"] = to_e164(cleaned["phone"], client.default_region)
             except InvalidPhone as exc:
                 self.add_error("phone", str(exc))
+        if cleaned.get("annex_cloud_id") and client is not None:
+            holder = annex_cloud_id_holder(client.pk, cleaned["annex_cloud_id"], exclude_pk=self.instance.pk)
+            if holder is not None:
+                self.add_error("annex_cloud_id", annex_cloud_id_taken(holder))
         return cleaned
 
 
@@ -86,8 +98,13 @@ class SubscriptionInline(admin.TabularInline):
 @admin.register(Member)
 class MemberAdmin(ClientScopedAdmin):
     form = MemberForm
-    list_display = ["__str__", "client", "phone", "opted_in", "vendor_chips", "status", "tier", "points", "email"]
-    list_filter = [ClientFilter, "opted_in", "status", "tier"]
+    list_display = [
+        "__str__", "client", "phone", "opted_in", "loyalty_opted_in", "vendor_chips", "status", "tier", "points",
+        "email",
+    ]  # fmt: skip
+    list_filter = [ClientFilter, "opted_in", "loyalty_opted_in", "known_to_annex_cloud", "status", "tier"]
+    # What Annex Cloud said of the member at the last look-up: its own, shown here, changed there.
+    readonly_fields = ["loyalty_opted_in", "known_to_annex_cloud", "annex_cloud_read_at", "annex_cloud_note"]
     search_fields = ["email", "phone", "first_name", "last_name", "annex_cloud_id"]
     list_select_related = ["client"]
     change_list_template = "admin/members/member/change_list.html"
