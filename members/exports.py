@@ -25,7 +25,9 @@ from django.db import connection
 
 from members.models import Member, Segment
 
-HEADER = ["phone", "email", "first_name", "last_name", "member_id"]
+HEADER = ["phone", "email", "first_name", "last_name", "member_id", "loyalty_opt_in"]
+# The loyalty opt-in (Annex Cloud's optInStatus) as the column says it: not SMS consent, and empty when not read yet.
+LOYALTY_OPT_IN = {True: "yes", False: "no", None: ""}
 CHUNK_BYTES = 1024 * 1024
 BATCH_ROWS = 10_000
 
@@ -54,9 +56,12 @@ def neutralise(value: str) -> str:
     return value
 
 
-def export_cells(phone: str, email: str, first_name: str, last_name: str, member_id: str) -> list[str]:
+def export_cells(
+    phone: str, email: str, first_name: str, last_name: str, member_id: str, loyalty_opted_in: bool | None
+) -> list[str]:
     """One member's cells, in HEADER order, as the CSV holds them."""
-    return [phone, neutralise(email), neutralise(first_name), neutralise(last_name), neutralise(member_id)]
+    names = [neutralise(email), neutralise(first_name), neutralise(last_name), neutralise(member_id)]
+    return [phone, *names, LOYALTY_OPT_IN[loyalty_opted_in]]
 
 
 def csv_writer(buffer: io.StringIO) -> Any:
@@ -95,18 +100,18 @@ def stream_segment_csv(segment: Segment) -> Iterator[bytes]:
     return _iterate_csv(segment.pk)
 
 
-def _member_rows(segment_id: int) -> Iterator[tuple[str, str, str, str, str]]:
+def _member_rows(segment_id: int) -> Iterator[tuple[str, str, str, str, str, bool | None]]:
     """The segment's members in id order, a batch per query (keyset pagination: no OFFSET, no open cursor)."""
     last_pk = 0
     members = Member.objects.filter(segment_links__segment_id=segment_id).order_by("pk")
     while True:
         rows = list(
             members.filter(pk__gt=last_pk).values_list(
-                "pk", "phone", "email", "first_name", "last_name", "annex_cloud_id"
+                "pk", "phone", "email", "first_name", "last_name", "annex_cloud_id", "loyalty_opted_in"
             )[:BATCH_ROWS]
         )
-        for _pk, phone, email, first_name, last_name, member_id in rows:
-            yield phone, email, first_name, last_name, member_id
+        for _pk, phone, email, first_name, last_name, member_id, loyalty_opted_in in rows:
+            yield phone, email, first_name, last_name, member_id, loyalty_opted_in
         if len(rows) < BATCH_ROWS:
             return
         last_pk = rows[-1][0]
@@ -138,6 +143,7 @@ def _copy_query(segment_id: int) -> str:
             _sql_neutralise("m.first_name"),
             _sql_neutralise("m.last_name"),
             _sql_neutralise("m.annex_cloud_id"),
+            "CASE m.loyalty_opted_in WHEN TRUE THEN 'yes' WHEN FALSE THEN 'no' ELSE '' END",
         ]
     )
     return (

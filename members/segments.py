@@ -14,7 +14,8 @@ from integrations.queue import enqueue
 from members.exports import export_filename, stream_segment_csv
 from members.models import Member, Segment, SegmentExport, SegmentMember
 
-FILTER_FIELDS = {"opted_in", "status", "tier", "joined_from", "joined_to"}
+# opted_in is the SMS opt-in; loyalty_opted_in Annex Cloud's loyalty opt-in (optInStatus), a different consent.
+FILTER_FIELDS = {"opted_in", "loyalty_opted_in", "status", "tier", "joined_from", "joined_to"}
 
 
 def add_members(segment: Segment, members: QuerySet[Member]) -> int:
@@ -46,6 +47,8 @@ def members_matching(segment: Segment, saved_filter: dict[str, Any]) -> QuerySet
     members = Member.objects.filter(client_id=segment.client_id)
     if "opted_in" in saved_filter:
         members = members.filter(opted_in=bool(saved_filter["opted_in"]))
+    if "loyalty_opted_in" in saved_filter:
+        members = members.filter(loyalty_opted_in=bool(saved_filter["loyalty_opted_in"]))
     if saved_filter.get("status"):
         members = members.filter(status=saved_filter["status"])
     if saved_filter.get("tier"):

@@ -74,10 +74,11 @@ def test_refresh_from_annex_cloud_takes_the_simulators_profile(admin_http, clien
         member.first_name,
         member.last_name,
         member.zip_code,
+        member.loyalty_opted_in,  # optInStatus: the loyalty opt-in, never the SMS opt-in (issue 20, finding 11)
         member.opted_in,
         member.status,
         member.phone,
-    ) == ("jacqueline@example.com", "Jacqueline", "Lee", "90002", True, "inactive", "+12025550147")
+    ) == ("jacqueline@example.com", "Jacqueline", "Lee", "90002", True, False, "inactive", "+12025550147")
     ghost.refresh_from_db()
     assert model_to_dict(ghost) == ghost_before  # unknown at Annex Cloud: nothing changes
     assert set(messages_of(response)) == {

@@ -115,14 +115,17 @@ def test_an_import_that_opts_a_member_in_subscribes_them(member, attentive_sandb
     assert MemberVendorState.objects.get(member=member, vendor="attentive").in_step
 
 
-def test_a_refresh_that_opts_a_member_out_unsubscribes_them(member, attentive_sandbox, annex_cloud_sandbox):
+def test_a_loyalty_opt_out_from_a_refresh_never_unsubscribes_sms(member, attentive_sandbox, annex_cloud_sandbox):
+    # optInStatus is the loyalty program's opt-in, not SMS consent (issue 20, finding 11).
     annex_state, _ = annex_cloud_sandbox
     assert attentive.subscribe(member).ok
     annex_state.members["pat@example.com"] = {"id": "pat@example.com", "email": "pat@example.com", "optInStatus": "NO"}
     assert annexcloud.refresh_member(member).ok
-    assert sync.reconcile(member.pk, "attentive").status == MemberVendorState.Status.IN_SYNC
-    assert (PHONE, "TEXT") not in attentive_sandbox.subscribed
-    assert text_state(member) == ChannelSubscription.State.UNSUBSCRIBED
+    sync.reconcile(member.pk, "attentive")
+    member.refresh_from_db()
+    assert (member.opted_in, member.loyalty_opted_in) == (True, False)
+    assert (PHONE, "TEXT") in attentive_sandbox.subscribed
+    assert text_state(member) == ChannelSubscription.State.SUBSCRIBED
 
 
 def test_a_new_number_moves_the_subscription(member, attentive_sandbox, api_client_for, client_a):

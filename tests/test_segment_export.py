@@ -47,10 +47,10 @@ def parse(body: bytes) -> list[list[str]]:
 def test_the_csv_is_ready_for_attentive_and_safe_in_a_spreadsheet(segment):
     rows = parse(b"".join(stream_segment_csv(segment)))
     assert rows == [
-        ["phone", "email", "first_name", "last_name", "member_id"],
-        ["+14045550000", "zoe@example.com", "Zoë", 'O"Brien, Jr.', "ac-1"],
-        ["+14045550001", "'@evil.example", '\'=HYPERLINK("x")', "'+SUM(A1)", "'-42"],
-        ["+14045550002", "plain@example.com", "Line\nbreak", "Plain", ""],
+        ["phone", "email", "first_name", "last_name", "member_id", "loyalty_opt_in"],
+        ["+14045550000", "zoe@example.com", "Zoë", 'O"Brien, Jr.', "ac-1", ""],
+        ["+14045550001", "'@evil.example", '\'=HYPERLINK("x")', "'+SUM(A1)", "'-42", ""],
+        ["+14045550002", "plain@example.com", "Line\nbreak", "Plain", "", ""],
     ]
 
 

@@ -112,10 +112,12 @@ def test_refresh_member_from_annex_cloud(client_a, annex_cloud_sandbox):
     member = MemberFactory(client=client_a, email="jack@x.com")
     assert refresh_member(member).ok
     member.refresh_from_db()
-    assert (member.first_name, member.phone, member.opted_in, member.annex_cloud_id) == (
+    # optInStatus is the loyalty opt-in: it is stored as such and leaves the SMS opt-in off (issue 20, finding 11).
+    assert (member.first_name, member.phone, member.loyalty_opted_in, member.opted_in, member.annex_cloud_id) == (
         "Jack",
         "+14045550123",
         True,
+        False,
         "jack@x.com",
     )
     unknown = MemberFactory(client=client_a, email="ghost@x.com")

@@ -47,7 +47,8 @@ class SegmentForm(forms.ModelForm):
             "Cloud with the segment so you can find it there. Free text, optional.",
             "external_name": "The segment's name as shown in Annex Cloud, if it differs from the name here.",
             "saved_filter": 'e.g. {"opted_in": true, "tier": "Gold", "joined_from": "2026-01-01"}; '
-            "fields: " + ", ".join(sorted(segments.FILTER_FIELDS)),
+            "fields: " + ", ".join(sorted(segments.FILTER_FIELDS)) + " (opted_in: SMS; loyalty_opted_in: Annex "
+            "Cloud's loyalty opt-in).",
         }
 
     def clean_saved_filter(self) -> dict[str, Any]:
