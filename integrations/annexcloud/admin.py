@@ -161,6 +161,11 @@ class PointsAdjustmentForm(forms.Form):
     )
     reason = forms.CharField(max_length=200, required=False)
     order_id = forms.CharField(label="Order id", max_length=100, required=False)
+    credit_anyway = forms.BooleanField(
+        label="Credit doubtful members too",
+        required=False,
+        help_text="Confirms a credit to members Annex Cloud reported opted out, inactive or unknown.",
+    )
     # One id per rendered form: the members' keys derive from it, so submitting the same form twice awards once.
     submission = forms.UUIDField(widget=forms.HiddenInput)
 
@@ -203,18 +208,38 @@ def adjust_points_at_annex_cloud(
         )
         return None
     form = PointsAdjustmentForm(request.POST if "apply" in request.POST else None, initial={"submission": uuid.uuid4()})
-    if form.is_valid():
+    doubtful = doubtful_members(form, members) if form.is_valid() else []
+    if form.is_valid() and (not doubtful or form.cleaned_data["credit_anyway"]):
         run_for_each(model_admin, request, members, points_flow(form.cleaned_data))
         return None
+    if doubtful:
+        form.add_error("credit_anyway", confirmation_request(doubtful))
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
         "title": f"Credit or debit points of {len(members)} member(s) at Annex Cloud",
         "form": form,
         "members": members,
+        "doubtful": doubtful,
         "action": request.POST["action"],
     }
     return TemplateResponse(request, "admin/annexcloud/adjust_points.html", context)
+
+
+def confirmation_request(doubtful: list[tuple[Member, list[str]]]) -> str:
+    named = "; ".join(f"{member} is {' and '.join(reasons)}" for member, reasons in doubtful)
+    return f"Nothing sent yet: {named}. Tick this box to credit them anyway, or go back and leave them out."
+
+
+def doubtful_members(form: PointsAdjustmentForm, members: list[Member]) -> list[tuple[Member, list[str]]]:
+    """The members this submission would credit although Annex Cloud reported them opted out, inactive or unknown,
+    each with the reasons: a credit to them is sent only once the admin confirms it."""
+    data = form.cleaned_data
+    found = [
+        (member, annexcloud.reasons_to_confirm(member, data["activity"], admin_key(data["submission"], member)))
+        for member in members
+    ]
+    return [(member, reasons) for member, reasons in found if reasons]
 
 
 class PointsTransactionAdmin(ReadOnlyAdmin):

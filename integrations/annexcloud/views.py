@@ -38,6 +38,11 @@ class PointsRequestSerializer(serializers.Serializer):
         required=False,
         help_text=f"Unique per adjustment (or send the {KEY_HEADER} header); Annex Cloud's customId.",
     )
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Credit even a member Annex Cloud reported opted out, inactive or unknown (otherwise 409).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         header = self.context.get("header_key", "")
@@ -101,7 +106,11 @@ class AnnexCloudMemberViewSet(viewsets.GenericViewSet):
             201: PointsTransactionSerializer,
             200: OpenApiResponse(PointsTransactionSerializer, "Already applied with this key: nothing sent again."),
             400: OpenApiResponse(description="Field errors."),
-            409: OpenApiResponse(description="Annex Cloud is not set up for the member's client."),
+            409: OpenApiResponse(
+                description="Annex Cloud is not set up for the member's client; or Annex Cloud reported the member "
+                "opted out, inactive or unknown (`reasons`) and the credit was not sent: repeat with `force: true` "
+                "to credit anyway."
+            ),
             422: OpenApiResponse(
                 PointsTransactionSerializer,
                 "Annex Cloud refused it (status `failed`, see detail), or the key was already used for another "
@@ -118,6 +127,9 @@ class AnnexCloudMemberViewSet(viewsets.GenericViewSet):
         given = PointsRequestSerializer(data=request.data, context={"header_key": request.headers.get(KEY_HEADER, "")})
         given.is_valid(raise_exception=True)
         data = given.validated_data
+        reasons = annexcloud.reasons_to_confirm(member, data["activity"], data["idempotency_key"])
+        if reasons and not data["force"]:
+            return Response(unconfirmed_credit(member, reasons), status=status.HTTP_409_CONFLICT)
         try:
             result = annexcloud.adjust_points(
                 member,
@@ -134,6 +146,14 @@ class AnnexCloudMemberViewSet(viewsets.GenericViewSet):
             # As the IETF Idempotency-Key draft says: a key reused with a different request is 422.
             return Response({"idempotency_key": [str(exc)]}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         return Response(PointsTransactionSerializer(result.transaction).data, status=points_status(result))
+
+
+def unconfirmed_credit(member: Member, reasons: list[str]) -> dict[str, Any]:
+    message = (
+        f'Not sent: {member} is {" and ".join(reasons)}. Send the same request with "force": true to credit them '
+        "anyway."
+    )
+    return {"ok": False, "message": message, "reasons": reasons}
 
 
 # (URL prefix, viewset, basename) registered on the client API's router.
