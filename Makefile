@@ -6,7 +6,7 @@ PORT ?= 8000
 # The PostgreSQL server bench-smoke creates (and drops) the benches' databases on; empty for SQLite only.
 BENCH_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test lint setup bench bench-smoke clean
+.PHONY: run test lint setup bench bench-smoke mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: $(VENV)/.installed
 ## Every bench in bench/ at a tiny size, on SQLite and on PostgreSQL: fails if one breaks (about a minute and a half).
 bench-smoke: $(VENV)/.installed
 	$(BIN)/python bench/smoke.py --postgres-url "$(BENCH_POSTGRES_URL)"
+
+## Mutation testing of the core rules, one module at a time (mutants, killed, survivors each); MODULES= picks some.
+mutate: $(VENV)/.installed
+	nice -n 10 $(BIN)/python -m portal.mutate $(MODULES)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

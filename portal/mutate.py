@@ -1,0 +1,184 @@
+"""Mutation testing of the core rules with mutmut: `make mutate`, or `python -m portal.mutate [module ...]`.
+
+Each module is mutated on its own, in var/mutation/<name>/, against only the tests that exercise its rules (mutmut
+then runs, per mutant, just those of them that reach the mutated function), so a module finishes in minutes on two
+cores instead of running the whole suite per mutant. mutmut reads its settings from the pyproject.toml of the folder
+it runs in and copies the tree into mutants/ there: this script writes that file (the project's own, plus a
+[tool.mutmut] section for the module) and links the project's folders in beside it.
+
+Prints one line per module — mutants, killed, survived, and what was neither — then each survivor's name; `mutmut show
+NAME` in the module's folder shows its diff. docs/mutation.md lists the survivors that are equivalent, with why; a
+survivor missing from that list makes the run exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "var" / "mutation"
+MUTMUT = Path(sys.executable).parent / "mutmut"
+EQUIVALENTS = ROOT / "docs" / "mutation.md"
+# The limiter shared by processes exists only on a shared cache: its tests need Redis (a database of their own, as
+# the tests empty the cache).
+SHARED_CACHE_URL = os.environ.get("MUTATE_CACHE_URL", "rediscache://127.0.0.1:6379/13")
+# What the tests need beside the mutated packages: templates, the pytest settings, the entry point.
+# A mutant whose tests fail, or never finish (mutmut stops them at 15 times their normal time), was detected.
+DETECTED = frozenset({"killed", "timeout"})
+LINKED = ("integrations", "members", "portal", "templates", "tests", "manage.py")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A module under mutation, the tests that pin its rules, and (for part of a module) which functions."""
+
+    path: str
+    tests: tuple[str, ...]
+    functions: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.path.removesuffix(".py").replace("/", ".")
+
+    def mutant_globs(self) -> list[str]:
+        """mutmut's names for the mutants to run: `module.x_function__mutmut_N`, `module.xǁClassǁmethod__mutmut_N`."""
+        if not self.functions:
+            return [f"{self.name}.*"]
+        return [f"{self.name}.x*{function}__mutmut_*" for function in self.functions]
+
+
+TARGETS = (
+    Target("integrations/http.py", ("tests/test_http.py", "tests/test_mutants_http.py")),
+    Target(
+        "integrations/ratelimit.py",
+        ("tests/test_ratelimit.py", "tests/test_mutants_ratelimit.py"),
+        env=(("CACHE_URL", SHARED_CACHE_URL),),
+    ),
+    Target("integrations/first_orion/tokens.py", ("tests/test_first_orion_flows.py", "tests/test_mutants_tokens.py")),
+    Target("integrations/bazaarvoice/rewards.py", ("tests/test_bazaarvoice_flows.py",)),
+    # The points rule of the Annex Cloud module: adjust_points and the functions it settles a transaction with.
+    Target(
+        "integrations/annexcloud/flows.py",
+        ("tests/test_annexcloud_points_and_segments.py",),
+        functions=(
+            "adjust_points",
+            "default_action_id",
+            "check_same_adjustment",
+            "send_points",
+            "refusal",
+            "settle",
+            "apply_points_answer",
+            "applied_summary",
+            "whole_number",
+        ),
+    ),
+    Target("integrations/inbound.py", ("tests/test_vibes_callbacks.py", "tests/test_hostile_input.py")),
+    Target("members/sync.py", ("tests/test_member_convergence.py", "tests/test_vibes_persons.py")),
+    Target("members/messaging.py", ("tests/test_messaging.py", "tests/test_messaging_held.py")),
+)
+
+
+@dataclass
+class Outcome:
+    target: Target
+    counts: dict[str, int]
+    survivors: list[str]
+
+
+def mutmut_section(target: Target) -> str:
+    tests = [test for test in target.tests if (ROOT / test).exists()]
+    return "\n".join(
+        (
+            "",
+            "[tool.mutmut]",
+            'source_paths = ["integrations", "members", "portal"]',
+            f"only_mutate = [{json.dumps(target.path)}]",
+            'also_copy = ["templates", "manage.py"]',
+            f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
+            # Workers fork from a server that never opened the test database: a SQLite handle inherited across a
+            # fork fails ("disk I/O error") as soon as two workers use it.
+            'process_isolation = "forkserver"',
+            # The settings named outright (an inherited DJANGO_SETTINGS_MODULE would win over the ini), and the test
+            # database built from the models: each mutant's worker builds its own, and the migrations only move data.
+            'pytest_add_cli_args = ["--ds=portal.test_settings", "--no-migrations"]',
+            # Each worker sets up Django and its database before the tests mutmut timed: allow for it on a busy machine.
+            "timeout_constant = 5.0",
+            "",
+        )
+    )
+
+
+def prepare(target: Target) -> Path:
+    """The module's folder: links to the project's folders and a pyproject.toml with its [tool.mutmut] section."""
+    folder = WORK / target.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in LINKED:
+        link = folder / name
+        if not link.is_symlink():
+            link.symlink_to(ROOT / name)
+    (folder / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + mutmut_section(target))
+    return folder
+
+
+def run_target(target: Target, log: Path) -> Outcome:
+    folder = prepare(target)
+    env = {**os.environ, **dict(target.env)}
+    with log.open("w") as out:
+        command = [str(MUTMUT), "run", "--max-children", "2", *target.mutant_globs()]
+        subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    results = subprocess.run(
+        [str(MUTMUT), "results", "--all", "true"], cwd=folder, capture_output=True, text=True, check=False
+    ).stdout
+    statuses = dict(re.findall(r"^\s+(\S+): (.+)$", results, re.MULTILINE))
+    globs = target.mutant_globs()
+    ours = {name: status for name, status in statuses.items() if any(fnmatchcase(name, g) for g in globs)}
+    counts = {"mutants": len(ours)}
+    for status in ours.values():
+        counts[status] = counts.get(status, 0) + 1
+    survivors = sorted(name for name, status in ours.items() if status not in DETECTED)
+    return Outcome(target, counts, survivors)
+
+
+def documented_equivalents() -> set[str]:
+    """The survivor names docs/mutation.md explains (each in backquotes at the start of a table row)."""
+    if not EQUIVALENTS.exists():
+        return set()
+    return set(re.findall(r"^\| `([^`]+)`", EQUIVALENTS.read_text(), re.MULTILINE))
+
+
+def report(outcome: Outcome, explained: set[str]) -> bool:
+    counts = dict(outcome.counts)
+    line = f"{outcome.target.path}: mutants={counts.pop('mutants')} killed={counts.pop('killed', 0)}"
+    line += f" survived={counts.pop('survived', 0)}"
+    line += "".join(f" {status.replace(' ', '_')}={n}" for status, n in sorted(counts.items()))
+    print(line, flush=True)
+    unexplained = [name for name in outcome.survivors if name not in explained]
+    for name in outcome.survivors:
+        print(f"    {name}{'' if name in explained else '  (not explained in docs/mutation.md)'}")
+    return not unexplained and outcome.counts["mutants"] > 0
+
+
+def main(argv: list[str]) -> int:
+    chosen = [t for t in TARGETS if not argv or t.path in argv or t.name in argv]
+    if argv and not chosen:
+        print(f"No such module; choose from: {', '.join(t.path for t in TARGETS)}", file=sys.stderr)
+        return 2
+    explained = documented_equivalents()
+    all_good = True
+    for target in chosen:
+        log = WORK / f"{target.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        all_good &= report(run_target(target, log), explained)
+    return 0 if all_good else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

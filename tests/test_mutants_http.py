@@ -1,0 +1,428 @@
+"""integrations/http.py's rules, pinned so that mutation testing (`make mutate`) finds no change that passes: the
+backoff's size, which failures are uncertain and which may be sent again, the limits a call waits for, and what a
+call row records. Vendors answer over real HTTP (pytest-httpserver); sleeps are recorded, never slept."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from integrations.attentive.api import AttentiveAPI
+from integrations.http import (
+    AuthError,
+    NotFound,
+    RateLimited,
+    Rejected,
+    RetryPolicy,
+    TokenBucket,
+    Unavailable,
+    VendorAPI,
+    VendorTimeout,
+)
+
+DRAWS = 400  # enough random draws that a wrong bound shows: 0.9^400 ≈ 5e-19 to miss the top tenth by chance
+
+
+class DemoAPI(VendorAPI):
+    vendor = "Demo"
+
+
+class RecordingLimiter:
+    def __init__(self) -> None:
+        self.acquired = 0
+
+    def acquire(self) -> float:
+        self.acquired += 1
+        return 0.0
+
+
+def recorded_sleeps(**policy) -> tuple[RetryPolicy, list[float]]:
+    sleeps: list[float] = []
+    return RetryPolicy(sleep=sleeps.append, **policy), sleeps
+
+
+@pytest.fixture
+def slow_server():
+    """A threaded server of its own: it keeps (and records) a request, then answers after the client gave up."""
+    server = HTTPServer(threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+class LateAnswers:
+    """A handler that records each request as it arrives, then answers after the client's 0.1 s read timeout."""
+
+    def __init__(self) -> None:
+        self.arrived: list[str] = []
+
+    def __call__(self, request: Request) -> Response:
+        self.arrived.append(request.path)
+        time.sleep(0.3)
+        return Response("late")
+
+
+# --- The backoff ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 4])
+def test_backoff_is_full_jitter_up_to_base_times_two_to_the_attempt_before(attempt):
+    ceiling = 0.5 * 2 ** (attempt - 1)
+    draws = [RetryPolicy(backoff_base=0.5, backoff_cap=100.0).backoff(attempt) for _ in range(DRAWS)]
+    assert all(0 <= draw <= ceiling for draw in draws)
+    assert max(draws) > 0.9 * ceiling  # never a fixed 0, never a smaller ceiling
+    assert min(draws) < 0.1 * ceiling  # full jitter: from zero, not from half
+
+
+def test_backoff_stops_at_its_cap():
+    draws = [RetryPolicy(backoff_base=1.0, backoff_cap=3.0).backoff(6) for _ in range(DRAWS)]
+    assert max(draws) <= 3.0
+    assert max(draws) > 2.7
+
+
+def test_the_default_policy_tries_four_times_capped_at_20_s_and_hands_up_retry_after_over_60_s(settings):
+    settings.VENDOR_RETRY_BACKOFF_SECONDS = 0.25
+    policy = RetryPolicy()
+    assert (policy.max_attempts, policy.backoff_base, policy.backoff_cap, policy.max_retry_after) == (
+        4, 0.25, 20.0, 60.0,
+    )  # fmt: skip
+    assert policy.sleep is time.sleep
+
+
+def test_a_failing_get_sleeps_a_growing_jittered_backoff_between_attempts(httpserver: HTTPServer):
+    retry, sleeps = recorded_sleeps(max_attempts=4, backoff_base=1.0, backoff_cap=100.0)
+    httpserver.expect_request("/down").respond_with_json({"message": "down"}, status=503)
+    with pytest.raises(Unavailable):
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/down")
+    assert len(sleeps) == 3 and len(httpserver.log) == 4
+    assert all(0 < delay <= 2**i for i, delay in enumerate(sleeps))
+
+
+def test_retry_after_is_waited_with_at_most_one_base_of_jitter(httpserver: HTTPServer):
+    retry, sleeps = recorded_sleeps(max_attempts=DRAWS + 1, backoff_base=1.0)
+    httpserver.expect_request("/limited").respond_with_json({}, status=429, headers={"Retry-After": "2"})
+    with pytest.raises(RateLimited):
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/limited")
+    assert len(sleeps) == DRAWS
+    assert all(2.0 <= delay <= 3.0 for delay in sleeps)
+    assert max(sleeps) > 2.9 and min(sleeps) < 2.1
+
+
+def test_retry_after_of_exactly_the_limit_is_slept_one_over_is_handed_up(httpserver: HTTPServer):
+    retry, sleeps = recorded_sleeps(max_attempts=2, backoff_base=0.01, max_retry_after=5.0)
+    httpserver.expect_ordered_request("/a").respond_with_json({}, status=429, headers={"Retry-After": "5"})
+    httpserver.expect_ordered_request("/a").respond_with_json({"ok": True})
+    assert DemoAPI(httpserver.url_for("/"), retry=retry).request_json("GET", "/a") == {"ok": True}
+    assert 5.0 <= sleeps[0] <= 5.01
+    httpserver.expect_request("/b").respond_with_json({}, status=429, headers={"Retry-After": "6"})
+    with pytest.raises(RateLimited) as caught:
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/b")
+    assert caught.value.retry_after == 6.0
+    assert len(sleeps) == 1
+
+
+def test_a_retry_after_date_counts_down_to_that_moment(httpserver: HTTPServer):
+    import email.utils
+
+    in_30_s = email.utils.formatdate(time.time() + 30, usegmt=True)
+    httpserver.expect_request("/limited").respond_with_json({}, status=429, headers={"Retry-After": in_30_s})
+    retry, _ = recorded_sleeps(max_attempts=1)
+    with pytest.raises(RateLimited) as caught:
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/limited")
+    assert 28 <= caught.value.retry_after <= 30
+    past = email.utils.formatdate(time.time() - 30, usegmt=True)
+    httpserver.clear()
+    httpserver.expect_request("/limited").respond_with_json({}, status=429, headers={"Retry-After": past})
+    with pytest.raises(RateLimited) as caught:
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/limited")
+    assert caught.value.retry_after == 0.0
+
+
+# --- Uncertain failures and what is sent again ------------------------------------------------------------------
+
+
+def test_a_post_read_timeout_is_uncertain_and_never_sent_again(slow_server):
+    late = LateAnswers()
+    slow_server.expect_request("/send", method="POST").respond_with_handler(late)
+    retry, sleeps = recorded_sleeps()
+    api = DemoAPI(slow_server.url_for("/"), retry=retry, read_timeout=0.1)
+    with pytest.raises(VendorTimeout) as caught:
+        api.request("POST", "/send", json_body={"to": "+15005550006"})
+    assert caught.value.uncertain is True
+    assert "no answer within 0.1 s" in str(caught.value)
+    assert late.arrived == ["/send"] and sleeps == []
+
+
+def test_an_sms_whose_answer_times_out_is_uncertain_at_attentive(slow_server):
+    """The vendor API a message goes through: the SMS may have gone out, so the error says uncertain."""
+    late = LateAnswers()
+    slow_server.expect_request("/v1/subscriptions/messages", method="POST").respond_with_handler(late)
+    retry, _ = recorded_sleeps()
+    api = AttentiveAPI(slow_server.url_for("/"), api_key="key", legacy_token="legacy", retry=retry, read_timeout=0.1)
+    with pytest.raises(VendorTimeout) as caught:
+        api.send_message("+15005550006", "Hi")
+    assert caught.value.uncertain is True
+    assert late.arrived == ["/v1/subscriptions/messages"]
+
+
+def test_a_get_read_timeout_is_uncertain_but_tried_again(slow_server):
+    late = LateAnswers()
+    slow_server.expect_request("/slow").respond_with_handler(late)
+    retry, sleeps = recorded_sleeps(max_attempts=2)
+    with pytest.raises(VendorTimeout) as caught:
+        DemoAPI(slow_server.url_for("/"), retry=retry, read_timeout=0.1).request("GET", "/slow")
+    assert caught.value.uncertain is True
+    assert late.arrived == ["/slow", "/slow"] and len(sleeps) == 1
+
+
+def test_a_connection_refused_never_reached_the_vendor_so_even_a_post_is_tried_again():
+    retry, sleeps = recorded_sleeps(max_attempts=3)
+    with pytest.raises(Unavailable) as caught:
+        DemoAPI("http://127.0.0.1:9", retry=retry).request("POST", "/send", json_body={})
+    assert caught.value.uncertain is False
+    assert "could not connect: NewConnectionError" in str(caught.value)
+    assert len(sleeps) == 2
+
+
+def test_a_connection_dropped_after_sending_is_uncertain_and_a_post_is_not_repeated():
+    """A server that reads the request and closes without answering."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    received: list[bytes] = []
+
+    def drop_each() -> None:
+        for _ in range(3):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            received.append(conn.recv(65536))
+            conn.close()
+
+    dropper = threading.Thread(target=drop_each, daemon=True)
+    dropper.start()
+    retry, sleeps = recorded_sleeps(max_attempts=3)
+    api = DemoAPI(f"http://127.0.0.1:{listener.getsockname()[1]}", retry=retry)
+    try:
+        with pytest.raises(Unavailable) as caught:
+            api.request("POST", "/send", json_body={"a": 1})
+        assert caught.value.uncertain is True
+        assert len(received) == 1 and sleeps == []
+        with pytest.raises(Unavailable) as caught:
+            api.request("POST", "/send", json_body={"a": 1}, safe_to_repeat=True)
+        assert len(received) == 3 and len(sleeps) == 2
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "uncertain", "calls"),
+    [(500, True, 1), (502, True, 1), (504, True, 1), (503, False, 3), (429, False, 3), (400, False, 1)],
+)
+def test_which_answers_to_a_post_are_uncertain_and_which_are_sent_again(httpserver, status, uncertain, calls):
+    httpserver.expect_request("/points", method="POST").respond_with_json({"message": "no"}, status=status)
+    retry, _ = recorded_sleeps(max_attempts=3)
+    with pytest.raises(Unavailable if status >= 500 else (RateLimited if status == 429 else Rejected)) as caught:
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("POST", "/points", json_body={})
+    assert caught.value.uncertain is uncertain
+    assert len(httpserver.log) == calls
+
+
+@pytest.mark.parametrize(("status", "calls"), [(500, 3), (502, 3), (503, 3), (504, 3), (501, 1), (404, 1)])
+def test_which_answers_to_a_get_are_tried_again(httpserver, status, calls):
+    httpserver.expect_request("/items").respond_with_json({"message": "no"}, status=status)
+    retry, _ = recorded_sleeps(max_attempts=3)
+    with pytest.raises(Unavailable if status >= 500 else NotFound):
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/items")
+    assert len(httpserver.log) == calls
+
+
+@pytest.mark.parametrize(("method", "calls"), [("PUT", 2), ("DELETE", 2), ("HEAD", 2), ("OPTIONS", 2), ("PATCH", 1)])
+def test_idempotent_methods_are_repeated_after_an_uncertain_answer(httpserver, method, calls):
+    httpserver.expect_request("/thing", method=method).respond_with_data("", status=502)
+    retry, _ = recorded_sleeps(max_attempts=2)
+    with pytest.raises(Unavailable):
+        DemoAPI(httpserver.url_for("/"), retry=retry).request(method.lower(), "/thing")
+    assert len(httpserver.log) == calls
+
+
+def test_a_post_marked_not_safe_is_not_repeated_even_when_the_method_would_be(httpserver):
+    httpserver.expect_request("/thing", method="PUT").respond_with_data("", status=502)
+    retry, _ = recorded_sleeps(max_attempts=3)
+    with pytest.raises(Unavailable):
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("PUT", "/thing", safe_to_repeat=False)
+    assert len(httpserver.log) == 1
+
+
+def test_max_attempts_is_the_number_of_calls(httpserver):
+    httpserver.expect_request("/down").respond_with_data("", status=503)
+    retry, sleeps = recorded_sleeps(max_attempts=1)
+    with pytest.raises(Unavailable):
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/down")
+    assert len(httpserver.log) == 1 and sleeps == []
+
+
+# --- Typed errors from answers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "kind", "against_connection"),
+    [
+        (401, AuthError, "auth", True),
+        (403, AuthError, "auth", True),
+        (429, RateLimited, "rate_limited", False),
+        (500, Unavailable, "unavailable", True),
+        (404, NotFound, "not_found", False),
+        (409, Rejected, "rejected", False),
+        (399, None, "", False),
+    ],
+)
+def test_status_codes_map_to_errors_an_admin_can_act_on(httpserver, status, error, kind, against_connection):
+    httpserver.expect_request("/x").respond_with_json({"message": "the vendor's words"}, status=status)
+    retry, _ = recorded_sleeps(max_attempts=1)
+    api = DemoAPI(httpserver.url_for("/"), retry=retry)
+    if error is None:
+        assert api.request("GET", "/x").status_code == status
+        return
+    with pytest.raises(error) as caught:
+        api.request("GET", "/x")
+    assert type(caught.value) is error
+    assert (caught.value.kind, caught.value.counts_against_connection) == (kind, against_connection)
+    assert caught.value.status == status
+    assert str(caught.value) == f"Demo: the vendor's words (HTTP {status})"
+    assert caught.value.for_admin == f"{caught.value} — {error.default_hint}"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"errorMessage": "em", "message": "m"}, "em"),
+        ({"errorMessage": "", "message": "m"}, "m"),
+        ({"error_description": "ed", "error": "e"}, "ed"),
+        ({"error": "e", "detail": "d"}, "e"),
+        ({"detail": "d"}, "d"),
+        ({"other": "x"}, "BAD REQUEST"),
+        (["a list"], "BAD REQUEST"),
+    ],
+)
+def test_the_vendors_own_words_are_read_from_common_body_shapes(httpserver, body, words):
+    httpserver.expect_request("/x").respond_with_json(body, status=400)
+    with pytest.raises(Rejected) as caught:
+        DemoAPI(httpserver.url_for("/")).request("GET", "/x")
+    assert caught.value.message == words
+
+
+def test_a_text_error_body_is_its_first_300_characters_stripped(httpserver):
+    httpserver.expect_request("/x").respond_with_data("  " + "e" * 400, status=400)
+    with pytest.raises(Rejected) as caught:
+        DemoAPI(httpserver.url_for("/")).request("GET", "/x")
+    assert caught.value.message == "e" * 298
+
+
+def test_an_error_with_a_code_says_it(httpserver):
+    error = Rejected("Demo", "bad phone", status=400, code="E12")
+    assert str(error) == "Demo: bad phone (HTTP 400, code E12)"
+    assert str(Rejected("Demo", "bad phone")) == "Demo: bad phone"
+
+
+def test_a_body_that_is_not_json_is_a_rejection_naming_the_status(httpserver):
+    httpserver.expect_request("/x").respond_with_data("<html>", status=200)
+    with pytest.raises(Rejected, match="not JSON") as caught:
+        DemoAPI(httpserver.url_for("/")).request_json("GET", "/x")
+    assert caught.value.status == 200
+    httpserver.expect_request("/empty").respond_with_data("", status=204)
+    assert DemoAPI(httpserver.url_for("/")).request_json("GET", "/empty") is None
+
+
+# --- What a call sends ---------------------------------------------------------------------------------------
+
+
+def test_a_json_body_is_compact_with_its_content_type_and_accept(httpserver):
+    httpserver.expect_request("/x", method="POST").respond_with_json({})
+    DemoAPI(httpserver.url_for("/")).request("post", "/x", json_body={"a": 1, "b": [2]}, params={"q": "1"})
+    sent = httpserver.log[0][0]
+    assert sent.get_data() == b'{"a":1,"b":[2]}'
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.headers["Accept"] == "application/json"
+    assert sent.args["q"] == "1"
+
+
+def test_an_empty_body_is_still_sent_as_json(httpserver):
+    httpserver.expect_request("/x", method="POST").respond_with_json({})
+    DemoAPI(httpserver.url_for("/")).request("POST", "/x", json_body={})
+    assert httpserver.log[0][0].get_data() == b"{}"
+
+
+def test_a_redirect_is_not_followed(httpserver):
+    httpserver.expect_request("/moved").respond_with_data("", status=302, headers={"Location": "/elsewhere"})
+    response = DemoAPI(httpserver.url_for("/")).request("GET", "/moved")
+    assert response.status_code == 302 and len(httpserver.log) == 1
+
+
+# --- The limits a call waits for -----------------------------------------------------------------------------
+
+
+def limiters_api(*, connection: bool, chosen: bool) -> tuple[DemoAPI, RecordingLimiter, RecordingLimiter]:
+    own, endpoint = RecordingLimiter(), RecordingLimiter()
+    api = DemoAPI(
+        "http://127.0.0.1:9",
+        rate_limiter=own if connection else None,
+        endpoint_rate_limiters={"messages": endpoint},
+        connection_limit_on_published_endpoints=chosen,
+    )
+    return api, own, endpoint
+
+
+def test_a_published_endpoint_waits_for_its_own_limit_and_the_connections_only_when_chosen():
+    api, own, endpoint = limiters_api(connection=True, chosen=False)
+    assert api.limiters_for("messages") == [endpoint]
+    assert api.limiters_for("other") == [own]
+    assert api.limiters_for(None) == [own]
+    api, own, endpoint = limiters_api(connection=True, chosen=True)
+    assert api.limiters_for("messages") == [own, endpoint]
+    api, own, endpoint = limiters_api(connection=False, chosen=True)
+    assert api.limiters_for("messages") == [endpoint]
+    assert api.limiters_for("other") == []
+
+
+def test_every_attempt_waits_for_the_limit(httpserver):
+    limiter = RecordingLimiter()
+    httpserver.expect_request("/down").respond_with_data("", status=503)
+    retry, _ = recorded_sleeps(max_attempts=3)
+    with pytest.raises(Unavailable):
+        DemoAPI(httpserver.url_for("/"), retry=retry, rate_limiter=limiter).request("GET", "/down")
+    assert limiter.acquired == 3
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_token_bucket_allows_its_burst_then_waits_a_token_s_time(monkeypatch):
+    clock, waits = FakeClock(), []
+    monkeypatch.setattr("integrations.http.time.sleep", waits.append)
+    bucket = TokenBucket(rate=8, burst=2, clock=clock)  # eighths of a second add up exactly in binary
+    assert [bucket.acquire(), bucket.acquire()] == [0.0, 0.0]
+    assert [bucket.acquire(), bucket.acquire()] == [0.125, 0.25]
+    clock.now += 0.375  # the two tokens owed are repaid, one more earned
+    assert bucket.acquire() == 0.0
+    clock.now += 10  # idle time earns no more than the burst
+    assert [bucket.acquire(), bucket.acquire(), bucket.acquire()] == [0.0, 0.0, 0.125]
+    assert waits == [0.125, 0.25, 0.125]
+
+
+def test_a_token_bucket_bursts_its_rate_by_default_and_at_least_one():
+    assert TokenBucket(rate=25).capacity == 25
+    assert TokenBucket(rate=0.5).capacity == 1.0
