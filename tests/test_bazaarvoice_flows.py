@@ -215,7 +215,7 @@ def test_a_run_killed_after_the_award_completes_it_without_a_second_award(bv, cl
     review, _ = bazaarvoice.record_review(client_a, item)
     member = Member.objects.create(client=client_a, email="reviewer5@example.com")
     annexcloud.adjust_points(member, activity="credit", points=50, key=review.award_key, action_id="100")
-    PullState.objects.create(connection=bv, lease_until=datetime.now(UTC) + timedelta(minutes=5))
+    PullState.objects.create(connection=bv, lease_until=datetime.now(UTC) + bazaarvoice.LEASE / 2)  # half a lease left
 
     held = bazaarvoice.pull_reviews(bv)
     resumed = bazaarvoice.pull_reviews(bv, now=datetime.now(UTC) + bazaarvoice.LEASE)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -43,8 +44,11 @@ from integrations.outcome import Outcome
 from members.models import PointsTransaction
 
 VENDOR = "bazaarvoice"
-# How long a run holds a connection's pull; a killed run's hold runs out by itself.
-LEASE = timedelta(minutes=15)
+# How long a run's hold on a connection's pull lasts past its last sign of progress. The run renews it after every
+# review it settles and every page it reads, so a killed run blocks the pull for at most this long. A call slower
+# than this (a vendor at its timeouts) may let another run take over: the slow run stops at its next renewal, and the
+# review both touched is still awarded once (its key and customId).
+LEASE = timedelta(seconds=120)
 # Reviews left pending by a stopped run, taken up first by the next run (at most this many per run).
 PENDING_BATCH = 1000
 # A scheduled run stops reading new pages after this long, well inside the task's time limit (PortalTask); the
@@ -55,6 +59,11 @@ Result = Review.Outcome
 
 class BudgetSpent(Exception):
     """The run used its time (RUN_BUDGET): not an error, the next run continues from the cursor."""
+
+
+class LeaseLost(Exception):
+    """Another run took the pull over (this run went a whole lease without renewing it): this run stops at once, so
+    that two runs never go on pulling one connection."""
 
 
 # --- Set-up --------------------------------------------------------------------------------------------------------
@@ -164,14 +173,15 @@ def pull_reviews(
     if state.quota_reset_at and state.quota_reset_at > now:
         message = f"Bazaarvoice's quota is used up until {state.quota_reset_at:%Y-%m-%d %H:%M} UTC: nothing pulled."
         return PullResult(Outcome.failure(message), {"skipped": 1})
-    if not claim(state, now):
+    lease = claim(state, now)
+    if lease is None:
         return PullResult(Outcome.failure(f"A pull of {connection} is already running."), {"skipped": 1})
     counts = RunCounts()
     message = "The run failed: see its job run for the error. Nothing recorded is lost; the next run resumes."
     try:
         context = Context.of(connection)
-        settle_pending(context, counts, deadline)
-        pull_pages(bazaarvoice_api(connection), context, state, counts, (now, deadline))
+        settle_pending(context, counts, lease, deadline)
+        pull_pages(bazaarvoice_api(connection), context, state, counts, (now, deadline), lease)
     except BudgetSpent:
         message = (
             f"Pulled {counts['reviews']} reviews ({counts['awarded']} awarded) in this run's time; the next run "
@@ -184,30 +194,69 @@ def pull_reviews(
     except (StopRun, VendorError) as exc:
         message = exc.for_admin if isinstance(exc, VendorError) else str(exc)
         counts["stopped"] += 1
+    except LeaseLost:
+        message = "Another run took this pull over (this one went a whole lease without progress): it stopped."
+        counts["stopped"] += 1
+        counts["lease_lost"] += 1
     else:
         message = f"Pulled {counts['reviews']} reviews: {counts['awarded']} awarded."
     finally:
-        state.lease_until = None
-        state.last_run_at, state.last_run_counts = timezone.now(), counts.as_counts()
-        state.last_run_result = message
-        state.save(update_fields=["lease_until", "last_run_at", "last_run_counts", "last_run_result", "quota_reset_at"])
+        # A run that lost the pull leaves it, and its record, to the run that took it over.
+        lease.release(
+            last_run_at=timezone.now(),
+            last_run_counts=counts.as_counts(),
+            last_run_result=message,
+            quota_reset_at=state.quota_reset_at,
+        )
     return PullResult(Outcome(not counts["stopped"], message, error=bool(counts["stopped"])), counts.as_counts())
 
 
-def claim(state: PullState, now: datetime) -> bool:
+def pull_lease() -> timedelta:
+    """How long a hold lasts past its last renewal (a setting only so that benches and tests can shorten it)."""
+    return timedelta(seconds=getattr(settings, "BAZAARVOICE_PULL_LEASE_SECONDS", LEASE.total_seconds()))
+
+
+@dataclass
+class PullLease:
+    """A run's hold on a connection's pull. `until` is the hold's end and the run's token at once: the run renews it
+    by a compare-and-set on the value it wrote last, so a run whose hold another run took over finds out (LeaseLost)
+    and never writes the pull state again."""
+
+    state_id: int
+    until: datetime
+    # The run's clock: real time shifted to the run's `now` (a test's or a bench's "tomorrow").
+    offset: timedelta
+
+    def renew(self, **fields: Any) -> None:
+        """Hold the pull for another lease from now, writing `fields` of its state in the same update."""
+        until = timezone.now() + self.offset + pull_lease()
+        if not PullState.objects.filter(pk=self.state_id, lease_until=self.until).update(lease_until=until, **fields):
+            raise LeaseLost
+        self.until = until
+
+    def release(self, **fields: Any) -> bool:
+        """Free the pull, writing `fields` of its state, unless another run holds it now."""
+        held = PullState.objects.filter(pk=self.state_id, lease_until=self.until)
+        return bool(held.update(lease_until=None, **fields))
+
+
+def claim(state: PullState, now: datetime) -> PullLease | None:
+    """The pull, for this run: free, or held by a run that has not renewed its hold for a whole lease (killed)."""
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    claimed = PullState.objects.filter(free, pk=state.pk).update(lease_until=now + LEASE)
-    if claimed:
-        state.refresh_from_db()
-    return bool(claimed)
+    until = now + pull_lease()
+    if not PullState.objects.filter(free, pk=state.pk).update(lease_until=until):
+        return None
+    state.refresh_from_db()
+    return PullLease(state.pk, until, offset=now - timezone.now())
 
 
-def settle_pending(context: Context, counts: RunCounts, deadline: float | None = None) -> None:
+def settle_pending(context: Context, counts: RunCounts, lease: PullLease, deadline: float | None = None) -> None:
     """Reviews a stopped run left pending are settled before any new page is read, within the run's time (each
     takes a look-up and an award: a thousand of them can outlast it); the next run settles the rest."""
     pending = Review.objects.filter(client=context.client, outcome=Result.PENDING).order_by("moderated_at", "pk")
     for review in pending[:PENDING_BATCH]:
         counts[settle(review, context)] += 1
+        lease.renew()
         if deadline is not None and time.monotonic() > deadline:
             raise BudgetSpent
 
@@ -231,7 +280,12 @@ def first_pull_start(context: Context, today_start: datetime) -> datetime:
 
 
 def pull_pages(
-    api: BazaarvoiceAPI, context: Context, state: PullState, counts: RunCounts, clock: tuple[datetime, float | None]
+    api: BazaarvoiceAPI,
+    context: Context,
+    state: PullState,
+    counts: RunCounts,
+    clock: tuple[datetime, float | None],
+    lease: PullLease,
 ) -> None:
     """Page through windows of moderation time from the cursor to the start of the client's today (`clock`: the
     run's now, and its deadline on the monotonic clock, if any)."""
@@ -240,8 +294,8 @@ def pull_pages(
     start = state.cursor or first_pull_start(context, today_start)
     while start < today_start:
         end, page = narrowed_window(api, start, today_start, counts)
-        pull_window(api, context, state, counts, (start, end), page, deadline)
-        advance(state, end)
+        pull_window(api, context, (state, lease), counts, (start, end), page, deadline)
+        advance(state, lease, end)
         start = end
 
 
@@ -263,7 +317,7 @@ def narrowed_window(
 def pull_window(
     api: BazaarvoiceAPI,
     context: Context,
-    state: PullState,
+    held: tuple[PullState, PullLease],
     counts: RunCounts,
     window: tuple[datetime, datetime],
     page: dict[str, Any],
@@ -273,11 +327,12 @@ def pull_window(
     with Offset 0. Paging by Offset alone would skip reviews: one re-moderated while the window is read leaves it, and
     every later item moves one place up, past the offset. The items of that second are read again (recorded once).
     Only while a whole page shares one second does Offset go on, within that second."""
+    state, lease = held
     start, end = window
     lower, offset = start, 0
     while True:
         results = [item for item in page["Results"] if isinstance(item, dict)]
-        record_page(context, results, counts, end)
+        record_page(context, results, counts, end, lease)
         counts["pages"] += 1
         report_progress(counts.as_counts())
         read = len(page["Results"])  # Bazaarvoice's Offset counts every item, even one that is not a review
@@ -287,7 +342,7 @@ def pull_window(
         if offset > MAX_OFFSET:
             return
         # Every review before the next page's start is recorded: a run killed now starts from there.
-        advance(state, min(lower, end))
+        advance(state, lease, min(lower, end))
         if deadline is not None and time.monotonic() > deadline:
             raise BudgetSpent
         page = fetch(api, lower, end, offset)
@@ -304,7 +359,9 @@ def next_page_from(items: list[Any], lower: datetime, offset: int) -> tuple[date
     return datetime.fromtimestamp(seconds[-1], UTC), 0
 
 
-def record_page(context: Context, results: Iterable[dict[str, Any]], counts: RunCounts, before: datetime) -> None:
+def record_page(
+    context: Context, results: Iterable[dict[str, Any]], counts: RunCounts, before: datetime, lease: PullLease
+) -> None:
     for item in results:
         counts["reviews"] += 1
         if not takeable(item, before):
@@ -318,13 +375,17 @@ def record_page(context: Context, results: Iterable[dict[str, Any]], counts: Run
         else:
             counts["new"] += int(created)
             counts[settle(review, context)] += 1
+            lease.renew()
 
 
-def advance(state: PullState, moment: datetime) -> None:
-    """Move the cursor forward (never back), saved at once: the reviews before it are recorded."""
+def advance(state: PullState, lease: PullLease, moment: datetime) -> None:
+    """Move the cursor forward (never back), saved at once with the run's renewed hold: the reviews before it are
+    recorded. A run that lost the pull cannot move it."""
     if state.cursor is None or moment > state.cursor:
+        lease.renew(cursor=moment)
         state.cursor = moment
-        PullState.objects.filter(pk=state.pk).update(cursor=moment)
+    else:
+        lease.renew()
 
 
 # --- Admin use cases -----------------------------------------------------------------------------------------------

@@ -50,8 +50,10 @@ PROFILE_FIELDS = frozenset({"email", "phone", "first_name", "last_name", "opted_
 # well inside the task's 540 s soft time limit and the 15-minute schedule, so runs never pile up, a slow SessionM
 # stops a run early, and a large client is covered over several runs.
 SCAN_SECONDS = 300
-# Longer than a run can last (Celery's hard limit is 600 s); a run that was killed frees the scan after this.
-SCAN_LEASE = timedelta(seconds=660)
+# How long a run's hold on a connection's scan lasts past its last sign of progress: the run renews it with every
+# wallet it records, so a killed run blocks the scan for at most this long. Longer than one wallet read can take
+# (four attempts at 15 s); a run that stalls longer than this may be taken over and then stops at its next wallet.
+SCAN_LEASE = timedelta(seconds=120)
 PROGRESS_EVERY = 100
 # Connect's and Core's code for a user SessionM does not know.
 UNKNOWN_USER = "user_not_found"
@@ -327,6 +329,16 @@ def scan_seconds() -> float:
     return float(getattr(settings, "SESSIONM_SCAN_SECONDS", SCAN_SECONDS))
 
 
+def scan_lease() -> timedelta:
+    """How long a hold lasts past its last renewal (a setting only so that benches and tests can shorten it)."""
+    return timedelta(seconds=getattr(settings, "SESSIONM_SCAN_LEASE_SECONDS", SCAN_LEASE.total_seconds()))
+
+
+class ScanTakenOver(Exception):
+    """Another run took the scan over (this run went a whole lease without recording a wallet): this run stops,
+    and what it was recording is not committed."""
+
+
 def members_per_run(connection: Connection) -> int:
     return max(1, int(connection.rate_limit_per_second * SCAN_SECONDS))
 
@@ -349,15 +361,31 @@ def reachable_members(connection: Connection, after: int, limit: int) -> list[Me
     return list(members.order_by("pk")[:limit])
 
 
-def claim_scan(connection: Connection) -> OfferScan | None:
-    """The scan of this connection, held by this run until it ends or its lease runs out (a killed run)."""
+def claim_scan(connection: Connection, now: datetime | None = None) -> OfferScan | None:
+    """The scan of this connection, held by this run until it ends, or until it goes a whole lease without renewing
+    its hold (a killed run). The returned row's `claimed_until` is the run's token: each renewal is a compare-and-set
+    on the value the run wrote last, so a run whose hold was taken over finds out."""
     scan, _ = OfferScan.objects.get_or_create(connection=connection)
-    now = timezone.now()
+    now = now or timezone.now()
     free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    if not OfferScan.objects.filter(free, pk=scan.pk).update(claimed_until=now + SCAN_LEASE):
+    if not OfferScan.objects.filter(free, pk=scan.pk).update(claimed_until=now + scan_lease()):
         return None
     scan.refresh_from_db()
     return scan
+
+
+def renew_scan(scan: OfferScan, **fields: Any) -> None:
+    """Hold the scan for another lease from now, writing `fields` in the same update; ScanTakenOver when another
+    run holds it."""
+    until = timezone.now() + scan_lease()
+    if not OfferScan.objects.filter(pk=scan.pk, claimed_until=scan.claimed_until).update(claimed_until=until, **fields):
+        raise ScanTakenOver
+    scan.claimed_until = until
+
+
+def release_scan(scan: OfferScan) -> None:
+    """Free the scan, unless another run holds it now."""
+    OfferScan.objects.filter(pk=scan.pk, claimed_until=scan.claimed_until).update(claimed_until=None)
 
 
 def scan_connection(connection: Connection, limit: int | None = None) -> Counts:
@@ -381,21 +409,25 @@ def scan_connection(connection: Connection, limit: int | None = None) -> Counts:
                 counts["out_of_time"] += 1
                 return dict(counts)
         if len(members) < size:
-            OfferScan.objects.filter(pk=scan.pk).update(last_member_id=0, passes=F("passes") + 1)
+            renew_scan(scan, last_member_id=0, passes=F("passes") + 1)
             counts["passes_completed"] += 1
     except (NotReady, VendorError):
         # SessionM failing or throttling: the run stops where it is (the call log marks the connection) and the
         # next run starts from the cursor.
         counts["stopped"] += 1
+    except ScanTakenOver:
+        # The run that took over goes on from the cursor; this one must not write anything more.
+        counts["taken_over"] += 1
     finally:
-        OfferScan.objects.filter(pk=scan.pk).update(claimed_until=None)
+        release_scan(scan)
     return dict(counts)
 
 
 def read_wallet(api: SessionMAPI, connection: Connection, scan: OfferScan, member: Member, counts: Counter) -> None:
-    """One member: read the wallet, record it and move the cursor past the member in one transaction. A member
-    SessionM does not know (its user was removed there) is counted and passed; any other error (a wrong store id
-    refuses every member alike) stops the run before the cursor moves."""
+    """One member: read the wallet, record it and move the cursor past the member in one transaction, which also
+    renews the run's hold (a run whose hold was taken over commits nothing). A member SessionM does not know (its
+    user was removed there) is counted and passed; any other error (a wrong store id refuses every member alike)
+    stops the run before the cursor moves."""
     try:
         offers = api.get_user_offers(member.sessionm_profile.user_id)
     except (ConnectRejected, NotFound) as exc:
@@ -404,10 +436,11 @@ def read_wallet(api: SessionMAPI, connection: Connection, scan: OfferScan, membe
         counts["unknown_users"] += 1
         offers = None
     with transaction.atomic():
-        if offers is not None:
-            counts.update(record_wallet(member, offers, warning_days(connection)))
-            counts["members"] += 1
-        OfferScan.objects.filter(pk=scan.pk).update(last_member_id=member.pk)
+        recorded = record_wallet(member, offers, warning_days(connection)) if offers is not None else None
+        renew_scan(scan, last_member_id=member.pk)
+    if recorded is not None:  # counted once committed
+        counts.update(recorded)
+        counts["members"] += 1
 
 
 def record_wallet(member: Member, offers: list[dict[str, Any]], window: int, now: datetime | None = None) -> Counts:
