@@ -3,7 +3,8 @@ limiter, a VendorCall row per call) against the same N GETs with a bare requests
 
     .venv/bin/python bench/http_overhead.py --calls 2000 [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
-Prints one line: calls=… bare_ms=… portal_ms=… overhead_ms=… call_rows=… peak_rss_mb=…
+Prints one line: calls=… bare_received=… portal_received=… bare_ms=… portal_ms=… overhead_ms=… call_rows=…
+peak_rss_mb=…, and exits 1 when one of INVARIANTS breaks.
 """
 
 from __future__ import annotations
@@ -23,14 +24,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import add_database_argument, bench_django, peak_rss_mb, print_result
 
 SMOKE_ARGS = ["--calls", "50"]
-INVARIANTS = ["call_rows == calls"]
+# Counted by the stand-in server: each call reached it once (no retry of a 200, none skipped), and each call through
+# the portal left its VendorCall row.
+INVARIANTS = ["bare_received == calls", "portal_received == calls", "call_rows == calls"]
 PATH, PARAMS = "/v1/subscriptions", {"phone": "+17707651750"}
 
 
 class JSONHandler(BaseHTTPRequestHandler):
+    """Answers every GET with one small JSON body, and counts the requests it received: the record the calls are
+    checked against."""
+
     body = json.dumps({"subscriptionEligibilities": [{"eligibility": {"isEligible": True}}]}).encode()
+    received = 0
+    lock = threading.Lock()
 
     def do_GET(self) -> None:
+        with self.lock:
+            JSONHandler.received += 1
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(self.body)))
@@ -51,6 +61,12 @@ def json_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def received_since(count: int) -> int:
+    """Requests the server received after it had received `count`."""
+    with JSONHandler.lock:
+        return JSONHandler.received - count
 
 
 def bare_seconds(base: str, calls: int) -> float:
@@ -93,10 +109,14 @@ def main() -> None:
     args = parser.parse_args()
     with bench_django(args.database_url), json_server() as base:
         bare = bare_seconds(base, args.calls)
+        bare_received = received_since(0)
         portal, call_rows = portal_seconds(base, args.calls)
+        portal_received = received_since(bare_received)
     print_result(
         INVARIANTS,
         calls=args.calls,
+        bare_received=bare_received,
+        portal_received=portal_received,
         bare_ms=f"{bare / args.calls * 1000:.3f}",
         portal_ms=f"{portal / args.calls * 1000:.3f}",
         overhead_ms=f"{(portal - bare) / args.calls * 1000:.3f}",

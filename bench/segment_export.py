@@ -3,16 +3,20 @@ downloads `GET /api/segments/{id}/export/` with a client token, and measures the
 
     .venv/bin/python bench/segment_export.py --rows 1000000 [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
-Prints one line: backend=… rows=… seconds=… mb=… mb_per_s=… server_peak_rss_mb=…
+Prints one line: backend=… rows_created=… rows=… distinct_members=… seconds=… mb=… mb_per_s=… server_peak_rss_mb=…,
+and exits 1 when one of INVARIANTS breaks.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -26,7 +30,8 @@ from bench.common import (
 )
 
 SMOKE_ARGS = ["--rows", "200"]
-INVARIANTS = ["rows == rows_created"]
+# Counted from the CSV the client downloads, against the members the bench created: each exported once, whole.
+INVARIANTS = ["rows == rows_created", "distinct_members == rows_created"]
 
 # Per-row member values, as SQL over the generated number g; every other column takes the model's default.
 # {padded} is g as 7 digits, written per backend.
@@ -118,19 +123,34 @@ def build_segment(rows: int) -> tuple[int, str]:
     return segment.pk, key
 
 
-def download(port: int, segment_id: int, key: str) -> tuple[float, int, int]:
-    """Seconds, bytes and lines of one export download."""
+def download(port: int, segment_id: int, key: str, into: BinaryIO) -> float:
+    """Seconds of one export download, written into a file as it streams (parsing it here would time the bench)."""
     import requests
 
     url = f"http://127.0.0.1:{port}/api/segments/{segment_id}/export/"
     started = time.perf_counter()
-    size = lines = 0
     with requests.get(url, headers={"Authorization": f"Token {key}"}, stream=True, timeout=300) as response:
         response.raise_for_status()
         for chunk in response.iter_content(chunk_size=1024 * 1024):
-            size += len(chunk)
-            lines += chunk.count(b"\n")
-    return time.perf_counter() - started, size, lines
+            into.write(chunk)
+    return time.perf_counter() - started
+
+
+def count_rows(export: BinaryIO, created: int) -> tuple[int, int]:
+    """The data rows of the downloaded CSV, and how many distinct created members they hold, each with its own
+    values (member `acN` with last name "Last, N": a comma inside a quoted cell)."""
+    export.seek(0)
+    reader = csv.reader(io.TextIOWrapper(export, encoding="utf-8", newline=""))
+    header = next(reader)
+    member_id, last_name = header.index("member_id"), header.index("last_name")
+    seen = bytearray(created + 1)
+    rows = 0
+    for row in reader:
+        rows += 1
+        number = row[member_id].removeprefix("ac")
+        if number.isdigit() and 1 <= int(number) <= created and row[last_name] == f"Last, {number}":
+            seen[int(number)] = 1
+    return rows, sum(seen)
 
 
 def main() -> None:
@@ -146,15 +166,17 @@ def main() -> None:
         backend = connection.vendor
         connection.close()
         port = free_port()
-        with gunicorn(env, port, "--workers", "1", "--timeout", "300") as server:
-            seconds, size, lines = download(port, segment_id, key)
+        with gunicorn(env, port, "--workers", "1", "--timeout", "300") as server, tempfile.TemporaryFile() as export:
+            seconds = download(port, segment_id, key, export)
             peak = workers_peak_rss_mb(server.pid)
-    mb = size / 1024 / 1024
+            mb = export.tell() / 1024 / 1024
+            rows, distinct_members = count_rows(export, args.rows)
     print_result(
         INVARIANTS,
         backend=backend,
-        rows=lines - 1,
         rows_created=args.rows,
+        rows=rows,
+        distinct_members=distinct_members,
         seconds=f"{seconds:.2f}",
         mb=f"{mb:.1f}",
         mb_per_s=f"{mb / seconds:.1f}",
