@@ -1,0 +1,86 @@
+"""The portal served with a door onto its simulators' own records, for the benches that count what a vendor
+received: GET /_bench/records/<vendor> answers what that simulator holds in memory — First Orion's numbers pushed
+(with how many times each), Attentive's messages (recipient and text), Annex Cloud's points (by customId) and its
+members' balances. The simulators' `_control` pages give only totals, which cannot tell a missed message from a
+wrong one; the benches compare these records with their own input instead.
+
+    gunicorn bench.simulator_records:application --workers 1 --threads 8   (one process: the records live in it)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from bench.common import process, wait_until_serving
+
+RECORDS_PATH = "/_bench/records/"
+
+
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    from portal.wsgi import application as portal
+
+    path = str(environ.get("PATH_INFO") or "")
+    if not path.startswith(RECORDS_PATH):
+        return portal(environ, start_response)
+    reader = READERS.get(path.removeprefix(RECORDS_PATH))
+    if reader is None:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"no records of that vendor"]
+    body = json.dumps(reader()).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def first_orion() -> dict[str, Any]:
+    from integrations.first_orion.sandbox import state
+
+    with state.lock:
+        return {"received": dict(state.received)}
+
+
+def attentive() -> dict[str, Any]:
+    from integrations.attentive.sandbox import state
+
+    with state.lock:
+        return {"messages": [{"to": m["to"], "body": m["body"]} for m in state.messages]}
+
+
+def annex_cloud() -> dict[str, Any]:
+    from integrations.annexcloud.sandbox import state
+
+    with state.lock:
+        points = {
+            custom_id: {"id": answer.get("id"), "activity": str(answer.get("activity", "")).lower()}
+            for custom_id, answer in state.points.items()
+        }
+        balances = {member_id: int(m.get("availablePoints", 0)) for member_id, m in state.members.items()}
+        return {"points": points, "balances": balances, "lose_points_answers": state.lose_points_answers}
+
+
+READERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "first_orion": first_orion,
+    "attentive": attentive,
+    "annex_cloud": annex_cloud,
+}
+
+
+def records(port: int, vendor: str) -> dict[str, Any]:
+    """A simulator's records, read from the portal served on `port` by `served`."""
+    url = f"http://127.0.0.1:{port}{RECORDS_PATH}{vendor}"
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return json.loads(response.read())
+
+
+@contextmanager
+def served(env: Mapping[str, str], port: int, threads: int = 8) -> Iterator[None]:
+    """The portal (with its simulators and their records) served by gunicorn in one process, once it answers."""
+    command = [sys.executable, "-m", "gunicorn", "bench.simulator_records:application", "--bind", f"127.0.0.1:{port}"]
+    options = ["--log-level", "warning", "--workers", "1", "--threads", str(threads)]
+    with process([*command, *options], env) as server:
+        wait_until_serving(server, port)
+        yield
