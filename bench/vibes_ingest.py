@@ -4,8 +4,12 @@ that inserts one row (the baseline, same run); then a Celery worker drains the q
 
     .venv/bin/python bench/vibes_ingest.py --callbacks 20000 [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
-Prints one line: callbacks=… accepted_rps=… p50_ms=… p99_ms=… baseline_rps=… baseline_p50_ms=… baseline_p99_ms=…
-ratio=… lost=… applied_twice=… wrong_final_state=…
+Prints one line: callbacks=… events=… duplicates_sent=… accepted_rps=… p50_ms=… p99_ms=… non_2xx=… baseline_rps=…
+baseline_p50_ms=… baseline_p99_ms=… baseline_non_2xx=… ratio=… stored=… applied=… lost=… applied_twice=…
+wrong_final_state=… opt_outs_missing=…, and exits 1 when one of INVARIANTS breaks. `applied`, `lost` and
+`applied_twice` come from the bench's own record of what the worker applied (bench/applied_record.py), against the
+events it sent; `opt_outs_missing` from the members the client API shows opted in although their person's newest
+event was an opt-out.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ import statistics
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.applied_record import RECORD_URL_VARIABLE, WORKER_ENTRY, applications, event_key
 from bench.common import (
     add_database_argument,
     bench_django,
@@ -36,35 +43,61 @@ from bench.common import (
 )
 
 SMOKE_ARGS = ["--callbacks", "200", "--workers", "2", "--concurrency", "4"]
-INVARIANTS = ["non_2xx == 0", "baseline_non_2xx == 0", "lost == 0", "applied_twice == 0", "wrong_final_state == 0"]
+# Counted against what the bench sent: every delivery answered 2xx and stored; every event applied once, by the
+# bench's own record of the worker's applications (bench/applied_record.py); each person's newest event decides its
+# state, and an opt-out reaches the member (read through the client API). The drill took place: duplicates were sent.
+INVARIANTS = [
+    "duplicates_sent >= 1",
+    "non_2xx == 0",
+    "baseline_non_2xx == 0",
+    "stored == callbacks",
+    "lost == 0",
+    "applied_twice == 0",
+    "wrong_final_state == 0",
+    "opt_outs_missing == 0",
+]
 
 DUPLICATE_SHARE = 0.2
 EVENTS_PER_PERSON = 4
+API_PAGE = 1000
 
 
-def make_callbacks(count: int) -> tuple[list[bytes], dict[str, str]]:
-    """Unique events for count·0.8 deliveries (persons alternating opt-in / opt-out in time), duplicates of random
-    ones for the rest, shuffled. Returns the bodies and each person's expected final state."""
-    unique = int(count * (1 - DUPLICATE_SHARE))
+@dataclass
+class Callbacks:
+    """What the bench sends: every delivery in sending order, the unique events among them (by Vibes' dedup key),
+    and each person's state once the newest of their events is applied."""
+
+    deliveries: list[bytes]
+    events: set[str]
+    final_state: dict[str, str]
+
+
+def make_callbacks(count: int) -> Callbacks:
+    """Whole persons of four events a minute apart, opting in and out in turn (even persons start with an opt-in,
+    so they end opted out; odd ones the other way round), for about 80% of the deliveries; repeats of random ones
+    for the rest; all shuffled: duplicates, and events out of order."""
+    persons = max(1, int(count * (1 - DUPLICATE_SHARE)) // EVENTS_PER_PERSON)
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    events, expected = [], {}
-    for n in range(unique):
-        person, step = n // EVENTS_PER_PERSON, n % EVENTS_PER_PERSON
-        kind = "subscription_added" if step % 2 == 0 else "subscription_removed"
-        date = (start + timedelta(minutes=person * 10 + step)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        subscription = {
-            "person": {"id": f"P{person}", "external_id": f"ext-{person}"},
-            "subscription_list": {"id": "1234"},
-            "opt_in_date": date,
-        }
-        if kind == "subscription_removed":
-            subscription.update(opt_out_date=date, opt_out_reason="user_opt_out")
-        payload = {"event_id": f"ev-{n}", "callback_type": kind, "event_date": date, "subscription": subscription}
-        events.append(json.dumps(payload).encode())
-        expected[f"P{person}"] = "subscribed" if kind == "subscription_added" else "unsubscribed"
-    deliveries = events + random.choices(events, k=count - unique)
+    events, keys, final_state = [], set(), {}
+    for person in range(persons):
+        for step in range(EVENTS_PER_PERSON):
+            n = person * EVENTS_PER_PERSON + step
+            kind = "subscription_added" if (person + step) % 2 == 0 else "subscription_removed"
+            date = (start + timedelta(minutes=person * 10 + step)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            subscription = {
+                "person": {"id": f"P{person}", "external_id": f"ext-{person}"},
+                "subscription_list": {"id": "1234"},
+                "opt_in_date": date,
+            }
+            if kind == "subscription_removed":
+                subscription.update(opt_out_date=date, opt_out_reason="user_opt_out")
+            payload = {"event_id": f"ev-{n}", "callback_type": kind, "event_date": date, "subscription": subscription}
+            events.append(json.dumps(payload).encode())
+            keys.add(event_key(payload["event_id"], kind))
+            final_state[f"P{person}"] = "subscribed" if kind == "subscription_added" else "unsubscribed"
+    deliveries = events + random.choices(events, k=max(0, count - len(events)))
     random.shuffle(deliveries)
-    return deliveries, expected
+    return Callbacks(deliveries, keys, final_state)
 
 
 def load(port: int, path: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float], int]:
@@ -122,59 +155,79 @@ def empty_redis(url: str) -> Iterator[None]:
         broker.close()
 
 
-def serve_and_load(
-    env: Mapping[str, str],
-    args: argparse.Namespace,
-    bodies: list[bytes],
-    paths: tuple[str, str],
-    between: Callable[[], object],
-) -> dict[str, tuple[float, list[float], int]]:
-    """The bodies sent to the baseline view, then (after `between`) to the callback endpoint, on one server."""
-    port = free_port()
-    with gunicorn(env, port, "--workers", str(args.workers)):
-        baseline = load(port, paths[0], bodies, args.concurrency)
-        between()
-        callbacks = load(port, paths[1], bodies, args.concurrency)
-    return {"baseline": baseline, "callbacks": callbacks}
-
-
-def drain(env: Mapping[str, str], waiting: Callable[[], bool]) -> None:
-    """A Celery worker until nothing waits for processing (or it dies, or ten minutes pass)."""
+def drain(env: Mapping[str, str], broker_url: str, waiting: Callable[[], bool]) -> None:
+    """A Celery worker, its applications recorded (bench/applied_record.py), until nothing waits for processing (or
+    it dies, or ten minutes pass). Its warm shutdown finishes the task at hand, so the record is complete after."""
     from django.conf import settings  # configured by bench_django
 
     queues = ",".join(settings.PORTAL_QUEUES)
-    worker = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queues, "-c", "2", "-l", "WARNING"]
+    worker = [sys.executable, "-c", WORKER_ENTRY, "-A", "portal", "worker", "-Q", queues, "-c", "2", "-l", "WARNING"]
     worker.append("--without-gossip")
-    with process(worker, env) as child:
+    with process(worker, {**env, RECORD_URL_VARIABLE: broker_url}) as child:
         deadline = time.monotonic() + 600
         while waiting() and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.5)
 
 
-def ingest(
-    env: Mapping[str, str], args: argparse.Namespace, bodies: list[bytes], expected: dict[str, str]
-) -> dict[str, Any]:
-    """Seed a client, a Vibes connection and its members; load, drain, and count what went wrong. The portal code
-    this bench uses is imported here only."""
-    from integrations.models import Client, Connection, WebhookEvent
-    from members.models import Member, VibesListSubscription
+def members_opted_in(port: int, token: str) -> set[str]:
+    """The external ids of the members the client API shows as opted in, all pages."""
+    found, offset = set(), 0
+    while True:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/members/?limit={API_PAGE}&offset={offset}",
+            headers={"Authorization": f"Token {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local only
+            page = json.loads(response.read())
+        found |= {member["annex_cloud_id"] for member in page["results"] if member["opted_in"]}
+        if not page["next"]:
+            return found
+        offset += API_PAGE
+
+
+def seed(persons: int) -> tuple[Any, Any, str]:
+    """A client, its Vibes connection and API token, and one opted-in member per person (matched by external id).
+    The portal code this bench uses is imported here only."""
+    from integrations.models import ApiToken, Client, Connection
+    from members.models import Member
 
     client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}")
     connection = Connection.objects.create(client=client, vendor="vibes", status="active")
-    Member.objects.bulk_create(Member(client=client, annex_cloud_id=f"ext-{n}") for n in range(len(expected)))
-    paths = (f"/baseline/{connection.pk}/", f"/api/webhooks/vibes/{connection.inbound_token}/")
-    timings = serve_and_load(env, args, bodies, paths, WebhookEvent.objects.filter(connection=connection).delete)
+    Member.objects.bulk_create(Member(client=client, annex_cloud_id=f"ext-{n}", opted_in=True) for n in range(persons))
+    return client, connection, ApiToken.issue(client, "bench")[1]
 
-    events = WebhookEvent.objects.filter(connection=connection, event_id__isnull=False)
-    drain(env, events.filter(status="received").exists)
-    unique_ids = {json.loads(b)["event_id"] for b in bodies}
-    stored_ids = set(events.values_list("event_id", flat=True))
+
+def ingest(env: Mapping[str, str], args: argparse.Namespace, callbacks: Callbacks) -> dict[str, Any]:
+    """Load the baseline view, then the callback endpoint, with the same deliveries; drain; and count, from what
+    was sent, what the portal stored, applied (the bench's record) and shows through its API."""
+    from integrations.models import WebhookEvent
+    from members.models import VibesListSubscription
+
+    client, connection, token = seed(len(callbacks.final_state))
+    stored = WebhookEvent.objects.filter(connection=connection)
+    port = free_port()
+    with gunicorn(env, port, "--workers", str(args.workers)):
+        baseline = load(port, f"/baseline/{connection.pk}/", callbacks.deliveries, args.concurrency)
+        stored.delete()
+        endpoint = f"/api/webhooks/vibes/{connection.inbound_token}/"
+        timings = load(port, endpoint, callbacks.deliveries, args.concurrency)
+        stored_count = stored.count()
+        drain(env, args.broker_url, stored.filter(status="received").exists)
+        opted_in = members_opted_in(port, token)
+    applied = applications(args.broker_url)
     final = dict(VibesListSubscription.objects.filter(client=client).values_list("person_id", "state"))
+    # A member whose person ends opted out was opted out by the portal (honour_opt_outs_everywhere); one whose
+    # person ends subscribed may have been, or not, depending on which opt-out came before a later opt-in.
+    opted_out = {f"ext-{person[1:]}" for person, state in callbacks.final_state.items() if state == "unsubscribed"}
     return {
-        **timings,
-        "lost": len(unique_ids - stored_ids) + events.filter(status__in=["received", "failed"]).count(),
-        "applied_twice": events.count() - len(stored_ids),  # the unique constraint makes this 0 by construction
-        "wrong_final_state": sum(final.get(person) != state for person, state in expected.items()),
+        "baseline": baseline,
+        "callbacks": timings,
+        "stored": stored_count,
+        "applied": len(applied.keys() & callbacks.events),
+        "lost": len(callbacks.events - applied.keys()),
+        "applied_twice": sum(count - 1 for count in applied.values()),
+        "wrong_final_state": sum(final.get(person) != state for person, state in callbacks.final_state.items()),
+        "opt_outs_missing": len(opted_out & opted_in),
     }
 
 
@@ -195,15 +248,18 @@ def main() -> None:
         "ROOT_URLCONF": "bench.vibes_baseline_urls",
         "CELERY_BROKER_URL": args.broker_url,
     }
-    bodies, expected = make_callbacks(args.callbacks)
+    callbacks = make_callbacks(args.callbacks)
     with empty_redis(args.broker_url), bench_django(args.database_url, **production_like) as env:
-        outcome = ingest(env, args, bodies, expected)
-    seconds, latencies, failures = outcome["callbacks"]
-    base_seconds, base_latencies, base_failures = outcome["baseline"]
-    rps, base_rps = len(bodies) / seconds, len(bodies) / base_seconds
+        outcome = ingest(env, args, callbacks)
+    seconds, latencies, failures = outcome.pop("callbacks")
+    base_seconds, base_latencies, base_failures = outcome.pop("baseline")
+    deliveries = len(callbacks.deliveries)
+    rps, base_rps = deliveries / seconds, deliveries / base_seconds
     print_result(
         INVARIANTS,
-        callbacks=len(bodies),
+        callbacks=deliveries,
+        events=len(callbacks.events),
+        duplicates_sent=deliveries - len(callbacks.events),
         accepted_rps=f"{rps:.0f}",
         p50_ms=f"{percentile(latencies, 0.5):.1f}",
         p99_ms=f"{percentile(latencies, 0.99):.1f}",
@@ -213,9 +269,7 @@ def main() -> None:
         baseline_p99_ms=f"{percentile(base_latencies, 0.99):.1f}",
         baseline_non_2xx=base_failures,
         ratio=f"{rps / base_rps:.2f}",
-        lost=outcome["lost"],
-        applied_twice=outcome["applied_twice"],
-        wrong_final_state=outcome["wrong_final_state"],
+        **outcome,
     )
 
 
