@@ -32,6 +32,7 @@ SHARED_CACHE_URL = os.environ.get("MUTATE_CACHE_URL", "rediscache://127.0.0.1:63
 # What the tests need beside the mutated packages: templates, the pytest settings, the entry point.
 # A mutant whose tests fail, or never finish (mutmut stops them at 15 times their normal time), was detected.
 DETECTED = frozenset({"killed", "timeout"})
+NOT_REACHED = "not checked"  # a run stopped before it tried this mutant
 LINKED = ("integrations", "members", "portal", "templates", "tests", "manage.py")
 
 
@@ -128,12 +129,19 @@ def prepare(target: Target) -> Path:
     return folder
 
 
-def run_target(target: Target, log: Path) -> Outcome:
+def run_target(target: Target, log: Path) -> None:
     folder = prepare(target)
     env = {**os.environ, **dict(target.env)}
     with log.open("w") as out:
         command = [str(MUTMUT), "run", "--max-children", "2", *target.mutant_globs()]
         subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+
+
+def outcome_of(target: Target) -> Outcome:
+    """What the module's last run found (mutants it has not reached yet count as `not_checked`)."""
+    folder = WORK / target.name
+    if not folder.exists():
+        return Outcome(target, {"mutants": 0}, [])
     results = subprocess.run(
         [str(MUTMUT), "results", "--all", "true"], cwd=folder, capture_output=True, text=True, check=False
     ).stdout
@@ -143,7 +151,7 @@ def run_target(target: Target, log: Path) -> Outcome:
     counts = {"mutants": len(ours)}
     for status in ours.values():
         counts[status] = counts.get(status, 0) + 1
-    survivors = sorted(name for name, status in ours.items() if status not in DETECTED)
+    survivors = sorted(name for name, status in ours.items() if status not in DETECTED | {NOT_REACHED})
     return Outcome(target, counts, survivors)
 
 
@@ -156,6 +164,9 @@ def documented_equivalents() -> set[str]:
 
 def report(outcome: Outcome, explained: set[str]) -> bool:
     counts = dict(outcome.counts)
+    if not counts["mutants"]:
+        print(f"{outcome.target.path}: not run", flush=True)
+        return False
     line = f"{outcome.target.path}: mutants={counts.pop('mutants')} killed={counts.pop('killed', 0)}"
     line += f" survived={counts.pop('survived', 0)}"
     line += "".join(f" {status.replace(' ', '_')}={n}" for status, n in sorted(counts.items()))
@@ -163,10 +174,14 @@ def report(outcome: Outcome, explained: set[str]) -> bool:
     unexplained = [name for name in outcome.survivors if name not in explained]
     for name in outcome.survivors:
         print(f"    {name}{'' if name in explained else '  (not explained in docs/mutation.md)'}")
-    return not unexplained and outcome.counts["mutants"] > 0
+    complete = outcome.counts["mutants"] > 0 and NOT_REACHED not in outcome.counts
+    return complete and not unexplained
 
 
 def main(argv: list[str]) -> int:
+    """`--report` prints the last results without running anything (for a run that was stopped part-way)."""
+    report_only = "--report" in argv
+    argv = [arg for arg in argv if arg != "--report"]
     chosen = [t for t in TARGETS if not argv or t.path in argv or t.name in argv]
     if argv and not chosen:
         print(f"No such module; choose from: {', '.join(t.path for t in TARGETS)}", file=sys.stderr)
@@ -174,9 +189,10 @@ def main(argv: list[str]) -> int:
     explained = documented_equivalents()
     all_good = True
     for target in chosen:
-        log = WORK / f"{target.name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        all_good &= report(run_target(target, log), explained)
+        if not report_only:
+            WORK.mkdir(parents=True, exist_ok=True)
+            run_target(target, WORK / f"{target.name}.log")
+        all_good &= report(outcome_of(target), explained)
     return 0 if all_good else 1
 
 

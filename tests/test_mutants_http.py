@@ -21,6 +21,8 @@ from integrations.http import (
     Unavailable,
     VendorAPI,
     VendorTimeout,
+    path_segment,
+    shared_rate_limiter,
 )
 
 DRAWS = 400  # enough random draws that a wrong bound shows: 0.9^400 ≈ 5e-19 to miss the top tenth by chance
@@ -426,3 +428,20 @@ def test_a_token_bucket_allows_its_burst_then_waits_a_token_s_time(monkeypatch):
 def test_a_token_bucket_bursts_its_rate_by_default_and_at_least_one():
     assert TokenBucket(rate=25).capacity == 25
     assert TokenBucket(rate=0.5).capacity == 1.0
+
+
+def test_one_bucket_per_key_and_rate_in_a_process():
+    bucket = shared_rate_limiter("test:bucket", 5)
+    assert isinstance(bucket, TokenBucket) and bucket.rate == 5
+    assert shared_rate_limiter("test:bucket", 5) is bucket
+    changed = shared_rate_limiter("test:bucket", 6)
+    assert changed is not bucket and changed.rate == 6
+    assert shared_rate_limiter("test:bucket", 6) is changed
+    assert shared_rate_limiter("test:bucket-other", 6) is not changed
+
+
+@pytest.mark.parametrize(
+    ("value", "segment"), [("c#d@x.com", "c%23d@x.com"), ("a/b", "a%2Fb"), ("a b?", "a%20b%3F"), (42, "42")]
+)
+def test_an_id_in_a_url_path_stays_one_segment(value, segment):
+    assert path_segment(value) == segment
