@@ -1,13 +1,18 @@
 """SessionM wallet scan: N members opted in to SMS, each with a SessionM profile whose wallet holds a new offer and
 one that expires in 5 days, scanned by the offer job against the SessionM simulator (served by gunicorn) until
-every wallet was read — with the worker running the first pass killed midway — and then a whole second time; then
-the message job plans the messages.
+every wallet was read — with the worker running the first pass killed (SIGKILL) while it holds the scan with wallets
+in flight — and then a whole second time; then the message job sends the offer messages through the Attentive
+simulator. Nothing releases the killed run's hold: the job is run on a schedule (every --period seconds) until the
+hold runs out and a run takes over.
 
     .venv/bin/python bench/sessionm_offers.py --members 20000 [--rate 50] [--database-url postgres://...]
 
-Prints one line: members=… offers=… issued_msgs=… expiring_msgs=… duplicates=… missed=… calls=… runs=… killed_at=…
-seconds=… members_per_s=… peak_rss_mb=…  (duplicates and missed must be 0; runs counts job runs, the killed one
-included; killed_at is how many wallets the killed worker had recorded)
+Prints one line and exits 1 when one of INVARIANTS breaks. Messages are counted from what the Attentive simulator
+received (recipient and text), against the offers the bench gave each member: per message type, `*_missed` are the
+(member, offer) messages expected and never received, `*_extra` those received and not expected (another member,
+another offer), `duplicates` the extra copies of expected ones, `other_msgs` texts of neither template. runs counts
+job runs, the killed one included; killed_at is how many wallets the killed worker had recorded; seconds_to_resume
+runs from the kill to the first wallet read the simulator received from the run that took over.
 """
 
 from __future__ import annotations
@@ -19,21 +24,47 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, add_database_argument, bench_django, free_port, gunicorn, peak_rss_mb, print_result
+from bench.common import ROOT, add_database_argument, bench_django, free_port, peak_rss_mb, print_result
+from bench.resume import resume_on_schedule
+from bench.simulator_records import records, served
 
-SMOKE_ARGS = ["--members", "40", "--rate", "200"]
+# The smoke run holds the scan for a few seconds only: a killed run then blocks it that long.
+SMOKE_ARGS = ["--members", "40", "--rate", "50", "--lease-seconds", "8"]
+INVARIANTS = [
+    "issued_missed == 0",
+    "issued_extra == 0",
+    "expiring_missed == 0",
+    "expiring_extra == 0",
+    "duplicates == 0",
+    "other_msgs == 0",
+    # The drill happened: the worker was killed holding the scan mid-pass…
+    "worker_killed == 1",
+    "interrupted_runs >= 1",
+    # …its hold turned the next runs away, and ran out by itself within a lease (and a schedule period).
+    "blocked_runs >= 1",
+    "seconds_to_resume <= lease_s + period_s + 10",
+]
+ISSUED, EXPIRING = "New: {offer_name}", "{offer_name} ends {expires_on}"
 WALLET = [
     {"name": "Large fries on us", "description": "Free large fries", "days": 30},
     {"name": "Snack box", "description": "A snack box", "days": 5},
 ]
-# One scan run in a process of its own, so that the bench can kill it like a worker.
-SCAN_IN_A_WORKER = "from integrations.sessionm.flows import scan_offers; scan_offers()"
+# The offers each member is told about: both are new; only the snack box ends within the 10-day warning window.
+ISSUED_OFFERS = {"Large fries on us", "Snack box"}
+EXPIRING_OFFERS = {"Snack box"}
+# One scan run in a process of its own, so that the bench can kill it like a worker; its hold as long as the bench's.
+SCAN_IN_A_WORKER = (
+    "from django.conf import settings; settings.SESSIONM_SCAN_LEASE_SECONDS = {lease}; "
+    "from integrations.sessionm.flows import scan_offers; scan_offers()"
+)
 
 
 def control(port: int, settings: dict[str, object] | None = None) -> dict[str, Any]:
@@ -44,13 +75,26 @@ def control(port: int, settings: dict[str, object] | None = None) -> dict[str, A
         return json.loads(response.read())
 
 
+def phone(n: int) -> str:
+    return f"+1404{5550000 + n:07d}"
+
+
+def hold_scans_for(seconds: float) -> None:
+    """The scan's lease in this process (the product's default unless the bench shortens it)."""
+    from django.conf import settings
+
+    settings.SESSIONM_SCAN_LEASE_SECONDS = seconds
+
+
 def seed(port: int, members: int, rate: float) -> Any:
-    """The client, its SessionM and SMS connections, the two offer templates, N members with profiles, and their
-    users and wallets at the simulator. Returns the SessionM connection."""
-    from integrations.models import Client, Connection
+    """The client, its SessionM connection and its Attentive one (members subscribed to TEXT) with the two offer
+    templates, N members with profiles, and their users and wallets at the simulator. Returns the SessionM
+    connection."""
+    from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
+    from integrations.models import Client, Connection, SignUpSource
     from integrations.sessionm.models import SessionMProfile
     from integrations.sessionm.sandbox import DEMO_SECRETS, DEMO_SETTINGS
-    from members.models import Member, MessageTemplate
+    from members.models import ChannelSubscription, Member, MessageTemplate
 
     client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}")
     connection = Connection.objects.create(
@@ -61,17 +105,22 @@ def seed(port: int, members: int, rate: float) -> Any:
         secrets=DEMO_SECRETS,
         settings={**DEMO_SETTINGS, "rate_limit_per_second": rate},
     )
-    sms = Connection.objects.create(client=client, vendor="attentive", environment="sandbox", status="active")
-    for event_type, text in (
-        ("offer_issued", "New: {offer_name}"),
-        ("offer_expiring", "{offer_name} ends {expires_on}"),
-    ):
+    SignUpSource.objects.create(client=client, source_id="132109", is_default=True)
+    sms = Connection.objects.create(
+        client=client,
+        vendor="attentive",
+        environment="sandbox",
+        status="active",
+        secrets={"api_key": API_KEY, "legacy_token": LEGACY_TOKEN},
+    )
+    for event_type, text in (("offer_issued", ISSUED), ("offer_expiring", EXPIRING)):
         MessageTemplate.objects.create(client=client, event_type=event_type, connection=sms, text=text)
     created = Member.objects.bulk_create(
-        (
-            Member(client=client, phone=f"+1404{5550000 + n:07d}", first_name=f"M{n}", opted_in=True)
-            for n in range(members)
-        ),
+        (Member(client=client, phone=phone(n), first_name=f"M{n}", opted_in=True) for n in range(members)),
+        batch_size=2000,
+    )
+    ChannelSubscription.objects.bulk_create(
+        (ChannelSubscription(member=m, vendor="attentive", channel="TEXT", state="subscribed") for m in created),
         batch_size=2000,
     )
     profiles = [
@@ -84,67 +133,127 @@ def seed(port: int, members: int, rate: float) -> Any:
     return connection
 
 
-def kill_a_worker_midway(connection: Any, env: Mapping[str, str], members: int) -> int:
-    """A scan run in a worker process, killed (SIGKILL) once it has recorded a quarter of the wallets; its lease is
-    then expired, as the time it holds it would. Returns the wallets it had recorded when it was killed."""
-    from integrations.sessionm.models import OfferScan
+@dataclass(frozen=True)
+class Kill:
+    at: float  # on the monotonic clock
+    worker_killed: bool  # the worker was still running when it was killed
+    interrupted: bool  # it held the scan, mid-pass, when it died (its hold was left behind)
+    wallets: int  # the wallets it had recorded
 
-    command = [sys.executable, "manage.py", "shell", "-c", SCAN_IN_A_WORKER]
+
+def kill_in_flight(connection: Any, env: Mapping[str, str], members: int, lease: float) -> Kill:
+    """A scan run in a worker process, killed (SIGKILL) once it has recorded a quarter of the wallets and still holds
+    the scan (a run in flight)."""
+    command = [sys.executable, "manage.py", "shell", "-c", SCAN_IN_A_WORKER.format(lease=lease)]
     worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sys.stderr)
     try:
-        while worker.poll() is None:
-            scan = OfferScan.objects.filter(connection=connection).first()
-            if scan is not None and scan.last_member_id and progress(connection, scan) >= members // 4:
-                break
-            time.sleep(0.05)
+        while worker.poll() is None and not (progress(connection) >= max(1, members // 4) and held(connection)):
+            time.sleep(0.02)
     finally:
-        worker.send_signal(signal.SIGKILL)
+        alive = worker.poll() is None
+        if alive:
+            worker.send_signal(signal.SIGKILL)
         worker.wait()
+    from integrations.sessionm.models import OfferScan
+
     scan = OfferScan.objects.get(connection=connection)
-    OfferScan.objects.filter(pk=scan.pk).update(claimed_until=None)
-    return members if scan.passes else progress(connection, scan)
+    return Kill(time.monotonic(), alive, alive and held(connection) and not scan.passes, progress(connection))
 
 
-def progress(connection: Any, scan: Any) -> int:
+def held(connection: Any) -> bool:
+    from integrations.sessionm.models import OfferScan
+
+    return OfferScan.objects.filter(connection=connection, claimed_until__isnull=False).exists()
+
+
+def progress(connection: Any) -> int:
+    """The wallets the scan's current pass has recorded (its cursor, in members)."""
+    from integrations.sessionm.models import OfferScan
     from members.models import Member
 
+    scan = OfferScan.objects.filter(connection=connection).first()
+    if scan is None or not scan.last_member_id:
+        return 0
     return Member.objects.filter(client_id=connection.client_id, pk__lte=scan.last_member_id).count()
 
 
-def scan_until_a_pass_completes(connection: Any) -> int:
-    """Run the job until every wallet was read once more; returns the runs it took."""
+def scan_job_ran() -> bool:
+    """One run of the job, as the schedule starts it: whether it scanned (rather than finding the scan held)."""
     from integrations.jobs import run_job
     from integrations.sessionm.flows import scan_offers
+
+    return run_job("sessionm.scan_offers", scan_offers).counts != {"busy": 1}
+
+
+def scan_until_passes(connection: Any, passes: int) -> int:
+    """Run the job until every wallet was read `passes` times; returns the runs it took."""
     from integrations.sessionm.models import OfferScan
 
-    passes, runs = OfferScan.objects.get(connection=connection).passes, 0
-    while OfferScan.objects.get(connection=connection).passes == passes:
-        run_job("sessionm.scan_offers", scan_offers)
+    runs = 0
+    while OfferScan.objects.get(connection=connection).passes < passes:
+        scan_job_ran()
         runs += 1
     return runs
 
 
-def messages_by_offer(connection: Any) -> tuple[int, int, int]:
-    """The planned messages by type, and the duplicates: more than one message for a (member, offer, type)."""
-    from collections import Counter
-
-    from members.messaging import plan_messages
+def send_messages(connection: Any, patience: float) -> None:
+    """The message job, run until none of the client's messages waits (each run sends for a bounded time)."""
+    from members.messaging import dispatch_messages
     from members.models import OutboundMessage
 
-    plan_messages()
-    keys = Counter(
-        (m.member_id, m.event.data.get("offer_id"), m.event.event_type)
-        for m in OutboundMessage.objects.filter(member__client_id=connection.client_id).select_related("event")
-    )
-    issued = sum(1 for key in keys if key[2] == "offer_issued")
-    expiring = sum(1 for key in keys if key[2] == "offer_expiring")
-    return issued, expiring, sum(n - 1 for n in keys.values())
+    deadline = time.monotonic() + patience
+    waiting = OutboundMessage.objects.filter(member__client_id=connection.client_id, status="pending")
+    while True:
+        dispatch_messages()
+        if not waiting.exists() or time.monotonic() > deadline:
+            return
+
+
+def messages_received(port: int, members: int) -> dict[str, int]:
+    """What the Attentive simulator received, per message type, against the offers each member was given."""
+    created = {phone(n) for n in range(members)}
+    expected = {
+        "issued": {(to, name) for to in created for name in ISSUED_OFFERS},
+        "expiring": {(to, name) for to in created for name in EXPIRING_OFFERS},
+    }
+    received: dict[str, Counter[tuple[str, str]]] = {"issued": Counter(), "expiring": Counter()}
+    other = 0
+    for message in records(port, "attentive")["messages"]:
+        kind, name = message_type(message["body"])
+        if kind is None:
+            other += 1
+        else:
+            received[kind][(message["to"], name)] += 1
+    figures = {"other_msgs": other, "duplicates": 0}
+    for kind in ("issued", "expiring"):
+        got = received[kind]
+        figures[f"{kind}_msgs"] = sum(got.values())
+        figures[f"{kind}_missed"] = len(expected[kind] - set(got))
+        figures[f"{kind}_extra"] = sum(n for key, n in got.items() if key not in expected[kind])
+        figures["duplicates"] += sum(n - 1 for key, n in got.items() if key in expected[kind])
+    return figures
+
+
+def message_type(body: str) -> tuple[str | None, str]:
+    """Which template a text came from, and the offer it names."""
+    if body.startswith("New: "):
+        return "issued", body.removeprefix("New: ")
+    name, ends, _ = body.partition(" ends ")
+    return ("expiring", name) if ends else (None, "")
+
+
+def default_lease() -> float:
+    from integrations.sessionm.flows import SCAN_LEASE
+
+    return SCAN_LEASE.total_seconds()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=50.0, help="the connection's rate limit (calls per second)")
+    parser.add_argument("--lease-seconds", type=float, help="how long a scan's hold lasts (default: the product's)")
+    parser.add_argument("--period", type=float, default=1.0, help="seconds between scheduled runs after the kill")
     add_database_argument(parser)
     args = parser.parse_args()
     port = free_port()
@@ -152,28 +261,43 @@ def main() -> None:
     with bench_django(args.database_url, **sandbox) as env:
         from integrations.models import VendorCall
 
-        # One process, many threads: the simulator keeps its state in memory.
-        with gunicorn(env, port, "--workers", "1", "--threads", "8"):
+        lease = args.lease_seconds or default_lease()
+        hold_scans_for(lease)
+        # One process, many threads: the simulators keep their state (and records) in memory.
+        with served(env, port, threads=8):
             connection = seed(port, args.members, args.rate)
             started = time.perf_counter()
-            killed_at = kill_a_worker_midway(connection, env, args.members)
-            runs = 1 + scan_until_a_pass_completes(connection)
-            runs += scan_until_a_pass_completes(connection)
+            kill = kill_in_flight(connection, env, args.members, lease)
+            resumed = resume_on_schedule(
+                kill.at,
+                attempt=scan_job_ran,
+                progress=lambda: control(port)["wallet_reads"],
+                period=args.period,
+                patience=lease + 120,
+            )
+            # The killed run, the ones its hold turned away, the one that took over, and those that finish the
+            # first pass and read every wallet a second time.
+            runs = 1 + resumed.blocked_runs + 1 + scan_until_passes(connection, 1)
+            runs += scan_until_passes(connection, 2)
             seconds = time.perf_counter() - started
             state = control(port)
-        issued, expiring, duplicates = messages_by_offer(connection)
+            send_messages(connection, patience=120 + args.members / 10)
+            messages = messages_received(port, args.members)
         calls = VendorCall.objects.filter(connection=connection).count()
-    expected_issued, expected_expiring = 2 * args.members, args.members
     print_result(
+        INVARIANTS,
         members=args.members,
         offers=state["offers"],
-        issued_msgs=issued,
-        expiring_msgs=expiring,
-        duplicates=duplicates,
-        missed=(expected_issued - issued) + (expected_expiring - expiring),
+        **messages,
         calls=calls,
         runs=runs,
-        killed_at=killed_at,
+        killed_at=kill.wallets,
+        worker_killed=int(kill.worker_killed),
+        interrupted_runs=int(kill.interrupted),
+        blocked_runs=resumed.blocked_runs,
+        lease_s=f"{lease:g}",
+        period_s=f"{args.period:g}",
+        seconds_to_resume=f"{resumed.seconds_to_resume:.1f}",
         seconds=f"{seconds:.1f}",
         members_per_s=f"{2 * args.members / seconds:.1f}",
         peak_rss_mb=f"{peak_rss_mb():.0f}",
