@@ -31,7 +31,8 @@ from bench.segment_export import analyze, insert_select
 SMOKE_ARGS = ["--calls", "2000", "--runs", "200", "--requests", "3"]
 FULL_CALLS = 1_000_000
 # Every table a chart or a trouble line reads is filled and every chart has bars; every page answered 200 with the
-# dashboard; at the full size, the page stays fast in both windows.
+# dashboard; at the full size (FULL_CALLS: the list is a literal, read by bench/smoke.py), the page stays fast in
+# both windows.
 INVARIANTS = [
     "calls >= 1",
     "job_runs >= 1",
@@ -47,8 +48,8 @@ INVARIANTS = [
     "troubled_runs >= 1",
     "vendor_troubles >= 1",
     "bad_responses == 0",
-    f"calls < {FULL_CALLS} or p95_ms < 1500",
-    f"calls < {FULL_CALLS} or p95_7d_ms < 1500",
+    "calls < 1000000 or p95_ms < 1500",
+    "calls < 1000000 or p95_7d_ms < 1500",
 ]
 PASSWORD = "bench-dashboard-password"
 SPREAD_SECONDS = 30 * 24 * 3600

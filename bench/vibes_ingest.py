@@ -46,6 +46,7 @@ SMOKE_ARGS = ["--callbacks", "200", "--workers", "2", "--concurrency", "4"]
 # Counted against what the bench sent: every delivery answered 2xx and stored; every event applied once, by the
 # bench's own record of the worker's applications (bench/applied_record.py); each person's newest event decides its
 # state, and an opt-out reaches the member (read through the client API). The drill took place: duplicates were sent.
+# The endpoint keeps at least half the pace of a bare view storing one row, judged on runs long enough to measure it.
 INVARIANTS = [
     "duplicates_sent >= 1",
     "non_2xx == 0",
@@ -55,6 +56,7 @@ INVARIANTS = [
     "applied_twice == 0",
     "wrong_final_state == 0",
     "opt_outs_missing == 0",
+    "callbacks < 5000 or ratio >= 0.5",
 ]
 
 DUPLICATE_SHARE = 0.2
