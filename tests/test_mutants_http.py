@@ -4,6 +4,9 @@ call row records. Vendors answer over real HTTP (pytest-httpserver); sleeps are 
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import time
 
 import pytest
@@ -192,9 +195,6 @@ def test_a_connection_refused_never_reached_the_vendor_so_even_a_post_is_tried_a
 
 def test_a_connection_dropped_after_sending_is_uncertain_and_a_post_is_not_repeated():
     """A server that reads the request and closes without answering."""
-    import socket
-    import threading
-
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -299,6 +299,7 @@ def test_status_codes_map_to_errors_an_admin_can_act_on(httpserver, status, erro
     assert type(caught.value) is error
     assert (caught.value.kind, caught.value.counts_against_connection) == (kind, against_connection)
     assert caught.value.status == status
+    assert caught.value.body == json.dumps({"message": "the vendor's words"})
     assert str(caught.value) == f"Demo: the vendor's words (HTTP {status})"
     assert caught.value.for_admin == f"{caught.value} — {error.default_hint}"
 
@@ -445,3 +446,24 @@ def test_one_bucket_per_key_and_rate_in_a_process():
 )
 def test_an_id_in_a_url_path_stays_one_segment(value, segment):
     assert path_segment(value) == segment
+
+
+def test_an_error_without_words_or_reason_still_says_error():
+    """A bare status line (no reason phrase, no body): the admin still reads "error", not an empty message."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer_bare_400() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 400 \r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=answer_bare_400, daemon=True).start()
+    try:
+        with pytest.raises(Rejected) as caught:
+            DemoAPI(f"http://127.0.0.1:{listener.getsockname()[1]}").request("GET", "/x")
+    finally:
+        listener.close()
+    assert caught.value.message == "error"

@@ -136,3 +136,12 @@ def test_only_a_cache_every_process_sees_is_shared(settings, backend, shared):
     assert (getattr(limiter, "key", "test:which"), limiter.rate) == ("test:which", 7)
     if not shared:
         assert rate_limiter("test:which", 7) is limiter  # one bucket per key in this process
+
+
+def test_a_call_waits_as_many_windows_as_other_processes_filled(clock):
+    limiter = SharedWindowLimiter("test:full", 20)  # 4 per window
+    slot = math.floor(1000.1 / 0.25)
+    cache.set(f"{KEY_PREFIX}:test:full:{slot}", 4)  # this window and the next are full already
+    cache.set(f"{KEY_PREFIX}:test:full:{slot + 1}", 4)
+    assert limiter.acquire() == pytest.approx(0.15 + 0.25)
+    assert clock.slept == [pytest.approx(0.15), pytest.approx(0.25)]
