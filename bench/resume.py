@@ -5,6 +5,8 @@ simulator for the first sign of progress. Nothing releases the killed run's hold
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +19,9 @@ SAMPLE_SECONDS = 0.05
 @dataclass(frozen=True)
 class Resumed:
     blocked_runs: int  # attempts turned away by the killed run's hold
-    seconds_to_resume: float  # from the kill to the first progress the simulator saw from the run that took over
+    # From the kill to the first progress the simulator saw from the run that took over; infinite when none was seen
+    # (printed as `inf`, it breaks any bound on it).
+    seconds_to_resume: float
 
 
 def resume_on_schedule(
@@ -25,7 +29,9 @@ def resume_on_schedule(
 ) -> Resumed:
     """Attempt the work every `period` seconds until an attempt runs (`attempt` answers whether it did, or whether
     the hold turned it away), for at most `patience` seconds. Progress is counted from the simulator's reading taken
-    just before the attempt that ran: by then whatever the killed run had in flight has long arrived."""
+    just before the attempt that ran: by then whatever the killed run had in flight has long arrived. A run that
+    never resumes (still turned away after `patience`, or making no progress) is reported, not raised: the bench
+    prints its line and its invariants say what broke."""
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
 
@@ -44,7 +50,8 @@ def resume_on_schedule(
                 break
             blocked += 1
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the work did not resume within {patience:g} s of the kill")
+                print(f"the work did not resume within {patience:g} s of the kill", file=sys.stderr)
+                return Resumed(blocked, math.inf)
             time.sleep(period)  # the schedule's period: the next run is due
     finally:
         stop.set()
@@ -52,5 +59,6 @@ def resume_on_schedule(
     samples.append((time.monotonic(), progress()))
     moved = next((moment for moment, value in samples if moment >= started and value > baseline), None)
     if moved is None:
-        raise RuntimeError("the run that took over made no progress the simulator saw")
+        print("the run that took over made no progress the simulator saw", file=sys.stderr)
+        return Resumed(blocked, math.inf)
     return Resumed(blocked, moved - killed_at)
