@@ -16,6 +16,7 @@ from werkzeug import Request, Response
 from integrations.attentive.api import AttentiveAPI
 from integrations.http import (
     AuthError,
+    CallRecord,
     NotFound,
     RateLimited,
     Rejected,
@@ -334,6 +335,7 @@ def test_an_error_with_a_code_says_it(httpserver):
     error = Rejected("Demo", "bad phone", status=400, code="E12")
     assert str(error) == "Demo: bad phone (HTTP 400, code E12)"
     assert str(Rejected("Demo", "bad phone")) == "Demo: bad phone"
+    assert Rejected("Demo", "bad phone").args == ("bad phone",)  # what pickling (a Celery result) rebuilds it from
 
 
 def test_a_body_that_is_not_json_is_a_rejection_naming_the_status(httpserver):
@@ -467,3 +469,30 @@ def test_an_error_without_words_or_reason_still_says_error():
     finally:
         listener.close()
     assert caught.value.message == "error"
+
+
+class RecordingCallLog:
+    def __init__(self) -> None:
+        self.calls: list[CallRecord] = []
+
+    def record(self, call: CallRecord) -> None:
+        self.calls.append(call)
+
+    def succeeded(self) -> None:
+        pass
+
+    def failed(self, error) -> None:
+        pass
+
+
+def test_the_call_record_redacts_named_json_fields_and_query_parameters_and_keeps_the_rest(httpserver):
+    """What VendorAPI itself hands the call log, before any other layer sees it."""
+    httpserver.expect_request("/x", method="POST").respond_with_json({"access_token": "issued-1", "token": ""})
+    log = RecordingCallLog()
+    DemoAPI(httpserver.url_for("/"), call_log=log).request(
+        "POST", "/x?page=&passkey=in-query-777&size=2", json_body={"clientSecret": "s3cr3t", "page": [{"secret": "x"}]}
+    )
+    (call,) = log.calls
+    assert call.url == httpserver.url_for("/x") + "?page=&passkey=[redacted]&size=2"
+    assert json.loads(call.request_body) == {"clientSecret": "[redacted]", "page": [{"secret": "[redacted]"}]}
+    assert json.loads(call.response_body) == {"access_token": "[redacted]", "token": ""}  # nothing to hide in ""
