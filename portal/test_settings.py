@@ -4,7 +4,9 @@ DATABASE_URL and CELERY_BROKER_URL still come from the environment, so the same 
 PostgreSQL + Redis.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # The suite never reads a developer's .env: it runs the same on every machine.
@@ -31,3 +33,21 @@ MESSAGE_RUN_SECONDS = 3
 
 # Files the tests write (segment exports) go to a throwaway folder.
 MEDIA_ROOT = tempfile.mkdtemp(prefix="portal-test-media-")
+
+
+def sqlite_test_database_path() -> str:
+    """A file for this run's SQLite test database, in a folder of its own that goes when the run ends.
+
+    Not Django's default in-memory database: that one shares a cache between connections, where a thread that meets
+    another's write fails at once with "database table is locked" instead of waiting, so tests with threads (and the
+    live server's request threads) were flaky. A file in WAL mode waits, as the portal's own database does.
+    """
+    folder = tempfile.mkdtemp(prefix="portal-test-db-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return os.path.join(folder, "test.sqlite3")
+
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": sqlite_test_database_path()}  # noqa: F405
+    # A test database need not survive a power cut: no fsync on each commit.
+    DATABASES["default"]["OPTIONS"]["init_command"] += "PRAGMA synchronous=OFF;"  # noqa: F405

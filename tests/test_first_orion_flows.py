@@ -10,7 +10,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.core import mail
 from django.db import connection as db
 from django.urls import reverse
@@ -310,13 +309,6 @@ def test_a_lease_left_by_a_refresher_that_died_is_taken_over(fo):
     assert new != old and state.token_calls == 2
 
 
-# pytest-django's SQLite test database lives in memory with a shared cache, where a reader that meets a writer fails
-# at once ("table is locked") instead of waiting as a file database in WAL mode does: the race is proven where it is
-# real, on PostgreSQL (CI runs the suite there with REQUIRE_SERVICES=1).
-@pytest.mark.skipif(
-    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-    reason="concurrent writers need PostgreSQL (the SQLite test database is in memory, shared cache)",
-)
 @pytest.mark.django_db(transaction=True)
 def test_threads_with_an_expired_token_make_exactly_one_token_request(fo):
     state, connection = fo
