@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter, defaultdict
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from integrations import connections, inbound
 from integrations.jobs import reap_interrupted_runs, run_job
-from integrations.models import Connection, JobRun, WebhookEvent
+from integrations.models import JobRun, WebhookEvent
 from integrations.tasks import close_runs_of_the_previous_worker
 from portal.celery import app as celery_app
 from tests.factories import ConnectionFactory, WebhookEventFactory
@@ -99,26 +100,49 @@ def test_the_callback_sweep_honours_its_client(client_a, client_b):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_processors_apply_each_event_once_and_count_only_their_own():
-    if db_connection.vendor != "postgresql":
-        pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite runs one processor")
+def test_two_processors_apply_each_event_once_and_count_only_their_own(monkeypatch):
+    """On PostgreSQL the event rows are locked (SKIP LOCKED); on SQLite each claim is an IMMEDIATE transaction, so
+    the two processors take turns. Either way no event is applied twice, and each counts only what it applied."""
     vibes = ConnectionFactory(vendor="vibes", secrets={}, settings={"company_key": "acme"})
     for n in range(200):
         WebhookEventFactory(connection=vibes, event_id=f"E{n}", person_id=f"P{n}")
-    counts: list[dict[str, int]] = []
+    applied_by = record_applications(monkeypatch, inbound.handler_for("vibes"))
+    counts: dict[str, dict[str, int]] = {}
+    start = threading.Barrier(2)
 
     def processor() -> None:
-        counts.append(inbound.process_received(vibes.pk, limit=20))
-        db_connection.close()
+        try:
+            start.wait()
+            counts[threading.current_thread().name] = inbound.process_received(vibes.pk, limit=20)
+        finally:
+            db_connection.close()
 
-    threads = [threading.Thread(target=processor) for _ in range(2)]
+    threads = [threading.Thread(target=processor, name=f"processor-{n}") for n in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert sum(c["processed"] for c in counts) == 200
+    applied = Counter(event_id for event_ids in applied_by.values() for event_id in event_ids)
+    assert applied == Counter({f"E{n}": 1 for n in range(200)})  # the handler's own record: each event once
+    assert {name: count["processed"] for name, count in counts.items()} == {
+        name: len(applied_by.get(name, [])) for name in counts
+    }
+    assert sum(count["failed"] for count in counts.values()) == 0
     assert WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSED).count() == 200
-    assert Connection.objects.filter(pk=vibes.pk).exists()
+
+
+def record_applications(monkeypatch, handler: inbound.InboundHandler) -> dict[str, list[str]]:
+    """Event ids the handler applied, by the name of the thread that applied each: a record kept beside the
+    processors' own counts."""
+    applied_by: dict[str, list[str]] = defaultdict(list)
+    apply = handler.apply
+
+    def recording_apply(event: WebhookEvent) -> tuple[str, str]:
+        applied_by[threading.current_thread().name].append(event.event_id)
+        return apply(event)
+
+    monkeypatch.setattr(handler, "apply", recording_apply)
+    return applied_by
 
 
 def test_site_admins_are_emailed_once_an_hour_when_a_connection_turns_failing(site_admin, connection_a, mailoutbox):
