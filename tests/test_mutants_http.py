@@ -496,3 +496,10 @@ def test_the_call_record_redacts_named_json_fields_and_query_parameters_and_keep
     assert call.url == httpserver.url_for("/x") + "?page=&passkey=[redacted]&size=2"
     assert json.loads(call.request_body) == {"clientSecret": "[redacted]", "page": [{"secret": "[redacted]"}]}
     assert json.loads(call.response_body) == {"access_token": "[redacted]", "token": ""}  # nothing to hide in ""
+
+
+def test_the_call_record_redacts_known_secret_values_and_survives_a_body_that_is_not_utf8(httpserver):
+    httpserver.expect_request("/echo").respond_with_data(b"key=conn-secret-42 \xff", status=200)
+    log = RecordingCallLog()
+    DemoAPI(httpserver.url_for("/"), call_log=log, secret_values=["conn-secret-42", ""]).request("GET", "/echo")
+    assert log.calls[0].response_body == "key=[redacted] \ufffd"
