@@ -503,3 +503,19 @@ def test_the_call_record_redacts_known_secret_values_and_survives_a_body_that_is
     log = RecordingCallLog()
     DemoAPI(httpserver.url_for("/"), call_log=log, secret_values=["conn-secret-42", ""]).request("GET", "/echo")
     assert log.calls[0].response_body == "key=[redacted] \ufffd"
+
+
+def test_a_callers_content_type_is_kept(httpserver):
+    httpserver.expect_request("/x", method="PATCH").respond_with_json({})
+    DemoAPI(httpserver.url_for("/")).request(
+        "PATCH", "/x", json_body={"a": 1}, headers={"Content-Type": "application/merge-patch+json"}
+    )
+    assert httpserver.log[0][0].headers["Content-Type"] == "application/merge-patch+json"
+
+
+def test_a_call_to_a_published_endpoint_waits_for_that_endpoints_limit(httpserver):
+    httpserver.expect_request("/send", method="POST").respond_with_json({})
+    endpoint = RecordingLimiter()
+    api = DemoAPI(httpserver.url_for("/"), endpoint_rate_limiters={"messages": endpoint})
+    api.request("POST", "/send", json_body={}, rate_limit_key="messages")
+    assert endpoint.acquired == 1
