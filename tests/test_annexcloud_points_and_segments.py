@@ -330,16 +330,29 @@ def test_bad_input_is_400_with_field_errors(
     assert not VendorCall.objects.exists()
 
 
-def test_a_key_reused_for_another_adjustment_is_422(annex_cloud_sandbox, loyalty_member, api_client_for, client_a):
+@pytest.mark.parametrize("other", [{"points": 50}, {"activity": "debit"}], ids=["other points", "debit"])
+def test_a_key_reused_for_another_adjustment_is_422_and_changes_nothing(
+    annex_cloud_sandbox, loyalty_member, api_client_for, client_a, other
+):
+    state, connection = annex_cloud_sandbox
     api = api_client_for(client_a)
-    first = api.post(
-        points_url(loyalty_member), {"activity": "credit", "points": 5, "idempotency_key": "same"}, format="json"
-    )
-    assert first.status_code == 201
-    response = api.post(
-        points_url(loyalty_member), {"activity": "credit", "points": 50, "idempotency_key": "same"}, format="json"
-    )
+    body = {"activity": "credit", "points": 5, "idempotency_key": "same"}
+    assert api.post(points_url(loyalty_member), body, format="json").status_code == 201
+    at_annex_cloud = json.dumps([state.points, state.members], sort_keys=True)
+    in_the_portal = portal_records(connection, loyalty_member)
+    response = api.post(points_url(loyalty_member), {**body, **other}, format="json")
     assert response.status_code == 422 and "already used" in response.json()["idempotency_key"][0]
+    assert json.dumps([state.points, state.members], sort_keys=True) == at_annex_cloud  # the simulator's record
+    assert portal_records(connection, loyalty_member) == in_the_portal
+
+
+def portal_records(connection: Connection, member: Member) -> tuple[list, list, dict]:
+    """The portal's rows a points request may touch: its transactions, its calls to Annex Cloud, the member."""
+    return (
+        list(PointsTransaction.objects.order_by("pk").values()),
+        list(VendorCall.objects.filter(connection=connection).order_by("pk").values_list("pk", flat=True)),
+        Member.objects.filter(pk=member.pk).values().get(),
+    )
 
 
 def test_without_annex_cloud_the_answer_is_409(ann, api_client_for, client_a):

@@ -16,7 +16,7 @@ from integrations.attentive.flows import attentive_api
 from integrations.connections import api_for, verify
 from integrations.http import ForbiddenDestination, VendorAPI
 from integrations.inbound import BadDelivery
-from integrations.models import VendorCall, WebhookEvent
+from integrations.models import Connection, VendorCall, WebhookEvent
 from integrations.vibes.api import VibesAPI
 from integrations.vibes.webhooks import parse_callback
 from tests.factories import ConnectionFactory, MemberFactory
@@ -193,12 +193,28 @@ def test_nul_characters_are_refused_with_a_400(api_client_for, client_a, admin_h
     assert not client_a.members.exists()
 
 
-def test_a_secret_with_a_line_break_is_refused_when_entered(admin_http, client_a):
-    response = admin_http.post(
-        "/admin/integrations/connection/add/?vendor=attentive",
-        {"client": client_a.pk, "vendor": "attentive", "environment": "production", "secret__api_key": "abc\ndef"},
-    )
-    assert response.status_code == 200 and "line breaks" in response.content.decode()
+@pytest.mark.parametrize("page", ["add", "change"])
+def test_a_secret_with_a_line_break_is_refused_when_entered(
+    admin_http, client_a, client_b, httpserver: HTTPServer, page
+):
+    """Refused with a word on the field, whether typed into a new connection or an existing one, and with "Save and
+    verify": nothing is stored (the old secret stays) and nothing reaches the vendor."""
+    owner = client_a if page == "change" else client_b  # client A may add its one Attentive connection
+    stored = ConnectionFactory(client=owner, vendor="attentive", base_url=httpserver.url_for("/"))
+    before = list(Connection.objects.order_by("pk").values())
+    form = {"environment": "production", "base_url": stored.base_url, "secret__api_key": "abc\ndef"}
+    form |= {"_verify": "Save and verify"}
+    if page == "add":
+        url = reverse("admin:integrations_connection_add") + "?vendor=attentive"
+        form |= {"client": client_a.pk, "vendor": "attentive"}
+    else:
+        url = reverse("admin:integrations_connection_change", args=[stored.pk])
+    response = admin_http.post(url, form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["secret__api_key"] and "line breaks" in errors["secret__api_key"][0]
+    assert list(Connection.objects.order_by("pk").values()) == before
+    assert httpserver.log == []
 
 
 def test_verifying_a_disabled_connection_says_what_to_do(admin_http, client_a):
