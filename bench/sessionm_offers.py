@@ -228,10 +228,24 @@ def messages_received(port: int, members: int) -> dict[str, int]:
     for kind in ("issued", "expiring"):
         got = received[kind]
         figures[f"{kind}_msgs"] = sum(got.values())
-        figures[f"{kind}_missed"] = len(expected[kind] - set(got))
+        missed = expected[kind] - set(got)
+        figures[f"{kind}_missed"] = len(missed)
+        explain_missed(kind, missed)
         figures[f"{kind}_extra"] = sum(n for key, n in got.items() if key not in expected[kind])
         figures["duplicates"] += sum(n - 1 for key, n in got.items() if key in expected[kind])
     return figures
+
+
+def explain_missed(kind: str, missed: set[tuple[str, str]], shown: int = 10) -> None:
+    """What the portal says of a few messages the simulator never received (on stderr: the line stays one line)."""
+    from members.models import LoyaltyEvent, OutboundMessage
+
+    event_type = f"offer_{kind}"
+    for to, name in sorted(missed)[:shown]:
+        events = LoyaltyEvent.objects.filter(member__phone=to, event_type=event_type, data__offer_name=name)
+        sent = OutboundMessage.objects.filter(event__in=events).values_list("status", "detail")
+        said = f"{events.count()} event(s), messages {list(sent)}"
+        print(f"{kind} {name!r} to {to} not received: {said}", file=sys.stderr)
 
 
 def message_type(body: str) -> tuple[str | None, str]:
