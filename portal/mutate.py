@@ -8,7 +8,9 @@ it runs in and copies the tree into mutants/ there: this script writes that file
 
 Prints one line per module — mutants, killed, survived, and what was neither — then each survivor's name; `mutmut show
 NAME` in the module's folder shows its diff. docs/mutation.md lists the survivors that are equivalent, with why; a
-survivor missing from that list makes the run exit 1.
+survivor missing from that list makes the run exit 1. mutmut runs again every mutant it is named, and keeps the
+result of every other: `--resume` runs only the mutants a stopped run did not reach, `--survivors` only the survivors
+docs/mutation.md does not explain (to check that new tests kill them).
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ EQUIVALENTS = ROOT / "docs" / "mutation.md"
 # The limiter shared by processes exists only on a shared cache: its tests need Redis (a database of their own, as
 # the tests empty the cache).
 SHARED_CACHE_URL = os.environ.get("MUTATE_CACHE_URL", "rediscache://127.0.0.1:6379/13")
-# What the tests need beside the mutated packages: templates, the pytest settings, the entry point.
 # A mutant whose tests fail, or never finish (mutmut stops them at 15 times their normal time), was detected.
 DETECTED = frozenset({"killed", "timeout"})
 NOT_REACHED = "not checked"  # a run stopped before it tried this mutant
+MODES = ("--report", "--resume", "--survivors")
+# What the tests need beside the mutated packages: templates, the pytest settings, the entry point.
 LINKED = ("integrations", "members", "portal", "templates", "tests", "manage.py")
 
 
@@ -92,6 +95,7 @@ class Outcome:
     target: Target
     counts: dict[str, int]
     survivors: list[str]
+    not_reached: list[str]
 
 
 def mutmut_section(target: Target) -> str:
@@ -129,11 +133,12 @@ def prepare(target: Target) -> Path:
     return folder
 
 
-def run_target(target: Target, log: Path) -> None:
+def run_target(target: Target, log: Path, mutants: list[str]) -> None:
+    """One mutmut child at a time: the machine runs the test suite and other work beside it."""
     folder = prepare(target)
     env = {**os.environ, **dict(target.env)}
     with log.open("w") as out:
-        command = [str(MUTMUT), "run", "--max-children", "2", *target.mutant_globs()]
+        command = [str(MUTMUT), "run", "--max-children", "1", *mutants]
         subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
 
 
@@ -141,7 +146,7 @@ def outcome_of(target: Target) -> Outcome:
     """What the module's last run found (mutants it has not reached yet count as `not_checked`)."""
     folder = WORK / target.name
     if not folder.exists():
-        return Outcome(target, {"mutants": 0}, [])
+        return Outcome(target, {"mutants": 0}, [], [])
     results = subprocess.run(
         [str(MUTMUT), "results", "--all", "true"], cwd=folder, capture_output=True, text=True, check=False
     ).stdout
@@ -152,7 +157,7 @@ def outcome_of(target: Target) -> Outcome:
     for status in ours.values():
         counts[status] = counts.get(status, 0) + 1
     survivors = sorted(name for name, status in ours.items() if status not in DETECTED | {NOT_REACHED})
-    return Outcome(target, counts, survivors)
+    return Outcome(target, counts, survivors, sorted(name for name, status in ours.items() if status == NOT_REACHED))
 
 
 def documented_equivalents() -> set[str]:
@@ -178,10 +183,19 @@ def report(outcome: Outcome, explained: set[str]) -> bool:
     return complete and not unexplained
 
 
+def mutants_to_run(target: Target, explained: set[str], mode: str) -> list[str]:
+    if mode == "--survivors":
+        return [name for name in outcome_of(target).survivors if name not in explained]
+    if mode == "--resume" and (untried := outcome_of(target).not_reached):
+        return untried
+    return target.mutant_globs()
+
+
 def main(argv: list[str]) -> int:
     """`--report` prints the last results without running anything (for a run that was stopped part-way)."""
-    report_only = "--report" in argv
-    argv = [arg for arg in argv if arg != "--report"]
+    modes = [arg for arg in argv if arg in MODES]
+    mode = modes[-1] if modes else ""
+    argv = [arg for arg in argv if arg not in MODES]
     chosen = [t for t in TARGETS if not argv or t.path in argv or t.name in argv]
     if argv and not chosen:
         print(f"No such module; choose from: {', '.join(t.path for t in TARGETS)}", file=sys.stderr)
@@ -189,9 +203,10 @@ def main(argv: list[str]) -> int:
     explained = documented_equivalents()
     all_good = True
     for target in chosen:
-        if not report_only:
+        mutants = [] if mode == "--report" else mutants_to_run(target, explained, mode)
+        if mutants:
             WORK.mkdir(parents=True, exist_ok=True)
-            run_target(target, WORK / f"{target.name}.log")
+            run_target(target, WORK / f"{target.name}.log", mutants)
         all_good &= report(outcome_of(target), explained)
     return 0 if all_good else 1
 

@@ -17,6 +17,7 @@ from integrations.attentive.api import AttentiveAPI
 from integrations.http import (
     AuthError,
     CallRecord,
+    ForbiddenDestination,
     NotFound,
     RateLimited,
     Rejected,
@@ -519,3 +520,40 @@ def test_a_call_to_a_published_endpoint_waits_for_that_endpoints_limit(httpserve
     api = DemoAPI(httpserver.url_for("/"), endpoint_rate_limiters={"messages": endpoint})
     api.request("POST", "/send", json_body={}, rate_limit_key="messages")
     assert endpoint.acquired == 1
+
+
+# --- Where a call may go ---------------------------------------------------------------------------------------
+
+
+def test_a_full_url_on_the_connections_own_base_url_is_sent_there(httpserver):
+    """Vendors hand back full URLs (a next page, a status link): on the connection's own scheme, host and port
+    they are followed as they are."""
+    httpserver.expect_request("/next", query_string="page=2").respond_with_json({"page": 2})
+    api = DemoAPI(httpserver.url_for("/"))
+    assert api.request_json("GET", httpserver.url_for("/next?page=2")) == {"page": 2}
+    assert [request.full_path for request, _ in httpserver.log] == ["/next?page=2"]
+
+
+@pytest.mark.parametrize("other", ["http://127.0.0.1:{port}/steal", "https://localhost:{port}/steal", "//evil/x"])
+def test_a_full_url_to_another_scheme_host_or_port_is_refused_and_never_sent(httpserver, slow_server, other):
+    """localhost and 127.0.0.1 are one machine but not one netloc: the base URL an admin set is what is compared."""
+    slow_server.expect_request("/steal").respond_with_json({})
+    api = DemoAPI(httpserver.url_for("/"), secret_values=["conn-secret-42"])
+    for destination in (other.format(port=httpserver.port), slow_server.url_for("/steal")):
+        with pytest.raises(ForbiddenDestination) as caught:
+            api.request("POST", destination, json_body={"key": "conn-secret-42"})
+        assert caught.value.kind == "forbidden_destination"
+    assert httpserver.log == [] and slow_server.log == []
+
+
+def test_a_named_json_field_is_redacted_whole_even_where_the_text_patterns_stop(httpserver):
+    """The log-line patterns stop a value at a space, a comma or a brace; a named JSON field is redacted whole."""
+    httpserver.expect_request("/login", method="POST").respond_with_json({"token": {"value": "issued-1", "ttl": 60}})
+    log = RecordingCallLog()
+    DemoAPI(httpserver.url_for("/"), call_log=log).request(
+        "POST", "/login", json_body={"user": "ann", "password": "correct horse, battery staple"}
+    )
+    (call,) = log.calls
+    assert json.loads(call.request_body) == {"user": "ann", "password": "[redacted]"}
+    assert json.loads(call.response_body) == {"token": "[redacted]"}
+    assert "horse" not in call.request_body and "issued-1" not in call.response_body
