@@ -53,6 +53,8 @@ def test_the_loyalty_opt_in_is_shown_filterable_exported_and_read_only_in_the_ap
     filtered = admin_http.get(changelist, {"loyalty_opted_in__exact": "0"})
     assert list(filtered.context["cl"].result_list) == [no]
     assert "loyalty opt-in (Annex Cloud)" in admin_http.get(changelist).content.decode()
+    page = admin_http.get(reverse("admin:members_member_change", args=[no.pk])).content.decode()
+    assert "Loyalty opt-in (Annex Cloud)" in page and "SMS opt-in" in page
     segment = SegmentFactory(client=client_a)
     add_members(segment, Member.objects.all())
     rows = list(csv.DictReader(io.StringIO(b"".join(stream_segment_csv(segment)).decode())))

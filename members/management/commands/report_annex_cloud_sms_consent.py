@@ -13,8 +13,11 @@ report lists the members for whom nothing stored rules Annex Cloud out:
   Attentive `sms.subscribed` webhook for the member's number.
 
 A member the client opted in itself (admin, API, CSV) who also has an Annex Cloud id is listed too: the stored data
-cannot tell the two apart, so the client decides. The report changes nothing: no member is unsubscribed, and none
-is confirmed. The CSV goes to stdout (one row per member: what there is and what is missing), the count to stderr.
+cannot tell the two apart, so the client decides. An Attentive subscription the portal itself made (because of the
+opt-in) is shown, not counted as a source; Attentive's webhook may answer such a subscribe with `sms.subscribed` too,
+so run the report before re-subscribing anyone (the webhook receiver is as new as this report). The report changes
+nothing: no member is unsubscribed, and none is confirmed. The CSV goes to stdout (one row per member), the count to
+stderr.
 """
 
 from __future__ import annotations
