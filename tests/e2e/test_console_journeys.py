@@ -1,6 +1,6 @@
 """The console as its users see it, in headless Chromium at 1400 px: a site admin and a client user walk the
-dashboard, a connection, the jobs page and the lists; screenshots land in var/screenshots/ (kept by CI), and no
-list table is wider than the screen."""
+dashboard, a connection, the jobs page and the lists; screenshots land in var/screenshots/ (kept by CI); and with
+30 rows of long values in every list, no list table is wider than the screen."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
 from integrations.attentive import sandbox as attentive_simulator
-from integrations.models import Connection, JobRun, VendorCall
+from integrations.models import Client, Connection, JobRun, VendorCall
 from members.models import MemberVendorState
+from tests.e2e.long_rows import LongRows
 from tests.e2e.test_browser import CHROMIUM_ARGS, screenshot
 from tests.factories import (
     PASSWORD,
@@ -47,6 +48,7 @@ LISTS = [
     "/admin/members/loyaltyevent/",
     "/admin/members/segment/",
 ]
+CLIENT_LISTS = ["/admin/members/member/", "/admin/integrations/vendorcall/", "/admin/members/outboundmessage/"]
 
 
 @pytest.fixture
@@ -72,6 +74,14 @@ def history():
     WebhookEventFactory(connection=vibes, error=LONG)
     JobRun.objects.create(job="members.dispatch_loyalty_messages", client=client, outcome="failed", error=LONG)
     return client
+
+
+def fill_every_list(client: Client) -> None:
+    """30 rows of long values (e-mails, error texts, URLs, names) in every list the admin has, the client's where a
+    row belongs to a client: a layout check on near-empty lists proves nothing."""
+    rows = LongRows({Client: client})
+    for model in admin.site._registry:
+        rows.fill(model)
 
 
 @pytest.fixture
@@ -136,17 +146,11 @@ def test_a_site_admin_walks_the_dashboard_a_connection_the_jobs_page_and_the_lis
     expect(page.locator("#next-runs li")).to_have_count(5)
     page.click("input[name=save]")
     expect(page.locator(".messagelist")).to_contain_text("Prune old records")
-
-    for path in [*LISTS, *every_changelist()]:
-        page.goto(f"{live_server.url}{path}")
-        if overflow_px(page):
-            screenshot(page, "overflow-" + path.strip("/").replace("/", "-"))
-        assert overflow_px(page) == 0, f"{path} is wider than 1400 px"
     page.goto(f"{live_server.url}/admin/integrations/vendorcall/")
     screenshot(page, "console-list-vendor-calls")
 
 
-def test_a_client_user_sees_their_client_and_lists_that_fit(browser_page, live_server, history):
+def test_a_client_user_sees_their_client(browser_page, live_server, history):
     ClientFactory(name="Zeta Zippers")  # another client: never shown
     ClientUserFactory(username="console-client", client=history)
     page = browser_page
@@ -155,12 +159,33 @@ def test_a_client_user_sees_their_client_and_lists_that_fit(browser_page, live_s
     expect(page.locator("#dashboard")).not_to_contain_text("Zeta Zippers")
     expect(page.locator("#nav-sidebar, #content-related, body").first).not_to_contain_text("Jobs & schedules")
     screenshot(page, "console-client-dashboard")
-    for path in ("/admin/members/member/", "/admin/integrations/vendorcall/", "/admin/members/outboundmessage/"):
-        page.goto(f"{live_server.url}{path}")
-        assert overflow_px(page) == 0, f"{path} is wider than 1400 px for a client user"
     page.goto(f"{live_server.url}/admin/members/member/")
     expect(page.locator(".chip-deferred")).to_contain_text("deferred")
     screenshot(page, "console-client-members")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 19 finding 8: with 30 long rows most lists are wider than 1400 px; portal.css must clip them",
+)
+@pytest.mark.parametrize("user", ["site admin", "client user"])
+def test_every_list_fits_the_window_with_30_rows_of_long_values(browser_page, live_server, history, user):
+    if user == "site admin":
+        SiteAdminFactory(username="console-admin")
+        username, paths = "console-admin", [*LISTS, *every_changelist()]
+    else:
+        ClientUserFactory(username="console-client", client=history)
+        username, paths = "console-client", CLIENT_LISTS
+    fill_every_list(history)
+    log_in(browser_page, live_server.url, username)
+    too_wide = []
+    for path in paths:
+        browser_page.goto(f"{live_server.url}{path}")
+        if excess := overflow_px(browser_page):
+            too_wide.append(f"{path} by {excess:.0f} px")
+            screenshot(browser_page, f"overflow-{username}-" + path.strip("/").replace("/", "-"))
+    assert too_wide == [], f"wider than 1400 px for a {user}"
 
 
 def test_a_client_user_adds_members_to_a_segment_and_downloads_it_as_csv(browser_page, live_server, history):
