@@ -5,9 +5,10 @@ PostgreSQL + Redis.
 """
 
 import atexit
+import contextlib
 import os
-import shutil
 import tempfile
+import uuid
 
 # The suite never reads a developer's .env: it runs the same on every machine.
 os.environ.setdefault("ENV_FILE", "")
@@ -36,15 +37,22 @@ MEDIA_ROOT = tempfile.mkdtemp(prefix="portal-test-media-")
 
 
 def sqlite_test_database_path() -> str:
-    """A file for this run's SQLite test database, in a folder of its own that goes when the run ends.
+    """A file name for this run's SQLite test database: pytest-django creates the file and deletes it at the end.
 
     Not Django's default in-memory database: that one shares a cache between connections, where a thread that meets
     another's write fails at once with "database table is locked" instead of waiting, so tests with threads (and the
-    live server's request threads) were flaky. A file in WAL mode waits, as the portal's own database does.
+    live server's request threads) were flaky. A file in WAL mode waits, as the portal's own database does. Only a
+    name is chosen here, nothing is created: processes that merely import these settings leave nothing behind.
     """
-    folder = tempfile.mkdtemp(prefix="portal-test-db-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return os.path.join(folder, "test.sqlite3")
+    path = os.path.join(tempfile.gettempdir(), f"portal-test-{uuid.uuid4().hex}.sqlite3")
+    atexit.register(remove_if_present, path, f"{path}-wal", f"{path}-shm")  # what a crashed run leaves
+    return path
+
+
+def remove_if_present(*paths: str) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
