@@ -1,0 +1,136 @@
+"""integrations/first_orion/tokens.py's rules that the flow tests left open (found by `make mutate`): a verify
+drops the stored token before proving the credentials, and a token First Orion refused is never handed out again
+while another caller fetches the new one. Real HTTP to the First Orion simulator."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection as db
+from django.utils import timezone
+
+from integrations import connections
+from integrations.first_orion import flows, tokens
+from integrations.first_orion import sandbox as simulator
+from integrations.first_orion.api import TokenRefused
+from integrations.first_orion.models import AccessToken
+from integrations.models import Connection
+from tests.factories import ConnectionFactory
+
+# Longer than any poll of the token source (0.05 s steps) on a loaded machine, far shorter than its 35 s deadline.
+STILL_WAITING_SECONDS = 2.0
+
+
+@pytest.fixture
+def fo(live_server, settings, client_a):
+    """Client A's active First Orion connection on the simulator, the simulator reset."""
+    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+    simulator.state.__init__()
+    connection = ConnectionFactory(
+        client=client_a,
+        vendor="first_orion",
+        environment=Connection.Environment.SANDBOX,
+        secrets=dict(simulator.DEMO_SECRETS),
+        settings=dict(simulator.DEMO_SETTINGS),
+    )
+    yield simulator.state, connection
+    simulator.state.__init__()
+
+
+@pytest.mark.django_db
+def test_verify_proves_the_credentials_with_a_new_token_while_the_stored_one_is_still_valid(fo):
+    state, connection = fo
+    stored = flows.token_source(connection).current()
+    assert connections.verify(connection).ok
+    assert state.token_calls == 2
+    row = AccessToken.objects.get(connection=connection)
+    assert row.access_token != stored and row.access_token in state.tokens
+
+
+@pytest.mark.django_db
+def test_a_verify_that_first_orion_refuses_leaves_no_token_stored(fo):
+    state, connection = fo
+    flows.token_source(connection).current()
+    connection.secrets = {"client_secret": "rotated-but-mistyped-0000"}
+    connection.save()
+    assert not connections.verify(connection).ok
+    assert state.token_calls == 2
+    assert AccessToken.objects.get(connection=connection).access_token == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_token_is_not_handed_out_while_another_caller_fetches_the_new_one(fo):
+    """After a 401 the stored token is dead at once for every caller: one who cannot take the lease (another worker
+    is refreshing) waits for the new token instead of sending the refused one again."""
+    state, connection = fo
+    refused = flows.token_source(connection).current()
+    AccessToken.objects.filter(connection=connection).update(
+        lease_until=timezone.now() + timedelta(seconds=30), lease_owner="another-worker"
+    )
+    handed_out: list[str] = []
+
+    def caller_after_a_401() -> None:
+        try:
+            handed_out.append(flows.token_source(connection).refused(refused))
+        finally:
+            db.close()
+
+    caller = threading.Thread(target=caller_after_a_401)
+    caller.start()
+    caller.join(timeout=STILL_WAITING_SECONDS)
+    assert caller.is_alive() and handed_out == []  # waiting, not calling with the refused token
+    AccessToken.objects.filter(connection=connection).update(lease_until=None, lease_owner="")  # the other died
+    caller.join(timeout=30)
+    assert not caller.is_alive()
+    assert handed_out != [refused] and handed_out[0] in state.tokens and state.token_calls == 2
+
+
+@pytest.mark.django_db
+def test_a_401_to_the_new_token_raises_token_refused_with_first_orions_words_and_status(fo):
+    state, connection = fo
+    source = flows.token_source(connection)
+    with pytest.raises(TokenRefused) as caught:
+        source.with_token(lambda token: source.api.token_health(f"revoked-{token}"))  # every token is refused
+    refused = caught.value
+    assert (refused.vendor, refused.message, refused.status) == ("First Orion", "Unauthorized", 401)
+    assert str(refused) == "First Orion: Unauthorized (HTTP 401)"
+    assert state.token_calls == 2 and state.health_calls == 2
+
+
+@pytest.mark.django_db
+def test_a_refused_token_expires_only_its_own_connections_row(fo, client_b):
+    """Two connections' tokens stored at the same instant: a 401 to one leaves the other's in use."""
+    state, connection = fo
+    other = ConnectionFactory(
+        client=client_b,
+        vendor="first_orion",
+        environment=Connection.Environment.SANDBOX,
+        secrets=dict(simulator.DEMO_SECRETS),
+        settings=dict(simulator.DEMO_SETTINGS),
+    )
+    refused = flows.token_source(connection).current()
+    others = flows.token_source(other).current()
+    same_instant = AccessToken.objects.get(connection=connection).issued_at
+    AccessToken.objects.filter(connection=other).update(issued_at=same_instant)
+    flows.token_source(connection).refused(refused)
+    assert flows.token_source(other).current() == others and state.token_calls == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_caller_outwaits_a_lease_left_by_a_refresher_that_died_and_takes_it_over(fo, monkeypatch):
+    """A caller waits for another's refresh a little longer than a lease lasts, so a refresher that died is taken
+    over, never given up on. The lease is shortened to 1 s here (the wait follows it) to keep the test short."""
+    state, connection = fo
+    monkeypatch.setattr(tokens, "LEASE_SECONDS", 1.0)
+    flows.token_source(connection).current()
+    past = timezone.now() - timedelta(seconds=1)
+    AccessToken.objects.filter(connection=connection).update(
+        refresh_at=past,
+        expires_at=past,
+        lease_until=timezone.now() + timedelta(seconds=tokens.LEASE_SECONDS),
+        lease_owner="a-refresher-that-died",
+    )
+    fresh = flows.token_source(connection).current()
+    assert fresh in state.tokens and state.token_calls == 2
