@@ -4,10 +4,10 @@ PostgreSQL server given here (each bench creates and drops its own database ther
 
     .venv/bin/python bench/smoke.py [--postgres-url postgres://postgres@127.0.0.1:5432/postgres]
 
-A bench is any bench/*.py script with a `__main__` block; it declares its tiny size as SMOKE_ARGS and its promises as
-INVARIANTS (see bench/invariants.py). A run fails if it exits non-zero, prints anything but one line of key=value
-figures on stdout, breaks one of its invariants (checked here again from that line, whatever the bench's exit code
-says), or leaves its database behind.
+A bench is any bench/*.py script with a `__main__` block that prints its line with print_result; it declares its
+tiny size as SMOKE_ARGS and its promises as INVARIANTS (see bench/invariants.py). A run fails if it exits non-zero,
+prints anything but one line of key=value figures on stdout, breaks one of its invariants (checked here again from
+that line, whatever the bench's exit code says), or leaves its database behind.
 """
 
 from __future__ import annotations
@@ -51,8 +51,14 @@ def benches() -> list[Path]:
     return [
         path
         for path in sorted(BENCH_DIR.glob("*.py"))
-        if path.name != Path(__file__).name and 'if __name__ == "__main__":' in path.read_text()
+        if path.name != Path(__file__).name and is_bench(path.read_text())
     ]
+
+
+def is_bench(source: str) -> bool:
+    """A script run as a program that prints its result line; the drill's process wrappers (`drill_celery.py`) are
+    programs too, but print no result."""
+    return 'if __name__ == "__main__":' in source and "print_result(" in source
 
 
 def declared(script: Path, name: str, what: str) -> list[str]:
