@@ -86,9 +86,11 @@ def takes_database_url(script: Path) -> bool:
     return "--database-url" in usage.stdout
 
 
-def planned_runs(postgres_url: str) -> list[Run]:
+def planned_runs(postgres_url: str, only: list[str]) -> list[Run]:
     runs = []
     for script in benches():
+        if only and script.stem not in only:
+            continue
         args = smoke_args(script)
         invariants(script)  # declared, before anything runs
         if not takes_database_url(script):
@@ -165,10 +167,11 @@ def main() -> None:
         default="postgres://postgres@127.0.0.1:5432/postgres",
         help="the PostgreSQL server the benches create their databases on; empty to run on SQLite only",
     )
+    parser.add_argument("--only", action="append", default=[], metavar="BENCH", help="run this bench only (repeatable)")
     args = parser.parse_args()
     exit_on_sigterm()
     started, failures = time.monotonic(), 0
-    runs = planned_runs(args.postgres_url)
+    runs = planned_runs(args.postgres_url, args.only)
     if not runs:
         raise SystemExit(f"no bench found in {BENCH_DIR}")
     for run in runs:
