@@ -16,6 +16,7 @@ from integrations.first_orion import flows, tokens
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.api import TokenRefused
 from integrations.first_orion.models import AccessToken
+from integrations.http import Unavailable
 from integrations.models import Connection
 from tests.factories import ConnectionFactory
 
@@ -134,3 +135,23 @@ def test_a_caller_outwaits_a_lease_left_by_a_refresher_that_died_and_takes_it_ov
     )
     fresh = flows.token_source(connection).current()
     assert fresh in state.tokens and state.token_calls == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_caller_gives_up_on_a_refresh_that_outlasts_the_lease_and_says_why(fo, monkeypatch):
+    """A lease that never lapses (a refresher stuck, or a clock gone wrong): the caller stops waiting 5 s after a
+    lease would have ended (shortened to 0.2 s here) with an error that says so, instead of waiting forever."""
+    state, connection = fo
+    monkeypatch.setattr(tokens, "LEASE_SECONDS", 0.2)
+    flows.token_source(connection).current()
+    past = timezone.now() - timedelta(seconds=1)
+    AccessToken.objects.filter(connection=connection).update(
+        refresh_at=past, expires_at=past, lease_until=timezone.now() + timedelta(hours=1), lease_owner="stuck"
+    )
+    with pytest.raises(Unavailable) as caught:
+        flows.token_source(connection).current()
+    assert (caught.value.vendor, caught.value.message) == (
+        "First Orion",
+        "a token refresh by another worker did not finish in time",
+    )
+    assert state.token_calls == 1
