@@ -14,7 +14,7 @@ from django.utils import timezone
 from integrations import connections
 from integrations.first_orion import flows, tokens
 from integrations.first_orion import sandbox as simulator
-from integrations.first_orion.api import TokenRefused
+from integrations.first_orion.api import BadCredentials, TokenRefused
 from integrations.first_orion.models import AccessToken
 from integrations.http import Unavailable
 from integrations.models import Connection
@@ -155,3 +155,31 @@ def test_a_caller_gives_up_on_a_refresh_that_outlasts_the_lease_and_says_why(fo,
         "a token refresh by another worker did not finish in time",
     )
     assert state.token_calls == 1
+
+
+@pytest.mark.django_db
+def test_a_failed_token_call_hands_the_lease_back_at_once(fo):
+    """Otherwise every caller would wait out the whole lease (30 s) before anyone tried again."""
+    state, connection = fo
+    connection.secrets = {"client_secret": "wrong-secret-value"}
+    connection.save()
+    with pytest.raises(BadCredentials):
+        flows.token_source(connection).current()
+    row = AccessToken.objects.get(connection=connection)
+    assert row.lease_until is None and row.access_token == "" and state.token_calls == 1
+
+
+@pytest.mark.django_db
+def test_a_refresh_leases_only_its_own_connections_row(fo, client_b):
+    _, connection = fo
+    other = ConnectionFactory(
+        client=client_b,
+        vendor="first_orion",
+        environment=Connection.Environment.SANDBOX,
+        secrets=dict(simulator.DEMO_SECRETS),
+        settings=dict(simulator.DEMO_SETTINGS),
+    )
+    AccessToken.objects.create(connection=other)  # no token yet, as this connection's row before its refresh
+    flows.token_source(connection).current()
+    untouched = AccessToken.objects.get(connection=other)
+    assert (untouched.lease_until, untouched.lease_owner, untouched.access_token) == (None, "", "")
