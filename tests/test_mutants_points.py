@@ -188,3 +188,21 @@ def test_a_balance_that_is_no_whole_number_leaves_the_members_points_and_takes_t
     assert adjust_points(bo, activity="credit", points=5, key="k-1").outcome.ok
     bo.refresh_from_db()
     assert (bo.points, bo.tier, bo.points_synced_at) == (100, "Gold", None)
+
+
+def test_without_a_reason_or_order_the_body_has_an_empty_reason_and_no_order_id(annex_cloud, httpserver, bo):
+    answer_points(httpserver, {"updatedAvailablePoints": "105"})
+    adjust_points(bo, activity="credit", points=5, key="k-1")
+    (body,) = sent(httpserver)
+    assert body["reason"] == "" and "orderId" not in body
+    assert PointsTransaction.objects.values_list("reason", "order_id").get() == ("", "")
+
+
+@pytest.mark.parametrize("answer", ["", "[]", "null"])
+def test_an_applied_answer_that_is_no_object_is_applied_without_balance_or_tier(annex_cloud, httpserver, bo, answer):
+    httpserver.expect_request(POINTS, method="POST").respond_with_data(answer, content_type="application/json")
+    result = adjust_points(bo, activity="credit", points=5, key="k-1")
+    assert result.transaction.status == PointsTransaction.Status.APPLIED
+    assert result.transaction.detail == "credited 5 points at Annex Cloud." and result.transaction.response == {}
+    bo.refresh_from_db()
+    assert (bo.points, bo.tier) == (100, "")
