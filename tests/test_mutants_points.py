@@ -206,3 +206,21 @@ def test_an_applied_answer_that_is_no_object_is_applied_without_balance_or_tier(
     assert result.transaction.detail == "credited 5 points at Annex Cloud." and result.transaction.response == {}
     bo.refresh_from_db()
     assert (bo.points, bo.tier) == (100, "")
+
+
+def test_a_settled_key_answers_from_the_portal_even_when_annex_cloud_is_disabled_now(annex_cloud, httpserver, bo):
+    answer_points(httpserver, {"updatedAvailablePoints": "105"})
+    first = adjust_points(bo, activity="credit", points=5, key="k-1")
+    Connection.objects.filter(pk=annex_cloud.pk).update(status=Connection.Status.DISABLED)
+    again = adjust_points(bo, activity="credit", points=5, key="k-1")
+    assert again.repeated and again.transaction.pk == first.transaction.pk and len(httpserver.log) == 1
+
+
+def test_a_key_is_one_clients_another_client_may_use_it_too(annex_cloud, httpserver, bo, client_b):
+    theirs = MemberFactory(client=client_b, email="cy@x.com")
+    PointsTransaction.objects.create(
+        client=client_b, member=theirs, key="k-1", activity="debit", points=9, action_id="100", status="applied"
+    )
+    answer_points(httpserver, {"updatedAvailablePoints": "105"})
+    result = adjust_points(bo, activity="credit", points=5, key="k-1")
+    assert not result.repeated and result.transaction.member == bo and len(httpserver.log) == 1
