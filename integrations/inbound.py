@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import threading
 import time
@@ -40,6 +41,22 @@ Status = WebhookEvent.Status
 
 class BadDelivery(ValueError):
     """A delivery that can never be applied; the message says why."""
+
+
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    """A delivery's body as a JSON object, or BadDelivery saying why it is not one (`what` names the vendor's
+    deliveries in the message, e.g. "a Vibes callback")."""
+    if b"\x00" in body:
+        raise BadDelivery("Body contains NUL bytes.")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadDelivery(f"Body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise BadDelivery(f"Body is nested too deeply to be {what}.") from exc
+    if not isinstance(payload, dict):
+        raise BadDelivery("Body must be a JSON object.")
+    return payload
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from integrations.attentive.flows import AttentiveEvent, Subscriber, apply_webhook_event
-from integrations.inbound import BadDelivery, Delivery, InboundHandler, Refusal
+from integrations.inbound import BadDelivery, Delivery, InboundHandler, Refusal, json_object
 from integrations.models import Connection, WebhookEvent
 from members.phones import is_e164
 
@@ -75,7 +74,7 @@ def parse_event(content_type: str, body: bytes) -> AttentiveEvent:
     """The event, or BadDelivery naming each field that is wrong (a 400 with the reasons)."""
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadDelivery(f"Content-Type must be application/json, not {content_type or 'missing'}.")
-    payload = json_object(body)
+    payload = json_object(body, "an Attentive event")
     problems = Problems()
     event_type = text(payload.get("type"), "type", problems, MAX_TYPE_LENGTH, required=True)
     timestamp_ms = event_timestamp(payload.get("timestamp"), problems)
@@ -85,20 +84,6 @@ def parse_event(content_type: str, body: bytes) -> AttentiveEvent:
     source = text(creative.get("name"), "creative.name", problems, MAX_ID_LENGTH) if isinstance(creative, dict) else ""
     problems.raise_any()
     return AttentiveEvent(event_type, timestamp_ms, subscriber, subscription_type, source)
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    if b"\x00" in body:
-        raise BadDelivery("Body contains NUL bytes.")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadDelivery(f"Body is not valid JSON: {exc}.") from exc
-    except RecursionError as exc:
-        raise BadDelivery("Body is nested too deeply to be an Attentive event.") from exc
-    if not isinstance(payload, dict):
-        raise BadDelivery("Body must be a JSON object.")
-    return payload
 
 
 def text(value: Any, field: str, problems: Problems, max_length: int, *, required: bool = False) -> str:

@@ -20,7 +20,15 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from integrations.inbound import BadDelivery, Delivery, InboundHandler, Refusal, client_address, in_networks
+from integrations.inbound import (
+    BadDelivery,
+    Delivery,
+    InboundHandler,
+    Refusal,
+    client_address,
+    in_networks,
+    json_object,
+)
 from integrations.models import Connection, WebhookEvent
 from integrations.vibes.flows import apply_subscription_callback, parse_vibes_datetime
 
@@ -90,7 +98,7 @@ def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
     """The callback as a dict, or BadDelivery saying in words what is wrong with it (a 400 Vibes will not retry)."""
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadDelivery(f"Content-Type must be application/json, not {content_type or 'missing'}.")
-    payload = json_object(body)
+    payload = json_object(body, "a Vibes callback")
     missing = [name for name in ("event_id", "callback_type", "event_date", "subscription") if not payload.get(name)]
     if missing:
         raise BadDelivery(f"Missing field(s): {', '.join(missing)}.")
@@ -105,20 +113,6 @@ def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
         if not isinstance(subscription.get(part), dict) or not subscription[part].get("id"):
             raise BadDelivery(f"Missing field: subscription.{part}.id (an object with an id).")
         identifier(subscription[part]["id"], f"subscription.{part}.id")
-    return payload
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    if b"\x00" in body:
-        raise BadDelivery("Body contains NUL bytes.")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadDelivery(f"Body is not valid JSON: {exc}.") from exc
-    except RecursionError as exc:
-        raise BadDelivery("Body is nested too deeply to be a Vibes callback.") from exc
-    if not isinstance(payload, dict):
-        raise BadDelivery("Body must be a JSON object.")
     return payload
 
 
