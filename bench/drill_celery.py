@@ -5,8 +5,7 @@ DRILL_RECORD names, so the drill counts from its own record rather than from log
     end <time> <pid> <task id> <task name>       … and finishes it (a killed child never writes this)
     publish <time> <pid> <task id> <task name>   a beat sends a task it scheduled (written before the broker has it)
     call <time> <pid> <limiter key> <rate>       a shared rate limiter lets a vendor call go: the start of the window
-                                                 it counted the call in (when the cache is down, the moment its
-                                                 per-process fallback let the call go)
+                                                 it counted the call in (while the cache is down no call goes)
 
     DRILL_RECORD=/tmp/x.record python -m bench.drill_celery worker -Q messages …   (the arguments of `celery -A portal`)
 """
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from typing import Any
 
@@ -53,25 +51,15 @@ def record_calls_let_go() -> None:
     CPU before the call arrived; this is the pace the portal itself kept."""
     from integrations.ratelimit import SharedWindowLimiter
 
-    count_in, acquire = SharedWindowLimiter.count_in, SharedWindowLimiter.acquire
-    counted = threading.local()
+    count_in = SharedWindowLimiter.count_in
 
     def recorded_count_in(self: SharedWindowLimiter, slot: int) -> int:
         count = count_in(self, slot)
         if count <= self.per_window:
             record("call", self.key, self.rate, at=slot * self.window)
-            counted.call = True
         return count
 
-    def recorded_acquire(self: SharedWindowLimiter) -> float:
-        counted.call = False
-        waited = acquire(self)
-        if not counted.call:  # the cache was down: the fallback bucket let it go, now
-            record("call", self.key, self.rate)
-        return waited
-
     SharedWindowLimiter.count_in = recorded_count_in  # type: ignore[method-assign]
-    SharedWindowLimiter.acquire = recorded_acquire  # type: ignore[method-assign]
 
 
 @worker_process_init.connect

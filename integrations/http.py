@@ -121,6 +121,15 @@ class ForbiddenDestination(VendorError):
     default_hint = "Only a site admin sets where a connection sends its calls (environment and base URL)."
 
 
+class RateLimitUnknown(Unavailable):
+    """The shared rate limit could not be read (the cache is unreachable), so the call was held back: nothing left,
+    and the work waits for a later run. The vendor is not at fault."""
+
+    kind = "rate_limit_unknown"
+    counts_against_connection = False
+    default_hint = "The shared cache (Redis) that keeps the rate limit is unreachable; the call will be tried later."
+
+
 class NotFound(Rejected):
     kind = "not_found"
     default_hint = "The vendor has no such record."
@@ -223,8 +232,13 @@ class Redactor:
 
 class RateLimiter(Protocol):
     def acquire(self) -> float:
-        """Wait until one more call is allowed; returns the seconds waited."""
+        """Wait until one more call is allowed; returns the seconds waited. Raises `LimitUnknown` when the limit
+        cannot be read for longer than the limiter is willing to wait."""
         ...
+
+
+class LimitUnknown(Exception):
+    """A rate limiter could not tell whether one more call is allowed (its shared count is unreachable)."""
 
 
 class TokenBucket:
@@ -399,9 +413,14 @@ class VendorAPI:
         headers: Mapping[str, str] | None = None,
         safe_to_repeat: bool | None = None,
         rate_limit_key: str | None = None,
+        before_send: Callable[[requests.PreparedRequest], None] | None = None,
     ) -> requests.Response:
         """Send one logical call, retrying where that is safe. `safe_to_repeat` defaults to whether the method is
-        idempotent; a POST that the vendor deduplicates (an idempotency key) may pass True."""
+        idempotent; a POST that the vendor deduplicates (an idempotency key) may pass True.
+
+        `before_send` runs once the rate limit has let an attempt go, just before it leaves: the moment to take a
+        short-lived token or to record that the call is leaving, so that nothing waits between that record and the
+        call itself. Whatever it raises stops the call before anything is sent."""
         method = method.upper()
         repeatable = method in IDEMPOTENT_METHODS if safe_to_repeat is None else safe_to_repeat
         url = self.url(path)
@@ -416,8 +435,9 @@ class VendorAPI:
         limiters = self.limiters_for(rate_limit_key)
         error: VendorError | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
-            for limiter in limiters:
-                limiter.acquire()
+            self._wait_for_limits(limiters)
+            if before_send is not None:
+                before_send(prepared)
             response, error, retry_allowed = self._attempt(prepared, attempt, repeatable)
             if error is None and response is not None:
                 self.call_log.succeeded()
@@ -432,6 +452,15 @@ class VendorAPI:
         assert error is not None
         self.call_log.failed(error)
         raise error
+
+    def _wait_for_limits(self, limiters: list[RateLimiter]) -> None:
+        try:
+            for limiter in limiters:
+                limiter.acquire()
+        except LimitUnknown as exc:
+            error = RateLimitUnknown(self.vendor, f"not sent: {exc}")
+            self.call_log.failed(error)
+            raise error from exc
 
     def limiters_for(self, rate_limit_key: str | None) -> list[RateLimiter]:
         """What a call waits for: its endpoint's published limit where the vendor publishes one, and the

@@ -54,8 +54,9 @@ class MessageSender(Protocol):
         """The members this vendor may send to (e.g. subscribed to TEXT)."""
         ...
 
-    def send(self, to: str, body: str) -> None:
-        """Send one message; raises VendorError."""
+    def send(self, to: str, body: str, leaving: Callable[[], None]) -> None:
+        """Send one message; raises VendorError. `leaving` is called once the rate limit lets the message go, just
+        before it leaves (it records that, or raises when the message was taken back: then nothing is sent)."""
         ...
 
 
@@ -224,13 +225,19 @@ def claim_batch(connection: Connection, size: int = CLAIM_BATCH) -> list[Outboun
     return list(claimed.order_by("pk"))
 
 
-def mark_attempting(message: OutboundMessage) -> bool:
-    """Recorded before the request leaves: from here a crash makes the message uncertain, not pending."""
-    return bool(
-        OutboundMessage.objects.filter(pk=message.pk, claim=message.claim, status=Status.CLAIMED).update(
-            status=Status.ATTEMPTING, attempted_at=timezone.now()
-        )
+class TakenBack(Exception):
+    """A settle after this run's lease took the message back before it left: this run leaves it alone."""
+
+
+def mark_attempting(message: OutboundMessage) -> None:
+    """Recorded as the request leaves, once the rate limit let it go (a retry of a request that never left records
+    it again): from here a crash makes the message uncertain, not pending; a kill while waiting for the limit leaves
+    it claimed, and the settle puts it back to pending."""
+    leaving = OutboundMessage.objects.filter(
+        pk=message.pk, claim=message.claim, status__in=[Status.CLAIMED, Status.ATTEMPTING]
     )
+    if not leaving.update(status=Status.ATTEMPTING, attempted_at=timezone.now()):
+        raise TakenBack
 
 
 def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
@@ -287,10 +294,10 @@ class SendRun:
             return Status.SKIPPED, self.sender.unreachable_reason
         if not message.to:
             return Status.SKIPPED, "The member has no mobile number."
-        if not mark_attempting(message):
-            return Status.PENDING, ""  # taken back by a settle after this run's lease: leave it alone
         try:
-            self.sender.send(message.to, message.body)
+            self.sender.send(message.to, message.body, leaving=lambda: mark_attempting(message))
+        except TakenBack:
+            return Status.PENDING, ""  # finish() matches this run's claim: a message taken back is left alone
         except VendorError as exc:
             return self._outcome_of(exc)
         with self.lock:

@@ -147,7 +147,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # While the shared cache is unreachable, each process keeps 1/N of a connection's rate limit (N = this).
-RATE_LIMIT_FALLBACK_SHARE = env.int("RATE_LIMIT_FALLBACK_SHARE", default=4)
+RATE_LIMIT_CACHE_WAIT_SECONDS = env.float("RATE_LIMIT_CACHE_WAIT_SECONDS", default=10.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

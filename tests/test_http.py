@@ -15,6 +15,7 @@ from integrations.http import (
     AuthError,
     NotFound,
     RateLimited,
+    RateLimitUnknown,
     Rejected,
     RetryPolicy,
     TokenBucket,
@@ -235,3 +236,59 @@ def test_a_disabled_connection_makes_no_calls(connection):
     connection.status = Connection.Status.DISABLED
     with pytest.raises(ConnectionDisabled, match="disabled"):
         demo_api(connection)
+
+
+# --- Leaving: the rate limit first, then the caller's last step, then the call -------------------------------------
+
+
+class Gate:
+    """A rate limiter that records when it let a call go."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def acquire(self) -> float:
+        self.events.append("limit")
+        return 0.0
+
+
+def test_before_send_runs_after_the_rate_limit_and_its_headers_leave_with_the_call(connection, httpserver):
+    events: list[str] = []
+    httpserver.expect_request("/token-late", headers={"X-Late-Token": "fresh"}).respond_with_json({"ok": True})
+
+    def take_token(prepared) -> None:
+        events.append("before_send")
+        prepared.headers["X-Late-Token"] = "fresh"
+
+    api = demo_api(connection, rate_limiter=Gate(events))
+    assert api.request_json("POST", "/token-late", json_body={}, before_send=take_token) == {"ok": True}
+    assert events == ["limit", "before_send"]
+    assert len(httpserver.log) == 1
+
+
+def test_what_before_send_raises_stops_the_call_before_anything_leaves(connection, httpserver):
+    httpserver.expect_request("/never").respond_with_json({"ok": True})
+
+    def taken_back(prepared) -> None:
+        raise LookupError("the message was taken back")
+
+    with pytest.raises(LookupError):
+        demo_api(connection).request("POST", "/never", json_body={}, before_send=taken_back)
+    assert httpserver.log == []
+    assert not VendorCall.objects.filter(connection=connection).exists()
+
+
+def test_a_call_whose_shared_rate_limit_is_unreachable_is_held_back_not_sent(connection, httpserver, settings):
+    """Redis down: the limit cannot be kept, so nothing goes; the error says the call was not sent and does not
+    count against the vendor's connection."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+    }
+    settings.RATE_LIMIT_CACHE_WAIT_SECONDS = 0
+    httpserver.expect_request("/held").respond_with_json({"ok": True})
+    with pytest.raises(RateLimitUnknown, match="not sent") as raised:
+        demo_api(connection).request("POST", "/held", json_body={})
+    assert not raised.value.uncertain and not raised.value.counts_against_connection
+    assert httpserver.log == []
+    connection.refresh_from_db()
+    assert connection.consecutive_failures == 0

@@ -13,6 +13,7 @@ from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations import http
 from integrations.models import Connection, JobRun
 from members.messaging import claim_batch, dispatch_messages, mark_attempting, plan_messages, send_pending
 from members.models import ChannelSubscription, LoyaltyEvent, MessageTemplate, OutboundMessage
@@ -90,6 +91,30 @@ def test_a_message_a_killed_run_was_sending_is_uncertain_and_not_resent(setup, a
     message.refresh_from_db()
     assert message.status == "uncertain" and "Send anyway" in message.detail
     assert message.to not in {m["to"] for m in attentive_sandbox.messages}
+
+
+class StatusAtTheLimit:
+    """Attentive's messages limiter for the connection, reading each message's status while it waits there."""
+
+    def __init__(self) -> None:
+        self.rate = 150.0
+        self.seen: list[set[str]] = []
+
+    def acquire(self) -> float:
+        self.seen.append(set(OutboundMessage.objects.values_list("status", flat=True)))
+        return 0.0
+
+
+def test_a_message_waiting_for_the_rate_limit_is_only_claimed_so_a_kill_there_puts_it_back(
+    setup, attentive_sandbox, monkeypatch
+):
+    """Marked attempting only once the limit lets it go: a run killed while it waited (a busy connection can wait
+    seconds) must not leave the message uncertain — it never left."""
+    limit = StatusAtTheLimit()
+    monkeypatch.setitem(http._buckets, f"connection:{setup['connection'].pk}:messages", limit)
+    assert dispatch_messages()["sent"] == 3
+    assert len(limit.seen) == 3 and all("attempting" not in statuses for statuses in limit.seen)
+    assert len(attentive_sandbox.messages) == 3
 
 
 @pytest.mark.parametrize("status", ["401", "403"])

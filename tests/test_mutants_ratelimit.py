@@ -1,6 +1,6 @@
 """integrations/ratelimit.py's rules, pinned for mutation testing (`make mutate`): the window and count that keep
-any second within the rate, waiting to the next window, the cache counter, and the process's own share when the
-cache is down. The limiter's clock is a fake one (the module reads `time`), so no test sleeps."""
+any second within the rate, waiting to the next window, the cache counter, and holding every call while the cache is
+down. The limiter's clock is a fake one (the module reads `time`), so no test sleeps."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from integrations import ratelimit
+from integrations.http import LimitUnknown
 from integrations.ratelimit import KEY_PREFIX, SharedWindowLimiter, cache_is_shared, rate_limiter
 
 # Nothing listens on the discard port: every call to this cache fails, as when Redis is down.
@@ -42,37 +43,53 @@ def clock(monkeypatch) -> FakeTime:
 
 
 @pytest.mark.parametrize(
-    ("rate", "window", "per_window"),
-    [(150, 0.25, 30), (20, 0.25, 4), (8, 0.25, 1), (4, 0.5, 1), (2, 1.0, 1), (0.5, 4.0, 1), (1000, 0.25, 200)],
+    ("rate", "windows_per_second", "per_window"),
+    [(150, 14, 10), (30, 14, 2), (20, 19, 1), (10, 9, 1), (4, 3, 1), (2, 1, 1), (1000, 19, 50)],
 )
-def test_each_window_allows_what_keeps_any_second_within_the_rate(rate, window, per_window):
+def test_each_window_allows_what_keeps_any_second_within_the_rate(rate, windows_per_second, per_window):
     limiter = SharedWindowLimiter("k", rate)
-    assert (limiter.window, limiter.per_window) == (window, per_window)
-    # Any one-second span touches at most 1/window + 1 windows.
-    assert per_window * (1 / window + 1) <= max(rate, 1 / window + 1)
+    assert (limiter.window, limiter.per_window) == (pytest.approx(1 / windows_per_second), per_window)
+    # Any one-second span touches at most n + 1 windows: never more than the rate in it.
+    assert per_window * (windows_per_second + 1) <= rate
+
+
+@pytest.mark.parametrize(("rate", "paces"), [(150, 140), (30, 28), (10, 9)])
+def test_the_windows_chosen_keep_the_highest_sustained_pace(rate, paces):
+    """No other number of windows a second (up to the most allowed) sustains more without breaking the rate."""
+    limiter = SharedWindowLimiter("k", rate)
+    assert round(1 / limiter.window) * limiter.per_window == paces
+    others = [n * math.floor(rate / (n + 1)) for n in range(1, ratelimit.MAX_WINDOWS_PER_SECOND + 1)]
+    assert max(others) == paces
+
+
+@pytest.mark.parametrize(("rate", "window"), [(1.5, 4 / 3), (0.5, 4.0)])
+def test_below_two_calls_a_second_one_call_goes_per_two_periods(rate, window):
+    limiter = SharedWindowLimiter("k", rate)
+    assert (limiter.window, limiter.per_window) == (pytest.approx(window), 1)
 
 
 def test_calls_beyond_a_windows_count_wait_for_the_next_window(clock):
-    limiter = SharedWindowLimiter("test:wait", 20)  # 4 calls per 0.25 s window
-    assert [limiter.acquire() for _ in range(4)] == [0.0] * 4
+    limiter = SharedWindowLimiter("test:wait", 150)  # 10 calls per 1/14 s window
+    assert [limiter.acquire() for _ in range(10)] == [0.0] * 10
     assert clock.slept == []
-    assert limiter.acquire() == pytest.approx(0.15)  # 1000.1 is 0.1 s into its window
-    assert clock.now == pytest.approx(1000.25)
-    assert [limiter.acquire() for _ in range(3)] == [0.0] * 3
-    assert limiter.acquire() == pytest.approx(0.25)
-    assert clock.slept == [pytest.approx(0.15), pytest.approx(0.25)]
+    to_next_window = 14002 / 14 - 1000.1  # 1000.1 is in window 14001
+    assert limiter.acquire() == pytest.approx(to_next_window)
+    assert clock.now == pytest.approx(14002 / 14)
+    assert [limiter.acquire() for _ in range(9)] == [0.0] * 9
+    assert limiter.acquire() == pytest.approx(1 / 14)
+    assert clock.slept == [pytest.approx(to_next_window), pytest.approx(1 / 14)]
 
 
 def test_the_count_lives_in_the_shared_cache_under_the_key_and_window(clock):
-    limiter = SharedWindowLimiter("test:count", 20)
+    limiter = SharedWindowLimiter("test:count", 30)  # 2 calls per 1/14 s window
     limiter.acquire()
-    limiter.acquire()
-    slot = math.floor(1000.1 / 0.25)
-    assert cache.get(f"{KEY_PREFIX}:test:count:{slot}") == 2
+    slot = math.floor(1000.1 * 14)
+    assert cache.get(f"{KEY_PREFIX}:test:count:{slot}") == 1
     assert cache.get(f"{KEY_PREFIX}:test:count:{slot + 1}") is None
     # Another limiter object for the same key (another process) counts against the same window.
-    other = SharedWindowLimiter("test:count", 20)
-    assert [other.acquire(), other.acquire(), other.acquire()] == [0.0, 0.0, pytest.approx(0.15)]
+    other = SharedWindowLimiter("test:count", 30)
+    assert [other.acquire(), other.acquire()] == [0.0, pytest.approx(14002 / 14 - 1000.1)]
+    assert cache.get(f"{KEY_PREFIX}:test:count:{slot}") == 3  # the one that waited counted, then moved on
 
 
 @pytest.mark.parametrize(("rate", "ttl"), [(20, 2), (0.5, 8), (0.2, 20)])
@@ -84,39 +101,37 @@ def test_a_counter_outlives_its_window_and_then_expires(clock, settings, rate, t
     assert expires_at - real_time.time() == pytest.approx(ttl, abs=0.5)
 
 
-def test_with_the_cache_down_each_process_keeps_a_share_of_the_rate(clock, settings):
+def test_with_the_cache_down_no_call_goes_and_the_wait_is_bounded(clock, settings):
     settings.CACHES = CACHE_DOWN
-    settings.RATE_LIMIT_FALLBACK_SHARE = 4
-    limiter = SharedWindowLimiter("test:down", 40)
-    bucket = limiter.fallback()
-    assert (bucket.rate, bucket.capacity) == (10.0, 1)
-    assert limiter.fallback() is bucket  # one bucket per key in this process
-    assert SharedWindowLimiter("test:down", 40).fallback() is bucket
-    assert SharedWindowLimiter("test:down", 80).fallback().rate == 20.0  # a changed rate, a new bucket
-    assert SharedWindowLimiter("test:down-other", 80).fallback() is not bucket
-    settings.RATE_LIMIT_FALLBACK_SHARE = 0
-    assert SharedWindowLimiter("test:down-zero", 40).fallback().rate == 40.0
+    settings.RATE_LIMIT_CACHE_WAIT_SECONDS = 2
+    with pytest.raises(LimitUnknown, match="unreachable for 2 s"):
+        SharedWindowLimiter("test:down", 40).acquire()
+    assert clock.slept == [ratelimit.CACHE_RETRY_SECONDS] * 8
+    assert clock.now == pytest.approx(1000.1 + 2)
 
 
-class BusyBucket:
-    """This process's fallback bucket, already holding back calls: each waits half a second."""
+class CacheBackAfter:
+    """The shared cache, unreachable until the clock reaches `back_at` (Redis restarting)."""
 
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.acquired = 0
+    def __init__(self, clock: FakeTime, back_at: float) -> None:
+        self.clock, self.back_at = clock, back_at
 
-    def acquire(self) -> float:
-        self.acquired += 1
-        return 0.5
+    def __getattr__(self, name: str):
+        if self.clock.now < self.back_at:
+            raise ConnectionError("Redis is restarting")
+        return getattr(cache, name)
 
 
-def test_with_the_cache_down_a_call_waits_for_the_fallback_bucket(clock, settings, monkeypatch):
-    settings.CACHES = CACHE_DOWN
-    settings.RATE_LIMIT_FALLBACK_SHARE = 2
-    busy = BusyBucket(2.0)
-    monkeypatch.setitem(ratelimit._fallbacks, "test:down-wait", busy)
-    assert SharedWindowLimiter("test:down-wait", 4).acquire() == 0.5
-    assert busy.acquired == 1 and clock.slept == []
+@pytest.mark.parametrize(("back_after", "first_call_after"), [(0.3, 1.0), (0.5, 1.0), (1.5, 1.5)])
+def test_after_the_cache_returns_a_call_waits_a_second_from_the_outage(
+    clock, monkeypatch, back_after, first_call_after
+):
+    """Counts of the second before the outage may be gone with a restart: nothing goes until a second after the
+    process first found the cache unreachable (or at once, when it was down longer than that)."""
+    monkeypatch.setattr(ratelimit, "cache", CacheBackAfter(clock, 1000.1 + back_after))
+    waited = SharedWindowLimiter("test:back", 150).acquire()
+    assert waited == pytest.approx(first_call_after, abs=ratelimit.CACHE_RETRY_SECONDS)
+    assert waited >= min(1.0, back_after)
 
 
 @pytest.mark.parametrize(
@@ -139,9 +154,10 @@ def test_only_a_cache_every_process_sees_is_shared(settings, backend, shared):
 
 
 def test_a_call_waits_as_many_windows_as_other_processes_filled(clock):
-    limiter = SharedWindowLimiter("test:full", 20)  # 4 per window
-    slot = math.floor(1000.1 / 0.25)
-    cache.set(f"{KEY_PREFIX}:test:full:{slot}", 4)  # this window and the next are full already
-    cache.set(f"{KEY_PREFIX}:test:full:{slot + 1}", 4)
-    assert limiter.acquire() == pytest.approx(0.15 + 0.25)
-    assert clock.slept == [pytest.approx(0.15), pytest.approx(0.25)]
+    limiter = SharedWindowLimiter("test:full", 150)  # 10 per 1/14 s window
+    slot = math.floor(1000.1 * 14)
+    cache.set(f"{KEY_PREFIX}:test:full:{slot}", 10)  # this window and the next are full already
+    cache.set(f"{KEY_PREFIX}:test:full:{slot + 1}", 10)
+    to_next_window = (slot + 1) / 14 - 1000.1
+    assert limiter.acquire() == pytest.approx(to_next_window + 1 / 14)
+    assert clock.slept == [pytest.approx(to_next_window), pytest.approx(1 / 14)]

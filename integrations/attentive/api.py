@@ -10,6 +10,7 @@ Quirks worth knowing:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -115,8 +116,10 @@ class AttentiveAPI(VendorAPI):
         )
         return self._channel_results(body or {}, "subscriptionUnsubscribeStatus")
 
-    def send_message(self, to: str, body: str) -> dict[str, Any]:
-        """Send one SMS through the messages endpoint with the legacy token."""
+    def send_message(
+        self, to: str, body: str, before_send: Callable[[requests.PreparedRequest], None] | None = None
+    ) -> dict[str, Any]:
+        """Send one SMS through the messages endpoint with the legacy token (`before_send`: see VendorAPI.request)."""
         if not self.legacy_token:
             raise LegacyTokenRejected(self.vendor, "no legacy messages token is set on the connection")
         response = self.request_json(
@@ -125,6 +128,7 @@ class AttentiveAPI(VendorAPI):
             json_body={"to": to, "body": body},
             headers={"Authorization": f"Bearer {self.legacy_token}"},
             rate_limit_key="messages",
+            before_send=before_send,
         )
         return response or {}
 

@@ -6,7 +6,7 @@ functions."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -472,8 +472,8 @@ class AttentiveSender:
             ).values_list("member_id", flat=True)
         )
 
-    def send(self, to: str, body: str) -> None:
-        self.api.send_message(to, body)
+    def send(self, to: str, body: str, leaving: Callable[[], None]) -> None:
+        self.api.send_message(to, body, before_send=lambda _request: leaving())
 
 
 def message_sender(connection: Connection) -> AttentiveSender:
