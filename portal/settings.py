@@ -146,7 +146,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-# While the shared cache is unreachable, each process keeps 1/N of a connection's rate limit (N = this).
+# While the shared cache that counts rate limits is unreachable no vendor call goes; after this long it is held back.
 RATE_LIMIT_CACHE_WAIT_SECONDS = env.float("RATE_LIMIT_CACHE_WAIT_SECONDS", default=10.0)
 
 AUTH_PASSWORD_VALIDATORS = [
