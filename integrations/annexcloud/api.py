@@ -32,6 +32,23 @@ class AlreadyExists(Rejected):
     default_hint = "Annex Cloud already has this record."
 
 
+class PointsAlreadyApplied(AlreadyExists):
+    """AC1006 in answer to POST /points: Annex Cloud already holds a points transaction with this `customId`, so
+    it was applied by an earlier send (the portal's own: it makes the customIds). Not a refusal: see
+    flows.settle_already_applied. `resent`: this very call had sent it before (an attempt whose answer was lost)."""
+
+    kind = "already_applied"
+    default_hint = "Annex Cloud applied this customId earlier; it is not applied again."
+
+    def __init__(self, *args: Any, resent: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resent = resent
+
+    @classmethod
+    def from_error(cls, error: VendorError, *, resent: bool) -> PointsAlreadyApplied:
+        return cls(error.vendor, error.message, status=error.status, code=error.code, body=error.body, resent=resent)
+
+
 class RequestFailed(Rejected):
     """AC1001, "Oops! Something went wrong.": Annex Cloud could not handle this request. Its error table documents it
     with HTTP 404, a request-level answer; it says nothing about the connection and repeating the same request
@@ -85,6 +102,7 @@ class AnnexCloudAPI(VendorAPI):
         self.site_id = site_id
         self.secret = secret
         self.subject = subject or site_id
+        self.last_attempt = 0  # the attempt (1, 2, …) of the last call that was sent
 
     def signed(self, method: str, path: str, *, identifier: str = "", body: Any = None, **kwargs: Any) -> Any:
         payload = self.encode_json(body).decode() if body is not None else json.dumps(identifier)
@@ -95,6 +113,13 @@ class AnnexCloudAPI(VendorAPI):
             "Content-Type": "application/json",
         }
         return self.request_json(method, path, json_body=body, headers=headers, **kwargs)
+
+    def _attempt(
+        self, prepared: requests.PreparedRequest, attempt: int, repeatable: bool
+    ) -> tuple[requests.Response | None, VendorError | None, bool]:
+        # Which attempt of the logical call answered: an AC1006 to attempt 2 or later answers our own earlier one.
+        self.last_attempt = attempt
+        return super()._attempt(prepared, attempt, repeatable)
 
     def error_for(self, response: requests.Response) -> VendorError | None:
         try:
@@ -128,7 +153,9 @@ class AnnexCloudAPI(VendorAPI):
         """Credit or debit points once (Points API, "To Award or Deduct Custom Points").
 
         `customId` is unique per transaction and `retry: YES` lets Annex Cloud answer a repeat with the original
-        result, so a retry after a timeout can never apply it twice: that is why this POST may be repeated. The
+        result, so a retry after a timeout can never apply it twice: that is why this POST may be repeated. A
+        strict Annex Cloud answers a repeat with AC1006 ("already exists", 409) instead: raised as
+        PointsAlreadyApplied, saying whether this call had already sent it (its first answer lost). The
         optional `orderId` ties credits and debits of one order together and is left out when there is none."""
         if points <= 0:
             raise ValueError("points must be a positive whole number")
@@ -142,7 +169,10 @@ class AnnexCloudAPI(VendorAPI):
         if order_id:
             body["orderId"] = order_id
         body |= {"customId": custom_id, "retry": "YES"}
-        return self.signed("POST", "/points", body=body, safe_to_repeat=True)
+        try:
+            return self.signed("POST", "/points", body=body, safe_to_repeat=True)
+        except AlreadyExists as exc:
+            raise PointsAlreadyApplied.from_error(exc, resent=self.last_attempt > 1) from exc
 
     def award_points(
         self, member_id: str, points: int, *, custom_id: str, reason: str = "", action_id: str = ""

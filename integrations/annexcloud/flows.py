@@ -10,7 +10,7 @@ from typing import Any, cast
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations.annexcloud.api import MANUAL_CREDIT_ACTION_ID, Activity, AnnexCloudAPI
+from integrations.annexcloud.api import MANUAL_CREDIT_ACTION_ID, Activity, AnnexCloudAPI, PointsAlreadyApplied
 from integrations.connections import api_for, connection_of
 from integrations.http import NotFound, Rejected, VendorError
 from integrations.models import Client, Connection
@@ -340,13 +340,15 @@ def adjust_points(
     # The row stays locked for the call, so two requests with one key never both send it (PostgreSQL); the
     # calls are recorded in the same transaction, which is why vendor failures are stored here, not raised.
     with transaction.atomic():
-        txn, _ = PointsTransaction.objects.select_for_update().get_or_create(
+        txn, created = PointsTransaction.objects.select_for_update().get_or_create(
             client_id=member.client_id, key=key, defaults=defaults
         )
         check_same_adjustment(txn, member, activity, points)
         if txn.status != Adjustment.PENDING:
             return PointsResult(txn, repeated=True)  # settled by a concurrent request meanwhile
-        send_points(api, txn, member, member_id, custom_id or txn.key)
+        # A pending row, or a customId first sent under another key, means this customId may have gone out before.
+        sent_before = not created or bool(custom_id and custom_id != txn.key)
+        send_points(api, txn, member, member_id, custom_id or txn.key, sent_before=sent_before)
     return PointsResult(txn, repeated=False)
 
 
@@ -375,8 +377,17 @@ def check_same_adjustment(txn: PointsTransaction, member: Member, activity: str,
         )
 
 
-def send_points(api: AnnexCloudAPI, txn: PointsTransaction, member: Member, member_id: str, custom_id: str) -> None:
-    """One POST /points for a pending transaction; its answer (or refusal, code and message) is stored on it."""
+def send_points(
+    api: AnnexCloudAPI,
+    txn: PointsTransaction,
+    member: Member,
+    member_id: str,
+    custom_id: str,
+    *,
+    sent_before: bool = False,
+) -> None:
+    """One POST /points for a pending transaction; its answer (or refusal, code and message) is stored on it.
+    `sent_before`: the portal's records say this customId may have gone out already (an earlier call)."""
     try:
         answer = api.change_points(
             member_id,
@@ -387,6 +398,8 @@ def send_points(api: AnnexCloudAPI, txn: PointsTransaction, member: Member, memb
             reason=txn.reason,
             order_id=txn.order_id,
         )
+    except PointsAlreadyApplied as exc:
+        settle_already_applied(api, txn, member, member_id, exc, sent_before=sent_before or exc.resent)
     except NotFound as exc:
         settle(txn, Adjustment.FAILED, f"{member_id} is not a loyalty member at Annex Cloud.", response=refusal(exc))
     except Rejected as exc:
@@ -399,6 +412,58 @@ def send_points(api: AnnexCloudAPI, txn: PointsTransaction, member: Member, memb
         answer = answer if isinstance(answer, dict) else {}
         apply_points_answer(member, answer)
         settle(txn, Adjustment.APPLIED, applied_summary(txn, answer), response=answer)
+
+
+def settle_already_applied(
+    api: AnnexCloudAPI,
+    txn: PointsTransaction,
+    member: Member,
+    member_id: str,
+    error: PointsAlreadyApplied,
+    *,
+    sent_before: bool,
+) -> None:
+    """AC1006 ("already exists") to our own customId: applied, never failed.
+
+    Vendor fact (docs/vendor facts, README "Points at Annex Cloud"): POST /points takes a `customId` unique per
+    transaction with `retry: "YES"`, and AC1006 (409) is Annex Cloud's "already exists": it holds a points
+    transaction with this customId, so an earlier send was applied and this one was not. The customIds are the
+    portal's (the key; a review's award or reversal key), so that earlier send was ours: an attempt whose answer was
+    lost (retried by the HTTP layer, or a pending key repeated). Taking it as a refusal would tell the caller
+    "refused" about applied points, and a caller who then retries under a new key credits them twice.
+
+    Decided for an AC1006 the portal's records cannot explain (no earlier attempt recorded): still applied. A send
+    leaves inside the transaction that records it, so a worker stopped after the POST left rolls that record back
+    while Annex Cloud keeps the points; the detail says so, for the rare site where another system sends the same
+    customIds. Either way the balance and tier are read from the member's profile, as the lost answer had them."""
+    answer = balance_now(api, member_id)
+    apply_points_answer(member, answer)
+    how = (
+        "Annex Cloud had applied it at an earlier attempt whose answer was lost"
+        if sent_before
+        else "Annex Cloud already had it though the portal has no record of sending it (a send whose record was "
+        "lost with its answer, e.g. a worker stopped mid-call; if another system sends the same customIds to this "
+        "site, check the member's points there)"
+    )
+    detail = f"{applied_summary(txn, answer)[:-1]}: {how} (AC1006, already exists): not applied again."
+    settle(txn, Adjustment.APPLIED, detail, response={**answer, "alreadyApplied": refusal(error)})
+
+
+def balance_now(api: AnnexCloudAPI, member_id: str) -> dict[str, Any]:
+    """The member's balance and tier at Annex Cloud now (GET /users/{id}), named as a points answer names them;
+    {} when the look-up fails: the adjustment is applied all the same, its balance unknown."""
+    try:
+        profile = api.get_member(member_id)
+    except VendorError:
+        return {}
+    if not isinstance(profile, dict):
+        return {}
+    answer: dict[str, Any] = {}
+    if (balance := whole_number(profile.get("availablePoints"))) is not None:
+        answer["updatedAvailablePoints"] = str(balance)
+    if profile.get("tier"):
+        answer["updatedUserTier"] = str(profile["tier"])
+    return answer
 
 
 def refusal(error: VendorError) -> dict[str, Any]:

@@ -3,8 +3,11 @@ the portal's client must produce them, and answers with Annex Cloud's documented
 
 Accepts the site secret `sandbox-annex-shared-secret-0123456789` for any site id. Members are those created
 through POST /users plus the demo addresses; points are idempotent on `customId`, a debit beyond the balance is
-refused and each answer carries the tier the balance earns (Bronze, Silver from 1,000, Gold from 5,000). Segments
-are kept by id: POST /segment creates one, GET/PATCH /segment/{id} read and update it in place.
+refused and each answer carries the tier the balance earns (Bronze, Silver from 1,000, Gold from 5,000). A repeated
+`customId` is answered with the original answer (`retry: YES`), or, as a strict Annex Cloud may, with AC1006 "already
+exists" (409) when `_control` says `{"repeats": "already_exists"}`; nothing is applied twice either way. Answers can
+be lost after the points were applied: the next N as a gateway 504, or every Nth by dropping the connection unanswered.
+Segments are kept by id: POST /segment creates one, GET/PATCH /segment/{id} read and update it in place.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations.annexcloud.api import body_hmac
-from integrations.sandbox.base import json_object, simulator
+from integrations.sandbox.base import EveryNth, drop_connection, json_object, simulator
 
 SECRET = "sandbox-annex-shared-secret-0123456789"
 # What the demo client's connection holds (seed_demo): the simulator accepts these and nothing else.
@@ -32,7 +35,10 @@ CONTROLS = (
     (
         "_control",
         'POST JSON {"members": [{"id": "m-1", "email": "a@example.com", "optInStatus": "YES"}]}: adds loyalty '
-        "members the simulator knows (for the demo and benches); answers the number of members and segments.",
+        'members the simulator knows (for the demo and benches); {"repeats": "already_exists"} answers a repeated '
+        'customId with AC1006 (409) instead of the original answer; {"lose_every_nth_points_answer": 10} applies '
+        "every 10th credit or debit and drops the connection unanswered. Answers the counts (members, segments, "
+        "points applied and received, answers lost).",
     ),
 )
 
@@ -51,6 +57,12 @@ class State:
     next_segment_id: int = FIRST_SEGMENT_ID
     # The next N points answers are lost after the points are applied (a gateway 504): "sent once" drills.
     lose_points_answers: int = 0
+    # Every Nth applied points call loses its answer: the connection is dropped once the points are applied.
+    lose_every: EveryNth = field(default_factory=EveryNth)
+    # How a repeated customId is answered: "original" (the first answer again) or "already_exists" (AC1006, 409).
+    repeats: str = "original"
+    points_received: int = 0  # POST /points with a valid body, repeats included
+    lost_points_answers: int = 0  # answers lost after the points were applied, both ways
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -158,9 +170,9 @@ def points(request: HttpRequest) -> JsonResponse:
         return problem
     assert body is not None
     with state.lock:
+        state.points_received += 1
         if body["customId"] in state.points:
-            # retry: YES — the original answer again, nothing applied twice.
-            return JsonResponse(state.points[body["customId"]])
+            return repeated_points(body["customId"])
         member = state.members.get(body["id"])
         if member is None:
             return error("AC1005", "No data found", 404)
@@ -169,10 +181,24 @@ def points(request: HttpRequest) -> JsonResponse:
             return answer
         member["tier"] = answer["updatedUserTier"]
         state.points[body["customId"]] = answer
-        if state.lose_points_answers > 0:
-            state.lose_points_answers -= 1
-            return JsonResponse({"message": "Gateway Timeout"}, status=504)
+        lose_by_gateway = state.lose_points_answers > 0
+        state.lose_points_answers -= int(lose_by_gateway)
+        lose_by_drop = not lose_by_gateway and state.lose_every()
+        state.lost_points_answers += int(lose_by_gateway or lose_by_drop)
+    if lose_by_drop:
+        # Closed unanswered; where the socket cannot be found (another server), the gateway's 504 loses it instead.
+        drop_connection(request)
+    if lose_by_gateway or lose_by_drop:
+        return JsonResponse({"message": "Gateway Timeout"}, status=504)
     return JsonResponse(answer)
+
+
+def repeated_points(custom_id: str) -> JsonResponse:
+    """A customId already applied: nothing is applied twice. `retry: YES` may get the original answer again, or a
+    strict Annex Cloud's "already exists" (AC1006, its documented 409)."""
+    if state.repeats == "already_exists":
+        return error("AC1006", f"Points with customId {custom_id} already exist", 409)
+    return JsonResponse(state.points[custom_id])
 
 
 # --- Segments ------------------------------------------------------------------------------------------------------
@@ -252,14 +278,29 @@ def segment_by_id(request: HttpRequest, segment_id: int) -> JsonResponse:
 @csrf_exempt
 def control(request: HttpRequest) -> JsonResponse:
     """POST {"members": [{"id": ..., "email": ..., "optInStatus": "YES", ...}]} adds loyalty members (demo, benches);
-    {"lose_points_answers": N} loses the next N points answers after applying them."""
+    {"lose_points_answers": N} loses the next N points answers after applying them (a gateway 504);
+    {"lose_every_nth_points_answer": N} drops the connection after every Nth applied points call (0: never);
+    {"repeats": "already_exists" | "original"} says how a repeated customId is answered."""
     body = json_object(request) or {}
     with state.lock:
         state.lose_points_answers = int(body.get("lose_points_answers", state.lose_points_answers))
+        if "lose_every_nth_points_answer" in body:
+            state.lose_every.every = int(body["lose_every_nth_points_answer"])
+        if body.get("repeats") in ("original", "already_exists"):
+            state.repeats = str(body["repeats"])
         for member in body.get("members") or []:
             if isinstance(member, dict) and member.get("id"):
                 state.members[str(member["id"])] = {"optInStatus": "YES", "status": "ACTIVE", **member}
-        return JsonResponse({"members": len(state.members), "segments": len(state.segments)})
+        return JsonResponse(
+            {
+                "members": len(state.members),
+                "segments": len(state.segments),
+                "points": len(state.points),
+                "points_received": state.points_received,
+                "lost_points_answers": state.lost_points_answers,
+                "repeats": state.repeats,
+            }
+        )
 
 
 urlpatterns = [

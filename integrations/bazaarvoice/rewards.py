@@ -21,7 +21,7 @@ from integrations.http import NotFound, Rejected, VendorError, path_segment
 from integrations.models import Client, Connection
 from members import sync
 from members.flows import record_loyalty_event
-from members.models import EventType, Member, PointsTransaction
+from members.models import EMAIL_FORMAT_HINT, EventType, Member, PointsTransaction, email_problem
 from portal.logging import secret_values_during
 
 Result = Review.Outcome
@@ -105,6 +105,8 @@ def settle(review: Review, context: Context) -> str:
             "key derivation of the Bazaarvoice connection, then Retry the review.",
         )
     review.masked_email = masked(address)
+    if why := address_problem(address):
+        return finish(review, Result.NOT_ELIGIBLE, why)
     profile = loyalty_profile(review, address)
     if profile is None:
         return review.outcome
@@ -155,9 +157,28 @@ def why_not_eligible(profile: dict[str, Any]) -> str:
     return ""
 
 
+class InvalidReviewerAddress(ValueError):
+    """A decrypted reviewer address that is no valid e-mail address: never looked up, stored or awarded."""
+
+
+def address_problem(address: str) -> str:
+    """Why a decrypted reviewer address is never looked up at Annex Cloud nor made a member ("" when it is fine),
+    as every other way in checks e-mails (members.models.email_problem). The reason shows the address masked: the
+    review's detail is shown in the admin, and a reviewer who is no member leaves no address behind."""
+    if not email_problem(address):
+        return ""
+    return (
+        f"The reviewer's e-mail address ({masked(address)}) is not a valid e-mail address ({EMAIL_FORMAT_HINT}): "
+        "not looked up at Annex Cloud, no points."
+    )
+
+
 def member_for(client: Client, address: str, profile: dict[str, Any]) -> Member:
     """The client's member this reviewer is (by Annex Cloud id or e-mail), created when there is none, and brought
-    up to date with Annex Cloud's profile the way a refresh does, so the other vendors follow."""
+    up to date with Annex Cloud's profile the way a refresh does, so the other vendors follow. An address that is no
+    valid e-mail is refused (InvalidReviewerAddress): it would be stored and passed on to Vibes and SessionM."""
+    if why := address_problem(address):
+        raise InvalidReviewerAddress(why)
     annex_id = str(profile.get("id") or "")
     match = Q(email__iexact=address) | (Q(annex_cloud_id=annex_id) if annex_id else Q(pk__in=[]))
     member = Member.objects.filter(client=client).filter(match).order_by("pk").first()

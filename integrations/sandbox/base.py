@@ -3,12 +3,14 @@
 A request to a simulator may carry `X-Sandbox-Fail: <mode>` (tests, scripts), or a connection setting can point
 at a URL with `?sandbox_fail=<mode>`. Modes: 401, 403, 429, 500, 503 (answer that status), `slow` (sleep
 SANDBOX_SLOW_SECONDS first, to trigger read timeouts). `POST /sandbox/<vendor>/_outage` makes a vendor's next calls
-fail (an outage for drills and benches).
+fail (an outage for drills and benches). `EveryNth` and `drop_connection` let a simulator lose an answer for real:
+it does the work, then closes the connection without answering (the caller sees the connection dropped).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -108,3 +110,45 @@ def json_object(request: HttpRequest) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+@dataclass
+class EveryNth:
+    """Counts events and says which are the Nth, 2Nth, … (0 = none): "lose the answer of every 10th call"."""
+
+    every: int = 0
+    seen: int = 0
+    fired: int = 0
+
+    def __call__(self) -> bool:
+        """Count one event; True when it is one of every Nth."""
+        self.seen += 1
+        if self.every <= 0 or self.seen % self.every:
+            return False
+        self.fired += 1
+        return True
+
+
+def client_socket(request: HttpRequest) -> socket.socket | None:
+    """The socket the request came in on: gunicorn puts it in the environ; Django's development and test servers
+    only through the request's input stream (a LimitedStream over the socket's buffered reader)."""
+    if isinstance(sock := request.META.get("gunicorn.socket"), socket.socket):
+        return sock
+    read = getattr(request.META.get("wsgi.input"), "_read", None)
+    raw = getattr(getattr(read, "__self__", None), "raw", None)
+    sock = getattr(raw, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def drop_connection(request: HttpRequest) -> bool:
+    """Close the caller's connection without an answer (the request body was read): the caller sees the connection
+    dropped after sending, as when a network path or a proxy fails mid-call. False when the socket cannot be found
+    (another server): the caller then answers something else that loses the answer."""
+    sock = client_socket(request)
+    if sock is None:
+        return False
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        return False
+    return True
