@@ -1,12 +1,13 @@
 """SessionM flows over real HTTP against the sandbox simulator: verify, profiles through the reconciler (a failing
 SessionM defers, nothing drops), forget, the welcome once on every member path, and the wallet scan's offer events
-exactly once across repeated, killed and overlapping runs (10 days announced, 11 not)."""
+exactly once across repeated, killed and overlapping runs (expiring: the end within 10 times 24 hours of now)."""
 
 from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -287,7 +288,7 @@ def test_issued_and_expiring_once_per_offer_across_repeated_runs(connection, san
     member = wallet_member(connection)
     member.refresh_from_db()
     new_offer = give(member, name="Large fries", days=40)
-    soon = give(member, name="Snack box", description="A box of snacks", end_date=local_day(connection.client, 10))
+    soon = give(member, name="Snack box", description="A box of snacks", end_date=local_day(connection.client, 9))
     for _ in range(3):
         sessionm.scan_offers()
     assert [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)] == [new_offer, soon]
@@ -320,14 +321,45 @@ def test_offers_already_in_the_wallet_of_a_member_from_before_sessionm_are_not_a
     assert [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)] == [later]
 
 
-def test_an_offer_ending_in_eleven_days_is_not_announced_in_ten_it_is(connection, sandbox):
+def test_an_offer_ending_just_over_ten_days_away_is_not_announced_just_under_it_is(connection, sandbox):
     member = wallet_member(connection)
     member.refresh_from_db()
-    eleven = give(member, end_date=local_day(connection.client, 11))
-    ten = give(member, end_date=local_day(connection.client, 10))
+    # An hour either side of 240 hours: room for a slow scan, and a calendar-day count cannot tell them apart.
+    later = give(member, days=10 + 1 / 24)
+    sooner = give(member, days=10 - 1 / 24)
     sessionm.scan_offers()
-    assert [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)] == [ten]
-    assert eleven in [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)]
+    assert [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)] == [sooner]
+    assert later in [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)]
+
+
+def test_expiring_is_an_instant_not_calendar_days_in_the_clients_zone(connection, sandbox):
+    """Issue 20, finding 9: at 05:00 in Tokyo, an offer ending in 10.5 days ends on the 10th calendar day there, and
+    counting calendar days announced it 12 hours before "10 days before it ends". It is announced once its end is
+    within 240 hours; the date in the message is still the client's (Tokyo's) date, in its format."""
+    client = connection.client
+    client.time_zone, client.date_format = "Asia/Tokyo", "d/m/Y"
+    client.save()
+    member = wallet_member(connection)
+    member.refresh_from_db()
+    now = datetime.combine(client.local_date(timezone.now()), time(5), tzinfo=ZoneInfo("Asia/Tokyo"))
+    ten_and_a_half, nine_point_nine = now + timedelta(days=10.5), now + timedelta(days=9.9)
+    later = give(member, end_date=f"{ten_and_a_half.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
+    sooner = give(member, end_date=f"{nine_point_nine.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
+    offers = sessionm.sessionm_api(connection).get_user_offers(member.sessionm_profile.user_id)
+
+    def announced_at(moment: datetime) -> list[str]:
+        sessionm.record_wallet(member, offers, 10, now=moment)
+        return [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)]
+
+    assert announced_at(now) == [sooner]
+    assert announced_at(now + timedelta(hours=12) - timedelta(minutes=1)) == [sooner]
+    assert announced_at(now + timedelta(hours=12)) == [sooner, later]
+    # 02:36 in Tokyo on the 10th day is still the 9th in UTC: the message says Tokyo's date.
+    assert {e.data["offer_id"]: e.data["expires_on"] for e in events(EventType.OFFER_EXPIRING)} == {
+        sooner: f"{nine_point_nine:%d/%m/%Y}",
+        later: f"{ten_and_a_half:%d/%m/%Y}",
+    }
+    assert nine_point_nine.date() != nine_point_nine.astimezone(UTC).date()
 
 
 def test_an_impossible_end_date_is_read_as_none_and_the_scan_goes_on(connection, sandbox):

@@ -445,8 +445,8 @@ def read_wallet(api: SessionMAPI, connection: Connection, scan: OfferScan, membe
 
 def record_wallet(member: Member, offers: list[dict[str, Any]], window: int, now: datetime | None = None) -> Counts:
     """Record a member's offers and make each event once: offer_issued when an offer is first seen (and can still be
-    used), offer_expiring when an unredeemed offer ends within `window` days of the client's today. Keys of the
-    events are deterministic, so overlapping runs make each event once."""
+    used), offer_expiring when an unredeemed offer ends within `window` times 24 hours of now. Keys of the events are
+    deterministic, so overlapping runs make each event once."""
     now = now or timezone.now()
     counts: Counter[str] = Counter()
     announce_new = not is_baseline_read(member)
@@ -459,7 +459,7 @@ def record_wallet(member: Member, offers: list[dict[str, Any]], window: int, now
         if created and announce_new and is_live(offer, now):
             offer.issued_event = offer_event(member, offer, EventType.OFFER_ISSUED)
             counts["issued"] += 1
-        if offer.expiring_event_id is None and expires_within(offer, member.client, window, now):
+        if offer.expiring_event_id is None and expires_within(offer, window, now):
             offer.expiring_event = offer_event(member, offer, EventType.OFFER_EXPIRING)
             counts["expiring"] += 1
         offer.save()
@@ -507,17 +507,20 @@ def is_live(offer: SessionMOffer, now: datetime) -> bool:
     return not offer.redeemed and (offer.redemption_end_date is None or offer.redemption_end_date > now)
 
 
-def days_left(offer: SessionMOffer, client: Client, now: datetime) -> int | None:
-    """Calendar days from the client's today to the offer's last day, both in the client's time zone."""
+def time_left(offer: SessionMOffer, now: datetime) -> timedelta | None:
+    """Real time from now to the offer's end. Both sides in UTC: Python subtracts two datetimes of the same zone as
+    wall-clock times, which would be an hour off across a daylight-saving change."""
     if offer.redemption_end_date is None:
         return None
-    return (client.local_date(offer.redemption_end_date) - client.local_date(now)).days
+    return offer.redemption_end_date.astimezone(UTC) - now.astimezone(UTC)
 
 
-def expires_within(offer: SessionMOffer, client: Client, window: int, now: datetime) -> bool:
-    """Unredeemed, not expired, and its last day at most `window` days away (10 days: announced; 11: not yet)."""
-    left = days_left(offer, client, now)
-    return is_live(offer, now) and left is not None and left <= window
+def expires_within(offer: SessionMOffer, window: int, now: datetime) -> bool:
+    """Unredeemed, not expired, and its end at most `window` times 24 hours from now: an instant, whatever the client's
+    time zone (counting calendar days in that zone announced a 10.5-day offer up to a day early in Tokyo). An end
+    date without a time ends at the end of that day in the client's zone (parse_end_date)."""
+    left = time_left(offer, now)
+    return is_live(offer, now) and left is not None and left <= timedelta(days=window)
 
 
 def event_key(kind: str, member: Member, offer_id: str) -> str:

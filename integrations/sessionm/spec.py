@@ -28,8 +28,8 @@ SPEC = VendorSpec(
             required=False,
             min_value=1,
             max_value=90,
-            help_text=f"Days before an offer's redemption end date that the expiring message goes out "
-            f"(default {DEFAULT_WARNING_DAYS}).",
+            help_text=f"The expiring message goes out once an offer ends within this many days of 24 hours "
+            f"from now (default {DEFAULT_WARNING_DAYS}).",
         ),
     },
     default_rate_limit=10.0,
