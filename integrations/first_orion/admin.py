@@ -1,6 +1,7 @@
 """First Orion in the admin: program contents (outbound numbers and personalization, validated, with a warning and
 real examples when a personalised value would exceed 20 characters), pushes with their progress and batches, and the
-segment and member actions that push branded call content after a confirmation page."""
+segment and member actions that push branded call content after a confirmation page, where the person pushing
+chooses what becomes of personalised values over 20 characters (sending them as they are: site admins only)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from integrations.activity import Trouble
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, ReadOnlyAdmin, VendorAdmin
 from integrations.connections import usable_connection
 from integrations.first_orion import flows
-from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, ProgramContent, Push, PushBatch
+from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, LongValues, ProgramContent, Push, PushBatch
+from integrations.first_orion.numbers import diallable
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
 from integrations.models import JobRun
 from integrations.outcome import NotReady
@@ -110,16 +112,33 @@ class ProgramContentAdmin(ClientScopedAdmin):
     def save_model(self, request: HttpRequest, obj: ProgramContent, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         warn_about_long_values(self, request, obj)
+        warn_about_undiallable_a_numbers(self, request, obj)
 
 
 def warn_about_long_values(model_admin: admin.ModelAdmin, request: HttpRequest, content: ProgramContent) -> None:
-    """First Orion's best practice is 20 characters: say which real members would exceed it (never truncated)."""
+    """First Orion's best practice is 20 characters: say which real members would exceed it (never cut silently:
+    each push chooses)."""
     examples = flows.long_personalization_examples(content)
     if examples:
         model_admin.message_user(
             request,
             f"Some personalised values are over {MAX_PERSONALIZATION_LENGTH} characters and may not display on every "
-            f"phone (they are sent as they are, never cut): {'; '.join(examples)}. Consider a shorter template.",
+            f"phone: {'; '.join(examples)}. Each push asks what to do with them (leave those members out, the "
+            "default; shorten at 20; or, site admins only, send as they are). Consider a shorter template.",
+            messages.WARNING,
+        )
+
+
+def warn_about_undiallable_a_numbers(
+    model_admin: admin.ModelAdmin, request: HttpRequest, content: ProgramContent
+) -> None:
+    """aNumbers are E.164 by syntax; one the phone-number metadata calls invalid is kept, with a word."""
+    doubtful = [number for number in content.a_numbers if not diallable(number)]
+    if doubtful:
+        model_admin.message_user(
+            request,
+            f"Kept, as they are E.164: {', '.join(doubtful)} — but not valid for dialling as far as the phone-number "
+            "metadata knows. Check them against the numbers uploaded in the Content Portal.",
             messages.WARNING,
         )
 
@@ -162,7 +181,7 @@ class PushAdmin(ReadOnlyAdmin):
     inlines = [PushBatchInline]
     readonly_fields = [
         "client", "program_content", "source", "segment", "not_before", "status", "progress", "destinations",
-        "skipped", "error", "requested_by", "created_at", "finished_at",
+        "skipped", "long_values", "shortened", "warnings", "error", "requested_by", "created_at", "finished_at",
     ]  # fmt: skip
     fields = readonly_fields
     actions = ["resend_uncertain_batches"]
@@ -222,12 +241,29 @@ class PushForm(forms.Form):
     not_before = forms.DateTimeField(
         required=False, help_text="Optional (UTC): First Orion shows the content from then on, e.g. 2026-11-24 16:00."
     )
+    long_values = forms.ChoiceField(
+        label=f"Personalised values over {MAX_PERSONALIZATION_LENGTH} characters",
+        choices=LongValues.choices,
+        initial=LongValues.LEAVE_OUT,
+        required=False,  # not chosen: left out, the default
+        widget=forms.RadioSelect,
+        help_text=f"They may not display on every phone. Left out, members are counted with the reason; shortened, "
+        f"values are cut at {MAX_PERSONALIZATION_LENGTH} characters.",
+    )
 
-    def __init__(self, *args: Any, client_id: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, client_id: int, site_admin: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["program_content"]
         field.queryset = ProgramContent.objects.filter(client_id=client_id)  # type: ignore[attr-defined]
         field.empty_label = None  # type: ignore[attr-defined]
+        if not site_admin:
+            # Sending values that may not display is a site admin's decision: the choice is not offered.
+            choices = [(value, label) for value, label in LongValues.choices if value != LongValues.AS_IS]
+            self.fields["long_values"].choices = choices  # type: ignore[attr-defined]
+
+    @property
+    def chosen_long_values(self) -> str:
+        return str(self.cleaned_data.get("long_values") or LongValues.LEAVE_OUT)
 
 
 def confirm_push(
@@ -241,17 +277,19 @@ def confirm_push(
     title: str,
 ) -> TemplateResponse | None:
     """Choose the program content, see what the push would do (destinations, members skipped and why, batches,
-    long personalised values), then confirm; the push is queued and its page shows the progress."""
+    long personalised values and what becomes of them), then confirm; the push is queued and its page shows the
+    progress."""
     if not request.user.has_perm("first_orion.add_push"):
         model_admin.message_user(request, "You may not push branded call content (ask a site admin).", messages.ERROR)
         return None
-    form = PushForm(request.POST if "push_step" in request.POST else None, client_id=client_id)
+    site_admin = is_site_admin(request.user)
+    form = PushForm(request.POST if "push_step" in request.POST else None, client_id=client_id, site_admin=site_admin)
     plan = None
     if form.is_valid():
         content = form.cleaned_data["program_content"]
         if request.POST.get("push_step") == "confirm":
-            return create_push(model_admin, request, content, segment, members, form.cleaned_data["not_before"])
-        plan = flows.preview(content, segment=segment, members=members)
+            return create_push(model_admin, request, content, segment, members, form)
+        plan = flows.preview(content, segment=segment, members=members, long_values=form.chosen_long_values)
     connection = usable_connection(client_id, flows.VENDOR)
     size = flows.batch_size(connection) if connection else DEFAULT_BATCH_SIZE
     context = {
@@ -275,13 +313,19 @@ def create_push(
     content: ProgramContent,
     segment: Segment | None,
     members: QuerySet[Member] | None,
-    not_before: Any,
+    form: PushForm,
 ) -> None:
     try:
         push = flows.create_push(
-            content, segment=segment, members=members, not_before=not_before, requested_by=request.user.get_username()
+            content,
+            segment=segment,
+            members=members,
+            not_before=form.cleaned_data["not_before"],
+            requested_by=request.user.get_username(),
+            long_values=form.chosen_long_values,
+            site_admin=is_site_admin(request.user),
         )
-    except NotReady as exc:
+    except (NotReady, flows.LongValuesNotAllowed) as exc:
         model_admin.message_user(request, str(exc), messages.ERROR)
         return None
     url = reverse("admin:first_orion_push_change", args=[push.pk])

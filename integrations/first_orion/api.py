@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -236,15 +237,35 @@ class FirstOrionAPI(VendorAPI):
         )
         return str((body or {}).get("message") or "")
 
-    def push_batch(self, token: str, program_content_uuid: str, body: dict[str, Any]) -> BatchAnswer:
-        """Push one batch. Not safe to repeat: a lost answer raises an error with `uncertain` set."""
-        self.remember_secret(token)
+    def push_batch(
+        self,
+        token: str | Callable[[], str],
+        program_content_uuid: str,
+        body: dict[str, Any],
+        *,
+        leaving: Callable[[], None] | None = None,
+    ) -> BatchAnswer:
+        """Push one batch. Not safe to repeat: a lost answer raises an error with `uncertain` set.
+
+        `token` is a token, or how to take one as the request leaves: once the rate limit has let it go, so the
+        token is the one current then, not one refused while the call waited. `leaving` then records that the
+        batch is on its way (it raises to stop the call); the order is slot, token, record, send."""
+        take_token = token if callable(token) else lambda: token
+
+        def before_send(prepared: requests.PreparedRequest) -> None:
+            taken = take_token()
+            self.remember_secret(taken)
+            prepared.headers["Authorization"] = f"Bearer {taken}"
+            if leaving is not None:
+                leaving()
+
         answer = self.request_json(
             "POST",
             BATCH_PATH,
             params={"programContentUuid": program_content_uuid},
             json_body=body,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            headers={"Content-Type": "application/json"},
             safe_to_repeat=False,
+            before_send=before_send,
         )
         return BatchAnswer(str((answer or {}).get("requestId") or ""))

@@ -1,6 +1,10 @@
 """Who a First Orion push reaches: destinations planned from members or numbers, one per number (deduplicated),
 personalised from the program content's variables, each with a customTrackingId that traces it to its push and
-member; and the members left out, counted by reason with a few examples (the confirmation page shows them)."""
+member; and the members left out, counted by reason with a few examples (the confirmation page shows them).
+
+Personalised values over 20 characters may not display on every handset (seed 002's best practice). They are never
+cut silently: each push says what to do with them (LongValues): leave those members out (the default, counted with
+the reason), shorten the values at 20, or send them as they are (a site admin's choice)."""
 
 from __future__ import annotations
 
@@ -12,10 +16,15 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, MEMBER_PLACEHOLDERS, ProgramContent
+from integrations.first_orion.models import (
+    MAX_PERSONALIZATION_LENGTH,
+    MEMBER_PLACEHOLDERS,
+    LongValues,
+    ProgramContent,
+)
+from integrations.first_orion.numbers import NOT_DIALLABLE, NotE164, push_number
 from integrations.models import Client
 from members.models import Member
-from members.phones import InvalidPhone, to_e164
 from members.templates_text import placeholders_in, render_text
 
 SKIP_NO_PHONE = "no mobile number"
@@ -24,6 +33,7 @@ SKIP_INVALID_PHONE = "invalid mobile number"
 SKIP_OPTED_OUT = "opted out (no SMS opt-in)"
 SKIP_DUPLICATE = "duplicate number"
 SKIP_OTHER_CLIENT = "not a member of the program content's client"
+SKIP_LONG_VALUE = f"personalised value over {MAX_PERSONALIZATION_LENGTH} characters (left out)"
 MAX_EXAMPLES = 5
 
 
@@ -35,15 +45,29 @@ class Plan:
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     long_values: list[str] = field(default_factory=list)
+    # Destinations whose values were shortened at 20 (LongValues.SHORTEN), or sent over 20 (LongValues.AS_IS).
+    shortened: int = 0
+    sent_long: int = 0
+    # Sent, but worth a look (a number `phonenumbers` calls invalid for dialling), by reason with examples.
+    warnings: Counter[str] = field(default_factory=Counter)
+    warning_examples: dict[str, list[str]] = field(default_factory=dict)
 
     def skip(self, reason: str, who: str) -> None:
         self.skipped[reason] += 1
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < MAX_EXAMPLES:
-            examples.append(who)
+        add_example(self.examples, reason, who)
+
+    def warn(self, reason: str, who: str) -> None:
+        self.warnings[reason] += 1
+        add_example(self.warning_examples, reason, who)
 
     def batches(self, size: int) -> int:
         return math.ceil(len(self.destinations) / size)
+
+
+def add_example(examples: dict[str, list[str]], reason: str, who: str) -> None:
+    listed = examples.setdefault(reason, [])
+    if len(listed) < MAX_EXAMPLES:
+        listed.append(who)
 
 
 def member_values(member: dict[str, Any], client: Client) -> dict[str, object]:
@@ -60,19 +84,56 @@ def personalize(content: ProgramContent, values: dict[str, object]) -> dict[str,
     return {name: render_text(template, values) for name, template in content.personalization.items()}
 
 
+def long_names(personalization: dict[str, str]) -> list[str]:
+    return [name for name, value in personalization.items() if len(value) > MAX_PERSONALIZATION_LENGTH]
+
+
 def note_long_values(plan: Plan, who: str, personalization: dict[str, str]) -> None:
-    for name, value in personalization.items():
-        if len(value) > MAX_PERSONALIZATION_LENGTH and len(plan.long_values) < MAX_EXAMPLES:
+    for name in long_names(personalization):
+        value = personalization[name]
+        if len(plan.long_values) < MAX_EXAMPLES:
             plan.long_values.append(f"{who}: {name} = “{value}” ({len(value)} characters)")
+
+
+def apply_long_values(plan: Plan, who: str, personalization: dict[str, str], long_values: str) -> dict[str, str] | None:
+    """The personalization to send under the push's choice, or None when the destination is left out."""
+    if not long_names(personalization):
+        return personalization
+    note_long_values(plan, who, personalization)
+    if long_values == LongValues.SHORTEN:
+        plan.shortened += 1
+        return {name: value[:MAX_PERSONALIZATION_LENGTH] for name, value in personalization.items()}
+    if long_values == LongValues.AS_IS:
+        plan.sent_long += 1
+        return personalization
+    plan.skip(SKIP_LONG_VALUE, who)
+    return None
+
+
+def readable_number(plan: Plan, raw: str, region: str, who: str) -> str | None:
+    """The number in E.164 (syntax is what counts; not valid for dialling is a warning), or None when skipped."""
+    try:
+        number = push_number(raw, region)
+    except NotE164:
+        plan.skip(SKIP_INVALID_PHONE, who)
+        return None
+    if not number.diallable:
+        plan.warn(NOT_DIALLABLE, number.e164)
+    return number.e164
 
 
 MEMBER_FIELDS = ("pk", "client_id", "phone", "opted_in", "first_name", "last_name", "tier", "points", "email")
 
 
-def plan_for_members(content: ProgramContent, members: QuerySet[Member], push_id: int | str = "") -> Plan:
+def plan_for_members(
+    content: ProgramContent,
+    members: QuerySet[Member],
+    push_id: int | str = "",
+    long_values: str = LongValues.LEAVE_OUT,
+) -> Plan:
     """Destinations for members, in member order: one per number (the first member with it), personalised, each
-    traced back to push and member by its customTrackingId. Members without a valid number, opted out, or with a
-    number already taken are skipped and counted."""
+    traced back to push and member by its customTrackingId. Members without an E.164 number, opted out, with a
+    number already taken, or (by default) with a personalised value over 20 characters are skipped and counted."""
     plan, seen = Plan(), set[str]()
     client = content.client
     for member in members.order_by("pk").values(*MEMBER_FIELDS).iterator(chunk_size=5000):
@@ -83,10 +144,8 @@ def plan_for_members(content: ProgramContent, members: QuerySet[Member], push_id
         if not member["phone"]:
             plan.skip(SKIP_NO_PHONE, who)
             continue
-        try:
-            number = to_e164(member["phone"], client.default_region)
-        except InvalidPhone:
-            plan.skip(SKIP_INVALID_PHONE, f"{who} ({member['phone']})")
+        number = readable_number(plan, member["phone"], client.default_region, f"{who} ({member['phone']})")
+        if number is None:
             continue
         if not member["opted_in"]:
             plan.skip(SKIP_OPTED_OUT, who)
@@ -94,14 +153,20 @@ def plan_for_members(content: ProgramContent, members: QuerySet[Member], push_id
         if number in seen:
             plan.skip(SKIP_DUPLICATE, f"{who} ({number})")
             continue
+        personalization = apply_long_values(plan, who, personalize(content, member_values(member, client)), long_values)
+        if personalization is None:
+            continue
         seen.add(number)
-        personalization = personalize(content, member_values(member, client))
-        note_long_values(plan, who, personalization)
         plan.destinations.append(destination(number, personalization, f"push-{push_id}-m{member['pk']}"))
     return plan
 
 
-def plan_for_numbers(content: ProgramContent, numbers: Iterable[str], push_id: int | str = "") -> Plan:
+def plan_for_numbers(
+    content: ProgramContent,
+    numbers: Iterable[str],
+    push_id: int | str = "",
+    long_values: str = LongValues.LEAVE_OUT,
+) -> Plan:
     """Destinations for a list of numbers (national ones read in the client's region). Numbers belong to no member,
     so only variables that need no member (static text, {client_name}) are personalised."""
     plan, seen = Plan(), set[str]()
@@ -112,17 +177,18 @@ def plan_for_numbers(content: ProgramContent, numbers: Iterable[str], push_id: i
     }
     values = {"client_name": content.client.name}
     for index, raw in enumerate(numbers):
-        try:
-            number = to_e164(str(raw), content.client.default_region)
-        except InvalidPhone:
-            plan.skip(SKIP_INVALID_PHONE, str(raw))
+        number = readable_number(plan, str(raw), content.client.default_region, str(raw))
+        if number is None:
             continue
         if number in seen:
             plan.skip(SKIP_DUPLICATE, number)
             continue
+        personalization = apply_long_values(
+            plan, number, {name: render_text(t, values) for name, t in static.items()}, long_values
+        )
+        if personalization is None:
+            continue
         seen.add(number)
-        personalization = {name: render_text(t, values) for name, t in static.items()}
-        note_long_values(plan, number, personalization)
         plan.destinations.append(destination(number, personalization, f"push-{push_id}-n{index}"))
     return plan
 

@@ -4,7 +4,7 @@ the dashboard shows. Admin actions, API views, tasks and tests all call these fu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from integrations.activity import ActivitySeries
 from integrations.connections import ConnectionDisabled, api_for, usable_connection
-from integrations.first_orion.api import FirstOrionAPI, batch_body
+from integrations.first_orion.api import BatchAnswer, FirstOrionAPI, batch_body
 from integrations.first_orion.destinations import Plan, plan_for_members, plan_for_numbers
-from integrations.first_orion.models import ProgramContent, Push, PushBatch
+from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, LongValues, ProgramContent, Push, PushBatch
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
 from integrations.first_orion.tokens import TokenSource
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
@@ -81,10 +81,15 @@ def ready_connection(client: Client) -> Connection:
 
 
 def preview(
-    content: ProgramContent, *, segment: Segment | None = None, members: QuerySet[Member] | None = None
+    content: ProgramContent,
+    *,
+    segment: Segment | None = None,
+    members: QuerySet[Member] | None = None,
+    long_values: str = LongValues.LEAVE_OUT,
 ) -> Plan:
     """What a push would do (the admin's confirmation page), without creating it."""
-    return plan_for_members(content, segment_members(segment) if segment is not None else members, push_id="N")
+    chosen = segment_members(segment) if segment is not None else members
+    return plan_for_members(content, chosen, push_id="N", long_values=long_values)
 
 
 def segment_members(segment: Segment) -> QuerySet[Member]:
@@ -101,6 +106,20 @@ def long_personalization_examples(content: ProgramContent, limit: int = 3) -> li
 # --- Creating a push ---------------------------------------------------------------------------------------------
 
 
+class LongValuesNotAllowed(PermissionError):
+    """Sending personalised values over 20 characters as they are was asked by someone who is not a site admin."""
+
+
+def check_long_values_choice(long_values: str, *, site_admin: bool) -> None:
+    if long_values not in LongValues.values:
+        raise ValueError(f"long_values must be one of {', '.join(LongValues.values)}.")
+    if long_values == LongValues.AS_IS and not site_admin:
+        raise LongValuesNotAllowed(
+            f"Only a site admin may send personalised values over {MAX_PERSONALIZATION_LENGTH} characters as they are "
+            f"(they may not display on every phone): choose {LongValues.LEAVE_OUT} or {LongValues.SHORTEN}."
+        )
+
+
 def create_push(
     content: ProgramContent,
     *,
@@ -109,10 +128,15 @@ def create_push(
     numbers: list[str] | None = None,
     not_before: datetime | None = None,
     requested_by: str = "",
+    long_values: str = LongValues.LEAVE_OUT,
+    site_admin: bool = False,
 ) -> Push:
-    """Record a push with all its batches (one transaction: a push exists whole or not at all) and queue it."""
+    """Record a push with all its batches (one transaction: a push exists whole or not at all) and queue it.
+    `long_values` says what becomes of personalised values over 20 characters (sending them as they are is a site
+    admin's choice)."""
     if (segment is not None) + (members is not None) + (numbers is not None) != 1:
         raise ValueError("Push to exactly one of: a segment, members, numbers.")
+    check_long_values_choice(long_values, site_admin=site_admin)
     connection = ready_connection(content.client)
     if segment is not None and segment.client_id != content.client_id:
         raise FirstOrionNotReady(f"Segment {segment} is not a segment of {content.client}.")
@@ -124,6 +148,7 @@ def create_push(
             segment=segment,
             not_before=not_before,
             requested_by=requested_by,
+            long_values=long_values,
         )
         plan = plan_for_push(content, push, segment, members, numbers)
         if not plan.destinations:
@@ -140,7 +165,9 @@ def create_push(
         push.destinations = len(plan.destinations)
         push.batches_total = plan.batches(size)
         push.skipped = dict(plan.skipped)
-        push.save(update_fields=["destinations", "batches_total", "skipped"])
+        push.shortened = plan.shortened
+        push.warnings = dict(plan.warnings)
+        push.save(update_fields=["destinations", "batches_total", "skipped", "shortened", "warnings"])
         enqueue("first_orion.run_push", push.pk)
     return push
 
@@ -159,8 +186,9 @@ def plan_for_push(
     numbers: list[str] | None,
 ) -> Plan:
     if numbers is not None:
-        return plan_for_numbers(content, numbers, push.pk)
-    return plan_for_members(content, segment_members(segment) if segment is not None else members, push.pk)
+        return plan_for_numbers(content, numbers, push.pk, push.long_values)
+    chosen = segment_members(segment) if segment is not None else members
+    return plan_for_members(content, chosen, push.pk, push.long_values)
 
 
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -188,9 +216,11 @@ def release(push: Push) -> None:
 
 
 def run_push(push_id: int) -> dict[str, int]:
-    """Send a push's pending batches in order. Each batch is committed `sending` before its call and settled after,
-    so a push killed midway resumes with the batches it had not sent; a batch found `sending` here was being sent
-    by a runner that died, and may have reached First Orion: it becomes uncertain, never resent."""
+    """Send a push's pending batches in order. Each batch goes in this order: it waits for the rate limit, takes
+    the token, is committed `sending`, and leaves; it is settled after. So a push killed midway resumes with the
+    batches it had not sent (one killed while waiting for the limit is still pending), and a batch found `sending`
+    here was being sent by a runner that died during its call, and may have reached First Orion: it becomes
+    uncertain, never resent."""
     push = Push.objects.select_related("program_content", "client").get(pk=push_id)
     if not claim(push):
         return counts_of(push)
@@ -225,25 +255,40 @@ def send_pending_batches(push: Push, connection: Connection) -> None:
     except ConnectionDisabled as exc:
         wait(push, str(exc))
         return
-    content = push.program_content
     for batch in push.batches.filter(status=PushBatch.Status.PENDING).order_by("index").iterator():
         Push.objects.filter(pk=push.pk).update(claimed_until=timezone.now() + timedelta(seconds=CLAIM_SECONDS))
-        if not mark_sending(batch):
-            continue
+        flight = BatchFlight(batch.pk)
         try:
-            answer = source.with_token(
-                lambda token, batch=batch: source.api.push_batch(
-                    token, content.program_content_uuid, body_for(content, push, batch)
-                )
-            )
+            answer = push_one_batch(source, push, batch, flight)
+        except TakenBack:
+            continue  # another runner took the push over while this one waited: the batch is its to send
         except VendorError as exc:
-            if not settle_failed_batch(push, batch, exc):
+            if not settle_failed_batch(push, batch, exc, left=flight.in_flight):
                 return
         else:
             settle(push, batch, PushBatch.Status.SENT, request_id=answer.request_id)
         counts = counts_of(push)
         report_progress(counts, done=counts["batches_sent"] + counts["failures"], total=counts["batches"])
     finish(push)
+
+
+def push_one_batch(source: TokenSource, push: Push, batch: PushBatch, flight: BatchFlight) -> BatchAnswer:
+    """One batch's call: the token is taken and the batch committed `sending` only once the rate limit lets the
+    request go (a 401 puts it back to pending, and the call is made once more with a new token)."""
+    content = push.program_content
+
+    def call(take_token: Callable[[], str]) -> BatchAnswer:
+        def token() -> str:
+            # A retry inside the HTTP layer follows a 429 or 503, which First Orion did not act on: the batch is
+            # not in flight while a token is taken (a token call that fails then leaves it pending, not uncertain).
+            flight.landed()
+            return take_token()
+
+        return source.api.push_batch(
+            token, content.program_content_uuid, body_for(content, push, batch), leaving=flight.leaving
+        )
+
+    return source.with_token_as_it_leaves(call, refused=flight.landed)
 
 
 def body_for(content: ProgramContent, push: Push, batch: PushBatch) -> dict[str, Any]:
@@ -257,13 +302,41 @@ def body_for(content: ProgramContent, push: Push, batch: PushBatch) -> dict[str,
     )
 
 
-def mark_sending(batch: PushBatch) -> bool:
-    """Committed before the call (autocommit): from here on a lost worker leaves evidence."""
-    return bool(
-        PushBatch.objects.filter(pk=batch.pk, status=PushBatch.Status.PENDING).update(
-            status=PushBatch.Status.SENDING, attempted_at=timezone.now()
+class TakenBack(Exception):
+    """The batch is no longer pending as its request would leave: another runner took the push over (this one's
+    claim lapsed while it waited) and has it. Nothing is sent."""
+
+
+class BatchFlight:
+    """A batch's `sending` mark, committed (autocommit) just before its request leaves: from then on a lost worker
+    leaves evidence (the batch becomes uncertain), and only then, so the uncertain window is the call itself."""
+
+    def __init__(self, batch_id: int) -> None:
+        self.batch_id = batch_id
+        self.attempted_at: datetime | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.attempted_at is not None
+
+    def leaving(self) -> None:
+        """Pending → sending, or raise TakenBack when the batch is not pending any more."""
+        now = timezone.now()
+        marked = PushBatch.objects.filter(pk=self.batch_id, status=PushBatch.Status.PENDING).update(
+            status=PushBatch.Status.SENDING, attempted_at=now
         )
-    )
+        if not marked:
+            raise TakenBack
+        self.attempted_at = now
+
+    def landed(self) -> None:
+        """The request was answered and not acted on (a 401, a 429, a 503): back to pending, if still ours."""
+        if self.attempted_at is None:
+            return
+        PushBatch.objects.filter(
+            pk=self.batch_id, status=PushBatch.Status.SENDING, attempted_at=self.attempted_at
+        ).update(status=PushBatch.Status.PENDING)
+        self.attempted_at = None
 
 
 FAILURE_STATUSES = frozenset({PushBatch.Status.FAILED, PushBatch.Status.UNCERTAIN})
@@ -290,8 +363,12 @@ def settle(push: Push, batch: PushBatch, status: str, *, request_id: str = "", e
             )
 
 
-def settle_failed_batch(push: Push, batch: PushBatch, exc: VendorError) -> bool:
-    """Record what a failed batch means; returns whether the push goes on with its next batch."""
+def settle_failed_batch(push: Push, batch: PushBatch, exc: VendorError, *, left: bool = True) -> bool:
+    """Record what a failed batch means; returns whether the push goes on with its next batch. A batch that never
+    left (the limit could not be read, no token could be had) is still pending: the push waits for the connection."""
+    if not left:
+        wait(push, exc.for_admin)
+        return False
     if exc.uncertain:
         settle(push, batch, PushBatch.Status.UNCERTAIN, error=f"The answer was lost: it may have been pushed. {exc}")
         return True

@@ -11,9 +11,9 @@ from django.db import models
 from django.utils import timezone
 
 from integrations.crypto import EncryptedJSONField
+from integrations.first_orion.numbers import is_e164_syntax
 from integrations.models import Client, Connection, JobRun
 from members.models import Segment
-from members.phones import is_e164
 from members.templates_text import placeholders_in
 
 MAX_A_NUMBERS = 400
@@ -23,6 +23,15 @@ RECOMMENDED_TTL_SECONDS = 960
 # What a personalization template may use about a member.
 PERSONALIZATION_PLACEHOLDERS = ("first_name", "last_name", "tier", "points", "client_name")
 MEMBER_PLACEHOLDERS = frozenset(PERSONALIZATION_PLACEHOLDERS) - {"client_name"}
+
+
+class LongValues(models.TextChoices):
+    """What a push does with a personalised value over 20 characters: never cut without being asked."""
+
+    LEAVE_OUT = "leave_out", "Leave those members out"
+    SHORTEN = "shorten", f"Shorten the values at {MAX_PERSONALIZATION_LENGTH} characters"
+    # May not display on some handsets: a site admin's decision.
+    AS_IS = "send_as_is", "Send them as they are (site admins only)"
 
 
 def validate_uuid(value: str) -> None:
@@ -51,7 +60,11 @@ def a_number_errors(numbers: Any) -> list[str]:
         return ["The aNumbers must be a list of phone numbers."]
     if not 1 <= len(numbers) <= MAX_A_NUMBERS:
         return [f"Give between 1 and {MAX_A_NUMBERS} aNumbers (got {len(numbers)})."]
-    errors = [f"{n!r} is not in E.164 format (e.g. +15014008029)." for n in numbers if not is_e164(n)]
+    errors = [
+        f"{n!r} is not in E.164 format (+ then 8 to 15 digits, e.g. +15014008029)."
+        for n in numbers
+        if not is_e164_syntax(n)
+    ]
     if len(set(numbers)) != len(numbers):
         errors.append("An aNumber is listed twice.")
     return errors
@@ -183,6 +196,18 @@ class Push(models.Model):
     batches_sent = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField("failed or uncertain batches", default=0)
     skipped = models.JSONField(default=dict, blank=True, help_text="Members left out, counted by reason.")
+    long_values = models.CharField(
+        "personalised values over 20 characters",
+        max_length=10,
+        choices=LongValues.choices,
+        default=LongValues.LEAVE_OUT,
+    )
+    shortened = models.PositiveIntegerField(
+        default=0, help_text="Destinations whose personalised values were shortened at 20 characters."
+    )
+    warnings = models.JSONField(
+        default=dict, blank=True, help_text="Destinations pushed that are worth a look, counted by reason."
+    )
     error = models.TextField(blank=True)
     requested_by = models.CharField(max_length=150, blank=True)
     # The runner sending it holds it until then (renewed per batch): one runner at a time, a dead one's push resumes.

@@ -7,6 +7,10 @@ UNREGISTERED_A_NUMBER) get the 200-with-error answer, programs in `misconfigured
 the 400. State lives in this process. `/_control` shows counts (GET) and sets knobs (POST JSON: {"token_lifetime":
 30, "fail": "401|500|503|lose", "times": 1, "latency_ms": 20, "unregistered": [...], "misconfigured": [...],
 "reset": true}); "lose" accepts the batch and answers 504, as a gateway that gave up would.
+
+Its record, for tests and benches: the numbers pushed (with how many times), every destination as received, each
+batch request's token and the status it was answered, and the personalised values over 20 characters it received
+(seed 002's best practice; recorded, not refused, as First Orion does). E.164 is checked by syntax, as the seed says.
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.first_orion.models import ProgramContent
+from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, ProgramContent
+from integrations.first_orion.numbers import is_e164_syntax
 from integrations.models import Client
 from integrations.sandbox.base import json_object, simulator
 from members.models import Member, Segment
-from members.phones import is_e164
 from members.segments import add_members
 
 CLIENT_ID = "sandbox-fo-client"
@@ -53,6 +57,9 @@ class State:
     batches: int = 0
     received: Counter[str] = field(default_factory=Counter)  # bNumber -> times pushed
     tracking_ids: list[str] = field(default_factory=list)
+    destinations: list[dict[str, Any]] = field(default_factory=list)  # every destination accepted, as received
+    batch_calls: list[tuple[str, int]] = field(default_factory=list)  # (token carried, HTTP status answered)
+    long_values: int = 0  # personalised values over 20 characters received
     last_body: dict[str, Any] = field(default_factory=dict)
     last_headers: dict[str, str] = field(default_factory=dict)
     unregistered: set[str] = field(default_factory=lambda: {UNREGISTERED_A_NUMBER})
@@ -163,13 +170,13 @@ def batch_rule_broken(program: str, body: dict[str, Any] | None) -> HttpResponse
     numbers = body.get("aNumbers")
     if has_list and (not isinstance(numbers, list) or not 1 <= len(numbers) <= MAX_A_NUMBERS):
         return batch_error(400, f"aNumbers must be a list of 1 to {MAX_A_NUMBERS} numbers")
-    if has_list and not all(isinstance(n, str) and is_e164(n) for n in numbers):
+    if has_list and not all(isinstance(n, str) and is_e164_syntax(n) for n in numbers):
         return batch_error(400, "aNumbers must be in E.164 format")
     destinations = body.get("destinations")
     if not isinstance(destinations, list) or not destinations:
         return batch_error(400, "destinations is required")
     for item in destinations:
-        if not isinstance(item, dict) or not is_e164(str(item.get("bNumber", ""))):
+        if not isinstance(item, dict) or not is_e164_syntax(str(item.get("bNumber", ""))):
             return batch_error(400, f"bNumber must be in E.164 format: {item!r}"[:200])
     ttl = body.get("ttlSeconds")
     if ttl is None or not str(ttl).isdigit():
@@ -183,6 +190,17 @@ def batch(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=405)
     if state.latency_ms:
         time.sleep(state.latency_ms / 1000)
+    response = batch_answer(request)
+    with state.lock:
+        state.batch_calls.append((bearer(request), response.status_code))
+    return response
+
+
+def bearer(request: HttpRequest) -> str:
+    return request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+
+
+def batch_answer(request: HttpRequest) -> HttpResponse:
     failure = injected_failure()
     if failure in ("401", "500", "503"):
         return unauthorized() if failure == "401" else JsonResponse({"message": "error"}, status=int(failure))
@@ -194,16 +212,23 @@ def batch(request: HttpRequest) -> HttpResponse:
     assert body is not None
     if set(body.get("aNumbers") or []) & state.unregistered:
         return batch_error(200, "Not allowed to use one or more anumbers.")
-    with state.lock:
-        state.batches += 1
-        state.last_body = body
-        state.last_headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
-        for item in body["destinations"]:
-            state.received[item["bNumber"]] += 1
-            state.tracking_ids.append(str(item.get("customTrackingId", "")))
+    record_batch(body, {k: v for k, v in request.headers.items() if k.lower() != "authorization"})
     if failure == "lose":
         return JsonResponse({"message": "Gateway Timeout"}, status=504)
     return JsonResponse({"response": "success", "message": None, "errorCode": "", "requestId": request_id()})
+
+
+def record_batch(body: dict[str, Any], headers: dict[str, str]) -> None:
+    with state.lock:
+        state.batches += 1
+        state.last_body = body
+        state.last_headers = headers
+        for item in body["destinations"]:
+            state.received[item["bNumber"]] += 1
+            state.tracking_ids.append(str(item.get("customTrackingId", "")))
+            state.destinations.append(item)
+            values = item.get("personalization") or {}
+            state.long_values += sum(1 for value in values.values() if len(str(value)) > MAX_PERSONALIZATION_LENGTH)
 
 
 @csrf_exempt
@@ -214,7 +239,10 @@ def control(request: HttpRequest) -> JsonResponse:
         with state.lock:
             if settings.get("reset"):
                 fresh = State()
-                for name in ("tokens", "token_calls", "health_calls", "batches", "received", "tracking_ids"):
+                for name in (
+                    "tokens", "token_calls", "health_calls", "batches", "received", "tracking_ids", "destinations",
+                    "batch_calls", "long_values",
+                ):  # fmt: skip
                     setattr(state, name, getattr(fresh, name))
                 state.token_lifetime, state.fail, state.fail_times, state.latency_ms = TOKEN_LIFETIME, "", 0, 0
                 state.unregistered, state.misconfigured = fresh.unregistered, fresh.misconfigured
@@ -239,6 +267,8 @@ def control(request: HttpRequest) -> JsonResponse:
                 "destinations": sum(state.received.values()),
                 "numbers": len(state.received),
                 "duplicates": sum(n - 1 for n in state.received.values() if n > 1),
+                "long_values": state.long_values,
+                "refused_batches": sum(1 for _, status in state.batch_calls if status == 401),
                 "token_lifetime": state.token_lifetime,
             }
         )

@@ -71,12 +71,16 @@ class TokenSource:
     def refused(self, token: str) -> str:
         """First Orion answered 401 to `token`: unless another caller has already replaced it, it is forgotten and
         a new one fetched."""
+        self.expire(token)
+        return self.current()
+
+    def expire(self, token: str) -> None:
+        """Mark `token` expired (First Orion refused it), unless another caller has already replaced it."""
         row = self._row()
         if row.access_token == token:
             AccessToken.objects.filter(pk=row.pk, issued_at=row.issued_at).update(
                 refresh_at=timezone.now(), expires_at=timezone.now()
             )
-        return self.current()
 
     def forget(self) -> None:
         """Drop the stored token (new credentials, or a verify that must prove them)."""
@@ -96,9 +100,40 @@ class TokenSource:
         try:
             return call(fresh)
         except TokenExpired as exc:
-            refused = TokenRefused(self.api.vendor, exc.message, status=401)
-            self.api.call_log.failed(refused)
-            raise refused from exc
+            raise self._refused_again(exc) from exc
+
+    def with_token_as_it_leaves(
+        self, call: Callable[[Callable[[], str]], T], refused: Callable[[], None] = lambda: None
+    ) -> T:
+        """Like `with_token`, for a call that takes its token only as it leaves, once the rate limit has let it go
+        (VendorAPI.request's `before_send`): `call` gets the function that hands out the token then. A wait at the
+        limit can be seconds on a busy connection, and a token taken before it may have been refused (and replaced)
+        meanwhile. On a 401 the token the call carried is dropped, `refused` runs (the call was refused, not
+        applied) and the call is made once more, taking a new token as it leaves."""
+        carried: list[str] = []
+
+        def take() -> str:
+            token = self._known(self.current())
+            carried.append(token)
+            return token
+
+        try:
+            return call(take)
+        except TokenExpired:
+            if carried:
+                self.expire(carried[-1])
+            refused()
+        try:
+            return call(take)
+        except TokenExpired as exc:
+            raise self._refused_again(exc) from exc
+
+    def _refused_again(self, exc: TokenExpired) -> TokenRefused:
+        """A 401 to a token just fetched: the credentials, not the token, are refused (counts against the
+        connection)."""
+        refused = TokenRefused(self.api.vendor, exc.message, status=401)
+        self.api.call_log.failed(refused)
+        return refused
 
     # Internals ----------------------------------------------------------------------------------------------
 

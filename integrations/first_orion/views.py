@@ -1,6 +1,7 @@
 """First Orion in the client API: program contents (`/api/first-orion/program-contents/`, validated as in the
 admin) and pushes (`POST /api/first-orion/pushes/` answers 202 with the push's Location; `GET` shows its status and
-progress). Everything is scoped to the caller's clients."""
+progress). Everything is scoped to the caller's clients. A push says what becomes of personalised values over 20
+characters (`long_values`: `leave_out`, the default, `shorten`, or `send_as_is`, which only a site admin may ask)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integrations.first_orion import flows
-from integrations.first_orion.models import MAX_A_NUMBERS, ProgramContent, Push
+from integrations.first_orion.models import MAX_A_NUMBERS, LongValues, ProgramContent, Push
 from integrations.outcome import NotReady
-from integrations.tenancy import scope_to_clients
+from integrations.tenancy import is_site_admin, scope_to_clients
 from members.api import ClientField, resolve_client
 from members.models import Member, Segment
 
@@ -31,7 +32,8 @@ class ProgramContentSerializer(serializers.ModelSerializer):
         child=serializers.CharField(max_length=20), required=False, max_length=MAX_A_NUMBERS
     )
     long_value_examples = serializers.SerializerMethodField(
-        help_text="Real members whose personalised values exceed 20 characters (sent as they are, never cut)."
+        help_text="Real members whose personalised values exceed 20 characters (each push chooses: leave them out, "
+        "shorten at 20, or send as is)."
     )
 
     class Meta:
@@ -96,7 +98,8 @@ class PushSerializer(serializers.ModelSerializer):
         model = Push
         fields = [
             "id", "client", "program_content", "source", "segment", "not_before", "status", "destinations",
-            "batches_total", "batches_sent", "failures", "batches", "skipped", "error", "created_at", "finished_at",
+            "batches_total", "batches_sent", "failures", "batches", "skipped", "long_values", "shortened", "warnings",
+            "error", "created_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -134,6 +137,12 @@ class PushRequestSerializer(serializers.Serializer):
         error_messages={"max_length": "At most {max_length} numbers per push: split the list into several pushes."},
     )
     not_before = serializers.DateTimeField(required=False, allow_null=True)
+    long_values = serializers.ChoiceField(
+        choices=LongValues.choices,
+        default=LongValues.LEAVE_OUT,
+        help_text="Personalised values over 20 characters: leave those members out (counted in `skipped`), shorten "
+        "them at 20, or send them as they are (site admins only; they may not display on every phone).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [name for name in ("segment", "members", "numbers") if attrs.get(name) is not None]
@@ -164,6 +173,7 @@ class PushViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         responses={
             202: OpenApiResponse(PushSerializer, "Queued; the Location header is the push's status URL."),
             400: OpenApiResponse(description="Field errors."),
+            403: OpenApiResponse(description="`send_as_is` asked by a caller who is not a site admin."),
             409: OpenApiResponse(description="First Orion is not active for the client, or nothing is left to push."),
         },
     )
@@ -179,7 +189,11 @@ class PushViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 numbers=data.get("numbers"),
                 not_before=data.get("not_before"),
                 requested_by=f"api:{getattr(request.user, 'api_client_id', '') or request.user}",
+                long_values=data["long_values"],
+                site_admin=is_site_admin(request.user),
             )
+        except flows.LongValuesNotAllowed as exc:
+            return Response({"ok": False, "message": str(exc)}, status=status.HTTP_403_FORBIDDEN)
         except NotReady as exc:
             return Response({"ok": False, "message": str(exc)}, status=status.HTTP_409_CONFLICT)
         location = request.build_absolute_uri(reverse("first-orion-push-detail", args=[push.pk]))
