@@ -65,8 +65,10 @@ def attentive_subscribe(member_id: int) -> str:
 
 
 @shared_task(base=PortalTask, name="integrations.attentive_unsubscribe")
-def attentive_unsubscribe(member_id: int) -> str:
-    return attentive.unsubscribe(_member(member_id)).message
+def attentive_unsubscribe(member_id: int, channels: list[str] | None = None) -> str:
+    """Unsubscribe a member from the channels the caller chose (attentive.SMS, attentive.EMAIL or both). Messages
+    queued before the task took channels carry none: they keep the meaning they were queued with, SMS only."""
+    return attentive.unsubscribe(_member(member_id), channels or (attentive.SMS,)).message
 
 
 @shared_task(base=PortalTask, name="integrations.process_received_callbacks")

@@ -9,7 +9,9 @@ import pytest
 from django.urls import reverse
 
 from integrations import inbound
+from integrations.admin.base import SYNC_ACTION_LIMIT
 from integrations.attentive import flows as attentive
+from integrations.queue import enqueue
 from members import sync
 from members.models import Member
 from tests.factories import MemberFactory
@@ -113,13 +115,35 @@ def test_the_admin_action_can_unsubscribe_email_only(admin_http, member, attenti
     assert opted_in(member)
 
 
-def test_email_for_more_members_than_run_at_once_is_refused_on_the_form(admin_http, client_a, attentive_sandbox):
-    members = MemberFactory.create_batch(21, client=client_a)
+def many_subscribed_members(client, attentive_sandbox, count: int) -> list[Member]:
+    """More members than the action runs at once, each subscribed at Attentive to SMS and e-mail."""
+    members = [
+        MemberFactory(client=client, phone=f"+1770555{n:04d}", email=f"m{n}@example.com", opted_in=True)
+        for n in range(count)
+    ]
+    attentive_sandbox.subscribed.update((m.phone, channel) for m in members for channel in ("TEXT", "EMAIL"))
+    return members
+
+
+@pytest.mark.parametrize(
+    ("choice", "left"), [("email", {"TEXT"}), ("sms", {"EMAIL"}), ("both", set())], ids=["email", "sms", "both"]
+)
+def test_a_queued_unsubscribe_leaves_only_the_channels_chosen(
+    admin_http, client_a, sandbox_attentive_connection, attentive_sandbox, eager_celery, choice, left
+):
+    members = many_subscribed_members(client_a, attentive_sandbox, SYNC_ACTION_LIMIT + 1)
     url = reverse("admin:members_member_changelist")
     data = {"action": "unsubscribe_at_attentive", "_selected_action": [m.pk for m in members], "confirm": "yes"}
-    page = admin_http.post(url, {**data, "channels": "both"}).content.decode()
-    assert "select at most 20 members" in page
-    assert attentive_sandbox.subscribed == set()
+    page = admin_http.post(url, {**data, "channels": choice}, follow=True).content.decode()
+    assert f"Queued: unsubscribe {SYNC_ACTION_LIMIT + 1} members" in page
+    assert attentive_sandbox.subscribed == {(m.phone, channel) for m in members for channel in left}
+    assert all(opted_in(m) is ("TEXT" in left) for m in members)
+
+
+def test_an_unsubscribe_queued_before_it_carried_channels_is_sms_only(member, attentive_sandbox, eager_celery):
+    enqueue("integrations.attentive_unsubscribe", member.pk)  # as the task's messages were before channels
+    assert attentive_sandbox.subscribed == {EMAIL_AT_ATTENTIVE}
+    assert not opted_in(member)
 
 
 # --- STOP anywhere ------------------------------------------------------------------------------------------------

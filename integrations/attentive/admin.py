@@ -160,11 +160,12 @@ def confirm_then(
     verb: str,
     flow: Callable[[Member], Outcome],
     task: str = "",
+    task_args: tuple[Any, ...] = (),
     choice: forms.Form | None = None,
 ) -> TemplateResponse | None:
     """Django-style bulk action: a confirmation page first for more than one member (always, when there is a
     `choice` to make on it); small sets run now with a message per member, large ones are queued (when there is a
-    task for it)."""
+    task for it), each as `task(member pk, *task_args)`."""
     members = list(queryset.select_related("client"))
     queue = bool(task) and len(members) > SYNC_ACTION_LIMIT
     if (len(members) > 1 or choice is not None) and ("confirm" not in request.POST or not valid(choice)):
@@ -183,7 +184,7 @@ def confirm_then(
         return TemplateResponse(request, "admin/attentive/confirm_member_action.html", context)
     if queue:
         for member in members:
-            enqueue(task, member.pk)
+            enqueue(task, member.pk, *task_args)
         model_admin.message_user(
             request, f"Queued: {verb} {len(members)} members. Their Attentive state updates in this list as it runs."
         )
@@ -237,27 +238,16 @@ class UnsubscribeChannelsForm(forms.Form):
         initial=attentive.SMS,
         widget=forms.RadioSelect,
         help_text="SMS is the member's SMS opt-in (it goes out through the member-state reconciler). E-mail is "
-        f"unsubscribed at once, for at most {SYNC_ACTION_LIMIT} members at a time.",
+        f"one unsubscribe call per member: at once for up to {SYNC_ACTION_LIMIT} members, queued for more.",
     )
 
-    def __init__(self, *args: Any, count: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.count = count
-
     def clean_channels(self) -> tuple[str, ...]:
-        channels = self.CHOICES[self.cleaned_data["channels"]]
-        if attentive.EMAIL in channels and self.count > SYNC_ACTION_LIMIT:
-            raise forms.ValidationError(
-                f"E-mail is unsubscribed at once, member by member: select at most {SYNC_ACTION_LIMIT} members "
-                "(SMS only for more is queued)."
-            )
-        return channels
+        return self.CHOICES[self.cleaned_data["channels"]]
 
 
 @admin.action(description="Unsubscribe at Attentive (SMS, e-mail or both)…", permissions=["change"])
 def unsubscribe_at_attentive(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> Any:
-    count = queryset.count()
-    choice = UnsubscribeChannelsForm(request.POST if "confirm" in request.POST else None, count=count)
+    choice = UnsubscribeChannelsForm(request.POST if "confirm" in request.POST else None)
     channels = choice.cleaned_data["channels"] if choice.is_bound and choice.is_valid() else (attentive.SMS,)
     return confirm_then(
         model_admin,
@@ -265,8 +255,9 @@ def unsubscribe_at_attentive(model_admin: admin.ModelAdmin, request: HttpRequest
         queryset,
         verb="unsubscribe",
         flow=lambda member: attentive.unsubscribe(member, channels),
-        # The queued task unsubscribes SMS only; e-mail for more members than run now is refused by the form.
-        task="integrations.attentive_unsubscribe" if channels == (attentive.SMS,) else "",
+        # Queued unsubscribes carry the chosen channels (a list: what a task's JSON arguments hold).
+        task="integrations.attentive_unsubscribe",
+        task_args=(list(channels),),
         choice=choice,
     )
 
