@@ -21,7 +21,7 @@ from integrations.bazaarvoice.rewards import InvalidReviewerAddress, member_for
 from integrations.models import Connection, VendorCall
 from integrations.sandbox.base import OUTAGES, EveryNth, Outage
 from members.models import EventType, LoyaltyEvent, Member, PointsTransaction
-from tests.factories import MemberFactory
+from tests.factories import ConnectionFactory, MemberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Applied, Failed = PointsTransaction.Status.APPLIED, PointsTransaction.Status.FAILED
@@ -126,6 +126,32 @@ def test_ac1006_to_a_custom_id_never_sent_as_far_as_the_portal_knows_is_applied_
     assert state.members["ann@x.com"]["availablePoints"] == 130  # not applied twice
 
 
+def test_ac1006_under_http_200_is_applied_even_when_the_balance_cannot_be_read(httpserver, client_a, settings):
+    """Annex Cloud's code decides, whatever the status; the profile read afterwards is a nicety, never a condition."""
+    settings.VENDOR_RETRY_BACKOFF_SECONDS = 0.01
+    client_a.site_id = "100001"
+    client_a.save()
+    ConnectionFactory(
+        client=client_a,
+        vendor="annex_cloud",
+        base_url=httpserver.url_for("/api/3.0"),
+        secrets={"api_secret": "contract-secret-0123456789abcdef"},
+    )
+    member = MemberFactory(client=client_a, email="bo@x.com", points=70)
+    httpserver.expect_request("/api/3.0/points", method="POST").respond_with_json(
+        {"errorCode": "AC1006", "errorMessage": "Already exists"}, status=200
+    )
+    httpserver.expect_request("/api/3.0/users/bo@x.com", method="GET").respond_with_json({}, status=500)
+
+    result = adjust_points(member, activity="debit", points=30, key="d-1")
+
+    assert result.transaction.status == Applied
+    assert result.transaction.detail.startswith("debited 30 points at Annex Cloud: ")
+    assert result.transaction.response == {"alreadyApplied": {"errorCode": "AC1006", "errorMessage": "Already exists"}}
+    member.refresh_from_db()
+    assert member.points == 70  # unknown, so left as it was
+
+
 def test_other_refusals_are_still_failures(strict_annex_cloud, ann):
     refused = adjust_points(ann, activity="debit", points=5000, key="too-much")
     assert refused.transaction.status == Failed and "Insufficient points" in refused.transaction.detail
@@ -159,6 +185,32 @@ def test_a_review_award_whose_answer_was_lost_settles_as_awarded_once(bv):
     assert balances == [50, 50]
     assert LoyaltyEvent.objects.filter(event_type=EventType.REVIEW_REWARDED).count() == kinds["member"]
     assert not PointsTransaction.objects.filter(status=Failed).exists()
+
+
+def test_retrying_a_review_refused_by_ac1006_awards_it_without_a_second_credit(bv, client_a):
+    """A review an earlier version left failed on AC1006 (its credit applied at Annex Cloud): Retry sends the same
+    customId under the next portal key, and the AC1006 answer settles it as awarded."""
+    bazaarvoice_simulator.generate(5, days=1)
+    item = next(i for i in bazaarvoice_simulator.state.reviews if i["Id"] == "46000004")
+    review, _ = bazaarvoice.record_review(client_a, item)
+    address = "reviewer4@example.com"
+    annex_cloud_simulator.state.points[review.award_key] = {"id": address, "activity": "CREDIT", "credit": "50"}
+    annex_cloud_simulator.state.members[address]["availablePoints"] = 50
+    member = Member.objects.create(client=client_a, email=address)
+    PointsTransaction.objects.create(
+        client=client_a, member=member, key=review.award_key, activity="credit", points=50, action_id="100",
+        status=Failed, response={"errorCode": "AC1006", "errorMessage": "Already exists"},
+    )  # fmt: skip
+    Review.objects.filter(pk=review.pk).update(outcome=Review.Outcome.FAILED)
+    review.refresh_from_db()
+
+    outcome = bazaarvoice.retry_review(review)
+
+    assert outcome.ok, outcome.message
+    review.refresh_from_db()
+    assert review.outcome == Review.Outcome.AWARDED and review.member == member
+    assert "earlier attempt whose answer was lost" in review.detail
+    assert annex_cloud_simulator.state.members[address]["availablePoints"] == 50 and credits() == {review.award_key: 1}
 
 
 def add_review(number: int, address: str) -> None:
