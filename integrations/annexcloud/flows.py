@@ -425,7 +425,7 @@ def settle_already_applied(
 ) -> None:
     """AC1006 ("already exists") to our own customId: applied, never failed.
 
-    Vendor fact (docs/vendor facts, README "Points at Annex Cloud"): POST /points takes a `customId` unique per
+    Vendor fact (README, "Points at Annex Cloud"): POST /points takes a `customId` unique per
     transaction with `retry: "YES"`, and AC1006 (409) is Annex Cloud's "already exists": it holds a points
     transaction with this customId, so an earlier send was applied and this one was not. The customIds are the
     portal's (the key; a review's award or reversal key), so that earlier send was ours: an attempt whose answer was
