@@ -103,7 +103,11 @@ class AnnexCloudMemberViewSet(viewsets.GenericViewSet):
         request=PointsRequestSerializer,
         parameters=[OpenApiParameter(KEY_HEADER, str, OpenApiParameter.HEADER, required=False)],
         responses={
-            201: PointsTransactionSerializer,
+            201: OpenApiResponse(
+                PointsTransactionSerializer,
+                "Applied now: also when Annex Cloud's first answer was lost and it answered the repeat of the same "
+                "customId with AC1006 (already exists) — applied once, never refused.",
+            ),
             200: OpenApiResponse(PointsTransactionSerializer, "Already applied with this key: nothing sent again."),
             400: OpenApiResponse(description="Field errors."),
             409: OpenApiResponse(
