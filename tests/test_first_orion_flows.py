@@ -15,7 +15,7 @@ from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import connections
+from integrations import connections, http
 from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.api import BadCredentials
@@ -98,6 +98,113 @@ def test_a_segment_push_skips_and_explains_members_and_sends_each_number_once(fo
     assert state.last_body["ttlSeconds"] == "960" and state.last_body["keepAfterCall"] == "false"
     assert all(b.request_id for b in push.batches.all())
     assert state.token_calls == 1  # one token for the whole push
+
+
+class StatusAtTheLimit:
+    """First Orion's rate limiter for the connection (where api_for finds it), reading the batches' statuses each
+    time a call waits there; `during_first_wait` runs once, at the first wait, as another worker would act then."""
+
+    def __init__(self, rate: float, during_first_wait=None) -> None:
+        self.rate = rate
+        self.seen: list[set[str]] = []
+        self.during_first_wait = during_first_wait
+
+    def acquire(self) -> float:
+        self.seen.append(set(PushBatch.objects.values_list("status", flat=True)))
+        action, self.during_first_wait = self.during_first_wait, None
+        if action is not None:
+            action()
+        return 0.0
+
+
+def limit_for(monkeypatch, connection, during_first_wait=None) -> StatusAtTheLimit:
+    limit = StatusAtTheLimit(connection.rate_limit_per_second, during_first_wait)
+    monkeypatch.setitem(http._buckets, f"connection:{connection.pk}", limit)
+    return limit
+
+
+def test_a_batch_waiting_for_the_rate_limit_is_not_sending_even_when_its_first_token_is_refused(
+    fo, content, client_a, monkeypatch
+):
+    """Slot, token, `sending`, send: a batch is committed `sending` only once the limit let it go, so a worker
+    killed while it waits (seconds on a busy connection) leaves it pending, not uncertain; a 401 puts it back to
+    pending before its repeat waits again."""
+    state, connection = fo
+    for n in range(4):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "401", 1
+    limit = limit_for(monkeypatch, connection)
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "sent" and state.batches == 2
+    # Batch 1: its wait, its token's; the 401, then the repeat's wait and its new token's; batch 2: its wait.
+    assert len(limit.seen) == 5
+    assert all("sending" not in statuses for statuses in limit.seen), limit.seen
+
+
+class Killed(BaseException):
+    """The worker dies (not an exception any code catches)."""
+
+
+def test_a_push_killed_while_its_batch_waits_for_the_limit_sends_that_batch_when_resumed(
+    fo, content, client_a, monkeypatch
+):
+    state, connection = fo
+    for n in range(2):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+
+    def worker_killed() -> None:
+        raise Killed
+
+    limit_for(monkeypatch, connection, during_first_wait=worker_killed)
+    with pytest.raises(Killed):
+        flows.run_push(push.pk)
+    Push.objects.filter(pk=push.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert (push.status, push.batches_sent, push.failures) == ("sent", 1, 0)
+    assert state.received == {"+14045550000": 1, "+14045550001": 1}
+
+
+def test_a_token_refused_while_a_batch_waited_for_the_limit_is_not_the_one_it_carries(
+    fo, content, client_a, monkeypatch
+):
+    """The token is taken after the wait: one another worker saw refused (and replaced) meanwhile is not sent."""
+    state, connection = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    stale = flows.token_source(connection).current()
+
+    def another_worker_is_refused_the_token() -> None:
+        with state.lock:
+            del state.tokens[stale]  # First Orion revokes it; another worker's call gets the 401...
+        flows.token_source(connection).refused(stale)  # ...and that worker fetches the new token
+
+    limit_for(monkeypatch, connection, during_first_wait=another_worker_is_refused_the_token)
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    fresh = AccessToken.objects.get(connection=connection).access_token
+    assert push.status == "sent" and fresh != stale
+    assert state.batch_calls == [(fresh, 200)]  # no request with the refused token: no extra 401
+    assert state.token_calls == 2
+
+
+def test_a_batch_another_runner_took_over_while_this_one_waited_is_not_sent_by_it(fo, content, client_a, monkeypatch):
+    state, connection = fo
+    for n in range(4):
+        member(client_a, n)
+    push = flows.create_push(content, members=Member.objects.all())
+    first = push.batches.get(index=0)
+
+    def claim_lapses_and_another_runner_sends_batch_1() -> None:
+        PushBatch.objects.filter(pk=first.pk).update(status="sent", request_id="by-the-other-runner")
+
+    limit_for(monkeypatch, connection, during_first_wait=claim_lapses_and_another_runner_sends_batch_1)
+    flows.run_push(push.pk)
+    assert state.batches == 1 and sorted(state.received) == sorted(push.batches.get(index=1).numbers)
+    assert PushBatch.objects.get(pk=first.pk).request_id == "by-the-other-runner"
 
 
 def test_numbers_are_deduplicated_and_traced_by_index(fo, content):

@@ -299,6 +299,8 @@ def confirm_push(
         "form": form,
         "plan": plan,
         "skipped": sorted((plan.skipped.items() if plan else []), key=lambda item: -item[1]),
+        # Counters as lists: a template's `counter.items` would read the (missing, so 0) key "items".
+        "warnings": sorted((plan.warnings.items() if plan else []), key=lambda item: -item[1]),
         "batches": plan.batches(size) if plan else 0,
         "selected": selected,
         "action": request.POST["action"],
