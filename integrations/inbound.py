@@ -146,14 +146,19 @@ def receive(connection: Connection, *, headers: dict[str, str], body: bytes, rem
         "body": body[: settings.WEBHOOK_MAX_BODY_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
         "remote_addr": remote_addr,
     }
+    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+        return reject(raw, f"Body larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes; only its start is kept.", 413)
     try:
-        if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
-            raise BadDelivery(f"Body larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes; only its start is kept.")
         delivery = handler_for(connection.vendor).parse(headers.get("Content-Type", ""), body)
     except BadDelivery as exc:
-        event = WebhookEvent.objects.create(**raw, status=Status.REJECTED, error=str(exc), processed_at=timezone.now())
-        return Receipt(400, str(exc), event)
+        return reject(raw, str(exc))
     return store_event(raw, delivery)
+
+
+def reject(raw: dict[str, Any], reason: str, status: int = 400) -> Receipt:
+    """Kept for inspection, answered 4xx (final for the vendor: it would only send the same again)."""
+    event = WebhookEvent.objects.create(**raw, status=Status.REJECTED, error=reason, processed_at=timezone.now())
+    return Receipt(status, reason, event)
 
 
 def store_event(raw: dict[str, Any], delivery: Delivery) -> Receipt:
@@ -171,7 +176,8 @@ def store_event(raw: dict[str, Any], delivery: Delivery) -> Receipt:
     except IntegrityError:
         event = WebhookEvent.objects.create(**fields, status=Status.DUPLICATE, processed_at=timezone.now())
         return Receipt(200, "duplicate: already received", event)
-    transaction.on_commit(lambda: schedule_processing(event.connection_id))
+    # Stored is answered 2xx whatever fails after it: `robust` logs an error of the queueing instead of raising it.
+    transaction.on_commit(lambda: schedule_processing(event.connection_id), robust=True)
     return Receipt(200, "accepted", event)
 
 
@@ -185,13 +191,14 @@ def schedule_processing(connection_id: int) -> None:
     """Queue one processing run for the connection unless one is already due: a burst of callbacks costs a few
     task messages, not one each. A key that outlives a lost task expires; the minute sweep catches the rest."""
     key = f"webhooks:scheduled:{connection_id}"
-    if not cache.add(key, True, timeout=PROCESSING_WINDOW_SECONDS * 5):
-        return
     try:
+        if not cache.add(key, True, timeout=PROCESSING_WINDOW_SECONDS * 5):
+            return
         task = task_named("integrations.process_received_callbacks")
         task.apply_async((connection_id,), countdown=PROCESSING_WINDOW_SECONDS, retry=False)
-    except Exception:  # the broker is down: the delivery is stored, the minute sweep applies it
-        cache.delete(key)
+    except Exception:  # the cache or the broker is down: the delivery is stored, the minute sweep applies it
+        with contextlib.suppress(Exception):
+            cache.delete(key)
         logger.warning("Could not queue callback processing for connection %s; the sweep will.", connection_id)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.http import Http404
 from django.urls import URLPattern, path
 from django.utils.decorators import method_decorator
@@ -20,6 +20,8 @@ from rest_framework.views import APIView
 
 from integrations import inbound
 from integrations.vendors import VENDORS
+
+DRAIN_CHUNK_BYTES = 64 * 1024
 
 
 # Not atomic: the raw delivery row must survive whatever happens after it is stored (as dj-stripe does).
@@ -42,9 +44,23 @@ class CallbackView(APIView):
             400: OpenApiResponse(description="bad delivery"),
             401: OpenApiResponse(description="HTTP Basic required"),
             403: OpenApiResponse(description="address not allowed"),
+            413: OpenApiResponse(description="body larger than WEBHOOK_MAX_BODY_BYTES (kept truncated)"),
+            503: OpenApiResponse(description="the delivery could not be stored; send it again after Retry-After"),
         },
     )
     def post(self, request: Request, token: str) -> Response:
+        try:
+            return self.receive(request, token)
+        except DatabaseError:
+            # Nothing could be stored: ask the vendor to send it again later, as every vendor does on a 503.
+            request_body_drained(request)
+            return Response(
+                {"detail": "The portal cannot store deliveries right now; send this one again later."},
+                status=503,
+                headers={"Retry-After": str(settings.WEBHOOK_RETRY_AFTER_SECONDS)},
+            )
+
+    def receive(self, request: Request, token: str) -> Response:
         # From memory for a few seconds; without secrets, which load only if a guard needs one.
         connection = inbound.connection_for_inbound_token(self.vendor, token)
         if connection is None:
@@ -63,9 +79,21 @@ class CallbackView(APIView):
 
 def bounded_body(request: Request) -> bytes:
     """The body read as a stream, up to one byte past the limit: a huge delivery is kept truncated (and refused
-    with a reason), never read whole nor answered with Django's generic 400."""
+    with a reason), never held whole nor answered with Django's generic 400. The rest is read and dropped, so the
+    sender gets the answer instead of a connection reset."""
     stream = request.stream
-    return stream.read(settings.WEBHOOK_MAX_BODY_BYTES + 1) if stream is not None else b""
+    if stream is None:
+        return b""
+    body = stream.read(settings.WEBHOOK_MAX_BODY_BYTES + 1)
+    request_body_drained(request)
+    return body
+
+
+def request_body_drained(request: Request) -> None:
+    """Whatever of the body is still unread, read in chunks and dropped (bounded by the server's request size)."""
+    stream = request.stream
+    while stream is not None and stream.read(DRAIN_CHUNK_BYTES):
+        pass
 
 
 def callback_urlpatterns() -> list[URLPattern]:

@@ -332,6 +332,8 @@ MEMBER_IMPORT_RUN_SECONDS = env.int("MEMBER_IMPORT_RUN_SECONDS", default=300)
 
 # Inbound callbacks larger than this are refused (400) and kept truncated for inspection.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+# While the database is down a callback is answered 503 with this Retry-After: the vendor sends it again.
+WEBHOOK_RETRY_AFTER_SECONDS = env.int("WEBHOOK_RETRY_AFTER_SECONDS", default=30)
 
 # Edits to a member within this many seconds reach each vendor as one update (e.g. one Vibes person update).
 MEMBER_SYNC_DELAY_SECONDS = env.int("MEMBER_SYNC_DELAY_SECONDS", default=2)

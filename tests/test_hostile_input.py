@@ -130,7 +130,7 @@ def test_hostile_callbacks_are_stored_and_refused_with_a_reason(client, vibes_co
 def test_a_huge_callback_is_kept_truncated_and_refused(client, vibes_connection, settings):
     url = reverse("vibes-callback", args=[vibes_connection.inbound_token])
     response = client.post(url, b"{" + b" " * 3_000_000 + b"}", content_type="application/json")
-    assert response.status_code == 400 and "larger than" in response.json()["detail"]
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
     assert len(WebhookEvent.objects.get().body) == settings.WEBHOOK_MAX_BODY_BYTES
 
 

@@ -146,7 +146,7 @@ def test_bad_deliveries_get_a_clear_400_and_are_kept(client, vibes, member, body
 def test_oversized_bodies_are_refused_and_kept_truncated(client, vibes, settings):
     settings.WEBHOOK_MAX_BODY_BYTES = 100
     response = deliver(client, vibes, {**ADDED, "padding": "x" * 500})
-    assert response.status_code == 400 and "larger than 100 bytes" in response.json()["detail"]
+    assert response.status_code == 413 and "larger than 100 bytes" in response.json()["detail"]
     assert len(WebhookEvent.objects.get().body) == 100
 
 
