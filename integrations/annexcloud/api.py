@@ -102,7 +102,6 @@ class AnnexCloudAPI(VendorAPI):
         self.site_id = site_id
         self.secret = secret
         self.subject = subject or site_id
-        self.last_attempt = 0  # the attempt (1, 2, …) of the last call that was sent
 
     def signed(self, method: str, path: str, *, identifier: str = "", body: Any = None, **kwargs: Any) -> Any:
         payload = self.encode_json(body).decode() if body is not None else json.dumps(identifier)
@@ -113,13 +112,6 @@ class AnnexCloudAPI(VendorAPI):
             "Content-Type": "application/json",
         }
         return self.request_json(method, path, json_body=body, headers=headers, **kwargs)
-
-    def _attempt(
-        self, prepared: requests.PreparedRequest, attempt: int, repeatable: bool
-    ) -> tuple[requests.Response | None, VendorError | None, bool]:
-        # Which attempt of the logical call answered: an AC1006 to attempt 2 or later answers our own earlier one.
-        self.last_attempt = attempt
-        return super()._attempt(prepared, attempt, repeatable)
 
     def error_for(self, response: requests.Response) -> VendorError | None:
         try:
@@ -169,10 +161,12 @@ class AnnexCloudAPI(VendorAPI):
         if order_id:
             body["orderId"] = order_id
         body |= {"customId": custom_id, "retry": "YES"}
+        attempts: list[requests.PreparedRequest] = []  # every attempt of this call that left
         try:
-            return self.signed("POST", "/points", body=body, safe_to_repeat=True)
+            return self.signed("POST", "/points", body=body, safe_to_repeat=True, before_send=attempts.append)
         except AlreadyExists as exc:
-            raise PointsAlreadyApplied.from_error(exc, resent=self.last_attempt > 1) from exc
+            # An AC1006 to the second attempt or later answers our own earlier one.
+            raise PointsAlreadyApplied.from_error(exc, resent=len(attempts) > 1) from exc
 
     def award_points(
         self, member_id: str, points: int, *, custom_id: str, reason: str = "", action_id: str = ""
