@@ -14,7 +14,7 @@ from integrations.bazaarvoice import sandbox as simulator
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.bazaarvoice.tasks import pull_reviews
 from integrations.jobs import ensure_schedules
-from integrations.models import Connection, JobRun
+from integrations.models import AuditEntry, Connection, JobRun
 from tests.factories import ConnectionFactory, MemberFactory
 
 CHANGELIST = "admin:bazaarvoice_review_changelist"
@@ -201,3 +201,54 @@ def test_the_review_list_shows_annex_cloud_answer_in_short_for_awarded_and_faile
 
     assert "balance 150, tier Silver" in page
     assert "AC1004: Missing parameters: actionId" in page and "Annex Cloud refused it." in page
+
+
+# --- Re-read from… (issue 20, finding 1) ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_re_read_from_asks_from_when_then_moves_the_cursor_back_audited_and_the_late_review_is_awarded(
+    admin_http, bv, client_a
+):
+    bv.settings = {**bv.settings, "look_back_hours": 0}
+    bv.save()
+    simulator.generate(10, days=3)
+    pull_reviews.apply(args=[client_a.pk])
+    cursor = PullState.objects.get(connection=bv).cursor
+    late = cursor - timedelta(days=2)  # indexed late: behind the cursor, out of the (zero) look-back
+    simulator.generate(1, first=504, moderated_from=late.isoformat(), moderated_until=cursor.isoformat())
+    change = reverse("admin:integrations_connection_change", args=[bv.pk])
+    reread = reverse("admin:integrations_connection_bazaarvoice_reread", args=[bv.pk])
+
+    page = admin_http.get(change)
+    asked = admin_http.get(reread)
+    ahead = admin_http.post(reread, {"moment": f"{cursor + timedelta(hours=1):%Y-%m-%d %H:%M:%S}"})
+    done = admin_http.post(reread, {"moment": f"{late - timedelta(hours=1):%Y-%m-%d %H:%M:%S}"}, follow=True)
+    pull_reviews.apply(args=[client_a.pk])
+
+    assert reread.encode() in page.content and b"Re-read from" in page.content
+    said = " ".join(asked.content.decode().split())
+    assert "Move the cursor back" in said and "Reviews already recorded are not rewarded again" in said
+    assert b"not before the cursor" in ahead.content
+    assert b"moved back" in done.content
+    entry = AuditEntry.objects.get(subject_id=bv.pk, fields=["bazaarvoice.cursor"])
+    assert entry.actor is not None
+    assert "Re-read from" in entry.note and str(cursor) in entry.changes[0]
+    assert Review.objects.get(review_id="46000504").outcome == Review.Outcome.AWARDED
+    credited = [key for key, answer in annex_cloud_simulator.state.points.items() if answer["activity"] == "CREDIT"]
+    assert len(credited) == len(set(credited)) == Review.objects.filter(outcome=Review.Outcome.AWARDED).count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_site_admins_re_read(alice_http, bv, client_a):
+    simulator.generate(3, days=1)
+    pull_reviews.apply(args=[client_a.pk])
+    cursor = PullState.objects.get(connection=bv).cursor
+    reread = reverse("admin:integrations_connection_bazaarvoice_reread", args=[bv.pk])
+
+    page = alice_http.get(reverse("admin:integrations_connection_change", args=[bv.pk]))
+    refused = alice_http.post(reread, {"moment": f"{cursor - timedelta(days=1):%Y-%m-%d %H:%M:%S}"})
+
+    assert page.status_code == 200 and reread.encode() not in page.content
+    assert refused.status_code == 403 and PullState.objects.get(connection=bv).cursor == cursor
+    assert not AuditEntry.objects.filter(subject_id=bv.pk).exists()

@@ -125,16 +125,32 @@ def test_limit_above_100_answered_400_is_a_rejected_request(httpserver: HTTPServ
     assert caught.value.code == "ERROR_PARAM_INVALID_LIMIT" and caught.value.status == 400
 
 
-@pytest.mark.parametrize(("header", "seconds"), [("00:59:30", 3570), ("45", 45)])
-def test_a_429_is_not_retried_and_carries_the_quota_reset(httpserver: HTTPServer, header, seconds):
+# The header counts whole seconds, so "45" may mean 45.9 s: the wait is rounded up plus a second, and a reset of
+# zero still waits a second (the HTTP layer would otherwise send again at once and meet a second 429).
+@pytest.mark.parametrize(
+    ("header", "seconds"), [("00:59:30", 3571), ("45", 46), ("00:00:59", 60), ("00:00:00", 1), ("0", 1)]
+)
+def test_a_429_is_not_retried_and_carries_the_quota_reset_rounded_up_plus_a_second(
+    httpserver: HTTPServer, header, seconds
+):
     httpserver.expect_request("/data/reviews.json").respond_with_json(
         {"message": "Too Many Requests"}, status=429, headers={"X-Bazaarvoice-Quota-Reset": header}
     )
     with pytest.raises(RateLimited) as caught:
         api_for(httpserver).reviews()
     assert caught.value.retry_after == seconds
-    assert len(httpserver.log) == 1  # stopped at once: never slept through
+    assert len(httpserver.log) == 1  # stopped at once: never slept through, never sent again at once
     assert seconds_until_reset("soon") is None
+
+
+def test_a_quota_error_in_a_200_body_waits_the_rounded_reset_too(httpserver: HTTPServer):
+    body = {"HasErrors": True, "Errors": [{"Code": "ERROR_REQUEST_LIMIT_REACHED", "Message": "limit"}]}
+    httpserver.expect_request("/data/reviews.json").respond_with_json(
+        body, headers={"X-Bazaarvoice-Quota-Reset": "00:00:00"}
+    )
+    with pytest.raises(RateLimited) as caught:
+        api_for(httpserver).reviews()
+    assert caught.value.retry_after == 1 and len(httpserver.log) == 1
 
 
 def test_a_5xx_is_retried_then_reported_unavailable(httpserver: HTTPServer):
@@ -145,10 +161,16 @@ def test_a_5xx_is_retried_then_reported_unavailable(httpserver: HTTPServer):
 
 
 @pytest.mark.django_db
-def test_verify_is_one_side_effect_free_get_and_the_passkey_is_redacted(httpserver: HTTPServer, client_a):
-    httpserver.expect_request(
-        "/data/reviews.json", query_string={"apiversion": "5.4", "passkey": PASSKEY, "Limit": "1"}
-    ).respond_with_json(page([], 68))
+def test_verify_is_one_side_effect_free_get_of_one_approved_review_and_the_passkey_is_redacted(
+    httpserver: HTTPServer, client_a
+):
+    seen: list[list[tuple[str, str]]] = []
+
+    def handler(request: Request) -> Response:
+        seen.append(list(request.args.items(multi=True)))
+        return Response(json.dumps(page([], 68)), content_type="application/json")
+
+    httpserver.expect_request("/data/reviews.json", method="GET").respond_with_handler(handler)
     connection = ConnectionFactory(
         client=client_a,
         vendor="bazaarvoice",
@@ -157,7 +179,11 @@ def test_verify_is_one_side_effect_free_get_and_the_passkey_is_redacted(httpserv
         secrets={"passkey": PASSKEY, "shared_secret": SECRET},
     )
     outcome = verify(connection)
-    assert outcome.ok and "68 reviews" in outcome.message
+    assert outcome.ok and "68 approved reviews" in outcome.message
+    # What Bazaarvoice received: the pull's own filter (what Verify counts is what a pull reads), one review at most.
+    assert seen == [
+        [("apiversion", "5.4"), ("passkey", PASSKEY), ("Filter", "ModerationStatus:eq:APPROVED"), ("Limit", "1")]
+    ]
     call = VendorCall.objects.get(connection=connection)
     assert PASSKEY not in call.url and f"passkey={REDACTED}" in call.url
 

@@ -101,7 +101,8 @@ def test_reruns_and_overlapping_pages_record_and_reward_each_review_once(bv):
     PullState.objects.filter(connection=bv).update(cursor=None)
     overlap = bazaarvoice.pull_reviews(bv)
 
-    assert again.counts.get("reviews", 0) == 0  # the cursor is at today's start: nothing new to read
+    # The cursor is at today's start: only the look-back behind it is read again, every review a duplicate.
+    assert again.counts["reviews"] == again.counts["duplicates"] and not again.counts.get("new")
     # Each page starts again from the previous page's last second: those reviews are read twice, recorded once.
     assert overlap.counts["duplicates"] >= 250 and not overlap.counts.get("new")
     assert Review.objects.count() == 250
@@ -111,6 +112,8 @@ def test_reruns_and_overlapping_pages_record_and_reward_each_review_once(bv):
 
 
 def test_a_run_out_of_time_stops_after_a_page_and_the_next_continues_from_the_cursor(bv):
+    bv.settings = {**bv.settings, "look_back_hours": 0}  # the cursor alone (the look-back is tested below)
+    bv.save()
     simulator.generate(250, days=2)
 
     short = bazaarvoice.pull_reviews(bv, budget=timedelta(0))
@@ -174,7 +177,7 @@ def test_a_429_stops_the_run_until_the_quota_resets_then_it_resumes(bv):
 
     state = PullState.objects.get(connection=bv)
     assert not stopped.outcome.ok and "quota" in stopped.outcome.message
-    assert timedelta(minutes=9) < state.quota_reset_at - datetime.now(UTC) <= timedelta(minutes=10)
+    assert timedelta(minutes=9) < state.quota_reset_at - datetime.now(UTC) <= timedelta(minutes=10, seconds=1)
     calls = simulator.state.calls
     waiting = bazaarvoice.pull_reviews(bv)
     assert waiting.counts == {"skipped": 1} and simulator.state.calls == calls  # no call before the reset
@@ -390,8 +393,8 @@ def test_today_is_the_clients_today(bv, client_a):
 
     bazaarvoice.pull_reviews(bv)
 
-    cut = bazaarvoice.start_of_today(client_a)
-    assert cut.utcoffset() == timedelta(0) and cut.astimezone(client_a.zone).hour == 0
+    cut = bazaarvoice.not_today_before(client_a)
+    assert cut == min(bazaarvoice.start_of_today(client_a), today_start())
     assert PullState.objects.get(connection=bv).cursor == cut
     taken = Review.objects.values_list("moderated_at", flat=True)
     assert taken and all(moment < cut for moment in taken)
@@ -693,3 +696,155 @@ def test_pending_reviews_are_settled_within_the_runs_time_and_the_next_run_settl
 
     assert rest.outcome.ok and Review.objects.count() == 10
     assert not Review.objects.filter(outcome=Result.PENDING).exists()
+
+
+# --- Late reviews, "not today" by both readings, the quota's reset (issue 20, findings 1-3) ------------------------
+
+
+def late_review(number: int, moderated: datetime) -> str:
+    """A review Bazaarvoice indexes only now, moderated at `moderated` (behind the cursor), by a loyalty member
+    (numbers ending 4-9); returns its review id."""
+    until = moderated + timedelta(seconds=1)
+    simulator.generate(1, first=number, moderated_from=moderated.isoformat(), moderated_until=until.isoformat())
+    return str(46_000_000 + number)
+
+
+def time_filters(query: list[tuple[str, str]]) -> list[str]:
+    return [value for key, value in query if key == "Filter" and "LastModeratedTime" in value]
+
+
+def test_a_review_indexed_late_behind_the_cursor_is_found_by_the_look_back_and_awarded_once(bv):
+    simulator.generate(20, days=2)
+    bazaarvoice.pull_reviews(bv)
+    cursor = PullState.objects.get(connection=bv).cursor
+    late = late_review(5004, cursor - timedelta(hours=30))
+    simulator.state.queries.clear()
+
+    found = bazaarvoice.pull_reviews(bv)
+    again = bazaarvoice.pull_reviews(bv)
+
+    review = Review.objects.get(review_id=late)
+    assert review.outcome == Result.AWARDED and found.counts["new"] == 1 and not again.counts.get("new")
+    assert credits().count(review.award_key) == 1 and len(credits()) == len(set(credits()))
+    # What Bazaarvoice received: each run read from 72 hours (the default look-back) behind the cursor.
+    start = int((cursor - timedelta(hours=72)).timestamp())
+    assert time_filters(simulator.state.queries[0]) == [
+        f"LastModeratedTime:gte:{start}",
+        f"LastModeratedTime:lt:{int(cursor.timestamp())}",
+    ]
+    assert PullState.objects.get(connection=bv).cursor == cursor  # the look-back never moves the cursor back
+
+
+def test_the_look_back_is_a_connection_setting_and_re_moderation_into_the_past_awards_nothing_twice(bv):
+    bv.settings = {**bv.settings, "look_back_hours": 6}
+    bv.save()
+    simulator.generate(20, days=2)
+    bazaarvoice.pull_reviews(bv)
+    cursor = PullState.objects.get(connection=bv).cursor
+    awarded = sorted(credits())
+    inside, outside = late_review(5005, cursor - timedelta(hours=5)), late_review(5006, cursor - timedelta(hours=7))
+    with simulator.state.lock:  # an awarded review re-moderated: its LastModeratedTime moves into the look-back
+        rewarded = next(i for i in simulator.state.reviews if f"bv-review-{i['Id']}" in awarded)
+        rewarded["LastModeratedTime"] = iso(cursor - timedelta(hours=1))
+
+    bazaarvoice.pull_reviews(bv)
+
+    assert Review.objects.get(review_id=inside).outcome == Result.AWARDED
+    assert not Review.objects.filter(review_id=outside).exists()  # 7 hours back: only "Re-read from…" finds it
+    assert sorted(credits()) == sorted([*awarded, f"bv-review-{inside}"])
+    assert bazaarvoice.look_back(bv) == timedelta(hours=6)
+    bv.settings = {**bv.settings, "look_back_hours": 0}
+    assert bazaarvoice.look_back(bv) == timedelta(0)  # 0 is a choice, not "the default"
+    assert bv.spec.clean_settings({"look_back_hours": "0"}) == {"look_back_hours": 0}
+
+
+def test_re_read_from_moves_the_cursor_back_and_awards_only_what_was_never_recorded(bv):
+    bv.settings = {**bv.settings, "look_back_hours": 0}
+    bv.save()
+    simulator.generate(30, days=3)
+    bazaarvoice.pull_reviews(bv)
+    cursor = PullState.objects.get(connection=bv).cursor
+    awarded = len(credits())
+    late = late_review(5007, cursor - timedelta(days=2))
+    assert not bazaarvoice.pull_reviews(bv).counts.get("new")  # behind the cursor, no look-back: not found
+
+    moved = bazaarvoice.reread_from(bv, cursor - timedelta(days=2, hours=1))
+    found = bazaarvoice.pull_reviews(bv)
+
+    assert moved.outcome.ok and moved.before == cursor and moved.after == cursor - timedelta(days=2, hours=1)
+    assert found.counts["new"] == 1 and found.counts["duplicates"] >= 1
+    assert Review.objects.get(review_id=late).outcome == Result.AWARDED
+    assert len(credits()) == len(set(credits())) == awarded + 1
+    assert PullState.objects.get(connection=bv).cursor == cursor  # the run read up to where it was, and no further
+
+
+def test_re_read_from_is_refused_while_a_pull_runs_and_for_a_moment_not_behind_the_cursor(bv):
+    assert not bazaarvoice.reread_from(bv, today_start()).outcome.ok  # never pulled: nothing to re-read
+    simulator.generate(5, days=1)
+    bazaarvoice.pull_reviews(bv)
+    state = PullState.objects.get(connection=bv)
+
+    ahead = bazaarvoice.reread_from(bv, state.cursor)
+    PullState.objects.filter(pk=state.pk).update(lease_until=datetime.now(UTC) + timedelta(minutes=1))
+    running = bazaarvoice.reread_from(bv, state.cursor - timedelta(days=1))
+
+    assert not ahead.outcome.ok and "not before the cursor" in ahead.outcome.message
+    assert not running.outcome.ok and "is running" in running.outcome.message
+    assert PullState.objects.get(pk=state.pk).cursor == state.cursor
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "end"),
+    [
+        # Auckland (UTC+13 in November) at 01:00 on the 24th: its today began at 11:00 UTC on the 23rd, UTC's earlier.
+        ("Pacific/Auckland", datetime(2026, 11, 23, 12, 0, tzinfo=UTC), datetime(2026, 11, 23, 0, 0, tzinfo=UTC)),
+        ("Pacific/Auckland", datetime(2026, 11, 23, 5, 0, tzinfo=UTC), datetime(2026, 11, 22, 11, 0, tzinfo=UTC)),
+        # Los Angeles (UTC-8) at 02:00 on the 23rd: its today began at 08:00 UTC, UTC's earlier.
+        ("America/Los_Angeles", datetime(2026, 11, 23, 10, 0, tzinfo=UTC), datetime(2026, 11, 23, 0, 0, tzinfo=UTC)),
+        ("America/Los_Angeles", datetime(2026, 11, 23, 5, 0, tzinfo=UTC), datetime(2026, 11, 22, 8, 0, tzinfo=UTC)),
+        ("UTC", datetime(2026, 11, 23, 5, 0, tzinfo=UTC), datetime(2026, 11, 23, 0, 0, tzinfo=UTC)),
+    ],
+)
+def test_not_today_ends_at_the_earlier_of_the_clients_midnight_and_utc_midnight(client_a, zone, now, end):
+    client_a.time_zone = zone
+    assert bazaarvoice.not_today_before(client_a, now) == end
+
+
+@pytest.mark.parametrize(
+    ("zone", "now"),
+    [
+        ("Pacific/Auckland", datetime(2026, 11, 23, 12, 0, tzinfo=UTC)),
+        ("America/Los_Angeles", datetime(2026, 11, 23, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_no_review_moderated_today_by_either_reading_is_taken(bv, client_a, zone, now):
+    client_a.time_zone = zone
+    client_a.save()
+    utc_midnight = datetime(2026, 11, 23, tzinfo=UTC)
+    # 48 reviews over the 24 hours before `now`: half of them moderated on the 23rd in UTC, before the client's today.
+    simulator.generate(48, moderated_from=(now - timedelta(days=1)).isoformat(), moderated_until=now.isoformat())
+
+    result = bazaarvoice.pull_reviews(bv, now=now)
+
+    assert result.outcome.ok, result.outcome.message
+    taken = list(Review.objects.values_list("moderated_at", flat=True))
+    before = [i for i in simulator.state.reviews if datetime.fromisoformat(i["LastModeratedTime"]) < utc_midnight]
+    assert taken and all(moment < utc_midnight for moment in taken) and len(taken) == len(before) < 48
+    assert time_filters(simulator.state.queries[0])[-1] == f"LastModeratedTime:lt:{int(utc_midnight.timestamp())}"
+    assert PullState.objects.get(connection=bv).cursor == utc_midnight
+
+
+@pytest.mark.parametrize(("header", "wait"), [("0", 1), ("00:00:00", 1), ("00:00:59", 60)])
+def test_a_429_waits_its_whole_reset_rounded_up_and_a_zero_reset_is_never_retried_at_once(bv, header, wait):
+    simulator.generate(30, days=1)
+    simulator.state.rate_limit, simulator.state.quota_reset = 1, header
+    before = datetime.now(UTC)
+
+    stopped = bazaarvoice.pull_reviews(bv)
+
+    state = PullState.objects.get(connection=bv)
+    assert not stopped.outcome.ok and "quota" in stopped.outcome.message
+    assert simulator.state.calls == 1 and not Review.objects.exists()  # what Bazaarvoice received: the one call
+    assert state.quota_reset_at >= before + timedelta(seconds=wait)
+    assert bazaarvoice.pull_reviews(bv, now=state.quota_reset_at - timedelta(milliseconds=1)).counts == {"skipped": 1}
+    assert simulator.state.calls == 1

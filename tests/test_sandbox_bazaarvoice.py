@@ -108,3 +108,16 @@ def test_time_filters_take_epoch_seconds_and_combine(http):
         ]
         == 0
     )
+
+
+def test_reviews_can_be_generated_over_a_span_such_as_behind_a_cursor(http):
+    since = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+    kinds = simulator.generate(
+        10, first=500, moderated_from=since.isoformat(), moderated_until=(since + timedelta(hours=10)).isoformat()
+    )
+    answer = get(http, "ModerationStatus:eq:APPROVED", Sort="LastModeratedTime:asc", Limit="100").json()
+    times = [datetime.fromisoformat(item["LastModeratedTime"]) for item in answer["Results"]]
+    assert answer["TotalResults"] == 10 and sum(kinds.values()) == 10
+    assert times[0] == since and times[-1] < since + timedelta(hours=10) and times == sorted(times)
+    assert {item["Id"] for item in answer["Results"]} == {str(46_000_500 + n) for n in range(10)}
+

@@ -1,9 +1,10 @@
 """Bazaarvoice in the admin: the reviews (what became of each; "Retry" for failed ones and "Reverse award" for site
-admins), and on the connection's page where its pull stands — cursor, last run, quota, next run — with "Pull now"."""
+admins), and on the connection's page where its pull stands — cursor, last run, quota, next run — with "Pull now" and,
+for site admins, "Re-read from…" (the cursor moved back to a chosen moment, recorded in the audit trail)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -18,12 +19,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.models import PeriodicTask
 
+from integrations import audit
 from integrations.admin.base import (
     SYNC_ACTION_LIMIT,
     ClientFilter,
     ReadOnlyAdmin,
     VendorAdmin,
     first_few,
+    rendering_request,
     report_outcomes,
 )
 from integrations.bazaarvoice import flows as bazaarvoice
@@ -36,6 +39,7 @@ from integrations.tenancy import is_site_admin
 
 PULL_TASK = "bazaarvoice.pull_reviews"
 PULL_URL_NAME = "integrations_connection_bazaarvoice_pull"
+REREAD_URL_NAME = "integrations_connection_bazaarvoice_reread"
 
 
 # --- The connection's page -----------------------------------------------------------------------------------------
@@ -68,7 +72,12 @@ def pull_state(connection: Connection) -> str:
     if connection.pk is None:
         return table
     url = reverse(f"admin:{PULL_URL_NAME}", args=[connection.pk])
-    return format_html('{}<p><a class="button" href="{}">Pull now…</a></p>', table, url)
+    buttons = format_html('<a class="button" href="{}">Pull now…</a>', url)
+    request = rendering_request()
+    if request is not None and is_site_admin(request.user):
+        reread_url = reverse(f"admin:{REREAD_URL_NAME}", args=[connection.pk])
+        buttons = format_html('{} <a class="button" href="{}">Re-read from…</a>', buttons, reread_url)
+    return format_html("{}<p>{}</p>", table, buttons)
 
 
 def pull_now_url(model_admin: admin.ModelAdmin) -> Any:
@@ -108,6 +117,64 @@ def pull_now_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) 
         "cancel_url": change_url,
     }
     return TemplateResponse(request, "admin/bazaarvoice/pull_now.html", context)
+
+
+class RereadForm(forms.Form):
+    moment = forms.DateTimeField(
+        label="Re-read from (UTC)",
+        help_text="A date and time before the cursor, in UTC (e.g. 2026-11-20 00:00). The next run reads from there "
+        "(less the connection's look-back).",
+        error_messages={"required": "Say from when the reviews are read again.", "invalid": "Enter a date and time."},
+    )
+
+    def clean_moment(self) -> datetime:
+        # The time as typed, read as UTC whatever the active zone: the cursor and the page showing it are in UTC.
+        moment: datetime = self.cleaned_data["moment"]
+        wall_clock = timezone.make_naive(moment) if timezone.is_aware(moment) else moment
+        return wall_clock.replace(tzinfo=UTC)
+
+
+def reread_url(model_admin: admin.ModelAdmin) -> Any:
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        return reread_view(model_admin, request, pk)
+
+    return path("bazaarvoice/<int:pk>/reread/", model_admin.admin_site.admin_view(view), name=REREAD_URL_NAME)
+
+
+def reread_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) -> HttpResponse:
+    """Site admins only. GET asks from when (an intermediate page saying what happens); POST moves the cursor back
+    through the flow (which refuses while a run holds the pull) and records it in the audit trail."""
+    if not is_site_admin(request.user):
+        raise PermissionDenied
+    connection = get_object_or_404(model_admin.get_queryset(request), pk=pk, vendor=bazaarvoice.VENDOR)
+    change_url = reverse("admin:integrations_connection_change", args=[connection.pk])
+    form = RereadForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        result = bazaarvoice.reread_from(connection, form.cleaned_data["moment"])
+        if result.outcome.ok:
+            audit.record(
+                request.user,
+                audit.Action.CHANGED,
+                connection,
+                {"bazaarvoice.cursor": str(result.before or "")},
+                {"bazaarvoice.cursor": str(result.after or "")},
+                note=f"Re-read from…: {result.outcome.message}",
+            )
+            model_admin.message_user(request, result.outcome.message)
+            return HttpResponseRedirect(change_url)
+        form.add_error("moment", result.outcome.message)
+    state = PullState.objects.filter(connection=connection).first()
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"Re-read {connection.client}'s Bazaarvoice reviews from…",
+        "connection": connection,
+        "cursor": state.cursor if state else None,
+        "look_back_hours": int(bazaarvoice.look_back(connection).total_seconds() // 3600),
+        "form": form,
+        "cancel_url": change_url,
+    }
+    return TemplateResponse(request, "admin/bazaarvoice/reread.html", context)
 
 
 # --- Reviews -------------------------------------------------------------------------------------------------------
@@ -234,4 +301,4 @@ class ReviewAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/bazaarvoice/reverse_award.html", context)
 
 
-ADMIN = VendorAdmin(connection_fields=(pull_state,), connection_urls=(pull_now_url,))
+ADMIN = VendorAdmin(connection_fields=(pull_state,), connection_urls=(pull_now_url, reread_url))

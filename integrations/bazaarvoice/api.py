@@ -2,11 +2,14 @@
 
 Quirks: the passkey is a query parameter (redacted from every recorded URL by `VendorAPI`, by name and by value);
 the API answers many errors with HTTP 200 and `{"HasErrors": true, "Errors": [{"Code", "Message"}]}`, so the body is
-always read; a 429 carries no Retry-After, only `X-Bazaarvoice-Quota-Reset` (the time left until the quota resets).
+always read; a 429 carries no Retry-After, only `X-Bazaarvoice-Quota-Reset` (the time left until the quota resets),
+in whole seconds: the true time left is up to a second longer, so the wait is rounded up plus a second, and a reset
+of "00:00:00" (or "0") still waits a second, never retried at once.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -18,9 +21,13 @@ from integrations.http import AuthError, RateLimited, Rejected, RetryPolicy, Una
 API_VERSION = "5.4"
 MAX_LIMIT = 100
 MAX_OFFSET = 300_000
+APPROVED_FILTER = "ModerationStatus:eq:APPROVED"
 # When a 429 says nothing about the reset, wait this long before the next run tries again.
 DEFAULT_QUOTA_WAIT_SECONDS = 60.0
 QUOTA_RESET_HEADER = "X-Bazaarvoice-Quota-Reset"
+# The header counts whole seconds (truncated): "59" may mean 59.9 s. Waiting the value rounded up plus this margin
+# never calls before the reset; a pull started at hh:mm:59 otherwise met a second 429.
+QUOTA_RESET_MARGIN_SECONDS = 1
 
 # Bazaarvoice's documented error codes (Conversations API "Errors"), mapped to the portal's error kinds.
 AUTH_CODES = frozenset({"ERROR_PARAM_INVALID_API_KEY", "ERROR_ACCESS_DENIED"})
@@ -37,6 +44,12 @@ def seconds_until_reset(value: str) -> float | None:
         hours, minutes, seconds = (int(part) for part in match.groups())
         return float(hours * 3600 + minutes * 60 + seconds)
     return None
+
+
+def quota_wait(reset: float) -> float:
+    """Seconds to wait for a quota that resets in `reset` whole seconds: rounded up, plus a second. Never 0, so the
+    HTTP layer (which sleeps through no wait longer than 0 s here) never sends again at once."""
+    return float(math.ceil(reset) + QUOTA_RESET_MARGIN_SECONDS)
 
 
 class BazaarvoiceAPI(VendorAPI):
@@ -88,7 +101,7 @@ class BazaarvoiceAPI(VendorAPI):
     def retry_after(self, response: requests.Response) -> float | None:
         reset = seconds_until_reset(response.headers.get(QUOTA_RESET_HEADER, ""))
         if reset is not None:
-            return reset
+            return quota_wait(reset)
         return super().retry_after(response) or DEFAULT_QUOTA_WAIT_SECONDS
 
     # The calls ------------------------------------------------------------------------------------------
@@ -110,7 +123,7 @@ class BazaarvoiceAPI(VendorAPI):
         return answer
 
     def check(self) -> int:
-        """Side-effect free: one review at most; returns TotalResults."""
-        params = [("apiversion", API_VERSION), ("passkey", self.passkey), ("Limit", 1)]
+        """Side-effect free: one approved review at most (what the pull reads); returns TotalResults."""
+        params = [("apiversion", API_VERSION), ("passkey", self.passkey), ("Filter", APPROVED_FILTER), ("Limit", 1)]
         answer = self.request_json("GET", "/data/reviews.json", params=params)
         return int((answer or {}).get("TotalResults") or 0) if isinstance(answer, dict) else 0

@@ -1,9 +1,12 @@
 """Bazaarvoice use cases: verifying a connection, the incremental pull of approved reviews that awards each reviewer's
 Annex Cloud points once per review, retrying a review, and reversing an award.
 
-The pull reads `GET /data/reviews.json` from the connection's cursor up to the start of the client's today (seed 003:
-"LastModeratedTime not today"), oldest first, 100 at a time. Every review is recorded once per client (a review seen
-again — overlapping pages, re-moderation, a re-run — is a duplicate, never a second award), and the award goes
+The pull reads `GET /data/reviews.json` from a look-back window behind the connection's cursor (a setting, 72 hours by
+default: Bazaarvoice indexes some reviews late, and re-moderation can date a review in the past, behind a cursor that
+only moves forward) up to the end of "not today" — the earlier of the client's local midnight and UTC midnight, so
+that both readings of seed 003's "LastModeratedTime not today" hold (the seed's rule is the vendor's date) — oldest
+first, 100 at a time. Every review is recorded once per client (a review seen again — the look-back, overlapping
+pages, re-moderation, a re-run — is a duplicate, never a second award), and the award goes
 through Annex Cloud's points entry point with the review id as its key and `customId`, so neither the portal nor Annex
 Cloud can apply it twice. The cursor moves only after a page's reviews are recorded. What stops a run (Annex Cloud
 refusing the credentials or unreachable, Bazaarvoice's quota) leaves the review pending and the cursor where it was:
@@ -32,10 +35,10 @@ from django.utils.dateparse import parse_datetime
 from integrations.activity import ActivitySeries
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.flows import AnnexCloudNotReady
-from integrations.bazaarvoice.api import MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
+from integrations.bazaarvoice.api import APPROVED_FILTER, MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, StopRun, attempt_key, settle
-from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS
+from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS, DEFAULT_LOOK_BACK_HOURS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
 from integrations.jobs import Counts, report_progress
@@ -74,9 +77,10 @@ def bazaarvoice_api(connection: Connection) -> BazaarvoiceAPI:
 
 
 def check_connection(connection: Connection) -> str:
-    """Verify: one `GET /data/reviews.json?apiversion=5.4&Limit=1`, side-effect free."""
+    """Verify: one `GET /data/reviews.json?apiversion=5.4&Filter=ModerationStatus:eq:APPROVED&Limit=1`, side-effect
+    free; the count is of approved reviews, the ones a pull reads."""
     total = bazaarvoice_api(connection).check()
-    return f"Bazaarvoice accepted the passkey ({total} reviews visible to it)."
+    return f"Bazaarvoice accepted the passkey ({total} approved reviews visible to it)."
 
 
 def explain_auth_failure(error: AuthError) -> str:
@@ -87,9 +91,28 @@ def explain_auth_failure(error: AuthError) -> str:
 
 
 def start_of_today(client: Client, now: datetime | None = None) -> datetime:
-    """Midnight of the client's today, in UTC: no review moderated at or after it is taken yet (seed 003)."""
+    """Midnight of the client's today (in its time zone), as a UTC moment."""
     today = client.local_date(now or timezone.now())
     return datetime.combine(today, time_of_day.min, tzinfo=client.zone).astimezone(UTC)
+
+
+def start_of_utc_today(now: datetime | None = None) -> datetime:
+    """Midnight of today in UTC: Bazaarvoice's own date (seed 003's LastModeratedTime is the vendor's)."""
+    return datetime.combine((now or timezone.now()).astimezone(UTC).date(), time_of_day.min, tzinfo=UTC)
+
+
+def not_today_before(client: Client, now: datetime | None = None) -> datetime:
+    """Where "not today" ends: the earlier of the client's midnight and UTC midnight. A review moderated at or after
+    it is today by one reading or the other (Los Angeles' today starts 8 hours after UTC's; Auckland's, 11 to 13
+    hours before it, or after it in the other half of the UTC day), so it waits for a later run."""
+    now = now or timezone.now()
+    return min(start_of_today(client, now), start_of_utc_today(now))
+
+
+def look_back(connection: Connection) -> timedelta:
+    """How far behind the cursor each pull reads again (0 is a choice: no look-back)."""
+    hours = connection.settings.get("look_back_hours")
+    return timedelta(hours=DEFAULT_LOOK_BACK_HOURS if hours in (None, "") else int(hours))
 
 
 # --- Recording a page ----------------------------------------------------------------------------------------------
@@ -127,7 +150,7 @@ def record_review(client: Client, item: dict[str, Any]) -> tuple[Review | None, 
 
 
 def takeable(item: dict[str, Any], today_start: datetime) -> bool:
-    """What the filters asked for, checked again: approved, and moderated before the client's today."""
+    """What the filters asked for, checked again: approved, and moderated before today (by both readings)."""
     moderated = moderated_time(item)
     return str(item.get("ModerationStatus", "APPROVED")).upper() == "APPROVED" and (
         moderated is None or moderated < today_start
@@ -264,7 +287,7 @@ def settle_pending(context: Context, counts: RunCounts, lease: PullLease, deadli
 def review_filters(start: datetime, end: datetime) -> list[str]:
     """Approved reviews moderated in [start, end): time attributes take epoch seconds; repeated filters are ANDed."""
     return [
-        "ModerationStatus:eq:APPROVED",
+        APPROVED_FILTER,
         f"LastModeratedTime:gte:{int(start.timestamp())}",
         f"LastModeratedTime:lt:{int(end.timestamp())}",
     ]
@@ -279,6 +302,13 @@ def first_pull_start(context: Context, today_start: datetime) -> datetime:
     return today_start - timedelta(days=days)
 
 
+def pull_start(context: Context, state: PullState, today_start: datetime) -> datetime:
+    """Where a run starts reading: the look-back behind the cursor, or the first pull's days before today."""
+    if state.cursor is None:
+        return first_pull_start(context, today_start)
+    return state.cursor - look_back(context.connection)
+
+
 def pull_pages(
     api: BazaarvoiceAPI,
     context: Context,
@@ -287,11 +317,12 @@ def pull_pages(
     clock: tuple[datetime, float | None],
     lease: PullLease,
 ) -> None:
-    """Page through windows of moderation time from the cursor to the start of the client's today (`clock`: the
-    run's now, and its deadline on the monotonic clock, if any)."""
+    """Page through windows of moderation time from the look-back behind the cursor to where "not today" ends
+    (`clock`: the run's now, and its deadline on the monotonic clock, if any). The look-back's reviews already
+    recorded are duplicates (never a second award); the cursor never moves back (`advance`)."""
     now, deadline = clock
-    today_start = start_of_today(context.client, now)
-    start = state.cursor or first_pull_start(context, today_start)
+    today_start = not_today_before(context.client, now)
+    start = pull_start(context, state, today_start)
     while start < today_start:
         end, page = narrowed_window(api, start, today_start, counts)
         pull_window(api, context, (state, lease), counts, (start, end), page, deadline)
@@ -389,6 +420,45 @@ def advance(state: PullState, lease: PullLease, moment: datetime) -> None:
 
 
 # --- Admin use cases -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reread:
+    """What moving a cursor back did: the outcome, and the cursor before and after (for the audit trail)."""
+
+    outcome: Outcome
+    before: datetime | None
+    after: datetime | None
+
+
+def reread_from(connection: Connection, moment: datetime, *, now: datetime | None = None) -> Reread:
+    """Move the connection's cursor back to `moment`, so the next run reads again from there (less its look-back):
+    reviews found there that were never recorded are settled, the others are duplicates, so no review is awarded
+    twice. Taken under the pull's hold, so no run in flight can move the cursor forward over it; refused while one
+    holds the pull, for a moment that is not behind the cursor, or before the first pull (nothing to re-read)."""
+    now = now or timezone.now()
+    state, _ = PullState.objects.get_or_create(connection=connection)
+    before = state.cursor
+    if before is None:
+        return Reread(
+            Outcome.failure(f"{connection} has not been pulled yet: the first pull reads from the start."),
+            before,
+            before,
+        )
+    if moment >= before:
+        message = f"{moment:%Y-%m-%d %H:%M:%S} UTC is not before the cursor ({before:%Y-%m-%d %H:%M:%S} UTC)."
+        return Reread(Outcome.failure(message), before, before)
+    lease = claim(state, now)
+    if lease is None:
+        return Reread(Outcome.failure(f"A pull of {connection} is running: try again once it ends."), before, before)
+    if not lease.release(cursor=moment):
+        return Reread(Outcome.failure(f"A pull of {connection} took over: try again once it ends."), before, before)
+    message = (
+        f"The cursor of {connection} moved back from {before:%Y-%m-%d %H:%M:%S} to {moment:%Y-%m-%d %H:%M:%S} UTC: "
+        f"the next run reads again from {moment - look_back(connection):%Y-%m-%d %H:%M:%S} UTC (with the "
+        "look-back); reviews already recorded are not awarded again."
+    )
+    return Reread(Outcome.success(message), before, moment)
 
 
 def retry_review(review: Review) -> Outcome:

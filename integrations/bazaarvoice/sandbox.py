@@ -119,6 +119,16 @@ def loyalty_member(email: str, kind: str) -> dict[str, Any]:
     }
 
 
+def approved_span(
+    today_start: datetime, days: int, moderated_from: str | None, moderated_until: str | None
+) -> tuple[datetime, float]:
+    """Where generated approved reviews start, and over how many seconds they spread (the last one inside it)."""
+    if moderated_from and moderated_until:
+        since, until = datetime.fromisoformat(moderated_from), datetime.fromisoformat(moderated_until)
+        return since, max(0.0, (until - since).total_seconds() - 1)
+    return today_start - timedelta(days=days), float(max(1, days * 86_400 - 1))
+
+
 def generate(
     reviews: int,
     *,
@@ -128,22 +138,25 @@ def generate(
     rejected: int = 0,
     first: int = 0,
     now: datetime | None = None,
+    moderated_from: str | None = None,
+    moderated_until: str | None = None,
 ) -> dict[str, int]:
-    """Add approved reviews spread over the `days` before today (UTC), plus some moderated today, pending and
-    rejected ones; their reviewers join the Annex Cloud simulator by kind. Returns how many of each."""
+    """Add approved reviews spread over the `days` before today (UTC) — or, when given, over [`moderated_from`,
+    `moderated_until`) (ISO times: reviews indexed late behind a cursor, or moderated "today" by some reading) —
+    plus some moderated today, pending and rejected ones; their reviewers join the Annex Cloud simulator by kind.
+    Returns how many of each."""
     now = now or datetime.now(UTC)
     today_start = datetime.combine(now.date(), time.min, tzinfo=UTC)
     key = email_key(SHARED_SECRET, state.derivation)
     kinds: dict[str, int] = {}
-    spread = max(1, days * 86_400 - 1)
+    since, spread = approved_span(today_start, days, moderated_from, moderated_until)
     items, members = [], {}
     for n in range(first, first + reviews + today + pending + rejected):
         index = n - first
         email = f"reviewer{n}@example.com"
         kind = reviewer_kind(n)
         if index < reviews:
-            offset = timedelta(seconds=spread * index // reviews)
-            moderated, status = today_start - timedelta(days=days) + offset, "APPROVED"
+            moderated, status = since + timedelta(seconds=spread * index / reviews), "APPROVED"
             kinds[kind] = kinds.get(kind, 0) + 1
         elif index < reviews + today:
             moderated, status = min(now, today_start + timedelta(seconds=index - reviews)), "APPROVED"

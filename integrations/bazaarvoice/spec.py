@@ -10,6 +10,10 @@ DEFAULT_ACTION_ID = "100"
 DEFAULT_POINTS = 50
 DEFAULT_REASON = "Ratings and Reviews"
 DEFAULT_FIRST_PULL_DAYS = 30
+# How far behind the cursor each pull reads again: Bazaarvoice indexes some reviews late, and a review re-moderated
+# may carry a LastModeratedTime in the past; either lands behind a cursor that only moves forward.
+DEFAULT_LOOK_BACK_HOURS = 72
+MAX_LOOK_BACK_HOURS = 24 * 30
 
 SPEC = VendorSpec(
     key="bazaarvoice",
@@ -63,6 +67,16 @@ SPEC = VendorSpec(
             max_value=3650,
             initial=DEFAULT_FIRST_PULL_DAYS,
             help_text="How far back the first pull looks (days before today); later pulls start from the cursor.",
+        ),
+        "look_back_hours": forms.IntegerField(
+            required=False,
+            min_value=0,
+            max_value=MAX_LOOK_BACK_HOURS,
+            initial=DEFAULT_LOOK_BACK_HOURS,
+            label="Look-back (hours)",
+            help_text="Each pull also reads again this many hours behind its cursor, so reviews Bazaarvoice indexes "
+            f"late (or re-moderates into the past) are found; each is still rewarded once (blank: "
+            f"{DEFAULT_LOOK_BACK_HOURS}; 0: none).",
         ),
     },
     default_rate_limit=2.0,
