@@ -523,8 +523,10 @@ class VendorAPI:
             error = VendorTimeout(self.vendor, f"no answer within {self.timeout[1]:g} s")
             error.uncertain, retry_allowed = True, repeatable
         except requests.ConnectionError as exc:
-            error = Unavailable(self.vendor, f"could not connect: {connection_failure(exc)}")
-            error.uncertain = not never_connected(exc)
+            sent = not never_connected(exc)
+            what = "answer lost after the request was sent" if sent else "could not connect"
+            error = Unavailable(self.vendor, f"{what}: {connection_failure(exc)}")
+            error.uncertain = sent
             retry_allowed = repeatable or not error.uncertain
         else:
             error = self.error_for(response)

@@ -219,6 +219,7 @@ def test_a_connection_dropped_after_sending_is_uncertain_and_a_post_is_not_repea
         with pytest.raises(Unavailable) as caught:
             api.request("POST", "/send", json_body={"a": 1})
         assert caught.value.uncertain is True
+        assert "answer lost after the request was sent" in str(caught.value)  # not "could not connect": it did
         assert len(received) == 1 and sleeps == []
         with pytest.raises(Unavailable) as caught:
             api.request("POST", "/send", json_body={"a": 1}, safe_to_repeat=True)
