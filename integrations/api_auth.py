@@ -1,4 +1,5 @@
-"""Client API tokens for DRF: `Authorization: Token <key>`. A token acts for exactly one client."""
+"""How the API knows its caller: client API tokens (`Authorization: Token <key>`, a token acts for exactly one
+client), or an admin log-in session that the two-factor rule accepts."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from integrations.models import ApiToken, hash_token
+from portal.two_factor import API_SECOND_FACTOR_MISSING, lacks_second_factor
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,18 @@ class ClientTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+class VerifiedSessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session authentication (CSRF checks included) under the admin's two-factor rule: a site admin's
+    session opened without the one-time code is refused with 403 and says why. Not a 401: the caller is known, and
+    a 401 would ask for a token (the first authenticator's challenge) when the fix is to log in with the code."""
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        authenticated = super().authenticate(request)
+        if authenticated is not None and lacks_second_factor(authenticated[0]):
+            raise exceptions.PermissionDenied(API_SECOND_FACTOR_MISSING)
+        return authenticated
+
+
 class ClientTokenScheme(OpenApiAuthenticationExtension):
     target_class = "integrations.api_auth.ClientTokenAuthentication"
     name = "clientToken"
@@ -66,3 +81,9 @@ class ClientTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "A client API token created in the admin, sent as `Token <key>`.",
         }
+
+
+class VerifiedSessionScheme(SessionScheme):
+    """The schema names the session cookie as before (drf-spectacular matches the exact class only)."""
+
+    target_class = "integrations.api_auth.VerifiedSessionAuthentication"

@@ -19,6 +19,7 @@ from integrations.tenancy import is_site_admin
 from portal import navigation
 from portal.dashboard import build_dashboard
 from portal.jobs import jobs_urls
+from portal.two_factor import lacks_second_factor
 
 # How a site admin gets an authenticator: on the server, by whoever runs the portal's commands.
 ENROL = "run `manage.py add_totp_device {username}` on the server"
@@ -78,10 +79,7 @@ class PortalAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         """With ADMIN_REQUIRE_2FA, a site admin's session counts only once a one-time code verified it (a session
         from before it was turned on goes back to the log-in page)."""
-        if not super().has_permission(request):
-            return False
-        user = request.user
-        return not (settings.ADMIN_REQUIRE_2FA and is_site_admin(user)) or user.is_verified()
+        return super().has_permission(request) and not lacks_second_factor(request.user)
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
         """The sidebar and index in task sections (an app's own index page keeps Django's per-app list)."""

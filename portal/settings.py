@@ -373,7 +373,8 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.logging.RedactingExceptionReporterFi
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "integrations.api_auth.ClientTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # DRF's session authentication under the admin's two-factor rule (portal/two_factor.py).
+        "integrations.api_auth.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

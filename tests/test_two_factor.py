@@ -1,6 +1,7 @@
 """Two-factor log-in for site admins (django-otp TOTP) behind ADMIN_REQUIRE_2FA: off by default; on, a site admin
 needs the authenticator's current code as well as the password, a session without one goes back to the log-in
-page, client users are not asked, and `add_totp_device` enrols an authenticator."""
+page, client users are not asked, and `add_totp_device` enrols an authenticator. The API applies the same rule to
+sessions (403, saying why); a client token is not a session and is not asked."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.test import Client as HttpClient
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tests.factories import PASSWORD, SiteAdminFactory
+from tests.factories import PASSWORD, MemberFactory, SiteAdminFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +102,65 @@ def test_add_totp_device_enrols_a_new_authenticator_and_drops_the_old(admin_with
     new = TOTPDevice.objects.get(user=admin)
     assert new.pk != old.pk and new.confirmed
     assert "otpauth://totp/" in printed and "not shown again" in printed
+
+
+# --- The API: the same rule for every session-authenticated endpoint -----------------------------------------------
+
+MEMBERS = "/api/members/"
+
+
+@pytest.fixture
+def someone_elses_member(client_a):
+    return MemberFactory(client=client_a, email="private-member@example.com")
+
+
+def test_the_api_refuses_a_site_admins_session_opened_without_the_code(
+    require_2fa, admin_with_app, someone_elses_member
+):
+    admin, _ = admin_with_app
+    http = HttpClient()
+    http.force_login(admin)  # a password-only session, as from before 2FA was turned on
+    for path in (MEMBERS, "/api/clients/", "/api/connections/"):
+        response = http.get(path)
+        assert response.status_code == 403, path
+        assert "one-time code" in response.json()["detail"]
+    assert "private-member@example.com" not in http.get(MEMBERS).content.decode()
+
+
+def test_the_api_refuses_such_a_session_on_writes_too(require_2fa, admin_with_app, client_a):
+    admin, _ = admin_with_app
+    http = HttpClient(enforce_csrf_checks=False)
+    http.force_login(admin)
+    response = http.post(
+        MEMBERS, {"client": client_a.slug, "email": "new@example.com"}, content_type="application/json"
+    )
+    assert response.status_code == 403 and "one-time code" in response.json()["detail"]
+    assert not client_a.members.filter(email="new@example.com").exists()
+
+
+def test_the_api_accepts_a_session_verified_by_the_code(require_2fa, admin_with_app, someone_elses_member):
+    _, device = admin_with_app
+    http = HttpClient()
+    assert log_in(http, "two-factor", code_of(device)).status_code == 302
+    response = http.get(MEMBERS)
+    assert response.status_code == 200
+    assert "private-member@example.com" in response.content.decode()
+
+
+def test_a_client_token_is_not_asked_for_a_code(require_2fa, api_client_for, client_a, someone_elses_member):
+    response = api_client_for(client_a).get(MEMBERS)
+    assert response.status_code == 200 and response.json()["count"] == 1
+
+
+def test_a_client_users_session_is_not_asked_for_a_code(require_2fa, user_a, someone_elses_member):
+    http = HttpClient()
+    assert log_in(http, "alice").status_code == 302
+    assert http.get(MEMBERS).status_code == 200
+
+
+def test_off_the_api_takes_a_password_only_session(settings, admin_with_app):
+    assert settings.ADMIN_REQUIRE_2FA is False
+    admin, _ = admin_with_app
+    http = HttpClient()
+    http.force_login(admin)
+    assert http.get(MEMBERS).status_code == 200
