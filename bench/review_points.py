@@ -1,19 +1,26 @@
 """Bazaarvoice reviews into Annex Cloud points: N approved reviews pulled from the Bazaarvoice simulator and their
-reviewers rewarded through the Annex Cloud simulator (both served by gunicorn), timed; then N more, pulled by a
-worker process that is killed (SIGKILL) while it holds the pull and is rewarding reviewers, with the first Annex
-Cloud answers lost after the points were applied. Nothing releases the killed run's hold: the pull is attempted on a
-schedule (every --period seconds) until the hold runs out and a run takes over.
+reviewers rewarded through the Annex Cloud simulator (both served by gunicorn), timed; then N more, plus --late
+reviews that appear behind the cursor after the first pull (indexed late: a LastModeratedTime before it, within the
+look-back), pulled by a worker process that is killed (SIGKILL) while it holds the pull and is rewarding reviewers,
+with the first Annex Cloud answers lost after the points were applied. Nothing releases the killed run's hold: the
+pull is attempted on a schedule (every --period seconds) until the hold runs out and a run takes over. The client is
+in --time-zone; before each pull, reviews moderated "today" by the client's reading or UTC's are added, and none
+may be awarded.
 
-    .venv/bin/python bench/review_points.py --reviews 10000 [--annex-rate-limit 100] [--database-url postgres://...]
+    .venv/bin/python bench/review_points.py --reviews 10000 --late 200 --time-zone Pacific/Auckland \
+        [--annex-rate-limit 100] [--database-url postgres://...]
 
 Prints one line and exits 1 when one of INVARIANTS breaks. Awards are counted from the Annex Cloud simulator's own
-record of the points it applied (by customId, and each reviewer's balance), against the reviews the bench created:
-`eligible` reviews by loyalty members; `credited` those Annex Cloud credited; `uncertain` those not credited that the
-portal still holds pending; `lost = eligible - credited - uncertain`; `missed` reviews the portal marks awarded
-whose credit Annex Cloud never received; `extra` credits for reviews that earn none; `double_awards` points applied
-more than once to a reviewer (each reviewer wrote one review). `seconds_to_resume` runs from the kill to the first
-call the Bazaarvoice simulator received from the run that took over; `blocked_runs` are the attempts the killed
-run's hold turned away.
+record of the points it applied (by customId, and each reviewer's balance), against the reviews the bench created
+(their moderation times read from the Bazaarvoice simulator's record): `eligible` reviews by loyalty members that are
+not today's; `credited` those Annex Cloud credited; `missed` eligible ones it never credited; `uncertain` those not
+credited that the portal still holds pending; `lost = eligible - credited - uncertain`; `late_eligible` and
+`late_credited` the same for the late reviews; `unreceived` reviews the portal marks awarded whose credit Annex Cloud
+never received; `extra` credits for reviews that earn none; `double_awards` points applied more than once to a
+reviewer (each reviewer wrote one review); `awarded_today` reviews credited although moderated at or after the
+start of today by either reading (the client's midnight or UTC's, whichever is earlier) when they were pulled, counted
+after the first pull and after the last. `seconds_to_resume` runs from the kill to the first call the Bazaarvoice
+simulator received from the run that took over; `blocked_runs` are the attempts the killed run's hold turned away.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -40,13 +49,20 @@ from bench.simulator_records import records, served
 
 # Portal modules are imported inside the functions below: Django is set up (bench_django) only once the bench runs.
 # The smoke run holds the pull for a few seconds only: a killed run then blocks it that long.
-SMOKE_ARGS = ["--reviews", "60", "--lease-seconds", "8"]
+SMOKE_ARGS = ["--reviews", "60", "--late", "6", "--time-zone", "Pacific/Auckland", "--lease-seconds", "8"]
 INVARIANTS = [
     "lost == 0",
     "missed == 0",
+    "unreceived == 0",
     "extra == 0",
     "double_awards == 0",
+    "awarded_today == 0",
     "uncertain == 0",
+    # Late reviews were added behind the cursor, and each one a member wrote was found and credited.
+    "late_credited == late_eligible",
+    "late == 0 or late_eligible >= 1",
+    # Today's reviews (by either reading) were there to be refused, at both pulls.
+    "today_reviews >= 2",
     # The drills happened: answers were lost, and the worker was killed holding the pull with work in flight…
     "lost_answers >= 1",
     "worker_killed == 1",
@@ -75,13 +91,14 @@ def hold_pulls_for(seconds: float) -> None:
     settings.BAZAARVOICE_PULL_LEASE_SECONDS = seconds
 
 
-def set_up(annex_rate_limit: float) -> int:
-    """A client with Annex Cloud and Bazaarvoice connections on the simulators; returns the Bazaarvoice one's id."""
+def set_up(annex_rate_limit: float, time_zone: str) -> int:
+    """A client (in `time_zone`) with Annex Cloud and Bazaarvoice connections on the simulators; returns the
+    Bazaarvoice one's id."""
     from integrations.annexcloud import sandbox as annex_cloud_simulator
     from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
     from integrations.models import Client, Connection
 
-    client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}", site_id="100001")
+    client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}", site_id="100001", time_zone=time_zone)
     Connection.objects.create(
         client=client,
         vendor="annex_cloud",
@@ -158,6 +175,52 @@ def run_worker(connection_id: int, lease: float) -> None:
     pull(connection_id, now=tomorrow())
 
 
+# --- Today, by both readings (computed here from the zone, not by the portal) -------------------------------------
+
+
+def today_begins(zone: str, clock: datetime) -> datetime:
+    """The start of "today" by either reading at `clock`: the earlier of the client's midnight and UTC midnight."""
+    local = datetime.combine(clock.astimezone(ZoneInfo(zone)).date(), time_of_day.min, tzinfo=ZoneInfo(zone))
+    utc = datetime.combine(clock.astimezone(UTC).date(), time_of_day.min, tzinfo=UTC)
+    return min(local.astimezone(UTC), utc)
+
+
+def add_reviews(port: int, count: int, first: int, since: datetime, until: datetime) -> range:
+    """`count` approved reviews moderated in [since, until), numbered from `first`; returns their numbers."""
+    span = {"moderated_from": since.isoformat(), "moderated_until": until.isoformat()}
+    control(port, "bazaarvoice", {"generate": {"reviews": count, "first": first, **span}})
+    return range(first, first + count)
+
+
+def add_todays_reviews(port: int, count: int, first: int, zone: str, clock: datetime) -> range:
+    """Reviews moderated today by one reading or the other at `clock` (from the earlier midnight to `clock`)."""
+    return add_reviews(port, count, first, today_begins(zone, clock), clock)
+
+
+def moderation_times(port: int) -> dict[int, datetime]:
+    """The Bazaarvoice simulator's record: each approved review's moderation time, by the bench's review number."""
+    reviews = records(port, "bazaarvoice")["reviews"]
+    return {
+        int(review_id) - FIRST_REVIEW_ID: datetime.fromisoformat(review["moderated"])
+        for review_id, review in reviews.items()
+        if review["status"] == "APPROVED"
+    }
+
+
+def credited_keys(port: int) -> set[str]:
+    annex = records(port, "annex_cloud")
+    return {key for key, answer in annex["points"].items() if answer["activity"] == "credit"}
+
+
+def credited_today(port: int, zone: str, clock: datetime) -> int:
+    """Reviews Annex Cloud credited although moderated today (either reading) at `clock`: none may be."""
+    begins, credited = today_begins(zone, clock), credited_keys(port)
+    return sum(1 for n, moment in moderation_times(port).items() if moment >= begins and award_key(n) in credited)
+
+
+# --- Awards --------------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Awards:
     """Annex Cloud's record of the reviews' points, against the reviews the bench created."""
@@ -167,33 +230,50 @@ class Awards:
     uncertain: int
     lost: int
     missed: int
+    unreceived: int
     extra: int
     double_awards: int
     lost_answers: int
+    late_eligible: int
+    late_credited: int
 
 
-def awards_received(port: int, reviews_created: int) -> Awards:
+def awards_received(port: int, awardable: set[int], late: set[int]) -> Awards:
+    """Annex Cloud's record against the reviews that earn points (`awardable`: every review number not moderated
+    "today" at the last pull; members' only count)."""
     from integrations.bazaarvoice.models import Review
     from integrations.bazaarvoice.sandbox import reviewer_kind
 
     annex = records(port, "annex_cloud")
-    eligible = {n for n in range(reviews_created) if reviewer_kind(n) == "member"}
+    eligible = {n for n in awardable if reviewer_kind(n) == "member"}
     expected = {award_key(n) for n in eligible}
     credited = {key for key, answer in annex["points"].items() if answer["activity"] == "credit"}
     pending = set(Review.objects.filter(outcome=Review.Outcome.PENDING).values_list("review_id", flat=True))
     uncertain = {award_key(n) for n in eligible if str(FIRST_REVIEW_ID + n) in pending} - credited
     awarded = {f"bv-review-{r}" for r in Review.objects.filter(outcome="awarded").values_list("review_id", flat=True)}
     balances = annex["balances"]
+    late_expected = {award_key(n) for n in eligible & late}
     return Awards(
         eligible=len(expected),
         credited=len(expected & credited),
         uncertain=len(uncertain),
         lost=len(expected - credited - uncertain),
-        missed=len(awarded - credited),
+        missed=len(expected - credited),
+        unreceived=len(awarded - credited),
         extra=len(credited - expected),
         double_awards=sum(max(0, balances.get(reviewer(n), 0) // POINTS - 1) for n in eligible),
         lost_answers=LOST_ANSWERS - annex["lose_points_answers"],
+        late_eligible=len(late_expected),
+        late_credited=len(late_expected & credited),
     )
+
+
+def cursor_of(connection_id: int) -> datetime:
+    from integrations.bazaarvoice.models import PullState
+
+    cursor = PullState.objects.get(connection_id=connection_id).cursor
+    assert cursor is not None, "the first pull left no cursor"
+    return cursor
 
 
 def award_key(number: int) -> str:
@@ -221,6 +301,10 @@ def default_lease() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reviews", type=int, default=10_000)
+    parser.add_argument(
+        "--late", type=int, default=0, help="reviews that appear behind the cursor after the first pull"
+    )
+    parser.add_argument("--time-zone", default="UTC", help="the client's time zone")
     parser.add_argument("--annex-rate-limit", type=float, default=100.0, help="Annex Cloud calls per second")
     parser.add_argument("--lease-seconds", type=float, help="how long a pull's hold lasts (default: the product's)")
     parser.add_argument("--period", type=float, default=1.0, help="seconds between scheduled attempts after the kill")
@@ -232,20 +316,32 @@ def main() -> None:
         return
     port = free_port()
     sandbox = {"SANDBOX_ENABLED": "true", "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}/sandbox"}
+    reviews, zone = args.reviews, args.time_zone
+    todays = max(1, reviews // 20)  # reviews moderated "today" by some reading, before each pull
+    # Numbering: the first batch, the second ("today" in UTC, pulled tomorrow), today's at the first pull, the late
+    # ones, today's at the last pulls.
+    first_today, first_late = 2 * reviews, 2 * reviews + todays
+    last_today = first_late + args.late
     # One gunicorn process, many threads: the simulators keep their state (and records) in memory.
     with bench_django(args.database_url, **sandbox) as env, served(env, port, threads=16):
         lease = args.lease_seconds or default_lease()
         hold_pulls_for(lease)
         # The first batch moderated before today; the second "today", so the killed worker pulls it tomorrow.
-        control(port, "bazaarvoice", {"reset": True, "generate": {"reviews": args.reviews, "days": 20}})
-        connection_id = set_up(args.annex_rate_limit)
+        control(port, "bazaarvoice", {"reset": True, "generate": {"reviews": reviews, "days": 20}})
+        add_todays_reviews(port, todays, first_today, zone, datetime.now(UTC))
+        connection_id = set_up(args.annex_rate_limit, zone)
         started = time.perf_counter()
         counts = pull(connection_id)
         seconds = time.perf_counter() - started
+        today_first = credited_today(port, zone, datetime.now(UTC))
         awarded_first = outcomes().get("awarded", 0)
-        control(port, "bazaarvoice", {"generate": {"reviews": 0, "today": args.reviews, "first": args.reviews}})
+        control(port, "bazaarvoice", {"generate": {"reviews": 0, "today": reviews, "first": reviews}})
+        # Indexed late: moderated within the look-back behind the cursor, visible only now.
+        cursor = cursor_of(connection_id)
+        late = set(add_reviews(port, args.late, first_late, cursor - timedelta(hours=71), cursor))
+        add_todays_reviews(port, todays, last_today, zone, tomorrow())
         control(port, "annex_cloud", {"lose_points_answers": LOST_ANSWERS})
-        kill = kill_in_flight(env, connection_id, args.reviews + max(1, args.reviews // 2), lease)
+        kill = kill_in_flight(env, connection_id, reviews + max(1, reviews // 2), lease)
         resumed = resume_on_schedule(
             kill.at,
             attempt=lambda: pull(connection_id, now=tomorrow()) != {"skipped": 1},
@@ -253,10 +349,16 @@ def main() -> None:
             period=args.period,
             patience=lease + 120,
         )
-        awards = awards_received(port, 2 * args.reviews)
+        last_clock = tomorrow()
+        today_last = credited_today(port, zone, last_clock)
+        begins = today_begins(zone, last_clock)
+        awardable = {n for n, moment in moderation_times(port).items() if moment < begins}
+        awards = awards_received(port, awardable, late)
     print_result(
         INVARIANTS,
-        reviews=args.reviews,
+        reviews=reviews,
+        late=args.late,
+        time_zone=zone,
         pages=counts.get("pages", 0),
         awarded=awarded_first,
         not_member=counts.get("not_member", 0),
@@ -265,11 +367,16 @@ def main() -> None:
         uncertain=awards.uncertain,
         lost=awards.lost,
         missed=awards.missed,
+        late_eligible=awards.late_eligible,
+        late_credited=awards.late_credited,
+        unreceived=awards.unreceived,
         extra=awards.extra,
         double_awards=awards.double_awards,
+        today_reviews=2 * todays,
+        awarded_today=today_first + today_last,
         lost_answers=awards.lost_answers,
         seconds=f"{seconds:.1f}",
-        reviews_per_s=f"{args.reviews / seconds:.1f}",
+        reviews_per_s=f"{reviews / seconds:.1f}",
         awards_per_s=f"{awarded_first / seconds:.1f}",
         annex_rate_limit=f"{args.annex_rate_limit:g}",
         worker_killed=int(kill.worker_killed),

@@ -1,8 +1,9 @@
 """The portal served with a door onto its simulators' own records, for the benches that count what a vendor
 received: GET /_bench/records/<vendor> answers what that simulator holds in memory — First Orion's numbers pushed
 (with how many times each), Attentive's messages (recipient and text), Annex Cloud's points (by customId) and its
-members' balances. The simulators' `_control` pages give only totals, which cannot tell a missed message from a
-wrong one; the benches compare these records with their own input instead.
+members' balances, Bazaarvoice's reviews (each one's moderation time and status). The simulators' `_control` pages
+give only totals, which cannot tell a missed message from a wrong one; the benches compare these records with their
+own input instead.
 
     gunicorn bench.simulator_records:application --workers 1 --threads 8   (one process: the records live in it)
 """
@@ -62,10 +63,22 @@ def annex_cloud() -> dict[str, Any]:
         return {"points": points, "balances": balances, "lose_points_answers": state.lose_points_answers}
 
 
+def bazaarvoice() -> dict[str, Any]:
+    from integrations.bazaarvoice.sandbox import state
+
+    with state.lock:
+        reviews = {
+            str(item["Id"]): {"moderated": item["LastModeratedTime"], "status": item["ModerationStatus"]}
+            for item in state.reviews
+        }
+        return {"reviews": reviews, "calls": state.calls}
+
+
 READERS: dict[str, Callable[[], dict[str, Any]]] = {
     "first_orion": first_orion,
     "attentive": attentive,
     "annex_cloud": annex_cloud,
+    "bazaarvoice": bazaarvoice,
 }
 
 

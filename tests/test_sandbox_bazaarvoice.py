@@ -120,4 +120,3 @@ def test_reviews_can_be_generated_over_a_span_such_as_behind_a_cursor(http):
     assert answer["TotalResults"] == 10 and sum(kinds.values()) == 10
     assert times[0] == since and times[-1] < since + timedelta(hours=10) and times == sorted(times)
     assert {item["Id"] for item in answer["Results"]} == {str(46_000_500 + n) for n in range(10)}
-
