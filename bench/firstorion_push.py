@@ -5,13 +5,16 @@ during the run (by one caller, a little before it expires).
     .venv/bin/python bench/firstorion_push.py --destinations 100000 --token-lifetime 30 [--database-url postgres://...]
 
 Prints one line: destinations=… received=… uncertain=… lost=… duplicates=… extra=… batches=… seconds=…
-destinations_per_s=… token_lifetime=… token_calls=… token_calls_max=… peak_rss_mb=…, and exits 1 when one of
-INVARIANTS breaks. What was pushed is counted from the simulator's own record of the numbers it received, against the
-numbers the bench created (--destinations): `received` is how many of those it got, `uncertain` how many of those it
-did not get are in batches the portal says may or may not have arrived (their answer was lost), `lost = destinations
-- received - uncertain`, `duplicates` the extra times a number was received, `extra` the numbers received that the
-bench never created. token_calls_max = ceil(seconds / (lifetime - refresh margin)) + 1, the refresh margin being
-lifetime/15 (60 s of a 15-minute token).
+destinations_per_s=… token_lifetime=… token_calls=… token_calls_max=… refused_batches=… long_values=… peak_rss_mb=…,
+and exits 1 when one of INVARIANTS breaks. What was pushed is counted from the simulator's own record of the numbers
+it received, against the numbers the bench created (--destinations): `received` is how many of those it got,
+`uncertain` how many of those it did not get are in batches the portal says may or may not have arrived (their answer
+was lost), `lost = destinations - received - uncertain`, `duplicates` the extra times a number was received, `extra`
+the numbers received that the bench never created. token_calls_max = ceil(seconds / (lifetime - refresh margin)) + 1,
+the refresh margin being lifetime/15 (60 s of a 15-minute token). From the simulator's record too: `refused_batches`,
+the batch requests it answered 401 (a token is taken as each batch leaves, after the rate limit, so none should carry
+an expired or refused token), and `long_values`, the personalised values over 20 characters it received (the push's
+default leaves those members out).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ INVARIANTS = [
     "extra == 0",
     "token_calls <= token_calls_max",
     "seconds < token_lifetime or token_calls >= 2",
+    "refused_batches == 0",
+    "long_values == 0",
 ]
 
 
@@ -140,6 +145,8 @@ def main() -> None:
         token_lifetime=f"{args.token_lifetime:g}",
         token_calls=state["token_calls"],
         token_calls_max=math.ceil(seconds / (args.token_lifetime - margin)) + 1,
+        refused_batches=state["refused_batches"],
+        long_values=state["long_values"],
         peak_rss_mb=f"{peak_rss_mb():.0f}",
     )
 
