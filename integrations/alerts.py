@@ -30,7 +30,11 @@ def site_admin_emails() -> list[str]:
 def alert(key: str, subject: str, body: str) -> bool:
     """E-mail the site admins unless the same `key` was alerted within the throttle window; never raises (an alert
     that cannot be sent is logged, and the work goes on). Returns whether an e-mail went out."""
-    if not cache.add(f"alert:{key}", True, timeout=settings.ALERT_THROTTLE_SECONDS):
+    try:
+        if not cache.add(f"alert:{key}", True, timeout=settings.ALERT_THROTTLE_SECONDS):
+            return False
+    except Exception:  # the cache (Redis) is down: no throttle, so no e-mail rather than one per call
+        logger.warning("Could not throttle the alert %r (the cache is unreachable); not sent.", subject)
         return False
     recipients = site_admin_emails()
     if not recipients:

@@ -49,7 +49,9 @@ def acquire_or_renew(holder: str, *, lease_seconds: int | None = None) -> bool:
 
 
 def release(holder: str) -> None:
-    BeatLease.objects.filter(name=LEASE, holder=holder).delete()
+    """A beat stopping cleanly lets a standby take over at once, and keeps when it last ticked: a deleted row would
+    read as "beat never ran here", and /healthz would stay 200 with no beat at all."""
+    BeatLease.objects.filter(name=LEASE, holder=holder).update(expires_at=timezone.now())
 
 
 class LeasedDatabaseScheduler(DatabaseScheduler):

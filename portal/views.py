@@ -11,6 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from integrations.alerts import alert
 from integrations.models import BeatLease, JobRun
 from portal.celery import app as celery_app
 
@@ -44,7 +45,14 @@ def beat_liveness() -> tuple[bool, dict[str, Any]]:
     if lease is None:
         return True, {"seen": False}
     age = (timezone.now() - lease.renewed_at).total_seconds()
-    return age <= SILENT_AFTER.total_seconds(), {"seen": True, "holder": lease.holder, "age_s": round(age, 1)}
+    alive = age <= SILENT_AFTER.total_seconds()
+    if not alive:  # nothing scheduled runs without beat, so the health check is what notices (throttled)
+        alert(
+            "beat-silent",
+            "No celery beat is running",
+            f"The last beat ({lease.holder}) ticked {age:.0f} s ago: no scheduled job runs until one is started.",
+        )
+    return alive, {"seen": True, "holder": lease.holder, "age_s": round(age, 1)}
 
 
 def worker_liveness() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.models import ApiToken, BeatLease, Connection, JobRun, VendorCall
-from portal.beat import acquire_or_renew
+from portal.beat import acquire_or_renew, release
 from portal.celery import app as celery_app
 from tests.factories import ConnectionFactory
 
@@ -128,3 +128,25 @@ def test_metrics_need_the_token_and_count_the_portals_records(client, connection
 def test_metrics_are_off_without_a_token(client, db, settings):
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics").status_code == 404
+
+
+def test_healthz_is_503_and_alerts_when_the_only_beat_stopped_cleanly(client, db, site_admin, mailoutbox):
+    """SIGTERM closes the scheduler, which gives its lease up: that must not read as "beat never ran here"."""
+    assert acquire_or_renew("beat-host:1")
+    release("beat-host:1")
+    assert acquire_or_renew("beat-host:2")  # a standby takes over at once
+    BeatLease.objects.update(renewed_at=timezone.now() - timedelta(minutes=3))
+    release("beat-host:2")  # ... and then it stopped cleanly too
+    silent = client.get("/healthz")
+    assert silent.status_code == 503 and silent.json()["beat"]["seen"] is True
+    assert [m.subject for m in mailoutbox] == ["[Integration Portal] No celery beat is running"]
+    assert client.get("/healthz").status_code == 503 and len(mailoutbox) == 1  # alerts are throttled
+
+
+def test_healthz_answers_503_not_500_when_beat_is_silent_and_the_cache_is_down(client, db, settings):
+    assert acquire_or_renew("beat-host:1")
+    BeatLease.objects.update(renewed_at=timezone.now() - timedelta(minutes=3))
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+    }
+    assert client.get("/healthz").status_code == 503
