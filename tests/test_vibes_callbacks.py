@@ -61,7 +61,7 @@ def member(client_a):
 
 
 def deliver(http, vibes, payload, content_type="application/json", **extra):
-    body = payload if isinstance(payload, str) else json.dumps(payload)
+    body = payload if isinstance(payload, str | bytes) else json.dumps(payload)
     return http.post(reverse("vibes-callback", args=[vibes.inbound_token]), body, content_type=content_type, **extra)
 
 
@@ -258,3 +258,98 @@ def test_two_copies_at_the_same_instant_are_applied_once(vibes, member):
     assert statuses == [200, 200]
     assert sorted(WebhookEvent.objects.values_list("status", flat=True)) == ["duplicate", "processed"]
     assert VibesListSubscription.objects.count() == 1
+
+
+# --- Every JSON type in every field, every string: a 4xx with a reason, stored, never a 500 (issue 21, finding 11) --
+
+
+def with_subscription(**changes) -> dict:
+    payload = copy.deepcopy(ADDED)
+    payload["subscription"].update(changes)
+    return payload
+
+
+def with_person(**changes) -> dict:
+    payload = copy.deepcopy(ADDED)
+    payload["subscription"]["person"].update(changes)
+    return payload
+
+
+WRONG_TYPES = {
+    "callback_type as a list": ({**ADDED, "callback_type": ["subscription_added"]}, "callback_type"),
+    "callback_type as an object": ({**ADDED, "callback_type": {"a": 1}}, "callback_type"),
+    "callback_type as a number": ({**ADDED, "callback_type": 7}, "callback_type"),
+    "event_id as a list": ({**ADDED, "event_id": ["AB"]}, "event_id"),
+    "event_id as a float": ({**ADDED, "event_id": 1.5}, "event_id"),
+    "event_date as a number": ({**ADDED, "event_date": 1487173343}, "event_date"),
+    "callback_id as an object": ({**ADDED, "callback_id": {"id": 1}}, "callback_id"),
+    "person id as a list": (with_person(id=["ABC123"]), "subscription.person.id"),
+    "external_id as an object": (with_person(external_id={"x": 1}), "subscription.person.external_id"),
+    "external_id over 100 characters": (with_person(external_id="x" * 101), "subscription.person.external_id"),
+    "mobile_phone as a list": (with_person(mobile_phone=["+12995551234"]), "subscription.person.mobile_phone"),
+    "mdn as an object": (with_person(mdn={"n": 1}), "subscription.person.mdn"),
+    "list id as an object": (
+        with_subscription(subscription_list={"id": {"a": 1}}),
+        "subscription.subscription_list.id",
+    ),
+    "acquisition_campaign as a list": (with_subscription(acquisition_campaign=[1]), "acquisition_campaign"),
+    "opt_out_reason as a list": (with_subscription(opt_out_reason=["user_opt_out"]), "opt_out_reason"),
+    "opt_out_reason over 50 characters": (with_subscription(opt_out_reason="r" * 51), "opt_out_reason"),
+    "opt_in_date as a number": (with_subscription(opt_in_date=20170115), "subscription.opt_in_date"),
+    "an impossible opt_in_date": (with_subscription(opt_in_date="2017-02-30T15:34:52Z"), "subscription.opt_in_date"),
+    "an impossible opt_out_date": (with_subscription(opt_out_date="2017-13-01T00:00:00+0000"), "opt_out_date"),
+    "opt_in_date in year 1 with an offset": (
+        with_subscription(opt_in_date="0001-01-01T00:00:00+01:00"),
+        "subscription.opt_in_date",
+    ),
+    "an impossible event_date": ({**ADDED, "event_date": "2017-02-29T15:42:23Z"}, "event_date"),
+}
+
+
+@pytest.mark.parametrize(("payload", "field"), WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
+def test_a_field_of_the_wrong_type_or_an_impossible_date_is_a_400_naming_it(client, vibes, member, payload, field):
+    response = deliver(client, vibes, payload)
+    assert response.status_code == 400 and field in response.json()["detail"]
+    event = WebhookEvent.objects.get()
+    assert event.status == "rejected" and field in event.error
+    assert not VibesListSubscription.objects.exists()
+
+
+LONE_SURROGATES = {
+    "in event_id": json.dumps({**ADDED, "event_id": "AB\ud800"}),
+    "in callback_type": json.dumps({**ADDED, "callback_type": "\ud800"}),
+    "in callback_id": json.dumps({**ADDED, "callback_id": "\udfff"}),
+    "in external_id": json.dumps(with_person(external_id="ex\ud800")),
+    "in an unused field": json.dumps({**ADDED, "note": "\ud800"}),
+    "in a key": json.dumps({**ADDED, "\ud800": 1}),
+}
+
+
+@pytest.mark.parametrize("body", LONE_SURROGATES.values(), ids=LONE_SURROGATES.keys())
+def test_a_lone_surrogate_anywhere_is_a_400_and_the_delivery_is_stored(client, vibes, member, body):
+    response = deliver(client, vibes, body)
+    assert response.status_code == 400 and "surrogate" in response.json()["detail"]
+    event = WebhookEvent.objects.get()
+    assert event.status == "rejected" and "surrogate" in event.error
+    event.body.encode("utf-8")  # storable and showable as it is stored
+
+
+def test_a_lone_surrogate_sent_as_raw_bytes_is_stored_replaced(client, vibes, member):
+    body = json.dumps({**ADDED, "event_id": "AB\ud800"}, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    response = deliver(client, vibes, body)
+    assert response.status_code == 400 and "surrogate" in response.json()["detail"]
+    event = WebhookEvent.objects.get()
+    assert event.status == "rejected" and "\ufffd" in event.body
+
+
+def test_a_nul_escape_in_any_string_is_a_400(client, vibes, member):
+    response = deliver(client, vibes, with_subscription(opt_out_reason="user\u0000opt_out"))
+    assert response.status_code == 400 and "subscription.opt_out_reason" in response.json()["detail"]
+    assert WebhookEvent.objects.get().status == "rejected"
+
+
+def test_every_field_vibes_documents_still_applies(client, vibes, member):
+    payload = with_person(mobile_phone={"mdn": "+12995551234"}, external_id=1234)
+    payload["subscription"].update(opt_out_date=None, acquisition_campaign=None)
+    assert deliver(client, vibes, payload).status_code == 200
+    assert WebhookEvent.objects.get().status == "processed"

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from integrations.attentive.flows import AttentiveEvent, Subscriber, apply_webhook_event
 from integrations.inbound import BadDelivery, Delivery, InboundHandler, Refusal, json_object
+from integrations.json_text import unstorable_string_reason
 from integrations.models import Connection, WebhookEvent
 from members.phones import is_e164
 
@@ -75,6 +76,9 @@ def parse_event(content_type: str, body: bytes) -> AttentiveEvent:
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadDelivery(f"Content-Type must be application/json, not {content_type or 'missing'}.")
     payload = json_object(body, "an Attentive event")
+    # A lone surrogate or a NUL anywhere (read by the portal or not) could not be stored nor shown: refused first.
+    if (reason := unstorable_string_reason(payload)) is not None:
+        raise BadDelivery(f"{reason}.")
     problems = Problems()
     event_type = text(payload.get("type"), "type", problems, MAX_TYPE_LENGTH, required=True)
     timestamp_ms = event_timestamp(payload.get("timestamp"), problems)

@@ -14,6 +14,7 @@ import binascii
 import hmac
 import ipaddress
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from integrations.inbound import (
     in_networks,
     json_object,
 )
+from integrations.json_text import unstorable_string_reason
 from integrations.models import Connection, WebhookEvent
 from integrations.vibes.flows import apply_subscription_callback, parse_vibes_datetime
 
@@ -89,23 +91,30 @@ def basic_auth_ok(connection: Connection, username: str | None, password: str | 
 
 # Identifiers longer than this are not Vibes' (they are stored in 100-character columns).
 MAX_ID_LENGTH = 100
+# The stored opt-out reason holds 50 characters; Vibes' own reasons (user_opt_out, …) are short words.
+MAX_REASON_LENGTH = 50
 # An event dated further ahead than this is refused: it would make every later event look older forever.
 MAX_FUTURE = timedelta(days=1)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
-    """The callback as a dict, or BadDelivery saying in words what is wrong with it (a 400 Vibes will not retry)."""
+    """The callback as a dict, or BadDelivery saying in words what is wrong with it (a 400 Vibes will not retry).
+    Every field processing reads is checked here, type, length and date, so a stored event never fails later for
+    what it carries."""
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadDelivery(f"Content-Type must be application/json, not {content_type or 'missing'}.")
     payload = json_object(body, "a Vibes callback")
+    if (reason := unstorable_string_reason(payload)) is not None:
+        raise BadDelivery(f"{reason}.")
     missing = [name for name in ("event_id", "callback_type", "event_date", "subscription") if not payload.get(name)]
     if missing:
         raise BadDelivery(f"Missing field(s): {', '.join(missing)}.")
     identifier(payload["event_id"], "event_id")
-    if payload["callback_type"] not in CALLBACK_TYPES:
+    if not isinstance(payload["callback_type"], str) or payload["callback_type"] not in CALLBACK_TYPES:
         raise BadDelivery(f"Unknown callback_type: expected one of {sorted(CALLBACK_TYPES)}.")
     check_event_date(payload["event_date"])
+    optional(payload.get("callback_id"), "callback_id", identifier)
     subscription = payload["subscription"]
     if not isinstance(subscription, dict):
         raise BadDelivery("subscription must be an object.")
@@ -113,7 +122,39 @@ def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
         if not isinstance(subscription.get(part), dict) or not subscription[part].get("id"):
             raise BadDelivery(f"Missing field: subscription.{part}.id (an object with an id).")
         identifier(subscription[part]["id"], f"subscription.{part}.id")
+    check_person(subscription["person"])
+    check_subscription_details(subscription)
     return payload
+
+
+def check_person(person: dict[str, Any]) -> None:
+    """The person's fields processing reads: external_id (matched to a member), and the mobile number, which Vibes
+    sends as `mobile_phone.mdn` or `mdn`."""
+    optional(person.get("external_id"), "subscription.person.external_id", identifier)
+    mobile_phone = person.get("mobile_phone")
+    if mobile_phone not in (None, ""):
+        if not isinstance(mobile_phone, dict):
+            raise BadDelivery("subscription.person.mobile_phone must be an object (with an mdn).")
+        optional(mobile_phone.get("mdn"), "subscription.person.mobile_phone.mdn", identifier)
+    optional(person.get("mdn"), "subscription.person.mdn", identifier)
+
+
+def check_subscription_details(subscription: dict[str, Any]) -> None:
+    """Dates, opt-out reason and acquisition campaign: optional, and when given, of the right type and size."""
+    for field in ("opt_in_date", "opt_out_date"):
+        optional(subscription.get(field), f"subscription.{field}", vibes_date)
+    optional(subscription.get("opt_out_reason"), "subscription.opt_out_reason", reason_text)
+    campaign = subscription.get("acquisition_campaign")
+    if campaign not in (None, ""):
+        if not isinstance(campaign, dict):
+            raise BadDelivery("subscription.acquisition_campaign must be an object (with an id).")
+        optional(campaign.get("id"), "subscription.acquisition_campaign.id", identifier)
+
+
+def optional(value: Any, name: str, check: Callable[[Any, str], object]) -> None:
+    """Absent (missing, null or "") is fine; anything else must pass `check`."""
+    if value is not None and value != "":
+        check(value, name)
 
 
 def identifier(value: Any, name: str) -> str:
@@ -126,15 +167,31 @@ def identifier(value: Any, name: str) -> str:
     return text
 
 
+def reason_text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_REASON_LENGTH or any(ord(ch) < 32 for ch in value):
+        raise BadDelivery(f"{name} must be a string of at most {MAX_REASON_LENGTH} printable characters.")
+    return value
+
+
 def check_event_date(value: Any) -> datetime:
+    return vibes_date(value, "event_date")
+
+
+def vibes_date(value: Any, name: str) -> datetime:
+    """A date-time as Vibes writes it, between 2000 and a day from now: an impossible date (2017-02-30) or one that
+    cannot be stored (year 1 with an offset) is refused at receipt, naming the field."""
     try:
         when = parse_vibes_datetime(value)
     except (ValueError, OverflowError):
         when = None
     if when is None:
-        raise BadDelivery("event_date is not a date-time (e.g. 2017-02-15T15:42:23Z).")
-    if not EARLIEST <= when <= timezone.now() + MAX_FUTURE:
-        raise BadDelivery("event_date is outside the accepted window (from 2000 to a day from now).")
+        raise BadDelivery(f"{name} is not a date-time (e.g. 2017-02-15T15:42:23Z).")
+    try:
+        in_window = EARLIEST <= when <= timezone.now() + MAX_FUTURE
+    except OverflowError:  # an offset that takes it past year 1 or 9999 in UTC
+        in_window = False
+    if not in_window:
+        raise BadDelivery(f"{name} is outside the accepted window (from 2000 to a day from now).")
     return when
 
 
