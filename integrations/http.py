@@ -11,16 +11,19 @@ know nothing of the ORM; the call log they write to is passed in (see integratio
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
+import functools
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
@@ -147,9 +150,69 @@ def connection_failure(exc: requests.ConnectionError) -> str:
     return type(reason or exc).__name__
 
 
-def path_segment(value: str) -> str:
-    """An id placed in a URL path, escaped: `c#d@x.com` or `a/b` stay one segment, never a fragment or a path."""
-    return quote(str(value), safe="@")
+class UnsafePathSegment(Rejected):
+    """A value that cannot be one segment of a URL path ("", "." or ".."), refused before anything is sent."""
+
+    kind = "unsafe_path_segment"
+    default_hint = "Correct the id or key: it names a record at the vendor, and '', '.' and '..' name none."
+
+
+# Segments that escaping cannot make harmless. Dot segments are not special characters, so quote() leaves them as they
+# are, and percent-encoding them (%2E%2E) is not enough: RFC 3986 lets a server decode %2E before it removes dot
+# segments, and urllib3 itself removes a literal `..` before sending (`/users/..` leaves as `/`). An empty segment
+# turns `/users/{id}` into `/users/`, the collection. So these are refused, never sent in any form.
+UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
+
+
+def path_segment(value: object, *, vendor: str = "Portal") -> str:
+    """A value placed in a URL path as exactly one segment: `c#d@x.com`, `a/b` or `../x?y=` stay one segment, never a
+    fragment, a query or another path; `.`, `..` and "" raise UnsafePathSegment (see UNSAFE_SEGMENTS).
+
+    Everything but unreserved characters is percent-encoded; `@` stays as it is: it means nothing special in a path
+    (RFC 3986 pchar) and vendors' e-mail ids are written with it."""
+    text = str(value)
+    if text in UNSAFE_SEGMENTS:
+        raise UnsafePathSegment(
+            vendor,
+            f"refused to put {text!r} into a URL path: it would name another resource than a record's",
+        )
+    return quote(text, safe="@")
+
+
+_LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
+
+
+def url_encoded_forms(value: str) -> set[str]:
+    """How a value reads once percent-encoded by anything on the way: quote (path, with and without "/" and "@"
+    escaped), quote_plus (query strings and forms, as `Redactor.url` re-encodes them), in upper- and lower-case hex."""
+    forms = {
+        quote(value, safe=""),
+        quote(value),
+        quote(value, safe="@"),
+        quote_plus(value),
+        quote_plus(value, safe="[]"),
+    }
+    return forms | {_LOWER_HEX.sub(lambda m: m.group(0).lower(), form) for form in forms}
+
+
+def base64_forms(value: str) -> set[str]:
+    """The value base64-encoded, standard and URL-safe alphabets, padded and not (a vendor echoing a credential it
+    decoded, or a JWT-style encoding). The base64 of an HTTP Basic `user:secret` pair is not one of these (it depends on
+    the user and the alignment): vendors that use Basic add that pair's encoding themselves (VibesAPI, SessionMAPI)."""
+    raw = value.encode()
+    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    return encoded | {form.rstrip("=") for form in encoded}
+
+
+@functools.lru_cache(maxsize=256)
+def secret_forms(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Every form in which these secret values may be written where a call is recorded: as they are, URL-encoded
+    and base64-encoded. Cached: the same connection's secrets are expanded once, not for every recorded text."""
+    forms: set[str] = set()
+    for value in values:
+        if value:
+            forms |= {value, *url_encoded_forms(value), *base64_forms(value)}
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 # --- Call records -------------------------------------------------------------------------------------------
@@ -191,7 +254,8 @@ class NullCallLog:
 @dataclass
 class Redactor:
     """Removes secrets from what is recorded: named headers, query parameters and JSON fields, and any
-    occurrence of a known secret value anywhere (a key in a URL path, an echo in a response body)."""
+    occurrence of a known secret value anywhere (a key in a URL path, an echo in a response body), as it is or
+    URL-encoded or base64-encoded (`secret_forms`)."""
 
     headers: frozenset[str]
     query_params: frozenset[str]
@@ -215,7 +279,8 @@ class Redactor:
         return self.text(text)[:MAX_LOGGED_BODY]
 
     def text(self, text: str) -> str:
-        return redact_text(text, self.values)
+        # Each secret also in its URL-encoded and base64 forms: a key with "+" reads "%2B" in a recorded URL.
+        return redact_text(text, secret_forms(tuple(self.values)))
 
     def _redact_json(self, value: Any) -> Any:
         if isinstance(value, dict):
@@ -481,6 +546,11 @@ class VendorAPI:
             return response.json()
         except ValueError as exc:
             raise Rejected(self.vendor, "answered with a body that is not JSON", status=response.status_code) from exc
+
+    def segment(self, value: object) -> str:
+        """`value` as one segment of a URL path (see `path_segment`); `.`, `..` and "" are refused in this vendor's
+        name. Every value an api.py puts into a path goes through here."""
+        return path_segment(value, vendor=self.vendor)
 
     def url(self, path: str) -> str:
         """The URL of a path on the connection's base URL. Only site admins decide where a connection's secrets go

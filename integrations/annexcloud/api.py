@@ -19,7 +19,7 @@ from typing import Any, Literal
 import jwt
 import requests
 
-from integrations.http import AuthError, NotFound, Rejected, VendorAPI, VendorError, path_segment
+from integrations.http import AuthError, NotFound, Rejected, VendorAPI, VendorError
 
 TOKEN_LIFETIME_SECONDS = 300
 # "For example, the action ID for manual credit or debit is 100" (Points API).
@@ -129,7 +129,7 @@ class AnnexCloudAPI(VendorAPI):
 
     def get_member(self, member_id: str) -> dict[str, Any]:
         # The id (often an e-mail) is escaped in the path; the signature covers it as it is.
-        return self.signed("GET", f"/users/{path_segment(member_id)}", identifier=member_id)
+        return self.signed("GET", f"/users/{self.segment(member_id)}", identifier=member_id)
 
     def change_points(
         self,
@@ -179,9 +179,9 @@ class AnnexCloudAPI(VendorAPI):
         return self.signed("POST", "/segment", body=segment)
 
     def get_segment(self, segment_id: str) -> dict[str, Any]:
-        return self.signed("GET", f"/segment/{segment_id}", identifier=segment_id)
+        return self.signed("GET", f"/segment/{self.segment(segment_id)}", identifier=segment_id)
 
     def update_segment(self, segment_id: str, segment: dict[str, str]) -> dict[str, Any]:
         """Update a pushed segment in place (PATCH /segment/{id}, the same body as creating it). Sending the same
         fields again leaves the segment as it was, so this PATCH may be repeated."""
-        return self.signed("PATCH", f"/segment/{segment_id}", body=segment, safe_to_repeat=True)
+        return self.signed("PATCH", f"/segment/{self.segment(segment_id)}", body=segment, safe_to_repeat=True)

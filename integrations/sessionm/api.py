@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from integrations.http import NotFound, Rejected, VendorAPI, VendorError, path_segment
+from integrations.http import NotFound, Rejected, VendorAPI, VendorError
 
 
 class ExternalIdTaken(Rejected):
@@ -132,17 +132,17 @@ class SessionMAPI(VendorAPI):
     # --- Core API: customer profiles and campaigns ----------------------------------------------------------------
 
     def _users(self, suffix: str = "") -> str:
-        return f"/priv/v1/apps/{path_segment(self.api_key)}/users{suffix}"
+        return f"/priv/v1/apps/{self.segment(self.api_key)}/users{suffix}"
 
     def create_user(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST a new profile; returns SessionM's user (with its `id`)."""
         return self._user(self.request_json("POST", self._users(), json_body=payload))
 
     def update_user(self, user_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return self._user(self.request_json("PUT", self._users(f"/{path_segment(user_id)}"), json_body=payload))
+        return self._user(self.request_json("PUT", self._users(f"/{self.segment(user_id)}"), json_body=payload))
 
     def user_by_external_id(self, external_id: str) -> dict[str, Any] | None:
-        path = f"/priv/v1/apps/{path_segment(self.api_key)}/external/users/{path_segment(external_id)}"
+        path = f"/priv/v1/apps/{self.segment(self.api_key)}/external/users/{self.segment(external_id)}"
         try:
             return self._user(self.request_json("GET", path))
         except NotFound:
@@ -151,16 +151,16 @@ class SessionMAPI(VendorAPI):
     def forget_user(self, user_id: str) -> None:
         """Remove the profile (a member deleted on request). A user SessionM no longer has is already forgotten."""
         try:
-            self.request("DELETE", self._users(f"/{path_segment(user_id)}"))
+            self.request("DELETE", self._users(f"/{self.segment(user_id)}"))
         except NotFound:
             return
 
     def campaigns(self, *, user_id: str = "", external_id: str = "") -> list[dict[str, Any]]:
         """The campaigns the user is eligible for, by SessionM user id or by the portal's external id."""
         if user_id:
-            path = self._users(f"/{path_segment(user_id)}/campaigns")
+            path = self._users(f"/{self.segment(user_id)}/campaigns")
         else:
-            path = f"/priv/v1/apps/{path_segment(self.api_key)}/external/users/{path_segment(external_id)}/campaigns"
+            path = f"/priv/v1/apps/{self.segment(self.api_key)}/external/users/{self.segment(external_id)}/campaigns"
         body = self.request_json("GET", path) or {}
         campaigns = body.get("campaigns") if isinstance(body, dict) else None
         return [c for c in campaigns or [] if isinstance(c, dict)]

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from integrations.http import NotFound, Rejected, VendorAPI, VendorError, path_segment
+from integrations.http import NotFound, Rejected, VendorAPI, VendorError
+
+# What a Vibes company key is made of. The key picks the path every person call (with the Basic credentials) goes to,
+# so anything else is refused: when entered (the connection's settings form) and again before a call, for a key
+# stored before this rule.
+COMPANY_KEY = re.compile(r"[A-Za-z0-9_-]+")
+COMPANY_KEY_RULE = "letters, digits, '_' and '-' only"
 
 
 class MdnConflict(Rejected):
@@ -36,6 +43,13 @@ class MdnTaken(MdnConflict):
     """An add whose mobile number is another person's."""
 
     default_hint = "Another Vibes person has this number: merge or fix the persons in Vibes, or correct it here."
+
+
+class BadCompanyKey(Rejected):
+    """The connection's company key is not one (see COMPANY_KEY): no call is made with it."""
+
+    kind = "bad_company_key"
+    default_hint = "A site admin corrects the Vibes company key in the connection's settings, then verifies it."
 
 
 class Unprocessable(Rejected):
@@ -84,7 +98,12 @@ class VibesAPI(VendorAPI):
         return super().error_for(response)
 
     def _persons(self, suffix: str = "") -> str:
-        return f"/companies/{self.company_key}/mobiledb/persons/{suffix}"
+        return f"/companies/{self._company_segment()}/mobiledb/persons/{suffix}"
+
+    def _company_segment(self) -> str:
+        if not COMPANY_KEY.fullmatch(self.company_key):
+            raise BadCompanyKey(self.vendor, f"the company key is not a Vibes company key ({COMPANY_KEY_RULE})")
+        return self.segment(self.company_key)
 
     def add_person(self, payload: dict[str, Any]) -> PersonResult:
         """201 created, or 200 merged into the person that already has this MDN."""
@@ -93,15 +112,15 @@ class VibesAPI(VendorAPI):
 
     def update_by_external_id(self, external_id: str, payload: dict[str, Any]) -> PersonResult:
         return self._result(
-            self.request("PUT", self._persons(f"external/{path_segment(external_id)}"), json_body=payload)
+            self.request("PUT", self._persons(f"external/{self.segment(external_id)}"), json_body=payload)
         )
 
     def update_by_person_id(self, person_id: str, payload: dict[str, Any]) -> PersonResult:
-        return self._result(self.request("PUT", self._persons(path_segment(person_id)), json_body=payload))
+        return self._result(self.request("PUT", self._persons(self.segment(person_id)), json_body=payload))
 
     def unsubscribe_person(self, person_id: str, list_id: str) -> None:
         """Vibes' "Unsubscribe Person" from one subscription list (404: no such person or subscription)."""
-        self.request("DELETE", self._persons(f"{path_segment(person_id)}/subscriptions/{path_segment(list_id)}"))
+        self.request("DELETE", self._persons(f"{self.segment(person_id)}/subscriptions/{self.segment(list_id)}"))
 
     def credentials_work(self) -> bool:
         """Update a person who cannot exist (a documented call): Vibes answers 404 "person not found" and changes
@@ -114,7 +133,7 @@ class VibesAPI(VendorAPI):
     def get_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         """The person with this external id, or None."""
         try:
-            return self.request_json("GET", self._persons(f"external/{path_segment(external_id)}"))
+            return self.request_json("GET", self._persons(f"external/{self.segment(external_id)}"))
         except NotFound:
             return None
 

@@ -4,8 +4,10 @@ import ipaddress
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 
 from integrations.vendor_spec import SecretSpec, VendorSpec
+from integrations.vibes.api import COMPANY_KEY, COMPANY_KEY_RULE
 
 PRESETS = ("vibes-us", "vibes-eu")
 
@@ -39,7 +41,16 @@ SPEC = VendorSpec(
         ),
     ),
     setting_fields={
-        "company_key": forms.CharField(help_text="Your Vibes company key."),
+        # The key is a segment of every person call's path: only a site admin sets it, and only to a key.
+        "company_key": forms.CharField(
+            max_length=100,
+            validators=[
+                RegexValidator(
+                    f"^{COMPANY_KEY.pattern}\\Z", f"A Vibes company key is made of {COMPANY_KEY_RULE}.", code="invalid"
+                )
+            ],
+            help_text="Your Vibes company key (letters, digits, _ and -). Only a site admin changes it.",
+        ),
         "callback_username": forms.CharField(
             required=False, help_text="Set it (and the callback password) to require HTTP Basic on callbacks."
         ),
@@ -51,4 +62,6 @@ SPEC = VendorSpec(
         ),
     },
     default_rate_limit=50.0,
+    # The company key picks the path the Basic credentials are sent to (see integrations/vibes/api.py).
+    site_admin_settings=("company_key",),
 )
