@@ -2,7 +2,8 @@
 
 The defaults run the portal with nothing installed: SQLite under `var/` and kombu's filesystem broker, which
 works across processes. Production sets DATABASE_URL and CELERY_BROKER_URL and must set real secrets: with
-DEBUG off the portal refuses to start on the default SECRET_KEY or without FIELD_ENCRYPTION_KEYS.
+DEBUG off the portal refuses to start on a default or weak SECRET_KEY, or without FIELD_ENCRYPTION_KEYS (or with weak
+ones).
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from pathlib import Path
 import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+
+from portal.secret_strength import (
+    GENERATE_FERNET_KEY,
+    GENERATE_SECRET_KEY,
+    fernet_key_weakness,
+    secret_key_weakness,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -33,15 +41,18 @@ FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
 
 def _refuse_unsafe_secrets() -> None:
-    """With DEBUG off the portal starts only on real secrets: a set, non-trivial SECRET_KEY and encryption keys that
-    are valid Fernet keys and not the public development key."""
-    generate = (
-        "Generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
-    )
-    if not SECRET_KEY.strip() or SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 32:
+    """With DEBUG off the portal starts only on real secrets: a set SECRET_KEY with enough entropy and encryption
+    keys that are valid Fernet keys with entropy, not the public development key. Each refusal says how to generate
+    a good value and never quotes the refused one."""
+    generate = f"Generate one with: {GENERATE_FERNET_KEY}"
+    if not SECRET_KEY.strip() or SECRET_KEY == INSECURE_SECRET_KEY:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set (or shorter than 32 characters): set the SECRET_KEY environment variable "
-            "(DEBUG is off)."
+            f"SECRET_KEY is not set: set the SECRET_KEY environment variable (DEBUG is off). "
+            f"Generate one with: {GENERATE_SECRET_KEY}"
+        )
+    if (weakness := secret_key_weakness(SECRET_KEY)) is not None:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY {weakness}: set a long random one (DEBUG is off). Generate one with: {GENERATE_SECRET_KEY}"
         )
     if not FIELD_ENCRYPTION_KEYS:
         raise ImproperlyConfigured(
@@ -59,6 +70,8 @@ def _refuse_unsafe_secrets() -> None:
             raise ImproperlyConfigured(
                 f"FIELD_ENCRYPTION_KEYS: key {position} is not a Fernet key (32 url-safe base64 bytes). {generate}"
             ) from exc
+        if (weakness := fernet_key_weakness(key)) is not None:
+            raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEYS: key {position} {weakness}. {generate}")
 
 
 if not DEBUG:

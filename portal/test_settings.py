@@ -12,7 +12,7 @@ import uuid
 
 # The suite never reads a developer's .env: it runs the same on every machine.
 os.environ.setdefault("ENV_FILE", "")
-os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-long-enough-for-the-check")
 # Two test-only Fernet keys: the first encrypts, both decrypt.
 os.environ.setdefault(
     "FIELD_ENCRYPTION_KEYS",
