@@ -15,7 +15,7 @@ from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import connections, http
+from integrations import connections, http, ratelimit
 from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.api import BadCredentials
@@ -118,6 +118,8 @@ class StatusAtTheLimit:
 
 
 def limit_for(monkeypatch, connection, during_first_wait=None) -> StatusAtTheLimit:
+    # The process's own limiter even when the suite runs with Redis (which would give a shared-window limiter).
+    monkeypatch.setattr(ratelimit, "cache_is_shared", lambda: False)
     limit = StatusAtTheLimit(connection.rate_limit_per_second, during_first_wait)
     monkeypatch.setitem(http._buckets, f"connection:{connection.pk}", limit)
     return limit
