@@ -209,6 +209,19 @@ def test_a_batch_another_runner_took_over_while_this_one_waited_is_not_sent_by_i
     assert PushBatch.objects.get(pk=first.pk).request_id == "by-the-other-runner"
 
 
+def test_a_batch_whose_token_cannot_be_had_never_leaves_and_the_push_waits(fo, content, client_a):
+    state, connection = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    connection.secrets = {"client_secret": "revoked-secret-0000"}
+    connection.save()
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "waiting" and "refused to grant a token" in push.error
+    assert list(push.batches.values_list("status", flat=True)) == ["pending"]
+    assert state.batch_calls == [] and state.token_calls == 1
+
+
 def test_numbers_are_deduplicated_and_traced_by_index(fo, content):
     state, _ = fo
     push = flows.create_push(content, numbers=["+14045550001", "(404) 555-0002", "+14045550001", "12"])
