@@ -143,11 +143,33 @@ def parse_cron(expression: str) -> dict[str, str]:
             {"cron": "A cron expression has five fields: minute hour day-of-month month day-of-week, e.g. 0 6 * * 1-5."}
         )
     fields = dict(zip(CRON_NAMES, parts, strict=True))
+    check_field_lengths(fields)
     try:
         crontab(**fields)  # celery parses each field the way beat will
     except ValueError as exc:
         raise ValidationError({"cron": f"Beat cannot read this expression: {str(exc).rstrip('.')}."}) from None
     return fields
+
+
+def cron_field_max_length(name: str) -> int:
+    """What beat's CrontabSchedule column holds for a field (PostgreSQL refuses a longer value)."""
+    return CrontabSchedule._meta.get_field(name).max_length
+
+
+# The longest expression that can fit: every field at its column's length, with the spaces between them.
+CRON_MAX_LENGTH = sum(map(cron_field_max_length, CRON_NAMES)) + len(CRON_NAMES) - 1
+
+
+def check_field_lengths(fields: dict[str, str]) -> None:
+    """Each field must fit its column; the message names the first that does not (before celery parses it)."""
+    for name, value in fields.items():
+        limit = cron_field_max_length(name)
+        if len(value) > limit:
+            label = name.replace("_", " ")
+            raise ValidationError(
+                {"cron": f"The {label} field is {len(value)} characters long; at most {limit} fit. Use ranges (1-5) "
+                         "or steps (*/2) instead of long lists."}
+            )  # fmt: skip
 
 
 def preview(choice: ScheduleChoice, *, count: int = 5) -> list[datetime]:

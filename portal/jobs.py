@@ -80,9 +80,12 @@ class ScheduleForm(forms.Form):
         label="Every … minutes",
         help_text=f"One of {', '.join(map(str, schedules.EVEN_MINUTES))}: a divisor of 60, so runs stay evenly spaced.",
     )
-    daily_at = forms.CharField(required=False, label="Daily at", help_text="HH:MM, 24-hour clock, e.g. 03:15.")
+    daily_at = forms.CharField(
+        required=False, max_length=8, label="Daily at", help_text="HH:MM, 24-hour clock, e.g. 03:15."
+    )
     cron = forms.CharField(
         required=False,
+        max_length=schedules.CRON_MAX_LENGTH,  # each field is checked against its own column too
         label="Cron expression",
         help_text="Five fields: minute hour day-of-month month day-of-week, e.g. “0 6 * * 1-5” = 06:00 on weekdays.",
     )
