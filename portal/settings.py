@@ -313,6 +313,12 @@ CELERY_TIMEZONE = "UTC"
 CONNECTION_FAILURE_THRESHOLD = env.int("CONNECTION_FAILURE_THRESHOLD", default=3)
 # Vendor call rows and job runs older than this are pruned nightly.
 RECORD_RETENTION_DAYS = env.int("RECORD_RETENTION_DAYS", default=30)
+# Retention per growing table (integrations/retention.py says which rows of each are never pruned).
+VENDOR_CALL_RETENTION_DAYS = env.int("VENDOR_CALL_RETENTION_DAYS", default=RECORD_RETENTION_DAYS)
+JOB_RUN_RETENTION_DAYS = env.int("JOB_RUN_RETENTION_DAYS", default=RECORD_RETENTION_DAYS)
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
+OUTBOUND_MESSAGE_RETENTION_DAYS = env.int("OUTBOUND_MESSAGE_RETENTION_DAYS", default=90)
+LOYALTY_EVENT_RETENTION_DAYS = env.int("LOYALTY_EVENT_RETENTION_DAYS", default=30)
 # First delay (seconds) of the exponential backoff between retries of a vendor call; tests set it near zero.
 VENDOR_RETRY_BACKOFF_SECONDS = env.float("VENDOR_RETRY_BACKOFF_SECONDS", default=0.5)
 # The message job's time budget per connection per run (it runs every minute); what is left waits for the next run.
