@@ -2,7 +2,9 @@
 removed afterwards, so the machine's shared services are never stopped): two workers and two beats send N
 loyalty SMS through the Attentive simulator while the drill kills a worker's pool child and then a worker's main
 process (SIGKILL, each while messages are provably in flight), stops the broker, stops the database, and the
-simulator loses the answer of every n-th message it accepts, for the whole run.
+simulator loses the answer of every n-th message it accepts, for the whole run. Vibes keeps delivering callbacks
+through both outages (and resends what was not accepted, as Vibes does); at the end both beats are stopped cleanly
+and the drill times how long /healthz takes to say so.
 
     .venv/bin/python bench/fault_drill.py --messages 2000 --outage 20 --rate-limit 30
 
@@ -13,7 +15,8 @@ portal believes (sent, uncertain), which is checked against them.
 
 Prints one line — expected=… received=… missed=… extra=… duplicates=… uncertain=… lost=… sent_not_received=…
 lost_answers=… unflagged_lost_answers=… interrupted_runs=… seconds_to_resume=… max_rate_over_limit=…
-beats_active_max=… broker_down_s=… database_down_s=… — and exits 1 when one of INVARIANTS breaks. `lost` counts
+beats_active_max=… broker_down_s=… database_down_s=… callback_5xx_while_stored=… callbacks_2xx_not_stored=…
+beat_stop_detected_s=… — and exits 1 when one of INVARIANTS breaks. `lost` counts
 input messages the simulator never received that the portal does not show as uncertain either;
 `max_rate_over_limit` the most calls a rate limiter of the portal let go within one second, over its rate
 (`simulator_busiest_second`, printed beside it, counts arrivals, which a loaded machine bunches). `--no-kill` and
@@ -32,7 +35,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -45,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, bench_django, free_port, print_result, process, wait_until_serving
 
 SMOKE_ARGS = [
-    "--messages", "150", "--rate-limit", "10", "--outage", "3", "--lose-answer-every", "20", "--run-seconds", "8"
+    "--messages", "150", "--rate-limit", "10", "--outage", "3", "--lose-answer-every", "20", "--run-seconds", "8",
+    "--beat-silent", "10",
 ]  # fmt: skip
 INVARIANTS = [
     # Nothing lost, nothing twice, nothing invented — counted at the simulator against the input.
@@ -71,12 +77,23 @@ INVARIANTS = [
     "unsent_at_outages >= 1",
     # After each kill the simulator received messages again within a run's claim lease.
     "seconds_to_resume <= run_seconds + 10",
+    # Vibes callbacks posted while Redis, then PostgreSQL, were down: a stored one is never answered 5xx, one answered
+    # 2xx is always stored, one not stored is answered 503 with Retry-After and stored when the vendor resends it.
+    "callbacks_in_redis_outage >= 1",
+    "callbacks_in_database_outage >= 1",
+    "callback_5xx_while_stored == 0",
+    "callbacks_2xx_not_stored == 0",
+    "callbacks_503_without_retry_after == 0",
+    "callbacks_never_stored == 0",
+    # Both beats stopped cleanly (SIGTERM): /healthz said so within two silent intervals.
+    "beat_stop_detected_s <= 2 * beat_silent_s",
 ]
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/usr/bin"))
 DISPATCH = "members.dispatch_loyalty_messages"
 # The simulator's answer when it accepted the message but lost the answer on purpose.
 LOST_ANSWER = 504
 POLL_SECONDS = 0.2
+CALLBACK_SENDERS = 3
 STARTED = time.monotonic()
 
 
@@ -273,6 +290,17 @@ def seed(messages: int, rate_limit: float) -> list[str]:
     return phones
 
 
+def vibes_callback_token() -> str:
+    """A Vibes connection of the drill's client, receiving callbacks (no allow-list, no Basic credentials)."""
+    from integrations.models import Client, Connection
+
+    connection = Connection.objects.create(
+        client=Client.objects.get(slug="drill"), vendor="vibes", environment="sandbox", status="active",
+        secrets={}, settings={"company_key": "drill"},
+    )  # fmt: skip
+    return str(connection.inbound_token)
+
+
 def add_events() -> None:
     """One loyalty event per member: the input, given once every process is up and the simulator is set."""
     from members.models import LoyaltyEvent, Member
@@ -336,6 +364,8 @@ class Drill:
     kills: list[Kill] = field(default_factory=list)
     down_seconds: dict[str, float] = field(default_factory=dict)
     unsent_at_outages: list[int] = field(default_factory=list)
+    callbacks: list[CallbackPhase] = field(default_factory=list)
+    beat_stop_detected_s: float = math.inf
 
 
 def busy_pool_child(worker: CeleryProcess, killed: list[Kill]) -> tuple[int, list[int], int] | None:
@@ -371,6 +401,26 @@ def kill_main(worker: CeleryProcess, hostname: str, killed: list[Kill], seconds:
     return Kill("main", killed_at, runs, in_flight)
 
 
+def beats_stopped_cleanly(celery_processes: list[CeleryProcess], web: int, silent_s: float) -> float:
+    """SIGTERM every beat (each gives its lease up as it stops) and time until /healthz answers 503."""
+    stopped = time.monotonic()
+    for beat in (celery for celery in celery_processes if celery.name.startswith("beat")):
+        beat.child.terminate()
+        beat.child.wait(30)
+    wait_for(lambda: healthz_status(web) == 503, 2 * silent_s + 60, "/healthz to notice that no beat runs")
+    return time.monotonic() - stopped
+
+
+def healthz_status(web: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web}/healthz", timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
 def outage(name: str, stop: Callable[[], None], start: Callable[[], None], port: int, seconds: float) -> float:
     """Stop a service for `seconds`; returns how long its port refused connections without a break, measured."""
     stop()
@@ -381,6 +431,89 @@ def outage(name: str, stop: Callable[[], None], start: Callable[[], None], port:
     down = time.monotonic() - down_since
     start()
     return down
+
+
+@dataclass
+class CallbackPhase:
+    """Vibes callbacks posted to the web while a service is down: {event id: [(callback id, HTTP status,
+    Retry-After), …]}, one entry per try. Each try has a callback id of its own (the portal keeps it on the row it
+    stores, duplicates included), so what each single request was answered can be checked against what it stored."""
+
+    name: str
+    web: int
+    token: str
+    answers: dict[str, list[tuple[str, int, str]]] = field(default_factory=dict)
+    during_outage: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def post(self, event_id: str) -> tuple[int, str]:
+        callback_id = f"{event_id}#{len(self.answers.get(event_id, []))}"
+        body = json.dumps(vibes_callback(event_id, callback_id)).encode()
+        url = f"http://127.0.0.1:{self.web}/api/webhooks/vibes/{self.token}/"
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local only
+                answer = (response.status, response.headers.get("Retry-After", ""))
+        except urllib.error.HTTPError as error:
+            answer = (error.code, error.headers.get("Retry-After", ""))
+        except OSError:
+            answer = (0, "")  # no answer at all
+        self.answers.setdefault(event_id, []).append((callback_id, *answer))
+        return answer
+
+    def while_down(self, sender: int, port: int, stop: threading.Event) -> None:
+        """Post a callback every 50 ms until `stop`, counting those posted while `port` refused connections."""
+        n = 0
+        while not stop.is_set():
+            down = not port_open(port)
+            self.post(f"{self.name}-{sender}-{n}")
+            with self.lock:
+                self.during_outage += down
+            n += 1
+            time.sleep(0.05)
+
+    def resend_refused(self, seconds: float = 60) -> None:
+        """What a vendor that retries does: send again each callback not answered 2xx, until it is."""
+        deadline = time.monotonic() + seconds
+        for event_id, answers in self.answers.items():
+            while answers[-1][1] // 100 != 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                self.post(event_id)
+
+
+def vibes_callback(event_id: str, callback_id: str) -> dict[str, Any]:
+    """Vibes' documented subscription_added callback, for a person the portal does not know."""
+    return {
+        "callback_id": callback_id,
+        "event_id": event_id,
+        "callback_type": "subscription_added",
+        "event_type": "subscription_added",
+        "event_date": "2017-02-15T15:42:23Z",
+        "subscription": {
+            "person": {"id": f"P-{event_id}", "external_id": f"x-{event_id}"},
+            "subscription_list": {"id": "1234"},
+            "opt_in_date": "2017-01-15T15:34:52Z",
+        },
+    }
+
+
+def outage_with_callbacks(
+    name: str, service: PrivatePostgres | PrivateRedis, port: int, seconds: float, phase: CallbackPhase
+) -> float:
+    """The outage of one service while Vibes keeps delivering callbacks, from a few senders at once (a request that
+    was publishing as the broker went away waits for it: the others go on)."""
+    stop = threading.Event()
+    senders = [
+        threading.Thread(target=phase.while_down, args=(n, port, stop), daemon=True) for n in range(CALLBACK_SENDERS)
+    ]
+    for sender in senders:
+        sender.start()
+    try:
+        return outage(name, service.stop, service.start, port, seconds)
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(60)
 
 
 def unsent(port: int, expected: int) -> int:
@@ -422,17 +555,24 @@ def drill(
             say(f"killed the main process of worker a: {done.kills[-1]}")
             celery_processes.append(stack.enter_context(celery_process("worker-a", worker_args("drill-a@%h"), env)))
         done.unsent_at_outages.append(unsent(web, args.messages))
-        done.down_seconds["broker"] = outage("redis", redis.stop, redis.start, redis.port, args.outage)
+        token = vibes_callback_token()
+        done.callbacks = [CallbackPhase("redis", web, token), CallbackPhase("database", web, token)]
+        done.down_seconds["broker"] = outage_with_callbacks("redis", redis, redis.port, args.outage, done.callbacks[0])
         broker_back = time.time()
         say("the broker is back")
         wait_for(lambda: received_after(web, broker_back), 120, "sending to resume after the broker outage")
         done.unsent_at_outages.append(unsent(web, args.messages))
         say("sending resumed; stopping the database")
-        done.down_seconds["database"] = outage("postgres", postgres.stop, postgres.start, postgres.port, args.outage)
-        say("the database is back")
+        done.down_seconds["database"] = outage_with_callbacks(
+            "postgres", postgres, postgres.port, args.outage, done.callbacks[1]
+        )
+        say("the database is back; Vibes resends what was not accepted")
+        for phase in done.callbacks:
+            phase.resend_refused()
         patience = max(300.0, args.messages / args.rate_limit * 3)
         wait_for(lambda: reading_database(settled), patience, "every message to be settled")
-        say("every message settled")
+        say("every message settled; stopping both beats cleanly")
+        done.beat_stop_detected_s = beats_stopped_cleanly(celery_processes, web, args.beat_silent)
         for celery in celery_processes:  # all at once: each may take seconds to stop
             celery.child.terminate()
     return done
@@ -531,6 +671,28 @@ def kill_figures(kills: list[Kill], answers: list[dict[str, Any]]) -> dict[str, 
     }
 
 
+def callback_figures(phases: list[CallbackPhase]) -> dict[str, Any]:
+    """What each request was answered against what the portal stored for it (its WebhookEvent rows)."""
+    from integrations.models import WebhookEvent
+
+    events = {event_id: tries for phase in phases for event_id, tries in phase.answers.items()}
+    tries = [attempt for attempts in events.values() for attempt in attempts]
+    rows = WebhookEvent.objects.filter(delivery_id__in=[t[0] for t in tries])
+    stored = set(rows.values_list("delivery_id", flat=True))
+    during = {phase.name: phase.during_outage for phase in phases}
+    return {
+        "callbacks_posted": len(events),
+        "callbacks_in_redis_outage": during.get("redis", 0),
+        "callbacks_in_database_outage": during.get("database", 0),
+        "callback_tries": len(tries),
+        "callback_503": sum(status == 503 for _, status, _ in tries),
+        "callback_5xx_while_stored": sum(status // 100 != 2 and cid in stored for cid, status, _ in tries),
+        "callbacks_2xx_not_stored": sum(status // 100 == 2 and cid not in stored for cid, status, _ in tries),
+        "callbacks_503_without_retry_after": sum(status == 503 and not retry_after for _, status, retry_after in tries),
+        "callbacks_never_stored": sum(not any(t[0] in stored for t in attempts) for attempts in events.values()),
+    }
+
+
 def results(args: argparse.Namespace, phones: list[str], web: int, done: Drill, scratch: Path) -> dict[str, Any]:
     state, answers = simulator(web), simulator_answers(web)
     received = state["messages_by_phone"]
@@ -559,6 +721,8 @@ def results(args: argparse.Namespace, phones: list[str], web: int, done: Drill, 
         "outage_s": f"{args.outage:g}",
         "run_seconds": args.run_seconds,
     }
+    figures.update(callback_figures(done.callbacks), beat_silent_s=f"{args.beat_silent:g}")
+    figures["beat_stop_detected_s"] = f"{done.beat_stop_detected_s:.1f}"
     beats = sorted(scratch.glob("beat-*.record"))
     if len(beats) == 2:  # both beats kept a record; otherwise the figure is missing and its invariant breaks
         figures["beats_active_max"] = beats_active_max(beats, lease_seconds=float(args.beat_lease))
@@ -573,6 +737,7 @@ def main() -> None:
     parser.add_argument("--lose-answer-every", type=int, default=50, help="the simulator loses every n-th answer")
     parser.add_argument("--run-seconds", type=int, default=20, help="the message job's time budget (a claim lease)")
     parser.add_argument("--beat-lease", type=int, default=10, help="seconds after which a standby beat takes over")
+    parser.add_argument("--beat-silent", type=int, default=120, help="/healthz's HEALTH_SILENT_SECONDS")
     parser.add_argument("--no-kill", action="store_true", help="kill nothing (the drill must then fail)")
     parser.add_argument("--no-lost-answers", action="store_true", help="lose no answer (the drill must then fail)")
     args = parser.parse_args()
@@ -587,6 +752,7 @@ def main() -> None:
             "MESSAGE_RUN_SECONDS": str(args.run_seconds),
             "MESSAGE_ATTEMPT_LEASE_SECONDS": "10",
             "BEAT_LEASE_SECONDS": str(args.beat_lease),
+            "HEALTH_SILENT_SECONDS": str(args.beat_silent),
             "DRILL_DIR": scratch,
         }
         say("PostgreSQL and Redis are up")

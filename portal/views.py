@@ -15,9 +15,11 @@ from integrations.alerts import alert
 from integrations.models import BeatLease, JobRun
 from portal.celery import app as celery_app
 
-# Beat renews its lease every few seconds and the portal's most frequent schedules run every minute: silence for
-# two of those intervals means beat (or every worker) is gone.
-SILENT_AFTER = timedelta(minutes=2)
+
+def silent_after() -> timedelta:
+    """Beat renews its lease every few seconds and the portal's most frequent schedules run every minute: silence
+    for two of those intervals (HEALTH_SILENT_SECONDS) means beat is gone."""
+    return timedelta(seconds=settings.HEALTH_SILENT_SECONDS)
 
 
 def database_reachable() -> tuple[bool, str]:
@@ -39,13 +41,13 @@ def broker_reachable() -> tuple[bool, str]:
 
 
 def beat_liveness() -> tuple[bool, dict[str, Any]]:
-    """Beat's lease (portal/beat.py) is renewed on every tick; a lease older than SILENT_AFTER is a dead beat. No
-    lease at all means beat has not run against this database yet (reported, not failed)."""
+    """Beat's lease (portal/beat.py) is renewed on every tick; one not renewed for HEALTH_SILENT_SECONDS is a dead
+    beat. No lease at all means beat has not run against this database yet (reported, not failed)."""
     lease = BeatLease.objects.filter(name="celery-beat").first()
     if lease is None:
         return True, {"seen": False}
     age = (timezone.now() - lease.renewed_at).total_seconds()
-    alive = age <= SILENT_AFTER.total_seconds()
+    alive = age <= silent_after().total_seconds()
     if not alive:  # nothing scheduled runs without beat, so the health check is what notices (throttled)
         alert(
             "beat-silent",
