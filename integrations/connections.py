@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from integrations.alerts import alert
 from integrations.http import AuthError, CallRecord, VendorAPI, VendorError
+from integrations.inbound import Refusal
 from integrations.models import Client, Connection, VendorCall
 from integrations.outcome import NotReady, Outcome
 from integrations.queue import enqueue
@@ -264,6 +265,43 @@ class ConnectionDisabled(Exception):
     """A disabled connection makes no calls until an admin returns it to draft and verifies it."""
 
 
+class SecretsUnreadable(VendorError):
+    """The connection's secrets are sealed with a key FIELD_ENCRYPTION_KEYS no longer holds, so they read as blank:
+    no call is made (it would go out with empty credentials). A VendorError that is not a refusal, so every flow
+    keeps its work waiting (deferred, pending) with this message, and tries again once the secrets are back."""
+
+    kind = "secrets_unreadable"
+    counts_against_connection = False  # no call was made; the connection is marked failing directly, with this reason
+    default_hint = (
+        "A site admin enters the connection's secrets again, or adds the key that sealed them back to "
+        "FIELD_ENCRYPTION_KEYS (after the current one) and runs `manage.py rotate_encryption_keys`."
+    )
+
+
+def unreadable_secrets_message(connection: Connection) -> str:
+    """Why the connection's secrets cannot be used, naming the key id that sealed them (a hash, not the key)."""
+    key_id = getattr(connection.secrets, "key_id", "")
+    sealed_with = f" (sealed with key {key_id}, which FIELD_ENCRYPTION_KEYS no longer holds)" if key_id else ""
+    return f"The secrets of {connection} cannot be decrypted{sealed_with}; no call was made."
+
+
+def secrets_unreadable_refusal(connection: Connection) -> Refusal:
+    """A callback whose check needs a secret that cannot be decrypted is not judged now: a 503 makes the vendor send
+    it again later (a 401 or 403 would be final), by when the secrets may be back."""
+    retry_after = {"Retry-After": str(settings.WEBHOOK_RETRY_AFTER_SECONDS)}
+    return Refusal(503, f"{unreadable_secrets_message(connection)} Send it again later.", retry_after)
+
+
+def refuse_unreadable_secrets(connection: Connection) -> None:
+    """Raise SecretsUnreadable (and mark an active connection failing with the reason, which alerts the site admins
+    once) when the connection's secrets cannot be decrypted."""
+    if not connection.secrets_unreadable:
+        return
+    error = SecretsUnreadable(connection.vendor, unreadable_secrets_message(connection))
+    mark_failing(connection, error.for_admin)
+    raise error
+
+
 def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
     """A vendor API object configured from a connection: its URL, its secrets (for redaction too), its rate
     limits (shared by every process through the cache, see integrations/ratelimit.py), and a call log into
@@ -273,6 +311,7 @@ def api_for(connection: Connection, api_class: type[API], **kwargs: Any) -> API:
         raise ConnectionDisabled(
             f"{connection} is disabled: return it to draft in the admin and verify it to use it again."
         )
+    refuse_unreadable_secrets(connection)
     key = f"connection:{connection.pk}"
     defaults: dict[str, Any] = {
         "secret_values": [str(v) for v in connection.secrets.values() if v],

@@ -77,6 +77,12 @@ class UnreadableSecrets(dict):
         super().__init__()
         self.sealed = sealed
 
+    @property
+    def key_id(self) -> str:
+        """The id of the key that sealed it (a short hash, not the key): which key to add back."""
+        kid, _, _ = self.sealed.removeprefix(PREFIX).partition(":")
+        return kid if self.sealed.startswith(PREFIX) else ""
+
 
 class EncryptedJSONField(models.TextField):
     """A JSON object of secrets, encrypted as a whole. Not searchable: look rows up by other fields."""

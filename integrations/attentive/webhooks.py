@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from integrations.attentive.flows import AttentiveEvent, Subscriber, apply_webhook_event
+from integrations.connections import secrets_unreadable_refusal
 from integrations.inbound import BadDelivery, Delivery, InboundHandler, Refusal, json_object
 from integrations.json_text import unstorable_string_reason
 from integrations.models import Connection, WebhookEvent
@@ -171,6 +172,8 @@ class AttentiveWebhooks(InboundHandler):
 
     def refusal(self, connection: Connection, request: HttpRequest) -> Refusal | None:
         """Only a body signed with the connection's signing key gets in; nothing is stored for one that is not."""
+        if connection.secrets_unreadable:
+            return secrets_unreadable_refusal(connection)  # a 503: Attentive sends it again later
         signing_key = connection.secret("webhook_signing_key")
         if not signing_key:
             return Refusal(

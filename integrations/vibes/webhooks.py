@@ -21,6 +21,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
+from integrations.connections import secrets_unreadable_refusal
 from integrations.inbound import (
     BadDelivery,
     Delivery,
@@ -208,6 +209,10 @@ class VibesCallbacks(InboundHandler):
         remote_addr = client_address(request)
         if not address_allowed(connection, remote_addr):
             return Refusal(403, f"{remote_addr} may not deliver callbacks here.")
+        if connection.settings.get("callback_username") and connection.secrets_unreadable:
+            # Read as blank, the password would let in anyone sending an empty one; a 503 makes Vibes send the
+            # callback again later (a 401 would be final), by when the secrets may be back.
+            return secrets_unreadable_refusal(connection)
         if not basic_auth_ok(connection, *basic_credentials(request)):
             return Refusal(
                 401, "Invalid or missing HTTP Basic credentials.", {"WWW-Authenticate": 'Basic realm="vibes-callbacks"'}
