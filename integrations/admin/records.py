@@ -16,10 +16,13 @@ from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOn
 from integrations.models import JobRun, VendorCall, WebhookEvent
 from integrations.queue import task_named
 from integrations.tenancy import is_site_admin
+from portal.admin_paging import LargeTablePaginator
 
 
 @admin.register(VendorCall)
 class VendorCallAdmin(ReadOnlyAdmin):
+    paginator = LargeTablePaginator  # never counts the whole table (issue 22)
+    show_full_result_count = False
     client_path = "connection__client"
     # Status, error and latency first: what someone scanning calls looks for; the URL is clipped (whole on hover).
     list_display = [
@@ -53,6 +56,8 @@ class VendorCallAdmin(ReadOnlyAdmin):
 
 @admin.register(JobRun)
 class JobRunAdmin(ReadOnlyAdmin):
+    paginator = LargeTablePaginator  # never counts the whole table (issue 22)
+    show_full_result_count = False
     list_display = ["job_name", "outcome", "client", "started_at", "finished_at", "counts"]
     list_filter = ["outcome", "job", ClientFilter]
     list_select_related = ["client"]
@@ -97,6 +102,8 @@ class JobRunAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
+    paginator = LargeTablePaginator  # never counts the whole table (issue 22)
+    show_full_result_count = False
     client_path = "connection__client"
     list_display = ["received_at", "status", "outcome", "connection", "event_type", "event_id"]
     list_filter = [ConnectionClientFilter, "connection__vendor", "event_type", "status"]

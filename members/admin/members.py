@@ -32,6 +32,7 @@ from members.models import (
     annex_cloud_id_taken,
 )
 from members.phones import InvalidPhone, to_e164
+from portal.admin_paging import LargeTablePaginator
 
 
 class MemberForm(forms.ModelForm):
@@ -97,6 +98,8 @@ class SubscriptionInline(admin.TabularInline):
 
 @admin.register(Member)
 class MemberAdmin(ClientScopedAdmin):
+    paginator = LargeTablePaginator  # never counts the whole table (issue 22)
+    show_full_result_count = False
     form = MemberForm
     list_display = [
         "__str__", "client", "phone", "opted_in", "loyalty_opted_in", "vendor_chips", "status", "tier", "points",
@@ -229,6 +232,8 @@ class MemberAdmin(ClientScopedAdmin):
 
 @admin.register(LoyaltyEvent)
 class LoyaltyEventAdmin(ClientScopedAdmin):
+    paginator = LargeTablePaginator  # never counts the whole table (issue 22)
+    show_full_result_count = False
     list_display = ["occurred_at", "client", "member", "event_type", "external_id", "messages_planned_at"]
     list_filter = [ClientFilter, "event_type"]
     search_fields = ["external_id", "member__email", "member__phone"]

@@ -19,6 +19,7 @@ from integrations.admin.base import ClientFilter, ClientScopedAdmin, clipped
 from integrations.models import Connection
 from integrations.vendors import MESSAGE_VENDORS
 from members.models import PLACEHOLDERS, MessageTemplate, OutboundMessage, cannot_send_sms
+from portal.admin_paging import LargeTablePaginator
 
 
 class MessageTemplateForm(forms.ModelForm):
@@ -101,6 +102,8 @@ def message_state(message: OutboundMessage) -> str:
 
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ClientScopedAdmin):
+    paginator = LargeTablePaginator  # never counts the whole table (issue 22)
+    show_full_result_count = False
     client_path = "member__client"
     list_display = ["created_at", "short_state", "member_name", "to", "short_body", "sent_at"]
     list_filter = [HeldFilter, "status", "template__event_type"]
