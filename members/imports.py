@@ -57,6 +57,9 @@ TRUE_WORDS = {"1", "true", "yes", "y", "on"}
 MAX_REPORTED_ERRORS = 200
 # Rows per transaction of a background import: its unit of progress and of what a killed run has to redo.
 BATCH_ROWS = 500
+# A background import stores the first this many lines not imported (its error report); the rest are only counted
+# (`failed`), so one file of 100,000 bad lines does not write 100,000 rows.
+MAX_STORED_ERRORS = 1_000
 # No member row comes near this; a longer line is a file that is not a member CSV (and is never read whole).
 MAX_LINE_BYTES = 64 * 1024
 # Member.points is a 32-bit signed integer column on every database.
@@ -475,7 +478,8 @@ def import_batch(member_import: MemberImport, columns: list[str], batch: list[Re
             return False
         import_batch_rows(member_import.client, columns, batch, report)
         MemberImportError.objects.bulk_create(
-            MemberImportError(member_import=member_import, line=line, reason=reason) for line, reason in report.errors
+            MemberImportError(member_import=member_import, line=line, reason=reason)
+            for line, reason in errors_to_store(report, stored_before=min(member_import.failed, MAX_STORED_ERRORS))
         )
         member_import.created += report.created
         member_import.updated += report.updated
@@ -483,6 +487,14 @@ def import_batch(member_import: MemberImport, columns: list[str], batch: list[Re
         member_import.offset, member_import.line = batch[-1].next_offset, batch[-1].next_line
         member_import.save(update_fields=["created", "updated", "failed", "offset", "line"])
     return True
+
+
+def errors_to_store(report: ImportReport, *, stored_before: int) -> list[tuple[int, str]]:
+    """The batch's errors that still fit under MAX_STORED_ERRORS, first lines first (a batch reports its invalid
+    rows before those refused on saving). Every earlier failure up to the cap was stored, so `failed` tells how many
+    are stored already."""
+    room = max(0, MAX_STORED_ERRORS - stored_before)
+    return sorted(report.errors)[:room]
 
 
 def finish(member_import: MemberImport) -> None:
@@ -497,4 +509,14 @@ def error_report(member_import: MemberImport) -> Iterator[bytes]:
     """The lines not imported as CSV (line, reason), in the export's dialect: reasons quote the file's text, so
     they are neutralised as an export's cells are."""
     errors = member_import.errors.order_by("line").values_list("line", "reason").iterator(chunk_size=2000)
-    return csv_chunks(chain([("line", "reason")], ((line, neutralise(reason)) for line, reason in errors)))
+    rows = chain([("line", "reason")], ((line, neutralise(reason)) for line, reason in errors))
+    return csv_chunks(chain(rows, errors_not_kept(member_import)))
+
+
+def errors_not_kept(member_import: MemberImport) -> list[tuple[str, str]]:
+    """The report's last row when lines failed beyond those stored: how many, so the report does not read as all."""
+    kept = member_import.errors.count()
+    if member_import.failed <= kept:
+        return []
+    more = member_import.failed - kept
+    return [("", f"… and {more:,} more lines not imported (only the first {MAX_STORED_ERRORS:,} are kept)")]
