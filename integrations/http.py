@@ -479,13 +479,16 @@ class VendorAPI:
         safe_to_repeat: bool | None = None,
         rate_limit_key: str | None = None,
         before_send: Callable[[requests.PreparedRequest], None] | None = None,
+        not_acted_on: Callable[[], None] | None = None,
     ) -> requests.Response:
         """Send one logical call, retrying where that is safe. `safe_to_repeat` defaults to whether the method is
         idempotent; a POST that the vendor deduplicates (an idempotency key) may pass True.
 
         `before_send` runs once the rate limit has let an attempt go, just before it leaves: the moment to take a
         short-lived token or to record that the call is leaving, so that nothing waits between that record and the
-        call itself. Whatever it raises stops the call before anything is sent."""
+        call itself. Whatever it raises stops the call before anything is sent. `not_acted_on` runs when an attempt
+        is known not to have been acted on (a 429, a 503, no connection) and the call waits to try again: the
+        moment to undo that record, so that a process killed during the wait leaves nothing uncertain."""
         method = method.upper()
         repeatable = method in IDEMPOTENT_METHODS if safe_to_repeat is None else safe_to_repeat
         url = self.url(path)
@@ -513,6 +516,8 @@ class VendorAPI:
             delay = self._delay_before_retry(error, attempt)
             if delay is None:
                 break
+            if not_acted_on is not None and not error.uncertain:
+                not_acted_on()
             self.retry.sleep(delay)
         assert error is not None
         self.call_log.failed(error)

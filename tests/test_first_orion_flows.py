@@ -145,6 +145,21 @@ def test_a_batch_waiting_for_the_rate_limit_is_not_sending_even_when_its_first_t
     assert all("sending" not in statuses for statuses in limit.seen), limit.seen
 
 
+def test_a_batch_answered_503_is_pending_while_its_retry_waits(fo, content, client_a, monkeypatch):
+    """First Orion did not act on a 503: while the HTTP layer waits to send it again (backoff, then the limit), the
+    batch is not `sending`, so a worker killed then leaves nothing uncertain."""
+    state, connection = fo
+    member(client_a, 1)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "503", 1
+    limit = limit_for(monkeypatch, connection)
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert push.status == "sent" and state.batches == 1
+    assert len(limit.seen) >= 2  # the first attempt's wait and the retry's
+    assert all("sending" not in statuses for statuses in limit.seen), limit.seen
+
+
 class Killed(BaseException):
     """The worker dies (not an exception any code catches)."""
 

@@ -244,12 +244,14 @@ class FirstOrionAPI(VendorAPI):
         body: dict[str, Any],
         *,
         leaving: Callable[[], None] | None = None,
+        not_acted_on: Callable[[], None] | None = None,
     ) -> BatchAnswer:
         """Push one batch. Not safe to repeat: a lost answer raises an error with `uncertain` set.
 
         `token` is a token, or how to take one as the request leaves: once the rate limit has let it go, so the
         token is the one current then, not one refused while the call waited. `leaving` then records that the
-        batch is on its way (it raises to stop the call); the order is slot, token, record, send."""
+        batch is on its way (it raises to stop the call); the order is slot, token, record, send. `not_acted_on`
+        undoes that record while a 429 or a 503 waits to be tried again."""
         take_token = token if callable(token) else lambda: token
 
         def before_send(prepared: requests.PreparedRequest) -> None:
@@ -267,5 +269,6 @@ class FirstOrionAPI(VendorAPI):
             headers={"Content-Type": "application/json"},
             safe_to_repeat=False,
             before_send=before_send,
+            not_acted_on=not_acted_on,
         )
         return BatchAnswer(str((answer or {}).get("requestId") or ""))

@@ -278,14 +278,15 @@ def push_one_batch(source: TokenSource, push: Push, batch: PushBatch, flight: Ba
     content = push.program_content
 
     def call(take_token: Callable[[], str]) -> BatchAnswer:
-        def token() -> str:
-            # A retry inside the HTTP layer follows a 429 or 503, which First Orion did not act on: the batch is
-            # not in flight while a token is taken (a token call that fails then leaves it pending, not uncertain).
-            flight.landed()
-            return take_token()
-
+        # A retry inside the HTTP layer follows a 429 or 503, which First Orion did not act on: the batch is back to
+        # pending while the call waits to try again, so neither a kill during the wait nor a token call that fails
+        # then leaves it uncertain.
         return source.api.push_batch(
-            token, content.program_content_uuid, body_for(content, push, batch), leaving=flight.leaving
+            take_token,
+            content.program_content_uuid,
+            body_for(content, push, batch),
+            leaving=flight.leaving,
+            not_acted_on=flight.landed,
         )
 
     return source.with_token_as_it_leaves(call, refused=flight.landed)
