@@ -67,8 +67,10 @@ class Review(models.Model):
 
 
 class PullState(models.Model):
-    """Where a Bazaarvoice connection's pull stands. The cursor is the LastModeratedTime from which the next run
-    reads: it moves only after the reviews before it are recorded, and never past the start of the client's today."""
+    """Where a Bazaarvoice connection's pull stands. The cursor is the LastModeratedTime up to which reviews are
+    recorded: the next run reads from the look-back behind it. It moves forward only after the reviews before it are
+    recorded, never past where "not today" ends (the earlier of the client's and UTC midnight), and back only by a
+    site admin's "Re-read from…"."""
 
     connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="bazaarvoice_pull")
     cursor = models.DateTimeField(null=True, blank=True)
