@@ -36,6 +36,7 @@ from integrations.models import Connection
 from integrations.vendors import MESSAGE_VENDORS, VENDORS
 from members.models import (
     LoyaltyEvent,
+    Member,
     MessageTemplate,
     OutboundMessage,
     cannot_send_sms,
@@ -166,14 +167,21 @@ def plan_message(event: LoyaltyEvent, template: MessageTemplate) -> OutboundMess
         to=event.member.phone,
         body=rendering.body,
     )
-    if reason := skip_reason(template, rendering):
+    if reason := skip_reason(template, rendering, event.member):
         message.status, message.detail = Status.SKIPPED, reason
     return message
 
 
-def skip_reason(template: MessageTemplate, rendering: Rendering) -> str:
+LOYALTY_OPTED_OUT = "The member opted out of the loyalty program at Annex Cloud: no loyalty messages (SMS opt-in kept)."
+
+
+def skip_reason(template: MessageTemplate, rendering: Rendering, member: Member) -> str:
     if not template.connection.spec.sends_messages:
         return cannot_send_sms(template.connection.spec)
+    if member.loyalty_opted_in is False:
+        # A loyalty opt-out is not an SMS opt-out (their consent stays as it is), but these texts are about the
+        # loyalty program the member left.
+        return LOYALTY_OPTED_OUT
     return rendering.unknown
 
 

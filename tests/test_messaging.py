@@ -16,7 +16,7 @@ from django.utils import timezone
 from integrations import http, ratelimit
 from integrations.models import Connection, JobRun
 from members.messaging import claim_batch, dispatch_messages, mark_attempting, plan_messages, send_pending
-from members.models import ChannelSubscription, LoyaltyEvent, MessageTemplate, OutboundMessage
+from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
 from members.tasks import dispatch_loyalty_messages
 from tests.factories import LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
 
@@ -205,3 +205,17 @@ def test_the_job_for_one_client_sends_only_that_clients_messages(setup, attentiv
     other.refresh_from_db()
     assert other.messages_planned_at is not None  # planned (no template for client B), A's untouched
     assert dispatch_loyalty_messages.apply(kwargs={"client_id": setup["template"].client_id}).get()["sent"] == 3
+
+
+def test_a_member_who_left_the_loyalty_program_gets_no_loyalty_messages_and_keeps_sms_consent(
+    setup, attentive_sandbox
+):
+    left = setup["members"][0]
+    Member.objects.filter(pk=left.pk).update(loyalty_opted_in=False, opted_in=True)
+    counts = dispatch_messages()
+    assert counts["sent"] == 2 and counts["skipped"] == 2  # the one who left, and the one not subscribed to TEXT
+    assert left.phone not in {m["to"] for m in attentive_sandbox.messages}
+    message = OutboundMessage.objects.get(member=left)
+    assert message.status == "skipped" and "opted out of the loyalty program" in message.detail
+    left.refresh_from_db()
+    assert left.opted_in is True  # an SMS opt-in stays: only an SMS opt-out ends it
