@@ -115,3 +115,27 @@ def test_an_attentive_webhook_is_answered_503_while_its_signing_key_is_unreadabl
     response = client.post(url, b"{}", content_type="application/json")
     assert response.status_code == 503 and "cannot be decrypted" in response.json()["detail"]
     assert not WebhookEvent.objects.exists()
+
+
+def test_a_review_is_not_called_undecryptable_when_the_connections_own_secret_is_unreadable(
+    client_a, sealed_with_a_dropped_key
+):
+    """A blank shared secret would make every reviewer's address "undecryptable" (a final outcome): the review waits
+    instead, saying why, and the run stops."""
+    from django.utils import timezone
+
+    from integrations.bazaarvoice import rewards
+    from integrations.bazaarvoice.models import Review
+
+    connection = ConnectionFactory(
+        client=client_a, vendor="bazaarvoice", secrets={"passkey": "pass-0123456789", "shared_secret": "s" * 32}
+    )
+    review = Review.objects.create(
+        client=client_a, review_id="r-1", rating=5, moderated_at=timezone.now(), encrypted_email="00" * 16
+    )
+    sealed_with_a_dropped_key()
+    with pytest.raises(rewards.StopRun, match="cannot be decrypted"):
+        rewards.settle(review, rewards.Context.of(unreadable(connection)))
+    review.refresh_from_db()
+    assert review.outcome == Review.Outcome.PENDING and "cannot be decrypted" in review.detail
+    assert review.encrypted_email  # kept: it is decrypted once the key is back

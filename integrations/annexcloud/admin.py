@@ -37,7 +37,7 @@ from integrations.admin.base import (
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.api import partner_access_token
 from integrations.annexcloud.flows import MAX_POINTS, KeyReused
-from integrations.connections import leave_disabled, mask, save_and_verify
+from integrations.connections import leave_disabled, mask, save_and_verify, unreadable_secrets_message
 from integrations.models import Connection
 from integrations.outcome import Outcome
 from integrations.sandbox.directory import sandbox_fill
@@ -105,6 +105,8 @@ def site_credentials_view(model_admin: admin.ModelAdmin, request: HttpRequest, p
 
 @admin.display(description="partner access token")
 def partner_access_token_field(connection: Connection) -> str:
+    if connection.secrets_unreadable:
+        return unreadable_secrets_message(connection)
     token = partner_access_token(connection.secret("loyalty_token"), connection.client.site_id)
     if not token:
         return "Set the client's site id and the loyalty token to derive it."
@@ -124,6 +126,8 @@ def partner_token_url(model_admin: admin.ModelAdmin) -> URLPattern:
         if not is_site_admin(request.user):
             return JsonResponse({"error": "Only site admins can reveal the partner access token."}, status=403)
         connection = get_object_or_404(model_admin.get_queryset(request), pk=pk, vendor=annexcloud.VENDOR)
+        if connection.secrets_unreadable:
+            return JsonResponse({"error": unreadable_secrets_message(connection)}, status=409)
         token = partner_access_token(connection.secret("loyalty_token"), connection.client.site_id)
         return JsonResponse({"token": token})
 

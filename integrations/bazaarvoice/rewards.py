@@ -16,7 +16,7 @@ from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.emails import PLAIN16, Undecryptable, decrypt_email, email_key, masked
 from integrations.bazaarvoice.models import Review
 from integrations.bazaarvoice.spec import DEFAULT_ACTION_ID, DEFAULT_POINTS, DEFAULT_REASON
-from integrations.connections import api_for
+from integrations.connections import SecretsUnreadable, api_for, refuse_unreadable_secrets
 from integrations.http import NotFound, Rejected, VendorError, path_segment
 from integrations.models import Client, Connection
 from members import sync
@@ -94,6 +94,10 @@ def settle(review: Review, context: Context) -> str:
     review.attempts += 1
     if why := context.rules.why_not_counted(review):
         return finish(review, Result.NOT_COUNTED, why)
+    try:
+        refuse_unreadable_secrets(context.connection)  # a blank shared secret would call every address undecryptable
+    except SecretsUnreadable as exc:
+        raise stop(review, exc) from exc
     try:
         key = email_key(context.connection.secret("shared_secret"), context.derivation)
         address = decrypt_email(review.encrypted_email, key)
