@@ -431,26 +431,29 @@ class Reread:
     after: datetime | None
 
 
+def reread_refusal(connection: Connection, cursor: datetime | None, moment: datetime) -> str:
+    """Why the cursor cannot move back to `moment` (empty when it can)."""
+    if cursor is None:
+        return f"{connection} has not been pulled yet: the first pull reads from the start."
+    if moment >= cursor:
+        return f"{moment:%Y-%m-%d %H:%M:%S} UTC is not before the cursor ({cursor:%Y-%m-%d %H:%M:%S} UTC)."
+    return ""
+
+
 def reread_from(connection: Connection, moment: datetime, *, now: datetime | None = None) -> Reread:
     """Move the connection's cursor back to `moment`, so the next run reads again from there (less its look-back):
     reviews found there that were never recorded are settled, the others are duplicates, so no review is awarded
     twice. Taken under the pull's hold, so no run in flight can move the cursor forward over it; refused while one
     holds the pull, for a moment that is not behind the cursor, or before the first pull (nothing to re-read)."""
-    now = now or timezone.now()
     state, _ = PullState.objects.get_or_create(connection=connection)
-    before = state.cursor
-    if before is None:
-        return Reread(
-            Outcome.failure(f"{connection} has not been pulled yet: the first pull reads from the start."),
-            before,
-            before,
-        )
-    if moment >= before:
-        message = f"{moment:%Y-%m-%d %H:%M:%S} UTC is not before the cursor ({before:%Y-%m-%d %H:%M:%S} UTC)."
-        return Reread(Outcome.failure(message), before, before)
-    lease = claim(state, now)
+    lease = claim(state, now or timezone.now())
     if lease is None:
-        return Reread(Outcome.failure(f"A pull of {connection} is running: try again once it ends."), before, before)
+        return Reread(Outcome.failure(f"A pull of {connection} is running: try again once it ends."), None, None)
+    before = state.cursor  # read under the hold: no run moves it meanwhile
+    refusal = reread_refusal(connection, before, moment)
+    if refusal:
+        lease.release()
+        return Reread(Outcome.failure(refusal), before, before)
     if not lease.release(cursor=moment):
         return Reread(Outcome.failure(f"A pull of {connection} took over: try again once it ends."), before, before)
     message = (
