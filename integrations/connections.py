@@ -8,15 +8,18 @@ States: draft (not verified yet) → active ⇄ failing (calls keep being tried,
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from integrations.alerts import alert
 from integrations.http import AuthError, CallRecord, VendorAPI, VendorError
@@ -239,19 +242,37 @@ class ConnectionCallLog:
         self.connection = connection
 
     def record(self, call: CallRecord) -> None:
+        """One row per attempt. A successful call is a compact row (connection, method, URL, status, latency, time,
+        attempt): at ~10 million calls a day its bodies and headers would be most of the log's size and are rarely
+        read. They are kept for failed and uncertain calls (the evidence), and for successful ones within a
+        debugging window (VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL) or a sample (VENDOR_CALL_BODY_SAMPLE_RATE)."""
+        keep = bool(call.error_type) or self.keeps_successful_bodies()
         VendorCall.objects.create(
             connection=self.connection,
             method=call.method,
             url=call.url,
             attempt=call.attempt,
-            request_headers=call.request_headers,
-            request_body=call.request_body,
+            request_headers=call.request_headers if keep else {},
+            request_body=call.request_body if keep else "",
             status_code=call.status_code,
-            response_body=call.response_body,
+            response_body=call.response_body if keep else "",
             latency_ms=call.latency_ms,
             error_type=call.error_type,
             error=call.error,
         )
+
+    @staticmethod
+    def keeps_successful_bodies() -> bool:
+        try:
+            until = parse_datetime(settings.VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL or "")
+        except ValueError:  # well-formed but impossible ("2026-13-40T00:00"): no window, never a lost call row
+            until = None
+        if until is not None:
+            if timezone.is_naive(until):
+                until = timezone.make_aware(until, UTC)  # a moment without an offset is read as UTC
+            if timezone.now() < until:
+                return True
+        return random.random() < settings.VENDOR_CALL_BODY_SAMPLE_RATE
 
     def succeeded(self) -> None:
         recover(self.connection)
