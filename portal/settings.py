@@ -323,10 +323,6 @@ LOYALTY_EVENT_RETENTION_DAYS = env.int("LOYALTY_EVENT_RETENTION_DAYS", default=3
 # "2026-05-01T18:00:00Z"; empty: no window) or for this share of calls (a sample); failed and uncertain calls always do.
 VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL = env.str("VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL", default="")
 VENDOR_CALL_BODY_SAMPLE_RATE = env.float("VENDOR_CALL_BODY_SAMPLE_RATE", default=0.01)
-# A successful vendor call keeps its bodies and headers only until this moment (ISO 8601, e.g. a debugging window
-# "2026-05-01T18:00:00Z"; empty: no window) or for this share of calls (a sample); failed and uncertain calls always do.
-VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL = env.str("VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL", default="")
-VENDOR_CALL_BODY_SAMPLE_RATE = env.float("VENDOR_CALL_BODY_SAMPLE_RATE", default=0.01)
 # /healthz turns 503 when beat has not ticked for this long (its most frequent schedules run every minute).
 HEALTH_SILENT_SECONDS = env.int("HEALTH_SILENT_SECONDS", default=120)
 # First delay (seconds) of the exponential backoff between retries of a vendor call; tests set it near zero.
