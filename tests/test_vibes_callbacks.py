@@ -353,3 +353,10 @@ def test_every_field_vibes_documents_still_applies(client, vibes, member):
     payload["subscription"].update(opt_out_date=None, acquisition_campaign=None)
     assert deliver(client, vibes, payload).status_code == 200
     assert WebhookEvent.objects.get().status == "processed"
+
+
+def test_a_refused_callback_with_an_escaped_lone_surrogate_still_shows_in_the_admin(admin_http, client, vibes):
+    response = deliver(client, vibes, '{"event_id": "\\ud800", "callback_type": "subscription_added"}')
+    assert response.status_code == 400
+    page = admin_http.get(reverse("admin:integrations_webhookevent_change", args=[WebhookEvent.objects.get().pk]))
+    assert page.status_code == 200 and "received-body" in page.content.decode()

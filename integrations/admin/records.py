@@ -131,6 +131,8 @@ class WebhookEventAdmin(ReadOnlyAdmin):
             text = json.dumps(json.loads(event.body), indent=2, ensure_ascii=False)
         except ValueError:
             text = event.body
+        # A refused body may hold an escaped lone surrogate ("\ud800"), which no page can be encoded with.
+        text = text.encode("utf-8", "replace").decode()
         return format_html('<pre class="received-body">{}</pre>', text)
 
     @admin.action(description="Reprocess the selected failed events")
