@@ -216,6 +216,9 @@ class PushAdmin(ReadOnlyAdmin):
     def progress(self, push: Push) -> str:
         failures = f", {push.failures} failed or uncertain" if push.failures else ""
         words = f"{push.batches_sent} / {push.batches_total} batches sent{failures}"
+        since = flows.push_running_since(push)
+        if since:
+            words = f"{words}; {since}"
         run = push.job_run
         if run is None or run.outcome != JobRun.Outcome.RUNNING:
             return words

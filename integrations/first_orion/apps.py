@@ -7,3 +7,8 @@ class FirstOrionConfig(AppConfig):
     name = "integrations.first_orion"
     label = "first_orion"
     verbose_name = "First Orion"
+
+    def ready(self) -> None:
+        # Imported once the apps are loaded (flows import models): connects the receiver that releases the pushes of
+        # runs closed as interrupted (integrations.jobs.runs_interrupted).
+        from integrations.first_orion import flows  # noqa: F401

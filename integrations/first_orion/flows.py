@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet, Sum
+from django.dispatch import receiver
 from django.utils import timezone
 
 from integrations.activity import ActivitySeries
@@ -20,15 +22,19 @@ from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, LongValu
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
 from integrations.first_orion.tokens import TokenSource
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
-from integrations.jobs import current_run, report_progress
+from integrations.jobs import current_run, lease_holder, report_progress, running_since, runs_interrupted
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady
 from integrations.queue import enqueue
 from members.models import Member, Segment
 
 VENDOR = "first_orion"
-# A push's runner holds it this long past each batch; a killed runner's push is resumed after it.
-CLAIM_SECONDS = 120
+# A push's runner holds it this long past each batch it starts; a killed runner's push is resumed after it (at once
+# when its run is closed as interrupted: the claim is released then). Three times the read timeout of one batch's
+# call (15 s, plus 3 s to connect). A batch that waits out a 429's Retry-After can outlast it: another runner may
+# then take the push over, and this one stops at its next batch (the batch itself goes once: `leaving` is a
+# compare-and-set on its status).
+CLAIM_SECONDS = 45
 
 
 class FirstOrionNotReady(NotReady):
@@ -199,20 +205,51 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 # --- Running a push ----------------------------------------------------------------------------------------------
 
 
+def claim_seconds() -> float:
+    """How long a claim lasts past its last renewal (a setting only so that benches and tests can change it)."""
+    return float(getattr(settings, "FIRST_ORION_CLAIM_SECONDS", CLAIM_SECONDS))
+
+
 def claim(push: Push) -> bool:
-    """Only one runner per push: a compare-and-set on `claimed_until` (free, or left by a runner that died)."""
+    """Only one runner per push: a compare-and-set on `claimed_until` (free, or left by a runner that died, or held
+    under this runner's own task id: its killed earlier execution's). `push.holder` is this runner's, from then on."""
     now = timezone.now()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    holder = lease_holder()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(holder=holder)
     unfinished = ~Q(status__in=[Push.Status.SENT, Push.Status.FAILED, Push.Status.UNCERTAIN])
-    return bool(
-        Push.objects.filter(free, unfinished, pk=push.pk).update(
-            claimed_until=now + timedelta(seconds=CLAIM_SECONDS), status=Push.Status.SENDING
-        )
+    claimed = Push.objects.filter(free, unfinished, pk=push.pk).update(
+        claimed_until=now + timedelta(seconds=claim_seconds()), holder=holder, status=Push.Status.SENDING
     )
+    if claimed:
+        push.holder = holder
+    return bool(claimed)
+
+
+def renew(push: Push) -> bool:
+    """Hold the push for another claim from now; False when another runner holds it (this one lapsed, or was closed
+    as interrupted): this runner then stops."""
+    until = timezone.now() + timedelta(seconds=claim_seconds())
+    return bool(Push.objects.filter(pk=push.pk, holder=push.holder).update(claimed_until=until))
 
 
 def release(push: Push) -> None:
-    Push.objects.filter(pk=push.pk).update(claimed_until=None)
+    """Free the push, unless another runner holds it now."""
+    Push.objects.filter(pk=push.pk, holder=push.holder).update(claimed_until=None, holder="")
+
+
+@receiver(runs_interrupted)
+def release_pushes_of_interrupted_runs(sender: Any, task_ids: list[str], **kwargs: Any) -> None:
+    """Runs closed as interrupted send no more: their pushes are free for the next runner at once."""
+    Push.objects.filter(holder__in=[t for t in task_ids if t], claimed_until__isnull=False).update(
+        claimed_until=None, holder=""
+    )
+
+
+def push_running_since(push: Push) -> str:
+    """ "running since …" while a runner holds the push, else "" (for the admin)."""
+    if push.claimed_until is None or push.claimed_until < timezone.now():
+        return ""
+    return running_since(push.holder, push.client)
 
 
 def run_push(push_id: int) -> dict[str, int]:
@@ -256,7 +293,8 @@ def send_pending_batches(push: Push, connection: Connection) -> None:
         wait(push, str(exc))
         return
     for batch in push.batches.filter(status=PushBatch.Status.PENDING).order_by("index").iterator():
-        Push.objects.filter(pk=push.pk).update(claimed_until=timezone.now() + timedelta(seconds=CLAIM_SECONDS))
+        if not renew(push):
+            return  # another runner took the push over: the batches left are its to send
         flight = BatchFlight(batch.pk)
         try:
             answer = push_one_batch(source, push, batch, flight)

@@ -17,9 +17,10 @@ from django.utils.html import format_html
 
 from integrations.admin.base import ClientFilter, ReadOnlyAdmin, VendorAdmin, first_few, run_for_each
 from integrations.http import VendorError
+from integrations.models import Connection
 from integrations.outcome import NotReady
 from integrations.sessionm import flows as sessionm
-from integrations.sessionm.models import SessionMOffer, SessionMProfile, SessionMTransaction
+from integrations.sessionm.models import OfferScan, SessionMOffer, SessionMProfile, SessionMTransaction
 from members.models import Member
 
 
@@ -122,7 +123,19 @@ class SessionMTransactionAdmin(ReadOnlyAdmin):
     list_select_related = ["member", "client"]
 
 
+@admin.display(description="wallet scan")
+def wallet_scan(connection: Connection) -> str:
+    """Where the connection's wallet scan stands, and whether a run is scanning now (since when, in the client's
+    time zone): a "Run now" of the scan while one runs finds it busy."""
+    scan = OfferScan.objects.filter(connection=connection).first() if connection.pk else None
+    if scan is None:
+        return "not started: the scheduled scan reads the wallets (Periodic tasks)"
+    running = sessionm.scan_running_since(connection) or "not running"
+    return f"{scan.passes} complete pass(es); next from member {scan.last_member_id}; {running}"
+
+
 ADMIN = VendorAdmin(
+    connection_fields=(wallet_scan,),
     member_actions=(show_campaigns, sync_to_sessionm),
     member_inlines=(SessionMProfileInline, SessionMOfferInline),
 )

@@ -26,7 +26,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from integrations.connections import USABLE_STATUSES, api_for, usable, usable_connection
 from integrations.http import AuthError, NotFound, Rejected, VendorError
-from integrations.jobs import Counts, report_progress
+from integrations.jobs import Counts, lease_holder, report_progress, running_since, runs_interrupted
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from integrations.queue import enqueue
@@ -51,9 +51,11 @@ PROFILE_FIELDS = frozenset({"email", "phone", "first_name", "last_name", "opted_
 # stops a run early, and a large client is covered over several runs.
 SCAN_SECONDS = 300
 # How long a run's hold on a connection's scan lasts past its last sign of progress: the run renews it with every
-# wallet it records, so a killed run blocks the scan for at most this long. Longer than one wallet read can take
-# (four attempts at 15 s); a run that stalls longer than this may be taken over and then stops at its next wallet.
-SCAN_LEASE = timedelta(seconds=120)
+# wallet it records (many a second at the rate limit), so a killed run blocks the scan for at most this long — and
+# not even that when its run is closed as interrupted (the hold is released then). Three times the read timeout of
+# one attempt at a wallet (15 s, plus 3 s to connect). A read that retries can outlast it: if another run takes the
+# scan over meanwhile, this one stops at its next wallet without committing it (renew_scan is a compare-and-set).
+SCAN_LEASE = timedelta(seconds=45)
 PROGRESS_EVERY = 100
 # Connect's and Core's code for a user SessionM does not know.
 UNKNOWN_USER = "user_not_found"
@@ -364,11 +366,13 @@ def reachable_members(connection: Connection, after: int, limit: int) -> list[Me
 def claim_scan(connection: Connection, now: datetime | None = None) -> OfferScan | None:
     """The scan of this connection, held by this run until it ends, or until it goes a whole lease without renewing
     its hold (a killed run). The returned row's `claimed_until` is the run's token: each renewal is a compare-and-set
-    on the value the run wrote last, so a run whose hold was taken over finds out."""
+    on the value the run wrote last, so a run whose hold was taken over finds out. A hold under this run's own task
+    id is its killed earlier execution's (the task was redelivered): taken over at once."""
     scan, _ = OfferScan.objects.get_or_create(connection=connection)
     now = now or timezone.now()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    if not OfferScan.objects.filter(free, pk=scan.pk).update(claimed_until=now + scan_lease()):
+    holder = lease_holder()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(holder=holder)
+    if not OfferScan.objects.filter(free, pk=scan.pk).update(claimed_until=now + scan_lease(), holder=holder):
         return None
     scan.refresh_from_db()
     return scan
@@ -385,7 +389,21 @@ def renew_scan(scan: OfferScan, **fields: Any) -> None:
 
 def release_scan(scan: OfferScan) -> None:
     """Free the scan, unless another run holds it now."""
-    OfferScan.objects.filter(pk=scan.pk, claimed_until=scan.claimed_until).update(claimed_until=None)
+    OfferScan.objects.filter(pk=scan.pk, claimed_until=scan.claimed_until).update(claimed_until=None, holder="")
+
+
+@receiver(runs_interrupted)
+def release_scans_of_interrupted_runs(sender: Any, task_ids: list[str], **kwargs: Any) -> None:
+    """Runs closed as interrupted scan no more: their scans are free for the next run at once."""
+    OfferScan.objects.filter(holder__in=[t for t in task_ids if t], claimed_until__isnull=False).update(
+        claimed_until=None, holder=""
+    )
+
+
+def scan_running_since(connection: Connection) -> str:
+    """ "running since …" while a run holds the connection's scan, else "" (for the admin)."""
+    scan = OfferScan.objects.filter(connection=connection, claimed_until__gte=timezone.now()).first()
+    return running_since(scan.holder, connection.client) if scan is not None else ""
 
 
 def scan_connection(connection: Connection, limit: int | None = None) -> Counts:
