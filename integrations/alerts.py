@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.mail import send_mail
+from django.db import DatabaseError
 from django.db.models import Q
 
 from integrations.tenancy import SITE_ADMIN_PERMISSION
@@ -36,7 +37,11 @@ def alert(key: str, subject: str, body: str) -> bool:
     except Exception:  # the cache (Redis) is down: no throttle, so no e-mail rather than one per call
         logger.warning("Could not throttle the alert %r (the cache is unreachable); not sent.", subject)
         return False
-    recipients = site_admin_emails()
+    try:
+        recipients = site_admin_emails()
+    except DatabaseError:  # the database is down: who the site admins are is not known now
+        logger.warning("Could not read the site admins for the alert %r; not sent.", subject)
+        return False
     if not recipients:
         return False
     try:

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from integrations import inbound
+from integrations.alerts import alert
 from integrations.vendors import VENDORS
 
 DRAIN_CHUNK_BYTES = 64 * 1024
@@ -50,15 +51,18 @@ class CallbackView(APIView):
     )
     def post(self, request: Request, token: str) -> Response:
         try:
-            return self.receive(request, token)
+            response = self.receive(request, token)
         except DatabaseError:
             # Nothing could be stored: ask the vendor to send it again later, as every vendor does on a 503.
             request_body_drained(request)
-            return Response(
+            response = Response(
                 {"detail": "The portal cannot store deliveries right now; send this one again later."},
                 status=503,
                 headers={"Retry-After": str(settings.WEBHOOK_RETRY_AFTER_SECONDS)},
             )
+        if response.status_code >= 500:
+            alert_callbacks_refused(self.vendor, response)
+        return response
 
     def receive(self, request: Request, token: str) -> Response:
         # From memory for a few seconds; without secrets, which load only if a guard needs one.
@@ -75,6 +79,17 @@ class CallbackView(APIView):
             remote_addr=inbound.client_address(request) or None,
         )
         return Response({"detail": receipt.detail}, status=receipt.status)
+
+
+def alert_callbacks_refused(vendor: str, response: Response) -> None:
+    """A 5xx makes the vendor send the delivery again later; a person should know it is happening (throttled)."""
+    label = VENDORS[vendor].label
+    alert(
+        f"callbacks-5xx:{vendor}",
+        f"{label} callbacks are being answered {response.status_code}",
+        f"{response.data.get('detail', '')} {label} sends them again later; nothing is applied until the portal "
+        "can store them.",
+    )
 
 
 def bounded_body(request: Request) -> bytes:

@@ -90,7 +90,9 @@ def test_a_sessionm_transaction_is_kept_pending_without_calling_sessionm(
     assert httpserver.log == []
 
 
-def test_a_vibes_callback_needing_the_unreadable_password_is_answered_503(client, client_a, sealed_with_a_dropped_key):
+def test_a_vibes_callback_needing_the_unreadable_password_is_answered_503(
+    client, client_a, sealed_with_a_dropped_key, site_admin, mailoutbox
+):
     connection = ConnectionFactory(
         client=client_a, vendor="vibes", settings={"company_key": "acme", "callback_username": "vibes"},
         secrets={"callback_password": "callback-pass-0123456789"},
@@ -103,6 +105,10 @@ def test_a_vibes_callback_needing_the_unreadable_password_is_answered_503(client
     response = client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION=credentials)
     assert response.status_code == 503 and "cannot be decrypted" in response.json()["detail"]
     assert response.headers["Retry-After"] and not WebhookEvent.objects.exists()
+    # The site admins hear of it (once: alerts are throttled), since Vibes will keep resending.
+    client.post(url, body, content_type="application/json", HTTP_AUTHORIZATION=credentials)
+    alerts = [m for m in mailoutbox if "callbacks are being answered 503" in m.subject]
+    assert len(alerts) == 1 and "cannot be decrypted" in alerts[0].body
 
 
 def test_an_attentive_webhook_is_answered_503_while_its_signing_key_is_unreadable(
