@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations import connections, inbound
-from integrations.jobs import reap_interrupted_runs, run_job
+from integrations.jobs import reap_interrupted_runs, run_job, runs_interrupted
 from integrations.models import JobRun, WebhookEvent
 from integrations.tasks import close_runs_of_the_previous_worker
 from portal.celery import app as celery_app
@@ -161,3 +161,27 @@ def test_a_failed_job_run_is_emailed(site_admin, db, mailoutbox):
     with pytest.raises(RuntimeError):
         run_job("integrations.prune_old_records", broken)
     assert len(mailoutbox) == 1 and "prune_old_records failed" in mailoutbox[0].subject
+
+
+def test_a_redelivered_task_closes_its_killed_earlier_run_and_its_leases_are_released(db):
+    """A killed pool child's task is redelivered under the same task id: its earlier run, still `running`, is closed
+    as interrupted when the new one starts, and the task id goes out on runs_interrupted (vendors release its
+    leases). Runs without a task id (in-process) are closed without naming one."""
+    released: list[list[str]] = []
+
+    def record(sender, task_ids, **kwargs) -> None:
+        released.append(task_ids)
+
+    runs_interrupted.connect(record)
+    try:
+        killed = JobRun.objects.create(job="sessionm.scan_offers", task_id="task-1", worker="celery@host-1")
+        in_process = JobRun.objects.create(job="sessionm.scan_offers", worker="celery@host-2")
+        other = JobRun.objects.create(job="sessionm.scan_offers", task_id="task-2", worker="celery@host-1")
+        again = run_job("sessionm.scan_offers", dict, task_id="task-1", worker="celery@host-1")
+        assert JobRun.objects.get(pk=killed.pk).outcome == INTERRUPTED
+        assert JobRun.objects.get(pk=other.pk).outcome == RUNNING and again.outcome == JobRun.Outcome.SUCCEEDED
+        close_runs_of_the_previous_worker(sender=SimpleNamespace(hostname="celery@host-2"))
+        assert JobRun.objects.get(pk=in_process.pk).outcome == INTERRUPTED
+        assert released == [["task-1"]]
+    finally:
+        runs_interrupted.disconnect(record)
