@@ -26,6 +26,12 @@ CORE_SCHEDULES = (
         description="Applies stored callbacks whose processing task was lost (normally none).",
     ),
     Schedule(
+        name="Check that every queue has a worker",
+        task="integrations.send_worker_heartbeats",
+        crontab={"minute": "*"},
+        description="Puts a heartbeat on every queue; /healthz turns 503 when a queue's goes unanswered.",
+    ),
+    Schedule(
         name="Match Vibes persons to members",
         task="integrations.match_vibes_persons",
         crontab={"minute": "*/5"},

@@ -338,6 +338,18 @@ def hash_token(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class WorkerHeartbeat(models.Model):
+    """The last time a worker consuming `queue` answered the minute's heartbeat (integrations/liveness.py): one row
+    per queue, so /healthz can tell a queue no worker consumes."""
+
+    queue = models.CharField(max_length=50, primary_key=True)
+    worker = models.CharField(max_length=200)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.queue}: {self.worker} at {self.seen_at:%H:%M:%S}"
+
+
 class BeatLease(models.Model):
     """The lease that lets exactly one `celery beat` schedule at a time: the holder renews it on every tick; a
     standby takes it over once it has expired (the holder died)."""

@@ -8,7 +8,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.signals import worker_ready
 
-from integrations import inbound, retention
+from integrations import inbound, liveness, retention
 from integrations.attentive import flows as attentive
 from integrations.http import RateLimited, Unavailable
 from integrations.jobs import Counts, reap_interrupted_runs, run_job
@@ -81,6 +81,17 @@ def process_received_callbacks(connection_id: int) -> dict[str, int]:
 def sweep_received_callbacks(self: Task, client_id: int | None = None) -> Counts:
     """The safety net: callbacks whose processing task was lost are applied within a minute."""
     return run_as_job(self, lambda: inbound.process_received(client_id=client_id), client_id)
+
+
+@shared_task(base=PortalTask, name="integrations.send_worker_heartbeats")
+def send_worker_heartbeats() -> int:
+    """Every minute (not a recorded job: a run row a minute would say nothing): a heartbeat on every queue."""
+    return liveness.send_heartbeats()
+
+
+@shared_task(bind=True, base=PortalTask, name=liveness.HEARTBEAT_TASK)
+def worker_heartbeat(self: Task, queue: str) -> None:
+    liveness.record_heartbeat(queue, self.request.hostname or "")
 
 
 @shared_task(bind=True, base=PortalTask, name="integrations.match_vibes_persons")

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from integrations.alerts import alert
+from integrations.liveness import silent_queues
 from integrations.models import BeatLease, JobRun
 from portal.celery import app as celery_app
 
@@ -57,6 +58,19 @@ def beat_liveness() -> tuple[bool, dict[str, Any]]:
     return alive, {"seen": True, "holder": lease.holder, "age_s": round(age, 1)}
 
 
+def queue_liveness() -> tuple[list[str], dict[str, Any]]:
+    """Each queue's heartbeat age (integrations/liveness.py); a silent queue alerts the site admins (throttled)."""
+    silent, ages = silent_queues()
+    if silent:
+        alert(
+            f"queues-silent:{','.join(silent)}",
+            f"No worker consumes {', '.join(silent)}",
+            f"No worker has answered the heartbeat on {', '.join(silent)} for over {settings.HEALTH_SILENT_SECONDS} s: "
+            "work queued there waits until a worker that consumes it is started.",
+        )
+    return silent, ages
+
+
 def worker_liveness() -> dict[str, Any]:
     """When a worker last finished a recorded job (the every-minute jobs make this a heartbeat)."""
     last = JobRun.objects.exclude(finished_at=None).order_by("-finished_at").values_list("finished_at", flat=True)
@@ -85,9 +99,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     db_ok, db_detail = database_reachable()
     broker_ok, broker_detail = broker_reachable()
     beat_ok, beat = beat_liveness() if db_ok else (False, {"seen": False})
-    healthy = db_ok and broker_ok and beat_ok
+    silent, queue_ages = queue_liveness() if db_ok else ([], {})
+    healthy = db_ok and broker_ok and beat_ok and not silent
     body = {"status": "ok" if healthy else "unavailable", "database": db_detail, "broker": broker_detail}
     if db_ok:
-        body.update(beat=beat, worker=worker_liveness())
+        body.update(beat=beat, worker=worker_liveness(), workers_by_queue=queue_ages)
     body["queues"] = queue_depths() if broker_ok else {}
     return JsonResponse(body, status=200 if healthy else 503)

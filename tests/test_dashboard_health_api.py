@@ -150,3 +150,28 @@ def test_healthz_answers_503_not_500_when_beat_is_silent_and_the_cache_is_down(c
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
     }
     assert client.get("/healthz").status_code == 503
+
+
+def test_every_queue_answers_the_heartbeat_and_healthz_reads_it(client, db, eager_celery, settings):
+    from integrations.liveness import send_heartbeats
+    from integrations.models import WorkerHeartbeat
+
+    assert client.get("/healthz").json()["workers_by_queue"] == dict.fromkeys(settings.PORTAL_QUEUES)  # not failed
+    assert send_heartbeats() == len(settings.PORTAL_QUEUES)
+    assert sorted(WorkerHeartbeat.objects.values_list("queue", flat=True)) == sorted(settings.PORTAL_QUEUES)
+    ages = client.get("/healthz").json()["workers_by_queue"]
+    assert all(age is not None and age < 60 for age in ages.values())
+
+
+def test_healthz_is_503_and_alerts_when_no_worker_consumes_a_queue(client, db, site_admin, mailoutbox, settings):
+    from integrations.models import WorkerHeartbeat
+
+    settings.HEALTH_SILENT_SECONDS = 120
+    now = timezone.now()
+    for queue in settings.PORTAL_QUEUES:
+        WorkerHeartbeat.objects.create(queue=queue, worker="w@host", seen_at=now - timedelta(seconds=30))
+    assert client.get("/healthz").status_code == 200
+    WorkerHeartbeat.objects.filter(queue="messages").update(seen_at=now - timedelta(seconds=121))
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json()["workers_by_queue"]["messages"] >= 121
+    assert [m.subject for m in mailoutbox] == ["[Integration Portal] No worker consumes messages"]
