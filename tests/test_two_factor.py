@@ -164,3 +164,16 @@ def test_off_the_api_takes_a_password_only_session(settings, admin_with_app):
     http = HttpClient()
     http.force_login(admin)
     assert http.get(MEMBERS).status_code == 200
+
+
+def test_a_token_sent_with_such_a_session_acts_as_the_token(
+    require_2fa, admin_with_app, api_client_for, client_a, client_b
+):
+    """The token is read first: an unverified admin session in the same browser neither blocks nor widens it."""
+    admin, _ = admin_with_app
+    MemberFactory(client=client_b, email="beta-member@example.com")
+    api = api_client_for(client_a)
+    api.force_login(admin)
+    response = api.get(MEMBERS)
+    assert response.status_code == 200
+    assert "beta-member@example.com" not in response.content.decode()
