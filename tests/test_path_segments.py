@@ -11,6 +11,7 @@ from django.urls import reverse
 from pytest_httpserver import HTTPServer
 
 from integrations.annexcloud.flows import annex_cloud_api
+from integrations.attentive.flows import attentive_api
 from integrations.connections import verify
 from integrations.http import UnsafePathSegment, path_segment
 from integrations.models import Connection, VendorCall
@@ -183,3 +184,26 @@ def test_a_site_admin_cannot_store_a_hostile_company_key(admin_http, vibes_conne
     assert response.status_code == 200 and "letters, digits" in response.content.decode()
     vibes_connection_a.refresh_from_db()
     assert vibes_connection_a.settings["company_key"] == "acme"
+
+
+# --- Attentive -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stored", ["/v1/../../admin", "/v1/%2e%2e/admin", "/v1//x", "/v1/text/send?to=x"])
+def test_a_stored_messages_path_never_climbs_out_with_the_legacy_token(answers_404_everywhere, client_a, stored):
+    """The form offers documented paths only; a value stored before that rule is refused before anything is sent."""
+    connection = ConnectionFactory(
+        client=client_a, base_url=answers_404_everywhere.url_for("/"), settings={"messages_path": stored}
+    )
+    with pytest.raises(UnsafePathSegment):
+        attentive_api(connection).send_message("+14155550100", "hi")
+    assert answers_404_everywhere.log == []
+
+
+def test_a_documented_messages_path_is_sent_as_chosen(httpserver: HTTPServer, client_a):
+    httpserver.expect_request("/v1/text/send", method="POST").respond_with_json({})
+    connection = ConnectionFactory(
+        client=client_a, base_url=httpserver.url_for("/"), settings={"messages_path": "/v1/text/send"}
+    )
+    attentive_api(connection).send_message("+14155550100", "hi")
+    assert raw_paths(httpserver) == ["/v1/text/send"]

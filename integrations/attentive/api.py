@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 
-from integrations.http import AuthError, VendorAPI, VendorError
+from integrations.http import UNSAFE_SEGMENTS, AuthError, UnsafePathSegment, VendorAPI, VendorError
 
 DEFAULT_MESSAGES_PATH = "/v1/subscriptions/messages"
 LEGACY_TOKEN_HINT = (
@@ -42,6 +42,11 @@ class ChannelResult:
     type: str
     channel: str
     status: str  # NEWLY_CREATED, ALREADY_SUBSCRIBED, NEWLY_UNSUBSCRIBED, ELIGIBLE, NOT_ELIGIBLE, ...
+
+
+def is_plain_segment(segment: str) -> bool:
+    """Neither empty nor a dot segment, also once percent-decoded (a server may decode %2E before resolving)."""
+    return unquote(segment) not in UNSAFE_SEGMENTS
 
 
 def user_payload(phone: str, email: str = "") -> dict[str, str]:
@@ -124,13 +129,25 @@ class AttentiveAPI(VendorAPI):
             raise LegacyTokenRejected(self.vendor, "no legacy messages token is set on the connection")
         response = self.request_json(
             "POST",
-            self.messages_path,
+            self._messages_endpoint(),
             json_body={"to": to, "body": body},
             headers={"Authorization": f"Bearer {self.legacy_token}"},
             rate_limit_key="messages",
             before_send=before_send,
         )
         return response or {}
+
+    def _messages_endpoint(self) -> str:
+        """The messages path chosen in the settings (one of Attentive's documented paths). A value stored before the
+        choice was enforced never climbs out of itself with the legacy token: a dot or empty segment, a query or a
+        fragment is refused here (another host is refused by `url`)."""
+        parts = urlsplit(self.messages_path)
+        if parts.netloc:
+            return self.messages_path
+        segments = parts.path.strip("/").split("/")
+        if "?" in self.messages_path or "#" in self.messages_path or not all(map(is_plain_segment, segments)):
+            raise UnsafePathSegment(self.vendor, f"refused to send messages to {self.messages_path!r}: not a path")
+        return self.messages_path
 
     @staticmethod
     def _channel_results(body: dict[str, Any], status_field: str) -> list[ChannelResult]:
