@@ -41,7 +41,8 @@ CORE_SCHEDULES = (
         name="Prune old records",
         task="integrations.prune_old_records",
         crontab={"minute": "17", "hour": "3"},
-        description="Deletes vendor call rows and job runs older than RECORD_RETENTION_DAYS.",
+        description="Deletes what is past its retention: vendor calls, job runs, processed webhook events, settled "
+        "messages and their loyalty events (never what still waits or is uncertain).",
     ),
 )
 # The shared jobs above, then each vendor's own (declared in its spec).

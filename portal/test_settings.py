@@ -31,6 +31,9 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 # Retries of vendor calls are exercised, not slept through; a message run's budget is short.
 VENDOR_RETRY_BACKOFF_SECONDS = 0.001
 MESSAGE_RUN_SECONDS = 3
+# Every call row keeps its bodies, so the tests that read them (redaction above all) check something; the compact
+# rows of production are tested where they are the subject (tests/test_call_rows.py sets the sample itself).
+VENDOR_CALL_BODY_SAMPLE_RATE = 1.0
 
 # Files the tests write (segment exports) go to a throwaway folder.
 MEDIA_ROOT = tempfile.mkdtemp(prefix="portal-test-media-")

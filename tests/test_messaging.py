@@ -207,9 +207,7 @@ def test_the_job_for_one_client_sends_only_that_clients_messages(setup, attentiv
     assert dispatch_loyalty_messages.apply(kwargs={"client_id": setup["template"].client_id}).get()["sent"] == 3
 
 
-def test_a_member_who_left_the_loyalty_program_gets_no_loyalty_messages_and_keeps_sms_consent(
-    setup, attentive_sandbox
-):
+def test_a_member_who_left_the_loyalty_program_gets_no_loyalty_messages_and_keeps_sms_consent(setup, attentive_sandbox):
     left = setup["members"][0]
     Member.objects.filter(pk=left.pk).update(loyalty_opted_in=False, opted_in=True)
     counts = dispatch_messages()
