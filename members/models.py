@@ -362,7 +362,8 @@ class OutboundMessage(models.Model):
     body = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     detail = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Indexed for the list's order and for retention (the newest message past it is found through this column).
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     # Which dispatch run holds this message while it is being sent; two runs can never hold the same one.
     claim = models.CharField(max_length=32, blank=True, db_index=True)
