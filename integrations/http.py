@@ -11,25 +11,22 @@ know nothing of the ORM; the call log they write to is passed in (see integratio
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import email.utils
-import functools
 import json
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from portal.logging import REDACTED, redact_text
+from portal.logging import REDACTED, redact_text, secret_forms
 
 MAX_LOGGED_BODY = 20_000
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -177,42 +174,6 @@ def path_segment(value: object, *, vendor: str = "Portal") -> str:
             f"refused to put {text!r} into a URL path: it would name another resource than a record's",
         )
     return quote(text, safe="@")
-
-
-_LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
-
-
-def url_encoded_forms(value: str) -> set[str]:
-    """How a value reads once percent-encoded by anything on the way: quote (path, with and without "/" and "@"
-    escaped), quote_plus (query strings and forms, as `Redactor.url` re-encodes them), in upper- and lower-case hex."""
-    forms = {
-        quote(value, safe=""),
-        quote(value),
-        quote(value, safe="@"),
-        quote_plus(value),
-        quote_plus(value, safe="[]"),
-    }
-    return forms | {_LOWER_HEX.sub(lambda m: m.group(0).lower(), form) for form in forms}
-
-
-def base64_forms(value: str) -> set[str]:
-    """The value base64-encoded, standard and URL-safe alphabets, padded and not (a vendor echoing a credential it
-    decoded, or a JWT-style encoding). The base64 of an HTTP Basic `user:secret` pair is not one of these (it depends on
-    the user and the alignment): vendors that use Basic add that pair's encoding themselves (VibesAPI, SessionMAPI)."""
-    raw = value.encode()
-    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-    return encoded | {form.rstrip("=") for form in encoded}
-
-
-@functools.lru_cache(maxsize=256)
-def secret_forms(values: tuple[str, ...]) -> tuple[str, ...]:
-    """Every form in which these secret values may be written where a call is recorded: as they are, URL-encoded
-    and base64-encoded. Cached: the same connection's secrets are expanded once, not for every recorded text."""
-    forms: set[str] = set()
-    for value in values:
-        if value:
-            forms |= {value, *url_encoded_forms(value), *base64_forms(value)}
-    return tuple(sorted(forms, key=len, reverse=True))
 
 
 # --- Call records -------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ secret values the process has decrypted, which are registered here as they are r
 
 from __future__ import annotations
 
+import base64
+import functools
 import logging
 import re
 import threading
@@ -13,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from django.views.debug import SafeExceptionReporterFilter
 
@@ -39,9 +42,46 @@ _PATTERNS = [
 _CALLBACK_TOKEN = re.compile(r"(/api/webhooks/[a-z_]+/)[^/\s'\"]+")
 
 
+_LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
+
+
+def url_encoded_forms(value: str) -> set[str]:
+    """How a value reads once percent-encoded by anything on the way: quote (path, with and without "/" and "@"
+    escaped), quote_plus (query strings and forms, as `Redactor.url` re-encodes them), in upper- and lower-case hex."""
+    forms = {
+        quote(value, safe=""),
+        quote(value),
+        quote(value, safe="@"),
+        quote_plus(value),
+        quote_plus(value, safe="[]"),
+    }
+    return forms | {_LOWER_HEX.sub(lambda m: m.group(0).lower(), form) for form in forms}
+
+
+def base64_forms(value: str) -> set[str]:
+    """The value base64-encoded, standard and URL-safe alphabets, padded and not (a vendor echoing a credential it
+    decoded, or a JWT-style encoding). The base64 of an HTTP Basic `user:secret` pair is not one of these (it depends on
+    the user and the alignment): vendors that use Basic add that pair's encoding themselves (VibesAPI, SessionMAPI)."""
+    raw = value.encode()
+    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    return encoded | {form.rstrip("=") for form in encoded}
+
+
+@functools.lru_cache(maxsize=256)
+def secret_forms(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Every form in which these secret values may be written where a call is recorded: as they are, URL-encoded
+    and base64-encoded. Cached: the same connection's secrets are expanded once, not for every recorded text."""
+    forms: set[str] = set()
+    for value in values:
+        if value:
+            forms |= {value, *url_encoded_forms(value), *base64_forms(value)}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
 def register_secret_values(values: Iterable[object]) -> None:
     """Remember secret values so that any log line containing one is redacted."""
-    fresh = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LENGTH}
+    kept = tuple(v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LENGTH)
+    fresh = set(secret_forms(kept))  # a key may reach a log line URL-encoded (a request line) or base64-encoded
     if fresh - _known_secrets:
         with _lock:
             _known_secrets.update(fresh)

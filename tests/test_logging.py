@@ -65,3 +65,17 @@ def test_callback_url_tokens_are_redacted_from_log_lines():
 
     line = "Not Found: /api/webhooks/vibes/Zx9-secret_TOKEN_value/"
     assert redact_text(line) == "Not Found: /api/webhooks/vibes/[redacted]/"
+
+
+def test_a_log_line_with_a_secret_url_encoded_or_base64_encoded_is_redacted():
+    """A request line logged by urllib3 carries a key as the URL wrote it: `+` becomes %2B."""
+    import base64
+
+    from portal.logging import redact_text, register_secret_values
+
+    secret = "sessionm-key+with/odd=chars-0123"
+    register_secret_values([secret])
+    encoded = base64.b64encode(secret.encode()).decode()
+    line = f"POST /priv/v1/apps/sessionm-key%2Bwith%2Fodd%3Dchars-0123/users HTTP/1.1 token={encoded}"
+    assert secret.split("+")[0] not in redact_text(line)
+    assert encoded not in redact_text(line)
