@@ -16,6 +16,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.annexcloud import sandbox as annex_cloud_simulator
+from integrations.bazaarvoice import flows as bazaarvoice
+from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
+from integrations.bazaarvoice.models import PullState, Review
 from integrations.first_orion import flows as first_orion
 from integrations.first_orion import sandbox as first_orion_simulator
 from integrations.first_orion.models import ProgramContent, Push
@@ -248,3 +252,80 @@ def test_the_push_page_says_it_is_being_sent_since_when_in_the_clients_time_zone
 
 def test_a_push_claim_blocks_at_most_45_seconds():
     assert first_orion.claim_seconds() <= 45
+
+
+# --- Bazaarvoice pulls ---------------------------------------------------------------------------------------------
+
+PULL = "bazaarvoice.pull_reviews"
+
+
+@pytest.fixture
+def bv(bazaarvoice_connection, settings):
+    settings.VENDOR_RETRY_BACKOFF_SECONDS = 0.01
+    bazaarvoice_simulator.generate(30, days=1)  # moderated before today: due now
+    return bazaarvoice_connection
+
+
+def take_pull(connection: Connection) -> Callable[[], bazaarvoice.PullLease | None]:
+    return lambda: bazaarvoice.claim(PullState.objects.get_or_create(connection=connection)[0], datetime.now(UTC))
+
+
+def pull(connection: Connection) -> Callable[[], dict[str, int]]:
+    return lambda: bazaarvoice.pull_all(connection.client_id)
+
+
+def credits() -> int:
+    """How many credits Annex Cloud applied (its own record)."""
+    return sum(1 for answer in annex_cloud_simulator.state.points.values() if answer["activity"] == "CREDIT")
+
+
+def test_a_killed_pulls_redelivered_task_pulls_at_once(bv):
+    killed = killed_execution(PULL, "task-1", take_pull(bv))
+    assert bazaarvoice.pull_reviews(bv).counts == {"skipped": 1}
+
+    redelivered = execution(PULL, "task-1", pull(bv))
+
+    assert redelivered.counts["reviews"] == 30 and Review.objects.count() == 30
+    assert credits() == Review.objects.filter(outcome=Review.Outcome.AWARDED).count() > 0
+    assert JobRun.objects.get(pk=killed.pk).outcome == INTERRUPTED
+    assert PullState.objects.get(connection=bv).lease_until is None
+
+
+def test_a_restarted_workers_pull_is_free_at_once_for_a_new_task(bv):
+    killed_execution(PULL, "task-1", take_pull(bv))
+
+    close_runs_of_the_previous_worker(sender=SimpleNamespace(hostname=WORKER))
+    assert PullState.objects.get(connection=bv).lease_until is None
+    resumed = execution(PULL, "task-2", pull(bv), worker=OTHER_WORKER)
+
+    assert resumed.counts["reviews"] == 30 and Review.objects.count() == 30
+
+
+def test_a_pull_held_by_a_live_run_under_another_task_id_is_never_taken_over(bv):
+    killed_execution(PULL, "task-1", take_pull(bv))  # as far as anyone knows: alive
+    held = PullState.objects.get(connection=bv)
+
+    other = execution(PULL, "task-2", pull(bv), worker=OTHER_WORKER)
+    close_runs_of_the_previous_worker(sender=SimpleNamespace(hostname=OTHER_WORKER))
+
+    state = PullState.objects.get(connection=bv)
+    assert other.counts == {"skipped": 1, "connections": 1} and Review.objects.count() == 0
+    assert (state.holder, state.lease_until) == ("task-1", held.lease_until)
+
+
+def test_pull_now_while_a_run_pulls_says_since_when_and_queues_nothing(bv, admin_http, eager_celery):
+    bv.client.time_zone = "Asia/Tokyo"
+    bv.client.save()
+    run = killed_execution(PULL, "task-1", take_pull(bv))
+    url = reverse("admin:integrations_connection_bazaarvoice_pull", args=[bv.pk])
+
+    page = admin_http.post(url, follow=True).content.decode()
+
+    started = run.started_at.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert f"is running since {started:%H:%M:%S} (Asia/Tokyo): not queued again" in page
+    assert "succeeded" not in page and "skipped" not in page
+    assert JobRun.objects.filter(job=PULL).count() == 1 and Review.objects.count() == 0
+
+
+def test_a_pull_lease_blocks_at_most_45_seconds():
+    assert bazaarvoice.pull_lease() <= timedelta(seconds=45)

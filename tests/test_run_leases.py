@@ -24,8 +24,9 @@ from members.models import EventType, LoyaltyEvent, Member, MemberVendorState
 from tests.factories import ConnectionFactory, MemberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-# A killed run may block its work this long at most (it held it for 11 to 15 minutes before runs renewed their holds).
-ONE_LEASE = timedelta(seconds=120)
+# A killed run may block its work this long at most (it held it for 11 to 15 minutes before runs renewed their holds,
+# then two minutes; when its run is closed as interrupted, not even that: tests/test_lease_holders.py).
+ONE_LEASE = timedelta(seconds=45)
 
 
 # --- Bazaarvoice pulls ---------------------------------------------------------------------------------------------

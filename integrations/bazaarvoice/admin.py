@@ -66,6 +66,7 @@ def pull_state(connection: Connection) -> str:
         ("Last run's result", state.last_run_result or "—"),
         ("Last run's counts", counts),
         ("Quota used up until", state.quota_reset_at or "—"),
+        ("Now", (bazaarvoice.pull_running_since(connection) if connection.pk else "") or "not running"),
         ("Next run due", due or "the schedule is off (Periodic tasks)"),
     ]
     table = format_html_join("", "<div><strong>{}:</strong> {}</div>", rows)
@@ -99,6 +100,15 @@ def pull_now_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) 
                 request,
                 f"{connection} is {connection.status}: verify it first (the pull uses active connections only).",
                 messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
+        if since := bazaarvoice.pull_running_since(connection):
+            # Queued now, the pull would find its own connection held and end with nothing to show for it.
+            model_admin.message_user(
+                request,
+                f"A pull of {connection.client}'s Bazaarvoice reviews is {since}: not queued again. Watch it under "
+                "Job runs; the reviews appear under Reviews as they are recorded.",
+                messages.WARNING,
             )
             return HttpResponseRedirect(change_url)
         enqueue(PULL_TASK, connection.client_id)

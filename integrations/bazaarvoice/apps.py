@@ -7,3 +7,8 @@ class BazaarvoiceConfig(AppConfig):
     name = "integrations.bazaarvoice"
     label = "bazaarvoice"
     verbose_name = "Bazaarvoice"
+
+    def ready(self) -> None:
+        # Imported once the apps are loaded (flows import models): connects the receiver that releases the pulls of
+        # runs closed as interrupted (integrations.jobs.runs_interrupted).
+        from integrations.bazaarvoice import flows  # noqa: F401

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -41,17 +42,19 @@ from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, St
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS, DEFAULT_LOOK_BACK_HOURS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
-from integrations.jobs import Counts, report_progress
+from integrations.jobs import Counts, lease_holder, report_progress, running_since, runs_interrupted
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome
 from members.models import PointsTransaction
 
 VENDOR = "bazaarvoice"
 # How long a run's hold on a connection's pull lasts past its last sign of progress. The run renews it after every
-# review it settles and every page it reads, so a killed run blocks the pull for at most this long. A call slower
-# than this (a vendor at its timeouts) may let another run take over: the slow run stops at its next renewal, and the
-# review both touched is still awarded once (its key and customId).
-LEASE = timedelta(seconds=120)
+# review it settles and every page it reads, so a killed run blocks the pull for at most this long — and not even
+# that when its run is closed as interrupted (the hold is released then). Three times the read timeout of one call
+# (15 s, plus 3 s to connect; a 429 is never slept through here). A call that retries can outlast it and let another
+# run take over: the slow run stops at its next renewal, and the review both touched is still awarded once (its key
+# and customId).
+LEASE = timedelta(seconds=45)
 # Reviews left pending by a stopped run, taken up first by the next run (at most this many per run).
 PENDING_BATCH = 1000
 # A scheduled run stops reading new pages after this long, well inside the task's time limit (PortalTask); the
@@ -198,7 +201,8 @@ def pull_reviews(
         return PullResult(Outcome.failure(message), {"skipped": 1})
     lease = claim(state, now)
     if lease is None:
-        return PullResult(Outcome.failure(f"A pull of {connection} is already running."), {"skipped": 1})
+        since = pull_running_since(connection, now) or "running"
+        return PullResult(Outcome.failure(f"A pull of {connection} is already {since}."), {"skipped": 1})
     counts = RunCounts()
     message = "The run failed: see its job run for the error. Nothing recorded is lost; the next run resumes."
     try:
@@ -249,6 +253,8 @@ class PullLease:
     until: datetime
     # The run's clock: real time shifted to the run's `now` (a test's or a bench's "tomorrow").
     offset: timedelta
+    # The task id of the run (integrations.jobs.lease_holder), recorded with the hold.
+    holder: str = ""
 
     def renew(self, **fields: Any) -> None:
         """Hold the pull for another lease from now, writing `fields` of its state in the same update."""
@@ -260,17 +266,33 @@ class PullLease:
     def release(self, **fields: Any) -> bool:
         """Free the pull, writing `fields` of its state, unless another run holds it now."""
         held = PullState.objects.filter(pk=self.state_id, lease_until=self.until)
-        return bool(held.update(lease_until=None, **fields))
+        return bool(held.update(lease_until=None, holder="", **fields))
 
 
 def claim(state: PullState, now: datetime) -> PullLease | None:
-    """The pull, for this run: free, or held by a run that has not renewed its hold for a whole lease (killed)."""
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    """The pull, for this run: free, or held by a run that has not renewed its hold for a whole lease (killed), or
+    held under this run's own task id (its killed earlier execution's: the task was redelivered)."""
+    holder = lease_holder()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(holder=holder)
     until = now + pull_lease()
-    if not PullState.objects.filter(free, pk=state.pk).update(lease_until=until):
+    if not PullState.objects.filter(free, pk=state.pk).update(lease_until=until, holder=holder):
         return None
     state.refresh_from_db()
-    return PullLease(state.pk, until, offset=now - timezone.now())
+    return PullLease(state.pk, until, offset=now - timezone.now(), holder=holder)
+
+
+@receiver(runs_interrupted)
+def release_pulls_of_interrupted_runs(sender: Any, task_ids: list[str], **kwargs: Any) -> None:
+    """Runs closed as interrupted pull no more: their pulls are free for the next run (or *Pull now*) at once."""
+    PullState.objects.filter(holder__in=[t for t in task_ids if t], lease_until__isnull=False).update(
+        lease_until=None, holder=""
+    )
+
+
+def pull_running_since(connection: Connection, now: datetime | None = None) -> str:
+    """ "running since …" (in the client's time zone) while a run holds the connection's pull, else ""."""
+    held = PullState.objects.filter(connection=connection, lease_until__gte=now or timezone.now()).first()
+    return running_since(held.holder, connection.client) if held is not None else ""
 
 
 def settle_pending(context: Context, counts: RunCounts, lease: PullLease, deadline: float | None = None) -> None:
