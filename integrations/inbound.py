@@ -187,9 +187,18 @@ def single_statement() -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext() if transaction.get_autocommit() else transaction.atomic()
 
 
+# Per process: when it last made sure a processing run is queued for a connection (see schedule_processing).
+_scheduled_here: dict[int, float] = {}
+
+
 def schedule_processing(connection_id: int) -> None:
     """Queue one processing run for the connection unless one is already due: a burst of callbacks costs a few
     task messages, not one each. A key that outlives a lost task expires; the minute sweep catches the rest."""
+    now = time.monotonic()
+    if _scheduled_here.get(connection_id, 0.0) > now:
+        return  # this process queued the run that will apply it: no round trip to the cache per delivery
+    # Half the run's countdown: a delivery this process skips is stored well before that run reads the waiting ones.
+    _scheduled_here[connection_id] = now + PROCESSING_WINDOW_SECONDS / 2
     key = f"webhooks:scheduled:{connection_id}"
     try:
         if not cache.add(key, True, timeout=PROCESSING_WINDOW_SECONDS * 5):
@@ -211,6 +220,7 @@ def process_received(
     """Apply stored events that wait for processing, oldest first; each in its own transaction. Walks forward by
     id, so rows another processor holds are skipped, not waited on; counts only what this processor applied."""
     if connection_id is not None:
+        _scheduled_here.pop(connection_id, None)
         cache.delete(f"webhooks:scheduled:{connection_id}")
     waiting = WebhookEvent.objects.filter(status=Status.RECEIVED, event_id__isnull=False)
     if connection_id is not None:

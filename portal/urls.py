@@ -25,12 +25,13 @@ for views in vendor_modules("views").values():
         router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
+    # Vendor callbacks first: the most frequent request resolves without trying (and listing) every other route.
+    path("api/", include(callback_urlpatterns())),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("api/", include(router.urls)),
-    path("api/", include(callback_urlpatterns())),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (?script=), so the page needs no inline script.
     path(

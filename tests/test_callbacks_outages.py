@@ -63,3 +63,31 @@ def test_an_oversized_delivery_is_answered_413_and_kept_truncated(client, vibes,
     assert response.status_code == 413 and "larger than 1000 bytes" in response.json()["detail"]
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.REJECTED and len(event.body) == 1000
+
+
+class CountingCache:
+    """The cache, counting the round trips a delivery costs it."""
+
+    def __init__(self, cache) -> None:
+        self.cache, self.adds = cache, 0
+
+    def add(self, *args, **kwargs):
+        self.adds += 1
+        return self.cache.add(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.cache, name)
+
+
+def test_a_burst_of_deliveries_costs_the_cache_one_round_trip_not_one_each(client, vibes, monkeypatch):
+    from django.core.cache import cache
+
+    from integrations import inbound
+
+    counting = CountingCache(cache)
+    monkeypatch.setattr(inbound, "cache", counting)
+    monkeypatch.setattr(inbound, "_scheduled_here", {})
+    for n in range(5):
+        assert deliver(client, vibes, json.dumps({**ADDED, "event_id": f"burst-{n}"})).status_code == 200
+    assert counting.adds == 1
+    assert WebhookEvent.objects.filter(status=WebhookEvent.Status.RECEIVED).count() == 5  # the queued run applies them
