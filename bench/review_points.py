@@ -2,13 +2,16 @@
 reviewers rewarded through the Annex Cloud simulator (both served by gunicorn), timed; then N more, plus --late
 reviews that appear behind the cursor after the first pull (indexed late: a LastModeratedTime before it, within the
 look-back), pulled by a worker process that is killed (SIGKILL) while it holds the pull and is rewarding reviewers,
-with the first Annex Cloud answers lost after the points were applied. Nothing releases the killed run's hold: the
-pull is attempted on a schedule (every --period seconds) until the hold runs out and a run takes over. The client is
+with the first Annex Cloud answers lost after the points were applied. The killed run is a recorded job run of a
+task on a worker; what frees its hold is --recovery: `restart` (the default: the worker restarts and closes its runs as
+interrupted, which releases their leases), `redelivery` (the killed pool child's task comes back under the same task
+id and takes its own hold over) or `none` (the hold runs out by itself). Meanwhile the pull is attempted on a schedule
+(every --period seconds) until a run pulls. The client is
 in --time-zone; before each pull, reviews moderated "today" by the client's reading or UTC's are added, and none
 may be awarded.
 
     .venv/bin/python bench/review_points.py --reviews 10000 --late 200 --time-zone Pacific/Auckland \
-        [--annex-rate-limit 100] [--database-url postgres://...]
+        [--annex-rate-limit 100] [--recovery restart|redelivery|none] [--database-url postgres://...]
 
 Prints one line and exits 1 when one of INVARIANTS breaks. Awards are counted from the Annex Cloud simulator's own
 record of the points it applied (by customId, and each reviewer's balance), against the reviews the bench created
@@ -20,7 +23,8 @@ never received; `extra` credits for reviews that earn none; `double_awards` poin
 reviewer (each reviewer wrote one review); `awarded_today` reviews credited although moderated at or after the
 start of today by either reading (the client's midnight or UTC's, whichever is earlier) when they were pulled, counted
 after the first pull and after the last. `seconds_to_resume` runs from the kill to the first call the Bazaarvoice
-simulator received from the run that took over; `blocked_runs` are the attempts the killed run's hold turned away.
+simulator received from the run that took over; `blocked_runs` are the attempts the killed run's hold turned away
+(released=1 when the recovery released the hold rather than waiting it out).
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,8 +54,8 @@ from bench.resume import resume_on_schedule
 from bench.simulator_records import records, served
 
 # Portal modules are imported inside the functions below: Django is set up (bench_django) only once the bench runs.
-# The smoke run holds the pull for a few seconds only: a killed run then blocks it that long.
-SMOKE_ARGS = ["--reviews", "60", "--late", "6", "--time-zone", "Pacific/Auckland", "--lease-seconds", "8"]
+# The smoke run holds the pull for the product's lease (45 s): the restarted worker releases it at once.
+SMOKE_ARGS = ["--reviews", "60", "--late", "6", "--time-zone", "Pacific/Auckland"]
 INVARIANTS = [
     "lost == 0",
     "missed == 0",
@@ -67,10 +73,17 @@ INVARIANTS = [
     "lost_answers >= 1",
     "worker_killed == 1",
     "interrupted_runs >= 1",
-    # …whose hold turned the next attempts away, and ran out by itself within a lease (and a schedule period).
-    "blocked_runs >= 1",
+    # …whose hold was released with its run (no attempt turned away), or, with nothing to release it, turned the next
+    # attempts away and ran out by itself within a lease (and a schedule period)…
+    "released == 0 or blocked_runs == 0",
+    "released == 1 or blocked_runs >= 1",
     "seconds_to_resume <= lease_s + period_s + 10",
+    # …so interrupted work resumes within a minute (issue 21).
+    "seconds_to_resume <= 60",
 ]
+# The killed worker's run, as Celery runs a task (tasks.run_as_job): a recorded run under a task id, on a worker.
+TASK_ID, WORKER = "bench-killed-pull", "celery@bench-worker"
+RECOVERIES = ("restart", "redelivery", "none")
 POINTS = 50
 LOST_ANSWERS = 3
 FIRST_REVIEW_ID = 46_000_000  # the simulator's review ids: this plus the review's number
@@ -172,7 +185,34 @@ def run_worker(connection_id: int, lease: float) -> None:
 
     django.setup()
     hold_pulls_for(lease)
-    pull(connection_id, now=tomorrow())
+    pulled_as_a_task(connection_id, TASK_ID, WORKER)
+
+
+def pulled_as_a_task(connection_id: int, task_id: str = "", worker: str = "celery@bench") -> bool:
+    """One pull "tomorrow", run as a worker runs a task (a new task id each, unless given): whether it pulled (rather
+    than finding the pull held)."""
+    from integrations.jobs import run_job
+
+    task_id = task_id or f"bench-{uuid.uuid4().hex}"
+
+    def work() -> dict[str, int]:
+        return pull(connection_id, now=tomorrow())
+
+    run = run_job("bazaarvoice.pull_reviews", work, task_id=task_id, worker=worker)
+    return run.counts != {"skipped": 1}
+
+
+def recover(recovery: str, connection_id: int) -> Callable[[], bool]:
+    """What follows the kill, and the scheduled attempt from then on. `restart`: the killed worker starts again and
+    closes the runs it left (worker_ready), then the schedule's runs; `redelivery`: the task comes back under its id;
+    `none`: the schedule's runs until the hold runs out."""
+    from integrations.tasks import close_runs_of_the_previous_worker
+
+    if recovery == "restart":
+        close_runs_of_the_previous_worker(sender=SimpleNamespace(hostname=WORKER))
+    if recovery == "redelivery":
+        return lambda: pulled_as_a_task(connection_id, TASK_ID)
+    return lambda: pulled_as_a_task(connection_id)
 
 
 # --- Today, by both readings (computed here from the zone, not by the portal) -------------------------------------
@@ -308,6 +348,7 @@ def main() -> None:
     parser.add_argument("--annex-rate-limit", type=float, default=100.0, help="Annex Cloud calls per second")
     parser.add_argument("--lease-seconds", type=float, help="how long a pull's hold lasts (default: the product's)")
     parser.add_argument("--period", type=float, default=1.0, help="seconds between scheduled attempts after the kill")
+    parser.add_argument("--recovery", choices=RECOVERIES, default="restart", help="what follows the kill")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # the killed worker: a connection id
     add_database_argument(parser)
     args = parser.parse_args()
@@ -344,7 +385,7 @@ def main() -> None:
         kill = kill_in_flight(env, connection_id, reviews + max(1, reviews // 2), lease)
         resumed = resume_on_schedule(
             kill.at,
-            attempt=lambda: pull(connection_id, now=tomorrow()) != {"skipped": 1},
+            attempt=recover(args.recovery, connection_id),
             progress=lambda: control(port, "bazaarvoice")["calls"],
             period=args.period,
             patience=lease + 120,
@@ -381,6 +422,8 @@ def main() -> None:
         annex_rate_limit=f"{args.annex_rate_limit:g}",
         worker_killed=int(kill.worker_killed),
         interrupted_runs=int(kill.interrupted),
+        recovery=args.recovery,
+        released=int(args.recovery != "none"),
         blocked_runs=resumed.blocked_runs,
         lease_s=f"{lease:g}",
         period_s=f"{args.period:g}",
