@@ -105,7 +105,13 @@ TARGETS = (
     ),
     Target(
         "integrations/inbound.py",
-        ("tests/test_vibes_callbacks.py", "tests/test_hostile_input.py", "tests/test_mutants_inbound.py"),
+        (
+            "tests/test_vibes_callbacks.py",
+            "tests/test_hostile_input.py",
+            "tests/test_mutants_inbound.py",
+            "tests/test_callbacks_outages.py",
+            "tests/test_attentive_webhooks.py",
+        ),
     ),
     Target("members/sync.py", ("tests/test_member_convergence.py", "tests/test_vibes_persons.py")),
     Target("members/messaging.py", ("tests/test_messaging.py", "tests/test_messaging_held.py")),
