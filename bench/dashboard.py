@@ -1,16 +1,21 @@
 """The admin dashboard under a production-sized history: N vendor calls and M job runs spread over 30 days, with
 every other record a chart or a "Needs attention" line reads filled in proportion to the calls (messages sent and
 their loyalty events, callbacks, points, First Orion pushes and their batches, Bazaarvoice reviews, a failing
-connection), served by gunicorn, fetched by a logged-in site admin for the 24-hour and the 7-day window.
+connection), served by gunicorn, fetched by a logged-in site admin for the 24-hour and the 7-day window, and
+/metrics scraped with its token.
+
+The raw rows are generated in SQL, so the hourly rollups the dashboard and /metrics read (integrations/rollups.py)
+are counted from them afterwards the way the portal counts them as things happen: per hour, connection, client and
+outcome, and `rollup_calls` (the running total of vendor calls) must equal the calls in the table.
 
     .venv/bin/python bench/dashboard.py --calls 1000000 --runs 100000 --database-url postgres://postgres@127.0.0.1:5432/postgres
 
 Prints one line: backend=… calls=… job_runs=… members=… messages=… callbacks=… points=… pushes=… push_batches=…
 reviews=… charts=… empty_charts=… failing_connections=… troubled_runs=… vendor_troubles=… requests=…
-bad_responses=… p50_ms=… p95_ms=… p50_7d_ms=… p95_7d_ms=…, and exits 1 when one of INVARIANTS breaks. The row
-figures are counted in the database after filling; `empty_charts` counts the charts (either window) the dashboard's
-own code draws with nothing in them, so a chart added on a table this bench does not fill breaks the run instead of
-being timed empty.
+bad_responses=… p50_ms=… p95_ms=… p50_7d_ms=… p95_7d_ms=… rollup_rows=… rollup_calls=… metrics_ms=…, and exits 1
+when one of INVARIANTS breaks. The row figures are counted in the database after filling; `empty_charts` counts the
+charts (either window) the dashboard's own code draws with nothing in them, so a chart added on a series this bench
+does not fill breaks the run instead of being timed empty.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import re
 import statistics
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +54,13 @@ INVARIANTS = [
     "troubled_runs >= 1",
     "vendor_troubles >= 1",
     "bad_responses == 0",
+    "rollup_calls == calls",
+    "calls < 1000000 or metrics_ms < 100",
     "calls < 1000000 or p95_ms < 1000",
     "calls < 1000000 or p95_7d_ms < 2000",
 ]
 PASSWORD = "bench-dashboard-password"
+METRICS_TOKEN = "bench-dashboard-metrics-token"
 SPREAD_SECONDS = 30 * 24 * 3600
 # The connections whose calls fill the call charts; the client has one of every vendor.
 CALLING_VENDORS = ("annex_cloud", "attentive", "vibes")
@@ -335,6 +344,101 @@ class History:
             for table in tables:
                 cursor.execute(f"VACUUM ANALYZE {table}")
 
+    def roll_up(self) -> None:
+        """The rollups of the generated history, counted from the raw rows per hour as the portal counts each event
+        when it happens (the same series, outcomes and latency buckets), in batches of one statement each."""
+        from integrations import rollups
+
+        tallies = [tally for source in rollup_sources() for tally in source()]
+        for start in range(0, len(tallies), 1000):
+            rollups.add(tallies[start : start + 1000])
+        first, last = history_span()
+        rollups.count_callbacks(first, last)
+
+
+def history_span() -> tuple[Any, Any]:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    return now - timedelta(seconds=SPREAD_SECONDS + 3600), now + timedelta(hours=1)
+
+
+def rollup_sources() -> list[Any]:
+    """One function per series, each returning the tallies of its grouped rows."""
+    from django.db.models import Case, CharField, Count, F, IntegerField, Q, Sum, Value, When
+    from django.db.models.functions import Coalesce, Concat, TruncHour
+
+    from integrations import rollups
+    from integrations.bazaarvoice.models import Review
+    from integrations.bazaarvoice.rewards import REVIEWS_SETTLED
+    from integrations.first_orion.flows import PUSHED
+    from integrations.first_orion.models import PushBatch
+    from integrations.models import JobRun, VendorCall
+    from members.models import OutboundMessage, PointsTransaction
+
+    def grouped(series: str, rows: Any, when: str, outcome: Any, client: str, connection: str = "", total: Any = None):
+        def tallies() -> list[Any]:
+            summed = Coalesce(total, 0, output_field=IntegerField()) if total is not None else Value(0)
+            found = (
+                rows.order_by()
+                .values(
+                    hour=TruncHour(when, tzinfo=UTC),
+                    kind=outcome,
+                    client_pk=F(client),
+                    connection_pk=F(connection) if connection else Value(0),
+                )
+                .annotate(n=Count("pk"), summed=summed)
+            )
+            return [
+                rollups.Tally(
+                    series,
+                    row["kind"],
+                    row["client_pk"] or 0,
+                    row["connection_pk"] or 0,
+                    row["n"],
+                    row["summed"] or 0,
+                    hour=row["hour"],
+                )
+                for row in found
+            ]
+
+        return tallies
+
+    call_outcome = Case(
+        When(~Q(error_type=""), then="error_type"),
+        When(status_code__lt=400, then=Value(rollups.OK)),
+        default=Value("failed"),
+        output_field=CharField(),
+    )
+    bucket = Case(
+        *(When(latency_ms__lte=bound, then=Value(str(bound))) for bound in rollups.LATENCY_BUCKETS_MS),
+        default=Value(rollups.INF),
+        output_field=CharField(),
+    )
+    calls = VendorCall.objects.all()
+    settled = OutboundMessage.objects.exclude(status__in=rollups.UNSETTLED_MESSAGE_STATUSES)
+    points_outcome = Concat("activity", Value(":"), "status", output_field=CharField())
+    return [
+        grouped(rollups.CALLS, calls, "created_at", call_outcome, "connection__client_id", "connection_id"),
+        grouped(
+            rollups.LATENCY, calls, "created_at", bucket, "connection__client_id", "connection_id", Sum("latency_ms")
+        ),
+        grouped(rollups.MESSAGES, settled, "attempted_at", F("status"), "connection__client_id", "connection_id"),
+        grouped(
+            rollups.POINTS,
+            PointsTransaction.objects.all(),
+            "created_at",
+            points_outcome,
+            "client_id",
+            total=Sum("points"),
+        ),
+        grouped(rollups.JOB_RUNS, JobRun.objects.all(), "started_at", F("outcome"), "client_id"),
+        grouped(PUSHED, PushBatch.objects.all(), "settled_at", F("status"), "push__client_id", total=Sum("size")),
+        grouped(REVIEWS_SETTLED, Review.objects.all(), "updated_at", F("outcome"), "client_id"),
+    ]
+
 
 def drawn(user: Any) -> dict[str, int]:
     """What the dashboard's own code draws for this user: its charts in both windows, how many of them are empty,
@@ -387,6 +491,29 @@ def timings_ms(session: Any, port: int, window: str, count: int) -> tuple[list[f
     return found, bad
 
 
+def metrics_ms(port: int, count: int) -> tuple[float, int]:
+    """The median time of a /metrics scrape, and how many answers were not its counters with a 200."""
+    import requests
+
+    url, headers = f"http://127.0.0.1:{port}/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    requests.get(url, headers=headers, timeout=120)  # warm
+    found, bad = [], 0
+    for _ in range(count):
+        started = time.perf_counter()
+        response = requests.get(url, headers=headers, timeout=120)
+        found.append((time.perf_counter() - started) * 1000)
+        bad += response.status_code != 200 or "portal_vendor_calls_total" not in response.text
+    return statistics.median(found), bad
+
+
+def rolled_up() -> dict[str, int]:
+    from integrations import rollups
+    from integrations.models import Rollup
+
+    calls = sum(row["count"] for row in rollups.all_time([rollups.CALLS]))
+    return {"rollup_rows": Rollup.objects.count(), "rollup_calls": calls}
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -399,14 +526,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     add_database_argument(parser)
     args = parser.parse_args()
-    with bench_django(args.database_url) as env:
+    with bench_django(args.database_url, METRICS_TOKEN=METRICS_TOKEN) as env:
         from django.contrib.auth import get_user_model
         from django.db import connection
 
         history = History(args.calls, args.runs)
         history.fill()
+        history.roll_up()
         history.settle()
         filled = history.filled()
+        rollup_counts = rolled_up()
         admin = get_user_model().objects.create_superuser("bench-admin", "bench@example.com", PASSWORD)
         shown = drawn(admin)
         connection.close()
@@ -415,17 +544,20 @@ def main() -> None:
             session = logged_in_session(port)
             day, bad_day = timings_ms(session, port, "24h", args.requests)
             week, bad_week = timings_ms(session, port, "7d", args.requests)
+            scrape_ms, bad_scrapes = metrics_ms(port, args.requests)
     print_result(
         INVARIANTS,
         backend=history.backend,
         **filled,
         **shown,
         requests=args.requests,
-        bad_responses=bad_day + bad_week,
+        bad_responses=bad_day + bad_week + bad_scrapes,
         p50_ms=f"{statistics.median(day):.0f}",
         p95_ms=f"{p95(day):.0f}",
         p50_7d_ms=f"{statistics.median(week):.0f}",
         p95_7d_ms=f"{p95(week):.0f}",
+        **rollup_counts,
+        metrics_ms=f"{scrape_ms:.0f}",
     )
 
 

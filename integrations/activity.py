@@ -1,29 +1,27 @@
-"""What the dashboard charts: series of records the portal already keeps (vendor calls, messages, callbacks, points,
-and whatever a vendor adds), each counted or summed per hour or per day in SQL.
+"""What the dashboard charts: series the portal counts per hour as things happen (integrations/rollups.py) — vendor
+calls, messages, callbacks, points, and whatever a vendor adds — summed per hour or per day of the viewer's zone.
 
-A vendor adds its own series with `activity_series()` in its flows module (e.g. First Orion's pushes), and its own
-lines of trouble with `dashboard_troubles` in its `VendorAdmin` (they link to its admin pages)."""
+A vendor adds its own series with `activity_series()` in its flows module (e.g. First Orion's pushes, counted by a
+`rollups.counted(...)` where its flow settles a batch), and its own lines of trouble with `dashboard_troubles` in
+its `VendorAdmin` (they link to its admin pages)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
-from django.db.models import Count, Q, QuerySet, Sum
-
-from integrations.models import VendorCall, WebhookEvent
-from members.models import OutboundMessage, PointsTransaction
+from integrations import rollups
 
 
 @dataclass(frozen=True)
 class ActivitySeries:
-    """One chart: `value` aggregated over `queryset` per bucket of `time_field`; `client_path` scopes it to clients."""
+    """One chart: the rollup `series` (of one `outcome`, or all when blank) per bucket, as its number of events
+    ("count") or the sum of their values ("total", e.g. points)."""
 
     title: str
-    queryset: QuerySet[Any]
-    time_field: str
-    client_path: str
-    value: Any = field(default_factory=lambda: Count("pk"))
+    series: str
+    outcome: str = ""
+    value: Literal["count", "total"] = "count"
     unit: str = ""
 
 
@@ -38,29 +36,8 @@ class Trouble:
 
 
 def core_series() -> list[ActivitySeries]:
-    applied = PointsTransaction.Status.APPLIED
     return [
-        ActivitySeries(
-            "Messages sent",
-            OutboundMessage.objects.filter(status=OutboundMessage.Status.SENT),
-            "sent_at",
-            "connection__client",
-        ),
-        ActivitySeries("Callbacks received", WebhookEvent.objects.all(), "received_at", "connection__client"),
-        ActivitySeries(
-            "Points awarded",
-            PointsTransaction.objects.filter(status=applied, activity=PointsTransaction.Activity.CREDIT),
-            "created_at",
-            "client",
-            value=Sum("points"),
-            unit="points",
-        ),
+        ActivitySeries("Messages sent", rollups.MESSAGES, outcome="sent"),
+        ActivitySeries("Callbacks received", rollups.CALLBACKS),
+        ActivitySeries("Points awarded", rollups.POINTS, outcome="credit:applied", value="total", unit="points"),
     ]
-
-
-# Vendor calls split by outcome: answered 2xx/3xx, or refused/failed/unanswered.
-CALL_OUTCOMES = {
-    "ok": Count("pk", filter=Q(status_code__lt=400, error_type="")),
-    "failed": Count("pk", filter=Q(status_code__gte=400) | Q(status_code__isnull=True) | ~Q(error_type="")),
-}
-CALLS = VendorCall.objects.all()

@@ -21,6 +21,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from integrations import rollups
 from integrations.alerts import alert
 from integrations.http import AuthError, CallRecord, VendorAPI, VendorError
 from integrations.inbound import Refusal
@@ -260,6 +261,7 @@ class ConnectionCallLog:
             error_type=call.error_type,
             error=call.error,
         )
+        rollups.call_recorded(self.connection, call)
 
     @staticmethod
     def keeps_successful_bodies() -> bool:

@@ -32,6 +32,12 @@ CORE_SCHEDULES = (
         description="Puts a heartbeat on every queue; /healthz turns 503 when a queue's goes unanswered.",
     ),
     Schedule(
+        name="Count callbacks for the dashboard",
+        task="integrations.roll_up_callbacks",
+        crontab={"minute": "*"},
+        description="Adds the callbacks stored in the last minutes to the hourly counts of the dashboard and /metrics.",
+    ),
+    Schedule(
         name="Match Vibes persons to members",
         task="integrations.match_vibes_persons",
         crontab={"minute": "*/5"},

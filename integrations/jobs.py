@@ -19,6 +19,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from integrations import rollups
 from integrations.alerts import alert
 from integrations.job_catalog import SCHEDULES
 from integrations.models import Client, JobRun
@@ -66,6 +67,7 @@ def run_job(
         _current_run.reset(token)
         run.finished_at = timezone.now()
         record_end(run)
+        rollups.job_run_ended(run)
     return run
 
 
@@ -127,6 +129,7 @@ def close_as_interrupted(runs: QuerySet[JobRun]) -> int:
     )
     if not closed:
         return 0
+    rollups.counted(rollups.JOB_RUNS, outcome=JobRun.Outcome.INTERRUPTED, count=closed)
     jobs = sorted({job for _, job, _ in found})
     alert(f"jobs-interrupted:{','.join(jobs)}", "Job runs were interrupted", f"Interrupted: {', '.join(jobs)}.")
     task_ids = sorted({task_id for _, _, task_id in found if task_id})

@@ -435,3 +435,43 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.subject}"
+
+
+class Rollup(models.Model):
+    """What happened per hour, counted as it happens (integrations/rollups.py): the dashboard's charts and /metrics
+    read these rows only, so their cost follows the window shown, not the history kept.
+
+    One row per (hour, series, client, connection, outcome): `count` events and the `total` of their value (points
+    awarded, destinations pushed, the milliseconds of the calls in a latency bucket). The hour ALL_TIME (the epoch)
+    holds the running totals since the portal started, which /metrics exports as counters; retention keeps them.
+    Client and connection are plain ids (0 for none) rather than foreign keys, so the unique key has no NULL in it
+    (an upsert on PostgreSQL never matches a NULL) and a row outlives a deleted connection until retention."""
+
+    hour = models.DateTimeField()
+    series = models.CharField(max_length=40)
+    client_pk = models.PositiveIntegerField("client id", default=0)
+    connection_pk = models.PositiveIntegerField("connection id", default=0)
+    outcome = models.CharField(max_length=64, blank=True)
+    count = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "series", "client_pk", "connection_pk", "outcome"], name="one_rollup_per_hour_and_key"
+            )
+        ]
+        # The dashboard reads a window of hours of a few series (the unique key's index serves it by hour).
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.series} {self.outcome}: {self.count}"
+
+
+class RollupMark(models.Model):
+    """How far a series rolled up from raw rows by a minute job has been counted (see rollups.roll_up_callbacks)."""
+
+    series = models.CharField(max_length=40, primary_key=True)
+    counted_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.series} counted until {self.counted_until:%Y-%m-%d %H:%M}"

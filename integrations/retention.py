@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from integrations import rollups
 from integrations.models import JobRun, VendorCall, WebhookEvent
 from integrations.sessionm.models import SessionMOffer
 from members.models import LoyaltyEvent, OutboundMessage
@@ -73,6 +74,7 @@ def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
         "loyalty_events": prune(
             prunable_loyalty_events(now), "messages_planned_at", cutoff("LOYALTY_EVENT_RETENTION_DAYS")
         ),
+        "rollups": rollups.prune(now),  # its own period (ROLLUP_RETENTION_DAYS, 400 days): the charts' history
     }
 
 

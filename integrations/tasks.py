@@ -8,7 +8,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.signals import worker_ready
 
-from integrations import inbound, liveness, retention
+from integrations import inbound, liveness, retention, rollups
 from integrations.attentive import flows as attentive
 from integrations.http import RateLimited, Unavailable
 from integrations.jobs import Counts, reap_interrupted_runs, run_job
@@ -87,6 +87,13 @@ def sweep_received_callbacks(self: Task, client_id: int | None = None) -> Counts
 def send_worker_heartbeats() -> int:
     """Every minute (not a recorded job: a run row a minute would say nothing): a heartbeat on every queue."""
     return liveness.send_heartbeats()
+
+
+@shared_task(base=PortalTask, name="integrations.roll_up_callbacks")
+def roll_up_callbacks() -> int:
+    """Every minute (not a recorded job, like the heartbeats): counts the callbacks stored since the last run into
+    the hourly rollups the dashboard and /metrics read."""
+    return rollups.roll_up_callbacks()
 
 
 @shared_task(bind=True, base=PortalTask, name=liveness.HEARTBEAT_TASK)

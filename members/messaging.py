@@ -29,6 +29,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from integrations import rollups
 from integrations.alerts import alert
 from integrations.connections import USABLE_STATUSES, usable
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
@@ -255,6 +256,7 @@ def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
     if status != Status.PENDING:
         fields["held_since"] = None  # no longer waiting; a message put back to pending keeps when it was first held
     record_patiently(lambda: OutboundMessage.objects.filter(pk=message.pk, claim=message.claim).update(**fields))
+    rollups.message_settled(message, status)
 
 
 def record_patiently(write: Callable[[], Any], patience: float = 30.0) -> None:

@@ -1,6 +1,7 @@
 """What the admin index shows: trouble first (failing connections, failed or interrupted job runs of the last 24
 hours), then each visible client's connections as cards saying what to do next, then charts of the last 24 hours or
-7 days drawn from the records the portal keeps, aggregated in SQL (one grouped query per chart)."""
+7 days read from the hourly counts the portal keeps as things happen (integrations/rollups.py), never from the
+raw records, so the page costs the same at ten million calls a day as at ten."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection as db
-from django.db.models import Aggregate, FloatField, Prefetch, QuerySet
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Prefetch
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from integrations.activity import CALL_OUTCOMES, CALLS, ActivitySeries, Trouble, core_series
+from integrations import rollups
+from integrations.activity import ActivitySeries, Trouble, core_series
 from integrations.models import Client, Connection, JobRun
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
 from integrations.vendors import vendor_modules
@@ -163,26 +163,18 @@ def setup_url(connection: Connection, site_admin: bool) -> str:
 # --- Charts ------------------------------------------------------------------------------------------------------
 
 
-class Percentile95(Aggregate):
-    """PostgreSQL's 95th percentile (an ordered-set aggregate Django has no class for)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(0.95) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
 def charts(user: Any, window: str, zone: ZoneInfo) -> list[Chart]:
+    """Every chart from one query of the hourly rollups in the window (never the raw records): its cost follows
+    the window shown and the number of connections, not the history kept."""
     span, unit = WINDOWS[window]
     now = timezone.now()
     since = bucket_start(now - span, unit, zone) + step(unit)
     labels = bucket_labels(since, now, unit, zone)
-    calls = scoped(CALLS, "connection__client", user).filter(created_at__gte=since)
-    found = call_charts(calls, labels, unit, zone)
-    for series in core_series() + vendor_series():
-        rows = scoped(series.queryset, series.client_path, user).filter(**{f"{series.time_field}__gte": since})
-        chart = grouped_chart(series.title, rows, series.time_field, {"value": series.value}, labels, unit, zone)
-        chart.unit = series.unit
-        found.append(chart)
+    series = core_series() + vendor_series()
+    wanted = {rollups.CALLS, rollups.LATENCY, *(one.series for one in series)}
+    sums = bucket_sums(rollups.window_sums(wanted, since, visible_client_pks(user)), unit, zone)
+    found = call_charts(sums, labels)
+    found += [series_chart(one, sums, labels) for one in series]
     return [lay_out(chart) for chart in found]
 
 
@@ -191,60 +183,65 @@ def vendor_series() -> list[ActivitySeries]:
     return [series for module in flows if hasattr(module, "activity_series") for series in module.activity_series()]
 
 
-def scoped(queryset: QuerySet[Any], client_path: str, user: Any) -> QuerySet[Any]:
-    if is_site_admin(user):
-        return queryset
-    return queryset.filter(**{f"{client_path}__in": visible_clients(user).values("pk")})
+def visible_client_pks(user: Any) -> list[int] | None:
+    """The clients whose counts the viewer sees; None for a site admin (all, and the portal's own)."""
+    return None if is_site_admin(user) else list(visible_clients(user).values_list("pk", flat=True))
 
 
-def trunc(unit: str, field_name: str, zone: ZoneInfo) -> Any:
-    return (TruncHour if unit == "hour" else TruncDay)(field_name, tzinfo=zone)
+# (series, outcome) -> bucket start -> [events, summed value]
+Sums = dict[tuple[str, str], dict[datetime, list[float]]]
 
 
-def grouped_chart(
-    title: str,
-    rows: QuerySet[Any],
-    time_field: str,
-    values: dict[str, Any],
-    labels: dict[datetime, str],
-    unit: str,
-    zone: ZoneInfo,
-) -> Chart:
-    per_bucket = rows.order_by().annotate(bucket=trunc(unit, time_field, zone)).values("bucket").annotate(**values)
-    found = {row["bucket"]: row for row in per_bucket}
+def bucket_sums(rows: list[dict[str, Any]], unit: str, zone: ZoneInfo) -> Sums:
+    """The hourly rows added up per bucket of the viewer's zone (an hour, or a local day)."""
+    sums: Sums = {}
+    for row in rows:
+        bucket = bucket_start(row["hour"], unit, zone)
+        counted = sums.setdefault((row["series"], row["outcome"]), {}).setdefault(bucket, [0.0, 0.0])
+        counted[0] += row["n"] or 0
+        counted[1] += row["value"] or 0
+    return sums
+
+
+def summed(sums: Sums, series: str, bucket: datetime, outcome: str | None = None, value: str = "count") -> float:
+    """A series' events (or their summed value) in a bucket, of one outcome or of every outcome (None)."""
+    index = 0 if value == "count" else 1
+    return sum(
+        per_bucket.get(bucket, [0.0, 0.0])[index]
+        for (name, kind), per_bucket in sums.items()
+        if name == series and (outcome is None or kind == outcome)
+    )
+
+
+def series_chart(series: ActivitySeries, sums: Sums, labels: dict[datetime, str]) -> Chart:
+    outcome = series.outcome or None
     bars = [
-        Bar(label, {part: float((found.get(start) or {}).get(part) or 0) for part in values})
+        Bar(label, {"value": summed(sums, series.series, start, outcome, series.value)})
         for start, label in labels.items()
     ]
-    return Chart(title, bars, parts=tuple(values))
+    return Chart(series.title, bars, unit=series.unit)
 
 
-def call_charts(calls: QuerySet[Any], labels: dict[datetime, str], unit: str, zone: ZoneInfo) -> list[Chart]:
-    """Vendor calls by outcome and their p95 latency per bucket, in one pass over the window's calls: in SQL on
-    PostgreSQL; SQLite (development) has no percentile, so Python takes the latencies there."""
-    per_bucket = calls.order_by().annotate(bucket=trunc(unit, "created_at", zone)).values("bucket")
-    if db.vendor == "postgresql":
-        rows = {row["bucket"]: row for row in per_bucket.annotate(**CALL_OUTCOMES, p95=Percentile95("latency_ms"))}
-    else:
-        rows = {row["bucket"]: row for row in per_bucket.annotate(**CALL_OUTCOMES)}
-        latencies: dict[datetime, list[int]] = {}
-        for bucket, latency in per_bucket.values_list("bucket", "latency_ms"):
-            latencies.setdefault(bucket, []).append(latency)
-        for bucket, values in latencies.items():
-            rows[bucket]["p95"] = percentile_95(values)
-    empty: dict[str, Any] = {}
-    outcomes = [Bar(label, {part: float(rows.get(start, empty).get(part) or 0) for part in CALL_OUTCOMES})
-                for start, label in labels.items()]  # fmt: skip
-    latency = [Bar(label, {"value": float(rows.get(start, empty).get("p95") or 0)}) for start, label in labels.items()]
+def call_charts(sums: Sums, labels: dict[datetime, str]) -> list[Chart]:
+    """Vendor calls by outcome (answered 2xx/3xx, or refused/failed/unanswered) and their p95 latency per bucket,
+    read from the latency histogram's buckets."""
+    outcomes, latency = [], []
+    for start, label in labels.items():
+        ok = summed(sums, rollups.CALLS, start, rollups.OK)
+        outcomes.append(Bar(label, {"ok": ok, "failed": summed(sums, rollups.CALLS, start) - ok}))
+        histogram = {
+            kind: per_bucket.get(start, [0.0])[0]
+            for (name, kind), per_bucket in sums.items()
+            if name == rollups.LATENCY
+        }
+        latency.append(Bar(label, {"value": round(rollups.quantile(histogram), 1)}))
     return [
-        Chart("Vendor calls", outcomes, parts=tuple(CALL_OUTCOMES)),
+        Chart("Vendor calls", outcomes, parts=CALL_PARTS),
         Chart("p95 latency of vendor calls", latency, unit="ms"),
     ]
 
 
-def percentile_95(values: list[int]) -> float:
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))])
+CALL_PARTS = ("ok", "failed")
 
 
 def step(unit: str) -> timedelta:

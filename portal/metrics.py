@@ -1,57 +1,44 @@
 """Prometheus metrics at /metrics, protected by a bearer token (METRICS_TOKEN; the endpoint is off without one).
 
-Figures are read from the records the portal keeps (vendor calls, messages, webhook events, job runs) and from the
-broker at scrape time, so every web, worker and beat process is counted, not just the one that answers.
+Counters and histograms are the running totals the portal counts as things happen (integrations/rollups.py, its
+ALL_TIME rows), kept in the database so every web, worker and beat process is counted, not just the one that answers,
+and a scrape reads a few rows per connection whatever the history. Queue depths are read from the broker.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections import defaultdict
 from collections.abc import Iterator
-from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count
 from django.http import Http404, HttpRequest, HttpResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from integrations.models import JobRun, VendorCall, WebhookEvent
-from members.models import OutboundMessage
+from integrations import rollups
+from integrations.models import Connection
 from portal.views import queue_depths
 
-WINDOW = timedelta(hours=1)
+TOTALS = (rollups.CALLS, rollups.LATENCY, rollups.MESSAGES, rollups.CALLBACKS, rollups.JOB_RUNS)
 
 
 class PortalCollector(Collector):
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        since = timezone.now() - WINDOW
-        calls = GaugeMetricFamily(
-            "portal_vendor_calls_last_hour", "Vendor calls in the last hour", labels=["vendor", "connection", "outcome"]
+    def collect(self) -> Iterator[Metric]:
+        totals: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rollups.all_time(TOTALS):
+            totals[row["series"]].append(row)
+        vendors = dict(Connection.objects.values_list("pk", "vendor"))
+        yield vendor_calls(totals[rollups.CALLS], vendors)
+        yield call_latency(totals[rollups.LATENCY], vendors)
+        yield by_outcome("portal_outbound_messages", "Messages by the outcome of their send", totals[rollups.MESSAGES])
+        yield by_outcome(
+            "portal_webhook_events", "Callbacks received, by how they were stored", totals[rollups.CALLBACKS]
         )
-        latency = GaugeMetricFamily(
-            "portal_vendor_call_latency_ms_avg_last_hour",
-            "Mean latency of vendor calls",
-            labels=["vendor", "connection"],
-        )
-        rows = (
-            VendorCall.objects.filter(created_at__gte=since)
-            .values("connection__vendor", "connection_id", "error_type")
-            .annotate(n=Count("pk"), ms=Avg("latency_ms"))
-        )
-        for row in rows:
-            labels = [row["connection__vendor"], str(row["connection_id"])]
-            calls.add_metric([*labels, row["error_type"] or "ok"], row["n"])
-            latency.add_metric(labels, row["ms"] or 0)
-        yield calls
-        yield latency
-        yield counted("portal_outbound_messages", "Outbound messages by status", OutboundMessage.objects.all())
-        yield counted("portal_webhook_events", "Inbound webhook events by status", WebhookEvent.objects.all())
-        runs = JobRun.objects.filter(started_at__gte=timezone.now() - timedelta(days=1))
-        yield counted("portal_job_runs_last_day", "Job runs of the last day by outcome", runs, field="outcome")
+        yield by_outcome("portal_job_runs", "Job runs by how they ended", totals[rollups.JOB_RUNS])
         depth = GaugeMetricFamily("portal_queue_depth", "Messages waiting per Celery queue", labels=["queue"])
         for queue, size in queue_depths().items():
             if size is not None:
@@ -59,10 +46,48 @@ class PortalCollector(Collector):
         yield depth
 
 
-def counted(name: str, documentation: str, queryset: object, field: str = "status") -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, documentation, labels=[field])
-    for row in queryset.values(field).annotate(n=Count("pk")).order_by():  # type: ignore[attr-defined]
-        family.add_metric([row[field]], row["n"])
+def connection_labels(row: dict[str, Any], vendors: dict[int, str]) -> list[str]:
+    """vendor and connection; a connection deleted since is still counted under its id."""
+    return [vendors.get(row["connection_pk"], "deleted"), str(row["connection_pk"])]
+
+
+def vendor_calls(rows: list[dict[str, Any]], vendors: dict[int, str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        "portal_vendor_calls",
+        "Vendor calls by outcome (ok, or the error's kind)",
+        labels=["vendor", "connection", "outcome"],
+    )
+    for row in rows:
+        family.add_metric([*connection_labels(row, vendors), row["outcome"]], row["count"])
+    return family
+
+
+def call_latency(rows: list[dict[str, Any]], vendors: dict[int, str]) -> HistogramMetricFamily:
+    """The latency histogram per connection: cumulative buckets in ms, as Prometheus' `le`."""
+    family = HistogramMetricFamily(
+        "portal_vendor_call_latency_ms", "Latency of vendor calls in milliseconds", labels=["vendor", "connection"]
+    )
+    per_connection: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        per_connection[row["connection_pk"]].append(row)
+    for _, found in sorted(per_connection.items()):
+        counts = {row["outcome"]: row["count"] for row in found}
+        cumulative, buckets = 0, []
+        for bound in [*map(str, rollups.LATENCY_BUCKETS_MS), rollups.INF]:
+            cumulative += counts.get(bound, 0)
+            buckets.append((bound, cumulative))
+        labels = connection_labels(found[0], vendors)
+        family.add_metric(labels, buckets, sum_value=sum(row["total"] for row in found))
+    return family
+
+
+def by_outcome(name: str, documentation: str, rows: list[dict[str, Any]]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=["outcome"])
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[row["outcome"]] += row["count"]
+    for outcome, count in sorted(counts.items()):
+        family.add_metric([outcome], count)
     return family
 
 

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations.models import ApiToken, BeatLease, Connection, JobRun, VendorCall
+from integrations.models import ApiToken, BeatLease, Connection, JobRun
 from portal.beat import acquire_or_renew, release
 from portal.celery import app as celery_app
 from tests.factories import ConnectionFactory
@@ -112,17 +112,6 @@ def test_sandbox_frame_is_mounted_and_injects_failures(client, db):
     assert client.get("/sandbox/?format=json").json()["vendors"]
     failing = client.get("/sandbox/", HTTP_X_SANDBOX_FAIL="429")
     assert failing.status_code == 429 and failing["Retry-After"] == "1"
-
-
-def test_metrics_need_the_token_and_count_the_portals_records(client, connection_a, settings):
-    settings.METRICS_TOKEN = "scrape-token-1234567"
-    VendorCall.objects.create(connection=connection_a, method="GET", url="/v1/me", status_code=200, latency_ms=40)
-    VendorCall.objects.create(connection=connection_a, method="GET", url="/v1/me", error_type="timeout")
-    assert client.get("/metrics").status_code == 401
-    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-1234567").content.decode()
-    labels = f'connection="{connection_a.pk}",outcome="ok",vendor="attentive"'
-    assert f"portal_vendor_calls_last_hour{{{labels}}} 1.0" in body
-    assert 'outcome="timeout"' in body
 
 
 def test_metrics_are_off_without_a_token(client, db, settings):

@@ -10,6 +10,7 @@ from typing import Any, cast
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from integrations import rollups
 from integrations.annexcloud.api import MANUAL_CREDIT_ACTION_ID, Activity, AnnexCloudAPI, PointsAlreadyApplied
 from integrations.connections import api_for, connection_of
 from integrations.http import NotFound, Rejected, VendorError
@@ -476,6 +477,7 @@ def settle(txn: PointsTransaction, status: str, detail: str, *, response: dict[s
     if response is not None:
         txn.response = response
     txn.save(update_fields=["status", "detail", "response"])
+    rollups.points_settled(txn)
 
 
 def apply_points_answer(member: Member, answer: dict[str, Any]) -> None:

@@ -38,7 +38,15 @@ from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.api import APPROVED_FILTER, MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
 from integrations.bazaarvoice.models import PullState, Review
-from integrations.bazaarvoice.rewards import RETRYABLE, Context, RewardRules, StopRun, attempt_key, settle
+from integrations.bazaarvoice.rewards import (
+    RETRYABLE,
+    REVIEWS_SETTLED,
+    Context,
+    RewardRules,
+    StopRun,
+    attempt_key,
+    settle,
+)
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS, DEFAULT_LOOK_BACK_HOURS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
@@ -543,6 +551,5 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
 
 
 def activity_series() -> list[ActivitySeries]:
-    """The dashboard's chart of reviews that earned points (by when they were last settled)."""
-    awarded = Review.objects.filter(outcome=Review.Outcome.AWARDED)
-    return [ActivitySeries("Reviews rewarded", awarded, "updated_at", "client")]
+    """The dashboard's chart of reviews that earned points (by the hour they were settled)."""
+    return [ActivitySeries("Reviews rewarded", REVIEWS_SETTLED, outcome=Review.Outcome.AWARDED)]

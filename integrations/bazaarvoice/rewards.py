@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
+from integrations import rollups
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.api import AnnexCloudAPI
 from integrations.annexcloud.flows import AnnexCloudNotReady
@@ -281,6 +282,8 @@ def thank(review: Review, member: Member, txn: PointsTransaction) -> None:
 
 # Outcomes a review may be settled again from (by the next run or Retry): they keep the encrypted address for it.
 RETRYABLE = frozenset({Result.PENDING, Result.FAILED, Result.UNDECRYPTABLE})
+# The rollup series of reviews settled for good (outcome: awarded, skipped, …), charted by the dashboard.
+REVIEWS_SETTLED = "bazaarvoice_reviews"
 
 
 def finish(review: Review, outcome: str, detail: str, *, answer: dict[str, Any] | None = None) -> str:
@@ -290,6 +293,8 @@ def finish(review: Review, outcome: str, detail: str, *, answer: dict[str, Any] 
     if outcome not in RETRYABLE:
         review.encrypted_email = ""  # settled for good: the address is not kept longer than needed
     review.save()
+    if outcome not in RETRYABLE:
+        rollups.counted(REVIEWS_SETTLED, outcome=outcome, client_pk=review.client_id)
     return outcome
 
 

@@ -10,10 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet
 from django.dispatch import receiver
 from django.utils import timezone
 
+from integrations import rollups
 from integrations.activity import ActivitySeries
 from integrations.connections import ConnectionDisabled, api_for, usable_connection
 from integrations.first_orion.api import BatchAnswer, FirstOrionAPI, batch_body
@@ -394,6 +395,7 @@ def settle(push: Push, batch: PushBatch, status: str, *, request_id: str = "", e
             was_counted_failed = True
         else:
             return
+        rollups.counted(PUSHED, outcome=status, client_pk=push.client_id, total=batch.size)
         sent = int(status == PushBatch.Status.SENT)
         failures = int(status in FAILURE_STATUSES) - int(was_counted_failed)
         if sent or failures:
@@ -476,10 +478,13 @@ def resume_pushes() -> dict[str, int]:
     return {"queued": len(ids)}
 
 
+# The rollup series of settled batches (outcome: the batch's status; total: its destinations).
+PUSHED = "first_orion_destinations"
+
+
 def activity_series() -> list[ActivitySeries]:
-    """The dashboard's chart of branded-call destinations First Orion accepted, by when their batch settled."""
-    sent = PushBatch.objects.filter(status=PushBatch.Status.SENT)
-    return [ActivitySeries("Branded-call destinations pushed", sent, "settled_at", "push__client", value=Sum("size"))]
+    """The dashboard's chart of branded-call destinations First Orion accepted, by the hour their batch settled."""
+    return [ActivitySeries("Branded-call destinations pushed", PUSHED, outcome=PushBatch.Status.SENT, value="total")]
 
 
 def failed_pushes_since(when: datetime) -> QuerySet[Push]:

@@ -1,0 +1,268 @@
+"""Hourly counts of what happens, kept as it happens, so the dashboard's charts and /metrics never read history.
+
+Each event adds to two rows of `Rollup` (integrations/models.py) in one statement: its hour's row and the ALL_TIME
+row of the same key (the running total /metrics exports as a counter). A vendor call also adds to its latency
+bucket's rows, so p95 is read from a histogram, never from the calls. The increment is one
+`INSERT … ON CONFLICT … DO UPDATE SET count = count + excluded.count` (PostgreSQL, and SQLite ≥ 3.24 for
+development): Django's bulk_create(update_conflicts=True) would *set* the column to the new value, not add to it.
+
+Where each series is counted, and why there:
+
+- vendor calls and their latency: ConnectionCallLog.record (integrations/connections.py), beside the call's row;
+- messages: members.messaging.finish, when a send's outcome is recorded (sent, skipped, failed, uncertain);
+- points: annexcloud.flows.settle, when a points transaction is settled (applied or failed);
+- job runs: integrations.jobs, when a run ends or is closed as interrupted;
+- vendors' own series (First Orion's pushed destinations, Bazaarvoice's settled reviews) where their flows settle;
+- callbacks: a minute job (`roll_up_callbacks`) counts the stored webhook events from the raw rows by their indexed
+  `received_at` only. Receiving must cost one insert before the 2xx (issue 22: the ingest bench at the bare
+  insert's pace), and a delivery is stored in several places (stored, duplicate, rejected); a minute's delay in a
+  chart costs nothing. It stays LAG behind the clock so that a row whose time was taken just before its insert
+  committed is never skipped.
+
+Counting happens in the caller's transaction: an event rolled back (a call row written inside a transaction that
+fails) is uncounted with it. The rows a statement touches are sorted by key, so two writers never take the same
+rows' locks in opposite orders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import connections, router, transaction
+from django.db.models import Case, CharField, Count, Sum, Value, When
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from integrations.models import Connection, Rollup, RollupMark, WebhookEvent
+
+if TYPE_CHECKING:
+    from integrations.http import CallRecord
+
+# The hour of the running totals since the start (the counters /metrics exports).
+ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Series names (vendors name their own, e.g. "first_orion_destinations").
+CALLS = "vendor_calls"
+LATENCY = "vendor_call_latency"
+MESSAGES = "messages"
+CALLBACKS = "callbacks"
+POINTS = "points"
+JOB_RUNS = "job_runs"
+
+# Upper bounds of the latency buckets in ms (Prometheus' `le`); a call slower than the last is in "+Inf".
+LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+INF = "+Inf"
+
+OK = "ok"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """`count` events of one series with `total` their summed value, for one client and connection (0: none)."""
+
+    series: str
+    outcome: str = ""
+    client_pk: int = 0
+    connection_pk: int = 0
+    count: int = 1
+    total: int = 0
+    hour: datetime | None = None  # the event's hour; now when None
+
+    def key(self, hour: datetime) -> tuple[datetime, str, int, int, str]:
+        return (hour, self.series, self.client_pk, self.connection_pk, self.outcome)
+
+
+# --- Counting ----------------------------------------------------------------------------------------------------
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def add(tallies: Iterable[Tally]) -> None:
+    """Add the tallies to their hour's rows and to the ALL_TIME rows, in one statement."""
+    now_hour = hour_of(timezone.now())
+    sums: dict[tuple[datetime, str, int, int, str], list[int]] = {}
+    for tally in tallies:
+        hour = hour_of(tally.hour) if tally.hour else now_hour
+        for key in (tally.key(hour), tally.key(ALL_TIME)):
+            # One row at most once per statement: PostgreSQL refuses to update a row twice in one ON CONFLICT.
+            counted = sums.setdefault(key, [0, 0])
+            counted[0] += tally.count
+            counted[1] += tally.total
+    if sums:
+        upsert(sorted(sums.items()))
+
+
+def upsert(rows: list[tuple[tuple[datetime, str, int, int, str], list[int]]]) -> None:
+    alias = router.db_for_write(Rollup)
+    db = connections[alias]
+    quote = db.ops.quote_name
+    table = quote(Rollup._meta.db_table)
+    key = ", ".join(quote(name) for name in ("hour", "series", "client_pk", "connection_pk", "outcome"))
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    count, total = quote("count"), quote("total")
+    # Only quoted names and placeholders are formatted in; every value is a parameter.
+    sql = (
+        f"INSERT INTO {table} ({key}, {count}, {total}) VALUES {values} "  # noqa: S608
+        f"ON CONFLICT ({key}) DO UPDATE SET {count} = {table}.{count} + excluded.{count}, "
+        f"{total} = {table}.{total} + excluded.{total}"
+    )
+    params: list[Any] = []
+    for (hour, series, client_pk, connection_pk, outcome), (n, summed) in rows:
+        params += [db.ops.adapt_datetimefield_value(hour), series, client_pk, connection_pk, outcome, n, summed]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def counted(series: str, *, outcome: str = "", client_pk: int | None = 0, connection_pk: int | None = 0,
+            count: int = 1, total: int = 0) -> None:  # fmt: skip
+    """Count `count` events of a series now (a vendor's flow names its own series)."""
+    if count:
+        add([Tally(series, outcome, client_pk or 0, connection_pk or 0, count, total)])
+
+
+def call_outcome(status_code: int | None, error_type: str) -> str:
+    """ "ok" for an answered 2xx/3xx, else the error's kind (timeout, server_error, …), else "failed"."""
+    if error_type:
+        return error_type
+    return OK if status_code is not None and status_code < 400 else "failed"
+
+
+def latency_bucket(latency_ms: int) -> str:
+    return next((str(bound) for bound in LATENCY_BUCKETS_MS if latency_ms <= bound), INF)
+
+
+def call_recorded(connection: Connection, call: CallRecord) -> None:
+    """A vendor call: its outcome and its latency bucket (whose total is the calls' milliseconds)."""
+    client_pk, connection_pk, latency = connection.client_id, connection.pk, call.latency_ms
+    add(
+        [
+            Tally(CALLS, call_outcome(call.status_code, call.error_type), client_pk, connection_pk),
+            Tally(LATENCY, latency_bucket(latency), client_pk, connection_pk, total=latency),
+        ]
+    )
+
+
+# A message put back (pending) or still on its way has no outcome yet.
+UNSETTLED_MESSAGE_STATUSES = frozenset({"pending", "claimed", "attempting"})
+
+
+def message_settled(message: Any, status: str) -> None:
+    """A send's outcome (sent, skipped, failed, uncertain). The member is loaded with the claimed message, so its
+    client costs no query."""
+    if status not in UNSETTLED_MESSAGE_STATUSES:
+        counted(MESSAGES, outcome=status, client_pk=message.member.client_id, connection_pk=message.connection_id)
+
+
+def points_settled(txn: Any) -> None:
+    """A points transaction settled: outcome "credit:applied", "debit:failed", …; its total is the points."""
+    counted(POINTS, outcome=f"{txn.activity}:{txn.status}", client_pk=txn.client_id, total=txn.points)
+
+
+def job_run_ended(run: Any) -> None:
+    counted(JOB_RUNS, outcome=run.outcome, client_pk=run.client_id)
+
+
+# --- The callbacks' minute job -----------------------------------------------------------------------------------
+
+LAG = timedelta(minutes=2)
+FIRST_LOOK_BACK = timedelta(days=7)  # a first run counts the dashboard's longest window
+CHUNK = timedelta(hours=1)
+
+
+def roll_up_callbacks(now: datetime | None = None) -> int:
+    """Count the webhook events received since the last run (up to LAG ago), an hour of them per transaction;
+    returns how many. The mark is locked while counting, so two runs at once never count a row twice."""
+    until = (now or timezone.now()) - LAG
+    rolled = 0
+    while True:
+        with transaction.atomic():
+            mark = marked(CALLBACKS, until - FIRST_LOOK_BACK)
+            if mark.counted_until >= until:
+                return rolled
+            end = min(until, mark.counted_until + CHUNK)
+            rolled += count_callbacks(mark.counted_until, end)
+            mark.counted_until = end
+            mark.save(update_fields=["counted_until"])
+
+
+def marked(series: str, start: datetime) -> RollupMark:
+    RollupMark.objects.get_or_create(series=series, defaults={"counted_until": start})
+    return RollupMark.objects.select_for_update().get(series=series)
+
+
+def count_callbacks(start: datetime, end: datetime) -> int:
+    """The deliveries received in [start, end) per hour, connection and outcome, by the indexed received_at only:
+    "duplicate" and "rejected" are final when stored; any other is "stored" (its processing is not counted here)."""
+    outcome = Case(
+        When(status__in=["duplicate", "rejected"], then="status"), default=Value("stored"), output_field=CharField()
+    )
+    rows = (
+        WebhookEvent.objects.filter(received_at__gte=start, received_at__lt=end)
+        .order_by()
+        .values(hour=TruncHour("received_at", tzinfo=UTC), kind=outcome)
+        .annotate(n=Count("pk"))
+        .values_list("hour", "kind", "connection_id", "connection__client_id", "n")
+    )
+    tallies = [Tally(CALLBACKS, kind, client, conn, n, hour=hour) for hour, kind, conn, client, n in rows]
+    add(tallies)
+    return sum(tally.count for tally in tallies)
+
+
+# --- Reading -----------------------------------------------------------------------------------------------------
+
+
+def window_sums(series: Collection[str], since: datetime, client_pks: Collection[int] | None) -> list[dict[str, Any]]:
+    """Per hour, series and outcome from the hour of `since` on: n (events) and value (their total), of the given
+    clients (None: all)."""
+    rows = Rollup.objects.filter(hour__gte=hour_of(since), series__in=list(series))
+    if client_pks is not None:
+        rows = rows.filter(client_pk__in=list(client_pks))
+    return list(rows.order_by().values("hour", "series", "outcome").annotate(n=Sum("count"), value=Sum("total")))
+
+
+def all_time(series: Collection[str]) -> list[dict[str, Any]]:
+    """The running totals of the series, per client, connection and outcome."""
+    rows = Rollup.objects.filter(hour=ALL_TIME, series__in=list(series))
+    return list(rows.values("series", "client_pk", "connection_pk", "outcome", "count", "total"))
+
+
+def bucket_bound(outcome: str) -> float:
+    return math.inf if outcome == INF else float(outcome)
+
+
+def quantile(buckets: Mapping[str, float], q: float = 0.95) -> float:
+    """The q-quantile of a latency histogram (counts per bucket, not cumulative), interpolated linearly within its
+    bucket as Prometheus' histogram_quantile does; in the +Inf bucket it is the highest finite bound."""
+    total = sum(buckets.values())
+    if not total:
+        return 0.0
+    rank, below, lower = q * total, 0.0, 0.0
+    for outcome in sorted(buckets, key=bucket_bound):
+        bound, n = bucket_bound(outcome), buckets[outcome]
+        if n and below + n >= rank:
+            if math.isinf(bound):
+                return float(LATENCY_BUCKETS_MS[-1])
+            return lower + (bound - lower) * (rank - below) / n
+        below += n
+        lower = bound if not math.isinf(bound) else lower
+    return lower
+
+
+# --- Retention ---------------------------------------------------------------------------------------------------
+
+
+RETENTION_DAYS = 400  # a year of charts and the same weeks of last year; ROLLUP_RETENTION_DAYS overrides
+
+
+def prune(now: datetime) -> int:
+    """Delete the hourly rows past the retention period (the ALL_TIME totals are kept: they are the counters).
+    A few hundred rows an hour at most, so one statement is short."""
+    cutoff = now - timedelta(days=getattr(settings, "ROLLUP_RETENTION_DAYS", RETENTION_DAYS))
+    return Rollup.objects.filter(hour__lt=cutoff).exclude(hour=ALL_TIME).delete()[0]
