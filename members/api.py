@@ -31,6 +31,7 @@ from members.models import (
 )
 from members.phones import InvalidPhone, to_e164
 from members.segments import request_background_export
+from portal.db_router import read_alias
 
 PHONE_TAKEN = "Another member of this client has this mobile number."
 
@@ -243,7 +244,8 @@ class SegmentExportSerializer(serializers.ModelSerializer):
 
 
 def csv_download(segment: Segment) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(stream_segment_csv(segment), content_type="text/csv; charset=utf-8")
+    # A download reads the replica when there is one (portal/db_router.py); the export job reads the primary.
+    response = StreamingHttpResponse(stream_segment_csv(segment, read_alias()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{export_filename(segment)}"'
     response["Cache-Control"] = "no-store"
     return response

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from members.models import Member, Segment
 
@@ -94,16 +94,19 @@ def should_export_in_background(segment: Segment) -> bool:
     return segment_size(segment) > settings.SEGMENT_EXPORT_STREAM_MAX_ROWS
 
 
-def stream_segment_csv(segment: Segment) -> Iterator[bytes]:
-    if connection.vendor == "postgresql":
-        return _copy_csv(segment.pk)
-    return _iterate_csv(segment.pk)
+def stream_segment_csv(segment: Segment, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
+    """The segment's CSV, read from the database `using` (a download reads the replica; a job, the primary)."""
+    if connections[using].vendor == "postgresql":
+        return _copy_csv(segment.pk, using)
+    return _iterate_csv(segment.pk, using)
 
 
-def _member_rows(segment_id: int) -> Iterator[tuple[str, str, str, str, str, bool | None]]:
+def _member_rows(
+    segment_id: int, using: str = DEFAULT_DB_ALIAS
+) -> Iterator[tuple[str, str, str, str, str, bool | None]]:
     """The segment's members in id order, a batch per query (keyset pagination: no OFFSET, no open cursor)."""
     last_pk = 0
-    members = Member.objects.filter(segment_links__segment_id=segment_id).order_by("pk")
+    members = Member.objects.using(using).filter(segment_links__segment_id=segment_id).order_by("pk")
     while True:
         rows = list(
             members.filter(pk__gt=last_pk).values_list(
@@ -117,9 +120,9 @@ def _member_rows(segment_id: int) -> Iterator[tuple[str, str, str, str, str, boo
         last_pk = rows[-1][0]
 
 
-def _iterate_csv(segment_id: int) -> Iterator[bytes]:
+def _iterate_csv(segment_id: int, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
     yield HEADER_BYTES
-    yield from csv_chunks(export_cells(*row) for row in _member_rows(segment_id))
+    yield from csv_chunks(export_cells(*row) for row in _member_rows(segment_id, using))
 
 
 # The code points of _MAY_START_A_FORMULA. As in neutralise(), one cheap test settles most cells: ascii() of the
@@ -154,9 +157,9 @@ def _copy_query(segment_id: int) -> str:
     )
 
 
-def _copy_csv(segment_id: int) -> Iterator[bytes]:
+def _copy_csv(segment_id: int, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
     buffer = bytearray(HEADER_BYTES)
-    with connection.cursor() as cursor, cursor.cursor.copy(_copy_query(segment_id)) as copy:
+    with connections[using].cursor() as cursor, cursor.cursor.copy(_copy_query(segment_id)) as copy:
         # libpq hands over one row at a time; forward them in large buffers.
         for row in copy:
             buffer += row

@@ -21,6 +21,7 @@ from portal.secret_strength import (
     fernet_key_weakness,
     secret_key_weakness,
 )
+from portal.storage_url import default_storage_from_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -162,6 +163,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# A read replica (PostgreSQL streaming replication): the dashboard, the large admin lists and CSV downloads read
+# from it where they opt in (portal/db_router.py); every write, and every read in a transaction or in a job, stays
+# on the primary. Without DATABASE_REPLICA_URL the portal has one database.
+READ_REPLICA = ""
+if env.str("DATABASE_REPLICA_URL", default=""):
+    READ_REPLICA = "replica"
+    DATABASES[READ_REPLICA] = env.db("DATABASE_REPLICA_URL")
+    DATABASES[READ_REPLICA].setdefault("CONN_MAX_AGE", DATABASES["default"].get("CONN_MAX_AGE", 0))
+    DATABASES[READ_REPLICA].setdefault("CONN_HEALTH_CHECKS", True)
+DATABASE_ROUTERS = ["portal.db_router.PrimaryReplicaRouter"] if READ_REPLICA else []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
@@ -183,8 +194,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# Member imports and segment exports: MEDIA_ROOT on this host, or with STORAGE_URL=s3://… a store every host reads
+# (portal/storage_url.py), so a worker on another host finds the file a web host took.
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": default_storage_from_url(env.str("STORAGE_URL", default="")),
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG

@@ -6,6 +6,7 @@ PostgreSQL + Redis.
 
 import atexit
 import contextlib
+import copy
 import os
 import tempfile
 import uuid
@@ -35,8 +36,8 @@ MESSAGE_RUN_SECONDS = 3
 # rows of production are tested where they are the subject (tests/test_call_rows.py sets the sample itself).
 VENDOR_CALL_BODY_SAMPLE_RATE = 1.0
 
-# Files the tests write (segment exports) go to a throwaway folder.
-MEDIA_ROOT = tempfile.mkdtemp(prefix="portal-test-media-")
+# Files the tests write (segment exports) go to a throwaway folder; a process a test starts may name its own.
+MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="portal-test-media-")
 
 
 def sqlite_test_database_path() -> str:
@@ -62,3 +63,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": sqlite_test_database_path()}  # noqa: F405
     # A test database need not survive a power cut: no fsync on each commit.
     DATABASES["default"]["OPTIONS"]["init_command"] += "PRAGMA synchronous=OFF;"  # noqa: F405
+
+
+# A second alias on the same test database, as a read replica would be (Django's test mirror). Reads are routed to
+# it only where a test turns READ_REPLICA on (tests/test_replica.py): elsewhere every test keeps one database.
+DATABASES["replica"] = {**copy.deepcopy(DATABASES["default"]), "TEST": {"MIRROR": "default"}}  # noqa: F405
+DATABASE_ROUTERS = ["portal.db_router.PrimaryReplicaRouter"]

@@ -17,10 +17,11 @@ from integrations.models import JobRun, VendorCall, WebhookEvent
 from integrations.queue import task_named
 from integrations.tenancy import is_site_admin
 from portal.admin_paging import LargeTablePaginator
+from portal.admin_replica import ReplicaChangeListMixin
 
 
 @admin.register(VendorCall)
-class VendorCallAdmin(ReadOnlyAdmin):
+class VendorCallAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     client_path = "connection__client"
@@ -55,7 +56,7 @@ class VendorCallAdmin(ReadOnlyAdmin):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(ReadOnlyAdmin):
+class JobRunAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     list_display = ["job_name", "outcome", "client", "started_at", "finished_at", "counts"]
@@ -101,7 +102,7 @@ class JobRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyAdmin):
+class WebhookEventAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     client_path = "connection__client"

@@ -33,6 +33,7 @@ from members.models import (
 )
 from members.phones import InvalidPhone, to_e164
 from portal.admin_paging import LargeTablePaginator
+from portal.admin_replica import ReplicaChangeListMixin
 
 
 class MemberForm(forms.ModelForm):
@@ -97,7 +98,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Member)
-class MemberAdmin(ClientScopedAdmin):
+class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     form = MemberForm
@@ -231,7 +232,7 @@ class MemberAdmin(ClientScopedAdmin):
 
 
 @admin.register(LoyaltyEvent)
-class LoyaltyEventAdmin(ClientScopedAdmin):
+class LoyaltyEventAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     list_display = ["occurred_at", "client", "member", "event_type", "external_id", "messages_planned_at"]

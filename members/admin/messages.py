@@ -20,6 +20,7 @@ from integrations.models import Connection
 from integrations.vendors import MESSAGE_VENDORS
 from members.models import PLACEHOLDERS, MessageTemplate, OutboundMessage, cannot_send_sms
 from portal.admin_paging import LargeTablePaginator
+from portal.admin_replica import ReplicaChangeListMixin
 
 
 class MessageTemplateForm(forms.ModelForm):
@@ -101,7 +102,7 @@ def message_state(message: OutboundMessage) -> str:
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(ClientScopedAdmin):
+class OutboundMessageAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     client_path = "member__client"
