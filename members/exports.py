@@ -159,7 +159,8 @@ def _copy_query(segment_id: int) -> str:
 
 def _copy_csv(segment_id: int, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
     buffer = bytearray(HEADER_BYTES)
-    with connections[using].cursor() as cursor, cursor.cursor.copy(_copy_query(segment_id)) as copy:
+    # Through Django's cursor wrapper (not psycopg's own cursor), so the COPY is logged like any other query.
+    with connections[using].cursor() as cursor, cursor.copy(_copy_query(segment_id)) as copy:
         # libpq hands over one row at a time; forward them in large buffers.
         for row in copy:
             buffer += row

@@ -27,7 +27,7 @@ from tests.factories import MemberFactory, SegmentFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 BOTH = pytest.mark.django_db(transaction=True, databases=["default", "replica"])
-TABLE = re.compile(r'(?:FROM|JOIN|INTO|UPDATE) "(\w+)"')
+TABLE = re.compile(r'(?:FROM|JOIN|INTO|UPDATE) "?(\w+)')
 WRITES = ("INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER")
 
 
@@ -39,10 +39,10 @@ class Statements:
         self.replica: list[str] = []
 
     def on_primary(self, table: str) -> list[str]:
-        return [sql for sql in self.primary if f'"{table}"' in sql]
+        return [sql for sql in self.primary if names(table, sql)]
 
     def on_replica(self, table: str) -> list[str]:
-        return [sql for sql in self.replica if f'"{table}"' in sql]
+        return [sql for sql in self.replica if names(table, sql)]
 
     def tables_on_primary(self) -> set[str]:
         return {table for sql in self.primary for table in TABLE.findall(sql)}
@@ -52,6 +52,11 @@ class Statements:
 
     def replica_writes(self) -> list[str]:
         return [sql for sql in self.replica if sql.lstrip().upper().startswith(WRITES)]
+
+
+def names(table: str, sql: str) -> bool:
+    """Whether `sql` names `table`, quoted (the ORM) or not (the export's COPY on PostgreSQL)."""
+    return re.search(rf'(?<![\w"])"?{table}"?(?![\w"])', sql) is not None
 
 
 @contextmanager
