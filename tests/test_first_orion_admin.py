@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.first_orion import flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import ProgramContent, Push, PushBatch
 from integrations.models import Connection, JobRun
@@ -34,6 +35,15 @@ def fo_connection(client_a):
         secrets=dict(simulator.DEMO_SECRETS),
         settings={**simulator.DEMO_SETTINGS, "batch_size": 2},
     )
+
+
+@pytest.fixture
+def simulated(live_server, settings):
+    """The First Orion simulator over real HTTP, reset, for tests that run the push their request queued."""
+    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
+    simulator.state.__init__()
+    yield simulator.state
+    simulator.state.__init__()
 
 
 @pytest.fixture
@@ -113,7 +123,7 @@ def test_the_database_refuses_both_or_neither_number_sources(client_a):
         ProgramContent.objects.create(client=client_a, name="x", program_content_uuid=simulator.DEMO_PROGRAM)
 
 
-def test_segment_action_confirms_then_queues_a_push(admin_http, client_a, fo_connection, content):
+def test_segment_action_confirms_then_queues_a_push(admin_http, client_a, fo_connection, content, simulated):
     members = [Member.objects.create(client=client_a, phone=f"+1404555000{n}", opted_in=True) for n in range(3)]
     Member.objects.create(client=client_a, phone="", email="nophone@x.com", opted_in=True)
     segment = Segment.objects.create(client=client_a, name="Callers")
@@ -129,18 +139,26 @@ def test_segment_action_confirms_then_queues_a_push(admin_http, client_a, fo_con
     assert not Push.objects.exists()
     done = admin_http.post(url, {**base, "program_content": content.pk, "push_step": "confirm"}, follow=True)
     push = Push.objects.get()
-    assert (push.segment, push.destinations, push.batches_total) == (segment, 3, 2)
-    assert "follow its progress" in done.content.decode()
+    assert (push.segment, push.status, push.batches.count()) == (segment, "planning", 0)  # built by its task
+    assert "Follow its progress" in done.content.decode()
     detail = admin_http.get(reverse("admin:first_orion_push_change", args=[push.pk]))
-    assert "0 / 2 batches sent" in detail.content.decode()
+    assert "planning" in detail.content.decode()
+    flows.run_push(push.pk)
+    push.refresh_from_db()
+    assert (push.status, push.destinations, push.batches_total, push.batches_sent) == ("sent", 3, 2, 2)
+    detail = admin_http.get(reverse("admin:first_orion_push_change", args=[push.pk]))
+    assert "2 / 2 batches sent" in detail.content.decode()
     assert len(members) == 3
 
 
-def test_member_action_pushes_the_selection(admin_http, client_a, fo_connection, content):
+def test_member_action_pushes_the_selection(admin_http, client_a, fo_connection, content, simulated):
     chosen = [Member.objects.create(client=client_a, phone=f"+1404555000{n}", opted_in=True) for n in range(2)]
     url = reverse("admin:members_member_changelist")
     data = {"action": "push_members_content", "_selected_action": [m.pk for m in chosen]}
     admin_http.post(url, {**data, "program_content": content.pk, "push_step": "confirm"}, follow=True)
+    push = Push.objects.get()
+    assert (push.source, push.requested) == ("members", sorted(m.pk for m in chosen))
+    flows.run_push(push.pk)
     assert Push.objects.get().destinations == 2
 
 
@@ -203,7 +221,7 @@ def test_api_creates_a_program_content_and_refuses_both_number_sources(api_clien
     assert again.status_code == 400
 
 
-def test_api_push_answers_202_with_location_and_status(api_client_for, client_a, fo_connection, content):
+def test_api_push_answers_202_with_location_and_status(api_client_for, client_a, fo_connection, content, simulated):
     api = api_client_for(client_a)
     response = api.post(
         "/api/first-orion/pushes/", {"program_content": content.pk, "numbers": ["+14045550001"]}, format="json"
@@ -212,7 +230,11 @@ def test_api_push_answers_202_with_location_and_status(api_client_for, client_a,
     push = Push.objects.get()
     assert response["Location"].endswith(f"/api/first-orion/pushes/{push.pk}/")
     status = api.get(response["Location"]).json()
-    assert status["status"] == "queued" and status["destinations"] == 1 and status["batches"] == {"pending": 1}
+    assert status["status"] == "planning" and status["planning_total"] == 1 and status["batches"] == {}
+    flows.run_push(push.pk)
+    status = api.get(response["Location"]).json()
+    assert (status["status"], status["planning_read"], status["destinations"]) == ("sent", 1, 1)
+    assert status["batches"] == {"sent": 1}
 
 
 @pytest.mark.parametrize(

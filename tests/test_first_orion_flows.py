@@ -58,6 +58,16 @@ def member(client, n: int, **fields) -> Member:
     return Member.objects.create(client=client, **{**values, **fields})
 
 
+def planned(push: Push) -> Push:
+    """The push's batches built, as its task does before sending them (nothing is sent)."""
+    assert flows.claim(push)
+    connection = Connection.objects.get(client_id=push.client_id, vendor="first_orion")
+    assert flows.build_batches(push, flows.batch_size(connection))
+    flows.release(push)
+    push.refresh_from_db()
+    return push
+
+
 def control(fo_state) -> dict:
     with fo_state.lock:
         return {"batches": fo_state.batches, "received": dict(fo_state.received), "tokens": fo_state.token_calls}
@@ -212,7 +222,7 @@ def test_a_batch_another_runner_took_over_while_this_one_waited_is_not_sent_by_i
     state, connection = fo
     for n in range(4):
         member(client_a, n)
-    push = flows.create_push(content, members=Member.objects.all())
+    push = planned(flows.create_push(content, members=Member.objects.all()))
     first = push.batches.get(index=0)
 
     def claim_lapses_and_another_runner_sends_batch_1() -> None:
@@ -337,7 +347,7 @@ def test_a_killed_push_resumes_without_resending_and_its_sending_batch_is_uncert
     state, _ = fo
     for n in range(6):
         member(client_a, n)
-    push = flows.create_push(content, members=Member.objects.all())
+    push = planned(flows.create_push(content, members=Member.objects.all()))
     first, second, third = push.batches.all()
     # As a worker killed during the second batch's call leaves it: the first settled, the second `sending`.
     PushBatch.objects.filter(pk=first.pk).update(status="sent")

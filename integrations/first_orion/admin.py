@@ -214,8 +214,12 @@ class PushAdmin(ReadOnlyAdmin):
 
     @admin.display(description="progress")
     def progress(self, push: Push) -> str:
-        failures = f", {push.failures} failed or uncertain" if push.failures else ""
-        words = f"{push.batches_sent} / {push.batches_total} batches sent{failures}"
+        if push.planned_at is None:
+            # Its worker is still reading the members or numbers and building the batches.
+            words = f"planning: {push.planning_read} / {push.planning_total} read"
+        else:
+            failures = f", {push.failures} failed or uncertain" if push.failures else ""
+            words = f"{push.batches_sent} / {push.batches_total} batches sent{failures}"
         since = flows.push_running_since(push)
         if since:
             words = f"{words}; {since}"
@@ -337,11 +341,9 @@ def create_push(
     model_admin.message_user(
         request,
         format_html(
-            'Queued push {} of “{}” to {} destination(s) in {} batch(es): <a href="{}">follow its progress</a>.',
+            'Queued push {} of “{}”: its batches are being built, then sent. <a href="{}">Follow its progress</a>.',
             push.pk,
             content,
-            push.destinations,
-            push.batches_total,
             url,
         ),
     )

@@ -4,13 +4,17 @@ member; and the members left out, counted by reason with a few examples (the con
 
 Personalised values over 20 characters may not display on every handset (seed 002's best practice). They are never
 cut silently: each push says what to do with them (LongValues): leave those members out (the default, counted with
-the reason), shorten the values at 20, or send them as they are (a site admin's choice)."""
+the reason), shorten the values at 20, or send them as they are (a site admin's choice).
+
+Destinations are streamed, never gathered: members are read in chunks (by primary key) and each destination is
+handed on as it is made, so planning a push of 100,000 members holds one chunk and the set of numbers seen. A Plan
+counts what was planned; the push's batches (flows.build_batches) are written as the destinations come."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +41,17 @@ SKIP_LONG_VALUE = f"personalised value over {MAX_PERSONALIZATION_LENGTH} charact
 MAX_EXAMPLES = 5
 
 
+# Members read per query while planning (keyset pagination on the primary key: memory and each query stay bounded).
+MEMBER_CHUNK = 2000
+
+
 @dataclass
 class Plan:
-    """Who a push reaches: destinations as sent, and the members left out by reason (with a few examples)."""
+    """Who a push reaches: how many destinations, and the members left out by reason (with a few examples)."""
 
-    destinations: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0
+    # The numbers already given a destination (each number is pushed once): kept across chunks.
+    seen: set[str] = field(default_factory=set, repr=False)
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     long_values: list[str] = field(default_factory=list)
@@ -60,8 +70,22 @@ class Plan:
         self.warnings[reason] += 1
         add_example(self.warning_examples, reason, who)
 
+    @property
+    def destinations(self) -> range:
+        """The destinations planned, as a sized sequence of their positions (the confirmation page shows how many):
+        a plan counts them, it does not keep them."""
+        return range(self.count)
+
     def batches(self, size: int) -> int:
-        return math.ceil(len(self.destinations) / size)
+        return math.ceil(self.count / size)
+
+    def take(self, number: str) -> bool:
+        """Give the number its destination, unless it has one already."""
+        if number in self.seen:
+            return False
+        self.seen.add(number)
+        self.count += 1
+        return True
 
 
 def add_example(examples: dict[str, list[str]], reason: str, who: str) -> None:
@@ -125,18 +149,30 @@ def readable_number(plan: Plan, raw: str, region: str, who: str) -> str | None:
 MEMBER_FIELDS = ("pk", "client_id", "phone", "opted_in", "first_name", "last_name", "tier", "points", "email")
 
 
-def plan_for_members(
+def member_chunks(members: QuerySet[Member], size: int = MEMBER_CHUNK) -> Iterator[list[dict[str, Any]]]:
+    """The members' fields a destination needs, in primary-key order, a chunk at a time."""
+    last = 0
+    while rows := list(members.filter(pk__gt=last).order_by("pk").values(*MEMBER_FIELDS)[:size]):
+        yield rows
+        last = rows[-1]["pk"]
+
+
+def member_rows(members: QuerySet[Member]) -> list[dict[str, Any]]:
+    return list(members.order_by("pk").values(*MEMBER_FIELDS))
+
+
+def member_destinations(
+    plan: Plan,
     content: ProgramContent,
-    members: QuerySet[Member],
+    rows: Iterable[dict[str, Any]],
     push_id: int | str = "",
     long_values: str = LongValues.LEAVE_OUT,
-) -> Plan:
-    """Destinations for members, in member order: one per number (the first member with it), personalised, each
+) -> Iterator[dict[str, Any]]:
+    """Destinations for members, in the order given: one per number (the first member with it), personalised, each
     traced back to push and member by its customTrackingId. Members without an E.164 number, opted out, with a
     number already taken, or (by default) with a personalised value over 20 characters are skipped and counted."""
-    plan, seen = Plan(), set[str]()
     client = content.client
-    for member in members.order_by("pk").values(*MEMBER_FIELDS).iterator(chunk_size=5000):
+    for member in rows:
         who = member["email"] or f"member {member['pk']}"
         if member["client_id"] != client.pk:
             plan.skip(SKIP_OTHER_CLIENT, who)
@@ -150,46 +186,55 @@ def plan_for_members(
         if not member["opted_in"]:
             plan.skip(SKIP_OPTED_OUT, who)
             continue
-        if number in seen:
+        if number in plan.seen:
             plan.skip(SKIP_DUPLICATE, f"{who} ({number})")
             continue
         personalization = apply_long_values(plan, who, personalize(content, member_values(member, client)), long_values)
-        if personalization is None:
+        if personalization is None or not plan.take(number):
             continue
-        seen.add(number)
-        plan.destinations.append(destination(number, personalization, f"push-{push_id}-m{member['pk']}"))
-    return plan
+        yield destination(number, personalization, f"push-{push_id}-m{member['pk']}")
 
 
-def plan_for_numbers(
+def number_destinations(
+    plan: Plan,
     content: ProgramContent,
-    numbers: Iterable[str],
+    numbers: Iterable[tuple[int, str]],
     push_id: int | str = "",
     long_values: str = LongValues.LEAVE_OUT,
-) -> Plan:
-    """Destinations for a list of numbers (national ones read in the client's region). Numbers belong to no member,
-    so only variables that need no member (static text, {client_name}) are personalised."""
-    plan, seen = Plan(), set[str]()
+) -> Iterator[dict[str, Any]]:
+    """Destinations for (position, number) pairs of a list (national numbers read in the client's region). Numbers
+    belong to no member, so only variables that need no member (static text, {client_name}) are personalised."""
     static = {
         name: template
         for name, template in content.personalization.items()
         if not set(placeholders_in(template)) & MEMBER_PLACEHOLDERS
     }
     values = {"client_name": content.client.name}
-    for index, raw in enumerate(numbers):
+    for index, raw in numbers:
         number = readable_number(plan, str(raw), content.client.default_region, str(raw))
         if number is None:
             continue
-        if number in seen:
+        if number in plan.seen:
             plan.skip(SKIP_DUPLICATE, number)
             continue
         personalization = apply_long_values(
             plan, number, {name: render_text(t, values) for name, t in static.items()}, long_values
         )
-        if personalization is None:
+        if personalization is None or not plan.take(number):
             continue
-        seen.add(number)
-        plan.destinations.append(destination(number, personalization, f"push-{push_id}-n{index}"))
+        yield destination(number, personalization, f"push-{push_id}-n{index}")
+
+
+def plan_for_members(
+    content: ProgramContent,
+    members: QuerySet[Member],
+    push_id: int | str = "",
+    long_values: str = LongValues.LEAVE_OUT,
+) -> Plan:
+    """What a push to these members would do, counted (the confirmation page): no destination is kept."""
+    plan = Plan()
+    for rows in member_chunks(members):
+        deque(member_destinations(plan, content, rows, push_id, long_values), maxlen=0)
     return plan
 
 

@@ -4,13 +4,13 @@ the dashboard shows. Admin actions, API views, tasks and tests all call these fu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -18,8 +18,23 @@ from integrations import rollups
 from integrations.activity import ActivitySeries
 from integrations.connections import ConnectionDisabled, api_for, usable_connection
 from integrations.first_orion.api import BatchAnswer, FirstOrionAPI, batch_body
-from integrations.first_orion.destinations import Plan, plan_for_members, plan_for_numbers
-from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, LongValues, ProgramContent, Push, PushBatch
+from integrations.first_orion.destinations import (
+    MEMBER_CHUNK,
+    Plan,
+    member_chunks,
+    member_destinations,
+    member_rows,
+    number_destinations,
+    plan_for_members,
+)
+from integrations.first_orion.models import (
+    MAX_PERSONALIZATION_LENGTH,
+    LongValues,
+    ProgramContent,
+    Push,
+    PushBatch,
+    personalization_errors,
+)
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
 from integrations.first_orion.tokens import TokenSource
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
@@ -131,22 +146,25 @@ def create_push(
     content: ProgramContent,
     *,
     segment: Segment | None = None,
-    members: QuerySet[Member] | None = None,
+    members: QuerySet[Member] | Iterable[int] | None = None,
     numbers: list[str] | None = None,
     not_before: datetime | None = None,
     requested_by: str = "",
     long_values: str = LongValues.LEAVE_OUT,
     site_admin: bool = False,
 ) -> Push:
-    """Record a push with all its batches (one transaction: a push exists whole or not at all) and queue it.
-    `long_values` says what becomes of personalised values over 20 characters (sending them as they are is a site
-    admin's choice)."""
+    """Record a push as `planning` and queue its task (after commit), which builds its destinations and batches and
+    then sends them: nothing here reads a member, so the web request's time and memory do not grow with the push.
+    `members` are a queryset or member ids; `long_values` says what becomes of personalised values over 20
+    characters (sending them as they are is a site admin's choice)."""
     if (segment is not None) + (members is not None) + (numbers is not None) != 1:
         raise ValueError("Push to exactly one of: a segment, members, numbers.")
     check_long_values_choice(long_values, site_admin=site_admin)
-    connection = ready_connection(content.client)
+    ready_connection(content.client)
     if segment is not None and segment.client_id != content.client_id:
         raise FirstOrionNotReady(f"Segment {segment} is not a segment of {content.client}.")
+    check_personalization(content)
+    requested = member_ids(members) if members is not None else list(numbers or [])
     with transaction.atomic():
         push = Push.objects.create(
             client=content.client,
@@ -156,51 +174,154 @@ def create_push(
             not_before=not_before,
             requested_by=requested_by,
             long_values=long_values,
+            status=Push.Status.PLANNING,
+            requested=requested,
+            planning_total=len(requested),
         )
-        plan = plan_for_push(content, push, segment, members, numbers)
-        if not plan.destinations:
-            reasons = ", ".join(f"{n} {reason}" for reason, n in plan.skipped.items()) or "none given"
-            raise FirstOrionNotReady(f"Nothing to push to: no destination is left ({reasons}).")
-        size = batch_size(connection)
-        PushBatch.objects.bulk_create(
-            (
-                PushBatch(push=push, index=index, size=len(chunk), destinations=chunk)
-                for index, chunk in enumerate(chunks(plan.destinations, size))
-            ),
-            batch_size=200,
-        )
-        push.destinations = len(plan.destinations)
-        push.batches_total = plan.batches(size)
-        push.skipped = dict(plan.skipped)
-        push.shortened = plan.shortened
-        push.warnings = dict(plan.warnings)
-        push.save(update_fields=["destinations", "batches_total", "skipped", "shortened", "warnings"])
         enqueue("first_orion.run_push", push.pk)
     return push
 
 
-def source_of(segment: Segment | None, members: QuerySet[Member] | None) -> str:
+def check_personalization(content: ProgramContent) -> None:
+    """A content stored before the bounds at entry may exceed them: it is not pushed until it is fixed (its
+    personalization is copied into every destination)."""
+    if problems := personalization_errors(content.personalization):
+        raise FirstOrionNotReady(f"Fix the personalization of {content} before pushing it: {' '.join(problems)}")
+
+
+def member_ids(members: QuerySet[Member] | Iterable[int]) -> list[int]:
+    if isinstance(members, QuerySet):
+        return list(members.order_by("pk").values_list("pk", flat=True))
+    return sorted(set(members))
+
+
+def source_of(segment: Segment | None, members: QuerySet[Member] | Iterable[int] | None) -> str:
     if segment is not None:
         return Push.Source.SEGMENT
     return Push.Source.MEMBERS if members is not None else Push.Source.NUMBERS
 
 
-def plan_for_push(
-    content: ProgramContent,
-    push: Push,
-    segment: Segment | None,
-    members: QuerySet[Member] | None,
-    numbers: list[str] | None,
-) -> Plan:
-    if numbers is not None:
-        return plan_for_numbers(content, numbers, push.pk, push.long_values)
-    chosen = segment_members(segment) if segment is not None else members
-    return plan_for_members(content, chosen, push.pk, push.long_values)
+# --- Planning a push (in its task) -------------------------------------------------------------------------------
+
+# Batches written per insert while planning: with destinations of at most ~2 KB (the bounds at entry) and batches of
+# at most 500, one insert carries a few MB at most.
+BATCHES_PER_INSERT = 5
 
 
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+def build_batches(push: Push, size: int) -> bool:
+    """Plan the push's destinations and write its batches as they come, a few at a time (memory stays bounded: one
+    chunk of members and a few batches), renewing the push's claim and showing progress as it goes. Batches of an
+    interrupted planning are deleted first (none was sent: sending starts once the push is planned). A push with no
+    destination left fails, saying why. False when another runner took the push over meanwhile."""
+    PushBatch.objects.filter(push=push).delete()
+    plan, total = Plan(), planning_total(push)
+    Push.objects.filter(pk=push.pk).update(status=Push.Status.PLANNING, planning_total=total, planning_read=0)
+    writer = BatchWriter(push, size)
+    for read, destinations in planned_chunks(push, plan):
+        for item in destinations:
+            writer.add(item)
+        writer.flush(complete_only=True)
+        if not renew(push):
+            return False  # another runner took the push over: the planning is its to do
+        show_planning_progress(push, read, total)
+    writer.flush()
+    planned(push, plan, writer.batches)
+    return True
+
+
+def planning_total(push: Push) -> int:
+    """How many members or numbers planning reads (a segment's members are counted as planning starts)."""
+    if push.source == Push.Source.SEGMENT:
+        return segment_members(push.segment).count() if push.segment is not None else 0
+    return len(push.requested)
+
+
+def planned_chunks(push: Push, plan: Plan) -> Iterator[tuple[int, Iterator[dict[str, Any]]]]:
+    """(members or numbers read once this chunk is planned, the chunk's destinations), chunk by chunk."""
+    content, pk, long_values = push.program_content, push.pk, push.long_values
+    if push.source == Push.Source.NUMBERS:
+        for start, numbers in slices(push.requested):
+            positions = enumerate(numbers, start=start)
+            yield start + len(numbers), number_destinations(plan, content, positions, pk, long_values)
+    elif push.source == Push.Source.MEMBERS:
+        # Ids were checked against the client when asked; checked again here (by the query), a slice at a time.
+        for start, ids in slices(push.requested):
+            rows = member_rows(Member.objects.filter(pk__in=ids, client_id=push.client_id))
+            yield start + len(ids), member_destinations(plan, content, rows, pk, long_values)
+    else:
+        # A segment deleted before planning reaches no one (the push then fails, saying so).
+        members = segment_members(push.segment) if push.segment is not None else Member.objects.none()
+        read = 0
+        for rows in member_chunks(members):
+            read += len(rows)
+            yield read, member_destinations(plan, content, rows, pk, long_values)
+
+
+def slices(items: list[Any], size: int = MEMBER_CHUNK) -> Iterator[tuple[int, list[Any]]]:
     for start in range(0, len(items), size):
-        yield items[start : start + size]
+        yield start, items[start : start + size]
+
+
+class BatchWriter:
+    """Destinations into batches of `size`, written a few batches per insert."""
+
+    def __init__(self, push: Push, size: int) -> None:
+        self.push, self.size = push, size
+        self.batches = 0
+        self.current: list[dict[str, Any]] = []
+        self.ready: list[PushBatch] = []
+
+    def add(self, item: dict[str, Any]) -> None:
+        self.current.append(item)
+        if len(self.current) == self.size:
+            self.close_batch()
+            if len(self.ready) >= BATCHES_PER_INSERT:
+                self.flush(complete_only=True)
+
+    def close_batch(self) -> None:
+        self.ready.append(
+            PushBatch(push=self.push, index=self.batches, size=len(self.current), destinations=self.current)
+        )
+        self.batches += 1
+        self.current = []
+
+    def flush(self, *, complete_only: bool = False) -> None:
+        """Write the batches made; with complete_only, an unfilled last batch waits for more destinations."""
+        if self.current and not complete_only:
+            self.close_batch()
+        if self.ready:
+            PushBatch.objects.bulk_create(self.ready)
+            self.ready = []
+
+
+def show_planning_progress(push: Push, read: int, total: int) -> None:
+    Push.objects.filter(pk=push.pk).update(planning_read=read)
+    report_progress({"planning_read": read, "planning_total": total}, done=read, total=total)
+
+
+def planned(push: Push, plan: Plan, batches: int) -> None:
+    """The push's plan is complete: its counts, and `sending` (its runner goes on) — or `failed` when no one is
+    left."""
+    fields: dict[str, Any] = {
+        "destinations": plan.count,
+        "batches_total": batches,
+        "skipped": dict(plan.skipped),
+        "shortened": plan.shortened,
+        "warnings": dict(plan.warnings),
+        "planning_read": F("planning_total"),
+        "planned_at": timezone.now(),
+        "requested": [],
+        "status": Push.Status.SENDING,
+    }
+    if not plan.count:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in plan.skipped.items()) or "none given"
+        fields.update(
+            status=Push.Status.FAILED,
+            error=f"Nothing to push to: no destination is left ({reasons}).",
+            finished_at=timezone.now(),
+        )
+    Push.objects.filter(pk=push.pk).update(**fields)
+    push.refresh_from_db()
 
 
 # --- Running a push ----------------------------------------------------------------------------------------------
@@ -218,8 +339,10 @@ def claim(push: Push) -> bool:
     holder = lease_holder()
     free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(holder=holder)
     unfinished = ~Q(status__in=[Push.Status.SENT, Push.Status.FAILED, Push.Status.UNCERTAIN])
+    # A push not planned yet is shown `planning` while its runner builds its batches.
+    status = Case(When(planned_at__isnull=True, then=Value(Push.Status.PLANNING)), default=Value(Push.Status.SENDING))
     claimed = Push.objects.filter(free, unfinished, pk=push.pk).update(
-        claimed_until=now + timedelta(seconds=claim_seconds()), holder=holder, status=Push.Status.SENDING
+        claimed_until=now + timedelta(seconds=claim_seconds()), holder=holder, status=status
     )
     if claimed:
         push.holder = holder
@@ -268,6 +391,8 @@ def run_push(push_id: int) -> dict[str, int]:
         connection = usable_connection(push.client_id, VENDOR)
         if connection is None:
             return wait(push, "The First Orion connection is not active: verify it and the push continues.")
+        if push.planned_at is None and not (build_batches(push, batch_size(connection)) and not push.finished):
+            return counts_of(push)  # taken over while planning, or nothing to push to (failed, saying why)
         send_pending_batches(push, connection)
     finally:
         release(push)
@@ -471,7 +596,8 @@ def resume_pushes() -> dict[str, int]:
     usable). Their sent batches are not resent."""
     now = timezone.now()
     stale = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    pending = Push.objects.filter(stale, status__in=[Push.Status.QUEUED, Push.Status.SENDING, Push.Status.WAITING])
+    unfinished = [Push.Status.PLANNING, Push.Status.QUEUED, Push.Status.SENDING, Push.Status.WAITING]
+    pending = Push.objects.filter(stale, status__in=unfinished)
     ids = list(pending.values_list("pk", flat=True))
     for push_id in ids:
         enqueue("first_orion.run_push", push_id)

@@ -19,6 +19,12 @@ from members.templates_text import placeholders_in
 MAX_A_NUMBERS = 400
 # First Orion's best practice: a personalised text over 20 characters may not display on every handset.
 MAX_PERSONALIZATION_LENGTH = 20
+# The portal's bounds at entry (seed 002 sets none): a content's personalization is copied into every destination of
+# every push, so its size multiplies by the push's size. 20 variables of 100 characters leave ample room for what a
+# phone can display (20 characters) and keep a destination near 2 KB at most, a 500-destination batch near 1 MB.
+MAX_PERSONALIZATION_VARIABLES = 20
+MAX_VARIABLE_NAME_LENGTH = 50
+MAX_TEMPLATE_LENGTH = 100
 RECOMMENDED_TTL_SECONDS = 960
 # What a personalization template may use about a member.
 PERSONALIZATION_PLACEHOLDERS = ("first_name", "last_name", "tier", "points", "client_name")
@@ -71,26 +77,42 @@ def a_number_errors(numbers: Any) -> list[str]:
 
 
 def personalization_errors(value: Any) -> list[str]:
-    """Variables are NAMES (letters, digits, _) mapped to templates using only the member placeholders."""
+    """Variables are NAMES (letters, digits, _; up to 50) mapped to templates (up to 100 characters) using only the
+    member placeholders; up to 20 of them. The one rule for the admin form, the API and the model: each message is
+    short whatever was sent (a long name is quoted cut, a template never quoted)."""
     if not isinstance(value, dict):
         return ['Personalization must map variable names to templates, e.g. {"MY_VAR": "Hi {first_name}"}.']
+    if len(value) > MAX_PERSONALIZATION_VARIABLES:
+        return [f"At most {MAX_PERSONALIZATION_VARIABLES} variables (got {len(value)})."]
     errors = []
     for name, template in value.items():
-        if not (isinstance(name, str) and name.replace("_", "").isalnum() and name[:1].isalpha()):
-            errors.append(f"{name!r} is not a variable name: use letters, digits and _, e.g. MY_VAR.")
-            continue
-        if not isinstance(template, str):
-            errors.append(f"{name}: the template must be text.")
-            continue
-        try:
-            unknown = sorted(set(placeholders_in(template)) - set(PERSONALIZATION_PLACEHOLDERS))
-        except ValidationError as exc:
-            errors.append(f"{name}: {' '.join(exc.messages)}")
-            continue
-        if unknown:
-            allowed = ", ".join(f"{{{p}}}" for p in PERSONALIZATION_PLACEHOLDERS)
-            errors.append(f"{name}: unknown placeholder(s) {', '.join(unknown)}; use only {allowed}.")
+        if problem := variable_name_error(name) or template_error(name, template):
+            errors.append(problem)
     return errors
+
+
+def variable_name_error(name: Any) -> str:
+    if isinstance(name, str) and len(name) > MAX_VARIABLE_NAME_LENGTH:
+        return f"{name[:20]!r}… is too long for a variable name: at most {MAX_VARIABLE_NAME_LENGTH} characters."
+    if not (isinstance(name, str) and name.replace("_", "").isalnum() and name[:1].isalpha()):
+        return f"{name!r} is not a variable name: use letters, digits and _, e.g. MY_VAR."
+    return ""
+
+
+def template_error(name: str, template: Any) -> str:
+    if not isinstance(template, str):
+        return f"{name}: the template must be text."
+    if len(template) > MAX_TEMPLATE_LENGTH:
+        # Stored templates are bounded; what a member's values make of one over 20 characters is each push's choice.
+        return f"{name}: a template is at most {MAX_TEMPLATE_LENGTH} characters (got {len(template)})."
+    try:
+        unknown = sorted(set(placeholders_in(template)) - set(PERSONALIZATION_PLACEHOLDERS))
+    except ValidationError as exc:
+        return f"{name}: {' '.join(exc.messages)}"
+    if unknown:
+        allowed = ", ".join(f"{{{p}}}" for p in PERSONALIZATION_PLACEHOLDERS)
+        return f"{name}: unknown placeholder(s) {', '.join(unknown)}; use only {allowed}."
+    return ""
 
 
 class ProgramContent(models.Model):
@@ -124,7 +146,8 @@ class ProgramContent(models.Model):
     personalization = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Variables and their templates, e.g. {"MY_VAR": "Hi {first_name}"}; best kept to 20 characters.',
+        help_text=f"Up to {MAX_PERSONALIZATION_VARIABLES} variables and their templates (up to {MAX_TEMPLATE_LENGTH} "
+        'characters each), e.g. {"MY_VAR": "Hi {first_name}"}; best kept to 20 characters.',
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -175,6 +198,9 @@ class Push(models.Model):
         NUMBERS = "numbers"
 
     class Status(models.TextChoices):
+        # Its destinations and batches are being built by a worker (never in the web request: a push may reach
+        # 100,000 numbers); `planning_read` of `planning_total` members or numbers are read so far.
+        PLANNING = "planning"
         QUEUED = "queued"
         SENDING = "sending"
         # The connection could not be used (disabled, unreachable): the push continues when it can.
@@ -191,6 +217,14 @@ class Push(models.Model):
     segment = models.ForeignKey(Segment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     not_before = models.DateTimeField(null=True, blank=True, help_text="First Orion shows the content from then on.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    # What was asked, until the push is planned: member ids (source members) or numbers (source numbers). Emptied
+    # once the batches are built (they, and `skipped`, are the record of what became of them).
+    requested = models.JSONField(default=list, blank=True, editable=False)
+    planning_total = models.PositiveIntegerField(default=0, help_text="Members or numbers to read while planning.")
+    planning_read = models.PositiveIntegerField(default=0, help_text="Members or numbers read so far while planning.")
+    # When its batches were all built: until then the push has no batch to send (a planning interrupted midway is
+    # started again; none of its batches had been sent).
+    planned_at = models.DateTimeField(null=True, blank=True)
     destinations = models.PositiveIntegerField(default=0)
     batches_total = models.PositiveIntegerField(default=0)
     batches_sent = models.PositiveIntegerField(default=0)

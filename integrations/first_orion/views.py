@@ -1,7 +1,11 @@
 """First Orion in the client API: program contents (`/api/first-orion/program-contents/`, validated as in the
 admin) and pushes (`POST /api/first-orion/pushes/` answers 202 with the push's Location; `GET` shows its status and
 progress). Everything is scoped to the caller's clients. A push says what becomes of personalised values over 20
-characters (`long_values`: `leave_out`, the default, `shorten`, or `send_as_is`, which only a site admin may ask)."""
+characters (`long_values`: `leave_out`, the default, `shorten`, or `send_as_is`, which only a site admin may ask).
+
+The request budget (REQUEST_BUDGET, in the schema): what a caller may store or ask is bounded where it fans out —
+a content's personalization (copied into every destination) and a push's size — and a push's destinations and
+batches are built by a worker, so the request that asks for a push never reads its members."""
 
 from __future__ import annotations
 
@@ -11,13 +15,21 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet, RestrictedError
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integrations.first_orion import flows
-from integrations.first_orion.models import MAX_A_NUMBERS, LongValues, ProgramContent, Push
+from integrations.first_orion.models import (
+    MAX_A_NUMBERS,
+    MAX_PERSONALIZATION_VARIABLES,
+    MAX_TEMPLATE_LENGTH,
+    MAX_VARIABLE_NAME_LENGTH,
+    LongValues,
+    ProgramContent,
+    Push,
+)
 from integrations.outcome import NotReady
 from integrations.tenancy import is_site_admin, scope_to_clients
 from members.api import ClientField, resolve_client
@@ -25,12 +37,29 @@ from members.models import Member, Segment
 
 MAX_NUMBERS = 100_000
 
+PERSONALIZATION_BOUNDS = (
+    f"At most {MAX_PERSONALIZATION_VARIABLES} variables; names of letters, digits and _ (starting with a letter), at "
+    f"most {MAX_VARIABLE_NAME_LENGTH} characters; templates of at most {MAX_TEMPLATE_LENGTH} characters using only "
+    "{first_name}, {last_name}, {tier}, {points}, {client_name}. Beyond them: 400 with the field's messages, nothing "
+    "stored. A personalised value over 20 characters may not display on every phone: each push chooses what becomes "
+    "of it (`long_values`)."
+)
+REQUEST_BUDGET = (
+    f"**Request budget.** Personalization: {PERSONALIZATION_BOUNDS} aNumbers: 1 to {MAX_A_NUMBERS}. A push: one of "
+    f"a segment, at most {MAX_NUMBERS:,} member ids, or at most {MAX_NUMBERS:,} numbers (a request body of at most "
+    "2.5 MB). The request records the push as `planning` and answers 202 at once: a worker then reads the members "
+    "or numbers in chunks and builds the destinations and batches (`planning_read` of `planning_total` show its "
+    "progress), then sends them (`batches_sent` of `batches_total`). A push with no destination left ends `failed`, "
+    "its `error` and `skipped` saying why."
+)
+
 
 class ProgramContentSerializer(serializers.ModelSerializer):
     client = ClientField()
     a_numbers = serializers.ListField(
         child=serializers.CharField(max_length=20), required=False, max_length=MAX_A_NUMBERS
     )
+    personalization = serializers.JSONField(required=False, help_text=PERSONALIZATION_BOUNDS)
     long_value_examples = serializers.SerializerMethodField(
         help_text="Real members whose personalised values exceed 20 characters (each push chooses: leave them out, "
         "shorten at 20, or send as is)."
@@ -69,6 +98,11 @@ class ProgramContentSerializer(serializers.ModelSerializer):
         return flows.long_personalization_examples(content)
 
 
+@extend_schema_view(
+    create=extend_schema(description=f"Personalization: {PERSONALIZATION_BOUNDS}"),
+    update=extend_schema(description=f"Personalization: {PERSONALIZATION_BOUNDS}"),
+    partial_update=extend_schema(description=f"Personalization: {PERSONALIZATION_BOUNDS}"),
+)
 class ProgramContentViewSet(viewsets.ModelViewSet):
     serializer_class = ProgramContentSerializer
 
@@ -97,9 +131,9 @@ class PushSerializer(serializers.ModelSerializer):
     class Meta:
         model = Push
         fields = [
-            "id", "client", "program_content", "source", "segment", "not_before", "status", "destinations",
-            "batches_total", "batches_sent", "failures", "batches", "skipped", "long_values", "shortened", "warnings",
-            "error", "created_at", "finished_at",
+            "id", "client", "program_content", "source", "segment", "not_before", "status", "planning_read",
+            "planning_total", "planned_at", "destinations", "batches_total", "batches_sent", "failures", "batches",
+            "skipped", "long_values", "shortened", "warnings", "error", "created_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -158,7 +192,7 @@ class PushRequestSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {"members": f"Not members of the program content's client: {', '.join(map(str, missing[:20]))}."}
                 )
-            attrs["members"] = Member.objects.filter(pk__in=found)
+            attrs["members"] = sorted(found)
         return attrs
 
 
@@ -170,11 +204,19 @@ class PushViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         request=PushRequestSerializer,
+        description=REQUEST_BUDGET,
         responses={
-            202: OpenApiResponse(PushSerializer, "Queued; the Location header is the push's status URL."),
-            400: OpenApiResponse(description="Field errors."),
+            202: OpenApiResponse(
+                PushSerializer,
+                "Recorded as `planning`, its batches built in the background; the Location header is the push's "
+                "status URL.",
+            ),
+            400: OpenApiResponse(description="Field errors (over the request budget included)."),
             403: OpenApiResponse(description="`send_as_is` asked by a caller who is not a site admin."),
-            409: OpenApiResponse(description="First Orion is not active for the client, or nothing is left to push."),
+            409: OpenApiResponse(
+                description="First Orion is not active for the client, or the content's personalization is over "
+                "its bounds (stored before they applied)."
+            ),
         },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
