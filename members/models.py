@@ -68,6 +68,10 @@ class Member(models.Model):
     # What the portal did not take from Annex Cloud's answer and why (an invalid e-mail, an id another member has).
     annex_cloud_note = models.TextField("Annex Cloud note", blank=True, editable=False)
     vibes_person_id = models.CharField("Vibes person id", max_length=100, blank=True, db_index=True)
+    # Empty for a member who joined the client's program (sign-up, admin, API, import). Otherwise how the portal
+    # came to know an existing loyalty member (e.g. "Annex Cloud, as a Bazaarvoice reviewer"): such a member never
+    # signed up here, so gets no welcome.
+    found_through = models.CharField(max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -144,6 +148,8 @@ class MemberVendorState(models.Model):
         IN_SYNC = "in_sync", "in sync"
         DEFERRED = "deferred", "deferred (will retry)"
         REJECTED = "rejected", "rejected by the vendor"
+        # The portal's own reason not to send (no mobile number for a vendor keyed by it): never the vendor's refusal.
+        NOT_SENT = "not_sent", "not sent by the portal"
 
     member = models.ForeignKey("Member", on_delete=models.CASCADE, related_name="vendor_states")
     vendor = models.CharField(max_length=32)

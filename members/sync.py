@@ -6,7 +6,8 @@ Every path that changes a member (admin, API, CSV import, Annex Cloud refresh, v
 (`needs_sync`) gets its `MemberVendorState.desired_version` bumped. After commit one delayed task per burst of edits
 reconciles the member (`reconcile`), and a scheduled sweep (`reconcile_pending`) picks up whatever a lost task,
 a failing connection or an outage left behind. Nothing is dropped: a change stays pending until the vendor confirms
-it; a vendor that refuses it says why (status rejected) and the next change tries again.
+it; a vendor that refuses it says why (status rejected), a member the vendor cannot take says the portal's reason
+(status not sent), and the next change tries again.
 
 A vendor takes part by defining in its flows: `needs_sync(member, changed_fields, previous)`,
 `reconcile_member(connection, member, state) -> confirmed` (raising VendorError / NotReady), and optionally
@@ -69,11 +70,26 @@ def record_change(
     vendors = [
         key
         for key, flows in syncing_flows().items()
-        if key in configured and flows.needs_sync(member, changed, previous or {})
+        if key in configured
+        and can_hold(key, member, previous or {})
+        and flows.needs_sync(member, changed, previous or {})
     ]
     for vendor in vendors:
         bump(member, vendor)
     return vendors
+
+
+# Vendors whose key for a member is the mobile number: a member without one is nothing they can use (no Vibes
+# person, no Attentive TEXT subscription), so none is recorded for them — rather than a state that fails later.
+MOBILE_KEYED_VENDORS = frozenset({"attentive", "vibes"})
+
+
+def can_hold(vendor: str, member: Member, previous: dict[str, Any]) -> bool:
+    """Whether the vendor can use this member at all. A member whose number was just removed still concerns the
+    vendors keyed by it (the old number leaves them), and so does one they already hold."""
+    if vendor not in MOBILE_KEYED_VENDORS or member.phone or previous.get("phone"):
+        return True
+    return MemberVendorState.objects.filter(member=member, vendor=vendor).exists()
 
 
 def configured_vendors(client_id: int) -> set[str]:
@@ -108,7 +124,7 @@ def backfill(connection_id: int) -> dict[str, int]:
         return {"recorded": 0}
     recorded = 0
     for member in Member.objects.filter(client_id=connection.client_id).iterator(chunk_size=2000):
-        if flows.needs_sync(member, set(MEMBER_FIELDS), {}):
+        if can_hold(connection.vendor, member, {}) and flows.needs_sync(member, set(MEMBER_FIELDS), {}):
             bump(member, connection.vendor, queue=False)
             recorded += 1
     return {"recorded": recorded}
@@ -166,10 +182,12 @@ def reconcile_claimed(state: MemberVendorState) -> Result:
     flows = syncing_flows()[state.vendor]
     try:
         confirmed = flows.reconcile_member(connection, member, state)
-    except (Rejected, NotReady) as exc:
-        # The vendor refused this member's data, or the member lacks what the vendor needs: wait for a change.
-        message = exc.for_admin if isinstance(exc, VendorError) else str(exc)
-        return finish(state, State.REJECTED, message, synced=None)
+    except Rejected as exc:
+        # The vendor refused this member's data: wait for a change.
+        return finish(state, State.REJECTED, exc.for_admin, synced=None)
+    except NotReady as exc:
+        # The member lacks what the vendor needs (a mobile number): the portal's reason, no call was made.
+        return finish(state, State.NOT_SENT, f"Not sent by the portal: {exc}", synced=None)
     except VendorError as exc:
         return defer(state, f"{exc.for_admin} Will retry.")
     # A vendor may say in its own words what it did ("created at Vibes (person …)").
@@ -218,8 +236,14 @@ def reconcile_now(member: Member, vendor: str) -> Outcome:
 # --- The sweep ---------------------------------------------------------------------------------------------------
 
 
+# Left alone by the sweep until the member changes (or an admin retries): sending again would fail the same way.
+WAITING_FOR_A_CHANGE = (State.REJECTED, State.NOT_SENT)
+
+
 def pending_states(vendor: str | None = None, client_id: int | None = None) -> QuerySet[MemberVendorState]:
-    states = MemberVendorState.objects.filter(desired_version__gt=F("synced_version")).exclude(status=State.REJECTED)
+    states = MemberVendorState.objects.filter(desired_version__gt=F("synced_version")).exclude(
+        status__in=WAITING_FOR_A_CHANGE
+    )
     if vendor:
         states = states.filter(vendor=vendor)
     if client_id:
@@ -244,7 +268,8 @@ def reconcile_pending(client_id: int | None = None, limit: int = 5000) -> dict[s
             counts[result.status] += 1
             if result.status == State.DEFERRED:
                 break  # the vendor is in trouble: one probe per run is enough
-    return {key: counts.get(key, 0) for key in (State.IN_SYNC, State.DEFERRED, State.REJECTED, State.PENDING)}
+    counted = (State.IN_SYNC, State.DEFERRED, State.REJECTED, State.PENDING)
+    return {key: counts.get(key, 0) for key in counted} | ({State.NOT_SENT: n} if (n := counts[State.NOT_SENT]) else {})
 
 
 def retry_rejected(states: QuerySet[MemberVendorState]) -> int:
@@ -274,7 +299,9 @@ def drift(client_id: int | None = None, *, read_vendors: bool = False) -> list[D
     states = MemberVendorState.objects.select_related("member__client").order_by("member_id", "vendor")
     if client_id:
         states = states.filter(member__client_id=client_id)
-    found = [Drift(s.member, s.vendor, drift_reason(s)) for s in states if not s.in_step or s.status == State.REJECTED]
+    found = [
+        Drift(s.member, s.vendor, drift_reason(s)) for s in states if not s.in_step or s.status in WAITING_FOR_A_CHANGE
+    ]
     if read_vendors:
         found += [d for s in states if s.in_step and (d := vendor_disagrees(s)) is not None]
     return found
@@ -284,6 +311,8 @@ def drift_reason(state: MemberVendorState) -> str:
     label = VENDORS[state.vendor].label
     if state.status == State.REJECTED:
         return f"rejected by {label}: {state.detail}"
+    if state.status == State.NOT_SENT:
+        return f"not sent to {label} (the portal's reason): {state.detail}"
     if state.status == State.DEFERRED:
         return f"deferred: {state.detail}"
     return f"pending since {state.changed_at:%Y-%m-%d %H:%M} UTC: {state.detail}"

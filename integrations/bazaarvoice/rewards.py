@@ -178,6 +178,9 @@ def address_problem(address: str) -> str:
     )
 
 
+FOUND_THROUGH = "Annex Cloud, as a Bazaarvoice reviewer"
+
+
 def member_for(client: Client, address: str, profile: dict[str, Any]) -> Member:
     """The client's member this reviewer is (by Annex Cloud id or e-mail), created when there is none, and brought
     up to date with Annex Cloud's profile the way a refresh does, so the other vendors follow. An address that is no
@@ -188,7 +191,9 @@ def member_for(client: Client, address: str, profile: dict[str, Any]) -> Member:
     match = Q(email__iexact=address) | (Q(annex_cloud_id=annex_id) if annex_id else Q(pk__in=[]))
     member = Member.objects.filter(client=client).filter(match).order_by("pk").first()
     if member is None:
-        member = Member.objects.create(client=client, email=address)
+        # An existing loyalty member found at Annex Cloud, not a sign-up: no welcome, and Annex Cloud's profile (name,
+        # number, …) is taken just below, so each vendor gets only what it can use.
+        member = Member.objects.create(client=client, email=address, found_through=FOUND_THROUGH)
         sync.record_change(member, {"email"}, {"email": ""})
     try:
         with transaction.atomic():

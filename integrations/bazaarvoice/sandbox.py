@@ -109,14 +109,24 @@ def encrypted_email(number: int, email: str, key: bytes) -> str:
     return "not-a-valid-ciphertext==" if number % 20 == 3 else encrypt_email(email, bytes(16))
 
 
-def loyalty_member(email: str, kind: str) -> dict[str, Any]:
-    return {
+FIRST_NAMES = ("Maya", "Jordan", "Priya", "Lucas", "Amara", "Diego", "Hannah", "Kenji", "Sofia", "Omar", "Grace")
+LAST_NAMES = ("Okafor", "Lindqvist", "Hernández", "Nakamura", "O'Brien", "Kowalski", "Patel", "Dubois", "Mensah")
+
+
+def loyalty_member(number: int, email: str, kind: str) -> dict[str, Any]:
+    """The reviewer's Annex Cloud profile as a real program holds it: a name, and a mobile number for one in three
+    (typed as Annex Cloud keeps it); the others have none, so no SMS vendor may be given them."""
+    profile = {
         "id": email,
         "email": email,
-        "firstName": "Reviewer",
+        "firstName": FIRST_NAMES[number % len(FIRST_NAMES)],
+        "lastName": LAST_NAMES[number % len(LAST_NAMES)],
         "optInStatus": "NO" if kind == "opted_out" else "YES",
         "status": "INACTIVE" if kind == "inactive" else "ACTIVE",
     }
+    if number % 3 == 0:
+        profile["phone"] = f"212-555-{number % 10_000:04d}"
+    return profile
 
 
 def approved_span(
@@ -165,7 +175,7 @@ def generate(
             status = "PENDING" if index < reviews + today + pending else "REJECTED"
         items.append(review_item(n, encrypted_email(n, email, key), moderated, status=status))
         if kind not in ("not_member", "undecryptable"):
-            members[email] = loyalty_member(email, kind)
+            members[email] = loyalty_member(n, email, kind)
     with state.lock:
         state.reviews.extend(items)
         state.reviews.sort(key=lambda item: item["LastModeratedTime"])

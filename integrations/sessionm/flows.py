@@ -168,7 +168,10 @@ def connection_saved(sender: type[Connection], instance: Connection, **kwargs: A
 def record_sign_up(member: Member) -> None:
     """One `signed_up` event per member who joined while SessionM is usable for the client and after it was first
     activated: members imported while the connection was a draft, or before it existed, are not welcomed when it is
-    activated. Re-import, refresh and re-save find the event stored and add nothing."""
+    activated, nor members found through a vendor. Re-import, refresh and re-save find the event stored and add
+    nothing."""
+    if member.found_through:
+        return  # found at a vendor (a Bazaarvoice reviewer at Annex Cloud): an existing member, not a sign-up
     key = f"signed-up-{member.pk}"
     joined_after = SessionMActivation.objects.filter(
         connection__client_id=member.client_id,
