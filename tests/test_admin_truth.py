@@ -99,3 +99,61 @@ def test_a_signed_up_member_is_still_welcomed(every_vendor, client_a):
     sync.record_change(member, {"email", "phone"}, {})
     assert LoyaltyEvent.objects.filter(member=member, event_type=EventType.SIGNED_UP).count() == 1
 
+
+# --- Record pages that are history are read-only -------------------------------------------------------------------
+
+
+@pytest.fixture
+def history(client_a):
+    """One record of each kind of history, as the portal writes them."""
+    from integrations.first_orion import sandbox as first_orion_simulator
+    from integrations.first_orion.models import ProgramContent, Push, PushBatch
+    from integrations.models import JobRun
+    from tests.factories import OutboundMessageFactory, WebhookEventFactory
+
+    content = ProgramContent.objects.create(
+        client=client_a,
+        name="Order ready",
+        program_content_uuid=first_orion_simulator.DEMO_PROGRAM,
+        a_numbers=first_orion_simulator.DEMO_A_NUMBERS,
+    )
+    push = Push.objects.create(client=client_a, program_content=content, source="numbers", status="failed")
+    connection = ConnectionFactory(client=client_a, vendor="annex_cloud")
+    held = OutboundMessageFactory(
+        template__client=client_a,
+        status=OutboundMessage.Status.PENDING,
+        detail="Held since 09:00: Attentive is failing.",
+    )
+    OutboundMessage.objects.filter(pk=held.pk).update(held_since=held.created_at)
+    return {
+        "integrations/jobrun": JobRun.objects.create(job="integrations.prune_old_records", outcome="failed"),
+        "integrations/vendorcall": VendorCall.objects.create(connection=connection, method="GET", url="https://x/y"),
+        "integrations/webhookevent": WebhookEventFactory(connection__client=client_a),
+        "first_orion/push": push,
+        "first_orion/pushbatch": PushBatch.objects.create(push=push, index=0, size=1, destinations=["+14155550100"]),
+        "members/outboundmessage": held,
+    }
+
+
+def test_history_pages_have_no_delete_and_no_status_input_and_deleting_is_refused(admin_http, history):
+    for model, record in history.items():
+        base = f"/admin/{model.replace('/', '/')}/{record.pk}"
+        page = admin_http.get(f"{base}/change/")
+        assert page.status_code == 200, model
+        html = page.content.decode()
+        assert f"{base}/delete/" not in html and 'class="deletelink"' not in html, model
+        assert 'name="status"' not in html and 'name="outcome"' not in html, model
+        assert admin_http.get(f"{base}/delete/").status_code == 403, model
+        assert admin_http.post(f"{base}/delete/", {"post": "yes"}).status_code == 403, model
+        assert type(record).objects.filter(pk=record.pk).exists(), model
+        listing = admin_http.get(f"/admin/{model}/").content.decode()
+        assert 'value="delete_selected"' not in listing, model
+
+
+def test_the_held_message_page_says_its_state_and_reason_once_and_keeps_its_actions(admin_http, history):
+    message = history["members/outboundmessage"]
+    html = admin_http.get(f"/admin/members/outboundmessage/{message.pk}/change/").content.decode()
+    assert html.count("Attentive is failing.") == 1
+    assert "<select" not in html.split('id="content-main"')[1].split("</form>")[0] or 'name="status"' not in html
+    listing = admin_http.get("/admin/members/outboundmessage/").content.decode()
+    assert 'value="send_anyway"' in listing and 'value="resend"' in listing

@@ -108,12 +108,17 @@ class AuditedAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(ClientScopedAdmin):
-    """Records written by the portal itself: viewable, never edited by hand."""
+    """Records written by the portal itself — history (job runs, vendor calls, webhook events, pushes, reviews):
+    viewable, never edited nor deleted by hand. Decisions about them are actions (run again, reprocess, resend,
+    reverse); retention prunes them, not an admin."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

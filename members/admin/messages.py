@@ -119,21 +119,33 @@ class OutboundMessageAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
         "body",
         "state",
         "held_since",
-        "detail",
         "evidence",
         "created_at",
         "attempted_at",
         "sent_at",
     ]
+    # A message is history: its page shows, the actions decide (send anyway, resend). The status and the reason are
+    # said once, in words, by `state`: no status input, no second copy of the reason.
+    fields = readonly_fields
     actions = ["resend", "send_anyway"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The list's actions need "change"; a message's own page never edits it.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
     @admin.display(description="status", ordering="status")
     def state(self, message: OutboundMessage) -> str:
-        """The status in words: a held message says it is held and why, not a bare "Pending"."""
-        return message_state(message)
+        """The status in words, with its reason once: a held message says it is held and why, not a bare "Pending"."""
+        words = message_state(message)
+        if message.detail and message.detail not in words:
+            words = f"{words}: {message.detail}"
+        return words
 
     @admin.display(description="state", ordering="status")
     def short_state(self, message: OutboundMessage) -> str:
