@@ -86,6 +86,8 @@ CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
 # Where the sandbox vendors answer; connections in the sandbox environment default to it.
 SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", default="http://127.0.0.1:8000/sandbox")
+# Where the simulators keep their state across restarts (one JSON file per vendor); empty: not kept.
+SANDBOX_STATE_DIR = env.str("SANDBOX_STATE_DIR", default=str(BASE_DIR / "var" / "sandbox"))
 
 INSTALLED_APPS = [
     "portal.apps.PortalAdminConfig",

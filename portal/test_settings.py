@@ -36,6 +36,9 @@ MESSAGE_RUN_SECONDS = 3
 # rows of production are tested where they are the subject (tests/test_call_rows.py sets the sample itself).
 VENDOR_CALL_BODY_SAMPLE_RATE = 1.0
 
+# The simulators keep no state between test runs (tests/test_sandbox_persistence.py names a folder of its own).
+SANDBOX_STATE_DIR = ""
+
 # Files the tests write (segment exports) go to a throwaway folder; a process a test starts may name its own.
 MEDIA_ROOT = os.environ.get("TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="portal-test-media-")
 

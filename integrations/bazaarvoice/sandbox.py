@@ -334,5 +334,12 @@ urlpatterns = [
     path("data/reviews.json", reviews),
 ]
 
+
+def start_again() -> None:
+    """The simulator as it starts: the demo's reviews only (the sandbox page's *Reset the sandbox*)."""
+    reset()
+    generate(40, days=5, today=3, pending=2, rejected=2, first=900_000)
+
+
 # The demo's reviews: a served simulator starts with some, so "Pull now" on the demo connection finds reviews.
 generate(40, days=5, today=3, pending=2, rejected=2, first=900_000)

@@ -1,15 +1,18 @@
 """URL patterns of the vendor simulators: each vendor's `sandbox.py` is mounted under its key (the sandbox base URL
 of its connections), found through the vendor registry. `/sandbox/` itself is a page listing them."""
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import include, path
+from django.urls import include, path, reverse
+from django.views.decorators.http import require_POST
 
+from integrations.sandbox import persistence
 from integrations.sandbox.base import outage_control, simulator
 from integrations.sandbox.directory import FAILURE_HEADER, simulators
 from integrations.vendors import vendor_modules
 
-SIMULATORS = vendor_modules("sandbox")
+# Each simulator's views read the saved states first and have their changes written (integrations/sandbox/persistence).
+SIMULATORS = {key: persistence.remember_views_of(module) for key, module in vendor_modules("sandbox").items()}
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -22,12 +25,27 @@ def index(request: HttpRequest) -> HttpResponse:
     ?format=json)."""
     if wants_json(request):
         return JsonResponse({"sandbox": True, "vendors": sorted(SIMULATORS)})
-    context = {"simulators": simulators(), "failure_header": FAILURE_HEADER}
+    persistence.load_all()
+    context = {
+        "simulators": simulators(),
+        "failure_header": FAILURE_HEADER,
+        "kept_in": persistence.state_dir(),
+        "was_reset": request.GET.get("reset") == "done",
+    }
     return TemplateResponse(request, "sandbox/index.html", context)
+
+
+@require_POST
+def reset(request: HttpRequest) -> HttpResponse:
+    """*Reset the sandbox*: every simulator back to how it starts (the page says what that clears)."""
+    persistence.load_all()  # so a later first request does not bring the saved states back
+    persistence.reset_all()
+    return HttpResponseRedirect(f"{reverse('sandbox-index')}?reset=done")
 
 
 urlpatterns = [
     path("", index, name="sandbox-index"),
+    path("_reset", reset, name="sandbox-reset"),
     *[path(f"{vendor}/", include(module)) for vendor, module in SIMULATORS.items()],
     path("<str:vendor>/_outage", outage_control, name="sandbox-outage"),
 ]
