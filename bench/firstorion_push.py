@@ -4,17 +4,20 @@ during the run (by one caller, a little before it expires).
 
     .venv/bin/python bench/firstorion_push.py --destinations 100000 --token-lifetime 30 [--database-url postgres://...]
 
-Prints one line: destinations=… received=… uncertain=… lost=… duplicates=… extra=… batches=… seconds=…
-destinations_per_s=… token_lifetime=… token_calls=… token_calls_max=… refused_batches=… long_values=… peak_rss_mb=…,
-and exits 1 when one of INVARIANTS breaks. What was pushed is counted from the simulator's own record of the numbers
-it received, against the numbers the bench created (--destinations): `received` is how many of those it got,
-`uncertain` how many of those it did not get are in batches the portal says may or may not have arrived (their answer
-was lost), `lost = destinations - received - uncertain`, `duplicates` the extra times a number was received, `extra`
-the numbers received that the bench never created. token_calls_max = ceil(seconds / (lifetime - refresh margin)) + 1,
-the refresh margin being lifetime/15 (60 s of a 15-minute token). From the simulator's record too: `refused_batches`,
-the batch requests it answered 401 (a token is taken as each batch leaves, after the rate limit, so none should carry
-an expired or refused token), and `long_values`, the personalised values over 20 characters it received (the push's
-default leaves those members out).
+Prints one line: destinations=… received=… uncertain=… lost=… duplicates=… extra=… batches=… request_ms=…
+batches_at_answer=… seconds=… destinations_per_s=… token_lifetime=… token_calls=… token_calls_max=…
+refused_batches=… long_values=… peak_rss_mb=…, and exits 1 when one of INVARIANTS breaks. `request_ms` is what asking
+for the push costs (flows.create_push, as the web request runs it) and `batches_at_answer` the batches that exist when
+it returns: none, the task builds them (`seconds` is the task's run, planning included).
+
+What was pushed is counted from the simulator's own record of the numbers it received, against the numbers the bench
+created (--destinations): `received` is how many of those it got, `uncertain` how many of those it did not get are in
+batches the portal says may or may not have arrived (their answer was lost), `lost = destinations - received -
+uncertain`, `duplicates` the extra times a number was received, `extra` the numbers received that the bench never
+created. token_calls_max = ceil(seconds / (lifetime - refresh margin)) + 1, the refresh margin being lifetime/15 (60 s
+of a 15-minute token). From the simulator's record too: `refused_batches`, the batch requests it answered 401 (a token
+is taken as each batch leaves, after the rate limit, so none should carry an expired or refused token), and
+`long_values`, the personalised values over 20 characters it received (the push's default leaves those members out).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ INVARIANTS = [
     "seconds < token_lifetime or token_calls >= 2",
     "refused_batches == 0",
     "long_values == 0",
+    "batches_at_answer == 0",
 ]
 
 
@@ -59,12 +63,12 @@ def phone(n: int) -> str:
     return f"+1404{5550000 + n:07d}"
 
 
-def seed_and_push(destinations: int, batch_size: int) -> tuple[int, set[str], float]:
+def seed_and_push(destinations: int, batch_size: int) -> dict[str, Any]:
     """N opted-in members of a client with an active sandbox connection, one push of a program content to all of
-    them, then the push run, timed. Returns (batches, the numbers in uncertain batches, seconds). Portal code is
-    imported here only."""
+    them asked for (as the web request does), then the push's task run, each timed. Returns batches, the numbers in
+    uncertain batches, request_ms, batches_at_answer and seconds. Portal code is imported here only."""
     from integrations.first_orion import flows
-    from integrations.first_orion.models import ProgramContent, Push
+    from integrations.first_orion.models import ProgramContent, Push, PushBatch
     from integrations.first_orion.sandbox import DEMO_A_NUMBERS, DEMO_PROGRAM, DEMO_SECRETS, DEMO_SETTINGS
     from integrations.models import Client, Connection
     from members.models import Member
@@ -89,7 +93,10 @@ def seed_and_push(destinations: int, batch_size: int) -> tuple[int, set[str], fl
         (Member(client=client, phone=phone(n), first_name=f"M{n}", opted_in=True) for n in range(destinations)),
         batch_size=5000,
     )
+    asked = time.perf_counter()
     push = flows.create_push(content, members=Member.objects.filter(client=client))
+    request_ms = (time.perf_counter() - asked) * 1000
+    batches_at_answer = PushBatch.objects.filter(push=push).count()
     started = time.perf_counter()
     flows.run_push(push.pk)
     seconds = time.perf_counter() - started
@@ -98,7 +105,13 @@ def seed_and_push(destinations: int, batch_size: int) -> tuple[int, set[str], fl
         print(f"push ended {push.status}: {push.error}", file=sys.stderr)
     # The portal's own word on what may or may not have arrived: batches whose answer was lost.
     uncertain = push.batches.filter(status="uncertain").values_list("destinations", flat=True)
-    return push.batches_total, {item["bNumber"] for batch in uncertain for item in batch}, seconds
+    return {
+        "batches": push.batches_total,
+        "uncertain": {item["bNumber"] for batch in uncertain for item in batch},
+        "request_ms": request_ms,
+        "batches_at_answer": batches_at_answer,
+        "seconds": seconds,
+    }
 
 
 def pushed(port: int, destinations: int, uncertain: set[str]) -> dict[str, int]:
@@ -127,9 +140,10 @@ def main() -> None:
     # One simulator process, many threads: the simulator keeps its state (and its records) in memory.
     with bench_django(args.database_url, **sandbox) as env, served(env, port, threads=8):
         control(port, {"reset": True, "token_lifetime": args.token_lifetime})
-        batches, uncertain, seconds = seed_and_push(args.destinations, args.batch_size)
+        run = seed_and_push(args.destinations, args.batch_size)
         state = control(port)
-        counted = pushed(port, args.destinations, uncertain)
+        counted = pushed(port, args.destinations, run["uncertain"])
+    seconds = run["seconds"]
     margin = args.token_lifetime / 15
     print_result(
         INVARIANTS,
@@ -139,7 +153,9 @@ def main() -> None:
         lost=counted["lost"],
         duplicates=counted["duplicates"],
         extra=counted["extra"],
-        batches=batches,
+        batches=run["batches"],
+        request_ms=f"{run['request_ms']:.0f}",
+        batches_at_answer=run["batches_at_answer"],
         seconds=f"{seconds:.1f}",
         destinations_per_s=f"{args.destinations / seconds:.0f}",
         token_lifetime=f"{args.token_lifetime:g}",
