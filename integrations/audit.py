@@ -18,6 +18,7 @@ from typing import Any
 from django.db.models import Model
 
 from integrations.models import AuditEntry, Client, Connection, SignUpSource
+from integrations.vendors import VENDORS
 
 State = dict[str, str]
 Action = AuditEntry.Action
@@ -58,9 +59,25 @@ def connection_state(connection: Connection) -> State:
         "base_url": connection.base_url,
         "status": connection.status,
     }
-    state.update({f"settings.{name}": str(value) for name, value in sorted(connection.settings.items())})
+    state.update(settings_state(connection))
     names = {spec.name for spec in connection.spec.secrets} | set(connection.secrets)
     state.update({SECRET_PREFIX + name: secret_digest(connection.secret(name)) for name in sorted(names)})
+    return state
+
+
+def settings_state(connection: Connection) -> State:
+    """The connection's settings as a person sees them: a setting left blank and one filled in with its default read
+    the same ("default 72"), so a form that fills in defaults on save is not recorded as the admin's change."""
+    spec = VENDORS.get(connection.vendor)
+    fields = spec.settings_form_class().base_fields if spec else {}
+    state: State = {}
+    for name in sorted({*connection.settings, *fields}):
+        value = connection.settings.get(name)
+        default = fields[name].initial if name in fields else None
+        if default is not None and (value in (None, "") or str(value) == str(default)):
+            state[f"settings.{name}"] = f"default {default}"
+        elif value not in (None, ""):
+            state[f"settings.{name}"] = str(value)
     return state
 
 

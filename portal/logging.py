@@ -20,7 +20,11 @@ from urllib.parse import quote, quote_plus
 from django.views.debug import SafeExceptionReporterFilter
 
 REDACTED = "[redacted]"
+# Shorter values are never redacted: "ask" or "loyal" would take ordinary words out of every log line.
 _MIN_SECRET_LENGTH = 6
+# Values shorter than this are redacted only as whole tokens (not inside a word: a secret "basket" leaves
+# "basketball" alone), and only as they are: their encoded forms are short enough to be found by chance.
+_SHORT_SECRET_LENGTH = 8
 
 _known_secrets: set[str] = set()
 # Values redacted only while some work runs (secret_values_during), counted: one registered by two threads at once
@@ -73,9 +77,22 @@ def secret_forms(values: tuple[str, ...]) -> tuple[str, ...]:
     and base64-encoded. Cached: the same connection's secrets are expanded once, not for every recorded text."""
     forms: set[str] = set()
     for value in values:
-        if value:
+        if len(value) >= _SHORT_SECRET_LENGTH:
             forms |= {value, *url_encoded_forms(value), *base64_forms(value)}
+        elif len(value) >= _MIN_SECRET_LENGTH:
+            forms.add(value)  # a short secret: as a whole token only (redact_text)
     return tuple(sorted(forms, key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _whole_token(value: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])")
+
+
+def _redacted(text: str, secret: str) -> str:
+    if len(secret) < _SHORT_SECRET_LENGTH:
+        return _whole_token(secret).sub(REDACTED, text) if len(secret) >= _MIN_SECRET_LENGTH else text
+    return text.replace(secret, REDACTED)
 
 
 def register_secret_values(values: Iterable[object]) -> None:
@@ -110,7 +127,7 @@ def redact_text(text: str, extra_secrets: Iterable[str] = ()) -> str:
             extra_secrets = [*extra_secrets, *_passing_secrets]
     for secret in sorted({*_known_secrets, *extra_secrets}, key=len, reverse=True):
         if secret and secret in text:
-            text = text.replace(secret, REDACTED)
+            text = _redacted(text, secret)
     text = _CALLBACK_TOKEN.sub(lambda m: m.group(1) + REDACTED, text)
     text = _PATTERNS[0].sub(lambda m: m.group(1) + REDACTED, text)
     text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} {REDACTED}", text)

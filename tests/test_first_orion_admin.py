@@ -134,7 +134,7 @@ def test_segment_action_confirms_then_queues_a_push(admin_http, client_a, fo_con
     assert "Choose the program content" in first.content.decode()
     preview = admin_http.post(url, {**base, "program_content": content.pk, "push_step": "preview"})
     page = preview.content.decode()
-    assert "<strong>3</strong> destination(s)" in page and "<strong>2</strong> batch(es)" in page
+    assert "<strong>3</strong> destinations" in page and "<strong>2</strong> batches" in page
     assert "no mobile number" in page and "nophone@x.com" in page
     assert not Push.objects.exists()
     done = admin_http.post(url, {**base, "program_content": content.pk, "push_step": "confirm"}, follow=True)

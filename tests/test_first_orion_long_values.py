@@ -132,7 +132,7 @@ def test_the_confirmation_page_offers_the_choice_and_shows_what_it_does(alice_ht
     assert 'value="leave_out"' in page and 'value="shorten"' in page
     assert 'value="send_as_is"' not in page  # a client user is not offered it
     page = post_action(alice_http, segment, content, "preview", "shorten").content.decode()
-    assert "<strong>2</strong> destination(s)" in page and "1 destination(s) get their values shortened" in page
+    assert "<strong>2</strong> destinations" in page and "1 destination gets their values shortened" in page
     post_action(alice_http, segment, content, "confirm", "shorten")
     push = run(Push.objects.get())
     assert push.long_values == "shorten" and push.requested_by == "alice"

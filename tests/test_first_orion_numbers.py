@@ -125,4 +125,4 @@ def test_the_confirmation_page_shows_the_warning(admin_http, fo, content, client
             "push_step": "preview",
         },
     ).content.decode()
-    assert "<strong>1</strong> destination(s)" in page and "not a valid number for dialling" in page
+    assert "<strong>1</strong> destination in" in page and "not a valid number for dialling" in page

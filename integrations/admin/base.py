@@ -4,6 +4,7 @@ adds its pages, fields, actions and inlines to the shared admins."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -127,10 +128,12 @@ class ReadOnlyAdmin(ClientScopedAdmin):
 
 def report_outcomes(model_admin: admin.ModelAdmin, request: HttpRequest, outcomes: Iterable[Outcome]) -> None:
     """One admin message per distinct outcome: green when it worked, a warning for an answer such as "not a
-    member", red with what to do for an error."""
-    for outcome in dict.fromkeys(outcomes):
+    member", red with what to do for an error. Identical outcomes of several objects are one line that says how many
+    (never one line that reads as if it were about one)."""
+    for outcome, count in Counter(outcomes).items():
         level = messages.SUCCESS if outcome.ok else messages.ERROR if outcome.error else messages.WARNING
-        model_admin.message_user(request, outcome.message, level)
+        text = outcome.message if count == 1 else f"{outcome.message} ({count} of the selected, the same answer)"
+        model_admin.message_user(request, text, level)
 
 
 def first_few(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, verb: str) -> list[Any]:

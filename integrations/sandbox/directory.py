@@ -61,19 +61,40 @@ def sandbox_secrets(key: str) -> dict[str, str]:
     return dict(getattr(module, "DEMO_SECRETS", {})) if module else {}
 
 
-def sandbox_fill(key: str, environment: str, *, secret_prefix: str = "", setting_prefix: str = "") -> dict[str, str]:
+class SandboxFill(dict[str, str]):
+    """Form field name -> value, for the fill button's JSON; `shown` is what the box shows people: each field's label
+    (the vendor's word, e.g. "API secret"), never the form's internal name (`secret__api_secret`)."""
+
+    def __init__(self, values: dict[str, str], labels: dict[str, str]) -> None:
+        super().__init__(values)
+        self.labels = labels
+
+    @property
+    def shown(self) -> list[tuple[str, str]]:
+        return [(self.labels.get(name, name), value) for name, value in self.items()]
+
+
+def field_label(name: str, spec_labels: dict[str, str]) -> str:
+    return spec_labels.get(name) or name.replace("_", " ").capitalize()
+
+
+def sandbox_fill(key: str, environment: str, *, secret_prefix: str = "", setting_prefix: str = "") -> SandboxFill:
     """Form field name -> value of the simulator's credentials, for the forms' "Fill with the sandbox's credentials"
-    button; {} unless the simulators are enabled here and the connection is (or may become) a sandbox one."""
+    button; empty unless the simulators are enabled here and the connection is (or may become) a sandbox one."""
     if not sandbox_enabled() or environment not in ("", "sandbox") or key not in VENDORS:
-        return {}
-    module = VENDORS[key].module("sandbox")
+        return SandboxFill({}, {})
+    spec, module = VENDORS[key], VENDORS[key].module("sandbox")
     if module is None:
-        return {}
-    secrets = {secret_prefix + name: value for name, value in getattr(module, "DEMO_SECRETS", {}).items()}
-    if not setting_prefix:
-        return secrets
-    settings_ = {setting_prefix + name: value for name, value in getattr(module, "DEMO_SETTINGS", {}).items()}
-    return {**secrets, **settings_}
+        return SandboxFill({}, {})
+    secret_labels = {secret.name: secret.label for secret in spec.secrets}
+    setting_labels = {name: str(f.label) for name, f in spec.setting_fields.items() if f.label}
+    values, labels = {}, {}
+    for name, value in getattr(module, "DEMO_SECRETS", {}).items():
+        values[secret_prefix + name], labels[secret_prefix + name] = value, field_label(name, secret_labels)
+    if setting_prefix:
+        for name, value in getattr(module, "DEMO_SETTINGS", {}).items():
+            values[setting_prefix + name], labels[setting_prefix + name] = value, field_label(name, setting_labels)
+    return SandboxFill(values, labels)
 
 
 def sandbox_enabled() -> bool:

@@ -60,7 +60,10 @@ def next_step(attentive: Connection) -> str:
         return "Next: Attentive is disabled: return its connection to draft, then activate it again."
     if attentive.status == status.FAILING:
         return f"Next: Attentive is failing ({attentive.last_check_result}): verify its connection again."
-    return "Attentive is active: subscribe the members at Attentive and add a loyalty event (README, 'Journeys')."
+    return (
+        "Attentive is active: subscribe the members at Attentive and add a loyalty event "
+        "(README, 'Trying the Attentive journey (all in the sandbox)')."
+    )
 
 
 class Command(BaseCommand):
