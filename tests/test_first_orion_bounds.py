@@ -251,3 +251,15 @@ def test_the_api_schema_documents_the_request_budget(admin_http):
     schema = admin_http.get("/api/schema/", {"format": "json"}).content.decode()
     assert "Request budget" in schema and "At most 20 variables" in schema
     assert "builds the destinations and batches" in schema and "planning_read" in schema
+
+
+def test_a_runner_that_lost_the_push_while_planning_leaves_it_to_the_new_holder(fo, client_a, content):
+    members(client_a, 3)
+    push = flows.create_push(content, members=Member.objects.all())
+    assert flows.claim(push)
+    Push.objects.filter(pk=push.pk).update(holder="task-2")  # its claim lapsed and another runner took the push
+
+    assert not flows.build_batches(push, 2)
+
+    push.refresh_from_db()
+    assert (push.planned_at, push.status, push.holder) == (None, "planning", "task-2") and received() == {}

@@ -215,8 +215,9 @@ class PushAdmin(ReadOnlyAdmin):
     @admin.display(description="progress")
     def progress(self, push: Push) -> str:
         if push.planned_at is None:
-            # Its worker is still reading the members or numbers and building the batches.
-            words = f"planning: {push.planning_read} / {push.planning_total} read"
+            # Its worker is still reading the members or numbers and building the batches (a segment's members are
+            # counted when it starts).
+            words = f"planning: {push.planning_read} / {push.planning_total or '?'} read"
         else:
             failures = f", {push.failures} failed or uncertain" if push.failures else ""
             words = f"{push.batches_sent} / {push.batches_total} batches sent{failures}"

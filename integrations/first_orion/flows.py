@@ -225,8 +225,7 @@ def build_batches(push: Push, size: int) -> bool:
             return False  # another runner took the push over: the planning is its to do
         show_planning_progress(push, read, total)
     writer.flush()
-    planned(push, plan, writer.batches)
-    return True
+    return planned(push, plan, writer.batches)
 
 
 def planning_total(push: Push) -> int:
@@ -299,9 +298,10 @@ def show_planning_progress(push: Push, read: int, total: int) -> None:
     report_progress({"planning_read": read, "planning_total": total}, done=read, total=total)
 
 
-def planned(push: Push, plan: Plan, batches: int) -> None:
+def planned(push: Push, plan: Plan, batches: int) -> bool:
     """The push's plan is complete: its counts, and `sending` (its runner goes on) — or `failed` when no one is
-    left."""
+    left. Only while this runner holds the push (a compare-and-set on the holder): False when another took it over
+    and is planning it again."""
     fields: dict[str, Any] = {
         "destinations": plan.count,
         "batches_total": batches,
@@ -320,8 +320,10 @@ def planned(push: Push, plan: Plan, batches: int) -> None:
             error=f"Nothing to push to: no destination is left ({reasons}).",
             finished_at=timezone.now(),
         )
-    Push.objects.filter(pk=push.pk).update(**fields)
+    if not Push.objects.filter(pk=push.pk, holder=push.holder).update(**fields):
+        return False
     push.refresh_from_db()
+    return True
 
 
 # --- Running a push ----------------------------------------------------------------------------------------------
@@ -418,7 +420,10 @@ def send_pending_batches(push: Push, connection: Connection) -> None:
     except ConnectionDisabled as exc:
         wait(push, str(exc))
         return
-    for batch in push.batches.filter(status=PushBatch.Status.PENDING).order_by("index").iterator():
+    # Destinations are read per batch as it leaves (body_for), not a chunk of batches at a time: a worker holds one
+    # batch's destinations, whatever the push's size.
+    pending = push.batches.filter(status=PushBatch.Status.PENDING).order_by("index").defer("destinations")
+    for batch in pending.iterator():
         if not renew(push):
             return  # another runner took the push over: the batches left are its to send
         flight = BatchFlight(batch.pk)
