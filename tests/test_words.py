@@ -94,3 +94,12 @@ def test_the_first_orion_confirmation_page_says_its_title_once_with_styled_butto
     assert "Push to 1 destination<" in html
     for button in re.findall(r"<button[^>]*>", html):
         assert 'class="button' in button, button
+
+
+def test_model_names_read_in_the_plural():
+    from integrations.first_orion.models import Push, PushBatch
+
+    assert (str(Push._meta.verbose_name_plural), str(PushBatch._meta.verbose_name_plural)) == (
+        "pushes",
+        "push batches",
+    )

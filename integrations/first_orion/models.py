@@ -256,6 +256,7 @@ class Push(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "pushes"
 
     def __str__(self) -> str:
         return f"Push {self.pk} of {self.program_content}"
@@ -290,6 +291,7 @@ class PushBatch(models.Model):
 
     class Meta:
         ordering = ["push", "index"]
+        verbose_name_plural = "push batches"
         constraints = [models.UniqueConstraint(fields=["push", "index"], name="push_batch_index_once")]
 
     def __str__(self) -> str:
