@@ -207,6 +207,13 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        # The admin list's filters and search (integrations/admin/records.py): newest first within a status or
+        # an event type, and a delivery by the vendor's event id.
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="webhookevent_status_time"),
+            models.Index(fields=["event_type", "received_at"], name="webhookevent_type_time"),
+            models.Index(fields=["event_id"], name="webhookevent_event_id"),
+        ]
         constraints = [
             # A vendor may reuse an event id across event types (Vibes does in its own examples).
             models.UniqueConstraint(
@@ -268,6 +275,16 @@ class VendorCall(models.Model):
                 include=["connection", "status_code", "error_type", "latency_ms"],
                 name="vendorcall_activity",
             ),
+            # The admin's "error" and "status" filters: the failures only (a few percent of the calls), in time
+            # order, so a filtered list's newest page and its bounded count read those rows, not the whole log.
+            models.Index(
+                fields=["created_at"],
+                condition=~models.Q(error_type="")
+                | models.Q(status_code__isnull=True)
+                | models.Q(status_code__lt=200)
+                | models.Q(status_code__gte=300),
+                name="vendorcall_failures",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -304,6 +321,11 @@ class JobRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # The admin list's outcome filter (newest first within it) and its search by task id.
+        indexes = [
+            models.Index(fields=["outcome", "started_at"], name="jobrun_outcome_time"),
+            models.Index(fields=["task_id"], name="jobrun_task_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job_label} at {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from integrations.models import Client, Connection, JobRun
@@ -90,7 +91,17 @@ class Member(models.Model):
                 violation_error_message=ANNEX_CLOUD_ID_TAKEN,
             ),
         ]
-        indexes = [models.Index(fields=["client", "email"]), models.Index(fields=["client", "annex_cloud_id"])]
+        indexes = [
+            models.Index(fields=["client", "email"]),
+            models.Index(fields=["client", "annex_cloud_id"]),
+            # The admin's search across clients (members/admin/members.py): an e-mail in any case, a number, an
+            # Annex Cloud id; and its list's order, so the first page of millions is read from an index.
+            models.Index(Lower("email"), name="member_email_lower"),
+            models.Index(fields=["phone"], name="member_phone"),
+            models.Index(fields=["annex_cloud_id"], name="member_annex_cloud_id"),
+            models.Index(fields=["client", "last_name", "first_name", "id"], name="member_list_order"),
+            models.Index(fields=["tier"], name="member_tier"),
+        ]
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
@@ -285,6 +296,11 @@ class LoyaltyEvent(models.Model):
     class Meta:
         ordering = ["-occurred_at"]
         constraints = [models.UniqueConstraint(fields=["client", "external_id"], name="unique_event_per_client")]
+        # The admin list's order (newest first) and its search by the sender's event id across clients.
+        indexes = [
+            models.Index(fields=["occurred_at"], name="loyaltyevent_occurred_at"),
+            models.Index(fields=["external_id"], name="loyaltyevent_external_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_event_type_display()} · {self.member}"

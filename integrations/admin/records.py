@@ -6,24 +6,85 @@ import json
 from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
 from integrations import inbound
 from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin, clipped, clipped_as
+from integrations.http import VendorError
 from integrations.models import JobRun, VendorCall, WebhookEvent
 from integrations.queue import task_named
 from integrations.tenancy import is_site_admin
+from portal.admin_filters import fixed_choices_filter, indexed_values_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
+from portal.keyset import KeysetPagingMixin
+
+HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def error_kinds() -> list[str]:
+    """Every `error_type` a call row can hold: the kinds of VendorError and its subclasses."""
+    found, pending = set(), [VendorError]
+    while pending:
+        error = pending.pop()
+        found.add(error.kind)
+        pending.extend(error.__subclasses__())
+    return sorted(found)
+
+
+class StatusClassFilter(admin.SimpleListFilter):
+    """The answer's class rather than each code: a range the `vendorcall_failed` index serves for failures."""
+
+    title = "status"
+    parameter_name = "status_class"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("2", "2xx"), ("3", "3xx"), ("4", "4xx"), ("5", "5xx"), ("none", "no answer")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
+        if self.value() == "none":
+            return queryset.filter(status_code__isnull=True)
+        if self.value() in {"2", "3", "4", "5"}:
+            low = int(self.value()) * 100
+            return queryset.filter(status_code__gte=low, status_code__lt=low + 100)
+        return queryset
+
+
+def call_search(term: str) -> Q:
+    """What the vendor calls' search box finds, on indexed columns only (never the bodies or the URL, a scan of
+    the whole log): a number is a call's id or an answer's status; a word is a vendor, a client (its slug or name:
+    their connections' calls) or an error kind."""
+    if term.isdigit():
+        number = int(term)
+        return Q(pk=number) | Q(status_code=number) if number < 1000 else Q(pk=number)
+    return (
+        Q(connection__vendor=term.lower())
+        | Q(connection__client__slug=term.lower())
+        | Q(connection__client__name__iexact=term)
+        | Q(error_type=term.lower())
+    )
+
+
+def webhook_search(term: str) -> Q:
+    """A delivery by its id here, or by the vendor's event or delivery id (exact: indexed)."""
+    found = Q(event_id=term)
+    return found | Q(pk=int(term)) if term.isdigit() else found
+
+
+def job_run_search(term: str) -> Q:
+    """A run by its id, its Celery task id or its job's name (exact: indexed)."""
+    found = Q(task_id=term) | Q(job=term)
+    return found | Q(pk=int(term)) if term.isdigit() else found
 
 
 @admin.register(VendorCall)
-class VendorCallAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
+class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
+    keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
     client_path = "connection__client"
     # Status, error and latency first: what someone scanning calls looks for; the URL is clipped (whole on hover).
     list_display = [
@@ -36,10 +97,17 @@ class VendorCallAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
         "short_url",
         "attempt",
     ]
-    list_filter = [ConnectionClientFilter, "connection__vendor", "error_type", "method", "status_code"]
+    # Each filter's choices cost no scan of the log, and each failure filter has a partial index (models.py).
+    list_filter = [
+        ConnectionClientFilter,
+        "connection__vendor",
+        fixed_choices_filter("error_type", "error", error_kinds),
+        fixed_choices_filter("method", "method", lambda: HTTP_METHODS),
+        StatusClassFilter,
+    ]
     list_select_related = ["connection__client"]
-    search_fields = ["url", "error"]
-    date_hierarchy = "created_at"
+    search_fields = ["=id"]  # shows the box; get_search_results says what it finds
+    search_help_text = "A call's id, an HTTP status (e.g. 500), a vendor, a client or an error kind (e.g. timeout)."
     readonly_fields = [
         "connection", "created_at", "method", "url", "attempt", "request_headers", "request_body", "status_code",
         "response_body", "latency_ms", "error_type", "error",
@@ -48,7 +116,13 @@ class VendorCallAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[VendorCall]:
         return super().get_queryset(request).defer("connection__secrets")
 
-    @admin.display(description="path", ordering="url")
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[VendorCall], search_term: str
+    ) -> tuple[QuerySet[VendorCall], bool]:
+        term = search_term.strip()
+        return (queryset.filter(call_search(term)) if term else queryset), False
+
+    @admin.display(description="path")
     def short_url(self, call: VendorCall) -> str:
         """The path (the connection column already says which vendor's host); the whole URL on hover."""
         parts = urlsplit(call.url)
@@ -56,14 +130,15 @@ class VendorCallAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
+class JobRunAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
+    keyset_field = "started_at"  # newest first, "Older" pages by (started_at, id): portal/keyset.py
     list_display = ["job_name", "outcome", "client", "started_at", "finished_at", "counts"]
-    list_filter = ["outcome", "job", ClientFilter]
+    list_filter = ["outcome", indexed_values_filter("job", "job"), ClientFilter]
     list_select_related = ["client"]
-    search_fields = ["job", "task_id", "error"]
-    date_hierarchy = "started_at"
+    search_fields = ["=id"]  # shows the box; get_search_results says what it finds
+    search_help_text = "A run's id, its task id, or a job's name (e.g. members.sync_members)."
     readonly_fields = [
         *("job_name", "job", "client", "task_id"),
         *("started_at", "finished_at", "outcome", "progress", "counts", "error"),
@@ -73,11 +148,17 @@ class JobRunAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
     class Media:
         js = ["integrations/job_progress.js"]
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[JobRun], search_term: str
+    ) -> tuple[QuerySet[JobRun], bool]:
+        term = search_term.strip()
+        return (queryset.filter(job_run_search(term)) if term else queryset), False
+
     @admin.display(description="progress")
     def progress(self, run: JobRun) -> str:
         return render_to_string("admin/includes/job_progress.html", {"run": run})
 
-    @admin.display(description="job", ordering="job")
+    @admin.display(description="job")
     def job_name(self, run: JobRun) -> str:
         return run.job_label
 
@@ -102,15 +183,21 @@ class JobRunAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
+class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
+    keyset_field = "received_at"  # newest first, "Older" pages by (received_at, id): portal/keyset.py
     client_path = "connection__client"
     list_display = ["received_at", "status", "outcome", "connection", "event_type", "event_id"]
-    list_filter = [ConnectionClientFilter, "connection__vendor", "event_type", "status"]
+    list_filter = [
+        ConnectionClientFilter,
+        "connection__vendor",
+        indexed_values_filter("event_type", "event type"),
+        "status",
+    ]
     list_select_related = ["connection__client"]
-    search_fields = ["event_id", "body"]
-    date_hierarchy = "received_at"
+    search_fields = ["=id"]  # shows the box; get_search_results says what it finds
+    search_help_text = "A delivery's id here, or the vendor's event id (exact)."
     fields = [
         "connection", "received_at", "remote_addr", "event_type", "event_id", "status", "processed_at",
         "outcome", "pretty_body", "headers", "traceback",
@@ -120,6 +207,12 @@ class WebhookEventAdmin(ReplicaChangeListMixin, ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEvent]:
         return super().get_queryset(request).defer("connection__secrets")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[WebhookEvent], search_term: str
+    ) -> tuple[QuerySet[WebhookEvent], bool]:
+        term = search_term.strip()
+        return (queryset.filter(webhook_search(term)) if term else queryset), False
 
     @admin.display(description="outcome")
     def outcome(self, event: WebhookEvent) -> str:
