@@ -232,11 +232,13 @@ def test_a_runner_that_lost_its_push_stops_at_its_next_batch(push):
     """Renewal is a compare-and-set on the holder: a runner whose push was released (its run closed as interrupted)
     and taken by another sends no further batch."""
     assert first_orion.claim(push)
+    assert first_orion.build_batches(push, 2) and push.batches.count() == 2  # planned: two batches wait to go
     Push.objects.filter(pk=push.pk).update(holder="task-2")  # another runner has it now
 
     first_orion.send_pending_batches(push, push.client.connections.get(vendor="first_orion"))
 
     assert received() == {} and Push.objects.get(pk=push.pk).holder == "task-2"
+    assert push.batches.filter(status="pending").count() == 2
 
 
 def test_the_push_page_says_it_is_being_sent_since_when_in_the_clients_time_zone(push, admin_http):
