@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from integrations.models import Client
 from integrations.tenancy import scope_to_clients, visible_clients
 from members import flows, sync
+from members import timeline as member_timeline
 from members.exports import export_filename, should_export_in_background, stream_segment_csv
 from members.models import (
     EventType,
@@ -122,6 +123,30 @@ class MemberSerializer(serializers.ModelSerializer):
         return {"annex_cloud_id": [annex_cloud_id_taken(holder)]} if holder else {"phone": [PHONE_TAKEN]}
 
 
+class TimelineLinkSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    url = serializers.CharField(help_text="The record's admin page.")
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.CharField(
+        help_text="joined, change, event, vendor, subscription, callback, message, points, offer, transaction, review"
+    )
+    vendor = serializers.CharField(help_text="The vendor's name; empty for the portal's own.")
+    title = serializers.CharField()
+    status = serializers.CharField(help_text="e.g. a message's sent, held, uncertain.")
+    detail = serializers.CharField(help_text="Why: a held message's reason, a callback's outcome.")
+    url = serializers.CharField(help_text="The record's admin page.")
+    related = TimelineLinkSerializer(many=True, help_text="e.g. the vendor call behind a held message.")
+
+
+class TimelineSerializer(serializers.Serializer):
+    member = serializers.IntegerField()
+    per_source = serializers.IntegerField(help_text="The newest records read from each source.")
+    entries = TimelineEntrySerializer(many=True)
+
+
 class MemberViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -134,6 +159,15 @@ class MemberViewSet(
     def get_queryset(self) -> QuerySet[Member]:
         queryset = Member.objects.select_related("client").prefetch_related("subscriptions").order_by("pk")
         return scope_to_clients(queryset, self.request.user)
+
+    @extend_schema(responses=TimelineSerializer)
+    @action(detail=True, methods=["get"])
+    def timeline(self, request: Request, pk: str | None = None) -> Response:
+        """Everything that happened to the member across vendors, newest first (members/timeline.py)."""
+        member = self.get_object()
+        entries = member_timeline.timeline(member)
+        body = {"member": member.pk, "per_source": member_timeline.PER_SOURCE, "entries": entries}
+        return Response(TimelineSerializer(body).data)
 
 
 class MemberRefSerializer(serializers.Serializer):

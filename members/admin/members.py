@@ -12,16 +12,16 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
 from integrations.vendors import VENDORS
-from members import imports, segments, sync
+from members import imports, segments, sync, timeline
 from members.admin.sync import VendorStateInline
 from members.imports import ImportFileError
 from members.models import (
@@ -136,7 +136,9 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
         indexed_values_filter("tier", "tier"),  # its choices from the `member_tier` index, not a scan
     ]
     # What Annex Cloud said of the member at the last look-up: its own, shown here, changed there.
-    readonly_fields = ["loyalty_opted_in", "known_to_annex_cloud", "annex_cloud_read_at", "annex_cloud_note"]
+    readonly_fields = [
+        "loyalty_opted_in", "known_to_annex_cloud", "annex_cloud_read_at", "annex_cloud_note", "found_through",
+    ]  # fmt: skip
     search_fields = ["=id"]  # shows the box; get_search_results says what it finds
     search_help_text = "An e-mail (any case), a mobile number, or an Annex Cloud id — exact."
     # By client id rather than the client (which would sort by its name, through a join): `member_list_order`.
@@ -161,7 +163,37 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
             self.admin_site.admin_view(self.import_errors_view),
             name="members_member_import_errors",
         )
-        return [import_view, errors_view, *super().get_urls()]
+        timeline_view = path(
+            "<path:object_id>/timeline/",
+            self.admin_site.admin_view(self.timeline_view),
+            name="members_member_timeline",
+        )
+        return [import_view, errors_view, timeline_view, *super().get_urls()]
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        return [*super().get_list_display(request), "timeline_link"]
+
+    @admin.display(description="timeline")
+    def timeline_link(self, member: Member) -> str:
+        return format_html('<a href="{}">Timeline</a>', reverse("admin:members_member_timeline", args=[member.pk]))
+
+    def timeline_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
+        """Everything that happened to the member across vendors, newest first, in the viewer's time zone."""
+        member = self.get_object(request, object_id)
+        if member is None or not self.has_view_or_change_permission(request, member):
+            raise Http404("No such member.")
+        zone = timeline.viewer_zone(request.user)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": member,
+            "title": f"Timeline of {member}",
+            # Formatted here: the template's date filter would turn them back into the server's zone.
+            "entries": [(timeline.local_time(entry.at, zone), entry) for entry in timeline.timeline(member)],
+            "zone": zone.key,
+            "per_source": timeline.PER_SOURCE,
+        }
+        return TemplateResponse(request, "admin/members/member/timeline.html", context)
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
         """Upload a CSV of members; bad rows are listed with their line numbers, good rows are kept. A large file

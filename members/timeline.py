@@ -1,0 +1,332 @@
+"""A member's whole story, newest first: what happened to them at the portal and at each vendor, each entry linked to
+its record. Support answers "why didn't she get the SMS?" from it (issue 24).
+
+Each source is read with one bounded query (its `PER_SOURCE` newest rows, through the member's foreign key index),
+so a member with 100,000 events loads as fast as one with ten; the entries are then merged and sorted. A few
+sources are not linked to a member by the portal's records and are read through what is:
+
+- callbacks (WebhookEvent has no member): the one that set each Vibes list's state is found by its event id
+  (VibesListSubscription.last_event_id, indexed `webhookevent_event_id`); the one that set an Attentive channel's
+  state by the event's time, which Attentive's dedup key starts with (ChannelSubscription.last_result).
+- vendor calls (VendorCall has no member, and its URL is not indexed): only the call behind a held, uncertain or
+  failed message, on the message's connection around its attempt (index `connection, -created_at`).
+- changes: the admin's log of the member's page (who, when, which fields); a change made through the API or a
+  vendor's callback is not a person's edit there and shows as the vendor's or the API's own entry, if any.
+- First Orion pushes are not here: a push keeps its destinations as numbers in its batches' JSON, with no link to
+  a member that can be read without scanning every batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model, Q
+from django.urls import NoReverseMatch, reverse
+
+from integrations.bazaarvoice.models import Review
+from integrations.models import Connection, VendorCall, WebhookEvent
+from integrations.sessionm.models import SessionMOffer, SessionMTransaction
+from integrations.tenancy import visible_clients
+from integrations.vendors import VENDORS
+from members.models import (
+    ChannelSubscription,
+    LoyaltyEvent,
+    Member,
+    MemberVendorState,
+    OutboundMessage,
+    PointsTransaction,
+    VibesListSubscription,
+)
+
+# The newest rows read per source: the page stays fast however long the member's history.
+PER_SOURCE = 50
+# Messages whose vendor call is looked up (one indexed query each): the newest held, uncertain or failed ones.
+CALLS_LOOKED_UP = 10
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing that happened to the member: when, what kind, at which vendor, what it says, and its record."""
+
+    at: datetime
+    kind: str  # joined, change, event, vendor, subscription, callback, message, points, offer, transaction, review
+    vendor: str  # the vendor's label, empty for the portal's own
+    title: str
+    status: str = ""
+    detail: str = ""
+    url: str = ""
+    related: tuple[Link, ...] = field(default_factory=tuple)
+
+
+def vendor_label(key: str) -> str:
+    return VENDORS[key].label if key in VENDORS else key
+
+
+def admin_url(record: Model) -> str:
+    """The record's admin page ("" when its model has none)."""
+    opts = record._meta
+    try:
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[record.pk])
+    except NoReverseMatch:
+        return ""
+
+
+def timeline(member: Member, per_source: int = PER_SOURCE) -> list[Entry]:
+    """Everything recorded about the member, newest first (ties keep the sources' order)."""
+    sources: list[Callable[[Member, int], Iterable[Entry]]] = [
+        joined,
+        admin_changes,
+        loyalty_events,
+        vendor_states,
+        subscriptions,
+        vibes_lists,
+        callbacks,
+        messages,
+        points,
+        sessionm_offers,
+        sessionm_transactions,
+        reviews,
+    ]
+    entries = [entry for source in sources for entry in source(member, per_source)]
+    return sorted(entries, key=lambda entry: entry.at, reverse=True)
+
+
+def joined(member: Member, _: int) -> Iterator[Entry]:
+    how = f"Found through {member.found_through}" if member.found_through else "Joined the program"
+    yield Entry(member.created_at, "joined", "", how, url=admin_url(member))
+
+
+def admin_changes(member: Member, limit: int) -> Iterator[Entry]:
+    """The member's page in the admin logs who added or changed the member and which fields."""
+    content_type = ContentType.objects.get_for_model(Member)
+    log = LogEntry.objects.filter(content_type=content_type, object_id=str(member.pk)).select_related("user")
+    for entry in log.order_by("-action_time")[:limit]:
+        verb = {1: "Added", 2: "Changed", 3: "Deleted"}.get(entry.action_flag, "Edited")
+        who = entry.user.get_username() if entry.user else "someone"
+        yield Entry(
+            entry.action_time,
+            "change",
+            "",
+            f"{verb} by {who} in the admin",
+            detail=entry.get_change_message() if entry.action_flag == 2 else "",
+            url=admin_url(member),
+        )
+
+
+def loyalty_events(member: Member, limit: int) -> Iterator[Entry]:
+    for event in LoyaltyEvent.objects.filter(member=member).order_by("-occurred_at")[:limit]:
+        yield Entry(
+            event.occurred_at,
+            "event",
+            "",
+            event.get_event_type_display(),
+            detail=f"Event {event.external_id}",
+            url=admin_url(event),
+        )
+
+
+def vendor_states(member: Member, _: int) -> Iterator[Entry]:
+    """Where each vendor stands with the member (one row per vendor)."""
+    for state in MemberVendorState.objects.filter(member=member).order_by("vendor"):
+        yield Entry(
+            state.confirmed_at or state.changed_at,
+            "vendor",
+            vendor_label(state.vendor),
+            f"Member at {vendor_label(state.vendor)}",
+            status=state.get_status_display(),
+            detail=state.detail,
+            url=admin_url(state),
+        )
+
+
+def subscriptions(member: Member, limit: int) -> Iterator[Entry]:
+    # Shown on the member's page (an inline): the link goes there.
+    for row in ChannelSubscription.objects.filter(member=member).order_by("-updated_at")[:limit]:
+        yield Entry(
+            row.updated_at,
+            "subscription",
+            vendor_label(row.vendor),
+            f"{row.type} {row.channel}",
+            status=row.get_state_display().lower(),
+            detail=row.last_result,
+            url=admin_url(member),
+        )
+
+
+def vibes_lists(member: Member, limit: int) -> Iterator[Entry]:
+    for row in VibesListSubscription.objects.filter(member=member).order_by("-last_event_date")[:limit]:
+        detail = f"Opted out ({row.opt_out_reason})" if row.opt_out_reason else ""
+        yield Entry(
+            row.last_event_date,
+            "subscription",
+            vendor_label("vibes"),
+            f"List {row.list_id}",
+            status=row.get_state_display().lower(),
+            detail=detail,
+            url=admin_url(member),
+        )
+
+
+def callbacks(member: Member, limit: int) -> Iterator[Entry]:
+    """The callbacks that set the member's subscription states (the only callbacks the portal links to a member)."""
+    vibes_ids = list(
+        VibesListSubscription.objects.filter(member=member)
+        .exclude(last_event_id="")
+        .order_by("-last_event_date")
+        .values_list("last_event_id", flat=True)[:limit]
+    )
+    found = Q(connection__vendor="vibes", event_id__in=vibes_ids) if vibes_ids else Q(pk__in=[])
+    for stamp in attentive_event_times(member, limit):
+        # Attentive's events have no id; the portal's key starts with the event's time (attentive/webhooks.py).
+        found |= Q(connection__vendor="attentive", event_id__startswith=f"{stamp}:")
+    client_connections = Connection.objects.filter(client_id=member.client_id).values("pk")
+    events = WebhookEvent.objects.filter(found, connection__in=client_connections).select_related("connection")
+    for event in events.order_by("-received_at")[:limit]:
+        yield Entry(
+            event.received_at,
+            "callback",
+            vendor_label(event.connection.vendor),
+            f"Callback {event.event_type or 'delivery'}",
+            status=event.get_status_display().lower(),
+            detail=event.error,
+            url=admin_url(event),
+        )
+
+
+def attentive_event_times(member: Member, limit: int) -> list[str]:
+    """The times (ms) of the Attentive events that set the member's channels: `last_result` reads "<type> at <ms>"."""
+    rows = ChannelSubscription.objects.filter(member=member, vendor="attentive")
+    results = rows.values_list("last_result", flat=True)
+    stamps = (result.rsplit(" at ", 1)[-1] for result in results[:limit] if " at " in result)
+    return [stamp for stamp in stamps if stamp.isdigit()]
+
+
+def messages(member: Member, limit: int) -> Iterator[Entry]:
+    rows = list(
+        OutboundMessage.objects.filter(member=member)
+        .select_related("connection", "template")
+        .order_by("-created_at")[:limit]
+    )
+    troubled = [row for row in rows if needs_evidence(row)][:CALLS_LOOKED_UP]
+    evidence = {row.pk: call_behind(row) for row in troubled}
+    for row in rows:
+        call = evidence.get(row.pk)
+        related = (Link(f"Vendor call behind it: {call}", admin_url(call)),) if call else ()
+        yield Entry(
+            row.created_at,
+            "message",
+            vendor_label(row.connection.vendor),
+            f"SMS {row.template.get_event_type_display().lower()} to {row.to or 'no number'}",
+            status=message_status(row),
+            detail=row.detail or row.body,
+            url=admin_url(row),
+            related=related,
+        )
+
+
+def message_status(message: OutboundMessage) -> str:
+    if message.status == OutboundMessage.Status.PENDING and message.held_since is not None:
+        return "held"
+    return message.get_status_display().lower()
+
+
+def needs_evidence(message: OutboundMessage) -> bool:
+    Status = OutboundMessage.Status
+    held = message.status == Status.PENDING and message.held_since is not None
+    return held or message.status in (Status.UNCERTAIN, Status.FAILED)
+
+
+def call_behind(message: OutboundMessage) -> VendorCall | None:
+    """The vendor call that explains the message: for a held one, the connection's last failed call before it was
+    held (e.g. the refused messages token that stopped the run); otherwise the first call of its attempt. A call's
+    row is written after its answer, so a call of the attempt is never older than the attempt."""
+    calls = VendorCall.objects.filter(connection_id=message.connection_id)
+    if message.attempted_at is not None:
+        calls = calls.filter(created_at__gte=message.attempted_at)
+    if message.held_since is not None:
+        failed = ~Q(error_type="") | Q(status_code__isnull=True) | Q(status_code__gte=300) | Q(status_code__lt=200)
+        held_by = calls.filter(failed, created_at__lte=message.held_since).order_by("-created_at").first()
+        if held_by is not None:
+            return held_by
+    if message.attempted_at is not None:
+        return calls.order_by("created_at").first()
+    return None
+
+
+def points(member: Member, limit: int) -> Iterator[Entry]:
+    for row in PointsTransaction.objects.filter(member=member).order_by("-created_at")[:limit]:
+        sign = "+" if row.activity == PointsTransaction.Activity.CREDIT else "-"
+        yield Entry(
+            row.created_at,
+            "points",
+            vendor_label("annex_cloud"),
+            f"{sign}{row.points} points" + (f" ({row.reason})" if row.reason else ""),
+            status=row.get_status_display().lower(),
+            detail=row.detail,
+            url=admin_url(row),
+        )
+
+
+def sessionm_offers(member: Member, limit: int) -> Iterator[Entry]:
+    for offer in SessionMOffer.objects.filter(member=member).order_by("-first_seen")[:limit]:
+        ends = f"ends {offer.redemption_end_date:%Y-%m-%d}" if offer.redemption_end_date else ""
+        yield Entry(
+            offer.first_seen,
+            "offer",
+            vendor_label("sessionm"),
+            f"Offer {offer}",
+            status="redeemed" if offer.redeemed else "in the wallet",
+            detail=ends,
+            url=admin_url(offer),
+        )
+
+
+def sessionm_transactions(member: Member, limit: int) -> Iterator[Entry]:
+    for row in SessionMTransaction.objects.filter(member=member).order_by("-created_at")[:limit]:
+        yield Entry(
+            row.created_at,
+            "transaction",
+            vendor_label("sessionm"),
+            f"Transaction {row.request_id}",
+            status=row.status,
+            detail=row.detail,
+            url=admin_url(row),
+        )
+
+
+def reviews(member: Member, limit: int) -> Iterator[Entry]:
+    for review in Review.objects.filter(member=member).order_by("-moderated_at")[:limit]:
+        rating = f"{review.rating}★ " if review.rating else ""
+        yield Entry(
+            review.moderated_at,
+            "review",
+            vendor_label("bazaarvoice"),
+            f"Review {rating}of {review.product_id or 'a product'}",
+            status=review.get_outcome_display(),
+            detail=review.detail,
+            url=admin_url(review),
+        )
+
+
+def viewer_zone(user: Any) -> ZoneInfo:
+    """The viewer's time zone: their client's when they see one client (or all they see share one), else UTC — the
+    dashboard's and the schedule preview's rule."""
+    zones = set(visible_clients(user).order_by().values_list("time_zone", flat=True).distinct()[:2])
+    return ZoneInfo(zones.pop() if len(zones) == 1 else "UTC")
+
+
+def local_time(moment: datetime, zone: ZoneInfo) -> str:
+    """ "2025-03-01 14:03:22 EST": the moment in the viewer's zone, with the zone's abbreviation."""
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}"
