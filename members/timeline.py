@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
@@ -32,7 +30,6 @@ from django.urls import NoReverseMatch, reverse
 from integrations.bazaarvoice.models import Review
 from integrations.models import Connection, VendorCall, WebhookEvent
 from integrations.sessionm.models import SessionMOffer, SessionMTransaction
-from integrations.tenancy import visible_clients
 from integrations.vendors import VENDORS
 from members.models import (
     ChannelSubscription,
@@ -318,15 +315,3 @@ def reviews(member: Member, limit: int) -> Iterator[Entry]:
             detail=review.detail,
             url=admin_url(review),
         )
-
-
-def viewer_zone(user: Any) -> ZoneInfo:
-    """The viewer's time zone: their client's when they see one client (or all they see share one), else UTC — the
-    dashboard's and the schedule preview's rule."""
-    zones = set(visible_clients(user).order_by().values_list("time_zone", flat=True).distinct()[:2])
-    return ZoneInfo(zones.pop() if len(zones) == 1 else "UTC")
-
-
-def local_time(moment: datetime, zone: ZoneInfo) -> str:
-    """ "2025-03-01 14:03:22 EST": the moment in the viewer's zone, with the zone's abbreviation."""
-    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}"

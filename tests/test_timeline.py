@@ -19,6 +19,7 @@ from integrations.models import VendorCall, WebhookEvent
 from members import timeline
 from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, LoyaltyEvent, Member, OutboundMessage, PointsTransaction
+from portal import zones
 from tests.conftest import login
 from tests.factories import ClientUserFactory, LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
 
@@ -154,8 +155,8 @@ def test_the_timeline_page_shows_the_reason_the_call_and_times_in_the_viewers_zo
     # Alice sees one client: its zone, named; the held message's time read there.
     message = OutboundMessage.objects.get(status="pending")
     assert 'Times in <strong id="timeline-zone">America/New_York</strong>' in page
-    assert timeline.local_time(message.created_at, client_a.zone) in page
-    assert timeline.local_time(message.created_at, client_a.zone).endswith(("EST", "EDT"))
+    assert zones.local_time(message.created_at, client_a.zone) in page
+    assert zones.local_time(message.created_at, client_a.zone).endswith(("EST", "EDT"))
     # A site admin sees every client: UTC, said so.
     admin_page = login(site_admin).get(url).content.decode()
     assert 'id="timeline-zone">UTC<' in admin_page

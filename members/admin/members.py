@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
@@ -34,6 +35,7 @@ from members.models import (
     annex_cloud_id_taken,
 )
 from members.phones import InvalidPhone, to_e164
+from portal import zones
 from portal.admin_filters import indexed_values_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
@@ -182,14 +184,14 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
         member = self.get_object(request, object_id)
         if member is None or not self.has_view_or_change_permission(request, member):
             raise Http404("No such member.")
-        zone = timeline.viewer_zone(request.user)
+        zone = zones.viewer_zone(request.user)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": member,
             "title": f"Timeline of {member}",
             # Formatted here: the template's date filter would turn them back into the server's zone.
-            "entries": [(timeline.local_time(entry.at, zone), entry) for entry in timeline.timeline(member)],
+            "entries": [(zones.local_time(entry.at, zone), entry) for entry in timeline.timeline(member)],
             "zone": zone.key,
             "per_source": timeline.PER_SOURCE,
         }
@@ -253,7 +255,7 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
                 self.message_user(request, "Choose a segment of the members' client.", messages.ERROR)
                 return None
             added = segments.add_members(segment, queryset)
-            self.message_user(request, f"Added {added} member(s) to {segment}.")
+            self.message_user(request, f"Added {added} {ngettext('member', 'members', added)} to {segment}.")
             return None
         context = {
             **self.admin_site.each_context(request),
