@@ -351,9 +351,29 @@ class JobRun(models.Model):
 
     @property
     def counts_in_words(self) -> str:
-        """{"sent": 3, "failed": 0} reads "3 sent, 0 failed"."""
+        """{"sent": 3, "failed": 0} reads "3 sent, 0 failed"; {"passes_completed": 1} "1 pass completed"."""
         counts = self.counts if isinstance(self.counts, dict) else {}
-        return ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in counts.items()) or "nothing to do"
+        return ", ".join(count_in_words(value, key) for key, value in counts.items()) or "nothing to do"
+
+
+def count_in_words(value: Any, key: str) -> str:
+    """A count with its words, the plural ones made singular for a count of one: the job's keys are written in the
+    plural ("passes_completed", "members_created")."""
+    words = key.replace("_", " ").split()
+    if value == 1:
+        words = [singular(word) for word in words]
+    return " ".join([str(value), *words])
+
+
+def singular(word: str) -> str:
+    """English's regular plurals only (the job counts' nouns); a word that is not one is left as it is."""
+    if len(word) < 4 or not word.endswith("s") or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith(("sses", "ches", "shes", "xes")):
+        return word[:-2]
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1]
 
 
 def hash_token(key: str) -> str:

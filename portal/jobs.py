@@ -4,6 +4,8 @@ and its schedule edited with a preview of the next run times. Site admins only: 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +23,8 @@ from django_celery_beat.models import PeriodicTask
 from integrations import schedules
 from integrations.models import JobRun, time_zone_names
 from integrations.queue import task_named
-from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
+from integrations.tenancy import is_site_admin, scope_to_clients
+from portal import zones
 
 
 def site_context(request: HttpRequest) -> dict[str, Any]:
@@ -111,10 +114,21 @@ class ScheduleForm(forms.Form):
         return choice
 
 
-def preview_zone(request: HttpRequest, chosen: str) -> str:
-    """Previews read in the viewer's client's time zone when they have one client, else in the schedule's zone."""
-    zones = {client.time_zone for client in visible_clients(request.user)}
-    return zones.pop() if len(zones) == 1 else chosen
+@dataclass(frozen=True)
+class PreviewRun:
+    """A coming run in the schedule's own zone (what "daily at 09:00" was typed in), and in the viewer's when that
+    zone differs, each named: a preview in one zone only read as a schedule in the wrong one."""
+
+    at: datetime
+    for_viewer: datetime | None
+
+
+def preview_runs(moments: list[datetime], schedule_zone: str, viewer: ZoneInfo) -> list[PreviewRun]:
+    zone = ZoneInfo(schedule_zone)
+    return [
+        PreviewRun(moment.astimezone(zone), moment.astimezone(viewer) if viewer.key != zone.key else None)
+        for moment in moments
+    ]
 
 
 def edit_schedule(request: HttpRequest, pk: int) -> TemplateResponse | HttpResponse:
@@ -135,8 +149,7 @@ def edit_schedule(request: HttpRequest, pk: int) -> TemplateResponse | HttpRespo
         return HttpResponseRedirect(reverse("admin:jobs"))
     shown = choice or (current if task.crontab is not None and not request.POST else None)
     if shown is not None:
-        zone = preview_zone(request, shown.time_zone)
-        runs = [moment.astimezone(ZoneInfo(zone)) for moment in schedules.preview(shown)]
+        runs = preview_runs(schedules.preview(shown), shown.time_zone, zones.viewer_zone(request.user))
     context = {
         **site_context(request),
         "title": f"Schedule of “{task.name}”",

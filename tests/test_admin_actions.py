@@ -150,7 +150,7 @@ def test_add_to_segment_asks_for_the_segment_then_adds_the_members(admin_http, c
     done = admin_http.post(url, {**data, "segment": ours.pk}, follow=True)
 
     assert set(ours.members.all()) == set(chosen)
-    assert messages_of(done) == [(messages.INFO, "Added 2 member(s) to VIP.")]
+    assert messages_of(done) == [(messages.INFO, "Added 2 members to VIP.")]
     assert not theirs.members.exists()
 
 
@@ -195,7 +195,7 @@ def test_resend_returns_failed_messages_to_pending_and_leaves_sent_ones(admin_ht
     assert (failed.status, failed.detail, failed.claim) == ("pending", "Resent from the admin.", "")
     sent.refresh_from_db()
     assert model_to_dict(sent) == sent_before
-    assert messages_of(response) == [(messages.INFO, "1 message(s) will go out with the next run of the message job.")]
+    assert messages_of(response) == [(messages.INFO, "1 message will go out with the next run of the message job.")]
 
 
 # --- Connections ------------------------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def test_reset_to_draft_returns_the_selected_connections_to_draft(admin_http, cl
         assert (connection.status, connection.consecutive_failures) == (Connection.Status.DRAFT, 0)
     untouched.refresh_from_db()
     assert (untouched.status, untouched.consecutive_failures) == (Connection.Status.ACTIVE, 1)
-    assert messages_of(response) == [(messages.INFO, "2 connection(s) back to draft: verify them to activate.")]
+    assert messages_of(response) == [(messages.INFO, "2 connections back to draft: verify them to activate.")]
 
 
 # --- Webhook events ---------------------------------------------------------------------------------------------

@@ -373,7 +373,7 @@ def test_the_admin_action_applies_a_submission_once(annex_cloud_sandbox, loyalty
     url = reverse("admin:members_member_changelist")
     selected = {"action": "adjust_points_at_annex_cloud", "_selected_action": [loyalty_member.pk, bo.pk]}
     page = admin_http.post(url, selected)
-    assert page.status_code == 200 and "Credit or debit points of 2 member(s)" in page.content.decode()
+    assert page.status_code == 200 and "Credit or debit points of 2 members" in page.content.decode()
     submission = page.context["form"]["submission"].value()
     form = {**selected, "apply": "yes", "activity": "credit", "points": "40", "reason": "apology"}
     form |= {"action_id": "", "order_id": "", "submission": submission}

@@ -103,3 +103,77 @@ def test_model_names_read_in_the_plural():
         "pushes",
         "push batches",
     )
+
+
+# --- Issue 24, words left over: plurals by count, times in the viewer's zone with the zone -------------------------
+
+
+def test_a_job_runs_counts_say_one_in_the_singular():
+    from integrations.models import JobRun
+
+    run = JobRun(counts={"passes_completed": 1, "members_read": 2, "batches": 1, "sent": 1, "status_checks": 0})
+    assert run.counts_in_words == "1 pass completed, 2 members read, 1 batch, 1 sent, 0 status checks"
+
+
+@pytest.mark.django_db
+def test_admin_messages_say_one_token_and_two_tokens(admin_http, client_a):
+    from integrations.models import ApiToken
+
+    tokens = [ApiToken.issue(client_a, f"token {n}")[0] for n in range(3)]
+    url = reverse("admin:integrations_apitoken_changelist")
+    said = []
+    for chosen in (tokens[:1], tokens[1:]):
+        response = admin_http.post(url, {"action": "revoke", "_selected_action": [t.pk for t in chosen]}, follow=True)
+        said += [str(message) for message in get_messages(response.wsgi_request)]
+    assert said == ["Revoked 1 token.", "Revoked 2 tokens."]
+
+
+@pytest.mark.django_db
+def test_the_sessionm_wallet_scan_says_one_pass(client_a):
+    from integrations.sessionm.admin import wallet_scan
+    from integrations.sessionm.models import OfferScan
+
+    connection = ConnectionFactory(client=client_a, vendor="sessionm", secrets={})
+    OfferScan.objects.create(connection=connection, passes=1, last_member_id=7)
+    assert wallet_scan(connection).startswith("1 complete pass; next from member 7")
+
+
+@pytest.mark.django_db
+def test_the_bazaarvoice_pull_state_shows_times_in_the_viewers_zone_with_the_zone(alice_http, admin_http, client_a):
+    from datetime import UTC, datetime
+
+    from integrations.bazaarvoice.models import PullState
+
+    client_a.time_zone = "America/New_York"
+    client_a.save()
+    connection = ConnectionFactory(client=client_a, vendor="bazaarvoice", secrets={})
+    PullState.objects.create(connection=connection, cursor=datetime(2026, 12, 6, 23, 6, 59, 990148, tzinfo=UTC))
+    url = reverse("admin:integrations_connection_change", args=[connection.pk])
+    for http in (alice_http, admin_http):  # each sees one client, in New York
+        page = http.get(url).content.decode()
+        assert "23:06:59.990148" not in page and "+00:00" not in page
+        assert "2026-12-06 18:06:59 EST" in page
+
+
+@pytest.mark.django_db
+def test_the_schedule_preview_shows_the_schedules_zone_and_the_viewers(admin_http, client_a):
+    from django_celery_beat.models import PeriodicTask
+
+    from integrations.jobs import ensure_schedules
+
+    client_a.time_zone = "America/New_York"
+    client_a.save()
+    ensure_schedules()
+    task = PeriodicTask.objects.filter(crontab__isnull=False).first()
+    url = reverse("admin:jobs_schedule", args=[task.pk])
+    for zone in ("UTC", "America/New_York"):
+        form = {"kind": "daily", "daily_at": "09:00", "time_zone": zone, "preview": "Preview"}
+        page = admin_http.post(url, form).content.decode()
+        runs = re.findall(r"<li>([^<]*)</li>", page.split('id="next-runs"', 1)[1].split("</ol>", 1)[0])
+        assert len(runs) == 5
+        # Each run at 09:00 in the zone chosen, and (a UTC schedule) in the viewer's New York time as well.
+        assert all(f"09:00 ({zone})" in run for run in runs), runs
+        if zone == "UTC":
+            assert all(re.search(r", that is .* 0[34]:00 \(America/New_York\)$", run) for run in runs), runs
+        else:
+            assert all("that is" not in run for run in runs), runs

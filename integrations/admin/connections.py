@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
 from integrations import audit, connections
@@ -279,7 +280,15 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
     def disable_connections(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
         count = queryset.count()
         audit.record_each(request.user, audit.Action.DISABLED, queryset, lambda: connections.disable(queryset))
-        self.message_user(request, f"Disabled {count} connection(s). No calls will be made through them.")
+        self.message_user(
+            request,
+            ngettext(
+                "Disabled %(count)d connection. No calls will be made through it.",
+                "Disabled %(count)d connections. No calls will be made through them.",
+                count,
+            )
+            % {"count": count},
+        )
 
     @admin.action(description="Return the selected connections to draft", permissions=["change"])
     def reset_to_draft(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
@@ -287,7 +296,15 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
         audit.record_each(
             request.user, audit.Action.RESET_TO_DRAFT, queryset, lambda: connections.reset_to_draft(queryset)
         )
-        self.message_user(request, f"{count} connection(s) back to draft: verify them to activate.")
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d connection back to draft: verify it to activate.",
+                "%(count)d connections back to draft: verify them to activate.",
+                count,
+            )
+            % {"count": count},
+        )
 
 
 def stored_secrets_of(connection: Connection) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from integrations import inbound
 from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin, clipped, clipped_as
@@ -178,7 +179,9 @@ class JobRunAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
                 task_named(run.job).apply_async(kwargs={"client_id": run.client_id} if run.client_id else {})
                 queued.add(key)
         self.message_user(
-            request, f"Queued {len(queued)} job(s); new runs appear in this list when the worker picks them up."
+            request,
+            f"Queued {len(queued)} {ngettext('job', 'jobs', len(queued))}; new runs appear in this list when the "
+            "worker picks them up.",
         )
 
 

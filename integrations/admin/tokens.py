@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import ngettext
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin
 from integrations.models import ApiToken
@@ -60,4 +61,4 @@ class ApiTokenAdmin(ClientScopedAdmin):
     @admin.action(description="Revoke the selected tokens", permissions=["delete"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = queryset.update(revoked=True)
-        self.message_user(request, f"Revoked {count} token(s).")
+        self.message_user(request, f"Revoked {count} {ngettext('token', 'tokens', count)}.")

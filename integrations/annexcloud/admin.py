@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
@@ -221,7 +222,8 @@ def adjust_points_at_annex_cloud(
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
-        "title": f"Credit or debit points of {len(members)} member(s) at Annex Cloud",
+        "title": f"Credit or debit points of {len(members)} {ngettext('member', 'members', len(members))} "
+        "at Annex Cloud",
         "form": form,
         "members": members,
         "doubtful": doubtful,

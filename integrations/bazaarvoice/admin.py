@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
 from django_celery_beat.models import PeriodicTask
 
 from integrations import audit
@@ -36,6 +37,7 @@ from integrations.connections import USABLE_STATUSES
 from integrations.models import Connection
 from integrations.queue import enqueue
 from integrations.tenancy import is_site_admin
+from portal import zones
 
 PULL_TASK = "bazaarvoice.pull_reviews"
 PULL_URL_NAME = "integrations_connection_bazaarvoice_pull"
@@ -55,19 +57,31 @@ def next_run_due(now: datetime | None = None) -> datetime | None:
     return now + task.crontab.schedule.remaining_estimate(now)
 
 
+NOT_STARTED = "not started: the first run looks back"
+
+
+def moment_words(moment: datetime | None, otherwise: str) -> str:
+    """A moment in the viewer's time zone with the zone named (format_html_join would show str(datetime): a raw
+    "23:06:59.990148+00:00")."""
+    if moment is None:
+        return otherwise
+    request = rendering_request()
+    return zones.local_time(moment, zones.viewer_zone(request.user) if request is not None else zones.UTC_ZONE)
+
+
 @admin.display(description="review pull")
 def pull_state(connection: Connection) -> str:
     state = PullState.objects.filter(connection=connection).first() or PullState(connection=connection)
     due = next_run_due()
     counts = ", ".join(f"{name} {value}" for name, value in sorted(state.last_run_counts.items())) or "—"
     rows = [
-        ("Cursor (moderated before this is taken)", state.cursor or "not started: the first run looks back"),
-        ("Last run", state.last_run_at or "never"),
+        ("Cursor (moderated before this is taken)", moment_words(state.cursor, NOT_STARTED)),
+        ("Last run", moment_words(state.last_run_at, "never")),
         ("Last run's result", state.last_run_result or "—"),
         ("Last run's counts", counts),
-        ("Quota used up until", state.quota_reset_at or "—"),
+        ("Quota used up until", moment_words(state.quota_reset_at, "—")),
         ("Now", (bazaarvoice.pull_running_since(connection) if connection.pk else "") or "not running"),
-        ("Next run due", due or "the schedule is off (Periodic tasks)"),
+        ("Next run due", moment_words(due, "the schedule is off (Periodic tasks)")),
     ]
     table = format_html_join("", "<div><strong>{}:</strong> {}</div>", rows)
     if connection.pk is None:
@@ -303,7 +317,7 @@ class ReviewAdmin(ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Reverse the award of {len(reviews)} review(s)?",
+            "title": f"Reverse the award of {len(reviews)} {ngettext('review', 'reviews', len(reviews))}?",
             "reviews": reviews,
             "form": form,
             "action": request.POST.get("action", "reverse_award"),

@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from integrations.activity import Trouble
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, ReadOnlyAdmin, VendorAdmin
@@ -107,7 +108,7 @@ class ProgramContentAdmin(ClientScopedAdmin):
     def numbers(self, content: ProgramContent) -> str:
         if content.a_number_group_id:
             return f"group {content.a_number_group_id}"
-        return f"{len(content.a_numbers)} aNumber(s)"
+        return f"{len(content.a_numbers)} {ngettext('aNumber', 'aNumbers', len(content.a_numbers))}"
 
     def save_model(self, request: HttpRequest, obj: ProgramContent, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -206,7 +207,11 @@ class PushAdmin(ReadOnlyAdmin):
             return TemplateResponse(request, "admin/first_orion/confirm_resend.html", context)
         who = request.user.get_username()
         sent = sum(flows.resend_uncertain_batches(push, who) for push in pushes)
-        self.message_user(request, f"{sent} uncertain batch(es) of {len(pushes)} push(es) queued to be sent again.")
+        self.message_user(
+            request,
+            f"{sent} uncertain {ngettext('batch', 'batches', sent)} of {len(pushes)} "
+            f"{ngettext('push', 'pushes', len(pushes))} queued to be sent again.",
+        )
         return None
 
     class Media:
@@ -392,7 +397,7 @@ def push_members_content(
         members,
         members=Member.objects.filter(pk__in=[m.pk for m in members]),
         client_id=client_id,
-        title=f"Push branded call content to {len(members)} selected member(s)",
+        title=f"Push branded call content to {len(members)} selected {ngettext('member', 'members', len(members))}",
     )
 
 

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from integrations.admin.base import ClientFilter, ReadOnlyAdmin, VendorAdmin, first_few, run_for_each
 from integrations.http import VendorError
@@ -131,7 +132,8 @@ def wallet_scan(connection: Connection) -> str:
     if scan is None:
         return "not started: the scheduled scan reads the wallets (Periodic tasks)"
     running = sessionm.scan_running_since(connection) or "not running"
-    return f"{scan.passes} complete pass(es); next from member {scan.last_member_id}; {running}"
+    passes = f"{scan.passes} complete {ngettext('pass', 'passes', scan.passes)}"
+    return f"{passes}; next from member {scan.last_member_id}; {running}"
 
 
 ADMIN = VendorAdmin(

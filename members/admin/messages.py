@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
+from django.utils.translation import ngettext
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, clipped
 from integrations.models import Connection
@@ -185,11 +186,17 @@ class OutboundMessageAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
             detail=f"Sent anyway by {request.user}, who checked that it had not gone out.",
             claim="",
         )
-        self.message_user(request, f"{count} message(s) will go out with the next run of the message job.")
+        self.message_user(
+            request,
+            f"{count} {ngettext('message', 'messages', count)} will go out with the next run of the message job.",
+        )
 
     @admin.action(description="Send the selected failed messages again", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[OutboundMessage]) -> None:
         count = queryset.filter(status=OutboundMessage.Status.FAILED).update(
             status=OutboundMessage.Status.PENDING, detail="Resent from the admin.", claim=""
         )
-        self.message_user(request, f"{count} message(s) will go out with the next run of the message job.")
+        self.message_user(
+            request,
+            f"{count} {ngettext('message', 'messages', count)} will go out with the next run of the message job.",
+        )

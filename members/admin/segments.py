@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected, rendering_for, rendering_request
 from members import segments
@@ -131,7 +132,7 @@ class SegmentAdmin(ClientScopedAdmin):
         super().save_model(request, obj, form, change)
         if form.cleaned_data.get("add_emails"):
             added, unknown = segments.add_members_by_emails(obj, form.cleaned_data["add_emails"])
-            self.message_user(request, f"Added {added} member(s) to {obj}.")
+            self.message_user(request, f"Added {added} {ngettext('member', 'members', added)} to {obj}.")
             if unknown:
                 self.message_user(
                     request, f"No member of {obj.client} has: {', '.join(unknown[:20])}.", messages.WARNING
@@ -156,7 +157,8 @@ class SegmentAdmin(ClientScopedAdmin):
     @admin.action(description="Add the members matching the saved filter", permissions=["change"])
     def apply_saved_filter(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
         for segment in queryset:
-            self.message_user(request, f"{segment}: added {segments.apply_saved_filter(segment)} member(s).")
+            added = segments.apply_saved_filter(segment)
+            self.message_user(request, f"{segment}: added {added} {ngettext('member', 'members', added)}.")
 
 
 @admin.register(SegmentExport)

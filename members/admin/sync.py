@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from integrations.admin.base import ClientScopedAdmin, clipped
 from integrations.vendors import VENDORS
@@ -79,7 +80,8 @@ class MemberVendorStateAdmin(ClientScopedAdmin):
     @admin.action(description="Send the selected changes again now", permissions=["view"])
     def retry(self, request: HttpRequest, queryset: QuerySet[MemberVendorState]) -> None:
         count = sync.retry_rejected(queryset)
-        self.message_user(request, f"{count} change(s) queued; their state updates here as they go out.")
+        changes = ngettext("change", "changes", count)
+        self.message_user(request, f"{count} {changes} queued; their state updates here as they go out.")
 
     @admin.action(description="Check the selected members with the vendor (read only)", permissions=["view"])
     def check_with_vendor(self, request: HttpRequest, queryset: QuerySet[MemberVendorState]) -> None:
