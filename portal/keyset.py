@@ -14,18 +14,27 @@ that order (its columns do not sort: any other order would be a sort of the whol
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Model, Q
+from django.db import connections
+from django.db.models import Model, Q, QuerySet
+from django.db.models.lookups import Exact, In
+from django.db.models.sql.where import AND, WhereNode
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from portal.admin_paging import COUNT_LIMIT
+
 CURSOR_VAR = "before"
+# A list restricted to at most this many partitions (e.g. a vendor's connections) is read one partition at a time;
+# past it, one read of the time index costs less than the partitions' probes.
+MAX_PARTITIONS = 200
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,62 @@ def cursor_after(row: Model, field: str) -> Cursor:
     return Cursor(getattr(row, field), row.pk)
 
 
+def restricted_ids(queryset: QuerySet[Any], column: str) -> set[int] | None:
+    """The values the queryset's filters allow in `column` (`column = x` or `column IN (list)` at the top level of
+    its WHERE, intersected), or None when no such filter restricts it. Filters that resolve a vendor, a client or a
+    search term to connection ids first leave exactly this in the query."""
+    allowed: set[int] | None = None
+    for lookup in top_level_lookups(queryset.query.where):
+        if getattr(getattr(lookup.lhs, "target", None), "column", None) != column:
+            continue
+        if isinstance(lookup, Exact) and isinstance(lookup.rhs, int):
+            values = {lookup.rhs}
+        elif isinstance(lookup, In) and isinstance(lookup.rhs, list | tuple | set | frozenset):
+            values = set(lookup.rhs)
+        else:
+            continue
+        allowed = values if allowed is None else allowed & values
+    return allowed
+
+
+def top_level_lookups(node: WhereNode) -> Iterable[Any]:
+    """The lookups every row must match: the children of the WHERE's AND (and of ANDs inside it), never under an
+    OR or a NOT."""
+    if node.connector != AND or node.negated:
+        return
+    for child in node.children:
+        if isinstance(child, WhereNode):
+            yield from top_level_lookups(child)
+        else:
+            yield child
+
+
+def partition_page(queryset: QuerySet[Any], column: str, ids: set[int], field: str, size: int) -> list[Model]:
+    """The newest `size` rows of the queryset (already cut at the cursor) in (field DESC, pk DESC) order, read per
+    partition from its (column, field) index: each partition's newest `size` rows, merged. Reading the time index
+    alone for a filter matching few rows walks it backwards through everyone else's rows until a page fills."""
+    order = [f"-{field}", "-pk"]
+    parts = [queryset.filter(**{column: value}).order_by(*order).values_list(field, "pk")[:size] for value in ids]
+    if connections[queryset.db].features.supports_slicing_ordering_in_compound:
+        # PostgreSQL: one UNION ALL of per-partition LIMITs; the planner walks each partition's index once.
+        keys = list(parts[0].union(*parts[1:], all=True).order_by(*order)[:size]) if len(parts) > 1 else list(parts[0])
+    else:  # SQLite cannot order inside a compound: one query per partition, merged here
+        keys = sorted((key for part in parts for key in part), reverse=True)[:size]
+    pks = [pk for _, pk in keys]
+    rows = {row.pk: row for row in queryset.filter(pk__in=pks)}
+    return [rows[pk] for pk in pks if pk in rows]
+
+
+def partition_count(queryset: QuerySet[Any], column: str, ids: set[int], limit: int) -> int:
+    """The queryset's rows counted per partition (each from its index), up to limit + 1 in all."""
+    total = 0
+    for value in ids:
+        total += queryset.filter(**{column: value}).order_by()[: limit + 1 - total].count()
+        if total > limit:
+            break
+    return total
+
+
 class KeysetChangeList(ChangeList):
     """A change list that shows one page of rows older than the cursor, and links to the next older page."""
 
@@ -102,7 +167,15 @@ class KeysetChangeList(ChangeList):
             rows = self.queryset[(self.page_num - 1) * self.list_per_page :]
         else:
             rows = self.queryset
-        fetched = list(rows[: self.list_per_page + 1])  # one more than shown: is there an older page?
+        partitions = self.partitions()
+        if partitions is not None and not partitions:
+            fetched = []  # the filter matches no partition (a vendor with no connection): no read of the table
+            paginator.__dict__["count"] = 0
+        elif partitions is not None:
+            fetched = partition_page(rows, self.model_admin.keyset_partition, partitions, field, self.list_per_page + 1)
+            paginator.__dict__["count"] = self.partitioned_count(paginator, partitions)
+        else:
+            fetched = list(rows[: self.list_per_page + 1])  # one more than shown: is there an older page?
         self.result_list = fetched[: self.list_per_page]
         if len(fetched) > self.list_per_page:
             self.older_url = self.get_query_string({CURSOR_VAR: str(cursor_after(self.result_list[-1], field))})
@@ -116,11 +189,31 @@ class KeysetChangeList(ChangeList):
         self.multi_page = False  # no page numbers: the Older and Newest links page instead
         self.paginator = paginator
 
+    def partitions(self) -> set[int] | None:
+        """The partitions (e.g. connections) the filters restrict the list to, when few enough to read each one."""
+        column = getattr(self.model_admin, "keyset_partition", None)
+        if column is None or (self.page_num > 1 and self.cursor is None):
+            return None
+        ids = restricted_ids(self.queryset, column)
+        return ids if ids is not None and len(ids) <= MAX_PARTITIONS else None
+
+    def partitioned_count(self, paginator: Any, partitions: set[int]) -> int:
+        """The bounded count of LargeTablePaginator (portal/admin_paging.py), per partition from its index."""
+        limit = COUNT_LIMIT
+        counted = partition_count(self.queryset, self.model_admin.keyset_partition, partitions, limit)
+        if counted > limit:
+            paginator.count_kind = "more than"
+            return limit
+        return counted
+
 
 class KeysetPagingMixin:
     """For a ModelAdmin of a log: its list pages by keyset on `keyset_field` (an indexed time column), newest first."""
 
     keyset_field: str
+    # A foreign key column with an index on (it, keyset_field), e.g. "connection_id": a list its filters restrict to
+    # a few of its values is read per value from that index (partition_page). None: always the time index.
+    keyset_partition: str | None = None
     sortable_by: tuple[str, ...] = ()
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:

@@ -136,3 +136,61 @@ def test_webhook_events_and_job_runs_page_by_keyset_too(admin_http, connection_a
         expected = list(model.objects.order_by(f"-{field}", "-pk").values_list("pk", flat=True))
         assert shown == expected
         assert older_link(second) is None
+
+
+# --- Filters that match few calls: read per connection (issue 22, follow-up) --------------------------------------
+
+
+def call_queries(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if 'FROM "integrations_vendorcall"' in q["sql"]]
+
+
+def test_a_vendor_with_no_connection_lists_nothing_without_reading_the_call_table(admin_http, connection_a):
+    make_calls(connection_a, 5)
+    absent = next(vendor for vendor in ("vibes", "attentive", "bazaarvoice") if vendor != connection_a.vendor)
+    with CaptureQueriesContext(db) as queries:
+        response = admin_http.get(CALLS_URL, {"connection__vendor__exact": absent})
+    assert response.status_code == 200 and response.context["cl"].result_list == []
+    assert response.context["cl"].paginator.count == 0
+    assert call_queries(queries) == []
+
+
+def test_a_client_filter_reads_each_connection_from_its_index_and_merges_them_newest_first(
+    admin_http, client_a, connection_a, connection_b
+):
+    from tests.factories import ConnectionFactory
+
+    second = ConnectionFactory(client=client_a, vendor="vibes" if connection_a.vendor != "vibes" else "attentive")
+    mine = make_calls(connection_a, 130) + make_calls(second, 70)
+    make_calls(connection_b, 100)
+    with CaptureQueriesContext(db) as queries:
+        first = admin_http.get(CALLS_URL, {"client": client_a.pk})
+    assert first.context["cl"].paginator.count == 200
+    wheres = [sql.split("WHERE", 1)[-1] for sql in call_queries(queries)]
+    per_connection = [where for where in wheres if '"integrations_vendorcall"."connection_id" = ' in where]
+    assert per_connection, call_queries(queries)  # each connection's newest rows, from (connection, created_at)
+    seen, urls = walk(admin_http, f"{CALLS_URL}?client={client_a.pk}")
+    assert seen == newest_first(mine)
+    assert len(urls) == 2
+
+
+def test_a_client_user_and_a_vendor_filter_page_per_connection_too(alice_http, connection_a, connection_b):
+    mine = make_calls(connection_a, 120)
+    make_calls(connection_b, 60)
+    seen, _ = walk(alice_http, f"{CALLS_URL}?connection__vendor__exact={connection_a.vendor}")
+    assert seen == newest_first(mine)
+
+
+def test_the_search_for_a_client_or_an_error_kind_never_joins_in_its_where(admin_http, connection_a, connection_b):
+    calls = make_calls(connection_a, 40, failing_every=5)
+    VendorCall.objects.filter(status_code=500).update(error_type="timeout")
+    make_calls(connection_b, 40)
+    for term, expected in [
+        ("timeout", [c for c in calls if c.status_code == 500]),
+        ("alpha", calls),
+    ]:
+        with CaptureQueriesContext(db) as queries:
+            seen, _ = walk(admin_http, f"{CALLS_URL}?q={term}")
+        assert seen == newest_first(expected), term
+        wheres = [sql.split("WHERE", 1)[-1] for sql in call_queries(queries)]
+        assert not any('"integrations_client"' in where or " OR " in where for where in wheres), wheres

@@ -15,9 +15,10 @@ from django.utils.translation import ngettext
 from integrations import inbound
 from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin, clipped, clipped_as
 from integrations.http import VendorError
-from integrations.models import JobRun, VendorCall, WebhookEvent
+from integrations.models import Connection, JobRun, VendorCall, WebhookEvent
 from integrations.queue import task_named
-from integrations.tenancy import is_site_admin
+from integrations.tenancy import is_site_admin, scope_to_clients
+from integrations.vendors import VENDOR_CHOICES
 from portal.admin_filters import fixed_choices_filter, indexed_values_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
@@ -54,19 +55,54 @@ class StatusClassFilter(admin.SimpleListFilter):
         return queryset
 
 
+def connection_ids(connections: QuerySet[Connection]) -> list[int]:
+    """Connections are a small table: a filter on a vendor or a client becomes `connection_id IN (…)`, which the call
+    list reads per connection from its (connection, created_at) index (portal/keyset.py, keyset_partition), and an
+    empty list when none matches (the call table is not read at all)."""
+    return list(connections.values_list("pk", flat=True))
+
+
+class CallVendorFilter(admin.SimpleListFilter):
+    """The vendor, resolved to its connections' ids (the parameter is Django's own, so older links still work)."""
+
+    title = "vendor"
+    parameter_name = "connection__vendor__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(value), str(label)) for value, label in VENDOR_CHOICES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
+        if not self.value():
+            return queryset
+        return queryset.filter(connection_id__in=connection_ids(Connection.objects.filter(vendor=self.value())))
+
+
+class CallClientFilter(ConnectionClientFilter):
+    """The client, resolved to its connections' ids."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
+        if not self.value():
+            return queryset
+        return queryset.filter(connection_id__in=connection_ids(Connection.objects.filter(client_id=self.value())))
+
+
 def call_search(term: str) -> Q:
     """What the vendor calls' search box finds, on indexed columns only (never the bodies or the URL, a scan of
-    the whole log): a number is a call's id or an answer's status; a word is a vendor, a client (its slug or name:
-    their connections' calls) or an error kind."""
+    the whole log): a number is a call's id or an answer's status; a word is a vendor or a client (its slug or name),
+    resolved here to their connections' ids, or an error kind (the `vendorcall_error_time` index). Never an OR across
+    a join: the database could then use no index for the page's order."""
     if term.isdigit():
         number = int(term)
         return Q(pk=number) | Q(status_code=number) if number < 1000 else Q(pk=number)
-    return (
-        Q(connection__vendor=term.lower())
-        | Q(connection__client__slug=term.lower())
-        | Q(connection__client__name__iexact=term)
-        | Q(error_type=term.lower())
+    word = term.lower()
+    matching = connection_ids(
+        Connection.objects.filter(Q(vendor=word) | Q(client__slug=word) | Q(client__name__iexact=term))
     )
+    if not matching:
+        return Q(error_type=word)
+    if word in error_kinds():  # a client named like an error kind: both, each on its own index
+        return Q(connection_id__in=matching) | Q(error_type=word)
+    return Q(connection_id__in=matching)
 
 
 def webhook_search(term: str) -> Q:
@@ -86,6 +122,8 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
+    # A vendor, a client, a connection or a client user's scope: read per connection from (connection, created_at).
+    keyset_partition = "connection_id"
     client_path = "connection__client"
     # Status, error and latency first: what someone scanning calls looks for; the URL is clipped (whole on hover).
     list_display = [
@@ -100,8 +138,8 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     ]
     # Each filter's choices cost no scan of the log, and each failure filter has a partial index (models.py).
     list_filter = [
-        ConnectionClientFilter,
-        "connection__vendor",
+        CallClientFilter,
+        CallVendorFilter,
         fixed_choices_filter("error_type", "error", error_kinds),
         fixed_choices_filter("method", "method", lambda: HTTP_METHODS),
         StatusClassFilter,
@@ -115,7 +153,16 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     ]  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[VendorCall]:
-        return super().get_queryset(request).defer("connection__secrets")
+        calls = super().get_queryset(request).defer("connection__secrets")
+        if is_site_admin(request.user):
+            return calls
+        # A client user's calls are their connections' calls: named by id too, so the list reads per connection.
+        mine = connection_ids(scope_to_clients(Connection.objects.all(), request.user))
+        return calls.filter(connection_id__in=mine)
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # The vendor filter keeps the parameter Django's own filter had, so links made before still open.
+        return lookup == CallVendorFilter.parameter_name or super().lookup_allowed(lookup, value, request)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[VendorCall], search_term: str
