@@ -15,6 +15,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import ngettext
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,10 @@ class VendorSpec:
         """Validate settings against this vendor's fields; raises ValidationError with per-field messages."""
         unknown = set(values) - set(self.settings_form_class().base_fields)
         if unknown:
-            raise ValidationError(f"Unknown setting(s) for {self.label}: {', '.join(sorted(unknown))}.")
+            raise ValidationError(
+                f"Unknown {ngettext('setting', 'settings', len(unknown))} for {self.label}: "
+                f"{', '.join(sorted(unknown))}."
+            )
         form = self.settings_form_class()(data=values)
         if not form.is_valid():
             raise ValidationError(

@@ -31,6 +31,7 @@ from django.core.validators import validate_email
 from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from integrations.jobs import Counts, current_run, report_progress
 from integrations.models import Client
@@ -186,10 +187,15 @@ def header_columns(header: Record | None) -> list[str]:
         raise ImportFileError("The file needs a header row with at least one of: email, phone, annex_cloud_id.")
     unknown = set(named) - COLUMNS
     if unknown:
-        raise ImportFileError(f"Unknown column(s): {', '.join(sorted(unknown))}. Known: {', '.join(sorted(COLUMNS))}.")
+        raise ImportFileError(
+            f"Unknown {ngettext('column', 'columns', len(unknown))}: {', '.join(sorted(unknown))}. "
+            f"Known: {', '.join(sorted(COLUMNS))}."
+        )
     repeated = sorted({name for name in named if named.count(name) > 1})
     if repeated:
-        raise ImportFileError(f"Column(s) named twice in the header: {', '.join(repeated)}.")
+        raise ImportFileError(
+            f"{ngettext('Column', 'Columns', len(repeated))} named twice in the header: {', '.join(repeated)}."
+        )
     return columns
 
 

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from integrations import rollups
 from integrations.alerts import alert
@@ -462,9 +463,10 @@ def dispatch_messages(client_id: int | None = None) -> dict[str, int]:
     if uncertain := counts.get("uncertain", 0) + counts.get("interrupted", 0):
         alert(
             "messages-uncertain",
-            f"{uncertain} message(s) are uncertain",
-            "The vendor may or may not have sent them. Check Outbound messages (status uncertain): each links to the "
-            "vendor calls of its attempt; use “Send anyway” for those that did not go out.",
+            f"{uncertain} {ngettext('message is', 'messages are', uncertain)} uncertain",
+            f"The vendor may or may not have sent {ngettext('it', 'them', uncertain)}. Check Outbound messages (status "
+            "uncertain): each links to the vendor calls of its attempt; use “Send anyway” for those that did not go "
+            "out.",
         )
     keys = ("planned", "sent", "skipped", "failed", "uncertain", "interrupted", "returned", "stopped", "held")
     return {key: counts.get(key, 0) for key in keys}

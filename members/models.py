@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from integrations.models import Client, Connection, JobRun
 from integrations.vendor_spec import VendorSpec
@@ -323,7 +324,7 @@ def validate_template_text(text: str) -> None:
     unknown = sorted(name for name in names if name not in PLACEHOLDERS)
     if unknown:
         raise ValidationError(
-            f"Unknown placeholder(s): {', '.join(unknown)}. Use only: "
+            f"Unknown {ngettext('placeholder', 'placeholders', len(unknown))}: {', '.join(unknown)}. Use only: "
             + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
             + "."
         )

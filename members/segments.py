@@ -9,6 +9,7 @@ from django.core.files.base import ContentFile
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from integrations.queue import enqueue
 from members.exports import export_filename, stream_segment_csv
@@ -42,7 +43,8 @@ def members_matching(segment: Segment, saved_filter: dict[str, Any]) -> QuerySet
     unknown = set(saved_filter) - FILTER_FIELDS
     if unknown:
         raise ValueError(
-            f"Unknown filter field(s): {', '.join(sorted(unknown))}. Use {', '.join(sorted(FILTER_FIELDS))}."
+            f"Unknown filter {ngettext('field', 'fields', len(unknown))}: {', '.join(sorted(unknown))}. "
+            f"Use {', '.join(sorted(FILTER_FIELDS))}."
         )
     members = Member.objects.filter(client_id=segment.client_id)
     if "opted_in" in saved_filter:

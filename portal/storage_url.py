@@ -40,8 +40,9 @@ def default_storage_from_url(url: str) -> dict[str, Any]:
     query = dict(parse_qsl(parts.query, keep_blank_values=False))
     unknown = sorted(set(query) - S3_QUERY_OPTIONS)
     if unknown:
+        noun = "option" if len(unknown) == 1 else "options"  # no ngettext: settings.py imports this module
         raise StorageUrlError(
-            f"STORAGE_URL has unknown option(s) {', '.join(unknown)}; use {', '.join(sorted(S3_QUERY_OPTIONS))}"
+            f"STORAGE_URL has unknown {noun} {', '.join(unknown)}; use {', '.join(sorted(S3_QUERY_OPTIONS))}"
         )
     options: dict[str, Any] = {
         "bucket_name": parts.netloc,

@@ -233,7 +233,7 @@ def test_re_read_from_asks_from_when_then_moves_the_cursor_back_audited_and_the_
     assert b"moved back" in done.content
     entry = AuditEntry.objects.get(subject_id=bv.pk, fields=["bazaarvoice.cursor"])
     assert entry.actor is not None
-    assert "Re-read from" in entry.note and str(cursor) in entry.changes[0]
+    assert "Re-read from" in entry.note and f"{cursor:%Y-%m-%d %H:%M:%S} UTC" in entry.changes[0]
     assert Review.objects.get(review_id="46000504").outcome == Review.Outcome.AWARDED
     credited = [key for key, answer in annex_cloud_simulator.state.points.items() if answer["activity"] == "CREDIT"]
     assert len(credited) == len(set(credited)) == Review.objects.filter(outcome=Review.Outcome.AWARDED).count()

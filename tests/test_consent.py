@@ -107,7 +107,7 @@ def test_the_report_lists_the_members_whose_sms_opt_in_only_annex_cloud_can_expl
     listed = [int(row["member"]) for row in rows]
     expected = ["only_annex_cloud", "read_since", "other_client"]
     assert sorted(listed) == sorted(members[name].pk for name in expected)
-    assert "3 member(s)" in summary and "Nothing was changed" in summary
+    assert "3 members have" in summary and "Nothing was changed" in summary
     assert [row["annex_cloud_id"] for row in report("--client", client_a.slug)[0]] == ["ac-1", ""]
     # A report, not a fix: nobody was unsubscribed or confirmed.
     assert Member.objects.filter(opted_in=True).count() == 6

@@ -222,7 +222,7 @@ def test_check_member_state_lists_what_differs_and_why(member, attentive_sandbox
     sync.reconcile_pending()
     out = io.StringIO()
     call_command("check_member_state", client=client_a.slug, read=True, stdout=out)
-    assert out.getvalue().strip().endswith("0 member-vendor state(s) differ.")
+    assert out.getvalue().strip().endswith("0 member-vendor states differ.")
 
 
 def test_a_connection_activated_later_receives_the_earlier_changes(client_a, vibes_sandbox, eager_celery):

@@ -73,7 +73,7 @@ def test_an_s3_url_names_the_bucket_prefix_and_endpoint():
     ("url", "words"),
     [
         ("s3://AKIA-KEY:hunter2-pass@files", "must not hold credentials"),
-        ("s3://files?acl=public-read", "unknown option(s) acl"),
+        ("s3://files?acl=public-read", "unknown option acl"),
         ("ftp://files", "must start with s3://"),
         ("s3:///prefix", "names no bucket"),
     ],

@@ -6,6 +6,8 @@ sandbox credential box showing labels, not form field names."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ from integrations.models import AuditEntry, Connection
 from integrations.outcome import Outcome
 from portal.logging import REDACTED, redact_text, register_secret_values, secret_forms
 from tests.factories import ConnectionFactory
+from tests.test_attentive_webhooks import LIST, attentive, member, send_as_attentive  # noqa: F401 (fixtures)
+from tests.test_messaging import setup  # noqa: F401 (a fixture)
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -177,3 +181,161 @@ def test_the_schedule_preview_shows_the_schedules_zone_and_the_viewers(admin_htt
             assert all(re.search(r", that is .* 0[34]:00 \(America/New_York\)$", run) for run in runs), runs
         else:
             assert all("that is" not in run for run in runs), runs
+
+
+# --- Issue 24, words left over (2): no "(s)" left, a count said in the singular or the plural -----------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("member")  # on a Vibes list, subscribed to texts at Attentive (test_attentive_webhooks)
+def test_a_stop_at_attentive_says_one_vibes_list_in_both_flows(live_server, vibes_sandbox):
+    from integrations.models import WebhookEvent
+    from members.models import Member, MemberVendorState
+
+    send_as_attentive(live_server, Connection.objects.get(vendor="attentive"), "sms.unsubscribed")
+    told_attentive = WebhookEvent.objects.get().error  # a processed delivery keeps what it did here
+    told_vibes = MemberVendorState.objects.get(member=Member.objects.get(), vendor="vibes").detail
+    assert told_attentive.endswith("Opted out of 1 Vibes list."), told_attentive
+    assert f"unsubscribed from Vibes list {LIST} (opted out elsewhere)" in told_vibes, told_vibes
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("setup", "site_admin")  # messages planned at Attentive (test_messaging); someone to alert
+def test_the_uncertain_messages_alert_says_one_message(attentive_sandbox):
+    from django.core import mail
+    from django.utils import timezone
+
+    from members.messaging import claim_batch, dispatch_messages, mark_attempting, plan_messages
+    from members.models import OutboundMessage
+
+    plan_messages()
+    [message] = claim_batch(Connection.objects.get(vendor="attentive"), size=1)
+    mark_attempting(message)  # a run dies here: the request may have left
+    OutboundMessage.objects.filter(pk=message.pk).update(attempted_at=timezone.now() - timedelta(minutes=5))
+    assert dispatch_messages()["interrupted"] == 1
+    [alert] = [m for m in mail.outbox if "uncertain" in m.subject]
+    assert alert.subject.endswith("1 message is uncertain"), alert.subject
+    assert "may or may not have sent it." in alert.body
+
+
+def unknown_names_said(make_error: Callable[[list[str]], str]) -> tuple[str, str]:
+    return make_error(["zz"]), make_error(["yy", "zz"])
+
+
+def raised(function: Callable[..., object], *args: object) -> str:
+    try:
+        function(*args)
+    except Exception as exc:  # each validator raises its own kind; the words are what is checked
+        return " ".join(getattr(exc, "messages", [str(exc)]))
+    raise AssertionError(f"{function.__name__} accepted {args}")
+
+
+def header(values: list[str]) -> object:
+    from members.imports import Record
+
+    return Record(line=1, values=values, next_offset=0, next_line=2)
+
+
+def test_validation_errors_name_one_unknown_in_the_singular():
+    from integrations.first_orion.models import template_error
+    from integrations.vibes.webhooks import parse_callback
+    from members.imports import header_columns
+    from members.models import validate_template_text
+    from portal.storage_url import default_storage_from_url
+
+    said = {
+        "column": unknown_names_said(lambda names: raised(header_columns, header(["email", *names]))),
+        "repeated": (
+            raised(header_columns, header(["email", "phone", "phone"])),
+            raised(header_columns, header(["email", "phone", "tier", "phone", "tier"])),
+        ),
+        "placeholder": unknown_names_said(
+            lambda names: raised(validate_template_text, " ".join(f"{{{n}}}" for n in names))
+        ),
+        "first orion": unknown_names_said(lambda names: template_error("line1", " ".join(f"{{{n}}}" for n in names))),
+        "storage": unknown_names_said(
+            lambda names: raised(default_storage_from_url, "s3://bucket/p?" + "&".join(f"{n}=1" for n in names))
+        ),
+        "callback": (
+            raised(parse_callback, "application/json", b'{"event_id": "e1", "callback_type": "x", "event_date": "d"}'),
+            "",
+        ),
+    }
+    for key, (one, two) in said.items():
+        assert "(s)" not in one + two, (key, one, two)
+    assert said["column"][0].startswith("Unknown column: zz.") and said["column"][1].startswith(
+        "Unknown columns: yy, zz."
+    )
+    assert said["repeated"][0].startswith("Column named twice") and said["repeated"][1].startswith(
+        "Columns named twice"
+    )
+    assert (
+        said["placeholder"][0].startswith("Unknown placeholder: zz.")
+        and "placeholders: yy, zz" in said["placeholder"][1]
+    )
+    assert (
+        "unknown placeholder zz;" in said["first orion"][0] and "unknown placeholders yy, zz;" in said["first orion"][1]
+    )
+    assert "unknown option zz;" in said["storage"][0] and "unknown options yy, zz;" in said["storage"][1]
+    assert said["callback"][0] == "Missing field: subscription."
+
+
+@pytest.mark.django_db
+def test_settings_and_segment_filters_name_one_unknown_in_the_singular(client_a):
+    from integrations.vendors import VENDORS
+    from members.models import Segment
+    from members.segments import members_matching
+
+    segment = Segment.objects.create(client=client_a, name="Gold")
+    assert raised(VENDORS["bazaarvoice"].clean_settings, {"zz": 1}) == "Unknown setting for Bazaarvoice: zz."
+    assert raised(members_matching, segment, {"zz": 1}).startswith("Unknown filter field: zz.")
+
+
+@pytest.mark.django_db
+def test_commands_count_in_the_singular_and_the_plural(client_a, settings):
+    from io import StringIO
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old_key]
+    ConnectionFactory(client=client_a, vendor="vibes")  # its secrets: one value to re-encrypt
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
+    out, err = StringIO(), StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    call_command("report_annex_cloud_sms_consent", stdout=StringIO(), stderr=err)
+    call_command("check_member_state", stdout=out)
+    said = out.getvalue() + err.getvalue()
+    assert "(s)" not in said, said
+    assert re.search(r"re-encrypted 1 value$", said, re.MULTILINE), said
+    assert "0 members have an SMS opt-in" in said and "0 member-vendor states differ." in said
+
+
+def test_confirmation_pages_count_batches_and_members():
+    templates = Path(__file__).resolve().parent.parent / "templates/admin"
+
+    def rendered(name: str, **context: object) -> str:
+        text = (templates / name).read_text().replace('{% extends "admin/base_site.html" %}', "")
+        text = text.replace("{% block content %}", "").replace("{% endblock %}", "").replace("{% csrf_token %}", "")
+        return " ".join(Template(text).render(Context(context)).split())
+
+    push = {"failures": 1, "client": "Alpha"}
+    resend = rendered("first_orion/confirm_resend.html", pushes=[push, {**push, "failures": 2}])
+    assert "· 1 uncertain batch<" in resend and "· 2 uncertain batches<" in resend
+    assert "Add 1 member to:" in rendered("members/member/add_to_segment.html", pks=[7], segments=[])
+    assert "Add 2 members to:" in rendered("members/member/add_to_segment.html", pks=[7, 8], segments=[])
+
+
+@pytest.mark.django_db
+def test_the_re_read_audit_entry_records_the_cursor_in_utc_with_the_zone(admin_http, client_a):
+    from datetime import UTC, datetime
+
+    from integrations.bazaarvoice.models import PullState
+
+    connection = ConnectionFactory(client=client_a, vendor="bazaarvoice", secrets={})
+    PullState.objects.create(connection=connection, cursor=datetime(2026, 12, 6, 23, 6, 59, 990148, tzinfo=UTC))
+    url = reverse("admin:integrations_connection_bazaarvoice_reread", args=[connection.pk])
+    admin_http.post(url, {"moment": "2026-12-01 18:00:00"})
+    [entry] = AuditEntry.objects.filter(subject_id=connection.pk, fields=["bazaarvoice.cursor"])
+    assert entry.changes == ["bazaarvoice.cursor: '2026-12-06 23:06:59 UTC' → '2026-12-01 18:00:00 UTC'"]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from integrations import connections
 from integrations.attentive.api import AttentiveAPI, ChannelResult, MissingScope
@@ -423,7 +424,7 @@ def follow_sms_consent(connection: Connection, member: Member, event: AttentiveE
     detail = " Opted out of SMS at the portal (a STOP at Attentive)." if changed else " Already opted out of SMS."
     if connection.client.honour_opt_outs_everywhere:
         lists = vibes.opt_out_of_lists(member, event.happened_at, f"attentive {event.type} {event.timestamp_ms}")
-        detail += f" Opted out of {lists} Vibes list(s)." if lists else ""
+        detail += f" Opted out of {lists} Vibes {ngettext('list', 'lists', lists)}." if lists else ""
     return detail
 
 

@@ -69,6 +69,13 @@ def moment_words(moment: datetime | None, otherwise: str) -> str:
     return zones.local_time(moment, zones.viewer_zone(request.user) if request is not None else zones.UTC_ZONE)
 
 
+def audit_moment(moment: datetime | None) -> str:
+    """A cursor as the audit trail keeps it: in UTC, to the second (as the re-read form takes it, so a move within
+    one minute still reads as a change), the zone named — not str(datetime)'s "…:59.990148+00:00". Every reader of
+    the entry sees the same words, so not in the viewer's zone."""
+    return zones.local_time(moment, zones.UTC_ZONE) if moment is not None else ""
+
+
 @admin.display(description="review pull")
 def pull_state(connection: Connection) -> str:
     state = PullState.objects.filter(connection=connection).first() or PullState(connection=connection)
@@ -180,8 +187,8 @@ def reread_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) ->
                 request.user,
                 audit.Action.CHANGED,
                 connection,
-                {"bazaarvoice.cursor": str(result.before or "")},
-                {"bazaarvoice.cursor": str(result.after or "")},
+                {"bazaarvoice.cursor": audit_moment(result.before)},
+                {"bazaarvoice.cursor": audit_moment(result.after)},
                 note=f"Re-read from…: {result.outcome.message}",
             )
             model_admin.message_user(request, result.outcome.message)

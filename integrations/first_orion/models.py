@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from integrations.crypto import EncryptedJSONField
 from integrations.first_orion.numbers import is_e164_syntax
@@ -111,7 +112,8 @@ def template_error(name: str, template: Any) -> str:
         return f"{name}: {' '.join(exc.messages)}"
     if unknown:
         allowed = ", ".join(f"{{{p}}}" for p in PERSONALIZATION_PLACEHOLDERS)
-        return f"{name}: unknown placeholder(s) {', '.join(unknown)}; use only {allowed}."
+        placeholders = ngettext("placeholder", "placeholders", len(unknown))
+        return f"{name}: unknown {placeholders} {', '.join(unknown)}; use only {allowed}."
     return ""
 
 

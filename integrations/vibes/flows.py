@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import ngettext
 
 from integrations.connections import api_for, usable_connection
 from integrations.http import AuthError, NotFound
@@ -231,7 +232,8 @@ def send_list_opt_outs(connection: Connection, member: Member, state: MemberVend
         sent[key] = when
         state.confirmed = {**state.confirmed, "list_opt_outs": sent}
         done.append(row.list_id)
-    return f"{member} unsubscribed from Vibes list(s) {', '.join(done)} (opted out elsewhere)." if done else ""
+    lists = ngettext("list", "lists", len(done))
+    return f"{member} unsubscribed from Vibes {lists} {', '.join(done)} (opted out elsewhere)." if done else ""
 
 
 def honour_opt_out(connection: Connection, member: Member) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from integrations.connections import secrets_unreadable_refusal
 from integrations.inbound import (
@@ -110,7 +111,7 @@ def parse_callback(content_type: str, body: bytes) -> dict[str, Any]:
         raise BadDelivery(f"{reason}.")
     missing = [name for name in ("event_id", "callback_type", "event_date", "subscription") if not payload.get(name)]
     if missing:
-        raise BadDelivery(f"Missing field(s): {', '.join(missing)}.")
+        raise BadDelivery(f"Missing {ngettext('field', 'fields', len(missing))}: {', '.join(missing)}.")
     identifier(payload["event_id"], "event_id")
     if not isinstance(payload["callback_type"], str) or payload["callback_type"] not in CALLBACK_TYPES:
         raise BadDelivery(f"Unknown callback_type: expected one of {sorted(CALLBACK_TYPES)}.")

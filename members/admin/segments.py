@@ -58,7 +58,9 @@ class SegmentForm(forms.ModelForm):
             raise forms.ValidationError("The saved filter is a JSON object.")
         unknown = set(value) - segments.FILTER_FIELDS
         if unknown:
-            raise forms.ValidationError(f"Unknown filter field(s): {', '.join(sorted(unknown))}.")
+            raise forms.ValidationError(
+                f"Unknown filter {ngettext('field', 'fields', len(unknown))}: {', '.join(sorted(unknown))}."
+            )
         return value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.utils.translation import ngettext
 
 from integrations.rotation import rotate_all
 
@@ -22,9 +23,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
         skipped = 0
         for label, (count, unreadable) in rotate_all(batch_size=batch_size).items():
-            self.stdout.write(f"{label}: re-encrypted {count} value(s)")
+            self.stdout.write(f"{label}: re-encrypted {count} {ngettext('value', 'values', count)}")
             if unreadable:
-                self.stdout.write(f"{label}: {unreadable} value(s) no key opens were left as they are: re-enter them")
+                self.stdout.write(
+                    f"{label}: {unreadable} {ngettext('value', 'values', unreadable)} no key opens "
+                    f"{ngettext('was left as it is: re-enter it', 'were left as they are: re-enter them', unreadable)}"
+                )
                 skipped += unreadable
         if skipped:
             self.stdout.write(self.style.WARNING("Done, except the values no key opens (listed above)."))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import ngettext
 
 from integrations.models import Client
 from members.sync import drift
@@ -31,6 +32,6 @@ class Command(BaseCommand):
         rows = drift(client_id, read_vendors=read)
         for row in rows:
             self.stdout.write(f"{row.member.client.slug}\t{row.member.pk}\t{row.member}\t{row.vendor}\t{row.reason}")
-        self.stdout.write(f"{len(rows)} member-vendor state(s) differ.")
+        self.stdout.write(f"{len(rows)} member-vendor {ngettext('state differs', 'states differ', len(rows))}.")
         if rows:
             raise SystemExit(1)

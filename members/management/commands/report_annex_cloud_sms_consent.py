@@ -27,6 +27,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import ngettext
 
 from integrations.models import Client, WebhookEvent
 from members.exports import csv_chunks, neutralise
@@ -96,7 +97,9 @@ class Command(BaseCommand):
         members = annex_cloud_sms_opt_ins(clients)
         for chunk in csv_chunks(report_rows(members)):
             self.stdout.write(chunk.decode(), ending="")
+        count = members.count()
         self.stderr.write(
-            f"{members.count()} member(s) have an SMS opt-in that may have come only from Annex Cloud's loyalty "
-            "opt-in. Nothing was changed: review them with the client."
+            f"{count} {ngettext('member has', 'members have', count)} an SMS opt-in that may have come only from "
+            f"Annex Cloud's loyalty opt-in. Nothing was changed: review {ngettext('the member', 'them', count)} "
+            "with the client."
         )
