@@ -95,3 +95,41 @@ def test_filter_choices_come_without_a_distinct_scan(admin_http, client_a, conne
     assert "tier=Gold" in page and "tier=Silver" in page
     distinct = [q["sql"] for q in queries.captured_queries if "DISTINCT" in q["sql"].upper()]
     assert distinct == []
+
+
+# --- Outbound messages: keyset paging and a search on indexed columns (issue 22, follow-up) ------------------------
+
+MESSAGES_URL = reverse("admin:members_outboundmessage_changelist")
+
+
+def test_outbound_messages_page_by_keyset_newest_first(admin_http, client_a):
+    import html
+    import re
+
+    from members.models import OutboundMessage
+    from tests.factories import MessageTemplateFactory, OutboundMessageFactory
+
+    template = MessageTemplateFactory(client=client_a)
+    made = [OutboundMessageFactory(template=template).pk for _ in range(103)]
+    first = admin_http.get(MESSAGES_URL)
+    link = re.search(r'<a href="([^"]+)" class="older">', first.content.decode())
+    assert link and "before=" in link.group(1)
+    second = admin_http.get(MESSAGES_URL + html.unescape(link.group(1)))
+    shown_pks = [row.pk for row in first.context["cl"].result_list + second.context["cl"].result_list]
+    assert sorted(shown_pks) == sorted(made)
+    assert shown_pks == list(OutboundMessage.objects.order_by("-created_at", "-pk").values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize("term", ["+14045550123", "(404) 555-0123", "404 555 0123"])
+def test_a_message_is_found_by_its_number_as_typed_or_its_id_never_by_a_fragment(admin_http, client_a, term):
+    from tests.factories import MessageTemplateFactory, OutboundMessageFactory
+
+    template = MessageTemplateFactory(client=client_a)
+    mine = OutboundMessageFactory(template=template, to="+14045550123", body="Hi Ann, 50 points")
+    OutboundMessageFactory(template=template, to="+14045550999")
+    assert shown(admin_http, MESSAGES_URL, q=term) == [mine.pk]
+    assert shown(admin_http, MESSAGES_URL, q=str(mine.pk)) == [mine.pk]
+    with CaptureQueriesContext(db) as queries:
+        assert shown(admin_http, MESSAGES_URL, q="points") == []  # the text is not a search key (a scan)
+    listed = [q["sql"] for q in queries.captured_queries if 'FROM "members_outboundmessage"' in q["sql"]]
+    assert listed and not any("LIKE" in sql.upper() for sql in listed), listed

@@ -18,10 +18,13 @@ from django.utils.translation import ngettext
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, clipped
 from integrations.models import Connection
+from integrations.tenancy import visible_clients
 from integrations.vendors import MESSAGE_VENDORS
+from members.admin.members import numbers_for
 from members.models import PLACEHOLDERS, MessageTemplate, OutboundMessage, cannot_send_sms
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
+from portal.keyset import KeysetPagingMixin
 
 
 class MessageTemplateForm(forms.ModelForm):
@@ -102,14 +105,25 @@ def message_state(message: OutboundMessage) -> str:
     return message.get_status_display().capitalize()
 
 
+def message_search(term: str, regions: set[str]) -> Q:
+    """What the messages' search box finds, on indexed columns only (a contains-search of the bodies scans the whole
+    table): a message's id, or the number it went to however typed (`outboundmessage_to`, E.164 as stored)."""
+    found = Q(to=term)
+    if numbers := numbers_for(term, regions):
+        found |= Q(to__in=numbers)
+    return found | Q(pk=int(term)) if term.isdigit() else found
+
+
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
+class OutboundMessageAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ClientScopedAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
+    keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
     client_path = "member__client"
     list_display = ["created_at", "short_state", "member_name", "to", "short_body", "sent_at"]
     list_filter = [HeldFilter, "status", "template__event_type"]
-    search_fields = ["to", "body", "member__email"]
+    search_fields = ["=id"]  # shows the box; get_search_results says what it finds
+    search_help_text = "A message's id, or the number it went to (e.g. +14045550123 or (404) 555-0123)."
     list_select_related = ["member"]
     readonly_fields = [
         "event",
@@ -129,6 +143,15 @@ class OutboundMessageAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     # said once, in words, by `state`: no status input, no second copy of the reason.
     fields = readonly_fields
     actions = ["resend", "send_anyway"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[OutboundMessage], search_term: str
+    ) -> tuple[QuerySet[OutboundMessage], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        regions = set(visible_clients(request.user).values_list("default_region", flat=True).distinct()[:20])
+        return queryset.filter(message_search(term, regions)), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
