@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.messages import get_messages
@@ -339,3 +340,21 @@ def test_the_re_read_audit_entry_records_the_cursor_in_utc_with_the_zone(admin_h
     admin_http.post(url, {"moment": "2026-12-01 18:00:00"})
     [entry] = AuditEntry.objects.filter(subject_id=connection.pk, fields=["bazaarvoice.cursor"])
     assert entry.changes == ["bazaarvoice.cursor: '2026-12-06 23:06:59 UTC' → '2026-12-01 18:00:00 UTC'"]
+
+
+@pytest.mark.django_db
+def test_the_dashboards_attention_box_shows_times_in_the_viewers_zone_with_the_zone(alice_http, client_a):
+    from datetime import UTC, datetime
+
+    from integrations.models import JobRun
+
+    client_a.time_zone = "America/New_York"
+    client_a.save()
+    moment = datetime.now(UTC).replace(microsecond=0)
+    ConnectionFactory(client=client_a, vendor="vibes", status="failing", last_checked_at=moment)
+    run = JobRun.objects.create(job="attentive.send", client=client_a, outcome="failed", error="exploded")
+    html = alice_http.get(reverse("admin:index")).content.decode()
+    box = html.split("needs-attention-box", 1)[1].split("</section>", 1)[0]
+    in_new_york = f"{moment.astimezone(ZoneInfo('America/New_York')):%Y-%m-%d %H:%M:%S %Z}"
+    started = f"{run.started_at.astimezone(ZoneInfo('America/New_York')):%Y-%m-%d %H:%M:%S %Z}"
+    assert f"last check {in_new_york}" in box and f"failed at {started}".lower() in box.lower(), box
