@@ -194,3 +194,17 @@ def test_the_search_for_a_client_or_an_error_kind_never_joins_in_its_where(admin
         assert seen == newest_first(expected), term
         wheres = [sql.split("WHERE", 1)[-1] for sql in call_queries(queries)]
         assert not any('"integrations_client"' in where or " OR " in where for where in wheres), wheres
+
+
+def test_the_evidence_link_of_a_message_reads_its_connections_calls_per_connection(
+    admin_http, connection_a, connection_b
+):
+    calls = make_calls(connection_a, 20)
+    make_calls(connection_b, 20)
+    params = {"connection__id__exact": connection_a.pk, "created_at__gte": (NOW - timedelta(seconds=10)).isoformat()}
+    with CaptureQueriesContext(db) as queries:
+        response = admin_http.get(CALLS_URL, params)
+    shown = [row.pk for row in response.context["cl"].result_list]
+    assert shown == newest_first(call for call in calls if call.created_at >= NOW - timedelta(seconds=10))
+    wheres = [sql.split("WHERE", 1)[-1] for sql in call_queries(queries)]
+    assert any('"integrations_vendorcall"."connection_id" = ' in where and "LIMIT" in where for where in wheres)
