@@ -399,6 +399,8 @@ class OutboundMessage(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["event", "template"], name="one_message_per_event_template")]
+        # The list's search by the number a message went to (exact, E.164).
+        indexes = [models.Index(fields=["to"], name="outboundmessage_to")]
 
     def __str__(self) -> str:
         return f"{self.to}: {self.body[:40]}"

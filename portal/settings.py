@@ -450,6 +450,3 @@ LOGGING = {
     },
 }
 
-# The dashboard's covering index (VendorCall `vendorcall_activity`) includes columns on PostgreSQL; SQLite, the
-# development default, keeps the index without them, which is all it needs.
-SILENCED_SYSTEM_CHECKS = ["models.W040"]
