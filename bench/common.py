@@ -39,6 +39,8 @@ BASE_ENV = {
     "CELERY_BROKER_URL": "memory://",
     "DJANGO_SETTINGS_MODULE": "portal.settings",
     "LOG_LEVEL": "WARNING",
+    # Every run starts its simulators empty: what an earlier run (or `make run`) left in var/sandbox is not its input.
+    "SANDBOX_STATE_DIR": "",
 }
 
 

@@ -51,6 +51,7 @@ def test_make_run_processes_stop_cleanly_on_ctrl_c(tmp_path):
         "SANDBOX_ENABLED": "true",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
         "CELERY_BROKER_URL": "memory://",
+        "SANDBOX_STATE_DIR": str(tmp_path / "sandbox"),  # not the developer's var/sandbox
         "PORTAL_PORT": str(port),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
