@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import add_database_argument, bench_django, free_port, gunicorn, peak_rss_mb, print_result
 
-SMOKE_ARGS = ["--members", "25", "--outage", "3"]
+SMOKE_ARGS = ["--members", "25", "--outage", "3", "--converge-seconds", "120"]  # a stuck sweep prints converged=0
 # Counted at the simulators and against the bench's record of each member's last change, never from the portal's
 # belief alone; the outage must have refused calls, and the sweep must have converged in time.
 INVARIANTS = [
