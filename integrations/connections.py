@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -248,6 +249,11 @@ class ConnectionCallLog:
         read. They are kept for failed and uncertain calls (the evidence), and for successful ones within a
         debugging window (VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL) or a sample (VENDOR_CALL_BODY_SAMPLE_RATE)."""
         keep = bool(call.error_type) or self.keeps_successful_bodies()
+        with transaction.atomic():  # the row and its rollup in one commit: at 10 M calls a day a commit is the cost
+            self._write(call, keep)
+            rollups.call_recorded(self.connection, call)
+
+    def _write(self, call: CallRecord, keep: bool) -> None:
         VendorCall.objects.create(
             connection=self.connection,
             method=call.method,
@@ -261,7 +267,6 @@ class ConnectionCallLog:
             error_type=call.error_type,
             error=call.error,
         )
-        rollups.call_recorded(self.connection, call)
 
     @staticmethod
     def keeps_successful_bodies() -> bool:

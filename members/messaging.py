@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -256,8 +256,14 @@ def finish(message: OutboundMessage, status: str, detail: str = "") -> None:
         fields["sent_at"] = timezone.now()
     if status != Status.PENDING:
         fields["held_since"] = None  # no longer waiting; a message put back to pending keeps when it was first held
-    record_patiently(lambda: OutboundMessage.objects.filter(pk=message.pk, claim=message.claim).update(**fields))
-    rollups.message_settled(message, status)
+
+    def write() -> None:
+        # The outcome and its rollup in one commit; a message taken back meanwhile (another claim) counts nothing.
+        with transaction.atomic():
+            if OutboundMessage.objects.filter(pk=message.pk, claim=message.claim).update(**fields):
+                rollups.message_settled(message, status)
+
+    record_patiently(write)
 
 
 def record_patiently(write: Callable[[], Any], patience: float = 30.0) -> None:
