@@ -68,6 +68,7 @@ def run_job(
         run.finished_at = timezone.now()
         record_end(run)
         rollups.job_run_ended(run)
+        rollups.flush()  # the run's counts are on the dashboard as it ends
     return run
 
 

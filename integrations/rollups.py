@@ -19,21 +19,28 @@ Where each series is counted, and why there:
   chart costs nothing. It stays LAG behind the clock so that a row whose time was taken just before its insert
   committed is never skipped.
 
-Counting happens in the caller's transaction: an event rolled back (a call row written inside a transaction that
-fails) is uncounted with it. The rows a statement touches are sorted by key, so two writers never take the same
+An event is counted once the caller's transaction commits (one rolled back is not), into this process's buffer,
+written at most ROLLUP_FLUSH_SECONDS later (1 s; a timer), at the end of each job run and when the process stops:
+every send thread of every worker adding to the same hour's row in its own statement made those rows the
+message job's bottleneck (each waited for the others' row locks), and a statement a call. A process killed outright
+loses at most that second's counts — they are statistics, not records. ROLLUP_FLUSH_SECONDS = 0 writes each event
+at once (the test settings). The rows a statement touches are sorted by key, so two writers never take the same
 rows' locks in opposite orders.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import math
+import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Case, CharField, Count, Sum, Value, When
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -84,10 +91,14 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def add(tallies: Iterable[Tally]) -> None:
-    """Add the tallies to their hour's rows and to the ALL_TIME rows, in one statement."""
+Key = tuple[datetime, str, int, int, str]
+logger = logging.getLogger(__name__)
+
+
+def summed(tallies: Iterable[Tally]) -> dict[Key, list[int]]:
+    """The tallies by row: their hour's and the ALL_TIME row of each key, [count, total] each."""
     now_hour = hour_of(timezone.now())
-    sums: dict[tuple[datetime, str, int, int, str], list[int]] = {}
+    sums: dict[Key, list[int]] = {}
     for tally in tallies:
         hour = hour_of(tally.hour) if tally.hour else now_hour
         for key in (tally.key(hour), tally.key(ALL_TIME)):
@@ -95,8 +106,70 @@ def add(tallies: Iterable[Tally]) -> None:
             counted = sums.setdefault(key, [0, 0])
             counted[0] += tally.count
             counted[1] += tally.total
-    if sums:
+    return sums
+
+
+def add(tallies: Iterable[Tally]) -> None:
+    """Add the tallies to their rows now, in one statement (history filled in bulk; events go through `record`)."""
+    if sums := summed(tallies):
         upsert(sorted(sums.items()))
+
+
+def record(tallies: Iterable[Tally]) -> None:
+    """Events that just happened: counted when the caller's transaction commits, through this process's buffer."""
+    sums = summed(tallies)
+    if not sums:
+        return
+    if settings.ROLLUP_FLUSH_SECONDS <= 0:
+        upsert(sorted(sums.items()))  # in the caller's transaction: rolled back with it
+    else:
+        transaction.on_commit(lambda: BUFFER.add(sums))
+
+
+class Buffer:
+    """This process's counts not yet written, written by a timer ROLLUP_FLUSH_SECONDS after the first of them."""
+
+    def __init__(self) -> None:
+        self.sums: dict[Key, list[int]] = {}
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+
+    def add(self, sums: dict[Key, list[int]]) -> None:
+        with self.lock:
+            for key, (n, total) in sums.items():
+                counted = self.sums.setdefault(key, [0, 0])
+                counted[0] += n
+                counted[1] += total
+            if self.timer is None:
+                self.timer = threading.Timer(settings.ROLLUP_FLUSH_SECONDS, self.flush_from_timer)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def flush(self) -> None:
+        """Write what waits, in one statement; a database that cannot take it now keeps it for the next flush."""
+        with self.lock:
+            rows, self.sums = sorted(self.sums.items()), {}
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+        if not rows:
+            return
+        try:
+            upsert(rows)
+        except DatabaseError:
+            logger.warning("Could not write %d rollup rows now; they are kept for the next flush.", len(rows))
+            self.add(dict(rows))
+
+    def flush_from_timer(self) -> None:
+        try:
+            self.flush()
+        finally:
+            connections.close_all()  # the timer thread's own database connection
+
+
+BUFFER = Buffer()
+flush = BUFFER.flush
+atexit.register(flush)
 
 
 def upsert(rows: list[tuple[tuple[datetime, str, int, int, str], list[int]]]) -> None:
@@ -124,7 +197,7 @@ def counted(series: str, *, outcome: str = "", client_pk: int | None = 0, connec
             count: int = 1, total: int = 0) -> None:  # fmt: skip
     """Count `count` events of a series now (a vendor's flow names its own series)."""
     if count:
-        add([Tally(series, outcome, client_pk or 0, connection_pk or 0, count, total)])
+        record([Tally(series, outcome, client_pk or 0, connection_pk or 0, count, total)])
 
 
 def call_outcome(status_code: int | None, error_type: str) -> str:
@@ -141,7 +214,7 @@ def latency_bucket(latency_ms: int) -> str:
 def call_recorded(connection: Connection, call: CallRecord) -> None:
     """A vendor call: its outcome and its latency bucket (whose total is the calls' milliseconds)."""
     client_pk, connection_pk, latency = connection.client_id, connection.pk, call.latency_ms
-    add(
+    record(
         [
             Tally(CALLS, call_outcome(call.status_code, call.error_type), client_pk, connection_pk),
             Tally(LATENCY, latency_bucket(latency), client_pk, connection_pk, total=latency),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_process_shutdown, worker_ready
 
 from integrations import inbound, liveness, retention, rollups
 from integrations.attentive import flows as attentive
@@ -41,6 +41,12 @@ def run_as_job(task: Task, work: Any, client_id: int | None = None) -> Counts:
     request = task.request
     run = run_job(task.name, work, client=_client(client_id), task_id=request.id or "", worker=request.hostname or "")
     return run.counts
+
+
+@worker_process_shutdown.connect
+def write_the_last_counts(**kwargs: Any) -> None:
+    """A pool child that stops writes the rollup counts it holds (a child's exit skips atexit)."""
+    rollups.flush()
 
 
 @worker_ready.connect

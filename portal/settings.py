@@ -340,6 +340,8 @@ VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL = env.str("VENDOR_CALL_BODIES_FOR_SUCCESS_U
 VENDOR_CALL_BODY_SAMPLE_RATE = env.float("VENDOR_CALL_BODY_SAMPLE_RATE", default=0.01)
 # /healthz turns 503 when beat has not ticked for this long (its most frequent schedules run every minute).
 HEALTH_SILENT_SECONDS = env.int("HEALTH_SILENT_SECONDS", default=120)
+# Each process writes the dashboard's hourly counts at most this long after they happen (0: as each happens).
+ROLLUP_FLUSH_SECONDS = env.float("ROLLUP_FLUSH_SECONDS", default=1.0)
 # First delay (seconds) of the exponential backoff between retries of a vendor call; tests set it near zero.
 VENDOR_RETRY_BACKOFF_SECONDS = env.float("VENDOR_RETRY_BACKOFF_SECONDS", default=0.5)
 # The message job's time budget per connection per run (it runs every minute); what is left waits for the next run.
@@ -449,4 +451,3 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
-

@@ -35,6 +35,8 @@ MESSAGE_RUN_SECONDS = 3
 # Every call row keeps its bodies, so the tests that read them (redaction above all) check something; the compact
 # rows of production are tested where they are the subject (tests/test_call_rows.py sets the sample itself).
 VENDOR_CALL_BODY_SAMPLE_RATE = 1.0
+# Rollups written as each event happens, so a test reads them at once (tests/test_rollups.py tests the buffer).
+ROLLUP_FLUSH_SECONDS = 0
 
 # The simulators keep no state between test runs (tests/test_sandbox_persistence.py names a folder of its own).
 SANDBOX_STATE_DIR = ""

@@ -218,3 +218,58 @@ def test_concurrent_increments_are_never_lost_on_postgresql(client_a):
     assert (totals.count, totals.total) == (threads * per_thread, 3 * threads * per_thread)
     per_hour = Rollup.objects.filter(series=rollups.CALLS, connection_pk=9).exclude(hour=rollups.ALL_TIME)
     assert sorted(per_hour.values_list("count", flat=True)) == [threads * per_thread // 2] * 2
+
+
+def calls_counted(connection: Connection) -> int:
+    row = Rollup.objects.filter(
+        hour=rollups.ALL_TIME, series=rollups.CALLS, connection_pk=connection.pk, outcome=rollups.OK
+    ).first()
+    return row.count if row else 0
+
+
+def test_a_process_buffers_its_counts_and_writes_them_in_one_statement_when_flushed(
+    connection_a, httpserver: HTTPServer, settings, django_capture_on_commit_callbacks
+):
+    """Every send thread adding to the same hour's row in its own statement made those rows the message job's
+    bottleneck: events are counted into the process's buffer and written together."""
+    settings.ROLLUP_FLUSH_SECONDS = 60
+    httpserver.expect_request("/ok").respond_with_data("{}")
+    connection_a.base_url = httpserver.url_for("/")
+    connection_a.save()
+    api = api_for(connection_a, VendorAPI)
+    with django_capture_on_commit_callbacks(execute=True):  # each call's commit, as outside a test's transaction
+        for _ in range(3):
+            api.request("GET", "/ok")
+    assert VendorCall.objects.filter(connection=connection_a).count() == 3
+    assert calls_counted(connection_a) == 0  # in the buffer, not written yet
+    with CaptureQueriesContext(db) as written:
+        rollups.flush()
+    assert calls_counted(connection_a) == 3 and len(written.captured_queries) == 1
+
+
+def test_a_count_whose_transaction_rolls_back_is_never_written(
+    connection_a, settings, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    settings.ROLLUP_FLUSH_SECONDS = 60
+    with django_capture_on_commit_callbacks(execute=True), contextlib.suppress(RuntimeError), transaction.atomic():
+        rollups.counted(
+            rollups.CALLS, outcome=rollups.OK, client_pk=connection_a.client_id, connection_pk=connection_a.pk
+        )
+        raise RuntimeError("the event's transaction fails")
+    rollups.flush()
+    assert calls_counted(connection_a) == 0
+
+
+@pytest.mark.django_db(transaction=True)  # the timer writes from its own thread and connection
+def test_the_buffer_writes_itself_within_its_period(connection_a, settings, django_capture_on_commit_callbacks):
+    settings.ROLLUP_FLUSH_SECONDS = 0.2
+    with django_capture_on_commit_callbacks(execute=True):
+        rollups.counted(
+            rollups.CALLS, outcome=rollups.OK, client_pk=connection_a.client_id, connection_pk=connection_a.pk
+        )
+    deadline = time.monotonic() + 10
+    while not calls_counted(connection_a) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert calls_counted(connection_a) == 1
