@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.db import connections as db_connections
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -33,6 +33,13 @@ _current_run: ContextVar[JobRun | None] = ContextVar("current_job_run", default=
 # each vendor's flows release the leases those runs held (a First Orion push, a SessionM scan, a Bazaarvoice pull)
 # and the work resumes at once instead of after the lease runs out. Only non-empty task ids are sent.
 runs_interrupted = Signal()
+
+
+def release_leases_of(model: type[Model], task_ids: list[str], until_field: str) -> int:
+    """Free the leases (rows of `model` with a `holder` and an `until_field`) that the interrupted runs held."""
+    held = model.objects.filter(holder__in=[t for t in task_ids if t], **{f"{until_field}__isnull": False})
+    return held.update(**{until_field: None, "holder": ""})
+
 
 INTERRUPTED_ERROR = (
     "Interrupted: the run stopped without finishing (worker killed, time limit or database outage). "

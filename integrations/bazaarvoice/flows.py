@@ -50,7 +50,7 @@ from integrations.bazaarvoice.rewards import (
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS, DEFAULT_LOOK_BACK_HOURS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
-from integrations.jobs import Counts, lease_holder, report_progress, running_since, runs_interrupted
+from integrations.jobs import Counts, lease_holder, release_leases_of, report_progress, running_since, runs_interrupted
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome
 from members.models import PointsTransaction
@@ -292,9 +292,7 @@ def claim(state: PullState, now: datetime) -> PullLease | None:
 @receiver(runs_interrupted)
 def release_pulls_of_interrupted_runs(sender: Any, task_ids: list[str], **kwargs: Any) -> None:
     """Runs closed as interrupted pull no more: their pulls are free for the next run (or *Pull now*) at once."""
-    PullState.objects.filter(holder__in=[t for t in task_ids if t], lease_until__isnull=False).update(
-        lease_until=None, holder=""
-    )
+    release_leases_of(PullState, task_ids, "lease_until")
 
 
 def pull_running_since(connection: Connection, now: datetime | None = None) -> str:

@@ -38,7 +38,14 @@ from integrations.first_orion.models import (
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
 from integrations.first_orion.tokens import TokenSource
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
-from integrations.jobs import current_run, lease_holder, report_progress, running_since, runs_interrupted
+from integrations.jobs import (
+    current_run,
+    lease_holder,
+    release_leases_of,
+    report_progress,
+    running_since,
+    runs_interrupted,
+)
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady
 from integrations.queue import enqueue
@@ -366,9 +373,7 @@ def release(push: Push) -> None:
 @receiver(runs_interrupted)
 def release_pushes_of_interrupted_runs(sender: Any, task_ids: list[str], **kwargs: Any) -> None:
     """Runs closed as interrupted send no more: their pushes are free for the next runner at once."""
-    Push.objects.filter(holder__in=[t for t in task_ids if t], claimed_until__isnull=False).update(
-        claimed_until=None, holder=""
-    )
+    release_leases_of(Push, task_ids, "claimed_until")
 
 
 def push_running_since(push: Push) -> str:

@@ -26,7 +26,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from integrations.connections import USABLE_STATUSES, api_for, usable, usable_connection
 from integrations.http import AuthError, NotFound, Rejected, VendorError
-from integrations.jobs import Counts, lease_holder, report_progress, running_since, runs_interrupted
+from integrations.jobs import Counts, lease_holder, release_leases_of, report_progress, running_since, runs_interrupted
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from integrations.queue import enqueue
@@ -398,9 +398,7 @@ def release_scan(scan: OfferScan) -> None:
 @receiver(runs_interrupted)
 def release_scans_of_interrupted_runs(sender: Any, task_ids: list[str], **kwargs: Any) -> None:
     """Runs closed as interrupted scan no more: their scans are free for the next run at once."""
-    OfferScan.objects.filter(holder__in=[t for t in task_ids if t], claimed_until__isnull=False).update(
-        claimed_until=None, holder=""
-    )
+    release_leases_of(OfferScan, task_ids, "claimed_until")
 
 
 def scan_running_since(connection: Connection) -> str:
