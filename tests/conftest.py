@@ -19,6 +19,9 @@ from integrations.vibes import sandbox as vibes_simulator
 from portal.celery import app as celery_app
 from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, ConnectionFactory, SiteAdminFactory
 
+# Fixtures shared by the First Orion test files (the simulator, client A's connection, the "Order ready" content).
+pytest_plugins = ["tests.first_orion_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def close_keep_alive_connections():

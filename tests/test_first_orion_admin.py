@@ -15,46 +15,21 @@ from django.utils import timezone
 from integrations.first_orion import flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import ProgramContent, Push, PushBatch
-from integrations.models import Connection, JobRun
+from integrations.models import JobRun
 from members.models import Member, Segment
 from members.segments import add_members
 from portal.dashboard import build_dashboard
 from tests.conftest import login
-from tests.factories import ClientUserFactory, ConnectionFactory
+from tests.factories import ClientUserFactory
 
 ADD_URL = reverse("admin:first_orion_programcontent_add")
 GROUP = "935b91a0-f2fb-4c43-b629-63fea6634512"
 
 
 @pytest.fixture
-def fo_connection(client_a):
-    return ConnectionFactory(
-        client=client_a,
-        vendor="first_orion",
-        environment=Connection.Environment.SANDBOX,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings={**simulator.DEMO_SETTINGS, "batch_size": 2},
-    )
-
-
-@pytest.fixture
-def simulated(live_server, settings):
+def simulated(fo_simulator):
     """The First Orion simulator over real HTTP, reset, for tests that run the push their request queued."""
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    simulator.state.__init__()
-    yield simulator.state
-    simulator.state.__init__()
-
-
-@pytest.fixture
-def content(client_a):
-    return ProgramContent.objects.create(
-        client=client_a,
-        name="Order ready",
-        program_content_uuid=simulator.DEMO_PROGRAM,
-        a_numbers=simulator.DEMO_A_NUMBERS,
-        personalization={"MY_VAR": "Hi {first_name}"},
-    )
+    return fo_simulator
 
 
 def form_data(client, **fields) -> dict:

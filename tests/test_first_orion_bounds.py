@@ -14,10 +14,8 @@ from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import ProgramContent, Push, PushBatch
 from integrations.jobs import run_job
-from integrations.models import Connection
 from members.models import Member, Segment
 from members.segments import add_members
-from tests.factories import ConnectionFactory
 
 CONTENTS = "/api/first-orion/program-contents/"
 PUSHES = "/api/first-orion/pushes/"
@@ -25,30 +23,9 @@ ADD_URL = reverse("admin:first_orion_programcontent_add")
 
 
 @pytest.fixture
-def fo(live_server, settings, client_a):
+def fo(fo_simulator, fo_connection):
     """Client A's active First Orion connection on the simulator (batches of 2), the simulator reset."""
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    simulator.state.__init__()
-    ConnectionFactory(
-        client=client_a,
-        vendor="first_orion",
-        environment=Connection.Environment.SANDBOX,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings={**simulator.DEMO_SETTINGS, "batch_size": 2},
-    )
-    yield simulator.state
-    simulator.state.__init__()
-
-
-@pytest.fixture
-def content(client_a):
-    return ProgramContent.objects.create(
-        client=client_a,
-        name="Order ready",
-        program_content_uuid=simulator.DEMO_PROGRAM,
-        a_numbers=simulator.DEMO_A_NUMBERS,
-        personalization={"MY_VAR": "Hi {first_name}"},
-    )
+    return fo_simulator
 
 
 def variables(count: int) -> dict[str, str]:

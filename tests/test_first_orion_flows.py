@@ -19,38 +19,16 @@ from integrations import connections, http, ratelimit
 from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.api import BadCredentials
-from integrations.first_orion.models import AccessToken, ProgramContent, Push, PushBatch
+from integrations.first_orion.models import AccessToken, Push, PushBatch
 from integrations.models import Connection, JobRun, VendorCall
 from members.models import Member, Segment
 from members.segments import add_members
-from tests.factories import ConnectionFactory
 
 
 @pytest.fixture
-def fo(live_server, settings, client_a):
+def fo(fo_simulator, fo_connection):
     """Client A's active First Orion connection on the simulator (batches of 2), the simulator reset."""
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    simulator.state.__init__()
-    connection = ConnectionFactory(
-        client=client_a,
-        vendor="first_orion",
-        environment=Connection.Environment.SANDBOX,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings={**simulator.DEMO_SETTINGS, "batch_size": 2},
-    )
-    yield simulator.state, connection
-    simulator.state.__init__()
-
-
-@pytest.fixture
-def content(client_a):
-    return ProgramContent.objects.create(
-        client=client_a,
-        name="Order ready",
-        program_content_uuid=simulator.DEMO_PROGRAM,
-        a_numbers=simulator.DEMO_A_NUMBERS,
-        personalization={"MY_VAR": "Hi {first_name}"},
-    )
+    return fo_simulator, fo_connection
 
 
 def member(client, n: int, **fields) -> Member:

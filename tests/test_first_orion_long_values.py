@@ -10,42 +10,20 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from integrations.first_orion import destinations, flows
-from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import ProgramContent, Push
-from integrations.models import Connection
 from members.models import Member, Segment
 from members.segments import add_members
-from tests.factories import ConnectionFactory
+from tests.first_orion_fixtures import connect_first_orion
 
 LONG_NAME = "Maximiliana-Josephine"  # "Hi Maximiliana-Josephine": 24 characters
 PUSHES = "/api/first-orion/pushes/"
 
 
 @pytest.fixture
-def fo(live_server, settings, client_a):
+def fo(fo_simulator, client_a):
     """Client A's active First Orion connection on the simulator, the simulator reset."""
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    simulator.state.__init__()
-    ConnectionFactory(
-        client=client_a,
-        vendor="first_orion",
-        environment=Connection.Environment.SANDBOX,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings=dict(simulator.DEMO_SETTINGS),
-    )
-    yield simulator.state
-    simulator.state.__init__()
-
-
-@pytest.fixture
-def content(client_a):
-    return ProgramContent.objects.create(
-        client=client_a,
-        name="Order ready",
-        program_content_uuid=simulator.DEMO_PROGRAM,
-        a_numbers=simulator.DEMO_A_NUMBERS,
-        personalization={"MY_VAR": "Hi {first_name}"},
-    )
+    connect_first_orion(client_a)
+    return fo_simulator
 
 
 @pytest.fixture

@@ -12,26 +12,16 @@ from integrations.first_orion import flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import ProgramContent
 from integrations.first_orion.numbers import NOT_DIALLABLE, NotE164, is_e164_syntax, push_number
-from integrations.models import Connection
 from members.models import Member
-from tests.factories import ConnectionFactory
+from tests.first_orion_fixtures import connect_first_orion
 
 RESERVED = "+15555550100"  # E.164, but `phonenumbers.is_valid_number` says no (a 555 number)
 
 
 @pytest.fixture
-def fo(live_server, settings, client_a):
-    settings.SANDBOX_BASE_URL = f"{live_server.url}/sandbox"
-    simulator.state.__init__()
-    ConnectionFactory(
-        client=client_a,
-        vendor="first_orion",
-        environment=Connection.Environment.SANDBOX,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings=dict(simulator.DEMO_SETTINGS),
-    )
-    yield simulator.state
-    simulator.state.__init__()
+def fo(fo_simulator, client_a):
+    connect_first_orion(client_a)
+    return fo_simulator
 
 
 @pytest.fixture
