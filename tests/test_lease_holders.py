@@ -29,9 +29,9 @@ from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.sessionm.models import OfferScan, SessionMOffer
 from integrations.tasks import close_runs_of_the_previous_worker
-from members import sync
-from members.models import Member, MemberVendorState
-from tests.factories import ConnectionFactory, MemberFactory
+from members.models import Member
+from tests.factories import ConnectionFactory
+from tests.test_run_leases import sessionm_with_an_offer_in_each_wallet
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RUNNING, INTERRUPTED = JobRun.Outcome.RUNNING, JobRun.Outcome.INTERRUPTED
@@ -70,22 +70,7 @@ SCAN = "sessionm.scan_offers"
 @pytest.fixture
 def scanned(sessionm_sandbox, client_a):
     """An active SessionM connection and three members opted in with a profile, each wallet holding one offer."""
-    connection = ConnectionFactory(
-        client=client_a,
-        vendor="sessionm",
-        environment=Connection.Environment.SANDBOX,
-        status=Connection.Status.ACTIVE,
-        secrets=dict(sessionm_simulator.DEMO_SECRETS),
-        settings=dict(sessionm_simulator.DEMO_SETTINGS),
-    )
-    for n in range(1, 4):
-        fields = {"phone": f"+1404555{n:04d}", "email": f"m{n}@example.com", "first_name": f"M{n}", "opted_in": True}
-        member = MemberFactory(client=client_a, **fields)
-        sync.record_change(member, set(fields), {})
-        assert sync.reconcile(member.pk, "sessionm").status == MemberVendorState.Status.IN_SYNC
-        member.refresh_from_db()
-        sessionm_simulator.add_offer({"user_id": member.sessionm_profile.user_id, "name": "Fries", "days": 30})
-    return connection
+    return sessionm_with_an_offer_in_each_wallet(client_a)
 
 
 def wallets_read() -> int:

@@ -15,7 +15,7 @@ from integrations.annexcloud import sandbox as annex_cloud_simulator
 from integrations.bazaarvoice import flows as bazaarvoice
 from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
 from integrations.bazaarvoice.models import PullState, Review
-from integrations.models import Connection
+from integrations.models import Client, Connection
 from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.sessionm.models import OfferScan, SessionMOffer
@@ -110,11 +110,11 @@ def test_a_pull_that_lost_its_lease_stops_and_leaves_the_pull_to_the_run_that_to
 # --- SessionM wallet scans -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def scanned(sessionm_sandbox, client_a):
-    """An active SessionM connection and three members opted in with a profile, each wallet holding one offer."""
+def sessionm_with_an_offer_in_each_wallet(client: Client) -> Connection:
+    """An active SessionM connection and three members opted in with a profile, each wallet holding one offer (the
+    simulator must be up: `sessionm_sandbox`)."""
     connection = ConnectionFactory(
-        client=client_a,
+        client=client,
         vendor="sessionm",
         environment=Connection.Environment.SANDBOX,
         status=Connection.Status.ACTIVE,
@@ -123,12 +123,18 @@ def scanned(sessionm_sandbox, client_a):
     )
     for n in range(1, 4):
         fields = {"phone": f"+1404555{n:04d}", "email": f"m{n}@example.com", "first_name": f"M{n}", "opted_in": True}
-        member = MemberFactory(client=client_a, **fields)
+        member = MemberFactory(client=client, **fields)
         sync.record_change(member, set(fields), {})
         assert sync.reconcile(member.pk, "sessionm").status == MemberVendorState.Status.IN_SYNC
         member.refresh_from_db()
         sessionm_simulator.add_offer({"user_id": member.sessionm_profile.user_id, "name": "Fries", "days": 30})
     return connection
+
+
+@pytest.fixture
+def scanned(sessionm_sandbox, client_a):
+    """An active SessionM connection and three members opted in with a profile, each wallet holding one offer."""
+    return sessionm_with_an_offer_in_each_wallet(client_a)
 
 
 def members_of(connection: Connection) -> list[Member]:
