@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.connections import verify
-from integrations.models import Connection, VendorCall
+from integrations.models import Client, Connection, VendorCall
 from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
 from tests.factories import (
@@ -126,14 +126,19 @@ def test_messages_already_pending_on_vibes_are_skipped_with_the_reason(client_a,
 # --- Held messages say why and since when ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sms_template(sandbox_attentive_connection, client_a):
+def points_earned_sms(client: Client, connection: Connection) -> MessageTemplate:
+    """The client's SMS for points earned, sent through the connection (Attentive in the held-message tests)."""
     return MessageTemplateFactory(
-        client=client_a,
+        client=client,
         event_type="points_earned",
-        connection=sandbox_attentive_connection,
+        connection=connection,
         text="Hi {first_name}, you earned {points} points!",
     )
+
+
+@pytest.fixture
+def sms_template(sandbox_attentive_connection, client_a):
+    return points_earned_sms(client_a, sandbox_attentive_connection)
 
 
 def pending_messages() -> list[OutboundMessage]:

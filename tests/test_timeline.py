@@ -21,7 +21,8 @@ from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, LoyaltyEvent, Member, OutboundMessage, PointsTransaction
 from portal import zones
 from tests.conftest import login
-from tests.factories import ClientUserFactory, LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
+from tests.factories import ClientUserFactory, LoyaltyEventFactory, MemberFactory
+from tests.test_messaging_held import points_earned_sms
 
 PHONE = "+17707651750"
 TOKEN_REFUSED = "ask Attentive to activate the legacy messages token"
@@ -29,12 +30,7 @@ TOKEN_REFUSED = "ask Attentive to activate the legacy messages token"
 
 @pytest.fixture
 def sms_template(sandbox_attentive_connection, client_a):
-    return MessageTemplateFactory(
-        client=client_a,
-        event_type="points_earned",
-        connection=sandbox_attentive_connection,
-        text="Hi {first_name}, you earned {points} points!",
-    )
+    return points_earned_sms(client_a, sandbox_attentive_connection)
 
 
 def earn(member: Member, n: int) -> LoyaltyEvent:
