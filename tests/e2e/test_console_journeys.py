@@ -84,8 +84,8 @@ def fill_every_list(client: Client) -> None:
         rows.fill(model)
 
 
-@pytest.fixture
-def browser_page(live_server, chromium_path, monkeypatch) -> Iterator[Page]:
+def chromium_page(chromium_path: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
+    """A headless Chromium page at 1400 px, for a fixture to `yield from`; the browser closed after the test."""
     # Playwright's sync API runs an event loop in this thread; the ORM calls the live server makes are in its own.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
@@ -95,7 +95,13 @@ def browser_page(live_server, chromium_path, monkeypatch) -> Iterator[Page]:
         browser.close()
 
 
+@pytest.fixture
+def browser_page(live_server, chromium_path, monkeypatch) -> Iterator[Page]:
+    yield from chromium_page(chromium_path, monkeypatch)
+
+
 def log_in(page: Page, base_url: str, username: str) -> None:
+    """Logs in at the admin's login page and waits for the dashboard."""
     page.goto(f"{base_url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)

@@ -7,15 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.db import connections
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from integrations.models import VendorCall
 from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, Member
-from tests.e2e.test_browser import CHROMIUM_ARGS, screenshot
+from tests.e2e.test_browser import screenshot
+from tests.e2e.test_console_journeys import chromium_page, log_in
 from tests.factories import (
-    PASSWORD,
     LoyaltyEventFactory,
     MemberFactory,
     MessageTemplateFactory,
@@ -23,7 +22,6 @@ from tests.factories import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-VIEWPORT = {"width": 1400, "height": 900}
 PHONE = "+17707651750"
 AS_SHE_SAYS_IT = "(770) 765-1750"
 TOKEN_REFUSED = "ask Attentive to activate the legacy messages token"
@@ -31,13 +29,7 @@ TOKEN_REFUSED = "ask Attentive to activate the legacy messages token"
 
 @pytest.fixture
 def browser_page(live_server, chromium_path, monkeypatch) -> Iterator[Page]:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the live server makes are in its own.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport=VIEWPORT)
-        connections.close_all()
-        browser.close()
+    yield from chromium_page(chromium_path, monkeypatch)
 
 
 @pytest.fixture
@@ -69,11 +61,7 @@ def overflow_px(page: Page) -> float:
 def test_support_finds_the_member_by_phone_and_sees_why_the_sms_did_not_go_out(browser_page, live_server, held_member):
     SiteAdminFactory(username="support")
     page = browser_page
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "support")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#dashboard")
+    log_in(page, live_server.url, "support")
 
     # Found by her number as she says it.
     page.goto(f"{live_server.url}/admin/members/member/")
