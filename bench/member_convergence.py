@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import add_database_argument, bench_django, free_port, gunicorn, peak_rss_mb, print_result
+from bench.simulator_records import sandbox_env
 
 SMOKE_ARGS = ["--members", "25", "--outage", "3", "--converge-seconds", "120"]  # a stuck sweep prints converged=0
 # Counted at the simulators and against the bench's record of each member's last change, never from the portal's
@@ -248,12 +249,7 @@ def main() -> None:
     add_database_argument(parser)
     args = parser.parse_args()
     port = free_port()
-    env = {
-        "SANDBOX_ENABLED": "true",
-        "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}/sandbox",
-        "MEMBER_SYNC_RETRY_SECONDS": "1",
-        "VENDOR_RETRY_BACKOFF_SECONDS": "0.05",
-    }
+    env = sandbox_env(port, MEMBER_SYNC_RETRY_SECONDS="1", VENDOR_RETRY_BACKOFF_SECONDS="0.05")
     with bench_django(args.database_url, **env) as full_env, gunicorn(full_env, port, "--threads", "16"):
         result = run(args, port)
     print_result(INVARIANTS, **result, peak_rss_mb=f"{peak_rss_mb():.0f}")

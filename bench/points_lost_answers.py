@@ -19,10 +19,8 @@ with the first body, `refused_answers` 422s it saw.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import add_database_argument, bench_django, free_port, peak_rss_mb, print_result
-from bench.simulator_records import records, served
+from bench.simulator_records import bench_client, control, records, sandbox_env, served, simulated_connection
 
 # Portal modules are imported inside the functions below: Django is set up (bench_django) only once the bench runs.
 SMOKE_ARGS = ["--credits", "20"]
@@ -52,14 +50,6 @@ POINTS = 25
 PENDING_REPEATS = 5  # how often the caller repeats a 502 (not answered) with the same key
 
 
-def control(port: int, settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read (or change, with settings) the Annex Cloud simulator's state; answers its counts."""
-    data = json.dumps(settings or {}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/sandbox/annex_cloud/_control", data=data)
-    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - local only
-        return json.loads(response.read())
-
-
 def member_email(n: int) -> str:
     return f"points{n}@example.com"
 
@@ -68,18 +58,11 @@ def set_up(credits: int) -> tuple[str, list[int]]:
     """A client with an active sandbox Annex Cloud connection, N members and an API token; returns (token key, the
     members' ids in order)."""
     from integrations.annexcloud import sandbox as annex_cloud_simulator
-    from integrations.models import ApiToken, Client, Connection
+    from integrations.models import ApiToken
     from members.models import Member
 
-    client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}", site_id="100001")
-    Connection.objects.create(
-        client=client,
-        vendor="annex_cloud",
-        environment="sandbox",
-        status="active",
-        secrets=annex_cloud_simulator.DEMO_SECRETS,
-        settings={"rate_limit_per_second": 1000},
-    )
+    client = bench_client()
+    simulated_connection(client, "annex_cloud", annex_cloud_simulator.DEMO_SECRETS, rate_limit_per_second=1000)
     members = Member.objects.bulk_create(
         Member(client=client, email=member_email(n), known_to_annex_cloud=True) for n in range(credits)
     )
@@ -162,7 +145,7 @@ def vendor_record(port: int, credits: int) -> VendorRecord:
     annex = records(port, "annex_cloud")
     applied = {key for key, answer in annex["points"].items() if answer["activity"] == "credit"}
     balances = annex["balances"]
-    counts = control(port)
+    counts = control(port, "annex_cloud")
     return VendorRecord(
         applied_at_vendor=len(applied & {credit_key(n) for n in range(credits)}),
         double_credits=sum(max(0, balances.get(member_email(n), 0) // POINTS - 1) for n in range(credits)),
@@ -178,17 +161,14 @@ def main() -> None:
     add_database_argument(parser)
     args = parser.parse_args()
     port = free_port()
-    env = {
-        "SANDBOX_ENABLED": "true",
-        "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}/sandbox",
-        "VENDOR_RETRY_BACKOFF_SECONDS": "0.05",
-    }
+    env = sandbox_env(port, VENDOR_RETRY_BACKOFF_SECONDS="0.05")
     # One gunicorn process, many threads: the simulator keeps its state (and records) in memory, and a portal thread
     # calls it while serving the bench's request.
     with bench_django(args.database_url, **env) as full_env, served(full_env, port, threads=8):
         token, member_ids = set_up(args.credits)
         control(
             port,
+            "annex_cloud",
             {
                 "members": loyalty_members(args.credits),
                 "repeats": "already_exists",

@@ -30,13 +30,11 @@ simulator received from the run that took over; `blocked_runs` are the attempts 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,14 +42,13 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, add_database_argument, bench_django, free_port, peak_rss_mb, print_result
 from bench.resume import resume_on_schedule
-from bench.simulator_records import records, served
+from bench.simulator_records import bench_client, control, records, sandbox_env, served, simulated_connection
 
 # Portal modules are imported inside the functions below: Django is set up (bench_django) only once the bench runs.
 # The smoke run holds the pull for the product's lease (45 s): the restarted worker releases it at once.
@@ -89,14 +86,6 @@ LOST_ANSWERS = 3
 FIRST_REVIEW_ID = 46_000_000  # the simulator's review ids: this plus the review's number
 
 
-def control(port: int, vendor: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read (or change, with settings) a simulator's state."""
-    data = json.dumps(settings or {}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/sandbox/{vendor}/_control", data=data)
-    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - local only
-        return json.loads(response.read())
-
-
 def hold_pulls_for(seconds: float) -> None:
     """The pull's lease in this process (the product's default unless the bench shortens it)."""
     from django.conf import settings
@@ -109,26 +98,14 @@ def set_up(annex_rate_limit: float, time_zone: str) -> int:
     Bazaarvoice one's id."""
     from integrations.annexcloud import sandbox as annex_cloud_simulator
     from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
-    from integrations.models import Client, Connection
 
-    client = Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}", site_id="100001", time_zone=time_zone)
-    Connection.objects.create(
-        client=client,
-        vendor="annex_cloud",
-        environment="sandbox",
-        status="active",
-        secrets=annex_cloud_simulator.DEMO_SECRETS,
-        settings={"rate_limit_per_second": annex_rate_limit},
+    client = bench_client(time_zone=time_zone)
+    annex_cloud_secrets, bazaarvoice_secrets = annex_cloud_simulator.DEMO_SECRETS, bazaarvoice_simulator.DEMO_SECRETS
+    simulated_connection(client, "annex_cloud", annex_cloud_secrets, rate_limit_per_second=annex_rate_limit)
+    bazaarvoice = simulated_connection(
+        client, "bazaarvoice", bazaarvoice_secrets, rate_limit_per_second=50, points_per_review=POINTS
     )
-    connection = Connection.objects.create(
-        client=client,
-        vendor="bazaarvoice",
-        environment="sandbox",
-        status="active",
-        secrets=bazaarvoice_simulator.DEMO_SECRETS,
-        settings={"rate_limit_per_second": 50, "points_per_review": POINTS},
-    )
-    return connection.pk
+    return bazaarvoice.pk
 
 
 def pull(connection_id: int, now: datetime | None = None) -> dict[str, int]:
@@ -356,7 +333,7 @@ def main() -> None:
         run_worker(args.worker, args.lease_seconds)
         return
     port = free_port()
-    sandbox = {"SANDBOX_ENABLED": "true", "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}/sandbox"}
+    sandbox = sandbox_env(port)
     reviews, zone = args.reviews, args.time_zone
     todays = max(1, reviews // 20)  # reviews moderated "today" by some reading, before each pull
     # Numbering: the first batch, the second ("today" in UTC, pulled tomorrow), today's at the first pull, the late

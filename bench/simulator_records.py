@@ -3,7 +3,8 @@ received: GET /_bench/records/<vendor> answers what that simulator holds in memo
 (with how many times each), Attentive's messages (recipient and text), Annex Cloud's points (by customId) and its
 members' balances, Bazaarvoice's reviews (each one's moderation time and status). The simulators' `_control` pages
 give only totals, which cannot tell a missed message from a wrong one; the benches compare these records with their
-own input instead.
+own input instead. Also the pieces those benches share to set a run up: the environment that points the portal at
+its simulators, a bench client with its sandbox connections, and a simulator's `_control` page.
 
     gunicorn bench.simulator_records:application --workers 1 --threads 8   (one process: the records live in it)
 """
@@ -12,12 +13,16 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import process, wait_until_serving
+
+if TYPE_CHECKING:
+    from integrations.models import Client, Connection
 
 RECORDS_PATH = "/_bench/records/"
 
@@ -86,6 +91,35 @@ def records(port: int, vendor: str) -> dict[str, Any]:
     """A simulator's records, read from the portal served on `port` by `served`."""
     url = f"http://127.0.0.1:{port}{RECORDS_PATH}{vendor}"
     with urllib.request.urlopen(url, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def sandbox_env(port: int, **settings: str) -> dict[str, str]:
+    """The environment that points the portal at its own simulators, served on `port`, with the bench's `settings`."""
+    return {"SANDBOX_ENABLED": "true", "SANDBOX_BASE_URL": f"http://127.0.0.1:{port}/sandbox", **settings}
+
+
+def bench_client(**fields: str) -> Client:
+    """A client of its own for this bench run (a slug no earlier run took)."""
+    from integrations.models import Client
+
+    return Client.objects.create(name="Bench", slug=f"bench-{time.time_ns()}", site_id="100001", **fields)
+
+
+def simulated_connection(client: Client, vendor: str, secrets: dict[str, str], **settings: object) -> Connection:
+    """The client's active sandbox connection to the vendor's simulator, with the simulator's demo `secrets`."""
+    from integrations.models import Connection
+
+    return Connection.objects.create(
+        client=client, vendor=vendor, environment="sandbox", status="active", secrets=secrets, settings=settings
+    )
+
+
+def control(port: int, vendor: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read (or change, with settings) a simulator's state through its `_control` page; answers its counts."""
+    data = json.dumps(settings or {}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/sandbox/{vendor}/_control", data=data)
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - local only
         return json.loads(response.read())
 
 
