@@ -126,9 +126,9 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     show_full_result_count = False
     form = MemberForm
     list_display = [
-        "__str__", "client", "phone", "opted_in", "loyalty_opted_in", "vendor_chips", "status", "tier", "points",
-        "email",
+        "member", "client", "phone", "opted_in", "loyalty", "vendor_chips", "status", "tier", "points", "email",
     ]  # fmt: skip
+    list_display_links = None  # `member` holds both links: the member's page and the timeline
     list_filter = [
         ClientFilter,
         "opted_in",
@@ -172,12 +172,21 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
         )
         return [import_view, errors_view, timeline_view, *super().get_urls()]
 
-    def get_list_display(self, request: HttpRequest) -> list[str]:
-        return [*super().get_list_display(request), "timeline_link"]
+    @admin.display(description="loyalty", boolean=True, ordering="loyalty_opted_in")
+    def loyalty(self, member: Member) -> bool | None:
+        """The loyalty opt-in under a short heading: the field's own name ("loyalty opt-in (Annex Cloud)") made the
+        list wider than the window."""
+        return member.loyalty_opted_in
 
-    @admin.display(description="timeline")
-    def timeline_link(self, member: Member) -> str:
-        return format_html('<a href="{}">Timeline</a>', reverse("admin:members_member_timeline", args=[member.pk]))
+    @admin.display(description="member", ordering="last_name")
+    def member(self, member: Member) -> str:
+        """The member's page and, under it, the timeline: in one column, so the list still fits the window."""
+        return format_html(
+            '<a href="{}">{}</a><br><a class="timeline-link" href="{}">Timeline</a>',
+            reverse("admin:members_member_change", args=[member.pk]),
+            member,
+            reverse("admin:members_member_timeline", args=[member.pk]),
+        )
 
     def timeline_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
         """Everything that happened to the member across vendors, newest first, in the viewer's time zone."""
