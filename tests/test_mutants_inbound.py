@@ -8,6 +8,7 @@ import logging
 import time
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.test import RequestFactory
@@ -184,6 +185,16 @@ def queued_inbound_messages() -> list:
     return messages
 
 
+# Read the in-memory broker's queue and the local cache's expiry table: the SQLite run's settings (memory://, locmem).
+# The PostgreSQL + Redis run covers the same path through the outage tests (tests/test_callbacks_outages.py).
+on_the_embedded_broker_and_cache = pytest.mark.skipif(
+    not celery_app.conf.broker_url.startswith("memory://")
+    or not settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"),
+    reason="reads the embedded broker's queue and the local cache's expiry table",
+)
+
+
+@on_the_embedded_broker_and_cache
 def test_a_delivery_queues_one_run_a_window_later_and_marks_it_in_the_cache_for_five_windows(
     client, vibes, nothing_scheduled_here
 ):
@@ -198,6 +209,7 @@ def test_a_delivery_queues_one_run_a_window_later_and_marks_it_in_the_cache_for_
     assert message.headers["eta"]  # counted down, so the burst's later deliveries are stored before it reads them
 
 
+@on_the_embedded_broker_and_cache
 def test_this_process_skips_the_cache_for_half_a_window_after_queueing(vibes, nothing_scheduled_here):
     before = time.monotonic()
     schedule_processing(vibes.pk)
