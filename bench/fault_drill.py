@@ -472,13 +472,14 @@ class CallbackPhase:
             n += 1
             time.sleep(0.05)
 
-    def resend_refused(self, seconds: float = 60) -> None:
-        """What a vendor that retries does: send again each callback not answered 2xx, until it is."""
+    def resend_refused(self, seconds: float = 120) -> None:
+        """What a vendor that retries does: send again each callback not answered 2xx, until it is (a pause only
+        after a refusal, so a thousand refused during the outage are all sent again within the budget)."""
         deadline = time.monotonic() + seconds
         for event_id, answers in self.answers.items():
             while answers[-1][1] // 100 != 2 and time.monotonic() < deadline:
-                time.sleep(0.2)
-                self.post(event_id)
+                if self.post(event_id)[0] // 100 != 2:
+                    time.sleep(0.2)
 
 
 def vibes_callback(event_id: str, callback_id: str) -> dict[str, Any]:
