@@ -14,12 +14,12 @@ from django.utils.translation import ngettext
 
 from integrations import inbound
 from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin, clipped, clipped_as
-from integrations.http import VendorError
+from integrations.http import EXPECTED_KINDS, FAILED, NOT_FOUND, OK, REFUSED, VendorError
 from integrations.models import Connection, JobRun, VendorCall, WebhookEvent
 from integrations.queue import task_named
 from integrations.tenancy import is_site_admin, scope_to_clients
 from integrations.vendors import VENDOR_CHOICES
-from portal.admin_filters import fixed_choices_filter, indexed_values_filter
+from portal.admin_filters import fixed_choices_filter, indexed_values_filter, since_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
 from portal.keyset import KeysetPagingMixin
@@ -28,8 +28,9 @@ HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def error_kinds() -> list[str]:
-    """Every `error_type` a call row can hold: the kinds of VendorError and its subclasses."""
-    found, pending = set(), [VendorError]
+    """Every `error_type` a call row can hold: the kinds of VendorError and its subclasses, and the two kinds of an
+    answer the caller expected (integrations/http.py ExpectedAnswer)."""
+    found, pending = set(EXPECTED_KINDS), [VendorError]
     while pending:
         error = pending.pop()
         found.add(error.kind)
@@ -52,6 +53,33 @@ class StatusClassFilter(admin.SimpleListFilter):
         if self.value() in {"2", "3", "4", "5"}:
             low = int(self.value()) * 100
             return queryset.filter(status_code__gte=low, status_code__lt=low + 100)
+        return queryset
+
+
+class CallOutcomeFilter(admin.SimpleListFilter):
+    """The outcome a call is counted under on the dashboard (integrations/http.py CALL_OUTCOMES), from its row: no
+    error is ok, an expected answer has its own error_type, any other error is a failure. Failed and uncertain are
+    one choice: the row does not keep whether a failure was uncertain (the dashboard's "failed" figure is both)."""
+
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            (OK, "ok"),
+            (NOT_FOUND, "not found (expected)"),
+            (REFUSED, "refused (expected)"),
+            (FAILED, "failed or uncertain"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
+        expected = {outcome: kind for kind, outcome in EXPECTED_KINDS.items()}
+        if self.value() == OK:
+            return queryset.filter(error_type="")
+        if self.value() in expected:
+            return queryset.filter(error_type=expected[self.value()])
+        if self.value() == FAILED:
+            return queryset.exclude(error_type="").exclude(error_type__in=list(EXPECTED_KINDS))
         return queryset
 
 
@@ -140,6 +168,8 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     list_filter = [
         CallClientFilter,
         CallVendorFilter,
+        CallOutcomeFilter,
+        since_filter("created_at"),
         fixed_choices_filter("error_type", "error", error_kinds),
         fixed_choices_filter("method", "method", lambda: HTTP_METHODS),
         StatusClassFilter,

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import ngettext
 
 from integrations import rollups
-from integrations.activity import ActivitySeries
+from integrations.activity import ActivitySeries, CountedIn
 from integrations.alerts import alert
 from integrations.connections import ConnectionDisabled, api_for, usable_connection
 from integrations.first_orion.api import BatchAnswer, FirstOrionAPI, batch_body
@@ -637,8 +637,15 @@ PUSHED = "first_orion_destinations"
 
 
 def activity_series() -> list[ActivitySeries]:
-    """The dashboard's chart of branded-call destinations First Orion accepted, by the hour their batch settled."""
-    return [ActivitySeries("Branded-call destinations pushed", PUSHED, outcome=PushBatch.Status.SENT, value="total")]
+    """The dashboard's chart of branded-call destinations First Orion accepted, by the hour their batch settled; it
+    links to those batches."""
+    sent_batches = (("status__exact", PushBatch.Status.SENT),)
+    sent = CountedIn("admin:first_orion_pushbatch_changelist", sent_batches, "settled_at")
+    return [
+        ActivitySeries(
+            "Branded-call destinations pushed", PUSHED, outcome=PushBatch.Status.SENT, value="total", counted_in=sent
+        )
+    ]
 
 
 def failed_pushes_since(when: datetime) -> QuerySet[Push]:
