@@ -71,12 +71,11 @@ def fixed_choices_filter(column: str, title: str, choices: Callable[[], list[str
     return FixedChoicesFilter
 
 
-def since_filter(column: str) -> type[admin.SimpleListFilter]:
+def since_filter(column: str, title: str = "time") -> type[admin.SimpleListFilter]:
     """Rows at or after a moment (`<column>__gte=<ISO time>`, the parameter the dashboard's charts link with): the
     last hour, 24 hours or 7 days, or the moment given, shown as chosen so the list says it is cut."""
 
     class SinceFilter(admin.SimpleListFilter):
-        title = "since"
         parameter_name = f"{column}__gte"
 
         def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
@@ -84,7 +83,7 @@ def since_filter(column: str) -> type[admin.SimpleListFilter]:
             recent = [(now - timedelta(hours=hours), label) for hours, label in SINCE_CHOICES]
             choices = [(moment.astimezone(UTC).isoformat(), label) for moment, label in recent]
             if (given := self.moment()) is not None:
-                choices.insert(0, (self.value() or "", f"{given.astimezone(UTC):%Y-%m-%d %H:%M} UTC"))
+                choices.insert(0, (self.value() or "", f"Since {given.astimezone(UTC):%Y-%m-%d %H:%M} UTC"))
             return choices
 
         def moment(self) -> datetime | None:
@@ -103,6 +102,7 @@ def since_filter(column: str) -> type[admin.SimpleListFilter]:
             moment = self.moment()
             return queryset.filter(**{f"{column}__gte": moment}) if moment is not None else queryset
 
+    SinceFilter.title = title
     SinceFilter.__name__ = f"{column.title().replace('_', '')}SinceFilter"
     return SinceFilter
 

@@ -27,7 +27,7 @@ from integrations.models import Connection, VendorCall
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.vibes.flows import sync_person
 from portal.dashboard import build_dashboard
-from tests.factories import ConnectionFactory, MemberFactory
+from tests.factories import ConnectionFactory, MemberFactory, WebhookEventFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -246,3 +246,24 @@ def test_the_since_filter_says_the_list_is_cut_and_refuses_a_malformed_time(admi
     assert listed(admin_http, f"{calls}?{urlencode({'created_at__gte': later})}") == []
     bad = admin_http.get(calls, {"created_at__gte": "yesterday"})
     assert bad.status_code == 302 and "e=1" in bad["Location"]
+
+
+def test_every_chart_links_to_its_list_cut_to_the_window(admin_http, site_admin):
+    for window in ("24h", "7d"):
+        for shown in build_dashboard(site_admin, window).charts:
+            response = admin_http.get(shown.url)
+            # A parameter the list does not support would redirect with ?e=1; the time filter shows as chosen.
+            assert response.status_code == 200, shown.title
+            assert response.context["cl"].has_active_filters, shown.title
+
+
+def test_callbacks_received_links_to_exactly_the_deliveries_counted(admin_http, site_admin, connection_a):
+    now = timezone.now()
+    recent = [WebhookEventFactory(connection=connection_a, received_at=now - timedelta(minutes=m)) for m in (5, 50)]
+    WebhookEventFactory(connection=connection_a, received_at=now - timedelta(hours=30))  # before the window
+    rollups.roll_up_callbacks()
+
+    callbacks = chart(build_dashboard(site_admin), "Callbacks received")
+
+    assert callbacks.total == 2
+    assert listed(admin_http, callbacks.url) == sorted(event.pk for event in recent)

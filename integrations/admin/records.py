@@ -271,6 +271,7 @@ class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin
     list_display = ["received_at", "status", "outcome", "connection", "event_type", "event_id"]
     list_filter = [
         ConnectionClientFilter,
+        since_filter("received_at", "received"),
         "connection__vendor",
         indexed_values_filter("event_type", "event type"),
         "status",

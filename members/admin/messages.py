@@ -22,6 +22,7 @@ from integrations.tenancy import is_site_admin, scope_to_clients, visible_client
 from integrations.vendors import MESSAGE_VENDORS
 from members.admin.members import numbers_for
 from members.models import PLACEHOLDERS, EventType, MessageTemplate, OutboundMessage, cannot_send_sms
+from portal.admin_filters import since_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
 from portal.keyset import KeysetPagingMixin
@@ -146,7 +147,7 @@ class OutboundMessageAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ClientScop
     # A message's template is its member's client's (messaging picks the event's client's template).
     client_path = "template__client"
     list_display = ["created_at", "short_state", "member_name", "to", "short_body", "sent_at"]
-    list_filter = [HeldFilter, "status", EventTypeFilter]
+    list_filter = [HeldFilter, "status", EventTypeFilter, since_filter("sent_at", "sent")]
     search_fields = ["=id"]  # shows the box; get_search_results says what it finds
     search_help_text = "A message's id, or the number it went to (e.g. +14045550123 or (404) 555-0123)."
     list_select_related = ["member"]
