@@ -8,7 +8,9 @@ development): Django's bulk_create(update_conflicts=True) would *set* the column
 
 Where each series is counted, and why there:
 
-- vendor calls and their latency: ConnectionCallLog.record (integrations/connections.py), beside the call's row;
+- vendor calls and their latency: ConnectionCallLog.record (integrations/connections.py), beside the call's row,
+  under the outcome the HTTP layer decided (an answer the caller expected is not a failure: integrations/http.py
+  ExpectedAnswer);
 - messages: members.messaging.finish, when a send's outcome is recorded (sent, skipped, failed, uncertain);
 - points: annexcloud.flows.settle, when a points transaction is settled (applied or failed), and a reversed
   Bazaarvoice award's credit in the hour it was credited (bazaarvoice.flows.reverse_award), so points are net of it;
