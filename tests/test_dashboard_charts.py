@@ -267,3 +267,14 @@ def test_callbacks_received_links_to_exactly_the_deliveries_counted(admin_http, 
 
     assert callbacks.total == 2
     assert listed(admin_http, callbacks.url) == sorted(event.pk for event in recent)
+
+
+def test_hours_counted_before_outcomes_were_labelled_read_as_failures(site_admin, connection_a, client, settings):
+    settings.METRICS_TOKEN = "scrape-token-1234567"
+    earlier = [("ok", 3), ("timeout", 2), ("failed:timeout", 1), ("not_found", 4)]  # old kinds and new outcomes
+    rollups.add([rollups.Tally(rollups.CALLS, kind, connection_a.client_id, connection_a.pk, n) for kind, n in earlier])
+
+    assert outcomes(build_dashboard(site_admin)) == {"ok": 3, "failed": 3, "not_found": 4}
+    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-1234567").content.decode()
+    labels = f'connection="{connection_a.pk}",error="timeout",outcome="failed",vendor="attentive"'
+    assert f"portal_vendor_calls_total{{{labels}}} 3.0" in body  # one series, the old hours' and the new added up
