@@ -387,6 +387,10 @@ vars().update(env.email("EMAIL_URL", default="consolemail://" if DEBUG else "smt
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 # One alert e-mail per subject (a connection, a job) per this many seconds.
 ALERT_THROTTLE_SECONDS = env.int("ALERT_THROTTLE_SECONDS", default=3600)
+# Addresses that get every alert besides the site admins, and the only ones while the database is down.
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+# An alert that reached nobody (no address known, mail server down) is tried again after this long.
+ALERT_RETRY_SECONDS = env.int("ALERT_RETRY_SECONDS", default=60)
 
 # Error reports: SENTRY_DSN turns on sentry-sdk (Django and Celery), with no personal data and secrets redacted.
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
