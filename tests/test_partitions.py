@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from integrations import partitions, retention
 from integrations.models import VendorCall, WebhookEvent
+from portal.admin_paging import planner_estimate
 from tests.factories import WebhookEventFactory
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +155,14 @@ def test_calls_left_after_the_days_dropped_go_in_batches_of_their_time_index(con
     deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
     assert len(deletes) >= 3 and all('"created_at" <' in sql or '"created_at" =' in sql for sql in deletes), deletes
     assert all(" IN (" not in sql and '"id"' not in sql for sql in deletes)  # a time range, no key read first
+
+
+@postgresql_only
+def test_the_lists_estimate_of_a_partitioned_table_is_its_days_estimates(connection_a):
+    """Autovacuum analyses each day's partition, never the partitioned table: the list's "about N" adds them up."""
+    today = day_partition(VendorCall, 0)
+    for _ in range(3):
+        call(connection_a, noon(0))
+    with db.cursor() as cursor:
+        cursor.execute(f"ANALYZE {today}")
+    assert planner_estimate(VendorCall.objects.all()) == 3
