@@ -334,6 +334,9 @@ JOB_RUN_RETENTION_DAYS = env.int("JOB_RUN_RETENTION_DAYS", default=RECORD_RETENT
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
 OUTBOUND_MESSAGE_RETENTION_DAYS = env.int("OUTBOUND_MESSAGE_RETENTION_DAYS", default=90)
 LOYALTY_EVENT_RETENTION_DAYS = env.int("LOYALTY_EVENT_RETENTION_DAYS", default=30)
+# PostgreSQL: the vendor calls' and webhook events' daily partitions are made this many days ahead (nightly and at
+# migrate), so a day's rows never land in the DEFAULT partition while the prune job runs (integrations/partitions.py).
+PARTITION_DAYS_AHEAD = env.int("PARTITION_DAYS_AHEAD", default=7)
 # A successful vendor call keeps its bodies and headers only until this moment (ISO 8601, e.g. a debugging window
 # "2026-05-01T18:00:00Z"; empty: no window) or for this share of calls (a sample); failed and uncertain calls always do.
 VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL = env.str("VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL", default="")

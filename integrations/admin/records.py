@@ -85,8 +85,8 @@ class CallOutcomeFilter(admin.SimpleListFilter):
 
 def connection_ids(connections: QuerySet[Connection]) -> list[int]:
     """Connections are a small table: a filter on a vendor or a client becomes `connection_id IN (…)`, which the call
-    list reads per connection from its (connection, created_at) index (portal/keyset.py, keyset_partition), and an
-    empty list when none matches (the call table is not read at all)."""
+    list reads per connection from its connection index (portal/keyset.py, keyset_partition), and an empty list when
+    none matches (the call table is not read at all)."""
     return list(connections.values_list("pk", flat=True))
 
 
@@ -117,8 +117,8 @@ class CallClientFilter(ConnectionClientFilter):
 def call_search(term: str) -> Q:
     """What the vendor calls' search box finds, on indexed columns only (never the bodies or the URL, a scan of
     the whole log): a number is a call's id or an answer's status; a word is a vendor or a client (its slug or name),
-    resolved here to their connections' ids, or an error kind (the `vendorcall_error_time` index). Never an OR across
-    a join: the database could then use no index for the page's order."""
+    resolved here to their connections' ids, or an error kind (the failures' index, `vendorcall_failures`). Never an
+    OR across a join: the database could then use no index for the page's order."""
     if term.isdigit():
         number = int(term)
         return Q(pk=number) | Q(status_code=number) if number < 1000 else Q(pk=number)
@@ -150,7 +150,7 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
-    # A vendor, a client, a connection or a client user's scope: read per connection from (connection, created_at).
+    # A vendor, a client, a connection or a client user's scope: read per connection from its connection index.
     keyset_partition = "connection_id"
     client_path = "connection__client"
     # Status, error and latency first: what someone scanning calls looks for; the URL is clipped (whole on hover).
