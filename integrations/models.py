@@ -190,7 +190,8 @@ class WebhookEvent(models.Model):
         REJECTED = "rejected"
         FAILED = "failed"
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="webhook_events")
+    # Its index is `webhookevent_connection_time` below (connection first: it serves the cascade's look-ups too).
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="webhook_events", db_index=False)
     event_id = models.CharField(max_length=100, null=True, blank=True)
     event_type = models.CharField(max_length=50, blank=True, db_index=True)
     # The vendor's id of this delivery and its attempt number (Vibes: callback_id, delivery_attempt), when given.
@@ -210,6 +211,10 @@ class WebhookEvent(models.Model):
         # The admin list's filters and search (integrations/admin/records.py): newest first within a status or
         # an event type, and a delivery by the vendor's event id.
         indexes = [
+            # A client's, a vendor's or a client user's list, read per connection newest first (keyset_partition):
+            # without it the list walks the time index past every other connection's deliveries. On PostgreSQL the
+            # table is partitioned by day, so this is one index per day's partition.
+            models.Index(fields=["connection", "received_at"], name="webhookevent_connection_time"),
             models.Index(fields=["status", "received_at"], name="webhookevent_status_time"),
             models.Index(fields=["event_type", "received_at"], name="webhookevent_type_time"),
             models.Index(fields=["event_id"], name="webhookevent_event_id"),

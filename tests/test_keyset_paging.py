@@ -274,3 +274,84 @@ def test_the_event_type_filter_reads_its_templates_newest_rows_and_keeps_links_m
     wheres = [sql.split("WHERE", 1)[-1] for sql in message_queries(queries)]
     assert any('"members_outboundmessage"."template_id" = ' in where for where in wheres), wheres
     assert not any('"members_messagetemplate"' in where for where in wheres), wheres
+
+
+# --- Webhook events: a client, a vendor and a client user's scope read per connection ----------------------------
+
+EVENTS_URL = reverse("admin:integrations_webhookevent_changelist")
+
+
+def make_events(connection, count: int) -> list[WebhookEvent]:
+    """`count` deliveries, three to a moment (so the keyset's id breaks ties), newest last."""
+    events = [
+        WebhookEvent(
+            connection=connection,
+            event_id=f"{connection.pk}-{index}",
+            event_type="points_earned",
+            received_at=NOW - timedelta(seconds=count - index // 3),
+        )
+        for index in range(count)
+    ]
+    return WebhookEvent.objects.bulk_create(events)
+
+
+def newest_events_first(events) -> list[int]:
+    return [event.pk for event in sorted(events, key=lambda event: (event.received_at, event.pk), reverse=True)]
+
+
+def walk_events(http, url: str) -> tuple[list[int], list[str]]:
+    """Every event of the list, following Older links; the WHERE clauses of the queries that read the events."""
+    seen, wheres = [], []
+    while url is not None:
+        with CaptureQueriesContext(db) as queries:
+            response = http.get(url)
+        assert response.status_code == 200, url
+        seen += [row.pk for row in response.context["cl"].result_list]
+        wheres += [
+            q["sql"].split("WHERE", 1)[-1]
+            for q in queries.captured_queries
+            if 'FROM "integrations_webhookevent"' in q["sql"]
+        ]
+        link = older_link(response)
+        url = EVENTS_URL + link if link else None
+        assert len(seen) < 2000, "the Older links never end"
+    return seen, wheres
+
+
+def assert_read_per_connection_without_a_join(wheres: list[str]) -> None:
+    per_connection = [w for w in wheres if '"integrations_webhookevent"."connection_id" = ' in w and "LIMIT" in w]
+    assert per_connection, wheres  # each connection's newest rows, from `webhookevent_connection_time`
+    assert not any('"integrations_connection"' in w or '"integrations_client"' in w for w in wheres), wheres
+
+
+def test_a_client_users_webhook_events_are_read_per_connection_without_a_join(
+    alice_http, client_a, connection_a, connection_b
+):
+    from tests.factories import ConnectionFactory
+
+    second = ConnectionFactory(client=client_a, vendor="vibes" if connection_a.vendor != "vibes" else "attentive")
+    mine = make_events(connection_a, 90) + make_events(second, 40)
+    make_events(connection_b, 60)
+    seen, wheres = walk_events(alice_http, EVENTS_URL)
+    assert seen == newest_events_first(mine)
+    assert_read_per_connection_without_a_join(wheres)
+
+
+def test_the_client_and_vendor_filters_of_webhook_events_read_per_connection_without_a_join(
+    admin_http, client_a, connection_a, connection_b
+):
+    from tests.factories import ConnectionFactory
+
+    vendor = "vibes" if connection_a.vendor != "vibes" else "attentive"
+    second = ConnectionFactory(client=client_a, vendor=vendor)
+    first_events, second_events = make_events(connection_a, 90), make_events(second, 40)
+    theirs = make_events(connection_b, 60)
+    vendors_events = second_events + (theirs if connection_b.vendor == vendor else [])
+    for params, expected in [
+        (f"client={client_a.pk}", first_events + second_events),
+        # The parameter Django's own vendor filter had: links made before still open.
+        (f"connection__vendor__exact={vendor}", vendors_events),
+    ]:
+        seen, wheres = walk_events(admin_http, f"{EVENTS_URL}?{params}")
+        assert seen == newest_events_first(expected), params
+        assert_read_per_connection_without_a_join(wheres)

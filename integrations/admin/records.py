@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
@@ -91,7 +92,8 @@ def connection_ids(connections: QuerySet[Connection]) -> list[int]:
 
 
 class CallVendorFilter(admin.SimpleListFilter):
-    """The vendor, resolved to its connections' ids (the parameter is Django's own, so older links still work)."""
+    """The vendor, resolved to its connections' ids (the parameter is Django's own, so older links still work). For
+    any log with a `connection` (vendor calls, webhook events)."""
 
     title = "vendor"
     parameter_name = "connection__vendor__exact"
@@ -99,19 +101,30 @@ class CallVendorFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [(str(value), str(label)) for value, label in VENDOR_CHOICES]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if not self.value():
             return queryset
         return queryset.filter(connection_id__in=connection_ids(Connection.objects.filter(vendor=self.value())))
 
 
 class CallClientFilter(ConnectionClientFilter):
-    """The client, resolved to its connections' ids."""
+    """The client, resolved to its connections' ids (vendor calls, webhook events)."""
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if not self.value():
             return queryset
         return queryset.filter(connection_id__in=connection_ids(Connection.objects.filter(client_id=self.value())))
+
+
+class ConnectionScopedAdmin(ReadOnlyAdmin):
+    """A log of connections (vendor calls, webhook events): a client user's rows are their connections' rows, named
+    by id (`connection_id IN (…)`, no join to the client in the WHERE), so the list reads per connection from its
+    (connection, time) index (portal/keyset.py, keyset_partition)."""
+
+    def scope_to_user(self, queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
+        if is_site_admin(user):
+            return queryset
+        return queryset.filter(connection_id__in=connection_ids(scope_to_clients(Connection.objects.all(), user)))
 
 
 def call_search(term: str) -> Q:
@@ -146,7 +159,7 @@ def job_run_search(term: str) -> Q:
 
 
 @admin.register(VendorCall)
-class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
+class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionScopedAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
@@ -183,12 +196,7 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     ]  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[VendorCall]:
-        calls = super().get_queryset(request).defer("connection__secrets")
-        if is_site_admin(request.user):
-            return calls
-        # A client user's calls are their connections' calls: named by id too, so the list reads per connection.
-        mine = connection_ids(scope_to_clients(Connection.objects.all(), request.user))
-        return calls.filter(connection_id__in=mine)
+        return super().get_queryset(request).defer("connection__secrets")
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # The vendor filter keeps the parameter Django's own filter had, so links made before still open.
@@ -263,16 +271,18 @@ class JobRunAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
+class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionScopedAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     keyset_field = "received_at"  # newest first, "Older" pages by (received_at, id): portal/keyset.py
+    # A vendor, a client or a client user's scope: read per connection from `webhookevent_connection_time`.
+    keyset_partition = "connection_id"
     client_path = "connection__client"
     list_display = ["received_at", "status", "outcome", "connection", "event_type", "event_id"]
     list_filter = [
-        ConnectionClientFilter,
+        CallClientFilter,
         since_filter("received_at", "received"),
-        "connection__vendor",
+        CallVendorFilter,
         indexed_values_filter("event_type", "event type"),
         "status",
     ]
@@ -288,6 +298,10 @@ class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEvent]:
         return super().get_queryset(request).defer("connection__secrets")
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # The vendor filter keeps the parameter Django's own filter had, so links made before still open.
+        return lookup == CallVendorFilter.parameter_name or super().lookup_allowed(lookup, value, request)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[WebhookEvent], search_term: str
