@@ -135,7 +135,7 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
         "loyalty_opted_in",
         "known_to_annex_cloud",
         "status",
-        indexed_values_filter("tier", "tier"),  # its choices from the `member_tier` index, not a scan
+        indexed_values_filter("tier", "tier"),  # its choices from `member_tier_list_order`, not a scan
     ]
     # What Annex Cloud said of the member at the last look-up: its own, shown here, changed there.
     readonly_fields = [
