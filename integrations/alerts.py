@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.mail import send_mail
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError
 from django.db.models import Q
 
 from integrations.tenancy import SITE_ADMIN_PERMISSION
@@ -53,7 +53,7 @@ def alert_recipients(subject: str) -> list[str]:
     configured = set(settings.ALERT_EMAILS)
     try:
         return sorted(configured | set(site_admin_emails()))
-    except DatabaseError:  # the database is down: who the site admins are is not known now
+    except (DatabaseError, InterfaceError):  # the database is down: who the site admins are is not known now
         logger.warning("Could not read the site admins for the alert %r; sent to ALERT_EMAILS only.", subject)
         return sorted(configured)
 

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connections, router, transaction
+from django.db import DatabaseError, InterfaceError, connections, router, transaction
 from django.db.models import Case, CharField, Count, Sum, Value, When
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -161,7 +161,7 @@ class Buffer:
             return
         try:
             upsert(rows)
-        except DatabaseError:
+        except (DatabaseError, InterfaceError):
             logger.warning("Could not write %d rollup rows now; they are kept for the next flush.", len(rows))
             self.add(dict(rows))
 

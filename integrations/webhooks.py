@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, transaction
 from django.http import Http404
 from django.urls import URLPattern, path
 from django.utils.decorators import method_decorator
@@ -64,8 +64,9 @@ class CallbackView(APIView):
     def post(self, request: Request, token: str) -> Response:
         try:
             response = self.receive(request, token)
-        except DatabaseError:
-            # Nothing could be stored: ask the vendor to send it again later, as every vendor does on a 503.
+        except (DatabaseError, InterfaceError):
+            # Nothing could be stored: ask the vendor to send it again later, as every vendor does on a 503. A
+            # connection the server closed under Django surfaces as InterfaceError, which is no DatabaseError.
             request_body_drained(request)
             response = Response(
                 {"detail": "The portal cannot store deliveries right now; send this one again later."},
