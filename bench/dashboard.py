@@ -12,10 +12,12 @@ outcome, and `rollup_calls` (the running total of vendor calls) must equal the c
 
 Prints one line: backend=… calls=… job_runs=… members=… messages=… callbacks=… points=… pushes=… push_batches=…
 reviews=… charts=… empty_charts=… failing_connections=… troubled_runs=… vendor_troubles=… requests=…
-bad_responses=… p50_ms=… p95_ms=… p50_7d_ms=… p95_7d_ms=… rollup_rows=… rollup_calls=… metrics_ms=…, and exits 1
-when one of INVARIANTS breaks. The row figures are counted in the database after filling; `empty_charts` counts the
-charts (either window) the dashboard's own code draws with nothing in them, so a chart added on a series this bench
-does not fill breaks the run instead of being timed empty.
+bad_responses=… p50_ms=… p95_ms=… p50_7d_ms=… p95_7d_ms=… rollup_rows=… rollup_calls=… call_outcomes=…
+old_call_outcomes=… metrics_ms=…, and exits 1 when one of INVARIANTS breaks. The row figures are counted in the
+database after filling; `empty_charts` counts the charts (either window) the dashboard's own code draws with nothing
+in them, so a chart added on a series this bench does not fill breaks the run instead of being timed empty; the
+calls hold every outcome the calls' chart draws (ok, not found, refused, failed, uncertain: CALL_MIX), counted under
+the names the portal counts them by (`call_outcomes`, and none under a name from before: `old_call_outcomes`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ INVARIANTS = [
     "vendor_troubles >= 1",
     "bad_responses == 0",
     "rollup_calls == calls",
+    "call_outcomes == 5",
+    "old_call_outcomes == 0",
     "calls < 1000000 or metrics_ms < 100",
     "calls < 1000000 or p95_ms < 1000",
     "calls < 1000000 or p95_7d_ms < 2000",
@@ -84,6 +88,35 @@ AGO = {
     "postgresql": "now() - ((g::bigint * {prime}) %% {SPREAD}) * interval '1 second'",
     "sqlite": "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || ((g * {prime}) %% {SPREAD}) || ' seconds')",
 }
+
+
+# Of every 200 vendor calls, by the row they leave (error_type, status code) — the portal's traffic as the dashboard
+# counts it since expected answers are not failures: most answered; a look-up's 404 before adding (Vibes' person
+# look-up, Annex Cloud's "not a member" AC1005) is common and expected; a verify probe's refusal (SessionM) is
+# expected too; a few fail outright (an outage's 503, a rate limit, a request the vendor rejected); a few are
+# uncertain (a read timeout with no answer, a gateway's 502), which the rollup tells by the rule integrations/http.py
+# applies (UNCERTAIN_STATUSES, or no answer at all).
+CALL_MIX = [
+    (8, "expected_not_found", "404"),
+    (1, "expected_refusal", "409"),
+    (1, "unavailable", "503"),
+    (1, "rate_limited", "429"),
+    (1, "rejected", "400"),
+    (1, "timeout", "NULL"),
+    (1, "unavailable", "502"),
+]
+CALL_MIX_OF = 200  # the rest answered: ok, 200
+
+
+def mixed_calls(column: str) -> str:
+    """Per-row SQL of call g's `column` ("error_type" or "status_code") in CALL_MIX's proportions."""
+    cases, start = [], 0
+    for share, error_type, status in CALL_MIX:
+        value = f"'{error_type}'" if column == "error_type" else status
+        cases.append(f"WHEN g %% {CALL_MIX_OF} < {start + share} THEN {value}")
+        start += share
+    ok = "''" if column == "error_type" else "200"
+    return f"CASE {' '.join(cases)} ELSE {ok} END"
 
 
 def ago(backend: str, prime: int) -> str:
@@ -158,11 +191,13 @@ class History:
         self.reviews()
 
     def vendor_calls(self) -> None:
+        """Every outcome the dashboard charts (integrations/http.py CALL_OUTCOMES), in CALL_MIX's proportions."""
         from integrations.models import VendorCall
 
         expressions = {
             "created_at": ago(self.backend, 7919),
-            "status_code": "CASE WHEN g %% 20 = 0 THEN 500 ELSE 200 END",  # one call in 20 failing
+            "status_code": mixed_calls("status_code"),
+            "error_type": mixed_calls("error_type"),
             "latency_ms": "(g * 31) %% 900",
         }
         for index, vendor in enumerate(CALLING_VENDORS):
@@ -293,7 +328,9 @@ class History:
         insert_rows(PushBatch, batch, expressions, self.count("push_batches"))
 
     def reviews(self) -> None:
-        """Bazaarvoice reviews: most rewarded, the rest by reviewers who are not members."""
+        """Bazaarvoice reviews: most rewarded, the rest by reviewers who are not members; one in 50 awards reversed
+        (the charts are net of it). A reversed review's `updated_at` is its award's moment here: the portal counts a
+        reversal in the award's hour (bazaarvoice/rewards.py reversal_counted), which is all a chart reads of it."""
         from integrations.bazaarvoice.models import Review
 
         when = ago(self.backend, 1009)
@@ -302,8 +339,10 @@ class History:
             "review_id": "'review-' || g",
             "moderated_at": when,
             "updated_at": when,
-            "outcome": "CASE WHEN g %% 4 = 0 THEN 'not_member' ELSE 'awarded' END",
+            "outcome": "CASE WHEN g %% 4 = 0 THEN 'not_member' WHEN g %% 50 = 1 THEN 'reversed' ELSE 'awarded' END",
             "points": "CASE WHEN g %% 4 = 0 THEN 0 ELSE 25 END",
+            "reversed_at": f"CASE WHEN g %% 4 <> 0 AND g %% 50 = 1 THEN {when} END",
+            "reversal_reason": "CASE WHEN g %% 4 <> 0 AND g %% 50 = 1 THEN 'Fraudulent review' ELSE '' END",
         }
         insert_rows(Review, template, expressions, self.count("reviews"))
 
@@ -375,6 +414,7 @@ def rollup_sources() -> list[Any]:
     from integrations.bazaarvoice.rewards import REVIEWS_SETTLED
     from integrations.first_orion.flows import PUSHED
     from integrations.first_orion.models import PushBatch
+    from integrations.http import EXPECTED_KINDS, FAILED, UNCERTAIN, UNCERTAIN_STATUSES
     from integrations.models import JobRun, VendorCall
     from members.models import OutboundMessage, PointsTransaction
 
@@ -406,10 +446,16 @@ def rollup_sources() -> list[Any]:
 
         return tallies
 
+    # As rollups.call_outcome names a recorded call: ok, the expected answers, else failed or uncertain with the
+    # error's kind. The row does not keep `uncertain`: it is told here by integrations/http.py's rule.
     call_outcome = Case(
-        When(~Q(error_type=""), then="error_type"),
-        When(status_code__lt=400, then=Value(rollups.OK)),
-        default=Value("failed"),
+        When(error_type="", then=Value(rollups.OK)),
+        *(When(error_type=kind, then=Value(outcome)) for kind, outcome in EXPECTED_KINDS.items()),
+        When(
+            Q(status_code__isnull=True) | Q(status_code__in=sorted(UNCERTAIN_STATUSES)),
+            then=Concat(Value(f"{UNCERTAIN}:"), "error_type"),
+        ),
+        default=Concat(Value(f"{FAILED}:"), "error_type"),
         output_field=CharField(),
     )
     bucket = Case(
@@ -420,6 +466,7 @@ def rollup_sources() -> list[Any]:
     calls = VendorCall.objects.all()
     settled = OutboundMessage.objects.exclude(status__in=rollups.UNSETTLED_MESSAGE_STATUSES)
     points_outcome = Concat("activity", Value(":"), "status", output_field=CharField())
+    reversed_reviews = Review.objects.filter(outcome=Review.Outcome.REVERSED)
     return [
         grouped(rollups.CALLS, calls, "created_at", call_outcome, "connection__client_id", "connection_id"),
         grouped(
@@ -437,6 +484,17 @@ def rollup_sources() -> list[Any]:
         grouped(rollups.JOB_RUNS, JobRun.objects.all(), "started_at", F("outcome"), "client_id"),
         grouped(PUSHED, PushBatch.objects.all(), "settled_at", F("status"), "push__client_id", total=Sum("size")),
         grouped(REVIEWS_SETTLED, Review.objects.all(), "updated_at", F("outcome"), "client_id"),
+        # A reversed review was counted awarded when it was settled, then reversed (and its credit taken off the
+        # points awarded) in the same hour.
+        grouped(REVIEWS_SETTLED, reversed_reviews, "updated_at", Value(Review.Outcome.AWARDED), "client_id"),
+        grouped(
+            rollups.POINTS,
+            reversed_reviews,
+            "updated_at",
+            Value(rollups.CREDIT_REVERSED),
+            "client_id",
+            total=Sum("points"),
+        ),
     ]
 
 
@@ -507,11 +565,29 @@ def metrics_ms(port: int, count: int) -> tuple[float, int]:
 
 
 def rolled_up() -> dict[str, int]:
+    """The rollups' rows, their running total of calls, and how many of the dashboard's call outcomes (ok, not
+    found, refused, failed, uncertain) they hold; `old_call_outcomes` counts calls under a name from before the
+    outcomes (a bare error kind or "failed"), which the dashboard reads as failures."""
     from integrations import rollups
     from integrations.models import Rollup
 
-    calls = sum(row["count"] for row in rollups.all_time([rollups.CALLS]))
-    return {"rollup_rows": Rollup.objects.count(), "rollup_calls": calls}
+    totals = rollups.all_time([rollups.CALLS])
+    labels = {rollups.call_label(row["outcome"])[0] for row in totals}
+    old = sum(row["count"] for row in totals if not is_current_call_outcome(row["outcome"]))
+    return {
+        "rollup_rows": Rollup.objects.count(),
+        "rollup_calls": sum(row["count"] for row in totals),
+        "call_outcomes": len(labels),
+        "old_call_outcomes": old,
+    }
+
+
+def is_current_call_outcome(outcome: str) -> bool:
+    """ "ok", "not_found", "refused", or "failed:<kind>" / "uncertain:<kind>" (integrations/rollups.py call_outcome)."""
+    from integrations.http import FAILED, NOT_FOUND, OK, REFUSED, UNCERTAIN
+
+    label, colon, _ = outcome.partition(":")
+    return outcome in (OK, NOT_FOUND, REFUSED) or (label in (FAILED, UNCERTAIN) and bool(colon))
 
 
 def p95(values: list[float]) -> float:
