@@ -121,6 +121,8 @@ class ConnectionScopedAdmin(ReadOnlyAdmin):
     by id (`connection_id IN (…)`, no join to the client in the WHERE), so the list reads per connection from its
     (connection, time) index (portal/keyset.py, keyset_partition)."""
 
+    client_path = "connection__client"
+
     def scope_to_user(self, queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
         if is_site_admin(user):
             return queryset
@@ -165,7 +167,6 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionScope
     keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
     # A vendor, a client, a connection or a client user's scope: read per connection from its connection index.
     keyset_partition = "connection_id"
-    client_path = "connection__client"
     # Status, error and latency first: what someone scanning calls looks for; the URL is clipped (whole on hover).
     list_display = [
         "created_at",
@@ -277,7 +278,6 @@ class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionSco
     keyset_field = "received_at"  # newest first, "Older" pages by (received_at, id): portal/keyset.py
     # A vendor, a client or a client user's scope: read per connection from `webhookevent_connection_time`.
     keyset_partition = "connection_id"
-    client_path = "connection__client"
     list_display = ["received_at", "status", "outcome", "connection", "event_type", "event_id"]
     list_filter = [
         CallClientFilter,
