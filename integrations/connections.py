@@ -150,7 +150,9 @@ def save_and_verify(connection: Connection, entered: dict[str, str], *, activate
         return passed(connection, check.message, activate=activate) if check.ok else failed(connection, check)
     connection.secrets = previous
     kept = "the previous value is still stored" if any(previous.get(n) for n in changed) else "nothing is stored"
-    message = f"{check.message} What you entered ({', '.join(changed)}) was not kept: {kept}."
+    labels = {secret.name: secret.label for secret in connection.spec.secrets}  # the form's words, not field names
+    entered_words = ", ".join(labels.get(name, name) for name in changed)
+    message = f"{check.message} What you entered ({entered_words}) was not kept: {kept}."
     save_check_result(connection, ok=False, result=message)
     return Outcome.failure(message)
 

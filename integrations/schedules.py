@@ -55,7 +55,8 @@ def describe(task: PeriodicTask) -> str:
         zone = str(task.crontab.timezone)
         return words if words.endswith(zone) else f"{words} {zone}"
     if task.interval is not None:
-        return f"every {task.interval.every} {task.interval.period}"
+        every, period = task.interval.every, task.interval.period  # period: "minutes", "hours", "days", ...
+        return f"every {period.removesuffix('s')}" if every == 1 else f"every {every} {period}"
     return "no recurring schedule"
 
 

@@ -119,6 +119,8 @@ def message_state(message: OutboundMessage) -> str:
     if message.status == status.PENDING:
         return f"Pending: {message.detail or 'goes out with the next run of the message job.'}"
     if message.status == status.UNCERTAIN:
+        if message.detail.startswith("Uncertain:"):  # the message job's own words already say it all
+            return message.detail
         return (
             f"Uncertain: {message.detail or 'it may have reached the vendor.'} Check the vendor calls of the attempt; "
             "'Send anyway' only if it did not go out."
