@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from integrations.first_orion.models import Push
 from integrations.schedules import describe
 from members.admin.messages import message_state
 from members.messaging import INTERRUPTED_DETAIL
@@ -66,3 +67,14 @@ def test_the_pull_now_confirmation_says_its_title_once(admin_http, client_a):
     connection = ConnectionFactory(client=client_a, vendor="bazaarvoice")
     page = admin_http.get(reverse("admin:integrations_connection_bazaarvoice_pull", args=[connection.pk]))
     assert heading_count(page.content.decode(), f"Pull {client_a}'s Bazaarvoice reviews now?") == 1
+
+
+@pytest.mark.django_db
+def test_a_push_page_says_who_was_left_out_in_words_not_json(admin_http, client_a, content):
+    push = Push.objects.create(
+        client=client_a, program_content=content, source="segment", status="sent",
+        skipped={"no mobile number": 1, "opted out": 3}, warnings={},
+    )  # fmt: skip
+    page = admin_http.get(reverse("admin:first_orion_push_change", args=[push.pk])).content.decode()
+    assert "<div>3 · opted out</div><div>1 · no mobile number</div>" in page
+    assert "{&quot;no mobile number&quot;" not in page and '{"no mobile number"' not in page

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
 from integrations.activity import Trouble
@@ -174,6 +174,14 @@ class PushBatchInline(admin.TabularInline):
         return False
 
 
+def counts_by_reason(counts: dict[str, int]) -> str:
+    """A push's counters by reason as its confirmation page says them, the largest first; "none" when empty."""
+    if not counts:
+        return "none"
+    lines = sorted(counts.items(), key=lambda item: -item[1])
+    return format_html_join("", "<div>{} · {}</div>", ((count, reason) for reason, count in lines))
+
+
 @admin.register(Push)
 class PushAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "client", "program_content", "source", "status", "progress", "destinations"]
@@ -183,10 +191,20 @@ class PushAdmin(ReadOnlyAdmin):
     inlines = [PushBatchInline]
     readonly_fields = [
         "client", "program_content", "source", "segment", "not_before", "status", "progress", "destinations",
-        "skipped", "long_values", "shortened", "warnings", "error", "requested_by", "created_at", "finished_at",
+        "skipped_by_reason", "long_values", "shortened", "warnings_by_reason", "error", "requested_by", "created_at",
+        "finished_at",
     ]  # fmt: skip
     fields = readonly_fields
     actions = ["resend_uncertain_batches"]
+
+    @admin.display(description="skipped")
+    def skipped_by_reason(self, push: Push) -> str:
+        """Members left out, one line per reason ("1 · no mobile number"), not the stored JSON."""
+        return counts_by_reason(push.skipped)
+
+    @admin.display(description="warnings")
+    def warnings_by_reason(self, push: Push) -> str:
+        return counts_by_reason(push.warnings)
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         # Sending again may push a phone twice: a site admin's decision, after checking with First Orion.
