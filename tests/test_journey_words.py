@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from integrations.bazaarvoice.models import PullState
 from integrations.first_orion.models import Push
 from integrations.schedules import describe
 from members.admin.messages import message_state
@@ -78,3 +79,12 @@ def test_a_push_page_says_who_was_left_out_in_words_not_json(admin_http, client_
     page = admin_http.get(reverse("admin:first_orion_push_change", args=[push.pk])).content.decode()
     assert "<div>3 · opted out</div><div>1 · no mobile number</div>" in page
     assert "{&quot;no mobile number&quot;" not in page and '{"no mobile number"' not in page
+
+
+@pytest.mark.django_db
+def test_the_bazaarvoice_pull_counts_read_in_words(admin_http, client_a):
+    connection = ConnectionFactory(client=client_a, vendor="bazaarvoice")
+    PullState.objects.create(connection=connection, last_run_counts={"not_member": 1, "not_eligible": 2, "pages": 1})
+    page = admin_http.get(reverse("admin:integrations_connection_change", args=[connection.pk])).content.decode()
+    assert "not a member 1" in page and "not eligible 2" in page and "pages 1" in page
+    assert "not_member" not in page and "not_eligible" not in page

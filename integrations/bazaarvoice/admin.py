@@ -77,11 +77,16 @@ def audit_moment(moment: datetime | None) -> str:
     return zones.local_time(moment, zones.UTC_ZONE) if moment is not None else ""
 
 
+def count_words(name: str) -> str:
+    """A run's counter in words: an outcome as the reviews list names it ("not a member"), else "not_x" as "not x"."""
+    return dict(Review.Outcome.choices).get(name, name.replace("_", " "))
+
+
 @admin.display(description="review pull")
 def pull_state(connection: Connection) -> str:
     state = PullState.objects.filter(connection=connection).first() or PullState(connection=connection)
     due = next_run_due()
-    counts = ", ".join(f"{name} {value}" for name, value in sorted(state.last_run_counts.items())) or "—"
+    counts = ", ".join(f"{count_words(name)} {value}" for name, value in sorted(state.last_run_counts.items())) or "—"
     rows = [
         ("Cursor (moderated before this is taken)", moment_words(state.cursor, NOT_STARTED)),
         ("Last run", moment_words(state.last_run_at, "never")),
