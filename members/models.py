@@ -211,7 +211,8 @@ class MemberVendorState(models.Model):
         indexes = [models.Index(fields=["vendor", "status", "next_attempt_at"])]
 
     def __str__(self) -> str:
-        return f"{self.vendor}: {self.get_status_display()}"
+        spec = VENDORS.get(self.vendor)  # "SessionM: in sync", not the vendor's key
+        return f"{spec.label if spec else self.vendor}: {self.get_status_display()}"
 
     @property
     def in_step(self) -> bool:

@@ -16,7 +16,7 @@ from integrations.first_orion.models import Push
 from integrations.schedules import describe
 from members.admin.messages import message_state
 from members.messaging import INTERRUPTED_DETAIL
-from members.models import OutboundMessage
+from members.models import MemberVendorState, OutboundMessage
 from tests.factories import ConnectionFactory, MemberFactory
 
 
@@ -88,3 +88,13 @@ def test_the_bazaarvoice_pull_counts_read_in_words(admin_http, client_a):
     page = admin_http.get(reverse("admin:integrations_connection_change", args=[connection.pk])).content.decode()
     assert "not a member 1" in page and "not eligible 2" in page and "pages 1" in page
     assert "not_member" not in page and "not_eligible" not in page
+
+
+@pytest.mark.django_db
+def test_a_members_page_names_each_vendor_as_the_vendor_calls_itself(admin_http, client_a):
+    member = MemberFactory(client=client_a)
+    MemberVendorState.objects.create(member=member, vendor="sessionm", status="in_sync", detail="created")
+    page = admin_http.get(reverse("admin:members_member_change", args=[member.pk])).content.decode()
+    page = re.sub(r"\s+", " ", page).replace("> <", "><")
+    assert "<p> SessionM: in sync </p>" in page and '<td class="field-vendor_label"><p>SessionM</p></td>' in page
+    assert "sessionm: in sync" not in page and "<p>sessionm</p>" not in page

@@ -24,11 +24,15 @@ class VendorStateInline(admin.TabularInline):
     can_delete = False
     verbose_name = "state at a vendor"
     verbose_name_plural = "state at each vendor"
-    fields = ["vendor", "status", "detail", "changed_at", "confirmed_at"]
+    fields = ["vendor_label", "status", "detail", "changed_at", "confirmed_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="vendor")
+    def vendor_label(self, state: MemberVendorState) -> str:
+        return VENDORS[state.vendor].label if state.vendor in VENDORS else state.vendor
 
 
 class DiffersFilter(admin.SimpleListFilter):
