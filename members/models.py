@@ -101,28 +101,26 @@ class Member(models.Model):
             models.Index(fields=["phone"], name="member_phone"),
             models.Index(fields=["annex_cloud_id"], name="member_annex_cloud_id"),
             models.Index(fields=["client", "last_name", "first_name", "id"], name="member_list_order"),
-            # The list's filters (issue 22: each ≤ 300 ms at 2 M members). A common value's first page is read
-            # from `member_list_order`, skipping the few rows that do not match; a rare value (1 to 5 % of members)
-            # makes that walk read tens of thousands of rows, seconds when they sort late (4.3 to 4.6 s at 2 M,
-            # EXPLAIN ANALYZE). So each rare value has its own index in the list's order, holding only its rows
-            # (small): the page, its bounded count and a client's rows with that value are read from it. SMS opt-in
-            # needs none: either value is common enough to walk (10 ms).
+            # The list's filters (issue 22: each choice ≤ 300 ms at 2 M members). Walking `member_list_order` and
+            # skipping the rows that do not match is fast for a common value, but a rare one (1 to 5 % of members)
+            # reads tens of thousands of rows (4.3 to 4.6 s at 2 M, EXPLAIN ANALYZE) and a value no member has reads
+            # all of them (0.9 s a page, its count a scan of the table). Which value is rare depends on the client:
+            # consent may be given by most members or few, and Annex Cloud's flags are empty until members are read.
+            # So each two- or three-valued filter has one index led by its column in the list's order: every value's
+            # page and bounded count, alone or with a client, are read from it.
+            models.Index(fields=["opted_in", "client", "last_name", "first_name", "id"], name="member_sms_list_order"),
+            models.Index(
+                fields=["loyalty_opted_in", "client", "last_name", "first_name", "id"], name="member_loyalty_list_order"
+            ),
+            models.Index(
+                fields=["known_to_annex_cloud", "client", "last_name", "first_name", "id"],
+                name="member_known_list_order",
+            ),
             # A tier can be any client's rarest: one index by tier in the list's order serves them all, and the
             # filter's choices (a skip over its first column) as the plain tier index did.
             models.Index(fields=["tier", "client", "last_name", "first_name", "id"], name="member_tier_list_order"),
-            # Annex Cloud answered "no data" (AC1005) at the last look-up: a member to look into, normally few.
-            models.Index(
-                fields=["client", "last_name", "first_name", "id"],
-                condition=Q(known_to_annex_cloud=False),
-                name="member_unknown_to_annex_cloud",
-            ),
-            # Opted out of the loyalty program at Annex Cloud (optInStatus NO): normally few.
-            models.Index(
-                fields=["client", "last_name", "first_name", "id"],
-                condition=Q(loyalty_opted_in=False),
-                name="member_loyalty_opted_out",
-            ),
-            # Inactive members: normally few, and a client's often all sorted together (0.9 s for one client).
+            # Inactive members: few, or none (0.9 s a client's page when they sort together); active ones are the
+            # many, walked from `member_list_order`. Only their rows, so it stays small.
             models.Index(
                 fields=["client", "last_name", "first_name", "id"],
                 condition=Q(status="inactive"),
