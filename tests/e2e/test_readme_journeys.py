@@ -232,6 +232,8 @@ def test_journey_5_a_vibes_callback_reaches_the_member(page, live_server, vibes_
     run_action(page, "verify_connections", vibes.pk)
     expect(page.locator(".messagelist")).to_contain_text(str(client_a))
     shot(page, 5, "vibes-verified")
+    for badge in page.locator("#result_list td.field-status_badge").all()[:5]:
+        assert text_lines(badge) == 1  # "disabled", never "disable|d"
     vibes.refresh_from_db()
     assert vibes.status == Connection.Status.ACTIVE
     page.goto(f"{live_server.url}/admin/integrations/connection/{vibes.pk}/change/")
@@ -284,6 +286,7 @@ def test_journey_6_a_first_orion_push_from_a_segment(
     shot(page, 6, "push")
     page.goto(f"{live_server.url}/admin/first_orion/push/")
     shot(page, 6, "pushes")
+    assert text_lines(page.locator("#result_list tbody tr", has_text="Order ready").locator("td.field-source")) == 1
 
 
 # --- Bazaarvoice reviews earn points --------------------------------------------------------------------------------
