@@ -53,6 +53,7 @@ def test_refused_secrets_are_named_as_the_form_names_them(admin_http, client_a, 
     [said] = [str(message) for message in response.context["messages"]]
     assert "What you entered (API key, Legacy messages token) was not kept" in said
     assert "api_key" not in said and "legacy_token" not in said
+    assert response.content.decode().count("rejected the API key") == 1  # the message, not repeated under it
 
 
 @pytest.mark.django_db
