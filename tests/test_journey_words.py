@@ -67,8 +67,10 @@ def test_the_attentive_confirmation_says_its_title_once(admin_http, client_a):
 @pytest.mark.django_db
 def test_the_pull_now_confirmation_says_its_title_once(admin_http, client_a):
     connection = ConnectionFactory(client=client_a, vendor="bazaarvoice")
-    page = admin_http.get(reverse("admin:integrations_connection_bazaarvoice_pull", args=[connection.pk]))
-    assert heading_count(page.content.decode(), f"Pull {client_a}'s Bazaarvoice reviews now?") == 1
+    pull_url = reverse("admin:integrations_connection_bazaarvoice_pull", args=[connection.pk])
+    page = admin_http.get(pull_url).content.decode()
+    assert heading_count(page, f"Pull {client_a}'s Bazaarvoice reviews now?") == 1
+    assert "Next run due" in page and f'href="{pull_url}"' not in page  # where it stands, no "Pull now…" on itself
 
 
 @pytest.mark.django_db

@@ -84,6 +84,21 @@ def count_words(name: str) -> str:
 
 @admin.display(description="review pull")
 def pull_state(connection: Connection) -> str:
+    """Where the pull stands, with its buttons (Pull now…, and Re-read from… for site admins)."""
+    table = pull_state_table(connection)
+    if connection.pk is None:
+        return table
+    url = reverse(f"admin:{PULL_URL_NAME}", args=[connection.pk])
+    buttons = format_html('<a class="button" href="{}">Pull now…</a>', url)
+    request = rendering_request()
+    if request is not None and is_site_admin(request.user):
+        reread_url = reverse(f"admin:{REREAD_URL_NAME}", args=[connection.pk])
+        buttons = format_html('{} <a class="button" href="{}">Re-read from…</a>', buttons, reread_url)
+    return format_html("{}<p>{}</p>", table, buttons)
+
+
+def pull_state_table(connection: Connection) -> str:
+    """Where the pull stands, without buttons: the "Pull now?" page shows it above its own Yes / No."""
     state = PullState.objects.filter(connection=connection).first() or PullState(connection=connection)
     due = next_run_due()
     counts = ", ".join(f"{count_words(name)} {value}" for name, value in sorted(state.last_run_counts.items())) or "—"
@@ -96,16 +111,7 @@ def pull_state(connection: Connection) -> str:
         ("Now", (bazaarvoice.pull_running_since(connection) if connection.pk else "") or "not running"),
         ("Next run due", moment_words(due, "the schedule is off (Periodic tasks)")),
     ]
-    table = format_html_join("", "<div><strong>{}:</strong> {}</div>", rows)
-    if connection.pk is None:
-        return table
-    url = reverse(f"admin:{PULL_URL_NAME}", args=[connection.pk])
-    buttons = format_html('<a class="button" href="{}">Pull now…</a>', url)
-    request = rendering_request()
-    if request is not None and is_site_admin(request.user):
-        reread_url = reverse(f"admin:{REREAD_URL_NAME}", args=[connection.pk])
-        buttons = format_html('{} <a class="button" href="{}">Re-read from…</a>', buttons, reread_url)
-    return format_html("{}<p>{}</p>", table, buttons)
+    return format_html_join("", "<div><strong>{}:</strong> {}</div>", rows)
 
 
 def pull_now_url(model_admin: admin.ModelAdmin) -> Any:
@@ -150,7 +156,7 @@ def pull_now_view(model_admin: admin.ModelAdmin, request: HttpRequest, pk: int) 
         "opts": model_admin.opts,
         "title": f"Pull {connection.client}'s Bazaarvoice reviews now?",
         "connection": connection,
-        "state": pull_state(connection),
+        "state": pull_state_table(connection),
         "cancel_url": change_url,
     }
     return TemplateResponse(request, "admin/bazaarvoice/pull_now.html", context)
