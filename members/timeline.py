@@ -31,6 +31,7 @@ from integrations.bazaarvoice.models import Review
 from integrations.models import Connection, VendorCall, WebhookEvent
 from integrations.sessionm.models import SessionMOffer, SessionMTransaction
 from integrations.vendors import VENDORS
+from integrations.vibes.models import VibesListSubscription
 from members.models import (
     ChannelSubscription,
     LoyaltyEvent,
@@ -38,7 +39,6 @@ from members.models import (
     MemberVendorState,
     OutboundMessage,
     PointsTransaction,
-    VibesListSubscription,
 )
 
 # The newest rows read per source: the page stays fast however long the member's history.

@@ -107,6 +107,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "integrations",
     # Vendor packages that keep records of their own are apps labelled with the vendor's key.
+    "integrations.attentive",
+    "integrations.vibes",
     "integrations.first_orion",
     "integrations.bazaarvoice",
     "integrations.sessionm",

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection, WebhookEvent
-from members.models import Member, OutboundMessage, VibesListSubscription
+from integrations.vibes.models import VibesListSubscription
+from members.models import Member, OutboundMessage
 from tests.factories import (
     ClientFactory,
     ConnectionFactory,

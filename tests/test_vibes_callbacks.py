@@ -18,7 +18,7 @@ from django.urls import reverse
 from integrations.models import WebhookEvent
 from integrations.vibes import flows
 from integrations.vibes.flows import match_unmatched
-from members.models import VibesListSubscription
+from integrations.vibes.models import VibesListSubscription
 from tests.factories import ConnectionFactory, MemberFactory, WebhookEventFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,8 +13,8 @@ from integrations.http import AuthError, NotFound
 from integrations.models import Connection, WebhookEvent
 from integrations.vibes.api import MdnConflict, Unprocessable, VibesAPI, person_payload
 from integrations.vibes.flows import sync_person
+from integrations.vibes.models import VibesListSubscription
 from members import sync
-from members.models import VibesListSubscription
 from portal.celery import app as celery_app
 from tests.factories import MemberFactory
 

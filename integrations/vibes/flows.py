@@ -20,8 +20,9 @@ from integrations.http import AuthError, NotFound
 from integrations.models import Connection, WebhookEvent
 from integrations.outcome import NotReady, Outcome
 from integrations.vibes.api import MdnTaken, PersonResult, VibesAPI, person_payload
+from integrations.vibes.models import VibesListSubscription
 from members import sync
-from members.models import Member, MemberVendorState, VibesListSubscription
+from members.models import Member, MemberVendorState
 from members.phones import InvalidPhone, to_e164
 
 VENDOR = "vibes"
