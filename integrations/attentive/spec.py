@@ -43,4 +43,5 @@ SPEC = VendorSpec(
     },
     default_rate_limit=10.0,
     sends_messages=True,
+    task_queues={"integrations.attentive_*": "sync"},
 )
