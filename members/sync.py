@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +28,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from integrations.connections import usable, usable_connection
+from integrations.hooks import KeepsMembersInSync, ReadsMemberState, hook, hooks
 from integrations.http import Rejected, VendorError
 from integrations.models import Connection
 from integrations.outcome import NotReady, Outcome
@@ -41,10 +41,9 @@ State = MemberVendorState.Status
 CLAIM_LEASE = timedelta(minutes=5)
 
 
-def syncing_flows() -> dict[str, ModuleType]:
+def syncing_flows() -> dict[str, KeepsMembersInSync]:
     """The flows modules of the vendors that keep member state."""
-    found = {key: spec.module("flows") for key, spec in VENDORS.items()}
-    return {key: flows for key, flows in found.items() if flows is not None and hasattr(flows, "reconcile_member")}
+    return hooks(KeepsMembersInSync)
 
 
 # --- Recording changes -------------------------------------------------------------------------------------------
@@ -320,14 +319,13 @@ def drift_reason(state: MemberVendorState) -> str:
 
 def vendor_disagrees(state: MemberVendorState) -> Drift | None:
     """Ask the vendor (a read, no side effect) whether it still holds what it confirmed."""
-    flows = syncing_flows()[state.vendor]
-    read = getattr(flows, "read_member_state", None)
+    reader = hook(VENDORS[state.vendor], ReadsMemberState)
     connection = usable_connection(state.member.client_id, state.vendor)
-    if read is None or connection is None:
+    if reader is None or connection is None:
         return None
     try:
-        now = read(connection, state.member)
+        now = reader.read_member_state(connection, state.member)
     except (VendorError, NotReady) as exc:
         return Drift(state.member, state.vendor, f"could not be read: {exc}")
-    differs = flows.differs(state.confirmed, now) if hasattr(flows, "differs") else None
+    differs = reader.differs(state.confirmed, now)
     return Drift(state.member, state.vendor, f"the vendor holds {differs}") if differs else None
