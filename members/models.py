@@ -69,7 +69,6 @@ class Member(models.Model):
     annex_cloud_read_at = models.DateTimeField("last read from Annex Cloud", null=True, blank=True, editable=False)
     # What the portal did not take from Annex Cloud's answer and why (an invalid e-mail, an id another member has).
     annex_cloud_note = models.TextField("Annex Cloud note", blank=True, editable=False)
-    vibes_person_id = models.CharField("Vibes person id", max_length=100, blank=True, db_index=True)
     # Empty for a member who joined the client's program (sign-up, admin, API, import). Otherwise how the portal
     # came to know an existing loyalty member (e.g. "Annex Cloud, as a Bazaarvoice reviewer"): such a member never
     # signed up here, so gets no welcome.

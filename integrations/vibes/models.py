@@ -1,4 +1,5 @@
-"""What Vibes work keeps: each person's subscription to each list, as the callbacks say."""
+"""What Vibes work keeps: which Vibes person each member is, and each person's subscription to each list, as the
+callbacks say."""
 
 from __future__ import annotations
 
@@ -43,3 +44,14 @@ class VibesListSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"Vibes {self.person_id} list {self.list_id}: {self.state}"
+
+
+class VibesPerson(models.Model):
+    """The Vibes person a member is: the id Vibes answered when the portal added or updated the member, or the one a
+    callback matched to the member. Later updates go to that person; a callback naming it finds the member."""
+
+    member = models.OneToOneField(Member, on_delete=models.CASCADE, related_name="vibes_person")
+    person_id = models.CharField("Vibes person id", max_length=100, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Vibes person {self.person_id} ({self.member_id})"
