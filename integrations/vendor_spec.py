@@ -49,6 +49,9 @@ class VendorSpec:
     default_rate_limit: float = 10.0
     # Whether message templates may send through this vendor (its flows module provides `message_sender`).
     sends_messages: bool = False
+    # Whether the vendor knows a member by the mobile number (an SMS vendor): a member without one is nothing it can
+    # use (no person, no TEXT subscription), so the portal records no sync state for such a member.
+    keyed_by_mobile: bool = False
     # The vendor's recurring jobs (e.g. a pull every hour), created in django-celery-beat's tables if missing.
     schedules: tuple[Schedule, ...] = ()
     # The queue of each of its tasks, by task-name pattern (fnmatch, e.g. "first_orion.*"): read by the Celery

@@ -78,15 +78,12 @@ def record_change(
     return vendors
 
 
-# Vendors whose key for a member is the mobile number: a member without one is nothing they can use (no Vibes
-# person, no Attentive TEXT subscription), so none is recorded for them — rather than a state that fails later.
-MOBILE_KEYED_VENDORS = frozenset({"attentive", "vibes"})
-
-
 def can_hold(vendor: str, member: Member, previous: dict[str, Any]) -> bool:
-    """Whether the vendor can use this member at all. A member whose number was just removed still concerns the
-    vendors keyed by it (the old number leaves them), and so does one they already hold."""
-    if vendor not in MOBILE_KEYED_VENDORS or member.phone or previous.get("phone"):
+    """Whether the vendor can use this member at all. A vendor keyed by the mobile number (`VendorSpec.
+    keyed_by_mobile`) cannot use a member without one, so none is recorded for them — rather than a state that fails
+    later. A member whose number was just removed still concerns those vendors (the old number leaves them), and so
+    does one they already hold."""
+    if not VENDORS[vendor].keyed_by_mobile or member.phone or previous.get("phone"):
         return True
     return MemberVendorState.objects.filter(member=member, vendor=vendor).exists()
 

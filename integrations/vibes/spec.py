@@ -62,6 +62,7 @@ SPEC = VendorSpec(
         ),
     },
     default_rate_limit=50.0,
+    keyed_by_mobile=True,
     # The company key picks the path the Basic credentials are sent to (see integrations/vibes/api.py).
     site_admin_settings=("company_key",),
     task_queues={"integrations.match_vibes_persons": "sync"},
