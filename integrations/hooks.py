@@ -1,5 +1,5 @@
 """The hooks a vendor package offers the shared code, typed: one small Protocol per capability, each held by one
-module of the package (its role: `flows`, `admin`, `sandbox`, `webhooks`, `views`).
+module of the package (its role: `flows`, `admin`, `sandbox`, `webhooks`, `views`, `timeline`).
 
 The shared code asks for a capability, never for a name: `hook(spec, SendsMessages)` is the vendor's flows module
 typed as `SendsMessages` when it has every member of it, else None; `hooks(SeedsDemo)` is every vendor's. A hook
@@ -17,6 +17,8 @@ from integrations.vendor_spec import VendorSpec
 from integrations.vendors import VENDORS
 
 if TYPE_CHECKING:
+    from django.db.models import Q
+
     from integrations.activity import ActivitySeries
     from integrations.admin.base import VendorAdmin
     from integrations.http import AuthError
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from integrations.models import Client, Connection
     from members.messaging import MessageSender
     from members.models import Member, MemberVendorState
+    from members.timeline import Entry
 
 # --- flows.py ----------------------------------------------------------------------------------------------------
 
@@ -72,6 +75,23 @@ class ReportsActivity(Protocol):
     """Series of its own on the dashboard's charts (e.g. reviews pulled)."""
 
     def activity_series(self) -> Iterable[ActivitySeries]: ...
+
+
+# --- timeline.py -------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class AddsToTimeline(Protocol):
+    """Its records of a member on the member's timeline (members/timeline.py), the `limit` newest, one query."""
+
+    def timeline_entries(self, member: Member, limit: int) -> Iterable[Entry]: ...
+
+
+@runtime_checkable
+class FindsMemberCallbacks(Protocol):
+    """Which of its callbacks set the member's states, as a filter on WebhookEvent (callbacks have no member)."""
+
+    def member_callbacks(self, member: Member, limit: int) -> Q: ...
 
 
 # --- admin.py, webhooks.py, views.py -----------------------------------------------------------------------------
@@ -164,6 +184,8 @@ ROLES: dict[type, str] = {
     ReadsMemberState: "flows",
     SendsMessages: "flows",
     ReportsActivity: "flows",
+    AddsToTimeline: "timeline",
+    FindsMemberCallbacks: "timeline",
     ExtendsAdmin: "admin",
     ReceivesCallbacks: "webhooks",
     ServesClientApi: "views",
