@@ -45,7 +45,9 @@ def vendor_apps() -> list[str]:
     return [spec.package for spec in VENDORS.values() if spec.is_app]
 
 
-def route_vendor_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict | None:
+def route_vendor_task(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+) -> dict[str, str] | None:
     """A Celery router (in CELERY_TASK_ROUTES): a vendor task goes to the queue its spec's `task_queues` names."""
     for spec in VENDORS.values():
         for pattern, queue in spec.task_queues.items():
