@@ -12,8 +12,10 @@ bad_responses=… p95_ms_max=… slowest_page=… dashboard_p95_ms=… metrics_m
 gb_per_day_at_10m_calls=… prune_s=…
 
 bytes_per_call is the call table's whole size (heap, TOAST and every index: pg_total_relation_size on PostgreSQL,
-dbstat on SQLite) over its rows, filled with compact rows as ConnectionCallLog.record writes a successful call (no
-bodies, no headers). prune_s is the nightly retention's pruning of the oldest day of calls (integrations/retention.py).
+summed over its daily partitions, dbstat on SQLite) over its rows, filled with compact rows as
+ConnectionCallLog.record writes a successful call (no bodies, no headers, the URL's path), in time order. prune_s is
+the nightly retention's pruning of the oldest day of calls (integrations/retention.py: on PostgreSQL whole days
+dropped, the rest deleted).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import add_database_argument, bench_django, print_result
-from bench.dashboard import METRICS_TOKEN, SPREAD_SECONDS, History, ago, insert_rows, p95
+from bench.dashboard import METRICS_TOKEN, SPREAD_SECONDS, History, insert_rows, p95
 
 SMOKE_ARGS = ["--calls", "3000", "--members", "400", "--webhooks", "400", "--messages", "400", "--requests", "2"]
 # Issue 22's promises: every page answers at every size; speed and the call log's size are judged on a table big
@@ -68,22 +70,30 @@ class ScaleHistory(History):
         return self.sizes.get(table) or super().count(table)
 
     def vendor_calls(self) -> None:
+        """Compact rows, as ConnectionCallLog.record keeps a successful call: no bodies, no headers, of the URL its
+        path. Written in time order, the vendors interleaved, as the portal writes them: the log's indexes (and on
+        PostgreSQL its daily partitions) then fill as they do in production, where rows generated out of time order
+        would split index pages that time-ordered writes leave full."""
         from integrations.models import VendorCall
 
-        # Compact rows, as ConnectionCallLog.record keeps a successful call: no bodies, no headers.
+        first, second, third = (self.connections[vendor].pk for vendor in ("annex_cloud", "attentive", "vibes"))
         expressions = {
-            "created_at": ago(self.backend, 7919),
+            "created_at": in_time_order(self.backend, self.calls),
+            "connection": f"CASE g %% 3 WHEN 0 THEN {first} WHEN 1 THEN {second} ELSE {third} END",
             "status_code": "CASE WHEN g %% 20 = 0 THEN 503 WHEN g %% 97 = 0 THEN NULL ELSE 200 END",
             "error_type": "CASE WHEN g %% 20 = 0 THEN 'unavailable' WHEN g %% 97 = 0 THEN 'timeout' ELSE '' END",
             "latency_ms": "(g * 31) %% 900",
         }
-        vendors = ("annex_cloud", "attentive", "vibes")
-        for index, vendor in enumerate(vendors):
-            share = self.calls // len(vendors) + (1 if index < self.calls % len(vendors) else 0)
-            template = VendorCall(
-                connection=self.connections[vendor], method="POST", url="https://api.vendor.example/v1/events"
-            )
-            insert_rows(VendorCall, template, expressions, share)
+        template = VendorCall(connection=self.connections["annex_cloud"], method="POST", url="/v1/events")
+        insert_rows(VendorCall, template, expressions, self.calls)
+
+
+def in_time_order(backend: str, rows: int) -> str:
+    """Per-row SQL: row g of `rows` at its share of the 30 days, the first the oldest and the last now."""
+    if backend == "postgresql":
+        return f"now() - ({SPREAD_SECONDS} - g * {SPREAD_SECONDS}::float8 / {rows}) * interval '1 second'"
+    offset = f"({SPREAD_SECONDS} - g * {SPREAD_SECONDS}.0 / {rows})"
+    return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || {offset} || ' seconds')"
 
 
 def users(history: ScaleHistory) -> dict[str, Any]:
@@ -216,8 +226,10 @@ def bytes_per_call() -> float:
     table = VendorCall._meta.db_table
     rows = VendorCall.objects.count()
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_total_relation_size(%s::regclass)", [table])
+        if connection.vendor == "postgresql":  # the table and each of its daily partitions (alone, or partitioned)
+            cursor.execute(
+                "SELECT SUM(pg_total_relation_size(relid))::bigint FROM pg_partition_tree(%s::regclass)", [table]
+            )
         else:
             cursor.execute(
                 "SELECT SUM(pgsize) FROM dbstat WHERE name = %s OR name IN "
@@ -229,15 +241,15 @@ def bytes_per_call() -> float:
 
 
 def prune_oldest_day() -> float:
-    """Seconds the retention takes to prune the calls of the oldest of the 30 days."""
+    """Seconds the retention takes to prune the calls of the oldest of the 30 days (on PostgreSQL, its whole day
+    partitions dropped and the rest deleted)."""
     from django.utils import timezone
 
     from integrations import retention
-    from integrations.models import VendorCall
 
     cutoff = timezone.now() - timedelta(seconds=SPREAD_SECONDS) + timedelta(days=1)
     started = time.perf_counter()
-    retention.prune(VendorCall.objects.all(), "created_at", cutoff)
+    retention.prune_vendor_calls(cutoff)
     return time.perf_counter() - started
 
 

@@ -1,6 +1,11 @@
 """E-mails to site admins when something needs a person: a connection turned failing, a job run failed or was
 interrupted, messages became uncertain. Throttled to one e-mail per subject key per hour (ALERT_THROTTLE_SECONDS),
-through Django's mail settings (EMAIL_URL). Texts are redacted like log lines."""
+through Django's mail settings (EMAIL_URL). Texts are redacted like log lines.
+
+Recipients are the site admins in the database plus ALERT_EMAILS (a setting): while the database is down — a 503 to
+every callback — the site admins cannot be read, so only ALERT_EMAILS hear of it. An alert that could not go out
+holds its key for ALERT_RETRY_SECONDS only, so the next occurrence after the outage is e-mailed, without a send
+attempt per failing call meanwhile."""
 
 from __future__ import annotations
 
@@ -37,11 +42,23 @@ def alert(key: str, subject: str, body: str) -> bool:
     except Exception:  # the cache (Redis) is down: no throttle, so no e-mail rather than one per call
         logger.warning("Could not throttle the alert %r (the cache is unreachable); not sent.", subject)
         return False
+    sent = send_alert(subject, body, alert_recipients(subject))
+    if not sent:
+        hold_for_retry(key)
+    return sent
+
+
+def alert_recipients(subject: str) -> list[str]:
+    """The site admins' addresses and ALERT_EMAILS; ALERT_EMAILS alone when the database cannot be read."""
+    configured = set(settings.ALERT_EMAILS)
     try:
-        recipients = site_admin_emails()
+        return sorted(configured | set(site_admin_emails()))
     except DatabaseError:  # the database is down: who the site admins are is not known now
-        logger.warning("Could not read the site admins for the alert %r; not sent.", subject)
-        return False
+        logger.warning("Could not read the site admins for the alert %r; sent to ALERT_EMAILS only.", subject)
+        return sorted(configured)
+
+
+def send_alert(subject: str, body: str, recipients: list[str]) -> bool:
     if not recipients:
         return False
     try:
@@ -50,3 +67,11 @@ def alert(key: str, subject: str, body: str) -> bool:
         logger.warning("Could not e-mail the alert %r to the site admins.", subject)
         return False
     return True
+
+
+def hold_for_retry(key: str) -> None:
+    """An alert nobody received keeps its key a short while instead of the throttle's hour."""
+    try:
+        cache.set(f"alert:{key}", True, timeout=settings.ALERT_RETRY_SECONDS)
+    except Exception:
+        logger.warning("Could not shorten the throttle of the alert %r.", key)

@@ -14,6 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -244,10 +245,11 @@ class ConnectionCallLog:
         self.connection = connection
 
     def record(self, call: CallRecord) -> None:
-        """One row per attempt. A successful call is a compact row (connection, method, URL, status, latency, time,
-        attempt): at ~10 million calls a day its bodies and headers would be most of the log's size and are rarely
-        read. They are kept for failed and uncertain calls (the evidence), and for successful ones within a
-        debugging window (VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL) or a sample (VENDOR_CALL_BODY_SAMPLE_RATE)."""
+        """One row per attempt. A successful call is a compact row (connection, method, endpoint, status, latency,
+        time, attempt): at ~10 million calls a day its bodies and headers would be most of the log's size and are
+        rarely read, and its URL keeps only its path and query (the connection says the host). All of it is kept for
+        failed and uncertain calls (the evidence), and for successful ones within a debugging window
+        (VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL) or a sample (VENDOR_CALL_BODY_SAMPLE_RATE)."""
         keep = bool(call.error_type) or self.keeps_successful_bodies()
         with transaction.atomic():  # the row and its rollup in one commit: at 10 M calls a day a commit is the cost
             self._write(call, keep)
@@ -257,7 +259,7 @@ class ConnectionCallLog:
         VendorCall.objects.create(
             connection=self.connection,
             method=call.method,
-            url=call.url,
+            url=call.url if keep else endpoint(call.url),
             attempt=call.attempt,
             request_headers=call.request_headers if keep else {},
             request_body=call.request_body if keep else "",
@@ -287,6 +289,13 @@ class ConnectionCallLog:
     def failed(self, error: VendorError) -> None:
         if error.counts_against_connection and _trying_secrets_of.get() != self.connection.pk:
             record_failure(self.connection, error)
+
+
+def endpoint(url: str) -> str:
+    """A URL's path and query ("/v1/events?page=2"): what a compact call row keeps of it (the bytes of the scheme
+    and host, the same on every call of a connection, would be a fifth of the row)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 class ConnectionDisabled(Exception):

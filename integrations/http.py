@@ -179,6 +179,40 @@ def path_segment(value: object, *, vendor: str = "Portal") -> str:
 # --- Call records -------------------------------------------------------------------------------------------
 
 
+# What became of a call, as the dashboard counts it and the vendor-call list filters it: answered ("ok"), answered
+# as the caller expected though it is an error answer ("not_found", "refused"), or a failure — "uncertain" when the
+# request may have been acted on with no answer saying so (VendorError.uncertain), else "failed".
+OK, NOT_FOUND, REFUSED, FAILED, UNCERTAIN = "ok", "not_found", "refused", "failed", "uncertain"
+CALL_OUTCOMES = (OK, NOT_FOUND, REFUSED, FAILED, UNCERTAIN)
+# The error_type a call row holds for an expected answer, in place of the error's kind: the row, its rollup and the
+# list's outcome filter tell an expected 404 from a failed one by this alone.
+EXPECTED_NOT_FOUND, EXPECTED_REFUSAL = "expected_not_found", "expected_refusal"
+EXPECTED_KINDS = {EXPECTED_NOT_FOUND: NOT_FOUND, EXPECTED_REFUSAL: REFUSED}
+
+
+@dataclass(frozen=True)
+class ExpectedAnswer:
+    """A refusal the caller expects and handles as an answer, not a failure: a look-up's 404 before the record is
+    created, "not a member", a verify probe that is meant to be refused. `VendorAPI.request(expected=…)` records
+    such a call as "not found" (a NotFound) or "refused" (any other refusal) instead of failed; the caller still
+    gets the error raised. Only refusals can be expected, never an outage or refused credentials; `code`, when set,
+    is the one vendor code expected (an Annex Cloud 404 without AC1005 is a wrong URL, not "no such member")."""
+
+    error: type[Rejected] = NotFound
+    code: str = ""
+
+    def matches(self, error: VendorError) -> bool:
+        return isinstance(error, self.error) and (not self.code or error.code == self.code)
+
+    @staticmethod
+    def recorded_as(error: VendorError) -> str:
+        return EXPECTED_NOT_FOUND if isinstance(error, NotFound) else EXPECTED_REFUSAL
+
+
+# The usual expectation: a 404 (the vendor has no such record) is an answer.
+NOT_FOUND_EXPECTED = ExpectedAnswer()
+
+
 @dataclass
 class CallRecord:
     method: str
@@ -189,8 +223,18 @@ class CallRecord:
     status_code: int | None = None
     response_body: str = ""
     latency_ms: int = 0
-    error_type: str = ""
+    error_type: str = ""  # the error's kind, or EXPECTED_NOT_FOUND / EXPECTED_REFUSAL for an expected answer
     error: str = ""
+    uncertain: bool = False  # the request may have been acted on with no answer saying so
+
+    @property
+    def outcome(self) -> str:
+        """One of CALL_OUTCOMES."""
+        if not self.error_type:
+            return OK
+        if self.error_type in EXPECTED_KINDS:
+            return EXPECTED_KINDS[self.error_type]
+        return UNCERTAIN if self.uncertain else FAILED
 
 
 class CallLog(Protocol):
@@ -441,6 +485,7 @@ class VendorAPI:
         rate_limit_key: str | None = None,
         before_send: Callable[[requests.PreparedRequest], None] | None = None,
         not_acted_on: Callable[[], None] | None = None,
+        expected: ExpectedAnswer | None = None,
     ) -> requests.Response:
         """Send one logical call, retrying where that is safe. `safe_to_repeat` defaults to whether the method is
         idempotent; a POST that the vendor deduplicates (an idempotency key) may pass True.
@@ -449,7 +494,10 @@ class VendorAPI:
         short-lived token or to record that the call is leaving, so that nothing waits between that record and the
         call itself. Whatever it raises stops the call before anything is sent. `not_acted_on` runs when an attempt
         is known not to have been acted on (a 429, a 503, no connection) and the call waits to try again: the
-        moment to undo that record, so that a process killed during the wait leaves nothing uncertain."""
+        moment to undo that record, so that a process killed during the wait leaves nothing uncertain.
+
+        `expected` names a refusal the caller handles as an answer (NOT_FOUND_EXPECTED for a look-up): its call is
+        recorded and counted as "not found" or "refused", not failed. It is raised all the same."""
         method = method.upper()
         repeatable = method in IDEMPOTENT_METHODS if safe_to_repeat is None else safe_to_repeat
         url = self.url(path)
@@ -467,7 +515,7 @@ class VendorAPI:
             self._wait_for_limits(limiters)
             if before_send is not None:
                 before_send(prepared)
-            response, error, retry_allowed = self._attempt(prepared, attempt, repeatable)
+            response, error, retry_allowed = self._attempt(prepared, attempt, repeatable, expected)
             if error is None and response is not None:
                 self.call_log.succeeded()
                 return response
@@ -538,7 +586,7 @@ class VendorAPI:
     # Internals --------------------------------------------------------------------------------------------
 
     def _attempt(
-        self, prepared: requests.PreparedRequest, attempt: int, repeatable: bool
+        self, prepared: requests.PreparedRequest, attempt: int, repeatable: bool, expected: ExpectedAnswer | None = None
     ) -> tuple[requests.Response | None, VendorError | None, bool]:
         record = CallRecord(
             method=prepared.method or "",
@@ -583,8 +631,10 @@ class VendorAPI:
             # shows or logs them.
             error.message = self.redactor.text(error.message)
             error.args = (error.message,)
-            record.error_type = error.kind
+            expected_here = expected is not None and expected.matches(error)
+            record.error_type = ExpectedAnswer.recorded_as(error) if expected_here else error.kind
             record.error = self.redactor.text(str(error))
+            record.uncertain = error.uncertain
         self.call_log.record(record)
         return response, error, retry_allowed
 

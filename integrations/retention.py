@@ -13,8 +13,11 @@ setting, and only of rows nobody needs any more.
 Points transactions and audit entries are kept: they are the record of money-like changes and of people's edits.
 
 Rows go in batches of primary-key ranges, found through each table's indexed time column, so no statement holds a
-large table for long. On PostgreSQL at production volume, dropping whole daily partitions is the later step (see the
-README); this module stays the way for SQLite and for the rows a partition drop must not take."""
+large table for long. On PostgreSQL the vendor calls and webhook events are partitioned by day
+(integrations/partitions.py): a day whose rows are all past the period, none of them still needed by the rules above,
+goes whole (one DROP TABLE); what is left (the day the cutoff falls in, a day that holds a needed row, the DEFAULT
+partition) is pruned row by row here, as on SQLite. The call log has no index on its id there (bytes on every call),
+so its remaining rows go in batches of its time index instead."""
 
 from __future__ import annotations
 
@@ -23,10 +26,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from integrations import rollups
+from integrations import partitions, rollups
 from integrations.models import JobRun, VendorCall, WebhookEvent
 from integrations.sessionm.models import SessionMOffer
 from members.models import LoyaltyEvent, OutboundMessage
@@ -57,15 +60,12 @@ def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
         days = getattr(settings, setting) if older_than_days is None else older_than_days
         return now - timedelta(days=days)
 
+    partitions.ensure_ahead()  # PostgreSQL: the days ahead exist before their rows arrive
     # Messages before events: an event goes only once its messages have.
     return {
-        "vendor_calls": prune(VendorCall.objects.all(), "created_at", cutoff("VENDOR_CALL_RETENTION_DAYS")),
+        "vendor_calls": prune_vendor_calls(cutoff("VENDOR_CALL_RETENTION_DAYS")),
         "job_runs": prune(JobRun.objects.all(), "started_at", cutoff("JOB_RUN_RETENTION_DAYS")),
-        "webhook_events": prune(
-            WebhookEvent.objects.filter(status__in=DONE_WEBHOOK_STATUSES),
-            "received_at",
-            cutoff("WEBHOOK_EVENT_RETENTION_DAYS"),
-        ),
+        "webhook_events": prune_webhook_events(cutoff("WEBHOOK_EVENT_RETENTION_DAYS")),
         "outbound_messages": prune(
             OutboundMessage.objects.filter(status__in=SETTLED_MESSAGE_STATUSES),
             "created_at",
@@ -76,6 +76,22 @@ def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
         ),
         "rollups": rollups.prune(now),  # its own period (ROLLUP_RETENTION_DAYS, 400 days): the charts' history
     }
+
+
+def prune_vendor_calls(cutoff: datetime) -> int:
+    """Every call before the cutoff: whole days first (PostgreSQL), then the rest."""
+    dropped = partitions.drop_days_before(VendorCall, cutoff)
+    if partitions.is_partitioned(VendorCall):
+        return dropped + prune_by_time(VendorCall.objects.all(), "created_at", cutoff)
+    return dropped + prune(VendorCall.objects.all(), "created_at", cutoff)
+
+
+def prune_webhook_events(cutoff: datetime) -> int:
+    """Done deliveries before the cutoff: whole days that hold no waiting or failed one first (PostgreSQL), then the
+    done ones of the days left."""
+    done = Q(status__in=DONE_WEBHOOK_STATUSES)
+    dropped = partitions.drop_days_before(WebhookEvent, cutoff, needed=~done)
+    return dropped + prune(WebhookEvent.objects.filter(done), "received_at", cutoff)
 
 
 def prunable_loyalty_events(now: datetime) -> QuerySet[LoyaltyEvent]:
@@ -104,6 +120,21 @@ def prune(prunable: QuerySet[Any], time_field: str, cutoff: datetime, batch_size
             deleted += old.filter(pk__gte=low, pk__lt=high).delete()[0]
         reached = top
     return deleted
+
+
+def prune_by_time(prunable: QuerySet[Any], time_field: str, cutoff: datetime, batch_size: int = BATCH_SIZE) -> int:
+    """Delete the rows of `prunable` before `cutoff` oldest first, `batch_size` at a time, each batch bounded by the
+    time of the row after it (one probe of the time index), for a table with no index on its key."""
+    old = prunable.filter(**{f"{time_field}__lt": cutoff})
+    deleted = 0
+    while next_batch := list(old.order_by(time_field).values_list(time_field, flat=True)[batch_size : batch_size + 1]):
+        boundary = next_batch[0]
+        # Rows sharing the boundary's time go with the next batch; a batch of them alone goes with its time.
+        deleted += (
+            old.filter(**{f"{time_field}__lt": boundary}).delete()[0]
+            or (old.filter(**{time_field: boundary}).delete()[0])
+        )
+    return deleted + old.delete()[0]
 
 
 def newest_key(old: QuerySet[Any], time_field: str, above: int | None) -> int | None:

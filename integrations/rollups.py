@@ -8,9 +8,12 @@ development): Django's bulk_create(update_conflicts=True) would *set* the column
 
 Where each series is counted, and why there:
 
-- vendor calls and their latency: ConnectionCallLog.record (integrations/connections.py), beside the call's row;
+- vendor calls and their latency: ConnectionCallLog.record (integrations/connections.py), beside the call's row,
+  under the outcome the HTTP layer decided (an answer the caller expected is not a failure: integrations/http.py
+  ExpectedAnswer);
 - messages: members.messaging.finish, when a send's outcome is recorded (sent, skipped, failed, uncertain);
-- points: annexcloud.flows.settle, when a points transaction is settled (applied or failed);
+- points: annexcloud.flows.settle, when a points transaction is settled (applied or failed), and a reversed
+  Bazaarvoice award's credit in the hour it was credited (bazaarvoice.flows.reverse_award), so points are net of it;
 - job runs: integrations.jobs, when a run ends or is closed as interrupted;
 - vendors' own series (First Orion's pushed destinations, Bazaarvoice's settled reviews) where their flows settle;
 - callbacks: a minute job (`roll_up_callbacks`) counts the stored webhook events from the raw rows by their indexed
@@ -37,7 +40,7 @@ import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections, router, transaction
@@ -45,10 +48,9 @@ from django.db.models import Case, CharField, Count, Sum, Value, When
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from integrations.http import CALL_OUTCOMES, FAILED, UNCERTAIN, CallRecord
+from integrations.http import OK as OK  # "ok", as the other series name it too
 from integrations.models import Connection, Rollup, RollupMark, WebhookEvent
-
-if TYPE_CHECKING:
-    from integrations.http import CallRecord
 
 # The hour of the running totals since the start (the counters /metrics exports).
 ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -61,11 +63,14 @@ CALLBACKS = "callbacks"
 POINTS = "points"
 JOB_RUNS = "job_runs"
 
+# Points outcomes: "<activity>:<status>" of a settled transaction, and a credit taken back (an award reversed),
+# counted in the hour of the credit so that the hour's points awarded are net of it.
+CREDIT_APPLIED = "credit:applied"
+CREDIT_REVERSED = "credit:reversed"
+
 # Upper bounds of the latency buckets in ms (Prometheus' `le`); a call slower than the last is in "+Inf".
 LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 INF = "+Inf"
-
-OK = "ok"
 
 
 @dataclass(frozen=True)
@@ -200,11 +205,21 @@ def counted(series: str, *, outcome: str = "", client_pk: int | None = 0, connec
         record([Tally(series, outcome, client_pk or 0, connection_pk or 0, count, total)])
 
 
-def call_outcome(status_code: int | None, error_type: str) -> str:
-    """ "ok" for an answered 2xx/3xx, else the error's kind (timeout, server_error, …), else "failed"."""
-    if error_type:
-        return error_type
-    return OK if status_code is not None and status_code < 400 else "failed"
+def call_outcome(call: CallRecord) -> str:
+    """How a call is counted: its outcome as the HTTP layer decided it (integrations/http.py CALL_OUTCOMES: "ok",
+    "not_found" and "refused" for answers the caller expected, "failed", "uncertain"), a failure with its error's
+    kind ("failed:rejected", "uncertain:timeout") for /metrics."""
+    outcome = call.outcome
+    return f"{outcome}:{call.error_type}" if outcome in (FAILED, UNCERTAIN) else outcome
+
+
+def call_label(outcome: str) -> tuple[str, str]:
+    """A counted call outcome as (outcome, error kind): ("failed", "timeout"), ("not_found", ""). Hours counted
+    before calls had these outcomes hold "ok", an error's kind or "failed": read as failures."""
+    label, _, kind = outcome.partition(":")
+    if label in CALL_OUTCOMES:
+        return label, kind
+    return FAILED, "" if label == FAILED else label
 
 
 def latency_bucket(latency_ms: int) -> str:
@@ -216,7 +231,7 @@ def call_recorded(connection: Connection, call: CallRecord) -> None:
     client_pk, connection_pk, latency = connection.client_id, connection.pk, call.latency_ms
     record(
         [
-            Tally(CALLS, call_outcome(call.status_code, call.error_type), client_pk, connection_pk),
+            Tally(CALLS, call_outcome(call), client_pk, connection_pk),
             Tally(LATENCY, latency_bucket(latency), client_pk, connection_pk, total=latency),
         ]
     )
@@ -236,6 +251,13 @@ def message_settled(message: Any, status: str) -> None:
 def points_settled(txn: Any) -> None:
     """A points transaction settled: outcome "credit:applied", "debit:failed", …; its total is the points."""
     counted(POINTS, outcome=f"{txn.activity}:{txn.status}", client_pk=txn.client_id, total=txn.points)
+
+
+def credit_reversed(client_pk: int, points: int, credited_at: datetime) -> None:
+    """An applied credit taken back (a Bazaarvoice award reversed): its points counted as CREDIT_REVERSED in the hour
+    it was credited, which the dashboard subtracts from that hour's points awarded. The debit that takes them back
+    is counted as any settled transaction ("debit:applied", now)."""
+    record([Tally(POINTS, CREDIT_REVERSED, client_pk, total=points, hour=credited_at)])
 
 
 def job_run_ended(run: Any) -> None:

@@ -377,7 +377,8 @@ class OutboundMessage(models.Model):
         UNCERTAIN = "uncertain"
 
     event = models.ForeignKey(LoyaltyEvent, on_delete=models.CASCADE, related_name="messages")
-    template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE, related_name="messages")
+    # Indexed with the time (Meta.indexes), which also serves every lookup by template alone.
+    template = models.ForeignKey(MessageTemplate, on_delete=models.CASCADE, related_name="messages", db_index=False)
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="messages")
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="messages")
     to = models.CharField(max_length=16, blank=True)
@@ -398,8 +399,12 @@ class OutboundMessage(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["event", "template"], name="one_message_per_event_template")]
-        # The list's search by the number a message went to (exact, E.164).
-        indexes = [models.Index(fields=["to"], name="outboundmessage_to")]
+        indexes = [
+            # The list's search by the number a message went to (exact, E.164).
+            models.Index(fields=["to"], name="outboundmessage_to"),
+            # The list read per template, newest first: a client's messages, an event type's (portal/keyset.py).
+            models.Index(fields=["template", "created_at"], name="outboundmessage_template_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.to}: {self.body[:40]}"

@@ -28,6 +28,7 @@ from django.db.models import Model, Q
 from django.urls import NoReverseMatch, reverse
 
 from integrations.hooks import AddsToTimeline, FindsMemberCallbacks, hooks
+from integrations.http import EXPECTED_KINDS
 from integrations.models import Connection, VendorCall, WebhookEvent
 from integrations.vendors import VENDORS
 from members.models import (
@@ -213,13 +214,20 @@ def needs_evidence(message: OutboundMessage) -> bool:
 def call_behind(message: OutboundMessage) -> VendorCall | None:
     """The vendor call that explains the message: for a held one, the connection's last failed call before it was
     held (e.g. the refused messages token that stopped the run); otherwise the first call of its attempt. A call's
-    row is written after its answer, so a call of the attempt is never older than the attempt."""
+    row is written after its answer, so a call of the attempt is never older than the attempt. An expected answer
+    (a look-up's 404, a refused verify probe: `ExpectedAnswer`) carries a 4xx and an error type but did not fail, so
+    it is never the evidence."""
     calls = VendorCall.objects.filter(connection_id=message.connection_id)
     if message.attempted_at is not None:
         calls = calls.filter(created_at__gte=message.attempted_at)
     if message.held_since is not None:
         failed = ~Q(error_type="") | Q(status_code__isnull=True) | Q(status_code__gte=300) | Q(status_code__lt=200)
-        held_by = calls.filter(failed, created_at__lte=message.held_since).order_by("-created_at").first()
+        answered_as_expected = Q(error_type__in=list(EXPECTED_KINDS))
+        held_by = (
+            calls.filter(failed, ~answered_as_expected, created_at__lte=message.held_since)
+            .order_by("-created_at")
+            .first()
+        )
         if held_by is not None:
             return held_by
     if message.attempted_at is not None:

@@ -8,11 +8,15 @@ distinct value (a "loose index scan"), in the rows the user may see."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 # A column with more distinct values than this is not a filter; the choices stop there.
 MAX_CHOICES = 40
@@ -65,3 +69,42 @@ def fixed_choices_filter(column: str, title: str, choices: Callable[[], list[str
     FixedChoicesFilter.title = title
     FixedChoicesFilter.__name__ = f"{column.title().replace('_', '')}Filter"
     return FixedChoicesFilter
+
+
+def since_filter(column: str, title: str = "time") -> type[admin.SimpleListFilter]:
+    """Rows at or after a moment (`<column>__gte=<ISO time>`, the parameter the dashboard's charts link with): the
+    last hour, 24 hours or 7 days, or the moment given, shown as chosen so the list says it is cut."""
+
+    class SinceFilter(admin.SimpleListFilter):
+        parameter_name = f"{column}__gte"
+
+        def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+            now = timezone.now().replace(microsecond=0)
+            recent = [(now - timedelta(hours=hours), label) for hours, label in SINCE_CHOICES]
+            choices = [(moment.astimezone(UTC).isoformat(), label) for moment, label in recent]
+            if (given := self.moment()) is not None:
+                choices.insert(0, (self.value() or "", f"Since {given.astimezone(UTC):%Y-%m-%d %H:%M} UTC"))
+            return choices
+
+        def moment(self) -> datetime | None:
+            """The moment asked for; a malformed one is a bad lookup (the admin shows its "invalid" note)."""
+            if not self.value():
+                return None
+            try:
+                moment = parse_datetime(self.value() or "")
+            except ValueError:
+                moment = None
+            if moment is None:
+                raise IncorrectLookupParameters(f"{self.parameter_name}: {self.value()!r}")
+            return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+            moment = self.moment()
+            return queryset.filter(**{f"{column}__gte": moment}) if moment is not None else queryset
+
+    SinceFilter.title = title
+    SinceFilter.__name__ = f"{column.title().replace('_', '')}SinceFilter"
+    return SinceFilter
+
+
+SINCE_CHOICES = ((1, "Last hour"), (24, "Last 24 hours"), (24 * 7, "Last 7 days"))

@@ -5,6 +5,8 @@ raw records, so the page costs the same at ten million calls a day as at ten."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,13 +17,16 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from integrations import rollups
-from integrations.activity import ActivitySeries, Trouble, core_series
+from integrations.activity import ActivitySeries, CountedIn, Trouble, core_series
 from integrations.hooks import ExtendsAdmin, ReportsActivity, hooks
+from integrations.http import FAILED, NOT_FOUND, OK, REFUSED, UNCERTAIN
 from integrations.models import Client, Connection, JobRun
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
 
 WINDOWS = {"24h": (timedelta(hours=24), "hour"), "7d": (timedelta(days=7), "day")}
-CHART_WIDTH, CHART_HEIGHT = 480, 120
+CHART_WIDTH, CHART_HEIGHT = 480, 130
+PLOT_LEFT, PLOT_TOP, X_LABELS_HEIGHT = 40, 6, 14  # room for the y-axis' labels, the top tick's, the x-axis'
+MAX_X_LABELS = 8  # labels under the axis at most (24 hours: every third); each bar's label is on hover
 
 
 @dataclass
@@ -39,10 +44,14 @@ class ClientCards:
 
 @dataclass
 class Bar:
+    """One bucket of a chart (an hour or a day), drawn even when nothing happened in it."""
+
     label: str
     values: dict[str, float]
     x: float = 0
     width: float = 0
+    labelled: bool = False  # whether its label is written under the axis (every bucket's is on hover)
+    summary: str = ""  # what it holds, on hover: "14h: 12 ok, 2 not found"
     # (part, y, height) stacked from the bottom, in SVG units
     parts: list[tuple[str, float, float]] = field(default_factory=list)
 
@@ -50,15 +59,46 @@ class Bar:
     def total(self) -> float:
         return sum(self.values.values())
 
+    @property
+    def middle(self) -> float:
+        return self.x + self.width / 2
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A value on the y-axis: its label and the height it is drawn at."""
+
+    label: str
+    y: float
+
+    @property
+    def text_y(self) -> float:
+        return self.y + 3  # the label's baseline: centred on the line in a 9px font
+
+
+@dataclass(frozen=True)
+class Part:
+    """One stacked part of a chart's bars (an outcome of the vendor calls), with the list of the rows it counts."""
+
+    name: str
+    label: str
+    url: str = ""
+
 
 @dataclass
 class Chart:
     title: str
     bars: list[Bar]
     unit: str = ""
-    parts: tuple[str, ...] = ("value",)
+    parts: tuple[Part, ...] = (Part("value", "value"),)
+    url: str = ""  # the admin list of the rows it counts, in the window
+    # The figure shown in red when not zero (the vendor calls that failed or are uncertain), with its list.
+    alarm_parts: tuple[str, ...] = ()
+    alarm_url: str = ""
+    note: str = ""  # what the total means, on hover (e.g. net of reversed awards)
     width: int = CHART_WIDTH
     height: int = CHART_HEIGHT
+    ticks: list[Tick] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -67,6 +107,35 @@ class Chart:
     @property
     def peak(self) -> float:
         return max((bar.total for bar in self.bars), default=0)
+
+    @property
+    def alarm(self) -> float:
+        return sum(bar.values.get(part, 0) for bar in self.bars for part in self.alarm_parts)
+
+    # Geometry of the plot inside the SVG: the y-axis' labels on its left, the x-axis' labels under it.
+    @property
+    def plot_left(self) -> int:
+        return PLOT_LEFT
+
+    @property
+    def tick_x(self) -> int:
+        return PLOT_LEFT - 4
+
+    @property
+    def plot_right(self) -> int:
+        return self.width
+
+    @property
+    def plot_top(self) -> int:
+        return PLOT_TOP
+
+    @property
+    def plot_bottom(self) -> int:
+        return self.height - X_LABELS_HEIGHT
+
+    @property
+    def plot_height(self) -> int:
+        return self.plot_bottom - self.plot_top
 
 
 @dataclass
@@ -173,8 +242,8 @@ def charts(user: Any, window: str, zone: ZoneInfo) -> list[Chart]:
     series = core_series() + vendor_series()
     wanted = {rollups.CALLS, rollups.LATENCY, *(one.series for one in series)}
     sums = bucket_sums(rollups.window_sums(wanted, since, visible_client_pks(user)), unit, zone)
-    found = call_charts(sums, labels)
-    found += [series_chart(one, sums, labels) for one in series]
+    found = call_charts(sums, labels, since)
+    found += [series_chart(one, sums, labels, since) for one in series]
     return [lay_out(chart) for chart in found]
 
 
@@ -202,45 +271,82 @@ def bucket_sums(rows: list[dict[str, Any]], unit: str, zone: ZoneInfo) -> Sums:
     return sums
 
 
-def summed(sums: Sums, series: str, bucket: datetime, outcome: str | None = None, value: str = "count") -> float:
-    """A series' events (or their summed value) in a bucket, of one outcome or of every outcome (None)."""
+def summed(
+    sums: Sums, series: str, bucket: datetime, outcome: str | None = None, value: str = "count", *,
+    label: Callable[[str], str] | None = None,
+) -> float:  # fmt: skip
+    """A series' events (or their summed value) in a bucket, of one outcome or of every outcome (None); with
+    `label`, of the outcomes it names `outcome` (e.g. every "failed:<kind>" as "failed")."""
     index = 0 if value == "count" else 1
     return sum(
         per_bucket.get(bucket, [0.0, 0.0])[index]
         for (name, kind), per_bucket in sums.items()
-        if name == series and (outcome is None or kind == outcome)
+        if name == series and (outcome is None or (label(kind) if label else kind) == outcome)
     )
 
 
-def series_chart(series: ActivitySeries, sums: Sums, labels: dict[datetime, str]) -> Chart:
+def series_chart(series: ActivitySeries, sums: Sums, labels: dict[datetime, str], since: datetime) -> Chart:
     outcome = series.outcome or None
-    bars = [
-        Bar(label, {"value": summed(sums, series.series, start, outcome, series.value)})
-        for start, label in labels.items()
-    ]
-    return Chart(series.title, bars, unit=series.unit)
+    bars = []
+    for start, label in labels.items():
+        value = summed(sums, series.series, start, outcome, series.value)
+        if series.net_of:
+            value -= summed(sums, series.series, start, series.net_of, series.value)
+        bars.append(Bar(label, {"value": value}))
+    url = series.counted_in.url(since) if series.counted_in else ""
+    note = "net of reversals" if series.net_of else ""
+    return Chart(series.title, bars, unit=series.unit, url=url, note=note)
 
 
-def call_charts(sums: Sums, labels: dict[datetime, str]) -> list[Chart]:
-    """Vendor calls by outcome (answered 2xx/3xx, or refused/failed/unanswered) and their p95 latency per bucket,
-    read from the latency histogram's buckets."""
+CALLS_LIST = CountedIn("admin:integrations_vendorcall_changelist", time_column="created_at")
+# Stacked from the bottom: the answers, then the failures on top (red), so trouble is seen first.
+CALL_PARTS = (
+    (OK, "ok"),
+    (NOT_FOUND, "not found"),
+    (REFUSED, "refused"),
+    (UNCERTAIN, "uncertain"),
+    (FAILED, "failed"),
+)
+# The vendor calls' "failed" figure and its red: real failures, and calls that may have been acted on unanswered.
+# Expected answers (a look-up's 404, a verify probe's refusal) are not among them.
+CALL_FAILURES = (FAILED, UNCERTAIN)
+
+
+def call_label(outcome: str) -> str:
+    return rollups.call_label(outcome)[0]
+
+
+def call_parts(since: datetime) -> tuple[Part, ...]:
+    """Each outcome with the list of its calls: the list's outcome filter lists failed and uncertain ones together
+    (whether a call was uncertain is not kept on its row), as the "failed" figure counts them."""
+    return tuple(
+        Part(name, label, CALLS_LIST.url(since, outcome=FAILED if name in CALL_FAILURES else name))
+        for name, label in CALL_PARTS
+    )
+
+
+def call_charts(sums: Sums, labels: dict[datetime, str], since: datetime) -> list[Chart]:
+    """Vendor calls by outcome (answered, an answer the caller expected, failed, uncertain) and their p95 latency
+    per bucket, read from the latency histogram's buckets."""
     outcomes, latency = [], []
     for start, label in labels.items():
-        ok = summed(sums, rollups.CALLS, start, rollups.OK)
-        outcomes.append(Bar(label, {"ok": ok, "failed": summed(sums, rollups.CALLS, start) - ok}))
+        values = {name: summed(sums, rollups.CALLS, start, name, label=call_label) for name, _ in CALL_PARTS}
+        outcomes.append(Bar(label, values))
         histogram = {
             kind: per_bucket.get(start, [0.0])[0]
             for (name, kind), per_bucket in sums.items()
             if name == rollups.LATENCY
         }
         latency.append(Bar(label, {"value": round(rollups.quantile(histogram), 1)}))
-    return [
-        Chart("Vendor calls", outcomes, parts=CALL_PARTS),
-        Chart("p95 latency of vendor calls", latency, unit="ms"),
-    ]
-
-
-CALL_PARTS = ("ok", "failed")
+    calls = Chart(
+        "Vendor calls",
+        outcomes,
+        parts=call_parts(since),
+        url=CALLS_LIST.url(since),
+        alarm_parts=CALL_FAILURES,
+        alarm_url=CALLS_LIST.url(since, outcome=FAILED),
+    )
+    return [calls, Chart("p95 latency of vendor calls", latency, unit="ms", url=CALLS_LIST.url(since))]
 
 
 def step(unit: str) -> timedelta:
@@ -262,15 +368,48 @@ def bucket_labels(since: datetime, now: datetime, unit: str, zone: ZoneInfo) -> 
 
 
 def lay_out(chart: Chart) -> Chart:
-    """SVG geometry for each bar (drawn by the template: no script, no inline style)."""
+    """SVG geometry (drawn by the template: no script, no inline style): a slot for every bucket, the bars stacked
+    in it, a y-axis from 0 to a round value at or above the peak, and a label under every few buckets."""
     count = max(len(chart.bars), 1)
-    slot = chart.width / count
-    scale = (chart.height - 14) / chart.peak if chart.peak else 0
+    slot = (chart.plot_right - chart.plot_left) / count
+    top = axis_top(chart.peak)
+    scale = chart.plot_height / top
+    every = math.ceil(count / MAX_X_LABELS)
     for index, bar in enumerate(chart.bars):
-        bar.x, bar.width = index * slot + 1, max(slot - 2, 1)
-        base = float(chart.height - 12)
+        bar.x, bar.width = chart.plot_left + index * slot + 1, max(slot - 2, 1)
+        bar.labelled = index % every == 0
+        base = float(chart.plot_bottom)
         for part in chart.parts:
-            height = bar.values.get(part, 0) * scale
+            height = bar.values.get(part.name, 0) * scale
             base -= height
-            bar.parts.append((part, base, height))
+            bar.parts.append((part.name, base, height))
+        bar.summary = f"{bar.label}: {held(bar, chart)}"
+    values = [0, top / 2, top] if top % 2 == 0 else [0, top]
+    chart.ticks = [Tick(short_number(value), chart.plot_bottom - value * scale) for value in values]
     return chart
+
+
+def held(bar: Bar, chart: Chart) -> str:
+    """A bucket's figures in words: "12 ok, 2 not found" for the calls (only the outcomes it holds), "40 points"."""
+    if len(chart.parts) == 1:
+        value = bar.values.get(chart.parts[0].name, 0)
+        return f"{value:,.0f}{' ' + chart.unit if chart.unit else ''}"
+    held = [f"{bar.values[part.name]:,.0f} {part.label}" for part in chart.parts if bar.values.get(part.name)]
+    return ", ".join(held) or "none"
+
+
+def axis_top(peak: float) -> float:
+    """The y-axis' top: the smallest 1, 2 or 5 times a power of ten at or above the peak (1 for an empty chart)."""
+    if peak <= 1:
+        return 1
+    magnitude = 10 ** math.floor(math.log10(peak))
+    return next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= peak)
+
+
+def short_number(value: float) -> str:
+    """A tick's label in a few characters: 0, 50, 2,000, 20k, 5M."""
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:g}M"
+    if value >= 10_000:
+        return f"{value / 1_000:g}k"
+    return f"{value:,.0f}"

@@ -122,7 +122,11 @@ def partition_page(queryset: QuerySet[Any], column: str, ids: set[int], field: s
     else:  # SQLite cannot order inside a compound: one query per partition, merged here
         keys = sorted((key for part in parts for key in part), reverse=True)[:size]
     pks = [pk for _, pk in keys]
-    rows = {row.pk: row for row in queryset.filter(pk__in=pks)}
+    if not keys:
+        return []
+    # The page's time span too: on PostgreSQL the call log is partitioned by day and has no index on its id alone.
+    span = {f"{field}__gte": keys[-1][0], f"{field}__lte": keys[0][0]}
+    rows = {row.pk: row for row in queryset.filter(pk__in=pks, **span)}
     return [rows[pk] for pk in pks if pk in rows]
 
 

@@ -52,13 +52,17 @@ def connection_labels(row: dict[str, Any], vendors: dict[int, str]) -> list[str]
 
 
 def vendor_calls(rows: list[dict[str, Any]], vendors: dict[int, str]) -> CounterMetricFamily:
+    """Per outcome (ok; not_found and refused: answers the caller expected; failed; uncertain) and error kind."""
     family = CounterMetricFamily(
         "portal_vendor_calls",
-        "Vendor calls by outcome (ok, or the error's kind)",
-        labels=["vendor", "connection", "outcome"],
+        "Vendor calls by outcome (ok, not_found, refused, failed, uncertain) and the error's kind",
+        labels=["vendor", "connection", "outcome", "error"],
     )
-    for row in rows:
-        family.add_metric([*connection_labels(row, vendors), row["outcome"]], row["count"])
+    counts: dict[tuple[str, ...], int] = defaultdict(int)
+    for row in rows:  # hours counted before outcomes were labelled add to the same labels
+        counts[(*connection_labels(row, vendors), *rollups.call_label(row["outcome"]))] += row["count"]
+    for labels, count in sorted(counts.items()):
+        family.add_metric(list(labels), count)
     return family
 
 

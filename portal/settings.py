@@ -330,6 +330,9 @@ JOB_RUN_RETENTION_DAYS = env.int("JOB_RUN_RETENTION_DAYS", default=RECORD_RETENT
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
 OUTBOUND_MESSAGE_RETENTION_DAYS = env.int("OUTBOUND_MESSAGE_RETENTION_DAYS", default=90)
 LOYALTY_EVENT_RETENTION_DAYS = env.int("LOYALTY_EVENT_RETENTION_DAYS", default=30)
+# PostgreSQL: the vendor calls' and webhook events' daily partitions are made this many days ahead (nightly and at
+# migrate), so a day's rows never land in the DEFAULT partition while the prune job runs (integrations/partitions.py).
+PARTITION_DAYS_AHEAD = env.int("PARTITION_DAYS_AHEAD", default=7)
 # A successful vendor call keeps its bodies and headers only until this moment (ISO 8601, e.g. a debugging window
 # "2026-05-01T18:00:00Z"; empty: no window) or for this share of calls (a sample); failed and uncertain calls always do.
 VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL = env.str("VENDOR_CALL_BODIES_FOR_SUCCESS_UNTIL", default="")
@@ -383,6 +386,10 @@ vars().update(env.email("EMAIL_URL", default="consolemail://" if DEBUG else "smt
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 # One alert e-mail per subject (a connection, a job) per this many seconds.
 ALERT_THROTTLE_SECONDS = env.int("ALERT_THROTTLE_SECONDS", default=3600)
+# Addresses that get every alert besides the site admins, and the only ones while the database is down.
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+# An alert that reached nobody (no address known, mail server down) is tried again after this long.
+ALERT_RETRY_SECONDS = env.int("ALERT_RETRY_SECONDS", default=60)
 
 # Error reports: SENTRY_DSN turns on sentry-sdk (Django and Celery), with no personal data and secrets redacted.
 SENTRY_DSN = env.str("SENTRY_DSN", default="")

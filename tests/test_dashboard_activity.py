@@ -27,7 +27,7 @@ def call(connection: Connection, *, status: int | None = 200, latency: int = 50,
     record = CallRecord("GET", "https://example.test/x", 1, {}, "", status, "", latency, error)
     if hours_ago:
         hour = timezone.now() - timedelta(hours=hours_ago)
-        outcome = rollups.call_outcome(status, error)
+        outcome = rollups.call_outcome(record)
         rollups.add([rollups.Tally(rollups.CALLS, outcome, connection.client_id, connection.pk, hour=hour)])
         return
     ConnectionCallLog(connection).record(record)

@@ -65,7 +65,7 @@ def test_success_writes_one_call_row(connection, httpserver):
     assert demo_api(connection).request_json("GET", "/v1/me") == {"ok": True}
     call = VendorCall.objects.get()
     assert (call.method, call.status_code, call.error_type, call.attempt) == ("GET", 200, "", 1)
-    assert call.url == httpserver.url_for("/v1/me")
+    assert httpserver.url_for("/v1/me").endswith(call.url)  # the whole URL, or its path in a compact row
 
 
 def slow(request):

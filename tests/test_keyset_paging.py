@@ -208,3 +208,69 @@ def test_the_evidence_link_of_a_message_reads_its_connections_calls_per_connecti
     assert shown == newest_first(call for call in calls if call.created_at >= NOW - timedelta(seconds=10))
     wheres = [sql.split("WHERE", 1)[-1] for sql in call_queries(queries)]
     assert any('"integrations_vendorcall"."connection_id" = ' in where and "LIMIT" in where for where in wheres)
+
+
+# --- Outbound messages: a client user's list and the event-type filter read per template --------------------------
+
+MESSAGES_URL = reverse("admin:members_outboundmessage_changelist")
+
+
+def message_queries(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if 'FROM "members_outboundmessage"' in q["sql"]]
+
+
+def make_messages(template, count: int) -> list:
+    from tests.factories import OutboundMessageFactory
+
+    messages = OutboundMessageFactory.create_batch(count, template=template)
+    for index, message in enumerate(messages):  # three to a moment, so the id breaks ties
+        message.created_at = NOW - timedelta(seconds=count - index // 3)
+    type(messages[0]).objects.bulk_update(messages, ["created_at"])
+    return messages
+
+
+def walk_messages(http, url: str) -> list[int]:
+    seen = []
+    while url is not None:
+        response = http.get(url)
+        assert response.status_code == 200, url
+        seen += [row.pk for row in response.context["cl"].result_list]
+        link = older_link(response)
+        url = MESSAGES_URL + link if link else None
+    return seen
+
+
+@pytest.fixture
+def templates(client_a, client_b, connection_a):
+    from members.models import EventType
+    from tests.factories import MessageTemplateFactory
+
+    earned = MessageTemplateFactory(client=client_a, connection=connection_a, event_type=EventType.POINTS_EARNED)
+    rewarded = MessageTemplateFactory(client=client_a, connection=connection_a, event_type=EventType.REWARD_ISSUED)
+    theirs = MessageTemplateFactory(client=client_b, event_type=EventType.REWARD_ISSUED)
+    return earned, rewarded, theirs
+
+
+def test_a_client_users_messages_are_read_per_template_and_never_join_members(alice_http, templates):
+    earned, rewarded, theirs = templates
+    mine = make_messages(earned, 40) + make_messages(rewarded, 30)
+    make_messages(theirs, 30)
+    with CaptureQueriesContext(db) as queries:
+        seen = walk_messages(alice_http, MESSAGES_URL)
+    assert seen == newest_first(mine)
+    wheres = [sql.split("WHERE", 1)[-1] for sql in message_queries(queries)]
+    assert any('"members_outboundmessage"."template_id" = ' in where and "LIMIT" in where for where in wheres), wheres
+    assert not any('"members_member"' in where for where in wheres), wheres
+
+
+def test_the_event_type_filter_reads_its_templates_newest_rows_and_keeps_links_made_before(admin_http, templates):
+    earned, rewarded, theirs = templates
+    make_messages(earned, 40)
+    rewards = make_messages(rewarded, 30) + make_messages(theirs, 30)
+    url = f"{MESSAGES_URL}?template__event_type__exact={rewarded.event_type}"
+    with CaptureQueriesContext(db) as queries:
+        seen = walk_messages(admin_http, url)
+    assert seen == newest_first(rewards)
+    wheres = [sql.split("WHERE", 1)[-1] for sql in message_queries(queries)]
+    assert any('"members_outboundmessage"."template_id" = ' in where for where in wheres), wheres
+    assert not any('"members_messagetemplate"' in where for where in wheres), wheres

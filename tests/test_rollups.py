@@ -166,13 +166,13 @@ def test_metrics_export_call_counters_and_a_latency_histogram(vendor, httpserver
     assert client.get("/metrics").status_code == 401
     body = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
     connection, kind = f'connection="{vendor.pk}"', f'vendor="{vendor.vendor}"'  # labels come sorted by name
-    assert f'portal_vendor_calls_total{{{connection},outcome="ok",{kind}}} 3.0' in body
+    assert f'portal_vendor_calls_total{{{connection},error="",outcome="ok",{kind}}} 3.0' in body
     assert f"portal_vendor_call_latency_ms_count{{{connection},{kind}}} 4.0" in body
     assert f'portal_vendor_call_latency_ms_bucket{{{connection},le="+Inf",{kind}}} 4.0' in body
     fast = VendorCall.objects.filter(latency_ms__lte=100).count()  # the slow one is above; the others, if quick
     assert f'portal_vendor_call_latency_ms_bucket{{{connection},le="100",{kind}}} {fast:.1f}' in body
     refused = [line for line in body.splitlines() if line.startswith("portal_vendor_calls_total") and "ok" not in line]
-    assert len(refused) == 1 and refused[0].endswith(" 1.0")
+    assert refused == [f'portal_vendor_calls_total{{{connection},error="rejected",outcome="failed",{kind}}} 1.0']
 
 
 def test_retention_drops_old_hours_and_keeps_the_running_totals(connection_a):

@@ -103,9 +103,11 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 def answers(url: str) -> bool:
+    """Whether the server answers at all. Its first answer loads most of moto, which on a loaded machine takes
+    seconds after the port is open: a read that times out means "not yet", as a refused connection does."""
     try:
-        requests.get(url, timeout=1)
-    except requests.ConnectionError:
+        requests.get(url, timeout=(1, 10))
+    except (requests.ConnectionError, requests.Timeout):
         return False
     return True
 

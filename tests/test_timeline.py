@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from integrations.attentive import sandbox as attentive_simulator
 from integrations.bazaarvoice.models import Review
+from integrations.http import EXPECTED_NOT_FOUND, EXPECTED_REFUSAL
 from integrations.models import VendorCall, WebhookEvent
 from integrations.sessionm.models import SessionMOffer, SessionMTransaction
 from members import timeline
@@ -80,6 +81,28 @@ def test_a_held_message_shows_its_reason_and_the_vendor_call_behind_it(held_memb
     assert sent.related == ()  # a sent message needs no evidence
     kinds = {entry.kind for entry in entries}
     assert {"joined", "event", "subscription", "message"} <= kinds
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("expected_kind", [EXPECTED_NOT_FOUND, EXPECTED_REFUSAL])
+def test_an_expected_answer_on_the_connection_is_never_the_call_behind_a_held_message(held_member, expected_kind):
+    """A look-up's 404 or a refused verify probe that the caller expected (`ExpectedAnswer`) carries a 4xx and an
+    error type, but nothing failed: the evidence stays the refused messages token, even when the expected answer was
+    recorded on the same connection after it and before the message was held."""
+    refused = refused_call()
+    held_message = OutboundMessage.objects.get(status="pending")
+    VendorCall.objects.create(
+        connection=refused.connection,
+        method="GET",
+        url=f"{refused.url.rsplit('/', 1)[0]}/subscriptions?phone=%2B17707650000",
+        status_code=404 if expected_kind == EXPECTED_NOT_FOUND else 403,
+        error_type=expected_kind,
+        error="the vendor has no such record (expected)",
+        created_at=refused.created_at + (held_message.held_since - refused.created_at) / 2,
+    )
+    [held] = [entry for entry in timeline.timeline(held_member) if entry.status == "held"]
+    [call] = held.related
+    assert call.url == reverse("admin:integrations_vendorcall_change", args=[refused.pk])
 
 
 @pytest.mark.django_db(transaction=True)

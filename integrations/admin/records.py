@@ -14,12 +14,12 @@ from django.utils.translation import ngettext
 
 from integrations import inbound
 from integrations.admin.base import ClientFilter, ConnectionClientFilter, ReadOnlyAdmin, clipped, clipped_as
-from integrations.http import VendorError
+from integrations.http import EXPECTED_KINDS, FAILED, NOT_FOUND, OK, REFUSED, VendorError
 from integrations.models import Connection, JobRun, VendorCall, WebhookEvent
 from integrations.queue import task_named
 from integrations.tenancy import is_site_admin, scope_to_clients
 from integrations.vendors import VENDOR_CHOICES
-from portal.admin_filters import fixed_choices_filter, indexed_values_filter
+from portal.admin_filters import fixed_choices_filter, indexed_values_filter, since_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
 from portal.keyset import KeysetPagingMixin
@@ -28,8 +28,9 @@ HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def error_kinds() -> list[str]:
-    """Every `error_type` a call row can hold: the kinds of VendorError and its subclasses."""
-    found, pending = set(), [VendorError]
+    """Every `error_type` a call row can hold: the kinds of VendorError and its subclasses, and the two kinds of an
+    answer the caller expected (integrations/http.py ExpectedAnswer)."""
+    found, pending = set(EXPECTED_KINDS), [VendorError]
     while pending:
         error = pending.pop()
         found.add(error.kind)
@@ -55,10 +56,37 @@ class StatusClassFilter(admin.SimpleListFilter):
         return queryset
 
 
+class CallOutcomeFilter(admin.SimpleListFilter):
+    """The outcome a call is counted under on the dashboard (integrations/http.py CALL_OUTCOMES), from its row: no
+    error is ok, an expected answer has its own error_type, any other error is a failure. Failed and uncertain are
+    one choice: the row does not keep whether a failure was uncertain (the dashboard's "failed" figure is both)."""
+
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            (OK, "ok"),
+            (NOT_FOUND, "not found (expected)"),
+            (REFUSED, "refused (expected)"),
+            (FAILED, "failed or uncertain"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
+        expected = {outcome: kind for kind, outcome in EXPECTED_KINDS.items()}
+        if self.value() == OK:
+            return queryset.filter(error_type="")
+        if self.value() in expected:
+            return queryset.filter(error_type=expected[self.value()])
+        if self.value() == FAILED:
+            return queryset.exclude(error_type="").exclude(error_type__in=list(EXPECTED_KINDS))
+        return queryset
+
+
 def connection_ids(connections: QuerySet[Connection]) -> list[int]:
     """Connections are a small table: a filter on a vendor or a client becomes `connection_id IN (…)`, which the call
-    list reads per connection from its (connection, created_at) index (portal/keyset.py, keyset_partition), and an
-    empty list when none matches (the call table is not read at all)."""
+    list reads per connection from its connection index (portal/keyset.py, keyset_partition), and an empty list when
+    none matches (the call table is not read at all)."""
     return list(connections.values_list("pk", flat=True))
 
 
@@ -89,8 +117,8 @@ class CallClientFilter(ConnectionClientFilter):
 def call_search(term: str) -> Q:
     """What the vendor calls' search box finds, on indexed columns only (never the bodies or the URL, a scan of
     the whole log): a number is a call's id or an answer's status; a word is a vendor or a client (its slug or name),
-    resolved here to their connections' ids, or an error kind (the `vendorcall_error_time` index). Never an OR across
-    a join: the database could then use no index for the page's order."""
+    resolved here to their connections' ids, or an error kind (the failures' index, `vendorcall_failures`). Never an
+    OR across a join: the database could then use no index for the page's order."""
     if term.isdigit():
         number = int(term)
         return Q(pk=number) | Q(status_code=number) if number < 1000 else Q(pk=number)
@@ -122,7 +150,7 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
-    # A vendor, a client, a connection or a client user's scope: read per connection from (connection, created_at).
+    # A vendor, a client, a connection or a client user's scope: read per connection from its connection index.
     keyset_partition = "connection_id"
     client_path = "connection__client"
     # Status, error and latency first: what someone scanning calls looks for; the URL is clipped (whole on hover).
@@ -140,6 +168,8 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     list_filter = [
         CallClientFilter,
         CallVendorFilter,
+        CallOutcomeFilter,
+        since_filter("created_at"),
         fixed_choices_filter("error_type", "error", error_kinds),
         fixed_choices_filter("method", "method", lambda: HTTP_METHODS),
         StatusClassFilter,
@@ -241,6 +271,7 @@ class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin
     list_display = ["received_at", "status", "outcome", "connection", "event_type", "event_id"]
     list_filter = [
         ConnectionClientFilter,
+        since_filter("received_at", "received"),
         "connection__vendor",
         indexed_values_filter("event_type", "event type"),
         "status",

@@ -44,6 +44,7 @@ from integrations.outcome import Outcome
 from integrations.sandbox.directory import sandbox_fill
 from integrations.tenancy import is_site_admin
 from members.models import Member, PointsTransaction, Segment
+from portal.admin_filters import since_filter
 
 
 class AnnexCloudCredentialsForm(forms.Form):
@@ -252,7 +253,7 @@ class PointsTransactionAdmin(ReadOnlyAdmin):
     """Every credit and debit sent to Annex Cloud, with its key and answer; kept, so a key is never used twice."""
 
     list_display = ["created_at", "member", "client", "activity", "points", "status", "key", "detail"]
-    list_filter = [ClientFilter, "status", "activity"]
+    list_filter = [ClientFilter, "status", "activity", since_filter("created_at")]
     search_fields = ["key", "member__email", "member__annex_cloud_id", "order_id"]
     list_select_related = ["member", "client"]
     readonly_fields = [

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import jwt
 import requests
 
-from integrations.http import AuthError, NotFound, Rejected, VendorAPI, VendorError
+from integrations.http import AuthError, ExpectedAnswer, NotFound, Rejected, VendorAPI, VendorError
 
 TOKEN_LIFETIME_SECONDS = 300
 # "For example, the action ID for manual credit or debit is 100" (Points API).
@@ -68,6 +68,12 @@ ERROR_CODES: dict[str, tuple[type[VendorError], str]] = {
     "AC1005": (NotFound, "Annex Cloud has no such record (for a member: not a loyalty member)."),
     "AC1006": (AlreadyExists, "Annex Cloud already has this record."),
 }
+
+
+# "No data" (AC1005): for a look-up of someone who is no loyalty member ("not a member") or of a segment deleted at
+# Annex Cloud, an answer the caller handles, counted as "not found", not as a failed call. A 404 without AC1005 (a
+# wrong URL) still fails.
+NO_DATA_EXPECTED = ExpectedAnswer(NotFound, code="AC1005")
 
 
 def partner_access_token(loyalty_token: str, site_id: str) -> str:
@@ -127,9 +133,11 @@ class AnnexCloudAPI(VendorAPI):
 
     # The calls ------------------------------------------------------------------------------------------
 
-    def get_member(self, member_id: str) -> dict[str, Any]:
+    def get_member(self, member_id: str, *, expected: ExpectedAnswer | None = None) -> dict[str, Any]:
+        """The member's profile; raises NotFound (AC1005) for someone who is no loyalty member. A caller that
+        handles that as an answer (a look-up, the verify probe) passes `expected=NO_DATA_EXPECTED`."""
         # The id (often an e-mail) is escaped in the path; the signature covers it as it is.
-        return self.signed("GET", f"/users/{self.segment(member_id)}", identifier=member_id)
+        return self.signed("GET", f"/users/{self.segment(member_id)}", identifier=member_id, expected=expected)
 
     def change_points(
         self,
@@ -183,5 +191,7 @@ class AnnexCloudAPI(VendorAPI):
 
     def update_segment(self, segment_id: str, segment: dict[str, str]) -> dict[str, Any]:
         """Update a pushed segment in place (PATCH /segment/{id}, the same body as creating it). Sending the same
-        fields again leaves the segment as it was, so this PATCH may be repeated."""
-        return self.signed("PATCH", f"/segment/{self.segment(segment_id)}", body=segment, safe_to_repeat=True)
+        fields again leaves the segment as it was, so this PATCH may be repeated. A segment deleted at Annex Cloud
+        answers AC1005, which the push expects (it creates the segment again)."""
+        path = f"/segment/{self.segment(segment_id)}"
+        return self.signed("PATCH", path, body=segment, safe_to_repeat=True, expected=NO_DATA_EXPECTED)

@@ -11,7 +11,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integrations import rollups
-from integrations.annexcloud.api import MANUAL_CREDIT_ACTION_ID, Activity, AnnexCloudAPI, PointsAlreadyApplied
+from integrations.annexcloud.api import (
+    MANUAL_CREDIT_ACTION_ID,
+    NO_DATA_EXPECTED,
+    Activity,
+    AnnexCloudAPI,
+    PointsAlreadyApplied,
+)
 from integrations.connections import api_for, connection_of
 from integrations.http import NotFound, Rejected, VendorError
 from integrations.models import Client, Connection
@@ -82,7 +88,7 @@ def check_connection(connection: Connection) -> str:
         subject=connection.settings.get("jwt_subject", ""),
     )
     with contextlib.suppress(NotFound):
-        api.get_member(VERIFY_PROBE_MEMBER)
+        api.get_member(VERIFY_PROBE_MEMBER, expected=NO_DATA_EXPECTED)
     return f"Verified: Annex Cloud accepts the signed calls of site {connection.client.site_id}."
 
 
@@ -112,7 +118,7 @@ def refresh_member(member: Member) -> Outcome:
     if not member_id:
         return Outcome.failure(f"{member} has neither an Annex Cloud id nor an e-mail to look up.")
     try:
-        profile = annex_cloud_api(member.client).get_member(member_id)
+        profile = annex_cloud_api(member.client).get_member(member_id, expected=NO_DATA_EXPECTED)
     except NotFound:
         sync.change_member(member, known_to_annex_cloud=False, annex_cloud_read_at=timezone.now())
         return Outcome.failure(f"{member_id} is not a loyalty member at Annex Cloud.")

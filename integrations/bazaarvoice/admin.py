@@ -38,6 +38,7 @@ from integrations.models import Connection
 from integrations.queue import enqueue
 from integrations.tenancy import is_site_admin
 from portal import zones
+from portal.admin_filters import since_filter
 
 PULL_TASK = "bazaarvoice.pull_reviews"
 PULL_URL_NAME = "integrations_connection_bazaarvoice_pull"
@@ -249,7 +250,14 @@ class ReviewAdmin(ReadOnlyAdmin):
         "answer",
         "what_happened",
     ]
-    list_filter = [ClientFilter, "outcome", ("moderated_at", admin.DateFieldListFilter)]
+    # "last changed": the dashboard's "Reviews rewarded" links to the reviews awarded in its window (a review is
+    # last saved when it is settled).
+    list_filter = [
+        ClientFilter,
+        "outcome",
+        ("moderated_at", admin.DateFieldListFilter),
+        since_filter("updated_at", "last changed"),
+    ]
     list_select_related = ["client", "member"]
     search_fields = ["review_id", "product_id"]
     date_hierarchy = "moderated_at"

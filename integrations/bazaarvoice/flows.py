@@ -33,7 +33,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from integrations.activity import ActivitySeries
+from integrations.activity import ActivitySeries, CountedIn
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.api import APPROVED_FILTER, MAX_LIMIT, MAX_OFFSET, BazaarvoiceAPI
@@ -45,6 +45,7 @@ from integrations.bazaarvoice.rewards import (
     RewardRules,
     StopRun,
     attempt_key,
+    reversal_counted,
     settle,
 )
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS, DEFAULT_LOOK_BACK_HOURS
@@ -541,13 +542,21 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
             return Outcome(
                 False, f"{review}: the reversal was not applied — {txn.detail} Reverse it again once fixed.", error=True
             )
+        awarded_at = review.updated_at  # an awarded review is saved last when its award is settled
         review.outcome, review.reversed_by, review.reversed_at = Result.REVERSED, by, timezone.now()
         review.reversal_reason = reason
         review.detail = f"{review.detail} Reversed: {txn.detail}"
         review.save()
+        reversal_counted(review, awarded_at)
     return Outcome.success(f"{review}: {txn.detail}")
 
 
 def activity_series() -> list[ActivitySeries]:
-    """The dashboard's chart of reviews that earned points (by the hour they were settled)."""
-    return [ActivitySeries("Reviews rewarded", REVIEWS_SETTLED, outcome=Review.Outcome.AWARDED)]
+    """The dashboard's chart of reviews that earned points (by the hour they were settled), net of those reversed
+    since; it links to the awarded reviews (a review is last saved when it is awarded)."""
+    awarded = CountedIn("admin:bazaarvoice_review_changelist", (("outcome__exact", Result.AWARDED),), "updated_at")
+    return [
+        ActivitySeries(
+            "Reviews rewarded", REVIEWS_SETTLED, outcome=Result.AWARDED, net_of=Result.REVERSED, counted_in=awarded
+        )
+    ]

@@ -5,6 +5,7 @@ event — or recording why not. Used by the pull and by the admin's Retry (integ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -12,7 +13,7 @@ from django.db.models import Q, QuerySet
 
 from integrations import rollups
 from integrations.annexcloud import flows as annexcloud
-from integrations.annexcloud.api import AnnexCloudAPI
+from integrations.annexcloud.api import NO_DATA_EXPECTED, AnnexCloudAPI
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.emails import PLAIN16, Undecryptable, decrypt_email, email_key, masked
 from integrations.bazaarvoice.models import Review
@@ -125,7 +126,7 @@ def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
     try:
         # urllib3 logs the request line at DEBUG, the address in it: redacted from log lines for the look-up.
         with secret_values_during([address, path_segment(address)]):
-            profile = lookup_api(review.client, address).get_member(address)
+            profile = lookup_api(review.client, address).get_member(address, expected=NO_DATA_EXPECTED)
     except NotFound:
         finish(review, Result.NOT_MEMBER, "The reviewer is not a loyalty member at Annex Cloud (AC1005, no data).")
         return None
@@ -301,6 +302,14 @@ def finish(review: Review, outcome: str, detail: str, *, answer: dict[str, Any] 
     if outcome not in RETRYABLE:
         rollups.counted(REVIEWS_SETTLED, outcome=outcome, client_pk=review.client_id)
     return outcome
+
+
+def reversal_counted(review: Review, awarded_at: datetime) -> None:
+    """A reversed award taken off the dashboard's "Reviews rewarded" and "Points awarded" in the hour it was awarded
+    (counted as REVERSED reviews and reversed credit there, which the charts subtract): both are net of reversals.
+    The debit that took the points back is counted as any settled points transaction."""
+    rollups.record([rollups.Tally(REVIEWS_SETTLED, Result.REVERSED, review.client_id, hour=awarded_at)])
+    rollups.credit_reversed(review.client_id, review.points, awarded_at)
 
 
 def stop(review: Review, cause: Exception | str) -> StopRun:

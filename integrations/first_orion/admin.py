@@ -30,6 +30,7 @@ from integrations.models import JobRun
 from integrations.outcome import NotReady
 from integrations.tenancy import is_site_admin, scope_to_clients
 from members.models import Member, Segment
+from portal.admin_filters import since_filter
 
 # --- Program contents --------------------------------------------------------------------------------------------
 
@@ -240,7 +241,7 @@ class PushAdmin(ReadOnlyAdmin):
 class PushBatchAdmin(ReadOnlyAdmin):
     client_path = "push__client"
     list_display = ["__str__", "status", "size", "request_id", "settled_at"]
-    list_filter = ["status"]
+    list_filter = ["status", since_filter("settled_at", "settled")]
     search_fields = ["request_id"]
     fields = ["push", "index", "status", "size", "request_id", "error", "attempted_at", "settled_at", "destinations"]
     readonly_fields = fields

@@ -13,9 +13,11 @@ from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from integrations import rollups
-from integrations.activity import ActivitySeries
+from integrations.activity import ActivitySeries, CountedIn
+from integrations.alerts import alert
 from integrations.connections import ConnectionDisabled, api_for, usable_connection
 from integrations.first_orion.api import BatchAnswer, FirstOrionAPI, batch_body
 from integrations.first_orion.destinations import (
@@ -417,6 +419,19 @@ def orphaned_sending_batches_are_uncertain(push: Push) -> None:
     )
     if lost:
         Push.objects.filter(pk=push.pk).update(failures=F("failures") + lost)
+        alert_uncertain_batches(push, lost)
+
+
+def alert_uncertain_batches(push: Push, count: int) -> None:
+    """Uncertain batches are never resent automatically: they wait for a person to check with First Orion, so the
+    site admins hear of them (throttled per client, as every alert is)."""
+    alert(
+        f"first-orion-uncertain:{push.client_id}",
+        f"{count} First Orion {ngettext('batch is', 'batches are', count)} uncertain",
+        f"Push {push.pk} for {push.client}: First Orion may or may not have pushed {ngettext('it', 'them', count)} "
+        "(its answer was lost, or the worker sending it stopped during the call). Check with First Orion by "
+        "customTrackingId; if they were not pushed, use “Send uncertain batches again” on the push.",
+    )
 
 
 def send_pending_batches(push: Push, connection: Connection) -> None:
@@ -517,11 +532,11 @@ class BatchFlight:
 FAILURE_STATUSES = frozenset({PushBatch.Status.FAILED, PushBatch.Status.UNCERTAIN})
 
 
-def settle(push: Push, batch: PushBatch, status: str, *, request_id: str = "", error: str = "") -> None:
+def settle(push: Push, batch: PushBatch, status: str, *, request_id: str = "", error: str = "") -> bool:
     """Record a batch's outcome and keep the push's counters in step with its batches. Only our own `sending`
     batch is settled; if our claim expired during the call and another runner marked the batch uncertain (already
     counted as a failure), the answer we did get is the truth and replaces that guess. Any other state (the batch
-    was sent again by a site admin's choice) is left alone."""
+    was sent again by a site admin's choice) is left alone. Returns whether the outcome was recorded."""
     fields = {"status": status, "request_id": request_id, "error": error, "settled_at": timezone.now()}
     with transaction.atomic():
         if PushBatch.objects.filter(pk=batch.pk, status=PushBatch.Status.SENDING).update(**fields):
@@ -529,7 +544,7 @@ def settle(push: Push, batch: PushBatch, status: str, *, request_id: str = "", e
         elif PushBatch.objects.filter(pk=batch.pk, status=PushBatch.Status.UNCERTAIN).update(**fields):
             was_counted_failed = True
         else:
-            return
+            return False
         rollups.counted(PUSHED, outcome=status, client_pk=push.client_id, total=batch.size)
         sent = int(status == PushBatch.Status.SENT)
         failures = int(status in FAILURE_STATUSES) - int(was_counted_failed)
@@ -537,6 +552,7 @@ def settle(push: Push, batch: PushBatch, status: str, *, request_id: str = "", e
             Push.objects.filter(pk=push.pk).update(
                 batches_sent=F("batches_sent") + sent, failures=F("failures") + failures
             )
+    return True
 
 
 def settle_failed_batch(push: Push, batch: PushBatch, exc: VendorError, *, left: bool = True) -> bool:
@@ -546,7 +562,9 @@ def settle_failed_batch(push: Push, batch: PushBatch, exc: VendorError, *, left:
         wait(push, exc.for_admin)
         return False
     if exc.uncertain:
-        settle(push, batch, PushBatch.Status.UNCERTAIN, error=f"The answer was lost: it may have been pushed. {exc}")
+        lost = f"The answer was lost: it may have been pushed. {exc}"
+        if settle(push, batch, PushBatch.Status.UNCERTAIN, error=lost):
+            alert_uncertain_batches(push, 1)
         return True
     if isinstance(exc, Unavailable | RateLimited | AuthError):
         # Refused or never sent: the batch waits, unsent, for the connection to work again.
@@ -619,8 +637,15 @@ PUSHED = "first_orion_destinations"
 
 
 def activity_series() -> list[ActivitySeries]:
-    """The dashboard's chart of branded-call destinations First Orion accepted, by the hour their batch settled."""
-    return [ActivitySeries("Branded-call destinations pushed", PUSHED, outcome=PushBatch.Status.SENT, value="total")]
+    """The dashboard's chart of branded-call destinations First Orion accepted, by the hour their batch settled; it
+    links to those batches."""
+    sent_batches = (("status__exact", PushBatch.Status.SENT),)
+    sent = CountedIn("admin:first_orion_pushbatch_changelist", sent_batches, "settled_at")
+    return [
+        ActivitySeries(
+            "Branded-call destinations pushed", PUSHED, outcome=PushBatch.Status.SENT, value="total", counted_in=sent
+        )
+    ]
 
 
 def failed_pushes_since(when: datetime) -> QuerySet[Push]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from integrations.http import NotFound, Rejected, VendorAPI, VendorError
+from integrations.http import NOT_FOUND_EXPECTED, ExpectedAnswer, NotFound, Rejected, VendorAPI, VendorError
 
 
 class ExternalIdTaken(Rejected):
@@ -144,31 +144,33 @@ class SessionMAPI(VendorAPI):
     def user_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         path = f"/priv/v1/apps/{self.segment(self.api_key)}/external/users/{self.segment(external_id)}"
         try:
-            return self._user(self.request_json("GET", path))
+            return self._user(self.request_json("GET", path, expected=NOT_FOUND_EXPECTED))
         except NotFound:
             return None
 
     def forget_user(self, user_id: str) -> None:
         """Remove the profile (a member deleted on request). A user SessionM no longer has is already forgotten."""
         try:
-            self.request("DELETE", self._users(f"/{self.segment(user_id)}"))
+            self.request("DELETE", self._users(f"/{self.segment(user_id)}"), expected=NOT_FOUND_EXPECTED)
         except NotFound:
             return
 
-    def campaigns(self, *, user_id: str = "", external_id: str = "") -> list[dict[str, Any]]:
+    def campaigns(
+        self, *, user_id: str = "", external_id: str = "", expected: ExpectedAnswer | None = None
+    ) -> list[dict[str, Any]]:
         """The campaigns the user is eligible for, by SessionM user id or by the portal's external id."""
         if user_id:
             path = self._users(f"/{self.segment(user_id)}/campaigns")
         else:
             path = f"/priv/v1/apps/{self.segment(self.api_key)}/external/users/{self.segment(external_id)}/campaigns"
-        body = self.request_json("GET", path) or {}
+        body = self.request_json("GET", path, expected=expected) or {}
         campaigns = body.get("campaigns") if isinstance(body, dict) else None
         return [c for c in campaigns or [] if isinstance(c, dict)]
 
     def credentials_work(self) -> bool:
         """The campaigns of an external id that cannot exist (a read): 404 proves the key and secret, 401 raises."""
         with contextlib.suppress(NotFound):
-            self.campaigns(external_id=f"portal-verify-{uuid.uuid4().hex}")
+            self.campaigns(external_id=f"portal-verify-{uuid.uuid4().hex}", expected=NOT_FOUND_EXPECTED)
         return True
 
     @staticmethod
@@ -178,7 +180,9 @@ class SessionMAPI(VendorAPI):
 
     # --- Connect API: offers and transactions ---------------------------------------------------------------------
 
-    def _connect(self, path: str, request_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _connect(
+        self, path: str, request_id: str, payload: dict[str, Any], *, expected: ExpectedAnswer | None = None
+    ) -> dict[str, Any]:
         """One Connect call in its envelope; Connect answers a repeated request_id with the original answer, so the
         call is safe to repeat with the same request_id."""
         if self.connect_ids is None:
@@ -195,12 +199,15 @@ class SessionMAPI(VendorAPI):
             json_body=envelope,
             headers={"Authorization": f"Basic {self._connect_auth}"},
             safe_to_repeat=True,
+            expected=expected,
         )
         return body if isinstance(body, dict) else {}
 
-    def get_user_offers(self, user_id: str) -> list[dict[str, Any]]:
-        """The offers in the user's wallet (a read: a fresh request_id each time)."""
-        body = self._connect("/api/2.0/offers/get_user_offers", uuid.uuid4().hex, {"user_id": user_id})
+    def get_user_offers(self, user_id: str, *, expected: ExpectedAnswer | None = None) -> list[dict[str, Any]]:
+        """The offers in the user's wallet (a read: a fresh request_id each time). `expected`: a refusal the caller
+        handles as its answer (the verify probe's unknown user)."""
+        path, request_id = "/api/2.0/offers/get_user_offers", uuid.uuid4().hex
+        body = self._connect(path, request_id, {"user_id": user_id}, expected=expected)
         payload = body.get("payload") or {}
         offers = payload.get("user_offers") if isinstance(payload, dict) else None
         return [o for o in offers or [] if isinstance(o, dict) and o.get("id")]

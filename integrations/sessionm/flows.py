@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from integrations.connections import USABLE_STATUSES, api_for, usable, usable_connection
-from integrations.http import AuthError, NotFound, Rejected, VendorError
+from integrations.http import AuthError, ExpectedAnswer, NotFound, Rejected, VendorError
 from integrations.jobs import Counts, lease_holder, release_leases_of, report_progress, running_since, runs_interrupted
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
@@ -97,12 +97,17 @@ def check_connection(connection: Connection) -> str:
     return f"Verified: the Core API and Connect credentials work at {connection.effective_base_url}."
 
 
+# The verify probe's answer: Connect refusing the probe user as unknown (a refusal in its envelope, or a 404) is
+# what the probe is meant to get, counted as "refused" (or "not found"), not as a failed call.
+PROBE_USER_REFUSED = ExpectedAnswer(Rejected, code=UNKNOWN_USER)
+
+
 def probe_connect(api: SessionMAPI) -> None:
     """The probe user does not exist: Connect accepting the envelope and credentials and refusing only the user
     (by its code, in a Connect answer or a 404) is the proof. Any other refusal (an unknown store_id or client_id)
     fails the verify with what to correct."""
     try:
-        api.get_user_offers("portal-verify-probe")
+        api.get_user_offers("portal-verify-probe", expected=PROBE_USER_REFUSED)
     except (ConnectRejected, NotFound) as exc:
         if exc.code != UNKNOWN_USER:
             raise Rejected(

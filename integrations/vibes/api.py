@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from integrations.http import NotFound, Rejected, VendorAPI, VendorError
+from integrations.http import NOT_FOUND_EXPECTED, NotFound, Rejected, VendorAPI, VendorError
 
 # What a Vibes company key is made of. The key picks the path every person call (with the Basic credentials) goes to,
 # so anything else is refused: when entered (the connection's settings form) and again before a call, for a key
@@ -110,30 +110,38 @@ class VibesAPI(VendorAPI):
         response = self.request("POST", self._persons(), json_body=payload)
         return self._result(response)
 
+    # Updating, reading or unsubscribing a person Vibes does not know answers 404, which every caller handles (the
+    # person is added, reported absent, has nothing left to remove): counted as "not found", not as failed.
+
     def update_by_external_id(self, external_id: str, payload: dict[str, Any]) -> PersonResult:
-        return self._result(
-            self.request("PUT", self._persons(f"external/{self.segment(external_id)}"), json_body=payload)
-        )
+        """Update the person with this external id (NotFound: Vibes has none; the caller adds it)."""
+        path = self._persons(f"external/{self.segment(external_id)}")
+        return self._result(self.request("PUT", path, json_body=payload, expected=NOT_FOUND_EXPECTED))
 
     def update_by_person_id(self, person_id: str, payload: dict[str, Any]) -> PersonResult:
-        return self._result(self.request("PUT", self._persons(self.segment(person_id)), json_body=payload))
+        """Update the person with this id (NotFound: Vibes has none; the caller adds it)."""
+        path = self._persons(self.segment(person_id))
+        return self._result(self.request("PUT", path, json_body=payload, expected=NOT_FOUND_EXPECTED))
 
     def unsubscribe_person(self, person_id: str, list_id: str) -> None:
         """Vibes' "Unsubscribe Person" from one subscription list (404: no such person or subscription)."""
-        self.request("DELETE", self._persons(f"{self.segment(person_id)}/subscriptions/{self.segment(list_id)}"))
+        path = self._persons(f"{self.segment(person_id)}/subscriptions/{self.segment(list_id)}")
+        self.request("DELETE", path, expected=NOT_FOUND_EXPECTED)
 
     def credentials_work(self) -> bool:
         """Update a person who cannot exist (a documented call): Vibes answers 404 "person not found" and changes
         nothing, which proves the company key and credentials; 401/403 raise AuthError."""
         probe = f"portal-verify-{uuid.uuid4().hex}"
         with contextlib.suppress(NotFound):
-            self.request("PUT", self._persons(f"external/{probe}"), json_body={"external_person_id": probe})
+            path, body = self._persons(f"external/{probe}"), {"external_person_id": probe}
+            self.request("PUT", path, json_body=body, expected=NOT_FOUND_EXPECTED)
         return True
 
     def get_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         """The person with this external id, or None."""
         try:
-            return self.request_json("GET", self._persons(f"external/{self.segment(external_id)}"))
+            path = self._persons(f"external/{self.segment(external_id)}")
+            return self.request_json("GET", path, expected=NOT_FOUND_EXPECTED)
         except NotFound:
             return None
 

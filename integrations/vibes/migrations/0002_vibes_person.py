@@ -1,5 +1,5 @@
 """Which Vibes person a member is moves from `Member.vibes_person_id` (members app) to `VibesPerson` (one row per
-member Vibes named a person for). The rows are copied in one statement; members/0017 then drops the column."""
+member Vibes named a person for). The rows are copied in one statement; members/0018 then drops the column."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -8,7 +8,7 @@ COPY_PERSON_IDS = """
     INSERT INTO vibes_vibesperson (member_id, person_id)
     SELECT id, vibes_person_id FROM members_member WHERE vibes_person_id <> ''
 """
-# Back to the column (members/0017 reversed has put it back, empty).
+# Back to the column (members/0018 reversed has put it back, empty).
 COPY_PERSON_IDS_BACK = """
     UPDATE members_member SET vibes_person_id = (
         SELECT person_id FROM vibes_vibesperson WHERE vibes_vibesperson.member_id = members_member.id
@@ -18,7 +18,7 @@ COPY_PERSON_IDS_BACK = """
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("members", "0016_vibes_list_subscription_to_vibes_app"),
+        ("members", "0017_vibes_list_subscription_to_vibes_app"),
         ("vibes", "0001_initial"),
     ]
 

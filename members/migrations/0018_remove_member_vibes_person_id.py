@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("members", "0016_vibes_list_subscription_to_vibes_app"),
+        ("members", "0017_vibes_list_subscription_to_vibes_app"),
         ("vibes", "0002_vibes_person"),
     ]
 

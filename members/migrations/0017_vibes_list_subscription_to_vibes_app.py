@@ -6,7 +6,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("members", "0015_outboundmessage_to"),
+        ("members", "0016_outboundmessage_template_time"),
         ("vibes", "0001_initial"),
     ]
 
