@@ -4,13 +4,17 @@ runner): a vendor package whose hooks do not match its spec fails start-up inste
 - integrations.E001: a hook the spec says the vendor has (integrations/hooks.py HOOKS_REQUIRED) is missing;
 - integrations.E002: a capability half provided (e.g. `reconcile_member` without `needs_sync`);
 - integrations.E003: a public name close to a hook name of its module's role (`DEMO_SECRET`, `check_conection`);
-- integrations.E004: a task queue in the spec that no worker listens to (not in PORTAL_QUEUES).
+- integrations.E004: a task queue in the spec that no worker listens to (not in PORTAL_QUEUES);
+- integrations.E005: a schedule naming a task no tasks module defines (its beat entry would fail every run);
+- integrations.E006: a `task_queues` pattern that names no task (the tasks it meant go to the default queue).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextvars import ContextVar
 from difflib import get_close_matches
+from fnmatch import fnmatchcase
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +22,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
 from integrations.hooks import HOOKS_REQUIRED, ROLES, hook_names
+from integrations.queue import task_names
 from integrations.vendor_spec import VendorSpec
 from integrations.vendors import VENDORS
 
@@ -25,9 +30,20 @@ from integrations.vendors import VENDORS
 MISSPELT_CUTOFF = 0.8
 
 
+# Reading the task names imports every tasks module, and Celery's Django fixup runs the system checks when it does:
+# the check run from inside its own run has nothing to add.
+_checking: ContextVar[bool] = ContextVar("checking_vendor_hooks", default=False)
+
+
 @register()
 def vendor_hooks_match_their_specs(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return [problem for spec in VENDORS.values() for problem in problems_of(spec)]
+    if _checking.get():
+        return []
+    token = _checking.set(True)
+    try:
+        return [problem for spec in VENDORS.values() for problem in problems_of(spec)]
+    finally:
+        _checking.reset(token)
 
 
 def problems_of(spec: VendorSpec) -> Iterator[CheckMessage]:
@@ -37,6 +53,7 @@ def problems_of(spec: VendorSpec) -> Iterator[CheckMessage]:
             yield from half_provided(spec, role, module)
             yield from misspelt_hooks(spec, role, module)
     yield from unheard_queues(spec)
+    yield from unknown_tasks(spec)
 
 
 def missing_hooks(spec: VendorSpec) -> Iterator[CheckMessage]:
@@ -106,4 +123,24 @@ def unheard_queues(spec: VendorSpec) -> Iterator[CheckMessage]:
                 hint=f"Use one of PORTAL_QUEUES: {', '.join(settings.PORTAL_QUEUES)}.",
                 obj=spec.package,
                 id="integrations.E004",
+            )
+
+
+def unknown_tasks(spec: VendorSpec) -> Iterator[CheckMessage]:
+    known = task_names()
+    for schedule in spec.schedules:
+        if schedule.task not in known:
+            yield Error(
+                f"{spec.label}'s schedule {schedule.name!r} names the task {schedule.task!r}, which no tasks module "
+                "defines.",
+                hint=f"Name a task of {spec.package}.tasks (its @shared_task name).",
+                obj=spec.package,
+                id="integrations.E005",
+            )
+    for pattern in spec.task_queues:
+        if not any(fnmatchcase(name, pattern) for name in known):
+            yield Error(
+                f"{spec.label} routes {pattern!r}, which names no task: the tasks it meant go to the default queue.",
+                obj=spec.package,
+                id="integrations.E006",
             )

@@ -9,7 +9,7 @@ from django.core.management.base import SystemCheckError
 
 from integrations.checks import problems_of
 from integrations.hooks import ExplainsAuthFailure, HasDemoSecrets, KeepsMembersInSync, SendsMessages, hook, hooks
-from integrations.vendor_spec import VendorSpec
+from integrations.vendor_spec import Schedule, VendorSpec
 from integrations.vendors import VENDORS
 
 MISSPELT = VendorSpec(
@@ -19,6 +19,7 @@ MISSPELT = VendorSpec(
     base_urls={"production": "https://api.misspelt.example"},
     sends_messages=True,
     task_queues={"misspelt.*": "nowhere"},
+    schedules=(Schedule(name="Pull misspelt things", task="misspelt.pul", crontab={"minute": "*"}, description=""),),
 )
 
 
@@ -60,6 +61,12 @@ def test_the_check_names_half_a_capability_a_promised_hook_and_a_queue_nobody_se
     )
     assert found["Misspelt routes 'misspelt.*' to the queue 'nowhere', which no worker listens to."] == (
         "integrations.E004"
+    )
+    assert found[
+        "Misspelt's schedule 'Pull misspelt things' names the task 'misspelt.pul', which no tasks module defines."
+    ] == ("integrations.E005")
+    assert found["Misspelt routes 'misspelt.*', which names no task: the tasks it meant go to the default queue."] == (
+        "integrations.E006"
     )
     # The simulator's State class is not taken for a misspelt `state`.
     assert not [message for message in found if ".State " in message]
