@@ -203,7 +203,7 @@ def ingest(env: Mapping[str, str], args: argparse.Namespace, callbacks: Callback
     """Load the baseline view, then the callback endpoint, with the same deliveries; drain; and count, from what
     was sent, what the portal stored, applied (the bench's record) and shows through its API."""
     from integrations.models import WebhookEvent
-    from members.models import VibesListSubscription
+    from integrations.vibes.models import VibesListSubscription
 
     client, connection, token = seed(len(callbacks.final_state))
     stored = WebhookEvent.objects.filter(connection=connection)

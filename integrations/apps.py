@@ -20,6 +20,9 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self) -> None:
+        # Registers the system check that a vendor's hooks match its spec (imported for that side effect).
+        from integrations import checks  # noqa: F401
+
         # After every migrate (and test database creation) the portal's group and schedules exist. Hooked to the
         # last of the portal's apps, so that every permission the group needs has been created before it.
         post_migrate.connect(

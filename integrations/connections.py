@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 
 from integrations import rollups
 from integrations.alerts import alert
+from integrations.hooks import ChecksConnection, ExplainsAuthFailure, hook
 from integrations.http import AuthError, CallRecord, VendorAPI, VendorError
 from integrations.inbound import Refusal
 from integrations.models import Client, Connection, VendorCall
@@ -159,15 +160,14 @@ def save_and_verify(connection: Connection, entered: dict[str, str], *, activate
 
 def explain_auth_failure(connection: Connection, error: AuthError) -> str:
     """The vendor's own explanation of refused credentials (`explain_auth_failure` in its flows), else a generic one."""
-    explain = getattr(connection.spec.module("flows"), "explain_auth_failure", None)
-    if explain is not None:
-        return explain(error)
+    if (flows := hook(connection.spec, ExplainsAuthFailure)) is not None:
+        return flows.explain_auth_failure(error)
     return f"{connection.spec.label} rejected the credentials: {error.message}. {error.hint}"
 
 
 def vendor_check(connection: Connection) -> Check | None:
-    flows = connection.spec.module("flows")
-    return getattr(flows, "check_connection", None)
+    flows = hook(connection.spec, ChecksConnection)
+    return flows.check_connection if flows is not None else None
 
 
 def save_check_result(connection: Connection, *, ok: bool, result: str) -> None:

@@ -28,6 +28,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 
+from integrations.hooks import ReceivesCallbacks, hook
 from integrations.models import Connection, WebhookEvent
 from integrations.queue import task_named
 from integrations.vendors import VENDORS
@@ -126,7 +127,7 @@ def in_networks(address: str, networks: list[str]) -> bool:
 
 
 def handler_for(vendor: str) -> InboundHandler:
-    module = VENDORS[vendor].module("webhooks")
+    module = hook(VENDORS[vendor], ReceivesCallbacks)
     if module is None:
         raise LookupError(f"{VENDORS[vendor].label} does not deliver callbacks.")
     return module.HANDLER

@@ -38,12 +38,6 @@ CORE_SCHEDULES = (
         description="Adds the callbacks stored in the last minutes to the hourly counts of the dashboard and /metrics.",
     ),
     Schedule(
-        name="Match Vibes persons to members",
-        task="integrations.match_vibes_persons",
-        crontab={"minute": "*/5"},
-        description="Attaches Vibes subscriptions of persons the portal did not know to members that appeared since.",
-    ),
-    Schedule(
         name="Prune old records",
         task="integrations.prune_old_records",
         crontab={"minute": "17", "hour": "3"},

@@ -21,6 +21,12 @@ def _load_task_modules() -> None:
     app.loader.import_default_modules()
 
 
+def task_names() -> set[str]:
+    """Every task the Celery app knows, once every app's tasks module is imported."""
+    _load_task_modules()
+    return set(app.tasks)
+
+
 def task_named(name: str) -> Task:
     _load_task_modules()
     return app.tasks[name]

@@ -1,5 +1,6 @@
-"""Celery tasks of the vendor side: thin wrappers that run a flow, the scheduled ones inside a recorded JobRun.
-Every task is safe to repeat. Flows queue these by name (integrations/queue.py), never by importing this module."""
+"""The shared Celery tasks (callbacks, heartbeats, rollups, pruning) and the base every task builds on; each vendor's
+own tasks are in its package's tasks.py. Thin wrappers that run a flow, the scheduled ones inside a recorded JobRun.
+Every task is safe to repeat. Flows queue tasks by name (integrations/queue.py), never by importing a tasks module."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ from celery import Task, shared_task
 from celery.signals import worker_process_shutdown, worker_ready
 
 from integrations import inbound, liveness, retention, rollups
-from integrations.attentive import flows as attentive
 from integrations.http import RateLimited, Unavailable
 from integrations.jobs import Counts, reap_interrupted_runs, run_job
 from integrations.models import Client
-from integrations.vibes import flows as vibes
-from members.models import Member
 
 
 class PortalTask(Task):
@@ -55,26 +53,9 @@ def close_runs_of_the_previous_worker(sender: Any, **kwargs: Any) -> None:
     reap_interrupted_runs(worker=sender.hostname)
 
 
-def _member(member_id: int) -> Member:
-    return Member.objects.select_related("client").get(pk=member_id)
-
-
 @shared_task(bind=True, base=PortalTask, name="integrations.prune_old_records")
 def prune_old_records(self: Task, client_id: int | None = None) -> Counts:
     return run_as_job(self, retention.prune_old_records, client_id)
-
-
-@shared_task(base=PortalTask, name="integrations.attentive_subscribe")
-def attentive_subscribe(member_id: int) -> str:
-    """Subscribe a member who opted in; the flow checks stored state and eligibility first, so a repeat is harmless."""
-    return attentive.subscribe(_member(member_id)).message
-
-
-@shared_task(base=PortalTask, name="integrations.attentive_unsubscribe")
-def attentive_unsubscribe(member_id: int, channels: list[str] | None = None) -> str:
-    """Unsubscribe a member from the channels the caller chose (attentive.SMS, attentive.EMAIL or both). Messages
-    queued before the task took channels carry none: they keep the meaning they were queued with, SMS only."""
-    return attentive.unsubscribe(_member(member_id), channels or (attentive.SMS,)).message
 
 
 @shared_task(base=PortalTask, name="integrations.process_received_callbacks")
@@ -105,8 +86,3 @@ def roll_up_callbacks() -> int:
 @shared_task(bind=True, base=PortalTask, name=liveness.HEARTBEAT_TASK)
 def worker_heartbeat(self: Task, queue: str) -> None:
     liveness.record_heartbeat(queue, self.request.hostname or "")
-
-
-@shared_task(bind=True, base=PortalTask, name="integrations.match_vibes_persons")
-def match_vibes_persons(self: Task, client_id: int | None = None) -> Counts:
-    return run_as_job(self, lambda: vibes.match_unmatched(client_id), client_id)

@@ -49,8 +49,14 @@ class VendorSpec:
     default_rate_limit: float = 10.0
     # Whether message templates may send through this vendor (its flows module provides `message_sender`).
     sends_messages: bool = False
+    # Whether the vendor knows a member by the mobile number (an SMS vendor): a member without one is nothing it can
+    # use (no person, no TEXT subscription), so the portal records no sync state for such a member.
+    keyed_by_mobile: bool = False
     # The vendor's recurring jobs (e.g. a pull every hour), created in django-celery-beat's tables if missing.
     schedules: tuple[Schedule, ...] = ()
+    # The queue of each of its tasks, by task-name pattern (fnmatch, e.g. "first_orion.*"): read by the Celery
+    # router (integrations/vendors.py `route_vendor_task`); tasks that match none go to the default queue.
+    task_queues: dict[str, str] = field(default_factory=dict)
     # Admin permissions client users get on the records this vendor's app keeps (codenames, e.g. "view_push").
     client_user_permissions: tuple[str, ...] = ()
     # Vendors with regional hosts (First Orion: US / international): the setting that picks one of
@@ -71,6 +77,12 @@ class VendorSpec:
         if environment == "sandbox":
             return f"{settings.SANDBOX_BASE_URL.rstrip('/')}/{self.key}"
         return self.base_urls.get(environment) or self.base_urls["production"]
+
+    @property
+    def is_app(self) -> bool:
+        """A vendor package with an `apps.py` is a Django app (its models, tasks, commands, templates are found);
+        settings install it from the registry (integrations/vendors.py `vendor_apps`)."""
+        return self.has_module("apps")
 
     @property
     def receives_callbacks(self) -> bool:

@@ -33,6 +33,7 @@ from django.utils.translation import ngettext
 from integrations import rollups
 from integrations.alerts import alert
 from integrations.connections import USABLE_STATUSES, usable
+from integrations.hooks import SendsMessages, hook
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
 from integrations.models import Connection
 from integrations.vendors import MESSAGE_VENDORS, VENDORS
@@ -64,8 +65,10 @@ class MessageSender(Protocol):
 
 
 def message_sender(connection: Connection) -> MessageSender:
-    flows = connection.spec.module("flows")
-    return flows.message_sender(connection)  # type: ignore[union-attr]
+    flows = hook(connection.spec, SendsMessages)
+    if flows is None:  # the start-up check fails on a vendor that sends_messages without a sender
+        raise LookupError(f"{connection.spec.label} does not send messages.")
+    return flows.message_sender(connection)
 
 
 Status = OutboundMessage.Status

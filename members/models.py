@@ -69,7 +69,6 @@ class Member(models.Model):
     annex_cloud_read_at = models.DateTimeField("last read from Annex Cloud", null=True, blank=True, editable=False)
     # What the portal did not take from Annex Cloud's answer and why (an invalid e-mail, an id another member has).
     annex_cloud_note = models.TextField("Annex Cloud note", blank=True, editable=False)
-    vibes_person_id = models.CharField("Vibes person id", max_length=100, blank=True, db_index=True)
     # Empty for a member who joined the client's program (sign-up, admin, API, import). Otherwise how the portal
     # came to know an existing loyalty member (e.g. "Annex Cloud, as a Bazaarvoice reviewer"): such a member never
     # signed up here, so gets no welcome.
@@ -509,41 +508,6 @@ class SegmentExport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment} export {self.created_at:%Y-%m-%d %H:%M}"
-
-
-class VibesListSubscription(models.Model):
-    """A Vibes person's subscription to one list, as the latest applied callback says. Kept even when the person
-    matches no member yet (member is empty until one appears)."""
-
-    class State(models.TextChoices):
-        SUBSCRIBED = "subscribed"
-        UNSUBSCRIBED = "unsubscribed"
-
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="vibes_subscriptions")
-    member = models.ForeignKey(
-        Member, on_delete=models.SET_NULL, null=True, blank=True, related_name="vibes_subscriptions"
-    )
-    person_id = models.CharField("Vibes person id", max_length=100)
-    external_id = models.CharField(max_length=100, blank=True)
-    mdn = models.CharField(max_length=16, blank=True)
-    list_id = models.CharField("subscription list id", max_length=100)
-    state = models.CharField(max_length=16, choices=State.choices)
-    opt_in_date = models.DateTimeField(null=True, blank=True)
-    opt_out_date = models.DateTimeField(null=True, blank=True)
-    opt_out_reason = models.CharField(max_length=50, blank=True)
-    acquisition_campaign_id = models.CharField(max_length=100, blank=True)
-    # The event_date of the callback this row reflects: older callbacks arriving later are ignored.
-    last_event_date = models.DateTimeField()
-    last_event_id = models.CharField(max_length=100, blank=True)
-
-    class Meta:
-        ordering = ["client", "person_id", "list_id"]
-        constraints = [
-            models.UniqueConstraint(fields=["client", "person_id", "list_id"], name="one_vibes_state_per_list")
-        ]
-
-    def __str__(self) -> str:
-        return f"Vibes {self.person_id} list {self.list_id}: {self.state}"
 
 
 def member_import_path(instance: MemberImport, filename: str) -> str:

@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +28,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from integrations.connections import usable, usable_connection
+from integrations.hooks import KeepsMembersInSync, ReadsMemberState, hook, hooks
 from integrations.http import Rejected, VendorError
 from integrations.models import Connection
 from integrations.outcome import NotReady, Outcome
@@ -41,10 +41,9 @@ State = MemberVendorState.Status
 CLAIM_LEASE = timedelta(minutes=5)
 
 
-def syncing_flows() -> dict[str, ModuleType]:
+def syncing_flows() -> dict[str, KeepsMembersInSync]:
     """The flows modules of the vendors that keep member state."""
-    found = {key: spec.module("flows") for key, spec in VENDORS.items()}
-    return {key: flows for key, flows in found.items() if flows is not None and hasattr(flows, "reconcile_member")}
+    return hooks(KeepsMembersInSync)
 
 
 # --- Recording changes -------------------------------------------------------------------------------------------
@@ -79,15 +78,12 @@ def record_change(
     return vendors
 
 
-# Vendors whose key for a member is the mobile number: a member without one is nothing they can use (no Vibes
-# person, no Attentive TEXT subscription), so none is recorded for them — rather than a state that fails later.
-MOBILE_KEYED_VENDORS = frozenset({"attentive", "vibes"})
-
-
 def can_hold(vendor: str, member: Member, previous: dict[str, Any]) -> bool:
-    """Whether the vendor can use this member at all. A member whose number was just removed still concerns the
-    vendors keyed by it (the old number leaves them), and so does one they already hold."""
-    if vendor not in MOBILE_KEYED_VENDORS or member.phone or previous.get("phone"):
+    """Whether the vendor can use this member at all. A vendor keyed by the mobile number (`VendorSpec.
+    keyed_by_mobile`) cannot use a member without one, so none is recorded for them — rather than a state that fails
+    later. A member whose number was just removed still concerns those vendors (the old number leaves them), and so
+    does one they already hold."""
+    if not VENDORS[vendor].keyed_by_mobile or member.phone or previous.get("phone"):
         return True
     return MemberVendorState.objects.filter(member=member, vendor=vendor).exists()
 
@@ -320,14 +316,13 @@ def drift_reason(state: MemberVendorState) -> str:
 
 def vendor_disagrees(state: MemberVendorState) -> Drift | None:
     """Ask the vendor (a read, no side effect) whether it still holds what it confirmed."""
-    flows = syncing_flows()[state.vendor]
-    read = getattr(flows, "read_member_state", None)
+    reader = hook(VENDORS[state.vendor], ReadsMemberState)
     connection = usable_connection(state.member.client_id, state.vendor)
-    if read is None or connection is None:
+    if reader is None or connection is None:
         return None
     try:
-        now = read(connection, state.member)
+        now = reader.read_member_state(connection, state.member)
     except (VendorError, NotReady) as exc:
         return Drift(state.member, state.vendor, f"could not be read: {exc}")
-    differs = flows.differs(state.confirmed, now) if hasattr(flows, "differs") else None
+    differs = reader.differs(state.confirmed, now)
     return Drift(state.member, state.vendor, f"the vendor holds {differs}") if differs else None

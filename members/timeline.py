@@ -1,13 +1,13 @@
 """A member's whole story, newest first: what happened to them at the portal and at each vendor, each entry linked to
 its record. Support answers "why didn't she get the SMS?" from it (issue 24).
 
-Each source is read with one bounded query (its `PER_SOURCE` newest rows, through the member's foreign key index),
+Each source — the portal's own below, and each vendor's `timeline_entries` (integrations/<vendor>/timeline.py) — is
+read with one bounded query (its `PER_SOURCE` newest rows, through the member's foreign key index),
 so a member with 100,000 events loads as fast as one with ten; the entries are then merged and sorted. A few
 sources are not linked to a member by the portal's records and are read through what is:
 
-- callbacks (WebhookEvent has no member): the one that set each Vibes list's state is found by its event id
-  (VibesListSubscription.last_event_id, indexed `webhookevent_event_id`); the one that set an Attentive channel's
-  state by the event's time, which Attentive's dedup key starts with (ChannelSubscription.last_result).
+- callbacks (WebhookEvent has no member): each vendor that receives them says, as a filter, which set the member's
+  states (its timeline module's `member_callbacks`, e.g. Vibes' by the event ids its list subscriptions keep).
 - vendor calls (VendorCall has no member, and its URL is not indexed): only the call behind a held, uncertain or
   failed message, on the message's connection around its attempt (index `connection, -created_at`).
 - changes: the admin's log of the member's page (who, when, which fields); a change made through the API or a
@@ -27,10 +27,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model, Q
 from django.urls import NoReverseMatch, reverse
 
-from integrations.bazaarvoice.models import Review
+from integrations.hooks import AddsToTimeline, FindsMemberCallbacks, hooks
 from integrations.http import EXPECTED_KINDS
 from integrations.models import Connection, VendorCall, WebhookEvent
-from integrations.sessionm.models import SessionMOffer, SessionMTransaction
 from integrations.vendors import VENDORS
 from members.models import (
     ChannelSubscription,
@@ -38,8 +37,6 @@ from members.models import (
     Member,
     MemberVendorState,
     OutboundMessage,
-    PointsTransaction,
-    VibesListSubscription,
 )
 
 # The newest rows read per source: the page stays fast however long the member's history.
@@ -89,13 +86,10 @@ def timeline(member: Member, per_source: int = PER_SOURCE) -> list[Entry]:
         loyalty_events,
         vendor_states,
         subscriptions,
-        vibes_lists,
         callbacks,
         messages,
-        points,
-        sessionm_offers,
-        sessionm_transactions,
-        reviews,
+        # Then each vendor's own records (its timeline module), in registry order.
+        *(vendor.timeline_entries for vendor in hooks(AddsToTimeline).values()),
     ]
     entries = [entry for source in sources for entry in source(member, per_source)]
     return sorted(entries, key=lambda entry: entry.at, reverse=True)
@@ -163,32 +157,11 @@ def subscriptions(member: Member, limit: int) -> Iterator[Entry]:
         )
 
 
-def vibes_lists(member: Member, limit: int) -> Iterator[Entry]:
-    for row in VibesListSubscription.objects.filter(member=member).order_by("-last_event_date")[:limit]:
-        detail = f"Opted out ({row.opt_out_reason})" if row.opt_out_reason else ""
-        yield Entry(
-            row.last_event_date,
-            "subscription",
-            vendor_label("vibes"),
-            f"List {row.list_id}",
-            status=row.get_state_display().lower(),
-            detail=detail,
-            url=admin_url(member),
-        )
-
-
 def callbacks(member: Member, limit: int) -> Iterator[Entry]:
     """The callbacks that set the member's subscription states (the only callbacks the portal links to a member)."""
-    vibes_ids = list(
-        VibesListSubscription.objects.filter(member=member)
-        .exclude(last_event_id="")
-        .order_by("-last_event_date")
-        .values_list("last_event_id", flat=True)[:limit]
-    )
-    found = Q(connection__vendor="vibes", event_id__in=vibes_ids) if vibes_ids else Q(pk__in=[])
-    for stamp in attentive_event_times(member, limit):
-        # Attentive's events have no id; the portal's key starts with the event's time (attentive/webhooks.py).
-        found |= Q(connection__vendor="attentive", event_id__startswith=f"{stamp}:")
+    found = Q(pk__in=[])
+    for vendor in hooks(FindsMemberCallbacks).values():
+        found |= vendor.member_callbacks(member, limit)
     client_connections = Connection.objects.filter(client_id=member.client_id).values("pk")
     events = WebhookEvent.objects.filter(found, connection__in=client_connections).select_related("connection")
     for event in events.order_by("-received_at")[:limit]:
@@ -201,14 +174,6 @@ def callbacks(member: Member, limit: int) -> Iterator[Entry]:
             detail=event.error,
             url=admin_url(event),
         )
-
-
-def attentive_event_times(member: Member, limit: int) -> list[str]:
-    """The times (ms) of the Attentive events that set the member's channels: `last_result` reads "<type> at <ms>"."""
-    rows = ChannelSubscription.objects.filter(member=member, vendor="attentive")
-    results = rows.values_list("last_result", flat=True)
-    stamps = (result.rsplit(" at ", 1)[-1] for result in results[:limit] if " at " in result)
-    return [stamp for stamp in stamps if stamp.isdigit()]
 
 
 def messages(member: Member, limit: int) -> Iterator[Entry]:
@@ -268,58 +233,3 @@ def call_behind(message: OutboundMessage) -> VendorCall | None:
     if message.attempted_at is not None:
         return calls.order_by("created_at").first()
     return None
-
-
-def points(member: Member, limit: int) -> Iterator[Entry]:
-    for row in PointsTransaction.objects.filter(member=member).order_by("-created_at")[:limit]:
-        sign = "+" if row.activity == PointsTransaction.Activity.CREDIT else "-"
-        yield Entry(
-            row.created_at,
-            "points",
-            vendor_label("annex_cloud"),
-            f"{sign}{row.points} points" + (f" ({row.reason})" if row.reason else ""),
-            status=row.get_status_display().lower(),
-            detail=row.detail,
-            url=admin_url(row),
-        )
-
-
-def sessionm_offers(member: Member, limit: int) -> Iterator[Entry]:
-    for offer in SessionMOffer.objects.filter(member=member).order_by("-first_seen")[:limit]:
-        ends = f"ends {offer.redemption_end_date:%Y-%m-%d}" if offer.redemption_end_date else ""
-        yield Entry(
-            offer.first_seen,
-            "offer",
-            vendor_label("sessionm"),
-            f"Offer {offer}",
-            status="redeemed" if offer.redeemed else "in the wallet",
-            detail=ends,
-            url=admin_url(offer),
-        )
-
-
-def sessionm_transactions(member: Member, limit: int) -> Iterator[Entry]:
-    for row in SessionMTransaction.objects.filter(member=member).order_by("-created_at")[:limit]:
-        yield Entry(
-            row.created_at,
-            "transaction",
-            vendor_label("sessionm"),
-            f"Transaction {row.request_id}",
-            status=row.status,
-            detail=row.detail,
-            url=admin_url(row),
-        )
-
-
-def reviews(member: Member, limit: int) -> Iterator[Entry]:
-    for review in Review.objects.filter(member=member).order_by("-moderated_at")[:limit]:
-        rating = f"{review.rating}★ " if review.rating else ""
-        yield Entry(
-            review.moderated_at,
-            "review",
-            vendor_label("bazaarvoice"),
-            f"Review {rating}of {review.product_id or 'a product'}",
-            status=review.get_outcome_display(),
-            detail=review.detail,
-            url=admin_url(review),
-        )

@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from integrations import rollups
 from integrations.activity import ActivitySeries, CountedIn, Trouble, core_series
+from integrations.hooks import ExtendsAdmin, ReportsActivity, hooks
 from integrations.http import FAILED, NOT_FOUND, OK, REFUSED, UNCERTAIN
 from integrations.models import Client, Connection, JobRun
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
-from integrations.vendors import vendor_modules
 
 WINDOWS = {"24h": (timedelta(hours=24), "hour"), "7d": (timedelta(days=7), "day")}
 CHART_WIDTH, CHART_HEIGHT = 480, 130
@@ -186,7 +186,7 @@ def vendor_troubles(user: Any) -> list[Trouble]:
     since = timezone.now() - timedelta(hours=24)
     visible = set(visible_clients(user).values_list("pk", flat=True))
     # Vendors' admin modules are looked up when asked (this module loads with the admin site, before them).
-    admins = [module.ADMIN for module in vendor_modules("admin").values()]
+    admins = [module.ADMIN for module in hooks(ExtendsAdmin).values()]
     sources = [admin.dashboard_troubles for admin in admins if admin.dashboard_troubles]
     return [trouble for source in sources for trouble in source(since) if trouble.client_id in visible][:50]
 
@@ -248,8 +248,7 @@ def charts(user: Any, window: str, zone: ZoneInfo) -> list[Chart]:
 
 
 def vendor_series() -> list[ActivitySeries]:
-    flows = vendor_modules("flows").values()
-    return [series for module in flows if hasattr(module, "activity_series") for series in module.activity_series()]
+    return [series for module in hooks(ReportsActivity).values() for series in module.activity_series()]
 
 
 def visible_client_pks(user: Any) -> list[int] | None:

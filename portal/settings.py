@@ -15,6 +15,7 @@ import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from integrations.vendors import vendor_apps
 from portal.secret_strength import (
     GENERATE_FERNET_KEY,
     GENERATE_SECRET_KEY,
@@ -106,10 +107,8 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "integrations",
-    # Vendor packages that keep records of their own are apps labelled with the vendor's key.
-    "integrations.first_orion",
-    "integrations.bazaarvoice",
-    "integrations.sessionm",
+    # Vendor packages with an apps.py (records, tasks, commands or templates of their own), from the registry.
+    *vendor_apps(),
     # Last: the portal's post-migrate setup (client users' group, schedules) hangs on this app's signal.
     "members",
 ]
@@ -299,24 +298,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # `make run` starts one worker on all of them). Tasks not named here go to the default queue, `celery`.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 PORTAL_QUEUES = ["celery", "inbound", "messages", "sync", "bulk"]
-CELERY_TASK_ROUTES = {
-    "integrations.process_received_callbacks": {"queue": "inbound"},
-    "integrations.sweep_received_callbacks": {"queue": "inbound"},
-    "members.dispatch_loyalty_messages": {"queue": "messages"},
-    "members.reconcile_member": {"queue": "sync"},
-    "members.reconcile_pending": {"queue": "sync"},
-    "members.backfill_vendor_state": {"queue": "bulk"},
-    "integrations.attentive_subscribe": {"queue": "sync"},
-    "integrations.attentive_unsubscribe": {"queue": "sync"},
-    "integrations.match_vibes_persons": {"queue": "sync"},
-    "members.export_segment": {"queue": "bulk"},
-    "members.import_members": {"queue": "bulk"},
-    "integrations.prune_old_records": {"queue": "bulk"},
-    # Vendor apps name their tasks "<vendor>.<task>"; long-running pulls and pushes don't hold up member sync.
-    "first_orion.*": {"queue": "bulk"},
-    "bazaarvoice.*": {"queue": "bulk"},
-    "sessionm.*": {"queue": "sync"},
-}
+CELERY_TASK_ROUTES = [
+    # The shared tasks by name, then each vendor's by the queues its spec names (`VendorSpec.task_queues`).
+    {
+        "integrations.process_received_callbacks": {"queue": "inbound"},
+        "integrations.sweep_received_callbacks": {"queue": "inbound"},
+        "members.dispatch_loyalty_messages": {"queue": "messages"},
+        "members.reconcile_member": {"queue": "sync"},
+        "members.reconcile_pending": {"queue": "sync"},
+        "members.backfill_vendor_state": {"queue": "bulk"},
+        "members.export_segment": {"queue": "bulk"},
+        "members.import_members": {"queue": "bulk"},
+        "integrations.prune_old_records": {"queue": "bulk"},
+    },
+    "integrations.vendors.route_vendor_task",
+]
 # The database scheduler, behind a lease so that exactly one beat schedules (a second one waits as a standby).
 CELERY_BEAT_SCHEDULER = "portal.beat:LeasedDatabaseScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5

@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from integrations.vendors import vendor_modules
+from integrations.hooks import ServesClientApi, hooks
 from integrations.views import ClientViewSet, ConnectionViewSet
 from integrations.webhooks import callback_urlpatterns
 from members.api import LoyaltyEventViewSet, MemberViewSet, SegmentExportViewSet, SegmentViewSet
@@ -20,7 +20,7 @@ router.register("loyalty-events", LoyaltyEventViewSet, basename="loyalty-event")
 router.register("segments", SegmentViewSet, basename="segment")
 router.register("segment-exports", SegmentExportViewSet, basename="segment-export")
 # Each vendor's own client-API routes (its views.py), e.g. Attentive's member actions.
-for views in vendor_modules("views").values():
+for views in hooks(ServesClientApi).values():
     for prefix, viewset, basename in views.ROUTES:
         router.register(prefix, viewset, basename=basename)
 

@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
 from integrations.models import Connection, WebhookEvent
-from members.models import Member, OutboundMessage, VibesListSubscription
+from integrations.vibes.flows import person_id_of
+from integrations.vibes.models import VibesListSubscription
+from members.models import OutboundMessage
 from tests.factories import (
     ClientFactory,
     ConnectionFactory,
@@ -103,7 +105,7 @@ def test_sync_to_vibes_creates_the_person_then_updates_it(admin_http, client_a, 
     first = run_action(admin_http, "members.member", "sync_to_vibes", [member])
 
     member.refresh_from_db()
-    person_id = member.vibes_person_id
+    person_id = person_id_of(member)
     assert person_id
     assert state.persons == {
         person_id: {
@@ -127,7 +129,7 @@ def test_sync_to_vibes_creates_the_person_then_updates_it(admin_http, client_a, 
     assert list(state.persons) == [person_id]  # the same person, not a second one
     assert state.persons[person_id]["custom_fields"]["first_name"] == "Zoey"
     member.refresh_from_db()
-    assert member.vibes_person_id == person_id
+    assert person_id_of(member) == person_id
     assert messages_of(again) == [(messages.SUCCESS, f"Zoey Quinn updated at Vibes (person {person_id}).")]
 
 
@@ -330,7 +332,7 @@ def test_reprocess_applies_a_failed_event(admin_http, failed_callback):
         event.event_id,
     )
     member.refresh_from_db()
-    assert member.vibes_person_id == "P-5"
+    assert person_id_of(member) == "P-5"
     processed.refresh_from_db()
     assert model_to_dict(processed) == processed_before  # applied already: left alone
     assert messages_of(response) == [(messages.SUCCESS, "Reprocessed: 1 applied, 0 failed again.")]
@@ -345,4 +347,4 @@ def test_reprocess_is_for_site_admins_only(alice_http, failed_callback):
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.FAILED
     assert not VibesListSubscription.objects.exists()
-    assert Member.objects.get(pk=member.pk).vibes_person_id == ""
+    assert person_id_of(member) == ""

@@ -16,7 +16,8 @@ from django.urls import reverse
 
 from integrations.attentive import sandbox as attentive_simulator
 from integrations.models import Connection, VendorCall, WebhookEvent
-from members.models import ChannelSubscription, Member, MemberVendorState, VibesListSubscription
+from integrations.vibes.models import VibesListSubscription
+from members.models import ChannelSubscription, Member, MemberVendorState
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,9 +15,10 @@ from django.urls import reverse
 
 from integrations.annexcloud.flows import refresh_member
 from integrations.models import WebhookEvent
+from integrations.vibes.models import VibesListSubscription
 from members import sync
 from members.exports import stream_segment_csv
-from members.models import Member, VibesListSubscription
+from members.models import Member
 from members.segments import add_members
 from tests.factories import ConnectionFactory, MemberFactory, SegmentFactory
 

@@ -14,6 +14,7 @@ from integrations import connections
 from integrations.annexcloud import flows as annexcloud
 from integrations.attentive import flows as attentive
 from integrations.models import Connection, WebhookEvent
+from integrations.vibes.flows import person_id_of
 from members import sync
 from members.imports import import_members
 from members.models import ChannelSubscription, Member, MemberVendorState
@@ -244,7 +245,7 @@ def test_an_import_that_renames_a_member_updates_the_vibes_person(client_a, vibe
     import_members(client_a, io.BytesIO(f"phone,first_name\n{member.phone},New\n".encode()))
     assert sync.reconcile(member.pk, "vibes").status == MemberVendorState.Status.IN_SYNC
     member.refresh_from_db()
-    assert persons.persons[member.vibes_person_id]["custom_fields"]["first_name"] == "New"
+    assert persons.persons[person_id_of(member)]["custom_fields"]["first_name"] == "New"
 
 
 def test_a_recovered_connection_clears_its_old_error(sandbox_attentive_connection):

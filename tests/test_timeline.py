@@ -13,17 +13,21 @@ import requests
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from integrations.attentive import sandbox as attentive_simulator
+from integrations.bazaarvoice.models import Review
 from integrations.http import EXPECTED_NOT_FOUND, EXPECTED_REFUSAL
 from integrations.models import VendorCall, WebhookEvent
+from integrations.sessionm.models import SessionMOffer, SessionMTransaction
 from members import timeline
 from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, LoyaltyEvent, Member, OutboundMessage, PointsTransaction
 from portal import zones
 from tests.conftest import login
-from tests.factories import ClientUserFactory, LoyaltyEventFactory, MemberFactory
+from tests.factories import ClientUserFactory, ConnectionFactory, LoyaltyEventFactory, MemberFactory
 from tests.test_messaging_held import points_earned_sms
+from tests.test_vibes_callbacks import REMOVED, deliver
 
 PHONE = "+17707651750"
 TOKEN_REFUSED = "ask Attentive to activate the legacy messages token"
@@ -205,3 +209,36 @@ def test_the_api_timeline_is_scoped_to_the_tokens_client(held_member, client_b, 
     assert TOKEN_REFUSED in held["detail"]
     assert held["related"][0]["url"] == reverse("admin:integrations_vendorcall_change", args=[refused_call().pk])
     assert api_client_for(client_b).get(url).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vibes_list_and_the_callback_that_set_it_are_on_the_timeline(client, client_a, eager_celery):
+    """Vibes' part of the timeline comes from its package (integrations/vibes/timeline.py): the list's state, and
+    the callback found by the event id the list keeps."""
+    vibes = ConnectionFactory(client=client_a, vendor="vibes", secrets={}, settings={"company_key": "acme"})
+    member = MemberFactory(client=client_a, annex_cloud_id="ex1234", phone="+12995551234")
+    assert deliver(client, vibes, REMOVED).status_code == 200
+    entries = timeline.timeline(member)
+    [listed] = [entry for entry in entries if entry.kind == "subscription" and entry.vendor == "Vibes"]
+    assert (listed.title, listed.status, listed.detail) == ("List 1234", "unsubscribed", "Opted out (user_opt_out)")
+    [callback] = [entry for entry in entries if entry.kind == "callback"]
+    event = WebhookEvent.objects.get(event_id=REMOVED["event_id"])
+    assert callback.url == reverse("admin:integrations_webhookevent_change", args=[event.pk])
+    assert (callback.vendor, callback.title) == ("Vibes", "Callback subscription_removed")
+
+
+@pytest.mark.django_db
+def test_reviews_offers_and_transactions_come_from_their_vendors_packages(client_a):
+    """Bazaarvoice's and SessionM's records of the member, through their timeline modules (registry order)."""
+    member = MemberFactory(client=client_a)
+    Review.objects.create(
+        client=client_a, member=member, review_id="r-1", product_id="kettle", rating=5, moderated_at=timezone.now()
+    )
+    SessionMOffer.objects.create(client=client_a, member=member, offer_id="o-1", name="Free coffee")
+    SessionMTransaction.objects.create(client=client_a, member=member, request_id="t-1", status="accepted")
+    mine = {(entry.kind, entry.vendor, entry.title) for entry in timeline.timeline(member)}
+    assert {
+        ("review", "Bazaarvoice", "Review 5★ of kettle"),
+        ("offer", "SessionM", "Offer Free coffee"),
+        ("transaction", "SessionM", "Transaction t-1"),
+    } <= mine

@@ -26,10 +26,10 @@ from django.utils.safestring import SafeString
 from integrations import audit
 from integrations.activity import Trouble
 from integrations.connections import validate_secret
+from integrations.hooks import ExtendsAdmin, hooks
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome, outcome_of
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
-from integrations.vendors import vendor_modules
 
 T = TypeVar("T")
 # Up to this many objects, a bulk action that calls a vendor runs at once and reports per object.
@@ -243,7 +243,7 @@ class VendorAdmin:
 
 @cache
 def vendor_admins() -> dict[str, VendorAdmin]:
-    return {key: module.ADMIN for key, module in vendor_modules("admin").items()}
+    return {key: module.ADMIN for key, module in hooks(ExtendsAdmin).items()}
 
 
 def collected(part: str) -> list[Any]:

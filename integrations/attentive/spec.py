@@ -43,4 +43,6 @@ SPEC = VendorSpec(
     },
     default_rate_limit=10.0,
     sends_messages=True,
+    keyed_by_mobile=True,
+    task_queues={"integrations.attentive_*": "sync"},
 )

@@ -89,5 +89,7 @@ SPEC = VendorSpec(
             "the reviewers' Annex Cloud points once per review.",
         ),
     ),
+    # Long-running pulls don't hold up member sync.
+    task_queues={"bazaarvoice.*": "bulk"},
     client_user_permissions=("view_review",),
 )

@@ -45,6 +45,8 @@ SPEC = VendorSpec(
             description="Continues pushes whose task was lost or whose connection was not usable (none are resent).",
         ),
     ),
+    # Long-running pushes don't hold up member sync.
+    task_queues={"first_orion.*": "bulk"},
     client_user_permissions=(
         "view_programcontent",
         "add_programcontent",

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from integrations.vendors import VENDORS, vendor_modules
+from integrations.hooks import HasSimulatorControls, Simulates, demo_secrets, demo_settings, hook, hooks
+from integrations.vendors import VENDORS
 
 # Every simulator is mounted with this knob (integrations/sandbox/base.py outage_control).
 OUTAGE_CONTROL = (
@@ -37,19 +38,20 @@ class Simulator:
 
 def simulators() -> list[Simulator]:
     """Every mounted simulator, in registry order."""
-    return [simulator_of(key) for key in vendor_modules("sandbox")]
+    return [simulator_of(key) for key in hooks(Simulates)]
 
 
 def simulator_of(key: str) -> Simulator:
     spec, module = VENDORS[key], VENDORS[key].module("sandbox")
-    controls = (*getattr(module, "CONTROLS", ()), OUTAGE_CONTROL)
+    own_controls = hook(spec, HasSimulatorControls)
+    controls = (*(own_controls.CONTROLS if own_controls is not None else ()), OUTAGE_CONTROL)
     base_url = f"{settings.SANDBOX_BASE_URL.rstrip('/')}/{key}"
     return Simulator(
         key=key,
         label=spec.label,
         base_url=base_url,
-        secrets=dict(getattr(module, "DEMO_SECRETS", {})),
-        settings=dict(getattr(module, "DEMO_SETTINGS", {})),
+        secrets=demo_secrets(spec),
+        settings=demo_settings(spec),
         controls=tuple((f"{base_url}/{path}", description) for path, description in controls),
         summary=(module.__doc__ or "").strip().split("\n\n", 1)[0],
     )
@@ -57,8 +59,7 @@ def simulator_of(key: str) -> Simulator:
 
 def sandbox_secrets(key: str) -> dict[str, str]:
     """The credentials a vendor's simulator accepts ({} when it has none)."""
-    module = VENDORS[key].module("sandbox") if key in VENDORS else None
-    return dict(getattr(module, "DEMO_SECRETS", {})) if module else {}
+    return demo_secrets(VENDORS[key]) if key in VENDORS else {}
 
 
 class SandboxFill(dict[str, str]):
@@ -83,16 +84,16 @@ def sandbox_fill(key: str, environment: str, *, secret_prefix: str = "", setting
     button; empty unless the simulators are enabled here and the connection is (or may become) a sandbox one."""
     if not sandbox_enabled() or environment not in ("", "sandbox") or key not in VENDORS:
         return SandboxFill({}, {})
-    spec, module = VENDORS[key], VENDORS[key].module("sandbox")
-    if module is None:
+    spec = VENDORS[key]
+    if hook(spec, Simulates) is None:
         return SandboxFill({}, {})
     secret_labels = {secret.name: secret.label for secret in spec.secrets}
     setting_labels = {name: str(f.label) for name, f in spec.setting_fields.items() if f.label}
     values, labels = {}, {}
-    for name, value in getattr(module, "DEMO_SECRETS", {}).items():
+    for name, value in demo_secrets(spec).items():
         values[secret_prefix + name], labels[secret_prefix + name] = value, field_label(name, secret_labels)
     if setting_prefix:
-        for name, value in getattr(module, "DEMO_SETTINGS", {}).items():
+        for name, value in demo_settings(spec).items():
             values[setting_prefix + name], labels[setting_prefix + name] = value, field_label(name, setting_labels)
     return SandboxFill(values, labels)
 

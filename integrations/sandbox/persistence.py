@@ -25,14 +25,15 @@ from collections import Counter
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from integrations.hooks import KeepsSimulatorState, ResetsSimulator, Simulates, StartsSimulatorAgain, hooks
 from integrations.sandbox.base import OUTAGES, EveryNth
-from integrations.vendors import vendor_modules
+
+SimulatorModule = TypeVar("SimulatorModule", bound=Simulates)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def state_dir() -> Path | None:
 
 def simulator_states() -> dict[str, Any]:
     """vendor key -> the simulator module's live `state` object (read each time: a reset may rebind it)."""
-    return {key: module.state for key, module in vendor_modules("sandbox").items() if hasattr(module, "state")}
+    return {key: module.state for key, module in hooks(KeepsSimulatorState).items()}
 
 
 # --- JSON with the few types the states hold ----------------------------------------------------------------------
@@ -201,25 +202,23 @@ def _save_after_debounce() -> None:
 def reset_all() -> list[str]:
     """Empty every simulator (its records and its knobs), end every simulated outage, and forget the saved files.
     Returns the keys of the simulators reset."""
-    modules = vendor_modules("sandbox")
-    for vendor, module in modules.items():
-        reset = getattr(module, "reset", None)
-        if callable(reset):
-            reset()
-        else:
-            module.state.__init__()
+    resets, states = hooks(ResetsSimulator), hooks(KeepsSimulatorState)
+    for vendor in hooks(Simulates):
+        if vendor in resets:
+            resets[vendor].reset()
+        elif vendor in states:
+            states[vendor].state.__init__()
         _last_written.pop(vendor, None)
-    for module in modules.values():
-        # A simulator that starts with demo records (Bazaarvoice's reviews, and their reviewers at Annex Cloud)
-        # starts again with them, once every simulator is empty.
-        if callable(start_again := getattr(module, "start_again", None)):
-            start_again()
+    # A simulator that starts with demo records (Bazaarvoice's reviews, and their reviewers at Annex Cloud) starts
+    # again with them, once every simulator is empty.
+    for module in hooks(StartsSimulatorAgain).values():
+        module.start_again()
     OUTAGES.clear()
     folder = state_dir()
     if folder is not None and folder.exists():
         for path in folder.glob("*.json"):
             path.unlink(missing_ok=True)
-    return sorted(vendor_modules("sandbox"))
+    return sorted(hooks(Simulates))
 
 
 def remembering(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -236,9 +235,9 @@ def remembering(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return wrapper
 
 
-def remember_views_of(module: ModuleType) -> ModuleType:
+def remember_views_of(module: SimulatorModule) -> SimulatorModule:
     """Every URL pattern of a simulator module, its views wrapped by `remembering` (once)."""
-    for pattern in getattr(module, "urlpatterns", []):
+    for pattern in module.urlpatterns:
         callback = getattr(pattern, "callback", None)
         if callback is not None and not getattr(callback, "_remembering", False):
             wrapped = remembering(callback)

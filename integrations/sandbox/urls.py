@@ -6,13 +6,13 @@ from django.template.response import TemplateResponse
 from django.urls import include, path, reverse
 from django.views.decorators.http import require_POST
 
+from integrations.hooks import Simulates, hooks
 from integrations.sandbox import persistence
 from integrations.sandbox.base import outage_control, simulator
 from integrations.sandbox.directory import FAILURE_HEADER, simulators
-from integrations.vendors import vendor_modules
 
 # Each simulator's views read the saved states first and have their changes written (integrations/sandbox/persistence).
-SIMULATORS = {key: persistence.remember_views_of(module) for key, module in vendor_modules("sandbox").items()}
+SIMULATORS = {key: persistence.remember_views_of(module) for key, module in hooks(Simulates).items()}
 
 
 def wants_json(request: HttpRequest) -> bool:

@@ -48,5 +48,6 @@ SPEC = VendorSpec(
             description="Removes the SessionM profiles of members deleted on request (retried while SessionM fails).",
         ),
     ),
+    task_queues={"sessionm.*": "sync"},
     client_user_permissions=("view_sessionmoffer", "view_sessionmtransaction", "view_sessionmprofile"),
 )

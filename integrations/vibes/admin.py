@@ -14,7 +14,8 @@ from django.utils.html import format_html
 from integrations.admin.base import VendorAdmin, absolute_url, copy_button, first_few, run_for_each
 from integrations.models import Connection
 from integrations.vibes import flows as vibes
-from members.models import Member, VibesListSubscription
+from integrations.vibes.models import VibesListSubscription
+from members.models import Member
 
 
 @admin.display(description="callback URL")

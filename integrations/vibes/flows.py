@@ -20,8 +20,9 @@ from integrations.http import AuthError, NotFound
 from integrations.models import Connection, WebhookEvent
 from integrations.outcome import NotReady, Outcome
 from integrations.vibes.api import MdnTaken, PersonResult, VibesAPI, person_payload
+from integrations.vibes.models import VibesListSubscription, VibesPerson
 from members import sync
-from members.models import Member, MemberVendorState, VibesListSubscription
+from members.models import Member, MemberVendorState
 from members.phones import InvalidPhone, to_e164
 
 VENDOR = "vibes"
@@ -79,14 +80,14 @@ def reconcile_member(connection: Connection, member: Member, state: MemberVendor
     payload = person_payload(vibes_external_id(member), member.phone, custom_fields(member))
     if state.confirmed.get("person") == payload:
         return {**state.confirmed, "summary": opted_out} if opted_out else state.confirmed
+    known = person_id_of(member)
     try:
-        result = update_or_add(vibes_api(connection), member, payload)
+        result = update_or_add(vibes_api(connection), member, payload, known)
     except MdnTaken as exc:
-        raise MdnTaken(exc.vendor, f"{exc.message}: {mdn_holder(member)}", status=exc.status) from exc
-    person_id = result.person_id or member.vibes_person_id
-    if person_id and person_id != member.vibes_person_id:
-        Member.objects.filter(pk=member.pk).update(vibes_person_id=person_id)
-        member.vibes_person_id = person_id
+        raise MdnTaken(exc.vendor, f"{exc.message}: {mdn_holder(member, known)}", status=exc.status) from exc
+    person_id = result.person_id or known
+    if person_id and person_id != known:
+        VibesPerson.objects.update_or_create(member=member, defaults={"person_id": person_id})
     verb = "created at" if result.created else "updated at"
     summary = f"{opted_out} {member} {verb} Vibes (person {person_id}).".strip()
     return {**state.confirmed, "person": payload, "person_id": person_id, "summary": summary}
@@ -116,20 +117,25 @@ def sync_person(member: Member) -> Outcome:
     return sync.reconcile_now(member, VENDOR)
 
 
-def update_or_add(api: VibesAPI, member: Member, payload: dict) -> PersonResult:
+def person_id_of(member: Member) -> str:
+    """The Vibes person id of the member, "" until Vibes has said which person the member is."""
+    return VibesPerson.objects.filter(member=member).values_list("person_id", flat=True).first() or ""
+
+
+def update_or_add(api: VibesAPI, member: Member, payload: dict, person_id: str) -> PersonResult:
     """Update by person id or external id; a person Vibes does not know (404) is added (merged by MDN if any)."""
     try:
-        if member.vibes_person_id:
-            return api.update_by_person_id(member.vibes_person_id, payload)
+        if person_id:
+            return api.update_by_person_id(person_id, payload)
         return api.update_by_external_id(vibes_external_id(member), payload)
     except NotFound:
         return api.add_person(payload)
 
 
-def mdn_holder(member: Member) -> str:
+def mdn_holder(member: Member, person_id: str) -> str:
     other = (
         VibesListSubscription.objects.filter(client_id=member.client_id, mdn=member.phone)
-        .exclude(person_id=member.vibes_person_id or "")
+        .exclude(person_id=person_id)
         .select_related("member")
         .first()
     )
@@ -182,8 +188,8 @@ def apply_subscription_callback(connection: Connection, payload: dict[str, Any])
     state.last_event_date, state.last_event_id = event_date, str(payload["event_id"])
     state.member = state.member or find_member(connection, state)
     state.save()
-    if state.member and not state.member.vibes_person_id:
-        Member.objects.filter(pk=state.member.pk).update(vibes_person_id=state.person_id)
+    if state.member:
+        VibesPerson.objects.get_or_create(member=state.member, defaults={"person_id": state.person_id})
     matched = f"member {state.member_id}" if state.member else "no member yet (kept to match later)"
     if state.member and state.state == VibesListSubscription.State.UNSUBSCRIBED:
         matched += honour_opt_out(connection, state.member)
@@ -262,7 +268,7 @@ def find_member(connection: Connection, state: VibesListSubscription) -> Member 
             match = members.filter(pk=int(state.external_id[7:])).first()
         if match is not None:
             return match
-    match = members.filter(vibes_person_id=state.person_id).first()
+    match = members.filter(vibes_person__person_id=state.person_id).first()
     if match is None and state.mdn:
         match = members.filter(phone=state.mdn).first()
     return match

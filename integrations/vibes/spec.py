@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from integrations.vendor_spec import SecretSpec, VendorSpec
+from integrations.vendor_spec import Schedule, SecretSpec, VendorSpec
 from integrations.vibes.api import COMPANY_KEY, COMPANY_KEY_RULE
 
 PRESETS = ("vibes-us", "vibes-eu")
@@ -62,6 +62,17 @@ SPEC = VendorSpec(
         ),
     },
     default_rate_limit=50.0,
+    keyed_by_mobile=True,
     # The company key picks the path the Basic credentials are sent to (see integrations/vibes/api.py).
     site_admin_settings=("company_key",),
+    task_queues={"integrations.match_vibes_persons": "sync"},
+    schedules=(
+        Schedule(
+            name="Match Vibes persons to members",
+            task="integrations.match_vibes_persons",
+            crontab={"minute": "*/5"},
+            description="Attaches Vibes subscriptions of persons the portal did not know to members that appeared "
+            "since.",
+        ),
+    ),
 )

@@ -303,11 +303,6 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
         ]
         return format_html_join(" ", "{}", ((chip,) for chip in chips)) or "—"
 
-    @admin.display(description="Attentive TEXT")
-    def text_state(self, member: Member) -> str:
-        states = [s.state for s in member.subscriptions.all() if s.vendor == "attentive" and s.channel == "TEXT"]
-        return states[0] if states else "—"
-
     def save_model(self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         # The admin's change view is one transaction: the change and the vendor work it needs are recorded together.

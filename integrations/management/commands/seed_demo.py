@@ -13,9 +13,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
+from integrations import hooks
+from integrations.hooks import SeedsDemo
 from integrations.models import Client, Connection, SignUpSource
 from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
-from integrations.vendors import VENDORS, vendor_modules
+from integrations.vendors import VENDORS
 from members.models import Member, MessageTemplate, Segment
 from members.segments import add_members
 
@@ -27,12 +29,11 @@ RETIRED_DEMO_SECRETS: dict[str, dict[str, str]] = {"vibes": {"api_username": "sa
 
 def demo_secrets(vendor: str) -> dict[str, str]:
     """The credentials the vendor's simulator accepts (its sandbox module's DEMO_SECRETS)."""
-    sandbox = VENDORS[vendor].module("sandbox")
-    return getattr(sandbox, "DEMO_SECRETS", {})
+    return hooks.demo_secrets(VENDORS[vendor])
 
 
 def demo_settings(vendor: str) -> dict[str, str]:
-    return getattr(VENDORS[vendor].module("sandbox"), "DEMO_SETTINGS", {})
+    return hooks.demo_settings(VENDORS[vendor])
 
 
 def replace_retired_demo_secrets(connection: Connection) -> None:
@@ -110,9 +111,8 @@ class Command(BaseCommand):
     def seed_vendor_demos(self, client: Client) -> None:
         """Each vendor's own demo records (a sandbox module may define `seed_demo(client)`; it must be
         idempotent)."""
-        for sandbox in vendor_modules("sandbox").values():
-            if seed := getattr(sandbox, "seed_demo", None):
-                seed(client)
+        for sandbox in hooks.hooks(SeedsDemo).values():
+            sandbox.seed_demo(client)
 
     def seed_loyalty_side(self, client: Client) -> None:
         """A sign-up source, three members and a message template, so the Attentive journey can be tried."""

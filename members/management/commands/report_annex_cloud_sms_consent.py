@@ -30,8 +30,9 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import ngettext
 
 from integrations.models import Client, WebhookEvent
+from integrations.vibes.models import VibesListSubscription
 from members.exports import csv_chunks, neutralise
-from members.models import Member, VibesListSubscription
+from members.models import Member
 
 HEADER = [
     "client", "member", "name", "email", "phone", "annex_cloud_id", "loyalty_opt_in", "attentive_text",

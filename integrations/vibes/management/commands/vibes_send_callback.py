@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from integrations.http import VendorAPI
 from integrations.models import Connection
-from integrations.vibes.flows import vibes_external_id
+from integrations.vibes.flows import person_id_of, vibes_external_id
 from integrations.vibes.sandbox import callback_payload
 from members.models import Member
 
@@ -42,7 +42,7 @@ class Command(BaseCommand):
             raise CommandError(f"No Vibes connection or no member {member} for client {client!r}.")
         payload = callback_payload(
             type,
-            person_id=target.vibes_person_id or f"sandbox-{target.pk}",
+            person_id=person_id_of(target) or f"sandbox-{target.pk}",
             external_id=vibes_external_id(target),
             list_id=list,
         )
