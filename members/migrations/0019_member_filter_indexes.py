@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('members', '0016_outboundmessage_template_time'),
+        ('members', '0018_remove_member_vibes_person_id'),
     ]
 
     operations = [
