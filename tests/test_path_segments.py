@@ -189,6 +189,21 @@ def test_a_site_admin_cannot_store_a_hostile_company_key(admin_http, vibes_conne
 # --- Attentive -----------------------------------------------------------------------------------------------------
 
 
+def test_only_a_site_admin_picks_the_attentive_messages_endpoint(alice_http, admin_http, client_a):
+    connection = ConnectionFactory(client=client_a, settings={"messages_path": "/v1/subscriptions/messages"})
+    url = reverse("admin:integrations_connection_change", args=[connection.pk])
+    page = alice_http.get(url).content.decode()
+    # Shown to the client user, not editable: the path is where the legacy token goes.
+    assert re.search(r'<select[^>]*name="setting__messages_path"[^>]*disabled', page)
+    data = {"environment": "production", "base_url": "", "setting__messages_path": "/1/messages"}
+    alice_http.post(url, data)
+    connection.refresh_from_db()
+    assert connection.settings["messages_path"] == "/v1/subscriptions/messages"
+    assert admin_http.post(url, data).status_code == 302
+    connection.refresh_from_db()
+    assert connection.settings["messages_path"] == "/1/messages"
+
+
 @pytest.mark.parametrize("stored", ["/v1/../../admin", "/v1/%2e%2e/admin", "/v1//x", "/v1/text/send?to=x"])
 def test_a_stored_messages_path_never_climbs_out_with_the_legacy_token(answers_404_everywhere, client_a, stored):
     """The form offers documented paths only; a value stored before that rule is refused before anything is sent."""

@@ -29,7 +29,7 @@ SPEC = VendorSpec(
     ),
     setting_fields={
         # A choice among Attentive's documented message endpoints, never free text: a path is where the legacy
-        # token goes, and no one but a site admin (through the base URL) decides that.
+        # token goes, and no one but a site admin decides that (site_admin_settings below).
         "messages_path": forms.ChoiceField(
             required=False,
             choices=[
@@ -41,6 +41,8 @@ SPEC = VendorSpec(
             help_text="Which of Attentive's documented message endpoints this account uses.",
         ),
     },
+    # The endpoint the legacy token goes to: a site admin's choice, like the base URL (client users see it).
+    site_admin_settings=("messages_path",),
     default_rate_limit=10.0,
     sends_messages=True,
     keyed_by_mobile=True,
