@@ -122,6 +122,8 @@ MIDDLEWARE = [
     "portal.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Admin pages in the viewer's time zone (the client's, or UTC when they see clients in several zones).
+    "portal.zones.ViewerZoneMiddleware",
     # Adds request.user.is_verified() (a one-time code was given at log-in); enforced only by ADMIN_REQUIRE_2FA.
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -191,6 +193,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Every time shown with its zone ("Dec. 7, 2026, 4:41 a.m. EST"): the project's `en` formats win over Django's.
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")

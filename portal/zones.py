@@ -4,9 +4,13 @@ else UTC — the dashboard's and the schedule preview's rule — always with the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from integrations.tenancy import visible_clients
 
@@ -21,3 +25,24 @@ def viewer_zone(user: Any) -> ZoneInfo:
 def local_time(moment: datetime, zone: ZoneInfo) -> str:
     """ "2025-03-01 14:03:22 EST": the moment in `zone`, to the second, with the zone's abbreviation."""
     return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}"
+
+
+class ViewerZoneMiddleware:
+    """Admin pages render every time in the viewer's zone: Django's date formatting (lists, record pages, read-only
+    fields) follows the active zone, and the project's format module (portal/formats) names it after the time.
+
+    The API is left in UTC: DRF also converts to the active zone, and API clients should not see their answers' offsets
+    change with who the token's user can see."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if request.path.startswith("/api/") or user is None or not user.is_authenticated:
+            return self.get_response(request)
+        timezone.activate(viewer_zone(user))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
