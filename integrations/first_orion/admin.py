@@ -6,7 +6,7 @@ chooses what becomes of personalised values over 20 characters (sending them as 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
@@ -162,9 +163,16 @@ class ProgramContentFilter(admin.SimpleListFilter):
         return queryset.filter(program_content_id=self.value()) if self.value() else queryset
 
 
-class PushBatchInline(admin.TabularInline):
+class BatchNumberMixin:
+    @admin.display(description="batch", ordering="index")
+    def batch_number(self, batch: PushBatch) -> int:
+        """Counted from 1, as the batch's title says ("Batch 1 of push 125"); `index` is stored from 0."""
+        return batch.index + 1
+
+
+class PushBatchInline(BatchNumberMixin, admin.TabularInline):
     model = PushBatch
-    fields = ["index", "status", "size", "request_id", "error", "attempted_at", "settled_at"]
+    fields = ["batch_number", "status", "size", "request_id", "error", "attempted_at", "settled_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -256,12 +264,14 @@ class PushAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PushBatch)
-class PushBatchAdmin(ReadOnlyAdmin):
+class PushBatchAdmin(BatchNumberMixin, ReadOnlyAdmin):
     client_path = "push__client"
     list_display = ["__str__", "status", "size", "request_id", "settled_at"]
     list_filter = ["status", since_filter("settled_at", "settled")]
     search_fields = ["request_id"]
-    fields = ["push", "index", "status", "size", "request_id", "error", "attempted_at", "settled_at", "destinations"]
+    fields = [
+        "push", "batch_number", "status", "size", "request_id", "error", "attempted_at", "settled_at", "destinations",
+    ]  # fmt: skip
     readonly_fields = fields
 
 
@@ -292,6 +302,15 @@ class PushForm(forms.Form):
             # Sending values that may not display is a site admin's decision: the choice is not offered.
             choices = [(value, label) for value, label in LongValues.choices if value != LongValues.AS_IS]
             self.fields["long_values"].choices = choices  # type: ignore[attr-defined]
+
+    def clean_not_before(self) -> datetime | None:
+        # Read as UTC, as its help says, whatever the viewer's zone the admin page is shown in (Django's form field
+        # reads a time without an offset in the active zone).
+        moment: datetime | None = self.cleaned_data.get("not_before")
+        if moment is None:
+            return None
+        wall_clock = timezone.make_naive(moment) if timezone.is_aware(moment) else moment
+        return wall_clock.replace(tzinfo=UTC)
 
     @property
     def chosen_long_values(self) -> str:
