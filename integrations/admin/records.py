@@ -291,7 +291,7 @@ class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionSco
     search_help_text = "A delivery's id here, or the vendor's event id (exact)."
     fields = [
         "connection", "received_at", "remote_addr", "event_type", "event_id", "status", "processed_at",
-        "outcome", "pretty_body", "headers", "traceback",
+        "outcome", "pretty_body", "pretty_headers", "traceback",
     ]  # fmt: skip
     readonly_fields = fields
     actions = ["reprocess"]
@@ -323,6 +323,12 @@ class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionSco
         # A refused body may hold an escaped lone surrogate ("\ud800"), which no page can be encoded with.
         text = text.encode("utf-8", "replace").decode()
         return format_html('<pre class="received-body">{}</pre>', text)
+
+    @admin.display(description="headers as received")
+    def pretty_headers(self, event: WebhookEvent) -> str:
+        """Shown like the body, one header a line, rather than the stored JSON on one line."""
+        text = json.dumps(event.headers, indent=2, ensure_ascii=False, sort_keys=True)
+        return format_html('<pre class="received-body">{}</pre>', text.encode("utf-8", "replace").decode())
 
     @admin.action(description="Reprocess the selected failed events")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:

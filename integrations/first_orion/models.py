@@ -286,7 +286,7 @@ class PushBatch(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     size = models.PositiveIntegerField()
     destinations = models.JSONField(help_text="The destinations as sent: bNumber, personalization, customTrackingId.")
-    request_id = models.CharField("First Orion requestId", max_length=64, blank=True)
+    request_id = models.CharField("First Orion request id", max_length=64, blank=True)
     error = models.TextField(blank=True)
     attempted_at = models.DateTimeField(null=True, blank=True)
     settled_at = models.DateTimeField(null=True, blank=True)
