@@ -22,6 +22,10 @@ class IntegrationsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the system check that a vendor's hooks match its spec (imported for that side effect).
         from integrations import checks  # noqa: F401
+        from integrations.vendors import register_extra_packages
+
+        # Vendor packages the setting EXTRA_VENDOR_PACKAGES adds join the registry once every app is loaded.
+        register_extra_packages()
 
         # After every migrate (and test database creation) the portal's group and schedules exist. Hooked to the
         # last of the portal's apps, so that every permission the group needs has been created before it.

@@ -3,8 +3,10 @@ that creates the schedules (integrations/jobs.py) and by whatever names a job to
 
 from __future__ import annotations
 
+from typing import Any
+
 from integrations.vendor_spec import Schedule
-from integrations.vendors import VENDORS
+from integrations.vendors import VENDORS, registry_changed
 
 CORE_SCHEDULES = (
     Schedule(
@@ -45,11 +47,20 @@ CORE_SCHEDULES = (
         "messages and their loyalty events (never what still waits or is uncertain).",
     ),
 )
-# The shared jobs above, then each vendor's own (declared in its spec).
-SCHEDULES: tuple[Schedule, ...] = CORE_SCHEDULES + tuple(
-    schedule for spec in VENDORS.values() for schedule in spec.schedules
-)
-NAMES: dict[str, str] = {schedule.task: schedule.name for schedule in SCHEDULES}
+# The shared jobs above, then each vendor's own (declared in its spec); filled in place, again whenever the registry
+# changes (a vendor package added by EXTRA_VENDOR_PACKAGES).
+SCHEDULES: list[Schedule] = []
+NAMES: dict[str, str] = {}
+
+
+def catalogue(**kwargs: Any) -> None:
+    SCHEDULES[:] = [*CORE_SCHEDULES, *(schedule for spec in VENDORS.values() for schedule in spec.schedules)]
+    NAMES.clear()
+    NAMES.update({schedule.task: schedule.name for schedule in SCHEDULES})
+
+
+catalogue()
+registry_changed.connect(catalogue, dispatch_uid="integrations.job_catalog")
 
 
 def job_label(task_name: str) -> str:

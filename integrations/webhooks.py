@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, transaction
 from django.http import Http404
-from django.urls import URLPattern, path
+from django.urls import URLPattern, clear_url_caches, path
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from integrations import inbound
 from integrations.alerts import alert
-from integrations.vendors import VENDORS
+from integrations.vendors import VENDORS, registry_changed
 
 DRAIN_CHUNK_BYTES = 64 * 1024
 
@@ -124,11 +124,24 @@ def request_body_drained(request: Request) -> None:
         pass
 
 
+# The URLconf includes this very list; it is filled again in place whenever the registry changes.
+CALLBACK_URLPATTERNS: list[URLPattern] = []
+
+
 def callback_urlpatterns() -> list[URLPattern]:
     """`api/webhooks/<vendor>/<token>/` (named `<vendor>-callback`) for every vendor that has a webhooks module."""
+    mount_callbacks()
+    return CALLBACK_URLPATTERNS
+
+
+def mount_callbacks(**kwargs: Any) -> None:
     patterns = []
     for key, spec in VENDORS.items():
         if spec.receives_callbacks:
             view: Any = type(f"{key.title()}CallbackView", (CallbackView,), {"vendor": key}).as_view()
             patterns.append(path(f"webhooks/{key}/<str:token>/", view, name=f"{key}-callback"))
-    return patterns
+    CALLBACK_URLPATTERNS[:] = patterns
+    clear_url_caches()
+
+
+registry_changed.connect(mount_callbacks, dispatch_uid="integrations.webhooks.mount_callbacks")
