@@ -9,7 +9,7 @@ import re
 
 import pytest
 import requests
-from django.urls import resolve
+from django.urls import resolve, reverse
 
 from integrations.checks import problems_of
 from integrations.connections import verify
@@ -117,7 +117,8 @@ def test_the_sandbox_page_lists_parrots_simulator_with_its_credentials(live_serv
 
 def test_a_parrot_callback_at_the_shared_url_is_stored_and_applied(active_parrot, client_a, live_server, eager_celery):
     member = MemberFactory(client=client_a, email="polly@example.com", opted_in=True)
-    url = f"{live_server.url}/api/webhooks/parrot/{active_parrot.inbound_token}/"
+    url = live_server.url + reverse("parrot-callback", args=[active_parrot.inbound_token])
+    assert url.endswith(f"/api/webhooks/parrot/{active_parrot.inbound_token}/")  # the shared callback URL
 
     answer = requests.post(url, json={"id": "ev-1", "type": "member.left", "email": member.email}, timeout=10)
 
