@@ -255,3 +255,72 @@ def test_a_recovered_connection_clears_its_old_error(sandbox_attentive_connectio
     assert sandbox_attentive_connection.status == Connection.Status.ACTIVE
     assert "Unauthorized" not in sandbox_attentive_connection.last_check_result
     assert sandbox_attentive_connection.last_check_ok is True
+
+
+def test_a_backfill_records_each_member_the_vendor_can_hold_as_pending_once_and_no_one_else(
+    client_a, client_b, eager_celery
+):
+    """Activation's backfill (sync.backfill): every member of the connection's client that the vendor can use gets
+    one pending change; a vendor keyed by the mobile number gets none for a member without one, and another client's
+    members are not touched."""
+    with_phone = [MemberFactory(client=client_a, phone=f"+1415555017{n}") for n in (1, 2)]
+    MemberFactory(client=client_a, phone="")
+    MemberFactory(client=client_b, phone="+14155550179")
+    vibes = Connection.objects.create(client=client_a, vendor="vibes", settings={"company_key": "acme"})
+
+    assert sync.backfill(vibes.pk) == {"recorded": 2}
+    states = MemberVendorState.objects.filter(vendor="vibes")
+    assert sorted(states.values_list("member_id", flat=True)) == sorted(m.pk for m in with_phone)
+    assert {(s.status, s.desired_version) for s in states} == {(MemberVendorState.Status.PENDING, 1)}
+    # Nothing queued (tasks run at once here): the sweep sends them at the vendor's pace, not a burst on activation.
+    assert {s.detail for s in states} == {"Waiting to be sent."}
+
+
+def test_a_backfill_for_a_vendor_that_keeps_no_member_state_records_nothing(client_a):
+    MemberFactory(client=client_a)
+    reviews = Connection.objects.create(client=client_a, vendor="bazaarvoice")
+    assert sync.backfill(reviews.pk) == {"recorded": 0}
+    assert not MemberVendorState.objects.exists()
+
+
+def in_step_state(member: Member, vendor: str, confirmed: dict) -> MemberVendorState:
+    return MemberVendorState.objects.create(
+        member=member,
+        vendor=vendor,
+        desired_version=1,
+        synced_version=1,
+        confirmed=confirmed,
+        status=MemberVendorState.Status.IN_SYNC,
+    )
+
+
+def test_the_drift_report_asks_the_vendor_about_members_in_step_and_names_each_one_that_differs(
+    member, attentive_sandbox, client_b
+):
+    """check_member_state --read: a member the portal believes subscribed whom Attentive finds eligible to subscribe
+    (no subscription there) is listed with the vendor's reason; an unreadable vendor is listed as such."""
+    in_step_state(member, "attentive", {"phone": PHONE, "text": "subscribed"})
+    drifts = sync.drift(member.client_id, read_vendors=True)
+    assert [(d.member, d.vendor) for d in drifts] == [(member, "attentive")]
+    assert drifts[0].reason.startswith("the vendor holds no TEXT subscription")
+    assert sync.drift(member.client_id) == []  # without reading the vendors, the portal's own view: in step
+
+    fail_everything(attentive_sandbox, "503")
+    (unreadable,) = sync.drift(member.client_id, read_vendors=True)
+    assert (unreadable.member, unreadable.vendor) == (member, "attentive")
+    assert unreadable.reason.startswith("could not be read:")
+
+
+def test_retrying_rejected_members_sends_only_those_out_of_step_again(member, client_a):
+    rejected = MemberVendorState.objects.create(
+        member=member, vendor="attentive", desired_version=2, synced_version=1, status=MemberVendorState.Status.REJECTED
+    )
+    MemberVendorState.objects.filter(pk=rejected.pk).update(next_attempt_at=rejected.changed_at)
+    other = MemberFactory(client=client_a, phone="+14155550177")
+    in_step = in_step_state(other, "attentive", {"phone": other.phone})
+
+    assert sync.retry_rejected(MemberVendorState.objects.all()) == 1
+    rejected.refresh_from_db()
+    in_step.refresh_from_db()
+    assert (rejected.status, rejected.next_attempt_at) == (MemberVendorState.Status.PENDING, None)
+    assert in_step.status == MemberVendorState.Status.IN_SYNC
