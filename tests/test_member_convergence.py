@@ -316,10 +316,14 @@ def test_retrying_rejected_members_sends_only_those_out_of_step_again(member, cl
         member=member, vendor="attentive", desired_version=2, synced_version=1, status=MemberVendorState.Status.REJECTED
     )
     MemberVendorState.objects.filter(pk=rejected.pk).update(next_attempt_at=rejected.changed_at)
+    second = MemberFactory(client=client_a, phone="+14155550176")
+    MemberVendorState.objects.create(
+        member=second, vendor="attentive", desired_version=1, synced_version=0, status=MemberVendorState.Status.REJECTED
+    )
     other = MemberFactory(client=client_a, phone="+14155550177")
     in_step = in_step_state(other, "attentive", {"phone": other.phone})
 
-    assert sync.retry_rejected(MemberVendorState.objects.all()) == 1
+    assert sync.retry_rejected(MemberVendorState.objects.all()) == 2
     rejected.refresh_from_db()
     in_step.refresh_from_db()
     assert (rejected.status, rejected.next_attempt_at) == (MemberVendorState.Status.PENDING, None)
