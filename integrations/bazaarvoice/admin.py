@@ -249,17 +249,19 @@ def short_answer(answer: dict[str, Any]) -> str:
 
 @admin.register(Review)
 class ReviewAdmin(ReadOnlyAdmin):
+    # What support looks for first — what became of the review, the points, why, and whose it was — then where it
+    # came from; Annex Cloud's raw answer last (the review's page shows it whole).
     list_display = [
         "review_id",
-        "client",
-        "product_id",
-        "rating",
-        "moderated_at",
-        "reviewer",
         "outcome",
         "points",
-        "answer",
         "what_happened",
+        "reviewer",
+        "moderated_at",
+        "client",
+        "rating",
+        "product_id",
+        "answer",
     ]
     # "last changed": the dashboard's "Reviews rewarded" links to the reviews awarded in its window (a review is
     # last saved when it is settled).

@@ -125,8 +125,9 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     form = MemberForm
+    # Who, and how to reach them (phone and e-mail, what support searches by), before their standing.
     list_display = [
-        "member", "client", "phone", "opted_in", "loyalty", "vendor_chips", "status", "tier", "points", "email",
+        "member", "client", "phone", "email", "opted_in", "loyalty", "vendor_chips", "status", "tier", "points",
     ]  # fmt: skip
     list_display_links = None  # `member` holds both links: the member's page and the timeline
     list_filter = [
