@@ -192,6 +192,21 @@ def test_every_list_fits_the_window_with_30_rows_of_long_values(browser_page, li
     assert too_wide == [], f"wider than 1400 px for a {user}"
 
 
+def test_every_list_still_fits_a_1280_px_window(browser_page, live_server, history):
+    """The narrower laptop screen: the same lists, the same long rows, no sideways scroll at 1280 px either."""
+    SiteAdminFactory(username="narrow-admin")
+    fill_every_list(history)
+    browser_page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(browser_page, live_server.url, "narrow-admin")
+    too_wide = []
+    for path in dict.fromkeys([*LISTS, *every_changelist()]):
+        browser_page.goto(f"{live_server.url}{path}")
+        if excess := overflow_px(browser_page):
+            too_wide.append(f"{path} by {excess:.0f} px")
+            screenshot(browser_page, "overflow-1280-" + path.strip("/").replace("/", "-"))
+    assert too_wide == [], f"wider than 1280 px: {too_wide}"
+
+
 def test_a_client_user_adds_members_to_a_segment_and_downloads_it_as_csv(browser_page, live_server, history):
     """README "Segments and CSV export", as the client's own user: members into a segment, then the CSV."""
     ClientUserFactory(username="console-exporter", client=history)
