@@ -162,7 +162,7 @@ def explain_auth_failure(connection: Connection, error: AuthError) -> str:
     """The vendor's own explanation of refused credentials (`explain_auth_failure` in its flows), else a generic one."""
     if (flows := hook(connection.spec, ExplainsAuthFailure)) is not None:
         return flows.explain_auth_failure(error)
-    return f"{connection.spec.label} rejected the credentials: {error.message}. {error.hint}"
+    return f"{connection.spec.label} rejected the credentials: {error.sentence} {error.hint}"
 
 
 def vendor_check(connection: Connection) -> Check | None:

@@ -79,6 +79,12 @@ class VendorError(Exception):
     def for_admin(self) -> str:
         return f"{self} — {self.hint}"
 
+    @property
+    def sentence(self) -> str:
+        """The vendor's words closed as a sentence, for a text that goes on after them: a message that already ends
+        with a stop ("Member not found.") gets no second one."""
+        return self.message if self.message.endswith((".", "!", "?")) else f"{self.message}."
+
 
 class AuthError(VendorError):
     kind = "auth"

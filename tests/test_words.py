@@ -361,3 +361,15 @@ def test_the_dashboards_attention_box_shows_times_in_the_viewers_zone_with_the_z
     in_new_york = f"{moment.astimezone(ZoneInfo('America/New_York')):%Y-%m-%d %H:%M:%S %Z}"
     started = f"{run.started_at.astimezone(ZoneInfo('America/New_York')):%Y-%m-%d %H:%M:%S %Z}"
     assert f"last check {in_new_york}" in box and f"failed at {started}".lower() in box.lower(), box
+
+
+def test_a_vendor_message_that_ends_with_a_stop_gets_no_second_one():
+    """Finding 6's double "..": the vendor's words closed as a sentence before the portal's own go on."""
+    from integrations.connections import explain_auth_failure
+    from integrations.http import AuthError
+    from integrations.models import Connection
+
+    connection = Connection(vendor="annex_cloud")  # no explanation of its own: the generic one
+    for words in ("Invalid credentials.", "Invalid credentials"):
+        text = explain_auth_failure(connection, AuthError("Annex Cloud", words, status=401))
+        assert "Invalid credentials. " in text and ".." not in text, text

@@ -240,7 +240,7 @@ def segment_failure(segment: Segment, error: VendorError) -> str:
             f"Uncertain: Annex Cloud may have created segment '{segment}' but its answer was lost ({error}). "
             "Check the segments in Annex Cloud before pushing again."
         )
-    return f"Annex Cloud refused segment '{segment}': {error.message}. {error.hint}"
+    return f"Annex Cloud refused segment '{segment}': {error.sentence} {error.hint}"
 
 
 def send_segment(api: AnnexCloudAPI, segment: Segment) -> Outcome:
@@ -410,7 +410,7 @@ def send_points(
     except NotFound as exc:
         settle(txn, Adjustment.FAILED, f"{member_id} is not a loyalty member at Annex Cloud.", response=refusal(exc))
     except Rejected as exc:
-        detail = f"Annex Cloud refused the {txn.activity}: {exc.message}. {exc.hint}"
+        detail = f"Annex Cloud refused the {txn.activity}: {exc.sentence} {exc.hint}"
         settle(txn, Adjustment.FAILED, detail, response=refusal(exc))
     except VendorError as exc:
         # Not applied as far as we know: kept pending, and the same key sends it again (once, by customId).

@@ -97,7 +97,7 @@ def check_connection(connection: Connection) -> str:
 
 def explain_auth_failure(error: AuthError) -> str:
     return (
-        f"Bazaarvoice refused the passkey: {error.message}. Check the Conversations API passkey and that the "
+        f"Bazaarvoice refused the passkey: {error.sentence} Check the Conversations API passkey and that the "
         "environment (staging or production) is the one the passkey was issued for."
     )
 

@@ -131,7 +131,7 @@ def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
         finish(review, Result.NOT_MEMBER, "The reviewer is not a loyalty member at Annex Cloud (AC1005, no data).")
         return None
     except Rejected as exc:
-        finish(review, Result.FAILED, f"Annex Cloud refused the member look-up: {exc.message}. {exc.hint}")
+        finish(review, Result.FAILED, f"Annex Cloud refused the member look-up: {exc.sentence} {exc.hint}")
         return None
     except (AnnexCloudNotReady, VendorError) as exc:
         raise stop(review, exc) from exc
