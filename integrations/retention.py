@@ -30,8 +30,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from integrations import partitions, rollups
+from integrations.hooks import HoldsLoyaltyEvents, hooks
 from integrations.models import JobRun, VendorCall, WebhookEvent
-from integrations.sessionm.models import SessionMOffer
 from members.models import LoyaltyEvent, OutboundMessage
 
 BATCH_SIZE = 5000
@@ -95,15 +95,14 @@ def prune_webhook_events(cutoff: datetime) -> int:
 
 
 def prunable_loyalty_events(now: datetime) -> QuerySet[LoyaltyEvent]:
-    """Planned events with no message left. An event a live SessionM offer still points to as its "expiring" event
-    is kept too: SessionM's wallet scan makes that event only while the link is empty, so pruning it early would
-    announce the offer's expiry a second time."""
-    live_offer_link = SessionMOffer.objects.filter(expiring_event=OuterRef("pk"), redemption_end_date__gte=now)
-    return (
-        LoyaltyEvent.objects.filter(messages_planned_at__isnull=False)
-        .exclude(Exists(OutboundMessage.objects.filter(event=OuterRef("pk"))))
-        .exclude(Exists(live_offer_link))
+    """Planned events with no message left, except those a vendor's records still point to (e.g. a live SessionM
+    offer's "expiring" event)."""
+    prunable = LoyaltyEvent.objects.filter(messages_planned_at__isnull=False).exclude(
+        Exists(OutboundMessage.objects.filter(event=OuterRef("pk")))
     )
+    for vendor in hooks(HoldsLoyaltyEvents).values():
+        prunable = prunable.exclude(vendor.loyalty_events_in_use(now))
+    return prunable
 
 
 def prune(prunable: QuerySet[Any], time_field: str, cutoff: datetime, batch_size: int = BATCH_SIZE) -> int:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from integrations import retention
 from integrations.jobs import run_job
 from integrations.models import AuditEntry, JobRun, VendorCall, WebhookEvent
+from integrations.sessionm.models import SessionMOffer
 from members.models import LoyaltyEvent, OutboundMessage, PointsTransaction
 from tests.factories import LoyaltyEventFactory, MemberFactory, OutboundMessageFactory, WebhookEventFactory
 
@@ -85,6 +86,20 @@ def test_a_loyalty_event_goes_once_planned_and_its_messages_have_gone():
     # Kept: the evidence of an uncertain message, a message still within its period, and events not yet planned.
     kept = {uncertain.event_id, recent_message.event_id, unplanned.pk, recent.pk}
     assert set(LoyaltyEvent.objects.values_list("pk", flat=True)) == kept
+
+
+def test_a_live_sessionm_offers_expiring_event_is_kept_until_the_offer_ends():
+    """SessionM's wallet scan makes an offer's "expiring" event only while the offer's link to it is empty: pruning
+    it while the offer is live would announce the expiry again (the vendor's retention hook keeps it)."""
+    member = MemberFactory()
+    live, ended = planned_event(31, member=member), planned_event(31, member=member)
+    for offer_id, event, end in (("live", live, timezone.now() + timedelta(days=1)), ("ended", ended, days_ago(1))):
+        SessionMOffer.objects.create(
+            client=member.client, member=member, offer_id=offer_id, redemption_end_date=end, expiring_event=event
+        )
+
+    assert retention.prune_old_records()["loyalty_events"] == 1
+    assert list(LoyaltyEvent.objects.values_list("pk", flat=True)) == [live.pk]
 
 
 def test_points_transactions_and_audit_entries_are_kept(client_a):
