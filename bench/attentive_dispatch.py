@@ -56,8 +56,9 @@ def seed_and_dispatch(events: int) -> tuple[Counter[str], float, float]:
     Returns its counts, seconds and Attentive's messages rate limit. The portal code this bench uses is imported
     here only."""
     from integrations.attentive.api import AttentiveAPI
+    from integrations.attentive.models import SignUpSource
     from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
-    from integrations.models import Client, Connection, SignUpSource
+    from integrations.models import Client, Connection
     from members.messaging import dispatch_messages
     from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate
 

@@ -271,8 +271,9 @@ def seed(messages: int, rate_limit: float) -> list[str]:
     Returns the input: the phones that must each get one SMS once their loyalty events arrive (add_events)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+    from integrations.attentive.models import SignUpSource
     from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
-    from integrations.models import Client, Connection, SignUpSource
+    from integrations.models import Client, Connection
     from members.models import ChannelSubscription, Member, MessageTemplate
 
     client = Client.objects.create(name="Drill", slug="drill")

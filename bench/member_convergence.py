@@ -105,7 +105,8 @@ class Bench:
     def __init__(self, port: int, members: int) -> None:
         from integrations.annexcloud import sandbox as annex_sandbox
         from integrations.attentive import sandbox as attentive_sandbox
-        from integrations.models import ApiToken, Client, Connection, SignUpSource
+        from integrations.attentive.models import SignUpSource
+        from integrations.models import ApiToken, Client, Connection
         from integrations.vibes import sandbox as vibes_sandbox
         from members.models import Member
 

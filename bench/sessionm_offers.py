@@ -106,8 +106,9 @@ def seed(port: int, members: int, rate: float) -> Any:
     """The client, its SessionM connection and its Attentive one (members subscribed to TEXT) with the two offer
     templates, N members with profiles, and their users and wallets at the simulator. Returns the SessionM
     connection."""
+    from integrations.attentive.models import SignUpSource
     from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
-    from integrations.models import Client, Connection, SignUpSource
+    from integrations.models import Client, Connection
     from integrations.sessionm.models import SessionMProfile
     from integrations.sessionm.sandbox import DEMO_SECRETS, DEMO_SETTINGS
     from members.models import ChannelSubscription, Member, MessageTemplate

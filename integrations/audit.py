@@ -17,7 +17,8 @@ from typing import Any
 
 from django.db.models import Model
 
-from integrations.models import AuditEntry, Client, Connection, SignUpSource
+from integrations.hooks import AuditsClientRecords, hooks
+from integrations.models import AuditEntry, Client, Connection
 from integrations.vendors import VENDORS
 
 State = dict[str, str]
@@ -34,10 +35,12 @@ def secret_digest(value: str) -> str:
 
 
 def client_state(client: Client) -> State:
-    """The fields of a client a person edits, with its users and sign-up sources (edited on its page)."""
+    """The fields of a client a person edits, with its users and the vendors' records edited on its page."""
     if client.pk is None:
         return {}
-    sources = SignUpSource.objects.filter(client=client).order_by("source_id")
+    vendor_records = {
+        k: v for vendor in hooks(AuditsClientRecords).values() for k, v in vendor.client_audit_state(client).items()
+    }
     return {
         "name": client.name,
         "slug": client.slug,
@@ -46,7 +49,7 @@ def client_state(client: Client) -> State:
         "active": str(client.active),
         "honour_opt_outs_everywhere": str(client.honour_opt_outs_everywhere),
         "users": ", ".join(sorted(client.users.values_list("username", flat=True))),
-        "sign_up_sources": "; ".join(f"{s.source_id} {s.name}{' (default)' * s.is_default}" for s in sources),
+        **vendor_records,
     }
 
 

@@ -1,5 +1,5 @@
 """The hooks a vendor package offers the shared code, typed: one small Protocol per capability, each held by one
-module of the package (its role: `flows`, `admin`, `sandbox`, `webhooks`, `views`, `timeline`).
+module of the package (its role: `flows`, `admin`, `sandbox`, `webhooks`, `views`, `timeline`, `retention`).
 
 The shared code asks for a capability, never for a name: `hook(spec, SendsMessages)` is the vendor's flows module
 typed as `SendsMessages` when it has every member of it, else None; `hooks(SeedsDemo)` is every vendor's. A hook
@@ -17,6 +17,8 @@ from integrations.vendor_spec import VendorSpec
 from integrations.vendors import VENDORS
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from django.db.models import Q
 
     from integrations.activity import ActivitySeries
@@ -77,6 +79,16 @@ class ReportsActivity(Protocol):
     def activity_series(self) -> Iterable[ActivitySeries]: ...
 
 
+# --- retention.py ------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class HoldsLoyaltyEvents(Protocol):
+    """Planned loyalty events its records still point to, kept by retention (a filter on LoyaltyEvent)."""
+
+    def loyalty_events_in_use(self, now: datetime) -> Q: ...
+
+
 # --- timeline.py -------------------------------------------------------------------------------------------------
 
 
@@ -102,6 +114,13 @@ class ExtendsAdmin(Protocol):
     """Its pages, fields, actions and inlines in the shared admins."""
 
     ADMIN: VendorAdmin
+
+
+@runtime_checkable
+class AuditsClientRecords(Protocol):
+    """Records of a client it keeps and admins edit with the client, as fields of the client's audit trail."""
+
+    def client_audit_state(self, client: Client) -> dict[str, str]: ...
 
 
 @runtime_checkable
@@ -184,9 +203,11 @@ ROLES: dict[type, str] = {
     ReadsMemberState: "flows",
     SendsMessages: "flows",
     ReportsActivity: "flows",
+    HoldsLoyaltyEvents: "retention",
     AddsToTimeline: "timeline",
     FindsMemberCallbacks: "timeline",
     ExtendsAdmin: "admin",
+    AuditsClientRecords: "admin",
     ReceivesCallbacks: "webhooks",
     ServesClientApi: "views",
     Simulates: "sandbox",

@@ -232,27 +232,6 @@ class WebhookEvent(models.Model):
         return f"{self.event_type or 'delivery'} {self.event_id or self.pk} ({self.status})"
 
 
-class SignUpSource(models.Model):
-    """An Attentive sign-up flow of a client (Subscribers tab); the default one is used for subscriptions."""
-
-    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="sign_up_sources")
-    source_id = models.CharField("sign-up source id", max_length=50)
-    name = models.CharField(max_length=100, blank=True)
-    is_default = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["client", "-is_default", "name"]
-        constraints = [
-            models.UniqueConstraint(fields=["client", "source_id"], name="unique_sign_up_source"),
-            models.UniqueConstraint(
-                fields=["client"], condition=models.Q(is_default=True), name="one_default_sign_up_source"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name or self.source_id} ({self.source_id})"
-
-
 class VendorCall(models.Model):
     """One outbound HTTP attempt, with secrets already redacted by integrations.http."""
 

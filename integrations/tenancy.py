@@ -53,7 +53,6 @@ CLIENT_USER_PERMISSIONS = (
     "view_apitoken",
     "add_apitoken",
     "delete_apitoken",
-    "view_signupsource",
     "view_webhookevent",
     "view_member",
     "add_member",

@@ -10,9 +10,10 @@ from rest_framework.test import APIClient
 
 from integrations.annexcloud import sandbox as annex_cloud_simulator
 from integrations.attentive import sandbox as attentive_simulator
+from integrations.attentive.models import SignUpSource
 from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
 from integrations.http import pooled_session
-from integrations.models import ApiToken, Connection, SignUpSource
+from integrations.models import ApiToken, Connection
 from integrations.sandbox.base import OUTAGES
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.vibes import sandbox as vibes_simulator

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from integrations.attentive.models import SignUpSource
 from integrations.bazaarvoice import flows as bazaarvoice
 from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
 from integrations.bazaarvoice.models import Review
 from integrations.bazaarvoice.rewards import FOUND_THROUGH
-from integrations.models import Connection, SignUpSource, VendorCall
+from integrations.models import Connection, VendorCall
 from integrations.sessionm import sandbox as sessionm_simulator
 from members import sync
 from members.models import EventType, LoyaltyEvent, Member, MemberVendorState, OutboundMessage

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from integrations.attentive.models import SignUpSource
 from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
-from integrations.models import Connection, SignUpSource, VendorCall
+from integrations.models import Connection, VendorCall
 from members.models import Member
 from tests.factories import MemberFactory
 

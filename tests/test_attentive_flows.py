@@ -8,8 +8,9 @@ import pytest
 from integrations import connections
 from integrations.attentive import flows as attentive
 from integrations.attentive.flows import SignUpSourceInput
+from integrations.attentive.models import SignUpSource
 from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
-from integrations.models import Connection, SignUpSource, VendorCall
+from integrations.models import Connection, VendorCall
 from members.models import ChannelSubscription
 from tests.factories import MemberFactory
 

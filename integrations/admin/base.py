@@ -230,6 +230,8 @@ class VendorAdmin:
     """What a vendor adds to the shared admins; each vendor's admin.py exports one as `ADMIN`."""
 
     client_pages: tuple[ClientPage, ...] = ()
+    # Records of a client this vendor keeps, edited on the client's page (e.g. Attentive's sign-up sources).
+    client_inlines: tuple[type[admin.options.InlineModelAdmin], ...] = ()
     # Read-only displays (functions of a connection, with @admin.display) on this vendor's connection page.
     connection_fields: tuple[Callable[[Connection], Any], ...] = ()
     connection_urls: tuple[Any, ...] = ()

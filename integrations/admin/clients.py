@@ -11,18 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 
 from integrations.admin.base import AuditedAdmin, ClientScopedAdmin, collected
-from integrations.models import Client, Connection, SignUpSource
+from integrations.models import Client, Connection
 from integrations.tenancy import is_site_admin
 
 
 def client_page_url(name: str, client_id: str) -> str:
     return reverse(f"admin:integrations_client_{name}", args=[client_id])
-
-
-class SignUpSourceInline(admin.TabularInline):
-    model = SignUpSource
-    extra = 0
-    fields = ["source_id", "name", "is_default"]
 
 
 class ConnectionInline(admin.TabularInline):
@@ -45,13 +39,16 @@ class ConnectionInline(admin.TabularInline):
 @admin.register(Client)
 class ClientAdmin(AuditedAdmin, ClientScopedAdmin):
     change_form_template = "admin/integrations/client/change_form.html"
-    inlines = [ConnectionInline, SignUpSourceInline]
+    inlines = [ConnectionInline]
     client_path = ""
     list_display = ["name", "slug", "site_id", "default_region", "active", "connection_summary"]
     list_filter = ["active"]
     search_fields = ["name", "slug", "site_id"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["users"]
+
+    def get_inlines(self, request: HttpRequest, obj: Client | None) -> list[Any]:
+        return [*self.inlines, *collected("client_inlines")]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Client | None = None) -> list[str]:
         # Client users may look at their client; only site admins change who belongs to it or switch it off.

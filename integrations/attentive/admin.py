@@ -31,8 +31,9 @@ from integrations.admin.base import (
 )
 from integrations.attentive import flows as attentive
 from integrations.attentive.flows import SignUpSourceInput
+from integrations.attentive.models import SignUpSource
 from integrations.connections import connection_of
-from integrations.models import Client, Connection, SignUpSource
+from integrations.models import Client, Connection
 from integrations.outcome import Outcome
 from integrations.queue import enqueue
 from integrations.sandbox.directory import sandbox_fill
@@ -145,8 +146,19 @@ def activate_for(request: HttpRequest, client: Client, data: dict[str, Any]) -> 
 
 def activation_state(client: Client) -> audit.State:
     connection = connection_of(client, attentive.VENDOR)
-    sources = audit.client_state(client)["sign_up_sources"]
-    return {**(audit.connection_state(connection) if connection else {}), "sign_up_sources": sources}
+    return {**(audit.connection_state(connection) if connection else {}), **client_audit_state(client)}
+
+
+def client_audit_state(client: Client) -> dict[str, str]:
+    """The client's sign-up sources in its audit trail (edited on the client's page and on the activation page)."""
+    sources = SignUpSource.objects.filter(client=client).order_by("source_id")
+    return {"sign_up_sources": "; ".join(f"{s.source_id} {s.name}{' (default)' * s.is_default}" for s in sources)}
+
+
+class SignUpSourceInline(admin.TabularInline):
+    model = SignUpSource
+    extra = 0
+    fields = ["source_id", "name", "is_default"]
 
 
 # --- Member actions ----------------------------------------------------------------------------------------------
@@ -278,6 +290,7 @@ def webhook_url(connection: Connection) -> str:
 
 ADMIN = VendorAdmin(
     client_pages=(ClientPage("attentive", "Activate Attentive", activation_view),),
+    client_inlines=(SignUpSourceInline,),
     connection_fields=(webhook_url,),
     member_actions=(subscribe_at_attentive, check_attentive_eligibility, unsubscribe_at_attentive),
 )

@@ -16,9 +16,10 @@ from django.utils.translation import ngettext
 
 from integrations import connections
 from integrations.attentive.api import AttentiveAPI, ChannelResult, MissingScope
+from integrations.attentive.models import SignUpSource
 from integrations.connections import api_for, usable_connection
 from integrations.http import AuthError, Rejected
-from integrations.models import Client, Connection, SignUpSource, WebhookEvent
+from integrations.models import Client, Connection, WebhookEvent
 from integrations.outcome import NotReady, Outcome
 from integrations.vibes import flows as vibes
 from members import sync

@@ -46,5 +46,6 @@ SPEC = VendorSpec(
     default_rate_limit=10.0,
     sends_messages=True,
     keyed_by_mobile=True,
+    client_user_permissions=("view_signupsource",),
     task_queues={"integrations.attentive_*": "sync"},
 )

@@ -9,8 +9,9 @@ import time
 import pytest
 from django.conf import settings
 
+from integrations.attentive.models import SignUpSource
 from integrations.attentive.sandbox import API_KEY, LEGACY_TOKEN
-from integrations.models import Connection, JobRun, SignUpSource
+from integrations.models import Connection, JobRun
 from members.models import ChannelSubscription, OutboundMessage
 from members.tasks import dispatch_loyalty_messages
 from tests.e2e.test_worker_beat import wait_for

@@ -14,8 +14,9 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations import hooks
+from integrations.attentive.models import SignUpSource
 from integrations.hooks import SeedsDemo
-from integrations.models import Client, Connection, SignUpSource
+from integrations.models import Client, Connection
 from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
 from integrations.vendors import VENDORS
 from members.models import Member, MessageTemplate, Segment
