@@ -10,9 +10,11 @@ import re
 from collections import Counter
 from datetime import timedelta
 from html import unescape
+from importlib import import_module
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from django.apps import apps as django_apps
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
@@ -26,6 +28,7 @@ from integrations.http import NOT_FOUND_EXPECTED, ExpectedAnswer, Rejected, Retr
 from integrations.models import Connection, VendorCall
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.vibes.flows import sync_person
+from members.models import PointsTransaction
 from portal.dashboard import build_dashboard
 from tests.factories import ConnectionFactory, MemberFactory, WebhookEventFactory
 
@@ -149,6 +152,37 @@ def test_a_reversed_reviews_points_and_the_review_are_netted(site_admin, bazaarv
     # The chart's link lists exactly the reviews it counts: the reversed one is not among them.
     listed = admin_http.get(chart(dashboard, "Reviews rewarded").url).context["cl"].result_list
     assert sorted(review.pk for review in listed) == sorted(review.pk for review in standing)
+
+
+def test_points_awarded_links_to_the_credits_that_still_stand(site_admin, bazaarvoice_connection, admin_http):
+    bazaarvoice_simulator.generate(7, days=1)  # reviewers 4, 5 and 6 are members: awarded
+    bazaarvoice.pull_reviews(bazaarvoice_connection)
+    reversed_review, *standing = Review.objects.filter(outcome=Review.Outcome.AWARDED).order_by("pk")
+    assert bazaarvoice.reverse_award(reversed_review, site_admin, "Fake review").ok
+
+    points = chart(build_dashboard(site_admin), "Points awarded")
+
+    credits = admin_http.get(points.url).context["cl"].result_list
+    # The list adds up to the chart: the standing awards' credits, not the reversed one's, nor its debit.
+    assert sorted(txn.key for txn in credits) == sorted(review.award_key for review in standing)
+    assert sum(txn.points for txn in credits) == points.total == sum(review.points for review in standing)
+
+
+def test_an_upgrade_marks_the_credits_of_awards_reversed_before_credits_kept_it(site_admin, bazaarvoice_connection):
+    bazaarvoice_simulator.generate(7, days=1)  # reviewers 4, 5 and 6 are members: awarded
+    bazaarvoice.pull_reviews(bazaarvoice_connection)
+    reversed_review = Review.objects.filter(outcome=Review.Outcome.AWARDED).first()
+    assert bazaarvoice.reverse_award(reversed_review, site_admin, "Fake review").ok
+    PointsTransaction.objects.update(reversed_at=None)  # as an award reversed before the upgrade left it
+
+    backfill = import_module("integrations.bazaarvoice.migrations.0003_mark_reversed_credits")
+    backfill.mark_reversed_credits(django_apps, None)
+
+    reversed_review.refresh_from_db()
+    marked = PointsTransaction.objects.filter(reversed_at__isnull=False)
+    assert [(txn.key, txn.activity, txn.reversed_at) for txn in marked] == [
+        (reversed_review.award_key, "credit", reversed_review.reversed_at)
+    ]  # the award's credit only: not the other awards', nor the debit that took the points back
 
 
 def test_a_reversal_is_netted_in_the_hour_of_its_award(site_admin, bazaarvoice_connection):
