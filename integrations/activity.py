@@ -80,10 +80,13 @@ def core_series() -> list[ActivitySeries]:
             value="total",
             unit="points",
             net_of=rollups.CREDIT_REVERSED,
-            # The credits applied in the window; a reversed award's credit is listed (it was applied) but not counted.
+            # The credits applied in the window that still stand, which add up to the chart: support asks "which
+            # awards make up these points?", and a list of credits and their reversals' debits would not (a debit is
+            # dated when the award was reversed, perhaps outside the window, while the chart nets it in the award's
+            # hour). A reversed credit is listed under the list's "reversed: yes" filter.
             counted_in=CountedIn(
                 "admin:members_pointstransaction_changelist",
-                (("activity__exact", "credit"), ("status__exact", "applied")),
+                (("activity__exact", "credit"), ("status__exact", "applied"), ("reversed", "no")),
                 "created_at",
             ),
         ),

@@ -240,6 +240,9 @@ class PointsTransaction(models.Model):
     response = models.JSONField(default=dict, blank=True)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # the dashboard charts a window of it
+    reversed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an applied credit was taken back (e.g. a Bazaarvoice award reversed)."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -13,10 +13,11 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import path
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from integrations.tenancy import is_site_admin
-from portal import navigation
+from portal import navigation, zones
 from portal.dashboard import build_dashboard
 from portal.db_router import reads_from_replica
 from portal.jobs import jobs_urls
@@ -90,12 +91,17 @@ class PortalAdminSite(admin.AdminSite):
         return navigation.grouped(app_list, site_admin=is_site_admin(request.user))
 
     def get_urls(self) -> list[Any]:
-        return jobs_urls(self) + super().get_urls()
+        choose_zone = path("time-zone/", self.admin_view(zones.choose_zone), name="choose_zone")
+        return [choose_zone, *jobs_urls(self), *super().get_urls()]
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        """Every admin page's header offers the time zone chooser."""
+        return {**super().each_context(request), "zone_choice": zones.zone_choice(request)}
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         window = request.GET.get("window", "24h")
         with reads_from_replica():  # the dashboard's aggregates never load the primary (issue 22)
-            dashboard = build_dashboard(request.user, window)
+            dashboard = build_dashboard(request.user, window, zones.chosen_zone(request))
         context = {"dashboard": dashboard, **(extra_context or {})}
         return super().index(request, extra_context=context)
 

@@ -149,14 +149,15 @@ class Dashboard:
     time_zone: str
 
 
-def build_dashboard(user: Any, window: str = "24h") -> Dashboard:
+def build_dashboard(user: Any, window: str = "24h", zone: ZoneInfo | None = None) -> Dashboard:
+    """The dashboard of what `user` sees, its times and buckets in `zone` (the viewer's choice), else their clients'."""
     window = window if window in WINDOWS else "24h"
     clients = list(
         visible_clients(user).prefetch_related(
             Prefetch("connections", queryset=Connection.objects.defer("secrets").order_by("vendor"))
         )
     )
-    zone = chart_zone(clients)
+    zone = zone or chart_zone(clients)
     return Dashboard(
         failing_connections=failing_connections(user),
         troubled_runs=troubled_runs(user),

@@ -122,7 +122,7 @@ MIDDLEWARE = [
     "portal.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Admin pages in the viewer's time zone (the client's, or UTC when they see clients in several zones).
+    # Admin pages in the viewer's time zone (their choice, else the client's, or UTC when clients are in several zones).
     "portal.zones.ViewerZoneMiddleware",
     # Adds request.user.is_verified() (a one-time code was given at log-in); enforced only by ADMIN_REQUIRE_2FA.
     "django_otp.middleware.OTPMiddleware",

@@ -10,9 +10,12 @@ import re
 from collections import Counter
 from datetime import timedelta
 from html import unescape
+from importlib import import_module
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from django.apps import apps as django_apps
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
@@ -22,12 +25,23 @@ from integrations.bazaarvoice import flows as bazaarvoice
 from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
 from integrations.bazaarvoice.models import Review
 from integrations.connections import api_for
+from integrations.first_orion import flows as first_orion
+from integrations.first_orion.models import Push, PushBatch
 from integrations.http import NOT_FOUND_EXPECTED, ExpectedAnswer, Rejected, RetryPolicy, VendorAPI, VendorError
-from integrations.models import Connection, VendorCall
+from integrations.models import Connection, Rollup, VendorCall
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.vibes.flows import sync_person
+from members.messaging import dispatch_messages
+from members.models import ChannelSubscription, Member, OutboundMessage, PointsTransaction
 from portal.dashboard import build_dashboard
-from tests.factories import ConnectionFactory, MemberFactory, WebhookEventFactory
+from tests.factories import (
+    ConnectionFactory,
+    LoyaltyEventFactory,
+    MemberFactory,
+    MessageTemplateFactory,
+    WebhookEventFactory,
+)
+from tests.first_orion_fixtures import connect_first_orion
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,6 +165,37 @@ def test_a_reversed_reviews_points_and_the_review_are_netted(site_admin, bazaarv
     assert sorted(review.pk for review in listed) == sorted(review.pk for review in standing)
 
 
+def test_points_awarded_links_to_the_credits_that_still_stand(site_admin, bazaarvoice_connection, admin_http):
+    bazaarvoice_simulator.generate(7, days=1)  # reviewers 4, 5 and 6 are members: awarded
+    bazaarvoice.pull_reviews(bazaarvoice_connection)
+    reversed_review, *standing = Review.objects.filter(outcome=Review.Outcome.AWARDED).order_by("pk")
+    assert bazaarvoice.reverse_award(reversed_review, site_admin, "Fake review").ok
+
+    points = chart(build_dashboard(site_admin), "Points awarded")
+
+    credits = admin_http.get(points.url).context["cl"].result_list
+    # The list adds up to the chart: the standing awards' credits, not the reversed one's, nor its debit.
+    assert sorted(txn.key for txn in credits) == sorted(review.award_key for review in standing)
+    assert sum(txn.points for txn in credits) == points.total == sum(review.points for review in standing)
+
+
+def test_an_upgrade_marks_the_credits_of_awards_reversed_before_credits_kept_it(site_admin, bazaarvoice_connection):
+    bazaarvoice_simulator.generate(7, days=1)  # reviewers 4, 5 and 6 are members: awarded
+    bazaarvoice.pull_reviews(bazaarvoice_connection)
+    reversed_review = Review.objects.filter(outcome=Review.Outcome.AWARDED).first()
+    assert bazaarvoice.reverse_award(reversed_review, site_admin, "Fake review").ok
+    PointsTransaction.objects.update(reversed_at=None)  # as an award reversed before the upgrade left it
+
+    backfill = import_module("integrations.bazaarvoice.migrations.0003_mark_reversed_credits")
+    backfill.mark_reversed_credits(django_apps, None)
+
+    reversed_review.refresh_from_db()
+    marked = PointsTransaction.objects.filter(reversed_at__isnull=False)
+    assert [(txn.key, txn.activity, txn.reversed_at) for txn in marked] == [
+        (reversed_review.award_key, "credit", reversed_review.reversed_at)
+    ]  # the award's credit only: not the other awards', nor the debit that took the points back
+
+
 def test_a_reversal_is_netted_in_the_hour_of_its_award(site_admin, bazaarvoice_connection):
     bazaarvoice_simulator.generate(5, days=1)  # reviewer 4 is a member: awarded
     bazaarvoice.pull_reviews(bazaarvoice_connection)
@@ -267,6 +312,64 @@ def test_callbacks_received_links_to_exactly_the_deliveries_counted(admin_http, 
 
     assert callbacks.total == 2
     assert listed(admin_http, callbacks.url) == sorted(event.pk for event in recent)
+
+
+def moved_back_a_day_and_more(series: str, rows: QuerySet, column: str) -> None:
+    """What was just counted, as if it had happened 30 hours ago (before the 24 h window): the rows' time and their
+    hourly counts moved back alike (each hour by the same 30 h, so no two rows of the counts meet)."""
+    rows.update(**{column: F(column) - DAY_AND_MORE})
+    for counted in Rollup.objects.filter(series=series).exclude(hour=rollups.ALL_TIME):
+        counted.hour -= DAY_AND_MORE
+        counted.save(update_fields=["hour"])
+
+
+DAY_AND_MORE = timedelta(hours=30)
+
+
+def test_messages_sent_links_to_exactly_the_messages_counted(admin_http, site_admin, sandbox_attentive_connection):
+    template = MessageTemplateFactory(
+        client=sandbox_attentive_connection.client, event_type="points_earned", connection=sandbox_attentive_connection
+    )
+    members = [MemberFactory(client=template.client, phone=f"+1770765{1750 + n}") for n in range(3)]
+    for member in members[:2]:  # the third is not subscribed to TEXT: its messages are skipped
+        ChannelSubscription.objects.create(member=member, vendor="attentive", channel="TEXT", state="subscribed")
+
+    def events_sent(round_: str) -> None:
+        for member in members:
+            LoyaltyEventFactory(client=template.client, member=member, external_id=f"{round_}-{member.pk}",
+                                event_type="points_earned", data={"points": 5})  # fmt: skip
+        assert dispatch_messages()["sent"] == 2
+
+    events_sent("yesterday")
+    moved_back_a_day_and_more(rollups.MESSAGES, OutboundMessage.objects.all(), "sent_at")
+    events_sent("today")
+
+    messages = chart(build_dashboard(site_admin, "24h"), "Messages sent")
+
+    counted = OutboundMessage.objects.filter(status="sent", event__external_id__startswith="today")
+    assert messages.total == 2 == counted.count()
+    assert listed(admin_http, messages.url) == sorted(message.pk for message in counted)  # not skipped, not earlier
+
+
+def test_destinations_pushed_links_to_exactly_the_batches_counted(admin_http, site_admin, fo_simulator, content):
+    def pushed(numbers: range, **fail: object) -> Push:
+        members = [MemberFactory(client=content.client, phone=f"+1404555{n:04d}", opted_in=True) for n in numbers]
+        push = first_orion.create_push(content, members=Member.objects.filter(pk__in=[m.pk for m in members]))
+        fo_simulator.fail, fo_simulator.fail_times = str(fail.get("fail", "")), int(fail.get("times", 0))
+        first_orion.run_push(push.pk)
+        return push
+
+    connect_first_orion(content.client, batch_size=2)
+    earlier = pushed(range(3))
+    moved_back_a_day_and_more(first_orion.PUSHED, PushBatch.objects.filter(push=earlier), "settled_at")
+    today = pushed(range(3, 8), fail="lose", times=1)  # batches of 2, 2, 1: the first one's answer is lost
+
+    destinations = chart(build_dashboard(site_admin, "24h"), "Branded-call destinations pushed")
+
+    sent = PushBatch.objects.filter(push=today, status=PushBatch.Status.SENT)
+    assert PushBatch.objects.filter(push=today, status=PushBatch.Status.UNCERTAIN).count() == 1
+    assert destinations.total == sum(batch.size for batch in sent) == 3
+    assert listed(admin_http, destinations.url) == sorted(batch.pk for batch in sent)
 
 
 def test_hours_counted_before_outcomes_were_labelled_read_as_failures(site_admin, connection_a, client, settings):

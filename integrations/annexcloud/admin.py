@@ -249,16 +249,32 @@ def doubtful_members(form: PointsAdjustmentForm, members: list[Member]) -> list[
     return [(member, reasons) for member, reasons in found if reasons]
 
 
+class ReversedFilter(admin.SimpleListFilter):
+    """Credits taken back since (a reversed Bazaarvoice award) or still standing: the dashboard's "Points awarded"
+    links to the standing ones, the points it counts."""
+
+    title = "reversed"
+    parameter_name = "reversed"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("no", "No (still standing)"), ("yes", "Yes (taken back)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[PointsTransaction]) -> QuerySet[PointsTransaction]:
+        if self.value() in ("no", "yes"):
+            return queryset.filter(reversed_at__isnull=self.value() == "no")
+        return queryset
+
+
 class PointsTransactionAdmin(ReadOnlyAdmin):
     """Every credit and debit sent to Annex Cloud, with its key and answer; kept, so a key is never used twice."""
 
     list_display = ["created_at", "member", "client", "activity", "points", "status", "key", "detail"]
-    list_filter = [ClientFilter, "status", "activity", since_filter("created_at")]
+    list_filter = [ClientFilter, "status", "activity", ReversedFilter, since_filter("created_at")]
     search_fields = ["key", "member__email", "member__annex_cloud_id", "order_id"]
     list_select_related = ["member", "client"]
     readonly_fields = [
         "client", "member", "key", "activity", "points", "action_id", "reason", "order_id", "status",
-        "detail", "response", "created_at",
+        "detail", "response", "created_at", "reversed_at",
     ]  # fmt: skip
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -45,6 +45,7 @@ from integrations.bazaarvoice.rewards import (
     RewardRules,
     StopRun,
     attempt_key,
+    mark_credit_reversed,
     reversal_counted,
     settle,
 )
@@ -547,6 +548,7 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
         review.reversal_reason = reason
         review.detail = f"{review.detail} Reversed: {txn.detail}"
         review.save()
+        mark_credit_reversed(review)
         reversal_counted(review, awarded_at)
     return Outcome.success(f"{review}: {txn.detail}")
 

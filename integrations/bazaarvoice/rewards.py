@@ -304,6 +304,15 @@ def finish(review: Review, outcome: str, detail: str, *, answer: dict[str, Any] 
     return outcome
 
 
+def mark_credit_reversed(review: Review) -> None:
+    """The award's applied credit says it was taken back, so the list the dashboard's "Points awarded" links to can
+    leave it out as the chart does (the chart nets it; the list shows the credits that still stand)."""
+    credits = attempts_of(review.client_id, review.award_key).filter(
+        activity=PointsTransaction.Activity.CREDIT, status=PointsTransaction.Status.APPLIED
+    )
+    credits.update(reversed_at=review.reversed_at)
+
+
 def reversal_counted(review: Review, awarded_at: datetime) -> None:
     """A reversed award taken off the dashboard's "Reviews rewarded" and "Points awarded" in the hour it was awarded
     (counted as REVERSED reviews and reversed credit there, which the charts subtract): both are net of reversals.

@@ -194,7 +194,7 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
         member = self.get_object(request, object_id)
         if member is None or not self.has_view_or_change_permission(request, member):
             raise Http404("No such member.")
-        zone = zones.viewer_zone(request.user)
+        zone = zones.request_zone(request)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
