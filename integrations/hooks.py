@@ -1,5 +1,6 @@
 """The hooks a vendor package offers the shared code, typed: one small Protocol per capability, each held by one
-module of the package (its role: `flows`, `admin`, `sandbox`, `webhooks`, `views`, `timeline`, `retention`).
+module of the package (its role: `flows`, `admin`, `sandbox`, `webhooks`, `views`, `timeline`, `retention`,
+`consent`).
 
 The shared code asks for a capability, never for a name: `hook(spec, SendsMessages)` is the vendor's flows module
 typed as `SendsMessages` when it has every member of it, else None; `hooks(SeedsDemo)` is every vendor's. A hook
@@ -87,6 +88,16 @@ class HoldsLoyaltyEvents(Protocol):
     """Planned loyalty events its records still point to, kept by retention (a filter on LoyaltyEvent)."""
 
     def loyalty_events_in_use(self, now: datetime) -> Q: ...
+
+
+# --- consent.py --------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class RecordsSmsOptIns(Protocol):
+    """An SMS vendor's own record of members' opt-ins (a keyword texted, its sign-up form): a filter on Member."""
+
+    def sms_opt_in_on_record(self) -> Q: ...
 
 
 # --- timeline.py -------------------------------------------------------------------------------------------------
@@ -204,6 +215,7 @@ ROLES: dict[type, str] = {
     SendsMessages: "flows",
     ReportsActivity: "flows",
     HoldsLoyaltyEvents: "retention",
+    RecordsSmsOptIns: "consent",
     AddsToTimeline: "timeline",
     FindsMemberCallbacks: "timeline",
     ExtendsAdmin: "admin",

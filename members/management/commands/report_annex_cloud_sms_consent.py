@@ -9,12 +9,13 @@ report lists the members for whom nothing stored rules Annex Cloud out:
 - the SMS opt-in is on;
 - Annex Cloud has answered for the member (an Annex Cloud id, which every refresh and look-up stored, or a read
   recorded since this release);
-- no SMS source of the member is on record: no Vibes list subscription (a `subscription_added` callback) and no
-  Attentive `sms.subscribed` webhook for the member's number.
+- no SMS source of the member is on record at any SMS vendor (each says what its record is, its `consent` module:
+  a Vibes list subscription from a `subscription_added` callback, an Attentive `sms.subscribed` webhook for the
+  member's number).
 
 A member the client opted in itself (admin, API, CSV) who also has an Annex Cloud id is listed too: the stored data
-cannot tell the two apart, so the client decides. An Attentive subscription the portal itself made (because of the
-opt-in) is shown, not counted as a source; Attentive's webhook may answer such a subscribe with `sms.subscribed` too,
+cannot tell the two apart, so the client decides. A TEXT subscription the portal itself made (because of the opt-in)
+is shown, not counted as a source; Attentive's webhook may answer such a subscribe with `sms.subscribed` too,
 so run the report before re-subscribing anyone (the webhook receiver is as new as this report). The report changes
 nothing: no member is unsubscribed, and none is confirmed. The CSV goes to stdout (one row per member), the count to
 stderr.
@@ -26,16 +27,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.translation import ngettext
 
-from integrations.models import Client, WebhookEvent
-from integrations.vibes.models import VibesListSubscription
+from integrations.hooks import RecordsSmsOptIns, hooks
+from integrations.models import Client
 from members.exports import csv_chunks, neutralise
 from members.models import Member
 
 HEADER = [
-    "client", "member", "name", "email", "phone", "annex_cloud_id", "loyalty_opt_in", "attentive_text",
+    "client", "member", "name", "email", "phone", "annex_cloud_id", "loyalty_opt_in", "text_subscriptions",
     "member_since",
 ]  # fmt: skip
 LOYALTY_OPT_IN = {True: "yes", False: "no", None: "not read"}
@@ -43,28 +44,18 @@ LOYALTY_OPT_IN = {True: "yes", False: "no", None: "not read"}
 
 def annex_cloud_sms_opt_ins(clients: QuerySet[Client]) -> QuerySet[Member]:
     """Opted-in members Annex Cloud has answered for, with no SMS source on record (see the module's docstring)."""
-    vibes_opt_in = VibesListSubscription.objects.filter(member=OuterRef("pk")).filter(
-        Q(state=VibesListSubscription.State.SUBSCRIBED) | Q(opt_in_date__isnull=False)
-    )
-    # Attentive's webhook body names the subscriber's number; a delivery is kept as it came.
-    attentive_opt_in = WebhookEvent.objects.filter(
-        connection__client_id=OuterRef("client_id"),
-        connection__vendor="attentive",
-        event_type="sms.subscribed",
-        body__contains=OuterRef("phone"),
-    )
     answered_by_annex_cloud = ~Q(annex_cloud_id="") | Q(annex_cloud_read_at__isnull=False)
     members = Member.objects.filter(client__in=clients, opted_in=True).filter(answered_by_annex_cloud)
-    members = members.exclude(Exists(vibes_opt_in)).exclude(~Q(phone="") & Exists(attentive_opt_in))
+    for sms_vendor in hooks(RecordsSmsOptIns).values():
+        members = members.exclude(sms_vendor.sms_opt_in_on_record())
     return members.select_related("client").prefetch_related("subscriptions").order_by("client__slug", "pk")
 
 
-def attentive_text_state(member: Member) -> str:
-    """What the portal's own Attentive subscribe did with the opt-in (a consequence of it, not a source)."""
-    states = [s.state for s in member.subscriptions.all() if s.vendor == "attentive" and s.channel == "TEXT"] or [
-        "none"
-    ]
-    return states[0]
+def text_subscriptions(member: Member) -> str:
+    """What the portal's own subscribes did with the opt-in (a consequence of it, not a source): "attentive:
+    subscribed", one per vendor, or "none"."""
+    states = [f"{s.vendor}: {s.state}" for s in member.subscriptions.all() if s.channel == "TEXT"]
+    return "; ".join(sorted(states)) or "none"
 
 
 def report_rows(members: QuerySet[Member]) -> Iterator[list[str]]:
@@ -78,7 +69,7 @@ def report_rows(members: QuerySet[Member]) -> Iterator[list[str]]:
             member.phone,
             neutralise(member.annex_cloud_id),
             LOYALTY_OPT_IN[member.loyalty_opted_in],
-            attentive_text_state(member),
+            text_subscriptions(member),
             f"{member.created_at:%Y-%m-%d}",
         ]
 
