@@ -24,7 +24,7 @@ from integrations.admin.base import report_outcomes
 from integrations.management.commands import seed_demo
 from integrations.models import AuditEntry, Connection
 from integrations.outcome import Outcome
-from portal.logging import REDACTED, redact_text, register_secret_values, secret_forms
+from integrations.redaction import REDACTED, redact_text, register_secret_values, secret_forms
 from tests.factories import ConnectionFactory
 from tests.test_attentive_webhooks import LIST, attentive, member, send_as_attentive  # noqa: F401 (fixtures)
 from tests.test_messaging import setup  # noqa: F401 (a fixture)
