@@ -168,7 +168,7 @@ def run_worker(connection_id: int, lease: float) -> None:
 def pulled_as_a_task(connection_id: int, task_id: str = "", worker: str = "celery@bench") -> bool:
     """One pull "tomorrow", run as a worker runs a task (a new task id each, unless given): whether it pulled (rather
     than finding the pull held)."""
-    from integrations.jobs import run_job
+    from integrations.job_runs import run_job
 
     task_id = task_id or f"bench-{uuid.uuid4().hex}"
 

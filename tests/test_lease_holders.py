@@ -23,7 +23,7 @@ from integrations.bazaarvoice.models import PullState, Review
 from integrations.first_orion import flows as first_orion
 from integrations.first_orion import sandbox as first_orion_simulator
 from integrations.first_orion.models import ProgramContent, Push
-from integrations.jobs import reap_interrupted_runs, run_job
+from integrations.job_runs import reap_interrupted_runs, run_job
 from integrations.models import Connection, JobRun
 from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as sessionm_simulator

@@ -169,7 +169,7 @@ def test_the_bazaarvoice_pull_state_shows_times_in_the_viewers_zone_with_the_zon
 def test_the_schedule_preview_shows_the_schedules_zone_and_the_viewers(admin_http, client_a):
     from django_celery_beat.models import PeriodicTask
 
-    from integrations.jobs import ensure_schedules
+    from integrations.schedules import ensure_schedules
 
     client_a.time_zone = "America/New_York"
     client_a.save()
