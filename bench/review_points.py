@@ -78,7 +78,7 @@ INVARIANTS = [
     # …so interrupted work resumes within a minute (issue 21).
     "seconds_to_resume <= 60",
 ]
-# The killed worker's run, as Celery runs a task (tasks.run_as_job): a recorded run under a task id, on a worker.
+# The killed worker's run, as Celery runs a task (task_base.run_as_job): a recorded run under a task id, on a worker.
 TASK_ID, WORKER = "bench-killed-pull", "celery@bench-worker"
 RECOVERIES = ("restart", "redelivery", "none")
 POINTS = 50

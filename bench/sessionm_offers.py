@@ -73,7 +73,7 @@ WALLET = [
 ISSUED_OFFERS = {"Large fries on us", "Snack box"}
 EXPIRING_OFFERS = {"Snack box"}
 # One scan run in a process of its own, so that the bench can kill it like a worker: a recorded run of a task on a
-# worker, as Celery runs it (tasks.run_as_job); its hold as long as the bench's.
+# worker, as Celery runs it (task_base.run_as_job); its hold as long as the bench's.
 TASK_ID, WORKER = "bench-killed-scan", "celery@bench-worker"
 SCAN_IN_A_WORKER = (
     "from django.conf import settings; settings.SESSIONM_SCAN_LEASE_SECONDS = {lease}; "

@@ -58,7 +58,7 @@ def killed_execution(job: str, task_id: str, take_lease: Callable[[], Any], work
 
 
 def execution(job: str, task_id: str, work: Callable[[], dict[str, int]], worker: str = WORKER) -> JobRun:
-    """An execution of a task as the worker runs it (tasks.run_as_job): a recorded run under the task's id."""
+    """An execution of a task as the worker runs it (task_base.run_as_job): a recorded run under the task's id."""
     return run_job(job, work, task_id=task_id, worker=worker)
 
 
