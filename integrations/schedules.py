@@ -219,11 +219,11 @@ def ensure_schedules() -> list[str]:
     for schedule in SCHEDULES:
         if PeriodicTask.objects.filter(name=schedule.name).exists():
             continue
-        crontab, _ = CrontabSchedule.objects.get_or_create(**schedule.crontab, timezone="UTC")
+        cron_row, _ = CrontabSchedule.objects.get_or_create(**schedule.crontab, timezone="UTC")
         PeriodicTask.objects.create(
             name=schedule.name,
             task=schedule.task,
-            crontab=crontab,
+            crontab=cron_row,
             kwargs=json.dumps({}),
             description=schedule.description,
         )
