@@ -77,9 +77,11 @@ bench-smoke: $(VENV)/.installed
 mutate: $(VENV)/.installed
 	nice -n 10 $(BIN)/python -m portal.mutate $(MODULES)
 
+## Ruff, and the import picture: no entry point imports another, integrations/ imports portal only as allowed.
 lint: lock-check $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m portal.import_picture
 
 clean:
 	rm -rf var .pytest_cache

@@ -78,7 +78,7 @@ INVARIANTS = [
     # …so interrupted work resumes within a minute (issue 21).
     "seconds_to_resume <= 60",
 ]
-# The killed worker's run, as Celery runs a task (tasks.run_as_job): a recorded run under a task id, on a worker.
+# The killed worker's run, as Celery runs a task (task_base.run_as_job): a recorded run under a task id, on a worker.
 TASK_ID, WORKER = "bench-killed-pull", "celery@bench-worker"
 RECOVERIES = ("restart", "redelivery", "none")
 POINTS = 50
@@ -168,7 +168,7 @@ def run_worker(connection_id: int, lease: float) -> None:
 def pulled_as_a_task(connection_id: int, task_id: str = "", worker: str = "celery@bench") -> bool:
     """One pull "tomorrow", run as a worker runs a task (a new task id each, unless given): whether it pulled (rather
     than finding the pull held)."""
-    from integrations.jobs import run_job
+    from integrations.job_runs import run_job
 
     task_id = task_id or f"bench-{uuid.uuid4().hex}"
 

@@ -73,11 +73,11 @@ WALLET = [
 ISSUED_OFFERS = {"Large fries on us", "Snack box"}
 EXPIRING_OFFERS = {"Snack box"}
 # One scan run in a process of its own, so that the bench can kill it like a worker: a recorded run of a task on a
-# worker, as Celery runs it (tasks.run_as_job); its hold as long as the bench's.
+# worker, as Celery runs it (task_base.run_as_job); its hold as long as the bench's.
 TASK_ID, WORKER = "bench-killed-scan", "celery@bench-worker"
 SCAN_IN_A_WORKER = (
     "from django.conf import settings; settings.SESSIONM_SCAN_LEASE_SECONDS = {lease}; "
-    "from integrations.jobs import run_job; from integrations.sessionm.flows import scan_offers; "
+    "from integrations.job_runs import run_job; from integrations.sessionm.flows import scan_offers; "
     f"run_job('sessionm.scan_offers', scan_offers, task_id={TASK_ID!r}, worker={WORKER!r})"
 )
 RECOVERIES = ("restart", "redelivery", "none")
@@ -197,7 +197,7 @@ def progress(connection: Any) -> int:
 def scan_job_ran(task_id: str = "") -> bool:
     """One run of the job, as a worker runs a task of the schedule (a new task id each, unless given): whether it
     scanned (rather than finding the scan held)."""
-    from integrations.jobs import run_job
+    from integrations.job_runs import run_job
     from integrations.sessionm.flows import scan_offers
 
     task_id = task_id or f"bench-{uuid.uuid4().hex}"

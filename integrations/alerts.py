@@ -18,8 +18,8 @@ from django.core.mail import send_mail
 from django.db import DatabaseError, InterfaceError
 from django.db.models import Q
 
+from integrations.redaction import redact_text
 from integrations.tenancy import SITE_ADMIN_PERMISSION
-from portal.logging import redact_text
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from django.db.models.signals import post_migrate
 
 def _after_migrate(**kwargs: Any) -> None:
     # Imported here because an AppConfig module is loaded before the models it would import are ready.
-    from integrations.jobs import ensure_schedules
     from integrations.partitions import ensure_ahead
+    from integrations.schedules import ensure_schedules
     from integrations.tenancy import ensure_client_users_group
 
     ensure_client_users_group()

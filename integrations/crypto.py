@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import models
 
-from portal.logging import register_secret_values
+from integrations.redaction import register_secret_values
 
 PREFIX = "enc:fernet:"
 

@@ -26,7 +26,7 @@ import requests
 from django.conf import settings
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from portal.logging import REDACTED, redact_text, secret_forms
+from integrations.redaction import REDACTED, redact_text, secret_forms
 
 MAX_LOGGED_BODY = 20_000
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})

@@ -1,5 +1,6 @@
 """The portal's recurring jobs by name: the shared ones and each vendor's (declared in its spec). Read by the code
-that creates the schedules (integrations/jobs.py) and by whatever names a job to people (job runs, the Jobs page)."""
+that creates the schedules (integrations/schedules.py) and by whatever names a job to people (job runs, the Jobs
+page)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ Where each series is counted, and why there:
 - messages: members.messaging.finish, when a send's outcome is recorded (sent, skipped, failed, uncertain);
 - points: annexcloud.flows.settle, when a points transaction is settled (applied or failed), and a reversed
   Bazaarvoice award's credit in the hour it was credited (bazaarvoice.flows.reverse_award), so points are net of it;
-- job runs: integrations.jobs, when a run ends or is closed as interrupted;
+- job runs: integrations.job_runs, when a run ends or is closed as interrupted;
 - vendors' own series (First Orion's pushed destinations, Bazaarvoice's settled reviews) where their flows settle;
 - callbacks: a minute job (`roll_up_callbacks`) counts the stored webhook events from the raw rows by their indexed
   `received_at` only. Receiving must cost one insert before the 2xx (issue 22: the ingest bench at the bare

@@ -1,9 +1,11 @@
-"""The portal's jobs as people read them: each scheduled job with its schedule in words, its next runs and how its
-last run went, and the few kinds of schedule the portal offers (every N minutes, daily at a time, a cron expression
-for experts). django-celery-beat keeps the schedules; beat picks up an edit without a restart."""
+"""The schedules that start the portal's jobs: created after every migrate from the catalogue
+(integrations/job_catalog.py), each read in words with its next runs and how its last run went, and edited in the
+few kinds the portal offers (every N minutes, daily at a time, a cron expression for experts). django-celery-beat
+keeps them in its tables; beat picks up an edit without a restart."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +17,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from integrations.job_catalog import SCHEDULES
 from integrations.models import JobRun
 
 # Minutes that divide an hour: "every N minutes" with any other N would bunch up at the hour.
@@ -207,3 +210,22 @@ def choice_for(task: PeriodicTask) -> ScheduleChoice:
         return ScheduleChoice(kind="daily", daily_at=f"{int(cron.hour):02d}:{int(cron.minute):02d}", time_zone=zone)
     expression = " ".join(getattr(cron, name) for name in CRON_NAMES)
     return ScheduleChoice(kind="cron", cron=expression, time_zone=zone)
+
+
+def ensure_schedules() -> list[str]:
+    """Create the portal's schedules that do not exist yet; never overwrite an admin's edits. Returns the names
+    created."""
+    created = []
+    for schedule in SCHEDULES:
+        if PeriodicTask.objects.filter(name=schedule.name).exists():
+            continue
+        cron_row, _ = CrontabSchedule.objects.get_or_create(**schedule.crontab, timezone="UTC")
+        PeriodicTask.objects.create(
+            name=schedule.name,
+            task=schedule.task,
+            crontab=cron_row,
+            kwargs=json.dumps({}),
+            description=schedule.description,
+        )
+        created.append(schedule.name)
+    return created

@@ -1,6 +1,7 @@
-"""The shared Celery tasks (callbacks, heartbeats, rollups, pruning) and the base every task builds on; each vendor's
-own tasks are in its package's tasks.py. Thin wrappers that run a flow, the scheduled ones inside a recorded JobRun.
-Every task is safe to repeat. Flows queue tasks by name (integrations/queue.py), never by importing a tasks module."""
+"""The shared Celery tasks (callbacks, heartbeats, rollups, pruning) and the worker's start and stop hooks; each
+vendor's own tasks are in its package's tasks.py, all built on integrations/task_base.py. Thin wrappers that run a
+flow, the scheduled ones inside a recorded JobRun. Every task is safe to repeat. Flows queue tasks by name
+(integrations/queue.py), never by importing a tasks module."""
 
 from __future__ import annotations
 
@@ -10,35 +11,8 @@ from celery import Task, shared_task
 from celery.signals import worker_process_shutdown, worker_ready
 
 from integrations import inbound, liveness, retention, rollups
-from integrations.http import RateLimited, Unavailable
-from integrations.jobs import Counts, reap_interrupted_runs, run_job
-from integrations.models import Client
-
-
-class PortalTask(Task):
-    """Defaults for every portal task: acknowledged after the work (a killed worker's task is redelivered, which
-    is why tasks must be idempotent), time limits below the broker's visibility timeout, and retries with
-    exponential backoff and jitter when a vendor is unavailable or throttling."""
-
-    acks_late = True
-    reject_on_worker_lost = True
-    time_limit = 600
-    soft_time_limit = 540
-    autoretry_for = (Unavailable, RateLimited)
-    retry_backoff = 30
-    retry_backoff_max = 900
-    retry_jitter = True
-    max_retries = 5
-
-
-def _client(client_id: int | None) -> Client | None:
-    return Client.objects.get(pk=client_id) if client_id else None
-
-
-def run_as_job(task: Task, work: Any, client_id: int | None = None) -> Counts:
-    request = task.request
-    run = run_job(task.name, work, client=_client(client_id), task_id=request.id or "", worker=request.hostname or "")
-    return run.counts
+from integrations.job_runs import Counts, reap_interrupted_runs
+from integrations.task_base import PortalTask, run_as_job
 
 
 @worker_process_shutdown.connect

@@ -1,18 +1,13 @@
-"""The client-facing API of the vendor side: the clients and connections a caller may see (read-only), and how a
-vendor's API action answers with a flow's outcome."""
+"""The client-facing API of the vendor side: the clients and connections a caller may see (read-only)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TypeVar
 
 from django.db.models import QuerySet
-from rest_framework import serializers, status, viewsets
-from rest_framework.response import Response
+from rest_framework import serializers, viewsets
 
-from integrations.http import VendorError
 from integrations.models import Client, Connection
-from integrations.outcome import NotReady, Outcome
 from integrations.tenancy import scope_to_clients, visible_clients
 
 T = TypeVar("T")
@@ -64,19 +59,3 @@ class ConnectionViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[Connection]:
         queryset = Connection.objects.select_related("client").order_by("client__name", "vendor")
         return scope_to_clients(queryset, self.request.user)
-
-
-class OutcomeSerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
-    message = serializers.CharField()
-
-
-def outcome_response(flow: Callable[[T], Outcome], subject: T) -> Response:
-    """Run a flow for an API call: its outcome as 200, a missing set-up as 409, a vendor's failure as 502."""
-    try:
-        outcome = flow(subject)
-    except NotReady as exc:
-        return Response({"ok": False, "message": str(exc)}, status=status.HTTP_409_CONFLICT)
-    except VendorError as exc:
-        return Response({"ok": False, "message": exc.for_admin}, status=status.HTTP_502_BAD_GATEWAY)
-    return Response({"ok": outcome.ok, "message": outcome.message})

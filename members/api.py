@@ -15,11 +15,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from integrations.api_shared import ClientField, resolve_client
 from integrations.models import Client
-from integrations.tenancy import scope_to_clients, visible_clients
+from integrations.tenancy import scope_to_clients
 from members import flows, sync
 from members import timeline as member_timeline
-from members.exports import export_filename, should_export_in_background, stream_segment_csv
+from members.exports import csv_download, should_export_in_background
 from members.models import (
     EventType,
     LoyaltyEvent,
@@ -32,28 +33,8 @@ from members.models import (
 )
 from members.phones import InvalidPhone, to_e164
 from members.segments import request_background_export
-from portal.db_router import read_alias
 
 PHONE_TAKEN = "Another member of this client has this mobile number."
-
-
-class ClientField(serializers.SlugRelatedField):
-    """The client, by slug, among those the caller may see; a token's own client when left out."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(slug_field="slug", required=False, **kwargs)
-
-    def get_queryset(self) -> QuerySet[Client]:
-        return visible_clients(self.context["request"].user)
-
-
-def resolve_client(serializer: serializers.Serializer, attrs: dict[str, Any]) -> Client:
-    if attrs.get("client"):
-        return attrs["client"]
-    clients = list(visible_clients(serializer.context["request"].user)[:2])
-    if len(clients) != 1:
-        raise serializers.ValidationError({"client": "Name the client (its slug)."})
-    return clients[0]
 
 
 class SubscriptionStateSerializer(serializers.Serializer):
@@ -275,14 +256,6 @@ class SegmentExportSerializer(serializers.ModelSerializer):
         if export.status != SegmentExport.Status.READY:
             return None
         return self.context["request"].build_absolute_uri(reverse("segment-export-download", args=[export.pk]))
-
-
-def csv_download(segment: Segment) -> StreamingHttpResponse:
-    # A download reads the replica when there is one (portal/db_router.py); the export job reads the primary.
-    response = StreamingHttpResponse(stream_segment_csv(segment, read_alias()), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{export_filename(segment)}"'
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 class SegmentViewSet(viewsets.ReadOnlyModelViewSet):

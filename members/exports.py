@@ -22,8 +22,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.http import StreamingHttpResponse
 
 from members.models import Member, Segment
+from portal.db_router import read_alias
 
 HEADER = ["phone", "email", "first_name", "last_name", "member_id", "loyalty_opt_in"]
 # The loyalty opt-in (Annex Cloud's optInStatus) as the column says it: not SMS consent, and empty when not read yet.
@@ -173,3 +175,11 @@ def _copy_csv(segment_id: int, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]
 def export_filename(segment: Segment) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in segment.name).strip("-") or "segment"
     return f"{segment.client.slug}-{safe}.csv"
+
+
+def csv_download(segment: Segment) -> StreamingHttpResponse:
+    # A download reads the replica when there is one (portal/db_router.py); the export job reads the primary.
+    response = StreamingHttpResponse(stream_segment_csv(segment, read_alias()), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(segment)}"'
+    response["Cache-Control"] = "no-store"
+    return response

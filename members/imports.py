@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from integrations.jobs import Counts, current_run, report_progress
+from integrations.job_runs import Counts, current_run, report_progress
 from integrations.models import Client
 from integrations.queue import enqueue
 from members import sync

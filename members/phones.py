@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import phonenumbers
 
 
@@ -29,3 +31,12 @@ def is_e164(value: str) -> bool:
         return to_e164(value, "US") == value and value.startswith("+")
     except InvalidPhone:
         return False
+
+
+def numbers_for(term: str, regions: set[str]) -> set[str]:
+    """The E.164 numbers a typed number can be: as given, and read as a national number in each region."""
+    numbers = set()
+    for region in regions or {"US"}:
+        with suppress(InvalidPhone):  # not a number in that region
+            numbers.add(to_e164(term, region))
+    return numbers

@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import Task, shared_task
 from django.utils import timezone
 
-from integrations.jobs import Counts
-from integrations.tasks import PortalTask, run_as_job
+from integrations.job_runs import Counts
+from integrations.task_base import PortalTask, run_as_job
 from members import sync
 from members.imports import run_import
 from members.messaging import dispatch_messages

@@ -20,7 +20,7 @@ from integrations.tenancy import is_site_admin
 from portal import navigation, zones
 from portal.dashboard import build_dashboard
 from portal.db_router import reads_from_replica
-from portal.jobs import jobs_urls
+from portal.jobs_page import jobs_urls
 from portal.two_factor import lacks_second_factor
 
 # How a site admin gets an authenticator: on the server, by whoever runs the portal's commands.

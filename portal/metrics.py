@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from integrations import rollups
 from integrations.models import Connection
-from portal.views import queue_depths
+from portal.broker import queue_depths
 
 TOTALS = (rollups.CALLS, rollups.LATENCY, rollups.MESSAGES, rollups.CALLBACKS, rollups.JOB_RUNS)
 

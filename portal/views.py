@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from integrations.alerts import alert
 from integrations.liveness import silent_queues
 from integrations.models import BeatLease, JobRun
-from portal.celery import app as celery_app
+from portal.broker import broker_reachable, queue_depths
 
 
 def silent_after() -> timedelta:
@@ -29,15 +29,6 @@ def database_reachable() -> tuple[bool, str]:
             cursor.execute("SELECT 1")
         return True, "ok"
     except Exception as exc:  # any driver error means "not reachable"; the type is enough to act on
-        return False, type(exc).__name__
-
-
-def broker_reachable() -> tuple[bool, str]:
-    try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
-        return True, "ok"
-    except Exception as exc:  # kombu raises transport-specific errors
         return False, type(exc).__name__
 
 
@@ -78,18 +69,6 @@ def worker_liveness() -> dict[str, Any]:
     if finished is None:
         return {"seen": False}
     return {"seen": True, "last_job_age_s": round((timezone.now() - finished).total_seconds(), 1)}
-
-
-def queue_depths() -> dict[str, int | None]:
-    """Messages waiting per queue, where the broker can tell (Redis: list lengths)."""
-    if not celery_app.conf.broker_url.startswith("redis"):
-        return {}
-    try:
-        with celery_app.connection_for_read() as conn:
-            client = conn.default_channel.client
-            return {queue: int(client.llen(queue)) for queue in settings.PORTAL_QUEUES}
-    except Exception:  # the broker check reports the outage
-        return dict.fromkeys(settings.PORTAL_QUEUES)
 
 
 @require_GET

@@ -13,8 +13,8 @@ from integrations.annexcloud import sandbox as annex_cloud_simulator
 from integrations.bazaarvoice import sandbox as simulator
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.bazaarvoice.tasks import pull_reviews
-from integrations.jobs import ensure_schedules
 from integrations.models import AuditEntry, Connection, JobRun
+from integrations.schedules import ensure_schedules
 from tests.factories import ConnectionFactory, MemberFactory
 
 CHANGELIST = "admin:bazaarvoice_review_changelist"

@@ -19,7 +19,7 @@ from integrations.bazaarvoice.emails import SHA1, Undecryptable, decrypt_email, 
 from integrations.connections import verify
 from integrations.http import AuthError, RateLimited, Rejected, RetryPolicy, Unavailable
 from integrations.models import Connection, VendorCall
-from portal.logging import REDACTED
+from integrations.redaction import REDACTED
 from tests.factories import ConnectionFactory
 
 PASSKEY = "contract-passkey-0123456789"

@@ -23,9 +23,9 @@ from integrations.bazaarvoice.emails import email_key, encrypt_email
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.bazaarvoice.sandbox import iso
 from integrations.models import Connection, VendorCall
+from integrations.redaction import REDACTED, redact_text
 from integrations.sandbox.base import OUTAGES, Outage
 from members.models import EventType, LoyaltyEvent, Member, PointsTransaction
-from portal.logging import REDACTED, redact_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Result = Review.Outcome

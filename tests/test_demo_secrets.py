@@ -8,9 +8,9 @@ import re
 import pytest
 from django.core.management import call_command
 
+from integrations import redaction
 from integrations.models import Client, Connection
 from integrations.vendors import vendor_modules
-from portal import logging as portal_logging
 
 DISTINCTIVE = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+){2,}")
 
@@ -29,7 +29,7 @@ def test_seed_demo_replaces_the_retired_common_word_vibes_username(settings, mon
     settings.DEBUG = True
     # Decrypting the old value makes the process redact the word "sandbox" everywhere (as it should, for a secret):
     # keep that to this test.
-    monkeypatch.setattr(portal_logging, "_known_secrets", set(portal_logging._known_secrets))
+    monkeypatch.setattr(redaction, "_known_secrets", set(redaction._known_secrets))
     call_command("seed_demo")
     vibes = Connection.objects.get(client__slug="demo", vendor="vibes")
     vibes.secrets = {**vibes.secrets, "api_username": "sandbox"}  # what older demos stored

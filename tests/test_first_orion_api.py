@@ -25,8 +25,9 @@ from integrations.first_orion.api import (
     jwt_lifetime,
 )
 from integrations.http import CallRecord, RetryPolicy, Unavailable
-from portal.logging import REDACTED, RedactSecretsFilter, redact_text
-from portal.logging import _known_secrets as known_secrets
+from integrations.redaction import REDACTED, redact_text
+from integrations.redaction import _known_secrets as known_secrets
+from portal.logging import RedactSecretsFilter
 from tests.factories import ConnectionFactory
 
 PROGRAM = "3e1b9b27-d1f9-4c8d-800f-bb534d6928d6"

@@ -13,7 +13,7 @@ from django.urls import reverse
 from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import ProgramContent, Push, PushBatch
-from integrations.jobs import run_job
+from integrations.job_runs import run_job
 from members.models import Member, Segment
 from members.segments import add_members
 

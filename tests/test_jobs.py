@@ -10,8 +10,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from integrations.job_catalog import SCHEDULES
-from integrations.jobs import ensure_schedules, run_job
+from integrations.job_runs import run_job
 from integrations.models import JobRun, VendorCall
+from integrations.schedules import ensure_schedules
 from integrations.tasks import prune_old_records
 from portal.celery import app as celery_app
 

@@ -11,7 +11,7 @@ from django.contrib import admin
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from integrations import schedules
-from integrations.jobs import current_run, report_progress, run_job
+from integrations.job_runs import current_run, report_progress, run_job
 from integrations.models import JobRun
 
 pytestmark = pytest.mark.django_db

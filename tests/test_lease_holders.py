@@ -23,7 +23,7 @@ from integrations.bazaarvoice.models import PullState, Review
 from integrations.first_orion import flows as first_orion
 from integrations.first_orion import sandbox as first_orion_simulator
 from integrations.first_orion.models import ProgramContent, Push
-from integrations.jobs import reap_interrupted_runs, run_job
+from integrations.job_runs import reap_interrupted_runs, run_job
 from integrations.models import Connection, JobRun
 from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as sessionm_simulator
@@ -58,7 +58,7 @@ def killed_execution(job: str, task_id: str, take_lease: Callable[[], Any], work
 
 
 def execution(job: str, task_id: str, work: Callable[[], dict[str, int]], worker: str = WORKER) -> JobRun:
-    """An execution of a task as the worker runs it (tasks.run_as_job): a recorded run under the task's id."""
+    """An execution of a task as the worker runs it (task_base.run_as_job): a recorded run under the task's id."""
     return run_job(job, work, task_id=task_id, worker=worker)
 
 

@@ -6,7 +6,8 @@ import logging
 import sys
 
 from integrations.models import Connection
-from portal.logging import redact_event, register_secret_values
+from integrations.redaction import register_secret_values
+from portal.logging import redact_event
 from tests.factories import ConnectionFactory
 
 
@@ -61,7 +62,7 @@ def test_error_reports_are_redacted_like_log_lines():
 
 
 def test_callback_url_tokens_are_redacted_from_log_lines():
-    from portal.logging import redact_text
+    from integrations.redaction import redact_text
 
     line = "Not Found: /api/webhooks/vibes/Zx9-secret_TOKEN_value/"
     assert redact_text(line) == "Not Found: /api/webhooks/vibes/[redacted]/"
@@ -71,7 +72,7 @@ def test_a_log_line_with_a_secret_url_encoded_or_base64_encoded_is_redacted():
     """A request line logged by urllib3 carries a key as the URL wrote it: `+` becomes %2B."""
     import base64
 
-    from portal.logging import redact_text, register_secret_values
+    from integrations.redaction import redact_text, register_secret_values
 
     secret = "sessionm-key+with/odd=chars-0123"
     register_secret_values([secret])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from integrations.connections import ConnectionCallLog
 from integrations.http import CallRecord
-from integrations.jobs import run_job
+from integrations.job_runs import run_job
 
 
 def record(connection, status: int | None, latency: int, error: str = "") -> None:

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from integrations import retention
-from integrations.jobs import run_job
+from integrations.job_runs import run_job
 from integrations.models import AuditEntry, JobRun, VendorCall, WebhookEvent
 from integrations.sessionm.models import SessionMOffer
 from members.models import LoyaltyEvent, OutboundMessage, PointsTransaction

@@ -15,9 +15,9 @@ from django_celery_beat.models import PeriodicTask
 
 from integrations import connections
 from integrations.annexcloud import flows as annexcloud
-from integrations.jobs import ensure_schedules
 from integrations.models import Connection, JobRun
 from integrations.sandbox.base import OUTAGES, Outage
+from integrations.schedules import ensure_schedules
 from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as simulator
 from integrations.sessionm import tasks

@@ -123,7 +123,7 @@ def test_the_technical_500_page_hides_known_secret_values(rf, settings):
 
     from django.views.debug import ExceptionReporter
 
-    from portal.logging import register_secret_values
+    from integrations.redaction import register_secret_values
 
     secret = "-".join(["frame", "local", "secret", str(6 * 7)])  # built, so the page's source excerpts lack it
     register_secret_values([secret])

@@ -13,8 +13,8 @@ from django.urls import resolve, reverse
 
 from integrations.checks import problems_of
 from integrations.connections import verify
-from integrations.jobs import ensure_schedules
 from integrations.models import Connection, JobRun, VendorCall, WebhookEvent
+from integrations.schedules import ensure_schedules
 from integrations.vendors import VENDORS, route_vendor_task
 from members.models import MemberVendorState
 from members.sync import change_member, reconcile

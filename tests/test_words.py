@@ -24,7 +24,7 @@ from integrations.admin.base import report_outcomes
 from integrations.management.commands import seed_demo
 from integrations.models import AuditEntry, Connection
 from integrations.outcome import Outcome
-from portal.logging import REDACTED, redact_text, register_secret_values, secret_forms
+from integrations.redaction import REDACTED, redact_text, register_secret_values, secret_forms
 from tests.factories import ConnectionFactory
 from tests.test_attentive_webhooks import LIST, attentive, member, send_as_attentive  # noqa: F401 (fixtures)
 from tests.test_messaging import setup  # noqa: F401 (a fixture)
@@ -169,7 +169,7 @@ def test_the_bazaarvoice_pull_state_shows_times_in_the_viewers_zone_with_the_zon
 def test_the_schedule_preview_shows_the_schedules_zone_and_the_viewers(admin_http, client_a):
     from django_celery_beat.models import PeriodicTask
 
-    from integrations.jobs import ensure_schedules
+    from integrations.schedules import ensure_schedules
 
     client_a.time_zone = "America/New_York"
     client_a.save()

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations import connections, inbound
-from integrations.jobs import reap_interrupted_runs, run_job, runs_interrupted
+from integrations.job_runs import reap_interrupted_runs, run_job, runs_interrupted
 from integrations.models import JobRun, WebhookEvent
 from integrations.tasks import close_runs_of_the_previous_worker
 from portal.celery import app as celery_app

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from integrations.attentive import flows as attentive
-from integrations.tasks import PortalTask
+from integrations.task_base import PortalTask
 from members.models import Member
 
 

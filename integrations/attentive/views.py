@@ -11,9 +11,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from integrations.api_shared import OutcomeSerializer, outcome_response
 from integrations.attentive import flows as attentive
 from integrations.tenancy import scope_to_clients
-from integrations.views import OutcomeSerializer, outcome_response
 from members.models import Member
 
 

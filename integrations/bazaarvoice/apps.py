@@ -10,5 +10,5 @@ class BazaarvoiceConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported once the apps are loaded (flows import models): connects the receiver that releases the pulls of
-        # runs closed as interrupted (integrations.jobs.runs_interrupted).
+        # runs closed as interrupted (integrations.job_runs.runs_interrupted).
         from integrations.bazaarvoice import flows  # noqa: F401

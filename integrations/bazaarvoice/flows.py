@@ -52,7 +52,14 @@ from integrations.bazaarvoice.rewards import (
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS, DEFAULT_LOOK_BACK_HOURS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
-from integrations.jobs import Counts, lease_holder, release_leases_of, report_progress, running_since, runs_interrupted
+from integrations.job_runs import (
+    Counts,
+    lease_holder,
+    release_leases_of,
+    report_progress,
+    running_since,
+    runs_interrupted,
+)
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome
 from members.models import PointsTransaction
@@ -263,7 +270,7 @@ class PullLease:
     until: datetime
     # The run's clock: real time shifted to the run's `now` (a test's or a bench's "tomorrow").
     offset: timedelta
-    # The task id of the run (integrations.jobs.lease_holder), recorded with the hold.
+    # The task id of the run (integrations.job_runs.lease_holder), recorded with the hold.
     holder: str = ""
 
     def renew(self, **fields: Any) -> None:

@@ -81,8 +81,8 @@ class PullState(models.Model):
     # A run holds the pull for a while, so that "Pull now" and the hourly run never pull one connection at once;
     # a killed run's lease runs out, or is released when its run is closed as interrupted.
     lease_until = models.DateTimeField(null=True, blank=True)
-    # The task id of the run holding it (integrations.jobs.lease_holder): its redelivered execution takes the pull over
-    # at once, and the pull is released when that run is closed as interrupted.
+    # The task id of the run holding it (integrations.job_runs.lease_holder): its redelivered execution takes the pull
+    # over at once, and the pull is released when that run is closed as interrupted.
     holder = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:

@@ -21,10 +21,10 @@ from integrations.bazaarvoice.spec import DEFAULT_ACTION_ID, DEFAULT_POINTS, DEF
 from integrations.connections import SecretsUnreadable, api_for, refuse_unreadable_secrets
 from integrations.http import NotFound, Rejected, VendorError, path_segment
 from integrations.models import Client, Connection
+from integrations.redaction import secret_values_during
 from members import sync
 from members.flows import record_loyalty_event
 from members.models import EMAIL_FORMAT_HINT, EventType, Member, PointsTransaction, email_problem
-from portal.logging import secret_values_during
 
 Result = Review.Outcome
 

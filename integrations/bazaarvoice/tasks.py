@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from integrations.bazaarvoice import flows
-from integrations.jobs import Counts
-from integrations.tasks import PortalTask, run_as_job
+from integrations.job_runs import Counts
+from integrations.task_base import PortalTask, run_as_job
 
 
 @shared_task(bind=True, base=PortalTask, name="bazaarvoice.pull_reviews")

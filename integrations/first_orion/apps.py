@@ -10,5 +10,5 @@ class FirstOrionConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported once the apps are loaded (flows import models): connects the receiver that releases the pushes of
-        # runs closed as interrupted (integrations.jobs.runs_interrupted).
+        # runs closed as interrupted (integrations.job_runs.runs_interrupted).
         from integrations.first_orion import flows  # noqa: F401

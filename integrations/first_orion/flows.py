@@ -40,7 +40,7 @@ from integrations.first_orion.models import (
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
 from integrations.first_orion.tokens import TokenSource
 from integrations.http import AuthError, RateLimited, Unavailable, VendorError
-from integrations.jobs import (
+from integrations.job_runs import (
     current_run,
     lease_holder,
     release_leases_of,

@@ -248,8 +248,8 @@ class Push(models.Model):
     requested_by = models.CharField(max_length=150, blank=True)
     # The runner sending it holds it until then (renewed per batch): one runner at a time, a dead one's push resumes.
     claimed_until = models.DateTimeField(null=True, blank=True)
-    # The task id of the runner holding it (integrations.jobs.lease_holder): its redelivered execution takes the push
-    # over at once, and the push is released when that run is closed as interrupted.
+    # The task id of the runner holding it (integrations.job_runs.lease_holder): its redelivered execution takes the
+    # push over at once, and the push is released when that run is closed as interrupted.
     holder = models.CharField(max_length=64, blank=True)
     # The latest job run sending it, whose progress its page shows.
     job_run = models.ForeignKey(JobRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

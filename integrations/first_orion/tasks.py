@@ -6,9 +6,9 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from integrations.first_orion import flows
-from integrations.jobs import Counts
+from integrations.job_runs import Counts
 from integrations.models import Client
-from integrations.tasks import PortalTask, run_as_job
+from integrations.task_base import PortalTask, run_as_job
 
 
 @shared_task(bind=True, base=PortalTask, name="first_orion.run_push")

@@ -20,6 +20,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from integrations.api_shared import ClientField, resolve_client
 from integrations.first_orion import flows
 from integrations.first_orion.models import (
     MAX_A_NUMBERS,
@@ -32,7 +33,6 @@ from integrations.first_orion.models import (
 )
 from integrations.outcome import NotReady
 from integrations.tenancy import is_site_admin, scope_to_clients
-from members.api import ClientField, resolve_client
 from members.models import Member, Segment
 
 MAX_NUMBERS = 100_000

@@ -26,7 +26,14 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from integrations.connections import USABLE_STATUSES, api_for, usable, usable_connection
 from integrations.http import AuthError, ExpectedAnswer, NotFound, Rejected, VendorError
-from integrations.jobs import Counts, lease_holder, release_leases_of, report_progress, running_since, runs_interrupted
+from integrations.job_runs import (
+    Counts,
+    lease_holder,
+    release_leases_of,
+    report_progress,
+    running_since,
+    runs_interrupted,
+)
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from integrations.queue import enqueue

@@ -71,7 +71,7 @@ class OfferScan(models.Model):
     last_member_id = models.PositiveBigIntegerField(default=0)
     passes = models.PositiveIntegerField(default=0, help_text="Complete passes over the client's members.")
     claimed_until = models.DateTimeField(null=True, blank=True)
-    # The task id of the run holding the scan (integrations.jobs.lease_holder): its redelivered execution takes the
+    # The task id of the run holding the scan (integrations.job_runs.lease_holder): its redelivered execution takes the
     # scan over at once, and the scan is released when that run is closed as interrupted.
     holder = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from integrations.jobs import Counts
+from integrations.job_runs import Counts
 from integrations.sessionm import flows
-from integrations.tasks import PortalTask, run_as_job
+from integrations.task_base import PortalTask, run_as_job
 
 
 @shared_task(bind=True, base=PortalTask, name="sessionm.scan_offers")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import Any
 
 from django import forms
@@ -23,22 +22,41 @@ from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
 from integrations.vendors import VENDORS
 from members import imports, segments, sync, timeline
-from members.admin.sync import VendorStateInline
 from members.imports import ImportFileError
 from members.models import (
     ChannelSubscription,
     LoyaltyEvent,
     Member,
     MemberImport,
+    MemberVendorState,
     Segment,
     annex_cloud_id_holder,
     annex_cloud_id_taken,
 )
-from members.phones import InvalidPhone, to_e164
+from members.phones import InvalidPhone, numbers_for, to_e164
 from portal import zones
 from portal.admin_filters import indexed_values_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
+
+
+class VendorStateInline(admin.TabularInline):
+    """On a member's page: each vendor's state, and why it is not in step."""
+
+    model = MemberVendorState
+    extra = 0
+    can_delete = False
+    verbose_name = "state at a vendor"
+    verbose_name_plural = "state at each vendor"
+    fields = ["vendor_label", "status", "detail", "changed_at", "confirmed_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="vendor")
+    def vendor_label(self, state: MemberVendorState) -> str:
+        return VENDORS[state.vendor].label if state.vendor in VENDORS else state.vendor
 
 
 class MemberForm(forms.ModelForm):
@@ -62,15 +80,6 @@ class MemberForm(forms.ModelForm):
             if holder is not None:
                 self.add_error("annex_cloud_id", annex_cloud_id_taken(holder))
         return cleaned
-
-
-def numbers_for(term: str, regions: set[str]) -> set[str]:
-    """The E.164 numbers a typed number can be: as given, and read as a national number in each region."""
-    numbers = set()
-    for region in regions or {"US"}:
-        with suppress(InvalidPhone):  # not a number in that region
-            numbers.add(to_e164(term, region))
-    return numbers
 
 
 def member_search(term: str, regions: set[str]) -> Q:

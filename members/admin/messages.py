@@ -20,8 +20,8 @@ from integrations.admin.base import ClientFilter, ClientScopedAdmin, clipped
 from integrations.models import Connection
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
 from integrations.vendors import MESSAGE_VENDORS
-from members.admin.members import numbers_for
 from members.models import PLACEHOLDERS, EventType, MessageTemplate, OutboundMessage, cannot_send_sms
+from members.phones import numbers_for
 from portal.admin_filters import since_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin

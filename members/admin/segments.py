@@ -17,8 +17,7 @@ from django.utils.translation import ngettext
 
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected, rendering_for, rendering_request
 from members import segments
-from members.api import csv_download
-from members.exports import should_export_in_background
+from members.exports import csv_download, should_export_in_background
 from members.models import Segment, SegmentExport
 
 SEGMENT_MEMBERS_PER_PAGE = 25

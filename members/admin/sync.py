@@ -16,25 +16,6 @@ from members import sync
 from members.models import MemberVendorState
 
 
-class VendorStateInline(admin.TabularInline):
-    """On a member's page: each vendor's state, and why it is not in step."""
-
-    model = MemberVendorState
-    extra = 0
-    can_delete = False
-    verbose_name = "state at a vendor"
-    verbose_name_plural = "state at each vendor"
-    fields = ["vendor_label", "status", "detail", "changed_at", "confirmed_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="vendor")
-    def vendor_label(self, state: MemberVendorState) -> str:
-        return VENDORS[state.vendor].label if state.vendor in VENDORS else state.vendor
-
-
 class DiffersFilter(admin.SimpleListFilter):
     title = "in step"
     parameter_name = "differs"

@@ -22,8 +22,8 @@ from integrations.attentive import sandbox as attentive_simulator
 from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
 from integrations.bazaarvoice.models import Review
 from integrations.first_orion.models import Push
-from integrations.jobs import ensure_schedules
 from integrations.models import Client, Connection, WebhookEvent
+from integrations.schedules import ensure_schedules
 from integrations.sessionm import flows as sessionm_flows
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.sessionm.models import SessionMOffer

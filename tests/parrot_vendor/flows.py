@@ -9,7 +9,7 @@ from integrations import rollups
 from integrations.activity import ActivitySeries
 from integrations.connections import api_for, usable
 from integrations.http import AuthError
-from integrations.jobs import Counts
+from integrations.job_runs import Counts
 from integrations.models import Connection
 from members.models import Member, MemberVendorState
 from tests.parrot_vendor.api import ParrotAPI

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from integrations.jobs import Counts
-from integrations.tasks import PortalTask, run_as_job
+from integrations.job_runs import Counts
+from integrations.task_base import PortalTask, run_as_job
 from tests.parrot_vendor import flows
 
 

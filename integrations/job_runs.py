@@ -1,9 +1,9 @@
-"""Recorded jobs: every job execution is a JobRun row with its outcome and counts, and the schedules the portal
-needs exist in django-celery-beat's tables (editable in the admin, picked up by beat without a restart)."""
+"""Recorded job runs: every job execution is a JobRun row with its outcome, counts and progress; runs that cannot
+still be going are closed as interrupted, and the leases long work takes name the run that holds them. The schedules
+that start the jobs are integrations/schedules.py's."""
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 import uuid
@@ -17,11 +17,9 @@ from django.db import connections as db_connections
 from django.db.models import Model, Q, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from integrations import rollups
 from integrations.alerts import alert
-from integrations.job_catalog import SCHEDULES
 from integrations.models import Client, JobRun
 
 Counts = dict[str, int]
@@ -171,22 +169,3 @@ def running_since(holder: str, client: Client | None) -> str:
     started = timezone.localtime(run.started_at, zone)
     day = "" if started.date() == timezone.localtime(timezone.now(), zone).date() else f"{started:%Y-%m-%d} "
     return f"running since {day}{started:%H:%M:%S} ({getattr(zone, 'key', zone)})"
-
-
-def ensure_schedules() -> list[str]:
-    """Create the portal's schedules that do not exist yet; never overwrite an admin's edits. Returns the names
-    created."""
-    created = []
-    for schedule in SCHEDULES:
-        if PeriodicTask.objects.filter(name=schedule.name).exists():
-            continue
-        crontab, _ = CrontabSchedule.objects.get_or_create(**schedule.crontab, timezone="UTC")
-        PeriodicTask.objects.create(
-            name=schedule.name,
-            task=schedule.task,
-            crontab=crontab,
-            kwargs=json.dumps({}),
-            description=schedule.description,
-        )
-        created.append(schedule.name)
-    return created
