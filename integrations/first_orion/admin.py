@@ -155,9 +155,9 @@ class ProgramContentFilter(admin.SimpleListFilter):
     title = "program content"
     parameter_name = "program_content"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         contents = scope_to_clients(ProgramContent.objects.select_related("client"), request.user)
-        return [(c.pk, f"{c.name} ({c.client})") for c in contents]
+        return [(str(c.pk), f"{c.name} ({c.client})") for c in contents]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(program_content_id=self.value()) if self.value() else queryset
@@ -172,8 +172,7 @@ class BatchNumberMixin:
 
 class PushBatchInline(BatchNumberMixin, admin.TabularInline):
     model = PushBatch
-    fields = ["batch_number", "status", "size", "request_id", "error", "attempted_at", "settled_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("batch_number", "status", "size", "request_id", "error", "attempted_at", "settled_at")
     extra = 0
     can_delete = False
     show_change_link = True
@@ -197,12 +196,11 @@ class PushAdmin(ReadOnlyAdmin):
     list_select_related = ["client", "program_content", "job_run"]
     date_hierarchy = "created_at"
     inlines = [PushBatchInline]
-    readonly_fields = [
+    fields = readonly_fields = (
         "client", "program_content", "source", "segment", "not_before", "status", "progress", "destinations",
         "skipped_by_reason", "long_values", "shortened", "warnings_by_reason", "error", "requested_by", "created_at",
         "finished_at",
-    ]  # fmt: skip
-    fields = readonly_fields
+    )  # fmt: skip
     actions = ["resend_uncertain_batches"]
 
     @admin.display(description="skipped")
@@ -269,10 +267,9 @@ class PushBatchAdmin(BatchNumberMixin, ReadOnlyAdmin):
     list_display = ["__str__", "status", "size", "request_id", "settled_at"]
     list_filter = ["status", since_filter("settled_at", "settled")]
     search_fields = ["request_id"]
-    fields = [
+    fields = readonly_fields = (
         "push", "batch_number", "status", "size", "request_id", "error", "attempted_at", "settled_at", "destinations",
-    ]  # fmt: skip
-    readonly_fields = fields
+    )  # fmt: skip
 
 
 # --- Pushing from segments and members ---------------------------------------------------------------------------

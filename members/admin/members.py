@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.conf import settings
@@ -40,6 +40,9 @@ from portal.admin_filters import indexed_values_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
 
+if TYPE_CHECKING:
+    from integrations.models import Client
+
 
 class MemberForm(forms.ModelForm):
     class Meta:
@@ -50,7 +53,8 @@ class MemberForm(forms.ModelForm):
         ]  # fmt: skip
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns, typed as a dict
         client = cleaned.get("client") or getattr(self.instance, "client", None)
         if cleaned.get("phone") and client is not None:
             try:
@@ -83,12 +87,12 @@ def member_search(term: str, regions: set[str]) -> Q:
 
 
 class MemberImportForm(forms.Form):
-    client = forms.ModelChoiceField(queryset=None)
+    client: forms.ModelChoiceField[Client] = forms.ModelChoiceField(queryset=None)
     file = forms.FileField(help_text="UTF-8 CSV with a header row (in Excel: Save As, CSV UTF-8).")
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["client"].queryset = visible_clients(user)
+        cast("forms.ModelChoiceField[Client]", self.fields["client"]).queryset = visible_clients(user)
         self.rows = 0
 
     def clean_file(self) -> UploadedFile:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,6 +20,16 @@ from members import segments
 from members.api import csv_download
 from members.exports import should_export_in_background
 from members.models import Segment, SegmentExport
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    class SegmentSize(TypedDict):
+        """What SegmentAdmin.get_queryset annotates each segment with: its member count."""
+
+        size: int
 
 SEGMENT_MEMBERS_PER_PAGE = 25
 
@@ -68,8 +78,7 @@ class SegmentExportInline(admin.TabularInline):
     model = SegmentExport
     extra = 0
     can_delete = False
-    fields = ["created_at", "status", "rows", "download", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "status", "rows", "download", "error")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -127,7 +136,7 @@ class SegmentAdmin(ClientScopedAdmin):
         return super().get_queryset(request).select_related("client").annotate(size=Count("links"))
 
     @admin.display(description="members", ordering="size")
-    def size(self, segment: Segment) -> int:
+    def size(self, segment: WithAnnotations[Segment, SegmentSize]) -> int:
         return segment.size
 
     def save_model(self, request: HttpRequest, obj: Segment, form: forms.ModelForm, change: bool) -> None:

@@ -24,8 +24,7 @@ class VendorStateInline(admin.TabularInline):
     can_delete = False
     verbose_name = "state at a vendor"
     verbose_name_plural = "state at each vendor"
-    fields = ["vendor_label", "status", "detail", "changed_at", "confirmed_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("vendor_label", "status", "detail", "changed_at", "confirmed_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
