@@ -86,7 +86,8 @@ def queue_depths() -> dict[str, int | None]:
         return {}
     try:
         with celery_app.connection_for_read() as conn:
-            client = conn.default_channel.client
+            channel: Any = conn.default_channel  # kombu's Redis channel (the broker URL says so): its client is Redis
+            client = channel.client
             return {queue: int(client.llen(queue)) for queue in settings.PORTAL_QUEUES}
     except Exception:  # the broker check reports the outage
         return dict.fromkeys(settings.PORTAL_QUEUES)
@@ -101,7 +102,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     beat_ok, beat = beat_liveness() if db_ok else (False, {"seen": False})
     silent, queue_ages = queue_liveness() if db_ok else ([], {})
     healthy = db_ok and broker_ok and beat_ok and not silent
-    body = {"status": "ok" if healthy else "unavailable", "database": db_detail, "broker": broker_detail}
+    body: dict[str, Any] = {
+        "status": "ok" if healthy else "unavailable",
+        "database": db_detail,
+        "broker": broker_detail,
+    }
     if db_ok:
         body.update(beat=beat, worker=worker_liveness(), workers_by_queue=queue_ages)
     body["queues"] = queue_depths() if broker_ok else {}

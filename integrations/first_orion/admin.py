@@ -85,14 +85,14 @@ class ProgramContentForm(forms.ModelForm):
         # The model's own validation sees the parsed lists (before it runs in super()._post_clean()).
         self.instance.a_numbers = lines(self.cleaned_data.get("a_numbers_text", ""))
         self.instance.personalization = self.cleaned_data.get("personalization_text", {})
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # BaseModelForm's hook, private so not in django-stubs
 
     def _update_errors(self, errors: Any) -> None:
         # Model errors on the JSON fields belong to the text inputs that hold them here.
         renamed = {"a_numbers": "a_numbers_text", "personalization": "personalization_text"}
         if hasattr(errors, "error_dict"):
             errors.error_dict = {renamed.get(k, k): v for k, v in errors.error_dict.items()}
-        super()._update_errors(errors)
+        super()._update_errors(errors)  # type: ignore[misc]  # BaseModelForm's hook, private so not in django-stubs
 
 
 @admin.register(ProgramContent)
@@ -336,7 +336,8 @@ def confirm_push(
     if form.is_valid():
         content = form.cleaned_data["program_content"]
         if request.POST.get("push_step") == "confirm":
-            return create_push(model_admin, request, content, segment, members, form)
+            create_push(model_admin, request, content, segment, members, form)
+            return None
         plan = flows.preview(content, segment=segment, members=members, long_values=form.chosen_long_values)
     connection = usable_connection(client_id, flows.VENDOR)
     size = flows.batch_size(connection) if connection else DEFAULT_BATCH_SIZE

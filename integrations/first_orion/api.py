@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 
@@ -162,7 +163,7 @@ class FirstOrionAPI(VendorAPI):
             self.redactor.values = (*self.connection_secrets, *self.tokens)
 
     def error_for(self, response: requests.Response) -> VendorError | None:
-        path = requests.utils.urlparse(response.request.url or "").path if response.request else ""
+        path = urlparse(response.request.url or "").path if response.request else ""
         body = self._json(response)
         if path.endswith(TOKEN_PATH) and response.status_code == 500 and body.get("accessToken", "") is None:
             message = str(body.get("message") or "Failed to grant access token")

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
         size: int
 
+
 SEGMENT_MEMBERS_PER_PAGE = 25
 
 
