@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -292,13 +292,14 @@ class PushForm(forms.Form):
 
     def __init__(self, *args: Any, client_id: int, site_admin: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["program_content"]
-        field.queryset = ProgramContent.objects.filter(client_id=client_id)  # type: ignore[attr-defined]
-        field.empty_label = None  # type: ignore[attr-defined]
+        # self.fields holds copies of the fields declared above, typed as plain Fields.
+        field = cast("forms.ModelChoiceField[ProgramContent]", self.fields["program_content"])
+        field.queryset = ProgramContent.objects.filter(client_id=client_id)
+        field.empty_label = None
         if not site_admin:
             # Sending values that may not display is a site admin's decision: the choice is not offered.
             choices = [(value, label) for value, label in LongValues.choices if value != LongValues.AS_IS]
-            self.fields["long_values"].choices = choices  # type: ignore[attr-defined]
+            cast(forms.ChoiceField, self.fields["long_values"]).choices = choices
 
     def clean_not_before(self) -> datetime | None:
         # Read as UTC, as its help says, whatever the viewer's zone the admin page is shown in (Django's form field

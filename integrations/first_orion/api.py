@@ -178,7 +178,8 @@ class FirstOrionAPI(VendorAPI):
     def _batch_error(self, response: requests.Response, body: dict[str, Any]) -> VendorError | None:
         error = self._batch_error_kind(response, body)
         if error is not None:
-            # First Orion's id of the failed request, for the batch row and a support ticket.
+            # First Orion's id of the failed request, for the batch row and a support ticket. Set on whichever kind
+            # of VendorError it is (shared classes that do not declare it); flows.py reads it with getattr.
             error.request_id = str(body.get("requestId") or "")  # type: ignore[attr-defined]
         return error
 

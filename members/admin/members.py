@@ -153,6 +153,8 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     list_select_related = ["client"]
     change_list_template = "admin/members/member/change_list.html"
 
+    # A property, so the vendors' actions are collected when the list is shown; ModelAdmin declares `actions` as a
+    # class attribute, which a property overrides only at run time.
     @property
     def actions(self) -> list[Any]:  # type: ignore[override]
         """The member's own actions, then each vendor's (subscribe at Attentive, send to Vibes, ...)."""

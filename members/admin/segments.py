@@ -128,6 +128,8 @@ class SegmentAdmin(ClientScopedAdmin):
             {"page": page, "counts": counts, "first": page.start_index(), "last": page.end_index()},
         )
 
+    # A property, so the vendors' actions are collected when the list is shown; ModelAdmin declares `actions` as a
+    # class attribute, which a property overrides only at run time.
     @property
     def actions(self) -> list[Any]:  # type: ignore[override]
         """The segment's own actions, then each vendor's (push to Annex Cloud, ...)."""
