@@ -77,9 +77,12 @@ bench-smoke: $(VENV)/.installed
 mutate: $(VENV)/.installed
 	nice -n 10 $(BIN)/python -m portal.mutate $(MODULES)
 
+## ruff, and mypy on integrations/, members/ and portal/ (pyproject.toml). django-stubs' plugin loads the settings:
+## DEBUG on so they need no real secrets, and ENV_FILE empty so a developer's .env does not change what is checked.
 lint: lock-check $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	ENV_FILE= DEBUG=true $(BIN)/mypy
 
 clean:
 	rm -rf var .pytest_cache
