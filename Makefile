@@ -77,10 +77,13 @@ bench-smoke: $(VENV)/.installed
 mutate: $(VENV)/.installed
 	nice -n 10 $(BIN)/python -m portal.mutate $(MODULES)
 
-## Ruff, and the import picture: no entry point imports another, integrations/ imports portal only as allowed.
+## Ruff; mypy on integrations/, members/ and portal/ (pyproject.toml): django-stubs' plugin loads the settings,
+## DEBUG on so they need no real secrets, and ENV_FILE empty so a developer's .env does not change what is checked;
+## and the import picture: no entry point imports another, integrations/ imports portal only as allowed.
 lint: lock-check $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	ENV_FILE= DEBUG=true $(BIN)/mypy
 	$(BIN)/python -m portal.import_picture
 
 clean:

@@ -88,7 +88,7 @@ def stored_state(obj: Model) -> State:
     """The state of the saved row (before an edit is saved over it); empty for a new one."""
     if obj.pk is None:
         return {}
-    fresh = type(obj).objects.filter(pk=obj.pk).first()
+    fresh = type(obj)._default_manager.filter(pk=obj.pk).first()
     return state_of(fresh) if fresh is not None else {}
 
 

@@ -35,7 +35,7 @@ runs_interrupted = Signal()
 
 def release_leases_of(model: type[Model], task_ids: list[str], until_field: str) -> int:
     """Free the leases (rows of `model` with a `holder` and an `until_field`) that the interrupted runs held."""
-    held = model.objects.filter(holder__in=[t for t in task_ids if t], **{f"{until_field}__isnull": False})
+    held = model._default_manager.filter(holder__in=[t for t in task_ids if t], **{f"{until_field}__isnull": False})
     return held.update(**{until_field: None, "holder": ""})
 
 

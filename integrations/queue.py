@@ -32,7 +32,8 @@ def task_named(name: str) -> Task:
     return app.tasks[name]
 
 
-def enqueue(name: str, *args: Any, countdown: float | None = None) -> None:
-    """Queue the task `name` with `args` once the surrounding transaction (if any) has committed."""
+def enqueue(name: str, *args: Any, countdown: float = 0) -> None:
+    """Queue the task `name` with `args` once the surrounding transaction (if any) has committed, `countdown`
+    seconds later (0: at once, as celery reads it)."""
     task = task_named(name)
     transaction.on_commit(lambda: task.apply_async(args, countdown=countdown))

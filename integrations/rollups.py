@@ -40,7 +40,7 @@ import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connections, router, transaction
@@ -51,6 +51,28 @@ from django.utils import timezone
 from integrations.http import CALL_OUTCOMES, FAILED, UNCERTAIN, CallRecord
 from integrations.http import OK as OK  # "ok", as the other series name it too
 from integrations.models import Connection, Rollup, RollupMark, WebhookEvent
+
+
+class HourSums(TypedDict):
+    """A row of window_sums(): one hour of one series and outcome; n and value are None for no row."""
+
+    hour: datetime
+    series: str
+    outcome: str
+    n: int | None
+    value: int | None
+
+
+class RunningTotal(TypedDict):
+    """A row of all_time(): one series' running count and total for a client's connection and an outcome."""
+
+    series: str
+    client_pk: int
+    connection_pk: int
+    outcome: str
+    count: int
+    total: int
+
 
 # The hour of the running totals since the start (the counters /metrics exports).
 ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -313,7 +335,7 @@ def count_callbacks(start: datetime, end: datetime) -> int:
 # --- Reading -----------------------------------------------------------------------------------------------------
 
 
-def window_sums(series: Collection[str], since: datetime, client_pks: Collection[int] | None) -> list[dict[str, Any]]:
+def window_sums(series: Collection[str], since: datetime, client_pks: Collection[int] | None) -> list[HourSums]:
     """Per hour, series and outcome from the hour of `since` on: n (events) and value (their total), of the given
     clients (None: all)."""
     rows = Rollup.objects.filter(hour__gte=hour_of(since), series__in=list(series))
@@ -322,7 +344,7 @@ def window_sums(series: Collection[str], since: datetime, client_pks: Collection
     return list(rows.order_by().values("hour", "series", "outcome").annotate(n=Sum("count"), value=Sum("total")))
 
 
-def all_time(series: Collection[str]) -> list[dict[str, Any]]:
+def all_time(series: Collection[str]) -> list[RunningTotal]:
     """The running totals of the series, per client, connection and outcome."""
     rows = Rollup.objects.filter(hour=ALL_TIME, series__in=list(series))
     return list(rows.values("series", "client_pk", "connection_pk", "outcome", "count", "total"))

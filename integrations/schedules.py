@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
@@ -63,14 +64,26 @@ def describe(task: PeriodicTask) -> str:
     return "no recurring schedule"
 
 
-def cron_fields(schedule: CrontabSchedule) -> crontab:
-    return crontab(
+class ExpandedCron(Protocol):
+    """A celery crontab once made: each field expanded to the set of values it matches. celery-types does not
+    declare these attributes, though celery's crontab sets every one of them in its constructor."""
+
+    minute: set[int]
+    hour: set[int]
+    day_of_week: set[int]
+    day_of_month: set[int]
+    month_of_year: set[int]
+
+
+def cron_fields(schedule: CrontabSchedule) -> ExpandedCron:
+    made = crontab(
         minute=schedule.minute,
         hour=schedule.hour,
         day_of_week=schedule.day_of_week,
         day_of_month=schedule.day_of_month,
         month_of_year=schedule.month_of_year,
     )
+    return cast(ExpandedCron, made)
 
 
 def next_runs(schedule: CrontabSchedule, *, count: int = 5, after: datetime | None = None) -> list[datetime]:
@@ -80,7 +93,7 @@ def next_runs(schedule: CrontabSchedule, *, count: int = 5, after: datetime | No
     return list(_firings(cron_fields(schedule), start, count))
 
 
-def _firings(cron: crontab, start: datetime, count: int) -> Iterator[datetime]:
+def _firings(cron: ExpandedCron, start: datetime, count: int) -> Iterator[datetime]:
     """Walk the calendar from `start`, skipping whole days and hours that cannot match (fast for daily schedules)."""
     moment, end, found = start, start + PREVIEW_HORIZON, 0
     while moment < end and found < count:
@@ -121,8 +134,8 @@ class ScheduleChoice:
             minute = "*" if self.every_minutes == 1 else f"*/{self.every_minutes}"
             return {"minute": minute, "hour": "*", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"}
         if self.kind == "daily":
-            hour, minute = parse_time_of_day(self.daily_at)
-            return {"minute": str(minute), "hour": str(hour), "day_of_week": "*", "day_of_month": "*",
+            at_hour, at_minute = parse_time_of_day(self.daily_at)
+            return {"minute": str(at_minute), "hour": str(at_hour), "day_of_week": "*", "day_of_month": "*",
                     "month_of_year": "*"}  # fmt: skip
         if self.kind == "cron":
             return parse_cron(self.cron)

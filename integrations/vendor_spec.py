@@ -122,6 +122,6 @@ class VendorSpec:
         form = self.settings_form_class()(data=values)
         if not form.is_valid():
             raise ValidationError(
-                [f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()],
+                [f"{name}: {' '.join(str(error) for error in errors)}" for name, errors in form.errors.items()],
             )
         return {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}

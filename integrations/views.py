@@ -22,7 +22,7 @@ class ClientSerializer(serializers.ModelSerializer):
 class ConnectionSerializer(serializers.ModelSerializer):
     """Never carries secrets: only whether each one is set."""
 
-    client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    client: serializers.SlugRelatedField[Client] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     base_url = serializers.CharField(source="effective_base_url", read_only=True)
     secrets_set = serializers.SerializerMethodField()
 

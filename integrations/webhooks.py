@@ -4,7 +4,8 @@ URL's token, let the vendor's handler check its per-connection guards, hand the 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, transaction
@@ -13,8 +14,9 @@ from django.urls import URLPattern, clear_url_caches, path
 from django.utils.decorators import method_decorator
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,11 +31,14 @@ DRAIN_CHUNK_BYTES = 64 * 1024
 class JsonOnly(BaseContentNegotiation):
     """Vendors take JSON answers whatever they send in Accept: no negotiation to spend time on per delivery."""
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 # Not atomic: the raw delivery row must survive whatever happens after it is stored (as dj-stripe does).
@@ -138,7 +143,11 @@ def mount_callbacks(**kwargs: Any) -> None:
     patterns = []
     for key, spec in VENDORS.items():
         if spec.receives_callbacks:
-            view: Any = type(f"{key.title()}CallbackView", (CallbackView,), {"vendor": key}).as_view()
+            # A subclass per vendor, named after it; type() is typed as making a plain type, hence the cast.
+            view_class = cast(
+                "type[CallbackView]", type(f"{key.title()}CallbackView", (CallbackView,), {"vendor": key})
+            )
+            view: Any = view_class.as_view()
             patterns.append(path(f"webhooks/{key}/<str:token>/", view, name=f"{key}-callback"))
     CALLBACK_URLPATTERNS[:] = patterns
     clear_url_caches()

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import StreamingHttpResponse
 
-from members.models import Member, Segment
+from members.models import Member, Segment, SegmentMember
 from portal.db_router import read_alias
 
 HEADER = ["phone", "email", "first_name", "last_name", "member_id", "loyalty_opt_in"]
@@ -153,7 +153,7 @@ def _copy_query(segment_id: int) -> str:
     )
     return (
         f"COPY (SELECT {columns} FROM {Member._meta.db_table} m "  # noqa: S608 - no user input in this SQL
-        f"JOIN {Segment.members.through._meta.db_table} sm ON sm.member_id = m.id "
+        f"JOIN {SegmentMember._meta.db_table} sm ON sm.member_id = m.id "
         f"WHERE sm.segment_id = {int(segment_id)} ORDER BY m.id) "
         "TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *, ENCODING 'UTF8')"
     )

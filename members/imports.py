@@ -304,9 +304,9 @@ def store_row(client: Client, values: dict[str, Any], line: int, report: ImportR
         with transaction.atomic():
             member = find_existing(client, values)
             created = member is None
-            before = Member() if created else member  # a new member starts from the model's defaults
+            before = Member() if member is None else member  # a new member starts from the model's defaults
             previous = {name: getattr(before, name) for name in values}
-            if created:
+            if member is None:
                 member = Member.objects.create(client=client, **values)
             else:
                 for name, value in values.items():
@@ -382,7 +382,8 @@ def clean_row(client: Client, row: dict[str, str]) -> dict[str, Any]:
 def check_lengths(values: dict[str, str]) -> None:
     """Each text within its column's max_length (a phone as typed, before it becomes E.164)."""
     for name, value in values.items():
-        limit = PHONE_INPUT_MAX if name == "phone" else Member._meta.get_field(name).max_length
+        field = Member._meta.get_field(name)  # a column of the member (not a relation): it has a max_length
+        limit = PHONE_INPUT_MAX if name == "phone" else getattr(field, "max_length", None)
         if limit is not None and len(value) > limit:
             raise ValueError(f"{name} is {len(value):,} characters long: at most {limit}")
 

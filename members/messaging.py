@@ -411,6 +411,7 @@ def hold(connection: Connection, reason: str) -> int:
     reason = reason[:1500]
     outdated = pending.filter(held_since__isnull=False).exclude(detail__endswith=f": {reason}")
     for since in outdated.order_by().values_list("held_since", flat=True).distinct():
+        assert since is not None  # outdated has held_since set
         outdated.filter(held_since=since).update(detail=held_detail(since, reason))
     return pending.count()
 

@@ -265,7 +265,10 @@ def reconcile_pending(client_id: int | None = None, limit: int = 5000) -> dict[s
             if result.status == State.DEFERRED:
                 break  # the vendor is in trouble: one probe per run is enough
     counted = (State.IN_SYNC, State.DEFERRED, State.REJECTED, State.PENDING)
-    return {key: counts.get(key, 0) for key in counted} | ({State.NOT_SENT: n} if (n := counts[State.NOT_SENT]) else {})
+    swept: dict[str, int] = {key: counts.get(key, 0) for key in counted}
+    if n := counts[State.NOT_SENT]:
+        swept[State.NOT_SENT] = n
+    return swept
 
 
 def retry_rejected(states: QuerySet[MemberVendorState]) -> int:

@@ -46,7 +46,8 @@ class PortalLoginForm(AdminAuthenticationForm):
         user = self.get_user()
         if settings.ADMIN_REQUIRE_2FA and is_site_admin(user):
             # django-otp's log-in signal marks the session verified by this device.
-            user.otp_device = verified_device(user, cleaned.get("otp_token", ""))
+            # An attribute django-otp gives users (django-stubs' User does not know it).
+            user.otp_device = verified_device(user, cleaned.get("otp_token", ""))  # type: ignore[attr-defined]
         return cleaned
 
 

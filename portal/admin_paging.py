@@ -91,7 +91,7 @@ class LargeTablePaginator(Paginator):
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        return self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
+        return Page(self.object_list[bottom : bottom + self.per_page], number, self)
 
 
 def is_unfiltered(queryset: QuerySet[Any]) -> bool:

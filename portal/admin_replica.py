@@ -8,7 +8,7 @@ page, and everything else, reads the primary as before."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
@@ -22,19 +22,28 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 _listing: ContextVar[bool] = ContextVar("admin_listing_from_replica", default=False)
 
 
-class ReplicaChangeListMixin:
+if TYPE_CHECKING:
+    from django.contrib import admin
+
+    # What the mixin's super() calls reach: the ModelAdmin it is listed before.
+    _ModelAdminBase = admin.ModelAdmin
+else:
+    _ModelAdminBase = object
+
+
+class ReplicaChangeListMixin(_ModelAdminBase):
     """For a ModelAdmin (before it in the bases): its change list reads from the replica when there is one."""
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         if request.method not in SAFE_METHODS:
-            return super().get_changelist_instance(request)  # type: ignore[misc]
+            return super().get_changelist_instance(request)
         token = _listing.set(True)
         try:
             # The list's querysets are bound to the replica here; rows are fetched later, when the page renders.
-            return super().get_changelist_instance(request)  # type: ignore[misc]
+            return super().get_changelist_instance(request)
         finally:
             _listing.reset(token)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
+        queryset = super().get_queryset(request)
         return queryset.using(read_alias()) if _listing.get() else queryset

@@ -3,6 +3,8 @@ each of the portal's queues."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 from portal.celery import app as celery_app
@@ -23,7 +25,8 @@ def queue_depths() -> dict[str, int | None]:
         return {}
     try:
         with celery_app.connection_for_read() as conn:
-            client = conn.default_channel.client
+            channel: Any = conn.default_channel  # kombu's Redis channel (the broker URL says so): its client is Redis
+            client = channel.client
             return {queue: int(client.llen(queue)) for queue in settings.PORTAL_QUEUES}
     except Exception:  # the broker check reports the outage
         return dict.fromkeys(settings.PORTAL_QUEUES)

@@ -261,7 +261,7 @@ def visible_client_pks(user: Any) -> list[int] | None:
 Sums = dict[tuple[str, str], dict[datetime, list[float]]]
 
 
-def bucket_sums(rows: list[dict[str, Any]], unit: str, zone: ZoneInfo) -> Sums:
+def bucket_sums(rows: list[rollups.HourSums], unit: str, zone: ZoneInfo) -> Sums:
     """The hourly rows added up per bucket of the viewer's zone (an hour, or a local day)."""
     sums: Sums = {}
     for row in rows:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from celery.exceptions import NotRegistered
@@ -98,7 +98,7 @@ class ScheduleForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["time_zone"].choices = [(name, name) for name in sorted(time_zone_names())]
+        cast(forms.ChoiceField, self.fields["time_zone"]).choices = [(name, name) for name in sorted(time_zone_names())]
 
     def choice(self) -> schedules.ScheduleChoice:
         """The schedule asked for; raises ValidationError (per field) when it cannot be read."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -30,6 +30,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from portal.admin_paging import COUNT_LIMIT
+
+if TYPE_CHECKING:
+    from django.contrib import admin
 
 CURSOR_VAR = "before"
 # A list restricted to at most this many partitions (e.g. a vendor's connections) is read one partition at a time;
@@ -144,6 +147,7 @@ class KeysetChangeList(ChangeList):
     """A change list that shows one page of rows older than the cursor, and links to the next older page."""
 
     keyset_paged = True  # the footer's template (admin/integrations/pagination.html) shows Newest/Older links
+    model_admin: KeysetModelAdmin  # only KeysetPagingMixin.get_changelist makes this list
 
     def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         self.cursor = parse_cursor(request.GET.get(CURSOR_VAR))
@@ -158,7 +162,7 @@ class KeysetChangeList(ChangeList):
         lookup_params.pop(CURSOR_VAR, None)
         return lookup_params
 
-    def get_query_string(self, new_params: dict[str, Any] | None = None, remove: list[str] | None = None) -> str:
+    def get_query_string(self, new_params: dict[str, Any] | None = None, remove: Iterable[str] | None = None) -> str:
         """Links to a filter, a search or a date start at the newest rows again; only the Older link sets a cursor."""
         return super().get_query_string({CURSOR_VAR: None, **(new_params or {})}, remove)
 
@@ -176,7 +180,7 @@ class KeysetChangeList(ChangeList):
             fetched = []  # the filter matches no partition (a vendor with no connection): no read of the table
             paginator.__dict__["count"] = 0
         elif partitions is not None:
-            fetched = partition_page(rows, self.model_admin.keyset_partition, partitions, field, self.list_per_page + 1)
+            fetched = partition_page(rows, self.partition_column(), partitions, field, self.list_per_page + 1)
             paginator.__dict__["count"] = self.partitioned_count(paginator, partitions)
         else:
             fetched = list(rows[: self.list_per_page + 1])  # one more than shown: is there an older page?
@@ -201,10 +205,15 @@ class KeysetChangeList(ChangeList):
         ids = restricted_ids(self.queryset, column)
         return ids if ids is not None and len(ids) <= MAX_PARTITIONS else None
 
+    def partition_column(self) -> str:
+        column = self.model_admin.keyset_partition
+        assert column is not None  # partitions() answers a set only for an admin that names its column
+        return column
+
     def partitioned_count(self, paginator: Any, partitions: set[int]) -> int:
         """The bounded count of LargeTablePaginator (portal/admin_paging.py), per partition from its index."""
         limit = COUNT_LIMIT
-        counted = partition_count(self.queryset, self.model_admin.keyset_partition, partitions, limit)
+        counted = partition_count(self.queryset, self.partition_column(), partitions, limit)
         if counted > limit:
             paginator.count_kind = "more than"
             return limit
@@ -218,10 +227,17 @@ class KeysetPagingMixin:
     # A foreign key column with an index on (it, keyset_field), e.g. "connection_id": a list its filters restrict to
     # a few of its values is read per value from that index (partition_page). None: always the time index.
     keyset_partition: str | None = None
-    sortable_by: tuple[str, ...] = ()
+    # ModelAdmin's own type for it, as a mixin listed first must declare it.
+    sortable_by: ClassVar[list[str] | tuple[str, ...] | None] = ()
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return KeysetChangeList
 
-    def get_ordering(self, request: HttpRequest) -> list[str]:
-        return [f"-{self.keyset_field}", "-pk"]
+    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+        return (f"-{self.keyset_field}", "-pk")
+
+
+if TYPE_CHECKING:
+
+    class KeysetModelAdmin(KeysetPagingMixin, admin.ModelAdmin):
+        """The admins KeysetChangeList serves: a ModelAdmin with the mixin's attributes (for the type checker)."""

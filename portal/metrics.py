@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
@@ -28,7 +27,7 @@ TOTALS = (rollups.CALLS, rollups.LATENCY, rollups.MESSAGES, rollups.CALLBACKS, r
 
 class PortalCollector(Collector):
     def collect(self) -> Iterator[Metric]:
-        totals: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        totals: dict[str, list[rollups.RunningTotal]] = defaultdict(list)
         for row in rollups.all_time(TOTALS):
             totals[row["series"]].append(row)
         vendors = dict(Connection.objects.values_list("pk", "vendor"))
@@ -46,12 +45,12 @@ class PortalCollector(Collector):
         yield depth
 
 
-def connection_labels(row: dict[str, Any], vendors: dict[int, str]) -> list[str]:
+def connection_labels(row: rollups.RunningTotal, vendors: dict[int, str]) -> list[str]:
     """vendor and connection; a connection deleted since is still counted under its id."""
     return [vendors.get(row["connection_pk"], "deleted"), str(row["connection_pk"])]
 
 
-def vendor_calls(rows: list[dict[str, Any]], vendors: dict[int, str]) -> CounterMetricFamily:
+def vendor_calls(rows: list[rollups.RunningTotal], vendors: dict[int, str]) -> CounterMetricFamily:
     """Per outcome (ok; not_found and refused: answers the caller expected; failed; uncertain) and error kind."""
     family = CounterMetricFamily(
         "portal_vendor_calls",
@@ -66,12 +65,12 @@ def vendor_calls(rows: list[dict[str, Any]], vendors: dict[int, str]) -> Counter
     return family
 
 
-def call_latency(rows: list[dict[str, Any]], vendors: dict[int, str]) -> HistogramMetricFamily:
+def call_latency(rows: list[rollups.RunningTotal], vendors: dict[int, str]) -> HistogramMetricFamily:
     """The latency histogram per connection: cumulative buckets in ms, as Prometheus' `le`."""
     family = HistogramMetricFamily(
         "portal_vendor_call_latency_ms", "Latency of vendor calls in milliseconds", labels=["vendor", "connection"]
     )
-    per_connection: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    per_connection: dict[int, list[rollups.RunningTotal]] = defaultdict(list)
     for row in rows:
         per_connection[row["connection_pk"]].append(row)
     for _, found in sorted(per_connection.items()):
@@ -85,7 +84,7 @@ def call_latency(rows: list[dict[str, Any]], vendors: dict[int, str]) -> Histogr
     return family
 
 
-def by_outcome(name: str, documentation: str, rows: list[dict[str, Any]]) -> CounterMetricFamily:
+def by_outcome(name: str, documentation: str, rows: list[rollups.RunningTotal]) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=["outcome"])
     counts: dict[str, int] = defaultdict(int)
     for row in rows:

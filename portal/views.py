@@ -80,7 +80,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     beat_ok, beat = beat_liveness() if db_ok else (False, {"seen": False})
     silent, queue_ages = queue_liveness() if db_ok else ([], {})
     healthy = db_ok and broker_ok and beat_ok and not silent
-    body = {"status": "ok" if healthy else "unavailable", "database": db_detail, "broker": broker_detail}
+    body: dict[str, Any] = {
+        "status": "ok" if healthy else "unavailable",
+        "database": db_detail,
+        "broker": broker_detail,
+    }
     if db_ok:
         body.update(beat=beat, worker=worker_liveness(), workers_by_queue=queue_ages)
     body["queues"] = queue_depths() if broker_ok else {}

@@ -91,6 +91,18 @@ def test_subscription_removed_records_date_and_reason(client, vibes, member):
     assert state.opt_out_date.isoformat() == "2017-02-18T15:34:52+00:00"
 
 
+def test_a_date_without_an_offset_is_read_as_utc(client, vibes, member):
+    # parse_vibes_datetime named django.utils.timezone.UTC, which does not exist: such a delivery failed to apply.
+    naive = {**ADDED, "event_date": "2017-02-15T15:42:23", "subscription": {**ADDED["subscription"]}}
+    naive["subscription"]["opt_in_date"] = "2017-01-15T15:34:52"
+    assert deliver(client, vibes, naive).status_code == 200
+    assert WebhookEvent.objects.get().status == "processed"
+    state = VibesListSubscription.objects.get()
+    assert (state.member, state.state) == (member, "subscribed")
+    assert state.opt_in_date.isoformat() == "2017-01-15T15:34:52+00:00"
+    assert state.last_event_date.isoformat() == "2017-02-15T15:42:23+00:00"
+
+
 def test_duplicates_are_answered_2xx_and_applied_once(client, vibes, member):
     assert deliver(client, vibes, ADDED).status_code == 200
     again = deliver(client, vibes, ADDED)

@@ -19,8 +19,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ["action", "subject_type", ClientFilter]
     search_fields = ["actor_name", "subject", "note"]
     date_hierarchy = "at"
-    fields = ["at", "actor_name", "action", "client", "subject_type", "subject", "change_lines", "note"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "at", "actor_name", "action", "client", "subject_type", "subject", "change_lines", "note",
+    )  # fmt: skip
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_site_admin(request.user)

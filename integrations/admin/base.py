@@ -54,8 +54,8 @@ class ClientFilter(admin.SimpleListFilter):
     parameter_name = "client"
     client_path = "client"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
-        return [(c.pk, c.name) for c in visible_clients(request.user)]
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(c.pk), c.name) for c in visible_clients(request.user)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value():

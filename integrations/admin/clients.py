@@ -26,8 +26,7 @@ class ConnectionInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["vendor", "environment", "status", "last_checked_at", "last_check_result"]
-    readonly_fields = fields
+    fields = readonly_fields = ("vendor", "environment", "status", "last_checked_at", "last_check_result")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 import json
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
@@ -34,6 +34,10 @@ from integrations.sandbox.directory import sandbox_fill
 from integrations.tenancy import is_site_admin
 from integrations.vendor_spec import VendorSpec
 from integrations.vendors import VENDORS
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldOpts, _FieldsetSpec
+    from django.utils.functional import _StrOrPromise
 
 SECRET_PREFIX = "secret__"
 SETTING_PREFIX = "setting__"
@@ -79,7 +83,8 @@ class ConnectionForm(forms.ModelForm):
                 field.help_text = f"{field.help_text} Stored: {connections.mask(stored)}. Leave blank to keep."
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns, typed as a dict
         if self.spec is not None:
             raw = {k.removeprefix(SETTING_PREFIX): v for k, v in cleaned.items() if k.startswith(SETTING_PREFIX)}
             try:
@@ -159,7 +164,9 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         queryset = super().get_queryset(request)
         # The list never needs secrets: don't decrypt them for it.
-        return queryset.defer("secrets") if request.resolver_match.url_name.endswith("changelist") else queryset
+        match = request.resolver_match
+        on_list = match is not None and (match.url_name or "").endswith("changelist")
+        return queryset.defer("secrets") if on_list else queryset
 
     def _vendor_spec(self, request: HttpRequest, obj: Connection | None) -> VendorSpec | None:
         vendor = obj.vendor if obj else request.POST.get("vendor") or request.GET.get("vendor")
@@ -171,29 +178,32 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
         spec = self._vendor_spec(request, obj)
         kwargs["form"] = connection_form_for(spec)
         kwargs["fields"] = None
-        form = super().get_form(request, obj, change, **kwargs)
+        # ModelAdmin.get_form subclasses the form it is given, here always a ConnectionForm.
+        form = cast("type[ConnectionForm]", super().get_form(request, obj, change, **kwargs))
         if spec is not None and not is_site_admin(request.user):
             # Where the secrets are sent (a region picks a host) is a site admin's decision.
             form.locked_settings = spec.site_admin_settings
         return form
 
-    def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> list[tuple[str | None, dict]]:
+    def get_fieldsets(self, request: HttpRequest, obj: Connection | None = None) -> _FieldsetSpec:
         spec = self._vendor_spec(request, obj)
-        fieldsets: list[tuple[str | None, dict]] = [(None, {"fields": ["client", "vendor", "environment", "base_url"]})]
+        fieldsets: list[tuple[_StrOrPromise | None, _FieldOpts]] = [
+            (None, {"fields": ("client", "vendor", "environment", "base_url")})
+        ]
         if obj is not None:
             if extra := vendor_fields(obj.vendor):
-                fieldsets.append((obj.spec.label, {"fields": extra}))
-            fieldsets.append(("Status", {"fields": STATUS_FIELDS}))
+                fieldsets.append((obj.spec.label, {"fields": tuple(extra)}))
+            fieldsets.append(("Status", {"fields": tuple(STATUS_FIELDS)}))
         if spec is None:
-            fieldsets.append(("Secrets", {"fields": [], "description": "Choose the vendor to enter its secrets."}))
+            fieldsets.append(("Secrets", {"fields": (), "description": "Choose the vendor to enter its secrets."}))
             return fieldsets
         secret_fields = [SECRET_PREFIX + s.name for s in spec.secrets]
         if obj is not None:
             secret_fields.insert(0, "stored_secrets")
         setting_fields = [SETTING_PREFIX + name for name in spec.settings_form_class().base_fields]
         fieldsets += [
-            ("Secrets", {"fields": secret_fields, "description": "Write-only: blank keeps the stored value."}),
-            (f"{spec.label} settings", {"fields": setting_fields}),
+            ("Secrets", {"fields": tuple(secret_fields), "description": "Write-only: blank keeps the stored value."}),
+            (f"{spec.label} settings", {"fields": tuple(setting_fields)}),
         ]
         return fieldsets
 
@@ -211,8 +221,14 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
         return [*(url(self) for url in extra), *super().get_urls()]
 
     def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], *args: Any, obj: Connection | None = None, **kwargs: Any
-    ) -> Any:
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Connection | None = None,
+    ) -> HttpResponse:
         spec = self._vendor_spec(request, obj)
         # A new connection may become a sandbox one only where its environment can be chosen (site admins); a client
         # user's new connection gets the default environment, so the sandbox's secrets are not offered to it.
@@ -224,7 +240,7 @@ class ConnectionAdmin(AuditedAdmin, ClientScopedAdmin):
             setting_prefix=SETTING_PREFIX,
         )
         context.update(sandbox_fill=fill, sandbox_fill_json=json.dumps(fill))
-        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: Connection, form: Any, change: bool) -> None:
         if "_verify" not in request.POST or form.spec is None:

@@ -49,10 +49,11 @@ class StatusClassFilter(admin.SimpleListFilter):
         return [("2", "2xx"), ("3", "3xx"), ("4", "4xx"), ("5", "5xx"), ("none", "no answer")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
-        if self.value() == "none":
+        value = self.value()
+        if value == "none":
             return queryset.filter(status_code__isnull=True)
-        if self.value() in {"2", "3", "4", "5"}:
-            low = int(self.value()) * 100
+        if value in {"2", "3", "4", "5"}:
+            low = int(value) * 100
             return queryset.filter(status_code__gte=low, status_code__lt=low + 100)
         return queryset
 
@@ -75,11 +76,12 @@ class CallOutcomeFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[VendorCall]) -> QuerySet[VendorCall]:
         expected = {outcome: kind for kind, outcome in EXPECTED_KINDS.items()}
-        if self.value() == OK:
+        value = self.value()
+        if value == OK:
             return queryset.filter(error_type="")
-        if self.value() in expected:
-            return queryset.filter(error_type=expected[self.value()])
-        if self.value() == FAILED:
+        if value in expected:
+            return queryset.filter(error_type=expected[value])
+        if value == FAILED:
             return queryset.exclude(error_type="").exclude(error_type__in=list(EXPECTED_KINDS))
         return queryset
 
@@ -111,9 +113,10 @@ class CallClientFilter(ConnectionClientFilter):
     """The client, resolved to its connections' ids (vendor calls, webhook events)."""
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if not self.value():
+        client_id = self.value()
+        if not client_id:
             return queryset
-        return queryset.filter(connection_id__in=connection_ids(Connection.objects.filter(client_id=self.value())))
+        return queryset.filter(connection_id__in=connection_ids(Connection.objects.filter(client_id=client_id)))
 
 
 class ConnectionScopedAdmin(ReadOnlyAdmin):
@@ -199,7 +202,7 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionScope
     def get_queryset(self, request: HttpRequest) -> QuerySet[VendorCall]:
         return super().get_queryset(request).defer("connection__secrets")
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The vendor filter keeps the parameter Django's own filter had, so links made before still open.
         return lookup == CallVendorFilter.parameter_name or super().lookup_allowed(lookup, value, request)
 
@@ -289,17 +292,16 @@ class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionSco
     list_select_related = ["connection__client"]
     search_fields = ["=id"]  # shows the box; get_search_results says what it finds
     search_help_text = "A delivery's id here, or the vendor's event id (exact)."
-    fields = [
+    fields = readonly_fields = (
         "connection", "received_at", "remote_addr", "event_type", "event_id", "status", "processed_at",
         "outcome", "pretty_body", "pretty_headers", "traceback",
-    ]  # fmt: skip
-    readonly_fields = fields
+    )  # fmt: skip
     actions = ["reprocess"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEvent]:
         return super().get_queryset(request).defer("connection__secrets")
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The vendor filter keeps the parameter Django's own filter had, so links made before still open.
         return lookup == CallVendorFilter.parameter_name or super().lookup_allowed(lookup, value, request)
 

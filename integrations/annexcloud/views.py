@@ -59,7 +59,7 @@ class PointsRequestSerializer(serializers.Serializer):
 
 
 class PointsTransactionSerializer(serializers.ModelSerializer):
-    member = serializers.PrimaryKeyRelatedField(read_only=True)
+    member: serializers.PrimaryKeyRelatedField[Member] = serializers.PrimaryKeyRelatedField(read_only=True)
     idempotency_key = serializers.CharField(source="key", read_only=True)
     points_after = serializers.SerializerMethodField(help_text="The member's balance at Annex Cloud afterwards.")
     tier = serializers.SerializerMethodField(help_text="The member's tier at Annex Cloud afterwards.")

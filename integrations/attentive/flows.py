@@ -177,7 +177,12 @@ def record_states(
     for result in results:
         if not result.channel:
             continue
-        key = {"member": member, "vendor": VENDOR, "type": result.type or "MARKETING", "channel": result.channel}
+        key: dict[str, Any] = {
+            "member": member,
+            "vendor": VENDOR,
+            "type": result.type or "MARKETING",
+            "channel": result.channel,
+        }
         subscribed = ChannelSubscription.objects.filter(**key, state=ChannelSubscription.State.SUBSCRIBED)
         if only_unknown and subscribed.exists():
             continue
@@ -396,7 +401,7 @@ def apply_webhook_event(connection: Connection, event: AttentiveEvent) -> tuple[
     if member is None:
         return Status.IGNORED, f"No member of {connection.client} matches {describe(event.subscriber)}; not applied."
     channel, state = effect
-    key = {"member": member, "vendor": VENDOR, "type": "MARKETING", "channel": channel}
+    key: dict[str, Any] = {"member": member, "vendor": VENDOR, "type": "MARKETING", "channel": channel}
     held = ChannelSubscription.objects.select_for_update().filter(**key).first()
     if held is not None and known_since_ms(held) > event.timestamp_ms:
         return Status.IGNORED, f"Older than what the portal holds for {member}'s {channel} ({held.state}); not applied."

@@ -16,6 +16,7 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,7 @@ def bearer(request: HttpRequest) -> str:
     return header[7:] if header.startswith("Bearer ") else ""
 
 
-def endpoint(name: str, *, token: str = API_KEY, needs_scope: bool = True):  # noqa: ANN201 - decorator factory
+def endpoint(name: str, *, token: str = API_KEY, needs_scope: bool = True) -> Callable[[Any], Any]:
     """Common checks in the order Attentive makes them: latency, injected failure, auth, scope."""
 
     def wrap(view: Any) -> Any:

@@ -26,7 +26,7 @@ from datetime import time as time_of_day
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.dispatch import receiver
@@ -516,7 +516,7 @@ def retry_review(review: Review) -> Outcome:
     return Outcome(outcome == Result.AWARDED, f"{review}: {label}. {review.detail}")
 
 
-def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
+def reverse_award(review: Review, by: User, reason: str) -> Outcome:
     """Debit an awarded review's points (a review found fraudulent), exactly once: the review is locked, and the
     debit has its own customId so a repeat can never take the points twice. A refused reversal can be tried again."""
     reason = reason.strip()
@@ -535,7 +535,7 @@ def reverse_award(review: Review, by: AbstractBaseUser, reason: str) -> Outcome:
         try:
             result = annexcloud.adjust_points(
                 review.member,
-                activity=PointsTransaction.Activity.DEBIT,
+                activity="debit",
                 points=review.points,
                 # A refused debit may be reversed again once its cause is fixed: a fresh portal key, the same customId.
                 key=attempt_key(review.client_id, review.reversal_key),

@@ -221,7 +221,7 @@ def award(review: Review, context: Context, member: Member) -> str:
     try:
         result = annexcloud.adjust_points(
             member,
-            activity=PointsTransaction.Activity.CREDIT,
+            activity="credit",
             points=review.points,
             key=attempt_key(review.client_id, review.award_key),
             custom_id=review.award_key,

@@ -261,8 +261,9 @@ def reviews(request: HttpRequest) -> JsonResponse:
     if isinstance(paging, JsonResponse):
         return paging
     limit, offset = paging
-    conditions = [parse_filter(text) for text in request.GET.getlist("Filter")]
-    if None in conditions:
+    parsed = [parse_filter(text) for text in request.GET.getlist("Filter")]
+    conditions = [condition for condition in parsed if condition is not None]
+    if len(conditions) < len(parsed):
         return errors(400, "ERROR_PARAM_INVALID_FILTER_ATTRIBUTE", "A Filter is not Attribute:op:value.")
     with state.lock:
         matching = [item for item in state.reviews if all(condition(item) for condition in conditions)]

@@ -12,12 +12,14 @@ from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ValidationError
 
 from integrations.bazaarvoice.models import Review
+from integrations.models import Client
 from integrations.tenancy import scope_to_clients
+from members.models import Member
 
 
 class ReviewSerializer(serializers.ModelSerializer):
-    client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    member = serializers.PrimaryKeyRelatedField(read_only=True)
+    client: serializers.SlugRelatedField[Client] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    member: serializers.PrimaryKeyRelatedField[Member] = serializers.PrimaryKeyRelatedField(read_only=True)
     reviewer = serializers.CharField(source="masked_email", read_only=True)
     outcome_label = serializers.CharField(source="get_outcome_display", read_only=True)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -85,14 +85,14 @@ class ProgramContentForm(forms.ModelForm):
         # The model's own validation sees the parsed lists (before it runs in super()._post_clean()).
         self.instance.a_numbers = lines(self.cleaned_data.get("a_numbers_text", ""))
         self.instance.personalization = self.cleaned_data.get("personalization_text", {})
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # BaseModelForm's hook, private so not in django-stubs
 
     def _update_errors(self, errors: Any) -> None:
         # Model errors on the JSON fields belong to the text inputs that hold them here.
         renamed = {"a_numbers": "a_numbers_text", "personalization": "personalization_text"}
         if hasattr(errors, "error_dict"):
             errors.error_dict = {renamed.get(k, k): v for k, v in errors.error_dict.items()}
-        super()._update_errors(errors)
+        super()._update_errors(errors)  # type: ignore[misc]  # BaseModelForm's hook, private so not in django-stubs
 
 
 @admin.register(ProgramContent)
@@ -155,9 +155,9 @@ class ProgramContentFilter(admin.SimpleListFilter):
     title = "program content"
     parameter_name = "program_content"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[int, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         contents = scope_to_clients(ProgramContent.objects.select_related("client"), request.user)
-        return [(c.pk, f"{c.name} ({c.client})") for c in contents]
+        return [(str(c.pk), f"{c.name} ({c.client})") for c in contents]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(program_content_id=self.value()) if self.value() else queryset
@@ -172,8 +172,7 @@ class BatchNumberMixin:
 
 class PushBatchInline(BatchNumberMixin, admin.TabularInline):
     model = PushBatch
-    fields = ["batch_number", "status", "size", "request_id", "error", "attempted_at", "settled_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("batch_number", "status", "size", "request_id", "error", "attempted_at", "settled_at")
     extra = 0
     can_delete = False
     show_change_link = True
@@ -197,12 +196,11 @@ class PushAdmin(ReadOnlyAdmin):
     list_select_related = ["client", "program_content", "job_run"]
     date_hierarchy = "created_at"
     inlines = [PushBatchInline]
-    readonly_fields = [
+    fields = readonly_fields = (
         "client", "program_content", "source", "segment", "not_before", "status", "progress", "destinations",
         "skipped_by_reason", "long_values", "shortened", "warnings_by_reason", "error", "requested_by", "created_at",
         "finished_at",
-    ]  # fmt: skip
-    fields = readonly_fields
+    )  # fmt: skip
     actions = ["resend_uncertain_batches"]
 
     @admin.display(description="skipped")
@@ -269,10 +267,9 @@ class PushBatchAdmin(BatchNumberMixin, ReadOnlyAdmin):
     list_display = ["__str__", "status", "size", "request_id", "settled_at"]
     list_filter = ["status", since_filter("settled_at", "settled")]
     search_fields = ["request_id"]
-    fields = [
+    fields = readonly_fields = (
         "push", "batch_number", "status", "size", "request_id", "error", "attempted_at", "settled_at", "destinations",
-    ]  # fmt: skip
-    readonly_fields = fields
+    )  # fmt: skip
 
 
 # --- Pushing from segments and members ---------------------------------------------------------------------------
@@ -295,13 +292,14 @@ class PushForm(forms.Form):
 
     def __init__(self, *args: Any, client_id: int, site_admin: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["program_content"]
-        field.queryset = ProgramContent.objects.filter(client_id=client_id)  # type: ignore[attr-defined]
-        field.empty_label = None  # type: ignore[attr-defined]
+        # self.fields holds copies of the fields declared above, typed as plain Fields.
+        field = cast("forms.ModelChoiceField[ProgramContent]", self.fields["program_content"])
+        field.queryset = ProgramContent.objects.filter(client_id=client_id)
+        field.empty_label = None
         if not site_admin:
             # Sending values that may not display is a site admin's decision: the choice is not offered.
             choices = [(value, label) for value, label in LongValues.choices if value != LongValues.AS_IS]
-            self.fields["long_values"].choices = choices  # type: ignore[attr-defined]
+            cast(forms.ChoiceField, self.fields["long_values"]).choices = choices
 
     def clean_not_before(self) -> datetime | None:
         # Read as UTC, as its help says, whatever the viewer's zone the admin page is shown in (Django's form field
@@ -339,7 +337,8 @@ def confirm_push(
     if form.is_valid():
         content = form.cleaned_data["program_content"]
         if request.POST.get("push_step") == "confirm":
-            return create_push(model_admin, request, content, segment, members, form)
+            create_push(model_admin, request, content, segment, members, form)
+            return None
         plan = flows.preview(content, segment=segment, members=members, long_values=form.chosen_long_values)
     connection = usable_connection(client_id, flows.VENDOR)
     size = flows.batch_size(connection) if connection else DEFAULT_BATCH_SIZE

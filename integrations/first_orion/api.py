@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 
@@ -162,7 +163,7 @@ class FirstOrionAPI(VendorAPI):
             self.redactor.values = (*self.connection_secrets, *self.tokens)
 
     def error_for(self, response: requests.Response) -> VendorError | None:
-        path = requests.utils.urlparse(response.request.url or "").path if response.request else ""
+        path = urlparse(response.request.url or "").path if response.request else ""
         body = self._json(response)
         if path.endswith(TOKEN_PATH) and response.status_code == 500 and body.get("accessToken", "") is None:
             message = str(body.get("message") or "Failed to grant access token")
@@ -177,7 +178,8 @@ class FirstOrionAPI(VendorAPI):
     def _batch_error(self, response: requests.Response, body: dict[str, Any]) -> VendorError | None:
         error = self._batch_error_kind(response, body)
         if error is not None:
-            # First Orion's id of the failed request, for the batch row and a support ticket.
+            # First Orion's id of the failed request, for the batch row and a support ticket. Set on whichever kind
+            # of VendorError it is (shared classes that do not declare it); flows.py reads it with getattr.
             error.request_id = str(body.get("requestId") or "")  # type: ignore[attr-defined]
         return error
 

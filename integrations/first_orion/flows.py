@@ -120,6 +120,7 @@ def preview(
 ) -> Plan:
     """What a push would do (the admin's confirmation page), without creating it."""
     chosen = segment_members(segment) if segment is not None else members
+    assert chosen is not None, "preview() needs a segment or members"
     return plan_for_members(content, chosen, push_id="N", long_values=long_values)
 
 

@@ -170,7 +170,7 @@ def batch_rule_broken(program: str, body: dict[str, Any] | None) -> HttpResponse
     numbers = body.get("aNumbers")
     if has_list and (not isinstance(numbers, list) or not 1 <= len(numbers) <= MAX_A_NUMBERS):
         return batch_error(400, f"aNumbers must be a list of 1 to {MAX_A_NUMBERS} numbers")
-    if has_list and not all(isinstance(n, str) and is_e164_syntax(n) for n in numbers):
+    if isinstance(numbers, list) and not all(isinstance(n, str) and is_e164_syntax(n) for n in numbers):
         return batch_error(400, "aNumbers must be in E.164 format")
     destinations = body.get("destinations")
     if not isinstance(destinations, list) or not destinations:

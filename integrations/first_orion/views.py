@@ -31,6 +31,7 @@ from integrations.first_orion.models import (
     ProgramContent,
     Push,
 )
+from integrations.models import Client
 from integrations.outcome import NotReady
 from integrations.tenancy import is_site_admin, scope_to_clients
 from members.models import Member, Segment
@@ -125,7 +126,7 @@ class ProgramContentViewSet(viewsets.ModelViewSet):
 
 
 class PushSerializer(serializers.ModelSerializer):
-    client = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    client: serializers.SlugRelatedField[Client] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     batches = serializers.SerializerMethodField(help_text="Batches by status.")
 
     class Meta:

@@ -241,6 +241,7 @@ def remember_views_of(module: SimulatorModule) -> SimulatorModule:
         callback = getattr(pattern, "callback", None)
         if callback is not None and not getattr(callback, "_remembering", False):
             wrapped = remembering(callback)
+            # A mark on the function object (read with getattr above), which no function type declares.
             wrapped._remembering = True  # type: ignore[attr-defined]
             pattern.callback = wrapped
     return module

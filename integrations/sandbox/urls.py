@@ -50,7 +50,7 @@ def patterns() -> list[URLPattern | URLResolver]:
     return [
         path("", index, name="sandbox-index"),
         path("_reset", reset, name="sandbox-reset"),
-        *[path(f"{vendor}/", include(module)) for vendor, module in SIMULATORS.items()],
+        *[path(f"{vendor}/", include(module.urlpatterns)) for vendor, module in SIMULATORS.items()],
         path("<str:vendor>/_outage", outage_control, name="sandbox-outage"),
     ]
 

@@ -42,8 +42,7 @@ CAMPAIGNS_URL_NAME = "sessionm_sessionmprofile_campaigns"
 class SessionMProfileInline(ReadOnlyInline):
     model = SessionMProfile
     verbose_name = "SessionM profile"
-    fields = ["external_id", "user_id", "created_at", "campaigns"]
-    readonly_fields = fields
+    fields = readonly_fields = ("external_id", "user_id", "created_at", "campaigns")
 
     @admin.display(description="Eligible campaigns")
     def campaigns(self, profile: SessionMProfile) -> str:
@@ -54,8 +53,9 @@ class SessionMProfileInline(ReadOnlyInline):
 class SessionMOfferInline(ReadOnlyInline):
     model = SessionMOffer
     verbose_name = "SessionM offer"
-    fields = ["name", "description", "redemption_end_date", "redeemed", "first_seen", "issued_event", "expiring_event"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "name", "description", "redemption_end_date", "redeemed", "first_seen", "issued_event", "expiring_event",
+    )  # fmt: skip
 
 
 @admin.action(description="Show eligible SessionM campaigns", permissions=["view"])

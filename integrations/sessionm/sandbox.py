@@ -20,6 +20,7 @@ import base64
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,7 +121,7 @@ def injected_failure(name: str) -> HttpResponse | None:
     return response
 
 
-def endpoint(name: str):  # noqa: ANN201 - decorator factory
+def endpoint(name: str) -> Callable[[Any], Any]:
     """Common checks in the order SessionM makes them: injected failure, Basic auth, the app key in the path."""
 
     def wrap(view: Any) -> Any:
@@ -176,7 +177,7 @@ def profile_problem(user: Any, *, creating: bool) -> str:
 def users(request: HttpRequest, body: dict[str, Any] | None) -> JsonResponse:
     if request.method != "POST":
         return error(405, "method_not_allowed", "Use POST to create a user")
-    user = (body or {}).get("user")
+    user: Any = (body or {}).get("user")  # unchecked JSON until profile_problem() passes it
     if problem := profile_problem(user, creating=True):
         return error(422, "validation_failed", problem)
     with state.lock:
@@ -206,7 +207,7 @@ def user(request: HttpRequest, body: dict[str, Any] | None, user_id: str) -> Jso
             return JsonResponse({"status": "ok"})
         if request.method != "PUT":
             return error(405, "method_not_allowed", "Use GET, PUT or DELETE")
-        changes = (body or {}).get("user")
+        changes: Any = (body or {}).get("user")  # unchecked JSON until profile_problem() passes it
         if problem := profile_problem(changes, creating=False):
             return error(422, "validation_failed", problem)
         if changes.get("external_id") not in (None, stored.get("external_id")):
@@ -325,7 +326,8 @@ def transaction_problem(payload: dict[str, Any]) -> str:
     if not isinstance(txn, dict):
         return "transaction is required"
     try:
-        if float(txn.get("amount")) < 0:
+        amount: Any = txn.get("amount")  # anything the caller sent: float() refuses what is not a number
+        if float(amount) < 0:
             return "transaction.amount must not be negative"
     except (TypeError, ValueError):
         return "transaction.amount must be a number"
@@ -379,7 +381,7 @@ def control(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         settings = json_object(request) or {}
         if settings.get("reset"):
-            state.__init__()
+            State.__init__(state)
         with state.lock:
             if "auto_offers" in settings:
                 state.auto_offers = list(settings["auto_offers"])

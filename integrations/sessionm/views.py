@@ -52,7 +52,7 @@ class TransactionRequestSerializer(serializers.Serializer):
 
 
 class TransactionSerializer(serializers.ModelSerializer):
-    member = serializers.PrimaryKeyRelatedField(read_only=True)
+    member: serializers.PrimaryKeyRelatedField[Member] = serializers.PrimaryKeyRelatedField(read_only=True)
     transaction_id = serializers.CharField(source="request_id", read_only=True)
 
     class Meta:

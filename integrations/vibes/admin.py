@@ -36,8 +36,7 @@ class VibesSubscriptionInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name = "Vibes list subscription"
-    fields = ["list_id", "state", "opt_in_date", "opt_out_date", "opt_out_reason", "last_event_date"]
-    readonly_fields = fields
+    fields = readonly_fields = ("list_id", "state", "opt_in_date", "opt_out_date", "opt_out_reason", "last_event_date")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -8,7 +8,7 @@ and a failing connection defers them until it works again.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -157,7 +157,7 @@ def parse_vibes_datetime(value: Any) -> datetime | None:
         text = f"{text[:-2]}:{text[-2:]}"
     parsed = parse_datetime(text)
     if parsed is not None and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.UTC)
+        parsed = timezone.make_aware(parsed, UTC)
     return parsed
 
 

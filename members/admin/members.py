@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.conf import settings
@@ -39,6 +39,9 @@ from portal.admin_filters import indexed_values_filter
 from portal.admin_paging import LargeTablePaginator
 from portal.admin_replica import ReplicaChangeListMixin
 
+if TYPE_CHECKING:
+    from integrations.models import Client
+
 
 class VendorStateInline(admin.TabularInline):
     """On a member's page: each vendor's state, and why it is not in step."""
@@ -48,8 +51,7 @@ class VendorStateInline(admin.TabularInline):
     can_delete = False
     verbose_name = "state at a vendor"
     verbose_name_plural = "state at each vendor"
-    fields = ["vendor_label", "status", "detail", "changed_at", "confirmed_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("vendor_label", "status", "detail", "changed_at", "confirmed_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -68,7 +70,8 @@ class MemberForm(forms.ModelForm):
         ]  # fmt: skip
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns, typed as a dict
         client = cleaned.get("client") or getattr(self.instance, "client", None)
         if cleaned.get("phone") and client is not None:
             try:
@@ -92,12 +95,12 @@ def member_search(term: str, regions: set[str]) -> Q:
 
 
 class MemberImportForm(forms.Form):
-    client = forms.ModelChoiceField(queryset=None)
+    client: forms.ModelChoiceField[Client] = forms.ModelChoiceField(queryset=None)
     file = forms.FileField(help_text="UTF-8 CSV with a header row (in Excel: Save As, CSV UTF-8).")
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["client"].queryset = visible_clients(user)
+        cast("forms.ModelChoiceField[Client]", self.fields["client"]).queryset = visible_clients(user)
         self.rows = 0
 
     def clean_file(self) -> UploadedFile:
@@ -158,6 +161,8 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     list_select_related = ["client"]
     change_list_template = "admin/members/member/change_list.html"
 
+    # A property, so the vendors' actions are collected when the list is shown; ModelAdmin declares `actions` as a
+    # class attribute, which a property overrides only at run time.
     @property
     def actions(self) -> list[Any]:  # type: ignore[override]
         """The member's own actions, then each vendor's (subscribe at Attentive, send to Vibes, ...)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django import forms
@@ -40,7 +40,8 @@ class MessageTemplateForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "connection" in self.fields:
-            field = self.fields["connection"]
+            field = cast("forms.ModelChoiceField[Connection]", self.fields["connection"])  # the foreign key's field
+            assert field.queryset is not None  # a foreign key's field always has one (scoped to the user's clients)
             field.queryset = self.connection_choices(field.queryset)
 
     def connection_choices(self, visible: QuerySet[Connection]) -> QuerySet[Connection]:
@@ -153,7 +154,7 @@ class OutboundMessageAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ClientScop
     search_fields = ["=id"]  # shows the box; get_search_results says what it finds
     search_help_text = "A message's id, or the number it went to (e.g. +14045550123 or (404) 555-0123)."
     list_select_related = ["member"]
-    readonly_fields = [
+    fields = readonly_fields = (
         "event",
         "template",
         "member",
@@ -166,10 +167,9 @@ class OutboundMessageAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ClientScop
         "created_at",
         "attempted_at",
         "sent_at",
-    ]
+    )
     # A message is history: its page shows, the actions decide (send anyway, resend). The status and the reason are
     # said once, in words, by `state`: no status input, no second copy of the reason.
-    fields = readonly_fields
     actions = ["resend", "send_anyway"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutboundMessage]:
@@ -182,7 +182,7 @@ class OutboundMessageAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ClientScop
             template_id__in=template_ids(scope_to_clients(MessageTemplate.objects.all(), request.user))
         )
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         return lookup == EventTypeFilter.parameter_name or super().lookup_allowed(lookup, value, request)
 
     def get_search_results(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -19,6 +19,17 @@ from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected, 
 from members import segments
 from members.exports import csv_download, should_export_in_background
 from members.models import Segment, SegmentExport
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    class SegmentSize(TypedDict):
+        """What SegmentAdmin.get_queryset annotates each segment with: its member count."""
+
+        size: int
+
 
 SEGMENT_MEMBERS_PER_PAGE = 25
 
@@ -67,8 +78,7 @@ class SegmentExportInline(admin.TabularInline):
     model = SegmentExport
     extra = 0
     can_delete = False
-    fields = ["created_at", "status", "rows", "download", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "status", "rows", "download", "error")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -117,6 +127,8 @@ class SegmentAdmin(ClientScopedAdmin):
             {"page": page, "counts": counts, "first": page.start_index(), "last": page.end_index()},
         )
 
+    # A property, so the vendors' actions are collected when the list is shown; ModelAdmin declares `actions` as a
+    # class attribute, which a property overrides only at run time.
     @property
     def actions(self) -> list[Any]:  # type: ignore[override]
         """The segment's own actions, then each vendor's (push to Annex Cloud, ...)."""
@@ -126,7 +138,7 @@ class SegmentAdmin(ClientScopedAdmin):
         return super().get_queryset(request).select_related("client").annotate(size=Count("links"))
 
     @admin.display(description="members", ordering="size")
-    def size(self, segment: Segment) -> int:
+    def size(self, segment: WithAnnotations[Segment, SegmentSize]) -> int:
         return segment.size
 
     def save_model(self, request: HttpRequest, obj: Segment, form: forms.ModelForm, change: bool) -> None:

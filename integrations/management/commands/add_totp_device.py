@@ -3,7 +3,7 @@ otpauth:// URL) to scan, once. Run on the server: whoever runs the portal's comm
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TextIO, cast
 
 import segno
 from django.contrib.auth import get_user_model
@@ -28,7 +28,8 @@ class Command(BaseCommand):
             TOTPDevice.objects.filter(user=user).delete()
             device = TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=True)
         if not no_qr:
-            segno.make(device.config_url, error="m").terminal(out=self.stdout, compact=True)
+            out = cast(TextIO, self.stdout)  # OutputWrapper, a text stream: segno only writes to it
+            segno.make(device.config_url, error="m").terminal(out=out, compact=True)
         self.stdout.write(device.config_url)
         self.stdout.write(
             f"Scan this with {username}'s authenticator app now: it is not shown again. "
