@@ -6,6 +6,8 @@ import pytest
 from django.core.cache import cache
 from django.test import Client as HttpClient
 from django.test import RequestFactory
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from integrations.annexcloud import sandbox as annex_cloud_simulator
@@ -19,6 +21,12 @@ from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.vibes import sandbox as vibes_simulator
 from portal.celery import app as celery_app
 from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, ConnectionFactory, SiteAdminFactory
+
+# Property tests check rules, not speed (speed is measured by bench/): no per-example deadline and no "too slow"
+# health check, which a loaded machine trips at random (a slow example that passes when Hypothesis replays it is
+# reported as a failure, "unreliable test timings").
+hypothesis_settings.register_profile("portal", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("portal")
 
 # Fixtures shared by the First Orion test files (the simulator, client A's connection, the "Order ready" content).
 pytest_plugins = ["tests.first_orion_fixtures"]

@@ -2,7 +2,7 @@
 schema-violating input with the API token of a client that has members, segments, events and an export, answers
 anything but a 5xx (the check `not_a_server_error`).
 
-Bounded for the suite: at most MAX_EXAMPLES examples per operation with a per-example deadline, and a stateful run
+Bounded for the suite: at most MAX_EXAMPLES examples per operation, and a stateful run
 (operations chained through the links schemathesis infers, e.g. POST /members/ then PATCH /members/{id}/) of a few
 short scenarios. The vendors are the sandbox simulators served by the live server, so no call leaves the machine and
 a vendor's failure is not mistaken for the portal's. Webhook callbacks are left out of the stateful token run; the
@@ -13,7 +13,6 @@ test_hostile_input.py.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -32,11 +31,11 @@ from tests.factories import ConnectionFactory, LoyaltyEventFactory, MemberFactor
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MAX_EXAMPLES = 25
-# Generous for a loaded CI machine: a slower example fails the run, and Hypothesis reruns it before it reports it.
-DEADLINE = timedelta(seconds=5)
+# No per-example deadline (the project's Hypothesis profile, tests/conftest.py): on a loaded machine a slow example
+# that passes when replayed is reported as a failure; the suite is bounded by MAX_EXAMPLES.
 FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
-    deadline=DEADLINE,
+    deadline=None,
     # The client and its rows are made once per operation, not per example: examples build on each other's rows.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -338,3 +338,8 @@ def test_the_job_run_shows_the_progress_while_it_runs(admin_http, client_a, eage
     monkeypatch.setattr(imports, "report_progress", spy)
     upload(admin_http, client_a, big_file(1_200)[0])
     assert seen == [500, 1_000, 1_200]
+
+
+def test_property_tests_run_without_a_deadline_a_loaded_machine_could_miss():
+    # The project's Hypothesis profile (tests/conftest.py): an example's time is not what these tests check.
+    assert settings.default.deadline is None
