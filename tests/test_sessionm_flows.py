@@ -18,8 +18,8 @@ from integrations.annexcloud import flows as annexcloud
 from integrations.jobs import ensure_schedules
 from integrations.models import Connection, JobRun
 from integrations.sandbox.base import OUTAGES, Outage
+from integrations.sessionm import demo, tasks
 from integrations.sessionm import sandbox as simulator
-from integrations.sessionm import tasks
 from integrations.sessionm.campaigns import eligible_campaigns
 from integrations.sessionm.connection import sessionm_api
 from integrations.sessionm.forget import forget_profiles
@@ -564,7 +564,7 @@ def test_deleting_a_client_takes_its_sessionm_records_along(connection, sandbox)
 def test_the_demo_gets_the_three_templates_and_an_opted_in_member_once(client_a):
     ConnectionFactory(client=client_a, vendor="attentive")
     for _ in range(2):
-        simulator.seed_demo(client_a)
+        demo.seed_demo(client_a)
     assert set(MessageTemplate.objects.values_list("event_type", flat=True)) == {
         EventType.SIGNED_UP,
         EventType.OFFER_ISSUED,

@@ -29,12 +29,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, ProgramContent
 from integrations.first_orion.numbers import is_e164_syntax
-from integrations.models import Client
 from integrations.sandbox.base import json_object, simulator
-from members.models import Member, Segment
-from members.segments import add_members
 
 CLIENT_ID = "sandbox-fo-client"
 CLIENT_SECRET = "sandbox-fo-secret-7d41"
@@ -46,6 +42,9 @@ UNREGISTERED_A_NUMBER = "+12025550199"
 MISCONFIGURED_PROGRAM = "00000000-0000-4000-8000-000000000400"
 TOKEN_LIFETIME = 15 * 60
 MAX_A_NUMBERS = 400
+# First Orion's best practice (the portal's MAX_PERSONALIZATION_LENGTH): a personalised text longer than this may not
+# display on every handset. The simulator counts such values.
+DISPLAYABLE_LENGTH = 20
 
 
 @dataclass
@@ -228,7 +227,7 @@ def record_batch(body: dict[str, Any], headers: dict[str, str]) -> None:
             state.tracking_ids.append(str(item.get("customTrackingId", "")))
             state.destinations.append(item)
             values = item.get("personalization") or {}
-            state.long_values += sum(1 for value in values.values() if len(str(value)) > MAX_PERSONALIZATION_LENGTH)
+            state.long_values += sum(1 for value in values.values() if len(str(value)) > DISPLAYABLE_LENGTH)
 
 
 @csrf_exempt
@@ -272,22 +271,6 @@ def control(request: HttpRequest) -> JsonResponse:
                 "token_lifetime": state.token_lifetime,
             }
         )
-
-
-def seed_demo(client: Client) -> None:
-    """The demo client's program content and a segment of its members with a phone to push it to (idempotent; the
-    confirmation page shows who is skipped: members count once they opt in, e.g. through the Attentive journey)."""
-    ProgramContent.objects.get_or_create(
-        client=client,
-        program_content_uuid=DEMO_PROGRAM,
-        defaults={
-            "name": "Order ready call",
-            "a_numbers": DEMO_A_NUMBERS,
-            "personalization": {"MY_VAR": "Hi {first_name}!"},
-        },
-    )
-    segment, _ = Segment.objects.get_or_create(client=client, name="Branded call: order ready")
-    add_members(segment, Member.objects.filter(client=client).exclude(phone=""))
 
 
 urlpatterns = [
