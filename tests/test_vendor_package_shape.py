@@ -1,10 +1,12 @@
 """The shape of a vendor package (issue 23): a simulator is the vendor's side only (the portal's records are seeded
-by the package's demo module), and signal receivers live in `signals.py` modules, where one looks for them."""
+by the package's demo module), signal receivers live in `signals.py` modules, where one looks for them, and one
+builder makes every Annex Cloud API."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import integrations
@@ -43,3 +45,16 @@ def test_signal_receivers_live_in_signals_modules():
     ]
     # integrations/vendors.py keeps its setting_changed receiver: it rebuilds the registry when a test overrides it.
     assert elsewhere == []
+
+
+def test_one_builder_makes_every_annex_cloud_api():
+    """Annex Cloud's signing set-up (site id, shared secret, JWT subject, redaction) is written once: anyone who needs
+    the API (Bazaarvoice's reviewer look-up too) asks integrations/annexcloud/flows.py `api_of` for it."""
+    root = Path(integrations.__file__).parent
+    built = re.compile(r"api_for\(\s*[^,()]+,\s*AnnexCloudAPI\b")
+    builders = [
+        f"{path.relative_to(root)}: {len(found)}"
+        for path in sorted(root.rglob("*.py"))
+        if (found := built.findall(path.read_text()))
+    ]
+    assert builders == ["annexcloud/flows.py: 1"]
