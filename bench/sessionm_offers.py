@@ -77,7 +77,7 @@ EXPIRING_OFFERS = {"Snack box"}
 TASK_ID, WORKER = "bench-killed-scan", "celery@bench-worker"
 SCAN_IN_A_WORKER = (
     "from django.conf import settings; settings.SESSIONM_SCAN_LEASE_SECONDS = {lease}; "
-    "from integrations.job_runs import run_job; from integrations.sessionm.flows import scan_offers; "
+    "from integrations.job_runs import run_job; from integrations.sessionm.offers import scan_offers; "
     f"run_job('sessionm.scan_offers', scan_offers, task_id={TASK_ID!r}, worker={WORKER!r})"
 )
 RECOVERIES = ("restart", "redelivery", "none")
@@ -198,7 +198,7 @@ def scan_job_ran(task_id: str = "") -> bool:
     """One run of the job, as a worker runs a task of the schedule (a new task id each, unless given): whether it
     scanned (rather than finding the scan held)."""
     from integrations.job_runs import run_job
-    from integrations.sessionm.flows import scan_offers
+    from integrations.sessionm.offers import scan_offers
 
     task_id = task_id or f"bench-{uuid.uuid4().hex}"
     return run_job("sessionm.scan_offers", scan_offers, task_id=task_id, worker="celery@bench").counts != {"busy": 1}
@@ -299,7 +299,7 @@ def message_type(body: str) -> tuple[str | None, str]:
 
 
 def default_lease() -> float:
-    from integrations.sessionm.flows import SCAN_LEASE
+    from integrations.sessionm.offers import SCAN_LEASE
 
     return SCAN_LEASE.total_seconds()
 

@@ -21,7 +21,11 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system check that a vendor's hooks match its spec (imported for that side effect).
-        from integrations import checks  # noqa: F401
+        # Connects the shared receivers (a saved connection empties the callback token cache).
+        from integrations import (
+            checks,  # noqa: F401
+            signals,  # noqa: F401
+        )
         from integrations.vendors import register_extra_packages
 
         # Vendor packages the setting EXTRA_VENDOR_PACKAGES adds join the registry once every app is loaded.

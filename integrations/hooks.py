@@ -1,5 +1,5 @@
 """The hooks a vendor package offers the shared code, typed: one small Protocol per capability, each held by one
-module of the package (its role: `flows`, `admin`, `sandbox`, `webhooks`, `views`, `timeline`, `retention`,
+module of the package (its role: `flows`, `admin`, `sandbox`, `demo`, `webhooks`, `views`, `timeline`, `retention`,
 `consent`).
 
 The shared code asks for a capability, never for a name: `hook(spec, SendsMessages)` is the vendor's flows module
@@ -187,13 +187,6 @@ class HasDemoSettings(Protocol):
 
 
 @runtime_checkable
-class SeedsDemo(Protocol):
-    """Demo records of its own for the demo client (idempotent)."""
-
-    def seed_demo(self, client: Client) -> None: ...
-
-
-@runtime_checkable
 class ResetsSimulator(Protocol):
     """Empties the simulator when emptying its `state` is not enough."""
 
@@ -205,6 +198,17 @@ class StartsSimulatorAgain(Protocol):
     """Puts back the records the simulator starts with, once every simulator is empty."""
 
     def start_again(self) -> None: ...
+
+
+# --- demo.py -----------------------------------------------------------------------------------------------------
+# The portal's side of the demo: the sandbox module is the vendor's side only and touches no portal records.
+
+
+@runtime_checkable
+class SeedsDemo(Protocol):
+    """Demo records of its own for the demo client (idempotent)."""
+
+    def seed_demo(self, client: Client) -> None: ...
 
 
 ROLES: dict[type, str] = {
@@ -227,9 +231,9 @@ ROLES: dict[type, str] = {
     HasSimulatorControls: "sandbox",
     HasDemoSecrets: "sandbox",
     HasDemoSettings: "sandbox",
-    SeedsDemo: "sandbox",
     ResetsSimulator: "sandbox",
     StartsSimulatorAgain: "sandbox",
+    SeedsDemo: "demo",
 }
 
 # What a vendor must provide, given its spec: (the capability, why it is required). A module a vendor has for a

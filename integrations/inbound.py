@@ -23,8 +23,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -299,7 +297,7 @@ def connection_for_inbound_token(vendor: str, token: str) -> Connection | None:
     return connection
 
 
-@receiver(post_save, sender=Connection, dispatch_uid="inbound.forget_lookups")
-def forget_inbound_lookups(**kwargs: Any) -> None:
+def forget_inbound_lookups() -> None:
+    """Drop every cached token lookup (a connection was saved: its token or status may have changed)."""
     with _inbound_lock:
         _inbound.clear()

@@ -40,7 +40,7 @@ class Schedule:
 class VendorSpec:
     key: str
     label: str
-    # The package that holds everything about this vendor: api.py, flows.py, admin.py, sandbox.py, webhooks.py.
+    # The package that holds everything about this vendor: api.py, flows.py, admin.py, sandbox.py, demo.py, webhooks.py.
     package: str
     base_urls: dict[str, str]
     secrets: tuple[SecretSpec, ...] = ()
@@ -93,7 +93,7 @@ class VendorSpec:
         return find_spec(f"{self.package}.{role}") is not None
 
     def module(self, role: str) -> ModuleType | None:
-        """The vendor's module for a role (`flows`, `admin`, `sandbox`, `webhooks`), or None if it has none."""
+        """The vendor's module for a role (`flows`, `admin`, `sandbox`, `demo`, `webhooks`), or None if it has none."""
         return import_module(f"{self.package}.{role}") if self.has_module(role) else None
 
     def settings_form_class(self) -> type[forms.Form]:

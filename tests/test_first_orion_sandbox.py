@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+from integrations.first_orion import demo
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.models import ProgramContent
 from members.models import Member, Segment
@@ -120,8 +121,8 @@ def test_a_batch_without_a_valid_token_is_401(fo_url):
 def test_seed_demo_is_idempotent(client_a):
     Member.objects.create(client=client_a, phone="+14045550001", opted_in=True)
     Member.objects.create(client=client_a, phone="", email="nophone@x.com")
-    simulator.seed_demo(client_a)
-    simulator.seed_demo(client_a)
+    demo.seed_demo(client_a)
+    demo.seed_demo(client_a)
     assert ProgramContent.objects.filter(client=client_a).count() == 1
     segment = Segment.objects.get(client=client_a, name="Branded call: order ready")
     assert segment.links.count() == 1

@@ -25,9 +25,9 @@ from integrations.first_orion import sandbox as first_orion_simulator
 from integrations.first_orion.models import ProgramContent, Push
 from integrations.job_runs import reap_interrupted_runs, run_job
 from integrations.models import Connection, JobRun
-from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.sessionm.models import OfferScan, SessionMOffer
+from integrations.sessionm.offers import claim_scan, scan_lease, scan_offers
 from integrations.tasks import close_runs_of_the_previous_worker
 from members.models import Member
 from tests.factories import ConnectionFactory
@@ -79,10 +79,10 @@ def wallets_read() -> int:
 
 
 def test_a_killed_scans_redelivered_task_takes_the_scan_over_at_once(scanned):
-    killed = killed_execution(SCAN, "task-1", lambda: sessionm.claim_scan(scanned))
-    assert sessionm.scan_offers() == {"busy": 1}  # the lease is still well within its time
+    killed = killed_execution(SCAN, "task-1", lambda: claim_scan(scanned))
+    assert scan_offers() == {"busy": 1}  # the lease is still well within its time
 
-    redelivered = execution(SCAN, "task-1", sessionm.scan_offers)
+    redelivered = execution(SCAN, "task-1", scan_offers)
 
     assert redelivered.counts["members"] == 3 and redelivered.counts["passes_completed"] == 1
     assert SessionMOffer.objects.count() == 3 and wallets_read() == 3
@@ -94,26 +94,26 @@ def test_a_scan_held_under_the_runs_own_task_id_is_taken_over_even_with_no_run_t
     # The earlier execution's run is gone (closed by another reaper meanwhile), its lease is not.
     OfferScan.objects.create(connection=scanned, holder="task-1", claimed_until=timezone.now() + timedelta(seconds=40))
 
-    redelivered = execution(SCAN, "task-1", sessionm.scan_offers)
+    redelivered = execution(SCAN, "task-1", scan_offers)
 
     assert redelivered.counts["members"] == 3
 
 
 def test_a_restarted_workers_scan_is_free_at_once_for_a_new_task(scanned):
-    killed_execution(SCAN, "task-1", lambda: sessionm.claim_scan(scanned))
+    killed_execution(SCAN, "task-1", lambda: claim_scan(scanned))
 
     close_runs_of_the_previous_worker(sender=SimpleNamespace(hostname=WORKER))
     assert OfferScan.objects.get().claimed_until is None
-    resumed = execution(SCAN, "task-2", sessionm.scan_offers, worker=OTHER_WORKER)
+    resumed = execution(SCAN, "task-2", scan_offers, worker=OTHER_WORKER)
 
     assert resumed.counts["members"] == 3 and SessionMOffer.objects.count() == 3
 
 
 def test_a_scan_held_by_a_live_run_under_another_task_id_is_never_taken_over(scanned):
-    live = killed_execution(SCAN, "task-1", lambda: sessionm.claim_scan(scanned))  # as far as anyone knows: alive
+    live = killed_execution(SCAN, "task-1", lambda: claim_scan(scanned))  # as far as anyone knows: alive
     held = OfferScan.objects.get()
 
-    other = execution(SCAN, "task-2", sessionm.scan_offers, worker=OTHER_WORKER)
+    other = execution(SCAN, "task-2", scan_offers, worker=OTHER_WORKER)
     close_runs_of_the_previous_worker(sender=SimpleNamespace(hostname=OTHER_WORKER))  # not the holder's worker
     reap_interrupted_runs()
 
@@ -125,7 +125,7 @@ def test_a_scan_held_by_a_live_run_under_another_task_id_is_never_taken_over(sca
 def test_the_connection_page_says_a_scan_is_running_since_when_in_the_clients_time_zone(scanned, admin_http):
     scanned.client.time_zone = "America/New_York"
     scanned.client.save()
-    run = killed_execution(SCAN, "task-1", lambda: sessionm.claim_scan(scanned))
+    run = killed_execution(SCAN, "task-1", lambda: claim_scan(scanned))
     page = admin_http.get(reverse("admin:integrations_connection_change", args=[scanned.pk])).content.decode()
 
     started = run.started_at.astimezone(ZoneInfo("America/New_York"))
@@ -137,7 +137,7 @@ def test_the_connection_page_says_a_scan_is_running_since_when_in_the_clients_ti
 
 
 def test_a_scan_lease_blocks_at_most_45_seconds():
-    assert sessionm.scan_lease() <= timedelta(seconds=45)
+    assert scan_lease() <= timedelta(seconds=45)
 
 
 # --- First Orion pushes --------------------------------------------------------------------------------------------

@@ -16,9 +16,17 @@ from integrations.bazaarvoice import flows as bazaarvoice
 from integrations.bazaarvoice import sandbox as bazaarvoice_simulator
 from integrations.bazaarvoice.models import PullState, Review
 from integrations.models import Client, Connection
-from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as sessionm_simulator
+from integrations.sessionm.connection import sessionm_api
 from integrations.sessionm.models import OfferScan, SessionMOffer
+from integrations.sessionm.offers import (
+    ScanTakenOver,
+    claim_scan,
+    reachable_members,
+    read_wallet,
+    release_scan,
+    scan_offers,
+)
 from members import sync
 from members.models import EventType, LoyaltyEvent, Member, MemberVendorState
 from tests.factories import ConnectionFactory, MemberFactory
@@ -138,7 +146,7 @@ def scanned(sessionm_sandbox, client_a):
 
 
 def members_of(connection: Connection) -> list[Member]:
-    return sessionm.reachable_members(connection, 0, 10)
+    return reachable_members(connection, 0, 10)
 
 
 def offer_events() -> int:
@@ -146,27 +154,27 @@ def offer_events() -> int:
 
 
 def test_a_scan_that_renews_its_lease_is_not_taken_over(scanned):
-    scan = sessionm.claim_scan(scanned)
+    scan = claim_scan(scanned)
     claimed_until = scan.claimed_until
-    api = sessionm.sessionm_api(scanned)
+    api = sessionm_api(scanned)
 
     for member in members_of(scanned)[:2]:
-        sessionm.read_wallet(api, scanned, scan, member, Counter())
+        read_wallet(api, scanned, scan, member, Counter())
 
     # Each wallet recorded pushed the hold on: after the end of the hold it claimed with, the scan is still held.
     assert scan.claimed_until > claimed_until
     meanwhile = claimed_until + (scan.claimed_until - claimed_until) / 2
-    assert sessionm.claim_scan(scanned, now=meanwhile) is None
+    assert claim_scan(scanned, now=meanwhile) is None
     assert OfferScan.objects.get().claimed_until == scan.claimed_until
 
 
 def test_a_killed_scan_is_taken_over_once_its_lease_runs_out(scanned):
-    killed = sessionm.claim_scan(scanned)  # and never heard of again
+    killed = claim_scan(scanned)  # and never heard of again
 
-    assert sessionm.scan_offers() == {"busy": 1}
+    assert scan_offers() == {"busy": 1}
     # One lease and a second later (the kill's hold written that long ago), the next run takes the scan over.
     OfferScan.objects.update(claimed_until=F("claimed_until") - ONE_LEASE - timedelta(seconds=1))
-    counts = sessionm.scan_offers()
+    counts = scan_offers()
 
     assert killed.claimed_until - timezone.now() <= ONE_LEASE
     assert counts["members"] == 3 and counts["passes_completed"] == 1
@@ -175,17 +183,17 @@ def test_a_killed_scan_is_taken_over_once_its_lease_runs_out(scanned):
 
 
 def test_a_scan_that_lost_its_lease_stops_and_commits_nothing(scanned):
-    stalled = sessionm.claim_scan(scanned)
+    stalled = claim_scan(scanned)
     # The first run went a whole lease without recording a wallet: a second one takes the scan over.
-    taker = sessionm.claim_scan(scanned, now=stalled.claimed_until + timedelta(seconds=1))
+    taker = claim_scan(scanned, now=stalled.claimed_until + timedelta(seconds=1))
     assert taker is not None
     first = members_of(scanned)[0]
 
-    with pytest.raises(sessionm.ScanTakenOver):
-        sessionm.read_wallet(sessionm.sessionm_api(scanned), scanned, stalled, first, Counter())
+    with pytest.raises(ScanTakenOver):
+        read_wallet(sessionm_api(scanned), scanned, stalled, first, Counter())
 
     # The wallet it was recording is not committed, nor its cursor; the hold stays the taker's.
     assert not SessionMOffer.objects.exists() and offer_events() == 0
-    sessionm.release_scan(stalled)
+    release_scan(stalled)
     scan = OfferScan.objects.get()
     assert (scan.last_member_id, scan.claimed_until) == (0, taker.claimed_until)

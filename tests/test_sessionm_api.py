@@ -11,9 +11,11 @@ from django.urls import reverse
 
 from integrations.models import Connection, VendorCall
 from integrations.sandbox.base import OUTAGES, Outage
-from integrations.sessionm import flows as sessionm
 from integrations.sessionm import sandbox as simulator
+from integrations.sessionm.campaigns import eligible_campaigns
 from integrations.sessionm.models import SessionMOffer, SessionMProfile, SessionMTransaction
+from integrations.sessionm.offers import scan_offers
+from integrations.sessionm.transactions import TransactionIdReused, new_transaction
 from members import sync
 from members.models import MemberVendorState, validate_template_text
 from tests.conftest import login
@@ -89,7 +91,7 @@ def test_requests_are_as_sessionm_documents_them(member, sandbox):
             "phone_numbers": [{"phone_number": "+14045550177", "phone_type": "mobile"}],
         }
     }
-    sessionm.scan_offers()
+    scan_offers()
     read = sandbox.requests[-1]
     assert read["path"].endswith("/api/2.0/offers/get_user_offers") and read["method"] == "POST"
     assert set(read["body"]) == {"store_id", "client_id", "request_id", "request_payload"}
@@ -99,7 +101,7 @@ def test_requests_are_as_sessionm_documents_them(member, sandbox):
 
 def test_secrets_never_reach_the_call_log(member, sandbox, api_client_for, client_a):
     relay(api_client_for(client_a), member)
-    sessionm.eligible_campaigns(member)
+    eligible_campaigns(member)
     encoded = base64.b64encode(f"{simulator.API_KEY}:{simulator.API_SECRET}".encode()).decode()
     calls = list(VendorCall.objects.filter(connection__vendor="sessionm"))
     assert len(calls) >= 3
@@ -163,11 +165,11 @@ def test_an_id_stored_by_a_concurrent_request_with_other_details_is_refused(memb
     # The race: both requests found no stored id; the other one stored it first (its details) before this one's
     # get_or_create. Sequentially: this request's store step finds the other's row.
     other = {**PURCHASE, "amount": "99.00"}
-    sessionm.new_transaction(member, "pos-1001", other)
-    with pytest.raises(sessionm.TransactionIdReused):
-        sessionm.new_transaction(member, "pos-1001", dict(PURCHASE))
+    new_transaction(member, "pos-1001", other)
+    with pytest.raises(TransactionIdReused):
+        new_transaction(member, "pos-1001", dict(PURCHASE))
     # The same details (a true duplicate) share the stored row.
-    assert sessionm.new_transaction(member, "pos-1001", other).request["transaction"] == other
+    assert new_transaction(member, "pos-1001", other).request["transaction"] == other
     assert SessionMTransaction.objects.count() == 1 and transactions_sent(sandbox) == []
 
 
@@ -217,7 +219,7 @@ def test_a_member_without_profile_or_a_client_without_sessionm_is_409(sandbox, c
 def test_client_b_cannot_reach_client_as_member_or_records(member, sandbox, api_client_for, client_b, client_a):
     assert relay(api_client_for(client_b), member).status_code == 404
     simulator.add_offer({"user_id": member.sessionm_profile.user_id, "name": "Alpha only offer", "days": 30})
-    sessionm.scan_offers()
+    scan_offers()
     assert SessionMOffer.objects.filter(client=client_a).count() == 1
     bob = login(ClientUserFactory(username="bob", client=client_b))
     listing = bob.get("/admin/sessionm/sessionmoffer/")
@@ -228,7 +230,7 @@ def test_client_b_cannot_reach_client_as_member_or_records(member, sandbox, api_
 
 def test_the_member_page_shows_offers_and_campaigns_on_demand(member, sandbox, admin_http):
     simulator.add_offer({"user_id": member.sessionm_profile.user_id, "name": "Snack box", "days": 30})
-    sessionm.scan_offers()
+    scan_offers()
     page = admin_http.get(f"/admin/members/member/{member.pk}/change/").content.decode()
     assert "Snack box" in page and member.sessionm_profile.user_id in page
     shown = admin_http.post(

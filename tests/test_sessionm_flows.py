@@ -18,10 +18,15 @@ from integrations.annexcloud import flows as annexcloud
 from integrations.models import Connection, JobRun
 from integrations.sandbox.base import OUTAGES, Outage
 from integrations.schedules import ensure_schedules
-from integrations.sessionm import flows as sessionm
+from integrations.sessionm import demo, tasks
 from integrations.sessionm import sandbox as simulator
-from integrations.sessionm import tasks
+from integrations.sessionm.campaigns import eligible_campaigns
+from integrations.sessionm.connection import sessionm_api
+from integrations.sessionm.forget import forget_profiles
 from integrations.sessionm.models import OfferScan, SessionMOffer, SessionMProfile
+from integrations.sessionm.offers import claim_scan, members_per_run, scan_connection, scan_offers
+from integrations.sessionm.profiles import profile_of, reconcile_member
+from integrations.sessionm.wallet import record_wallet
 from members import sync
 from members.imports import import_members
 from members.messaging import plan_messages
@@ -123,7 +128,7 @@ def test_separate_connect_credentials_are_checked_and_used_for_connect_only(conn
     member = in_sync(new_member(connection.client))
     member.refresh_from_db()
     give(member, days=30)
-    assert sessionm.scan_offers()["issued"] == 1
+    assert scan_offers()["issued"] == 1
     users = {("connect" if "/api/2.0/" in r["path"] else "core", r["user"]) for r in sandbox.requests}
     assert users == {("core", simulator.API_KEY), ("connect", simulator.CONNECT_KEY)}
 
@@ -176,11 +181,11 @@ def test_a_deleted_member_is_forgotten_at_sessionm_even_after_an_outage(connecti
     user_id = SessionMProfile.objects.get(member=member).user_id
     outage(503)
     member.delete()
-    assert sessionm.forget_profiles() == {"forgotten": 0, "deferred": 1}
+    assert forget_profiles() == {"forgotten": 0, "deferred": 1}
     profile = SessionMProfile.objects.get(user_id=user_id)
     assert profile.member is None and profile.forget_requested_at and "Will retry" in profile.detail
     OUTAGES.pop("sessionm")
-    assert sessionm.forget_profiles() == {"forgotten": 1, "deferred": 0}
+    assert forget_profiles() == {"forgotten": 1, "deferred": 0}
     assert user_id not in sandbox.users and sandbox.forgotten == [user_id]
 
 
@@ -290,7 +295,7 @@ def test_issued_and_expiring_once_per_offer_across_repeated_runs(connection, san
     new_offer = give(member, name="Large fries", days=40)
     soon = give(member, name="Snack box", description="A box of snacks", end_date=local_day(connection.client, 9))
     for _ in range(3):
-        sessionm.scan_offers()
+        scan_offers()
     assert [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)] == [new_offer, soon]
     [expiring] = events(EventType.OFFER_EXPIRING)
     assert expiring.data["offer_id"] == soon and expiring.data["offer_description"] == "A box of snacks"
@@ -313,11 +318,11 @@ def test_offers_already_in_the_wallet_of_a_member_from_before_sessionm_are_not_a
     member.refresh_from_db()
     give(member, days=30)
     soon = give(member, end_date=local_day(connection.client, 5))
-    sessionm.scan_offers()
+    scan_offers()
     assert events(EventType.OFFER_ISSUED) == []
     assert [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)] == [soon]
     later = give(member, days=30)
-    sessionm.scan_offers()
+    scan_offers()
     assert [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)] == [later]
 
 
@@ -327,7 +332,7 @@ def test_an_offer_ending_just_over_ten_days_away_is_not_announced_just_under_it_
     # An hour either side of 240 hours: room for a slow scan, and a calendar-day count cannot tell them apart.
     later = give(member, days=10 + 1 / 24)
     sooner = give(member, days=10 - 1 / 24)
-    sessionm.scan_offers()
+    scan_offers()
     assert [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)] == [sooner]
     assert later in [e.data["offer_id"] for e in events(EventType.OFFER_ISSUED)]
 
@@ -345,10 +350,10 @@ def test_expiring_is_an_instant_not_calendar_days_in_the_clients_zone(connection
     ten_and_a_half, nine_point_nine = now + timedelta(days=10.5), now + timedelta(days=9.9)
     later = give(member, end_date=f"{ten_and_a_half.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
     sooner = give(member, end_date=f"{nine_point_nine.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
-    offers = sessionm.sessionm_api(connection).get_user_offers(member.sessionm_profile.user_id)
+    offers = sessionm_api(connection).get_user_offers(member.sessionm_profile.user_id)
 
     def announced_at(moment: datetime) -> list[str]:
-        sessionm.record_wallet(member, offers, 10, now=moment)
+        record_wallet(member, offers, 10, now=moment)
         return [e.data["offer_id"] for e in events(EventType.OFFER_EXPIRING)]
 
     assert announced_at(now) == [sooner]
@@ -369,7 +374,7 @@ def test_an_impossible_end_date_is_read_as_none_and_the_scan_goes_on(connection,
     bad = give(first, end_date="2026-13-40")
     bad_time = give(first, end_date="2026-02-30T10:00:00Z")
     good = give(second, days=30)
-    counts = sessionm.scan_offers()
+    counts = scan_offers()
     assert counts["members"] == 2 and counts["passes_completed"] == 1
     assert {o.offer_id: o.redemption_end_date for o in SessionMOffer.objects.all()} == {
         bad: None,
@@ -383,11 +388,11 @@ def test_an_offer_first_seen_a_month_out_is_announced_expiring_once_when_it_ente
     member = wallet_member(connection)
     member.refresh_from_db()
     give(member, days=30)
-    api = sessionm.sessionm_api(connection)
+    api = sessionm_api(connection)
     now = timezone.now()
     for days_later in (0, 15, 21, 22, 25):
         offers = api.get_user_offers(member.sessionm_profile.user_id)
-        sessionm.record_wallet(member, offers, 10, now=now + timedelta(days=days_later))
+        record_wallet(member, offers, 10, now=now + timedelta(days=days_later))
         expected = 0 if days_later < 21 else 1
         assert len(events(EventType.OFFER_EXPIRING)) == expected, days_later
     assert len(events(EventType.OFFER_ISSUED)) == 1
@@ -397,14 +402,14 @@ def test_an_offer_redeemed_or_expired_after_it_was_first_seen_is_never_announced
     member = wallet_member(connection)
     member.refresh_from_db()
     redeemed, lapsed = give(member, days=30), give(member, days=30)
-    api = sessionm.sessionm_api(connection)
+    api = sessionm_api(connection)
     now = timezone.now()
-    sessionm.record_wallet(member, api.get_user_offers(member.sessionm_profile.user_id), 10, now=now)
+    record_wallet(member, api.get_user_offers(member.sessionm_profile.user_id), 10, now=now)
     simulator.redeem(redeemed)
     offers = {o["id"]: o for o in api.get_user_offers(member.sessionm_profile.user_id)}
     # In the window, but redeemed meanwhile; and a wallet not read again until after the offer ended.
-    sessionm.record_wallet(member, [offers[redeemed]], 10, now=now + timedelta(days=25))
-    sessionm.record_wallet(member, [offers[lapsed]], 10, now=now + timedelta(days=31))
+    record_wallet(member, [offers[redeemed]], 10, now=now + timedelta(days=25))
+    record_wallet(member, [offers[lapsed]], 10, now=now + timedelta(days=31))
     assert SessionMOffer.objects.get(offer_id=redeemed).redeemed
     assert events(EventType.OFFER_EXPIRING) == [] and len(events(EventType.OFFER_ISSUED)) == 2
 
@@ -414,7 +419,7 @@ def test_eligible_campaigns_by_external_id_when_the_profile_has_no_user_id_yet(c
     # Created at SessionM, its answer lost: the portal knows no user id; SessionM knows the external id.
     sandbox.users["u-lost"] = {"id": "u-lost", "external_id": f"portal-{member.pk}"}
     sandbox.by_external_id[f"portal-{member.pk}"] = "u-lost"
-    outcome = sessionm.eligible_campaigns(member)
+    outcome = eligible_campaigns(member)
     assert outcome.ok and "Mobile Tuesdays" in outcome.message and "Snack box promotion" in outcome.message
     [read] = [r for r in sandbox.requests if r["path"].endswith("/campaigns")]
     assert read["path"].endswith(f"/external/users/portal-{member.pk}/campaigns") and read["method"] == "GET"
@@ -426,7 +431,7 @@ def test_expired_and_redeemed_offers_are_never_announced(connection, sandbox):
     give(member, end_date=local_day(connection.client, -1))
     redeemed = give(member, end_date=local_day(connection.client, 3))
     simulator.redeem(redeemed)
-    sessionm.scan_offers()
+    scan_offers()
     assert events(EventType.OFFER_ISSUED) == [] and events(EventType.OFFER_EXPIRING) == []
     assert SessionMOffer.objects.count() == 2
 
@@ -446,7 +451,7 @@ def test_the_expiring_message_states_the_offer_and_the_clients_date(connection, 
         connection=sms,
         text="{offer_name} ({offer_description}) ends {expires_on}",
     )
-    sessionm.scan_offers()
+    scan_offers()
     plan_messages()
     day = timezone.datetime.fromisoformat(end)
     assert OutboundMessage.objects.get().body == f"Snack box (Crunchy) ends {day:%d/%m/%Y}"
@@ -459,15 +464,15 @@ def test_a_run_killed_midway_loses_and_repeats_nothing(connection, sandbox):
         give(member, end_date=local_day(connection.client, 2))
     # SessionM goes down after two wallets: the run stops there; what it recorded is committed with the cursor.
     sandbox.fail_after_reads = 2
-    counts = sessionm.scan_offers()
+    counts = scan_offers()
     assert counts["members"] == 2 and counts["stopped"] == 1
     assert OfferScan.objects.get().last_member_id == members[1].pk
     assert len(events(EventType.OFFER_ISSUED)) == 2
     # A worker killed in the next run leaves its lease behind; once it runs out, the scan goes on from the cursor.
     OfferScan.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
     sandbox.fail_after_reads = 0
-    sessionm.scan_offers()
-    sessionm.scan_offers()
+    scan_offers()
+    scan_offers()
     assert len(events(EventType.OFFER_ISSUED)) == 4 and len(events(EventType.OFFER_EXPIRING)) == 4
     assert sorted(e.member_id for e in events(EventType.OFFER_EXPIRING)) == [m.pk for m in members]
 
@@ -477,22 +482,22 @@ def test_overlapping_runs_make_each_event_once(connection, sandbox):
     member.refresh_from_db()
     give(member, end_date=local_day(connection.client, 4))
     # A second run while the first holds the scan does nothing.
-    scan = sessionm.claim_scan(connection)
-    assert sessionm.scan_connection(connection) == {"busy": 1}
+    scan = claim_scan(connection)
+    assert scan_connection(connection) == {"busy": 1}
     # Two runs that read the same wallet anyway (a lease that ran out under a slow run) record each event once.
-    offers = sessionm.sessionm_api(connection).get_user_offers(member.sessionm_profile.user_id)
-    first = sessionm.record_wallet(member, offers, 10)
-    second = sessionm.record_wallet(member, offers, 10)
+    offers = sessionm_api(connection).get_user_offers(member.sessionm_profile.user_id)
+    first = record_wallet(member, offers, 10)
+    second = record_wallet(member, offers, 10)
     assert first["issued"] == 1 and first["expiring"] == 1 and second.get("issued", 0) == 0
     assert len(events(EventType.OFFER_ISSUED)) == 1 and len(events(EventType.OFFER_EXPIRING)) == 1
     OfferScan.objects.filter(pk=scan.pk).update(claimed_until=None)
-    sessionm.scan_offers()
+    scan_offers()
     assert len(events(EventType.OFFER_ISSUED)) == 1 and len(events(EventType.OFFER_EXPIRING)) == 1
 
 
 def test_the_scan_covers_a_client_over_several_runs_at_its_rate(connection, sandbox):
     slow = Connection(settings={"rate_limit_per_second": 0.01}, vendor="sessionm")
-    assert sessionm.members_per_run(slow) == 3  # 300 s of reads at 0.01/s
+    assert members_per_run(slow) == 3  # 300 s of reads at 0.01/s
     for n in range(1, 8):
         member = wallet_member(connection, n)
         member.refresh_from_db()
@@ -500,7 +505,7 @@ def test_the_scan_covers_a_client_over_several_runs_at_its_rate(connection, sand
     reads = []
     for _ in range(3):
         before = sandbox.wallet_reads
-        sessionm.scan_offers(limit=3)
+        scan_offers(limit=3)
         reads.append(sandbox.wallet_reads - before)
     assert reads == [3, 3, 1] and OfferScan.objects.get().passes == 1
     assert len(events(EventType.OFFER_ISSUED)) == 7
@@ -512,11 +517,11 @@ def test_a_slow_sessionm_stops_the_run_at_its_time_budget_and_the_next_goes_on(c
         member.refresh_from_db()
         give(member, days=30)
     settings.SESSIONM_SCAN_SECONDS = 0  # every read is over the budget: one wallet per run
-    counts = sessionm.scan_offers()
+    counts = scan_offers()
     assert counts["members"] == 1 and counts["out_of_time"] == 1 and "passes_completed" not in counts
     assert OfferScan.objects.get().last_member_id == members[0].pk and OfferScan.objects.get().claimed_until is None
-    sessionm.scan_offers()
-    sessionm.scan_offers()
+    scan_offers()
+    scan_offers()
     assert sandbox.wallet_reads == 3 and OfferScan.objects.get().passes == 1
     assert sorted(e.member_id for e in events(EventType.OFFER_ISSUED)) == [m.pk for m in members]
 
@@ -527,18 +532,18 @@ def test_only_members_reachable_by_sms_are_read(connection, sandbox):
     for member in (reachable, opted_out):
         member.refresh_from_db()
         give(member, days=30)
-    sessionm.scan_offers()
+    scan_offers()
     assert [e.member_id for e in events(EventType.OFFER_ISSUED)] == [reachable.pk]
 
 
 def test_a_member_deleted_while_its_create_is_in_flight_is_forgotten_right_after(connection, sandbox):
     member = new_member(connection.client)
-    sessionm.profile_of(member)  # the reconciler stored the row and is about to send the create
+    profile_of(member)  # the reconciler stored the row and is about to send the create
     in_flight = Member.objects.get(pk=member.pk)
     member.delete()
     # The forget ran first: SessionM held no user yet.
-    assert sessionm.forget_profiles() == {"forgotten": 1, "deferred": 0} and sandbox.users == {}
-    result = sessionm.reconcile_member(connection, in_flight, MemberVendorState(confirmed={}))
+    assert forget_profiles() == {"forgotten": 1, "deferred": 0} and sandbox.users == {}
+    result = reconcile_member(connection, in_flight, MemberVendorState(confirmed={}))
     assert sandbox.users == {} and sandbox.forgotten == [result["user_id"]]
     profile = SessionMProfile.objects.get()
     assert profile.user_id == result["user_id"] and profile.forgotten_at and profile.member is None
@@ -547,7 +552,7 @@ def test_a_member_deleted_while_its_create_is_in_flight_is_forgotten_right_after
 def test_a_member_never_sent_to_sessionm_is_deleted_without_a_forget(connection, sandbox):
     member = new_member(connection.client)
     member.delete()
-    assert not SessionMProfile.objects.exists() and sessionm.forget_profiles() == {"forgotten": 0, "deferred": 0}
+    assert not SessionMProfile.objects.exists() and forget_profiles() == {"forgotten": 0, "deferred": 0}
 
 
 def test_deleting_a_client_takes_its_sessionm_records_along(connection, sandbox):
@@ -559,7 +564,7 @@ def test_deleting_a_client_takes_its_sessionm_records_along(connection, sandbox)
 def test_the_demo_gets_the_three_templates_and_an_opted_in_member_once(client_a):
     ConnectionFactory(client=client_a, vendor="attentive")
     for _ in range(2):
-        simulator.seed_demo(client_a)
+        demo.seed_demo(client_a)
     assert set(MessageTemplate.objects.values_list("event_type", flat=True)) == {
         EventType.SIGNED_UP,
         EventType.OFFER_ISSUED,
@@ -581,11 +586,11 @@ def test_a_user_sessionm_lost_is_passed_but_a_wrong_store_stops_the_run(connecti
     second.refresh_from_db()
     give(second, days=30)
     del sandbox.users[first.sessionm_profile.user_id]
-    counts = sessionm.scan_offers()
+    counts = scan_offers()
     assert counts["unknown_users"] == 1 and counts["issued"] == 1 and counts["passes_completed"] == 1
     connection.settings = {**connection.settings, "store_id": "another-store"}
     connection.save()
-    counts = sessionm.scan_offers()
+    counts = scan_offers()
     assert counts == {"stopped": 1} and OfferScan.objects.get().last_member_id == 0
 
 

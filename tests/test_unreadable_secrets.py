@@ -14,8 +14,8 @@ from pytest_httpserver import HTTPServer
 
 from integrations.connections import SecretsUnreadable, api_for
 from integrations.models import Connection, WebhookEvent
-from integrations.sessionm import flows as sessionm_flows
 from integrations.sessionm.models import SessionMProfile
+from integrations.sessionm.transactions import send_transaction
 from integrations.vibes.api import VibesAPI
 from members import sync
 from members.models import MemberVendorState
@@ -85,7 +85,7 @@ def test_a_sessionm_transaction_is_kept_pending_without_calling_sessionm(
     member = MemberFactory(client=client_a)
     SessionMProfile.objects.create(client=client_a, member=member, external_id=f"portal-{member.pk}", user_id="U1")
     sealed_with_a_dropped_key()
-    result = sessionm_flows.send_transaction(member, "txn-1", {"amount": 10})
+    result = send_transaction(member, "txn-1", {"amount": 10})
     assert result.transaction.status == "pending" and "cannot be decrypted" in result.transaction.detail
     assert httpserver.log == []
 

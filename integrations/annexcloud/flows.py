@@ -4,6 +4,7 @@ points once per key, and pushing segments (created once, then updated in place).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -57,13 +58,22 @@ def ready_connection(client: Client) -> Connection:
 
 
 def annex_cloud_api(client: Client) -> AnnexCloudAPI:
-    connection = ready_connection(client)
+    return api_of(ready_connection(client), client.site_id)
+
+
+def api_of(connection: Connection, site_id: str, *, also_redacted: Sequence[str] = ()) -> AnnexCloudAPI:
+    """The one way an Annex Cloud API is built: signed for the client's site (its id passed in, so that a caller
+    holding the client reads it without another query) with the connection's API shared secret and JWT subject.
+    `also_redacted`: values kept out of the call log and the logs besides the connection's secrets (a reviewer's
+    address)."""
+    secrets = [str(value) for value in connection.secrets.values() if value]
     return api_for(
         connection,
         AnnexCloudAPI,
-        site_id=client.site_id,
+        site_id=site_id,
         secret=connection.secret("api_secret"),
         subject=connection.settings.get("jwt_subject", ""),
+        secret_values=[*secrets, *also_redacted],
     )
 
 
@@ -80,13 +90,7 @@ def check_connection(connection: Connection) -> str:
             f"{connection.client} has no Annex Cloud site id: enter it from the client's page (Annex Cloud site "
             "credentials)."
         )
-    api = api_for(
-        connection,
-        AnnexCloudAPI,
-        site_id=connection.client.site_id,
-        secret=connection.secret("api_secret"),
-        subject=connection.settings.get("jwt_subject", ""),
-    )
+    api = api_of(connection, connection.client.site_id)
     with contextlib.suppress(NotFound):
         api.get_member(VERIFY_PROBE_MEMBER, expected=NO_DATA_EXPECTED)
     return f"Verified: Annex Cloud accepts the signed calls of site {connection.client.site_id}."

@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.sandbox.base import SLOW_SECONDS, json_object, simulator
+from integrations.sandbox.base import FailureKnobs, failure_answer, json_object, simulator
 from members.phones import is_e164
 
 API_KEY = "sandbox-attentive-key"
@@ -59,7 +59,7 @@ CONTROLS = (
 
 
 @dataclass
-class State:
+class State(FailureKnobs):
     subscribed: set[tuple[str, str]] = field(default_factory=set)  # (phone, channel)
     messages: list[dict[str, str]] = field(default_factory=list)
     message_times: list[float] = field(default_factory=list)
@@ -70,9 +70,6 @@ class State:
     # Webhook events sent to the portal, with the portal's answer status.
     webhooks_sent: list[dict[str, Any]] = field(default_factory=list)
     latency_ms: int = 0
-    fail: str = ""
-    fail_path: str = ""
-    fail_times: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -83,18 +80,16 @@ def error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"message": message}, status=status)
 
 
-def injected_failure(request: HttpRequest, name: str) -> HttpResponse | None:
+def injected_failure(name: str) -> HttpResponse | None:
     with state.lock:
-        if not state.fail or state.fail_times <= 0 or state.fail_path not in ("", name):
-            return None
-        state.fail_times -= 1
-        mode = state.fail
-    if mode == "slow":
-        time.sleep(SLOW_SECONDS)
-        return None
-    reasons = {"401": "Unauthorized", "403": "Forbidden", "429": "Too Many Requests"}
-    response = error(int(mode), reasons.get(mode, "error"))
-    if mode == "429":
+        mode = state.take_failure(name)
+    return failure_answer(mode, failure_in_attentives_words)
+
+
+def failure_in_attentives_words(status: int) -> HttpResponse:
+    reasons = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"}
+    response = error(status, reasons.get(status, "error"))
+    if status == 429:
         response["x-ratelimit-limit"], response["x-ratelimit-remaining"] = "10", "0"
     return response
 
@@ -112,7 +107,7 @@ def endpoint(name: str, *, token: str = API_KEY, needs_scope: bool = True) -> Ca
         def checked(request: HttpRequest) -> HttpResponse:
             if state.latency_ms:
                 time.sleep(state.latency_ms / 1000)
-            if (failure := injected_failure(request, name)) is not None:
+            if (failure := injected_failure(name)) is not None:
                 return failure
             key = bearer(request)
             if token == API_KEY and key.endswith("-noscope") and key.startswith(API_KEY):
@@ -294,17 +289,15 @@ def control(request: HttpRequest) -> JsonResponse:
                 state.messages.clear()
                 state.message_times.clear()
                 state.already_subscribed_texts = 0
-                state.fail, state.fail_times, state.latency_ms = "", 0, 0
+                state.clear_failure()
+                state.latency_ms = 0
                 state.accepted, state.lose_answer_every = 0, 0
                 state.webhooks_sent.clear()
             if "latency_ms" in settings:
                 state.latency_ms = int(settings["latency_ms"])
             if "lose_answer_every" in settings:
                 state.lose_answer_every = int(settings["lose_answer_every"])
-            if "fail" in settings:
-                state.fail = str(settings["fail"])
-                state.fail_path = str(settings.get("fail_path", ""))
-                state.fail_times = int(settings.get("times", 1))
+            state.set_failure(settings)
     with state.lock:
         return JsonResponse(
             {

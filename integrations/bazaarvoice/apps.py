@@ -9,6 +9,6 @@ class BazaarvoiceConfig(AppConfig):
     verbose_name = "Bazaarvoice"
 
     def ready(self) -> None:
-        # Imported once the apps are loaded (flows import models): connects the receiver that releases the pulls of
-        # runs closed as interrupted (integrations.job_runs.runs_interrupted).
-        from integrations.bazaarvoice import flows  # noqa: F401
+        # Imported once the apps are loaded (the receiver imports models): connects the receiver that releases
+        # the pulls of runs closed as interrupted (integrations.job_runs.runs_interrupted).
+        from integrations.bazaarvoice import signals  # noqa: F401

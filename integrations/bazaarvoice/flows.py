@@ -29,7 +29,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -52,14 +51,7 @@ from integrations.bazaarvoice.rewards import (
 from integrations.bazaarvoice.spec import DEFAULT_FIRST_PULL_DAYS, DEFAULT_LOOK_BACK_HOURS
 from integrations.connections import api_for, connection_of, usable
 from integrations.http import AuthError, RateLimited, VendorError
-from integrations.job_runs import (
-    Counts,
-    lease_holder,
-    release_leases_of,
-    report_progress,
-    running_since,
-    runs_interrupted,
-)
+from integrations.job_runs import Counts, lease_holder, release_leases_of, report_progress, running_since
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome
 from members.models import PointsTransaction
@@ -298,8 +290,7 @@ def claim(state: PullState, now: datetime) -> PullLease | None:
     return PullLease(state.pk, until, offset=now - timezone.now(), holder=holder)
 
 
-@receiver(runs_interrupted)
-def release_pulls_of_interrupted_runs(sender: Any, task_ids: list[str], **kwargs: Any) -> None:
+def release_pulls_of(task_ids: list[str]) -> None:
     """Runs closed as interrupted pull no more: their pulls are free for the next run (or *Pull now*) at once."""
     release_leases_of(PullState, task_ids, "lease_until")
 

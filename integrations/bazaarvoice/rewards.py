@@ -18,7 +18,7 @@ from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.emails import PLAIN16, Undecryptable, decrypt_email, email_key, masked
 from integrations.bazaarvoice.models import Review
 from integrations.bazaarvoice.spec import DEFAULT_ACTION_ID, DEFAULT_POINTS, DEFAULT_REASON
-from integrations.connections import SecretsUnreadable, api_for, refuse_unreadable_secrets
+from integrations.connections import SecretsUnreadable, refuse_unreadable_secrets
 from integrations.http import NotFound, Rejected, VendorError, path_segment
 from integrations.models import Client, Connection
 from integrations.redaction import secret_values_during
@@ -144,14 +144,8 @@ def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
 def lookup_api(client: Client, address: str) -> AnnexCloudAPI:
     """The client's Annex Cloud API for looking a reviewer up, with the address redacted like a secret from the call
     log (in the path, escaped or not, and in the answer): a reviewer who is no member must leave no trace of it."""
-    connection = annexcloud.ready_connection(client)
-    return api_for(
-        connection,
-        AnnexCloudAPI,
-        site_id=client.site_id,
-        secret=connection.secret("api_secret"),
-        subject=connection.settings.get("jwt_subject", ""),
-        secret_values=[*(str(v) for v in connection.secrets.values() if v), address, path_segment(address)],
+    return annexcloud.api_of(
+        annexcloud.ready_connection(client), client.site_id, also_redacted=[address, path_segment(address)]
     )
 
 

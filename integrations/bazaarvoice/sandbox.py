@@ -27,7 +27,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from integrations.annexcloud import sandbox as annex_cloud_simulator
 from integrations.bazaarvoice.emails import PLAIN16, email_key, encrypt_email
-from integrations.models import Client, Connection
 from integrations.sandbox.base import json_object, simulator
 
 PASSKEY = "bvsbx-passkey-7Q2xK9rT"
@@ -319,15 +318,6 @@ def reset() -> None:
         state.derivation, state.rate_limit, state.quota_reset = PLAIN16, 0, "00:00:30"
         state.calls = state.rate_limited = 0
         state.queries.clear()
-
-
-def seed_demo(client: Client) -> None:
-    """The demo connection's reward rules (kept if an admin changed them). Its reviews are the served simulator's
-    own, generated when it starts (below)."""
-    connection = Connection.objects.filter(client=client, vendor="bazaarvoice").first()
-    if connection is not None and not connection.settings.get("points_per_review"):
-        connection.settings = {**DEMO_SETTINGS, **connection.settings}
-        connection.save(update_fields=["settings"])
 
 
 urlpatterns = [

@@ -9,6 +9,6 @@ class FirstOrionConfig(AppConfig):
     verbose_name = "First Orion"
 
     def ready(self) -> None:
-        # Imported once the apps are loaded (flows import models): connects the receiver that releases the pushes of
-        # runs closed as interrupted (integrations.job_runs.runs_interrupted).
-        from integrations.first_orion import flows  # noqa: F401
+        # Imported once the apps are loaded (the receiver imports models): connects the receiver that releases
+        # the pushes of runs closed as interrupted (integrations.job_runs.runs_interrupted).
+        from integrations.first_orion import signals  # noqa: F401

@@ -11,7 +11,6 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
-from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import ngettext
 
@@ -46,7 +45,6 @@ from integrations.job_runs import (
     release_leases_of,
     report_progress,
     running_since,
-    runs_interrupted,
 )
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady
@@ -373,8 +371,7 @@ def release(push: Push) -> None:
     Push.objects.filter(pk=push.pk, holder=push.holder).update(claimed_until=None, holder="")
 
 
-@receiver(runs_interrupted)
-def release_pushes_of_interrupted_runs(sender: Any, task_ids: list[str], **kwargs: Any) -> None:
+def release_pushes_of(task_ids: list[str]) -> None:
     """Runs closed as interrupted send no more: their pushes are free for the next runner at once."""
     release_leases_of(Push, task_ids, "claimed_until")
 

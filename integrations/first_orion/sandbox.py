@@ -5,7 +5,7 @@ Accepts client id `sandbox-fo-client` with secret `sandbox-fo-secret-7d41`; toke
 aNumbers (1-400, E.164) / aNumberGroupId (a UUID), ttlSeconds present. aNumbers in `unregistered` (by default
 UNREGISTERED_A_NUMBER) get the 200-with-error answer, programs in `misconfigured` (by default MISCONFIGURED_PROGRAM)
 the 400. State lives in this process. `/_control` shows counts (GET) and sets knobs (POST JSON: {"token_lifetime":
-30, "fail": "401|500|503|lose", "times": 1, "latency_ms": 20, "unregistered": [...], "misconfigured": [...],
+30, "fail": "401|500|503|slow|lose", "times": 1, "latency_ms": 20, "unregistered": [...], "misconfigured": [...],
 "reset": true}); "lose" accepts the batch and answers 504, as a gateway that gave up would.
 
 Its record, for tests and benches: the numbers pushed (with how many times), every destination as received, each
@@ -29,12 +29,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.first_orion.models import MAX_PERSONALIZATION_LENGTH, ProgramContent
 from integrations.first_orion.numbers import is_e164_syntax
-from integrations.models import Client
-from integrations.sandbox.base import json_object, simulator
-from members.models import Member, Segment
-from members.segments import add_members
+from integrations.sandbox.base import FailureKnobs, failure_answer, json_object, simulator
 
 CLIENT_ID = "sandbox-fo-client"
 CLIENT_SECRET = "sandbox-fo-secret-7d41"
@@ -46,10 +42,15 @@ UNREGISTERED_A_NUMBER = "+12025550199"
 MISCONFIGURED_PROGRAM = "00000000-0000-4000-8000-000000000400"
 TOKEN_LIFETIME = 15 * 60
 MAX_A_NUMBERS = 400
+# First Orion's own failure mode (the `fail` knob): the batch is accepted, then answered 504 (a gateway gave up).
+LOSE = "lose"
+# First Orion's best practice (the portal's MAX_PERSONALIZATION_LENGTH): a personalised text longer than this may not
+# display on every handset. The simulator counts such values.
+DISPLAYABLE_LENGTH = 20
 
 
 @dataclass
-class State:
+class State(FailureKnobs):
     tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (epoch seconds)
     token_lifetime: float = TOKEN_LIFETIME
     token_calls: int = 0
@@ -64,8 +65,6 @@ class State:
     last_headers: dict[str, str] = field(default_factory=dict)
     unregistered: set[str] = field(default_factory=lambda: {UNREGISTERED_A_NUMBER})
     misconfigured: set[str] = field(default_factory=lambda: {MISCONFIGURED_PROGRAM})
-    fail: str = ""
-    fail_times: int = 0
     latency_ms: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -102,14 +101,6 @@ def valid_token(request: HttpRequest) -> bool:
     with state.lock:
         expiry = state.tokens.get(token)
     return expiry is not None and time.time() < expiry
-
-
-def injected_failure() -> str:
-    with state.lock:
-        if not state.fail or state.fail_times <= 0:
-            return ""
-        state.fail_times -= 1
-        return state.fail
 
 
 def unauthorized() -> HttpResponse:
@@ -200,10 +191,18 @@ def bearer(request: HttpRequest) -> str:
     return request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
 
 
+def failure_in_first_orions_words(status: int) -> HttpResponse | None:
+    """The injected statuses First Orion's batch answers: 401 (as the seed shows it, no body), 500 and 503."""
+    if status == 401:
+        return unauthorized()
+    return JsonResponse({"message": "error"}, status=status) if status in (500, 503) else None
+
+
 def batch_answer(request: HttpRequest) -> HttpResponse:
-    failure = injected_failure()
-    if failure in ("401", "500", "503"):
-        return unauthorized() if failure == "401" else JsonResponse({"message": "error"}, status=int(failure))
+    with state.lock:
+        failure = state.take_failure("batch")
+    if (answer := failure_answer(failure, failure_in_first_orions_words)) is not None:
+        return answer
     if not valid_token(request):
         return unauthorized()
     body = json_object(request)
@@ -213,7 +212,7 @@ def batch_answer(request: HttpRequest) -> HttpResponse:
     if set(body.get("aNumbers") or []) & state.unregistered:
         return batch_error(200, "Not allowed to use one or more anumbers.")
     record_batch(body, {k: v for k, v in request.headers.items() if k.lower() != "authorization"})
-    if failure == "lose":
+    if failure == LOSE:
         return JsonResponse({"message": "Gateway Timeout"}, status=504)
     return JsonResponse({"response": "success", "message": None, "errorCode": "", "requestId": request_id()})
 
@@ -228,7 +227,7 @@ def record_batch(body: dict[str, Any], headers: dict[str, str]) -> None:
             state.tracking_ids.append(str(item.get("customTrackingId", "")))
             state.destinations.append(item)
             values = item.get("personalization") or {}
-            state.long_values += sum(1 for value in values.values() if len(str(value)) > MAX_PERSONALIZATION_LENGTH)
+            state.long_values += sum(1 for value in values.values() if len(str(value)) > DISPLAYABLE_LENGTH)
 
 
 @csrf_exempt
@@ -244,7 +243,8 @@ def control(request: HttpRequest) -> JsonResponse:
                     "batch_calls", "long_values",
                 ):  # fmt: skip
                     setattr(state, name, getattr(fresh, name))
-                state.token_lifetime, state.fail, state.fail_times, state.latency_ms = TOKEN_LIFETIME, "", 0, 0
+                state.token_lifetime, state.latency_ms = TOKEN_LIFETIME, 0
+                state.clear_failure()
                 state.unregistered, state.misconfigured = fresh.unregistered, fresh.misconfigured
             if "token_lifetime" in settings:
                 state.token_lifetime = float(settings["token_lifetime"])
@@ -252,8 +252,7 @@ def control(request: HttpRequest) -> JsonResponse:
                 state.tokens.clear()
             if "latency_ms" in settings:
                 state.latency_ms = int(settings["latency_ms"])
-            if "fail" in settings:
-                state.fail, state.fail_times = str(settings["fail"]), int(settings.get("times", 1))
+            state.set_failure(settings)
             if "unregistered" in settings:
                 state.unregistered = set(settings["unregistered"])
             if "misconfigured" in settings:
@@ -272,22 +271,6 @@ def control(request: HttpRequest) -> JsonResponse:
                 "token_lifetime": state.token_lifetime,
             }
         )
-
-
-def seed_demo(client: Client) -> None:
-    """The demo client's program content and a segment of its members with a phone to push it to (idempotent; the
-    confirmation page shows who is skipped: members count once they opt in, e.g. through the Attentive journey)."""
-    ProgramContent.objects.get_or_create(
-        client=client,
-        program_content_uuid=DEMO_PROGRAM,
-        defaults={
-            "name": "Order ready call",
-            "a_numbers": DEMO_A_NUMBERS,
-            "personalization": {"MY_VAR": "Hi {first_name}!"},
-        },
-    )
-    segment, _ = Segment.objects.get_or_create(client=client, name="Branded call: order ready")
-    add_members(segment, Member.objects.filter(client=client).exclude(phone=""))
 
 
 urlpatterns = [

@@ -3,8 +3,10 @@
 A request to a simulator may carry `X-Sandbox-Fail: <mode>` (tests, scripts), or a connection setting can point
 at a URL with `?sandbox_fail=<mode>`. Modes: 401, 403, 429, 500, 503 (answer that status), `slow` (sleep
 SANDBOX_SLOW_SECONDS first, to trigger read timeouts). `POST /sandbox/<vendor>/_outage` makes a vendor's next calls
-fail (an outage for drills and benches). `EveryNth` and `drop_connection` let a simulator lose an answer for real:
-it does the work, then closes the connection without answering (the caller sees the connection dropped).
+fail (an outage for drills and benches). A simulator whose `State` extends `FailureKnobs` also takes failures through
+its own `/_control` (`{"fail": mode, "fail_path": endpoint, "times": n}`), answered in the vendor's own error body.
+`EveryNth` and `drop_connection` let a simulator lose an answer for real: it does the work, then closes the
+connection without answering (the caller sees the connection dropped).
 """
 
 from __future__ import annotations
@@ -83,24 +85,64 @@ def requested_failure(request: HttpRequest) -> str:
     return request.headers.get("X-Sandbox-Fail") or request.GET.get("sandbox_fail", "")
 
 
+def generic_failure(status: int) -> HttpResponse | None:
+    """The answer of a failure asked for by header, URL or outage: the same body whatever the vendor."""
+    if status not in FAILURE_BODIES:
+        return None
+    response = JsonResponse(FAILURE_BODIES[status], status=status)
+    if status == 429:
+        response["Retry-After"] = "1"
+    return response
+
+
+def failure_answer(mode: str, answer: Callable[[int], HttpResponse | None]) -> HttpResponse | None:
+    """What a call failing in `mode` gets: `slow` sleeps SLOW_SECONDS, then the call goes on; a status is answered
+    by `answer` (None lets the call go on); any other mode is the simulator's own to honour (First Orion's `lose`)."""
+    if mode == "slow":
+        time.sleep(SLOW_SECONDS)
+        return None
+    return answer(int(mode)) if mode.isdigit() else None
+
+
 def simulator(view: View) -> View:
     """Wrap a simulator view: no CSRF (vendors are called by machines) and failure injection first."""
 
     @csrf_exempt
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        mode = requested_failure(request)
-        if mode == "slow":
-            time.sleep(SLOW_SECONDS)
-        elif mode.isdigit() and int(mode) in FAILURE_BODIES:
-            status = int(mode)
-            response = JsonResponse(FAILURE_BODIES[status], status=status)
-            if status == 429:
-                response["Retry-After"] = "1"
-            return response
+        if (failure := failure_answer(requested_failure(request), generic_failure)) is not None:
+            return failure
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+@dataclass
+class FailureKnobs:
+    """Failures set through a simulator's `/_control`: the next `fail_times` calls to the endpoint named `fail_path`
+    (any endpoint when empty) fail in mode `fail` (see `failure_answer`). A simulator's `State` extends it, so every
+    simulator reads the same POST shape and keeps the knobs with the rest of its state (persistence.py)."""
+
+    fail: str = ""
+    fail_path: str = ""
+    fail_times: int = 0
+
+    def set_failure(self, settings: dict[str, Any]) -> None:
+        """Take a `/_control` POST's `fail`, `fail_path` and `times`, when it sets `fail` (under the state's lock)."""
+        if "fail" in settings:
+            self.fail, self.fail_path = str(settings["fail"]), str(settings.get("fail_path", ""))
+            self.fail_times = int(settings.get("times", 1))
+
+    def clear_failure(self) -> None:
+        self.fail, self.fail_path, self.fail_times = "", "", 0
+
+    def take_failure(self, endpoint: str) -> str:
+        """The mode this call to `endpoint` fails in, counted against `fail_times`; "" when it does not fail (under
+        the state's lock)."""
+        if not self.fail or self.fail_times <= 0 or self.fail_path not in ("", endpoint):
+            return ""
+        self.fail_times -= 1
+        return self.fail
 
 
 def json_object(request: HttpRequest) -> dict[str, Any] | None:

@@ -20,8 +20,10 @@ from integrations.admin.base import ClientFilter, ReadOnlyAdmin, VendorAdmin, fi
 from integrations.http import VendorError
 from integrations.models import Connection
 from integrations.outcome import NotReady
-from integrations.sessionm import flows as sessionm
+from integrations.sessionm.campaigns import campaigns_for, eligible_campaigns
 from integrations.sessionm.models import OfferScan, SessionMOffer, SessionMProfile, SessionMTransaction
+from integrations.sessionm.offers import scan_running_since
+from integrations.sessionm.profiles import sync_profile
 from members.models import Member
 
 
@@ -61,13 +63,13 @@ class SessionMOfferInline(ReadOnlyInline):
 @admin.action(description="Show eligible SessionM campaigns", permissions=["view"])
 def show_campaigns(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> None:
     members = first_few(model_admin, request, queryset.select_related("client"), "looked up")
-    run_for_each(model_admin, request, members, sessionm.eligible_campaigns)
+    run_for_each(model_admin, request, members, eligible_campaigns)
 
 
 @admin.action(description="Send to SessionM now", permissions=["change"])
 def sync_to_sessionm(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Member]) -> None:
     members = first_few(model_admin, request, queryset.select_related("client"), "sent")
-    run_for_each(model_admin, request, members, sessionm.sync_profile)
+    run_for_each(model_admin, request, members, sync_profile)
 
 
 @admin.register(SessionMOffer)
@@ -99,7 +101,7 @@ class SessionMProfileAdmin(ReadOnlyAdmin):
             raise Http404("The member was deleted.")
         campaigns, problem = [], ""
         try:
-            campaigns = sessionm.campaigns_for(profile.member)
+            campaigns = campaigns_for(profile.member)
         except NotReady as exc:
             problem = str(exc)
         except VendorError as exc:
@@ -131,7 +133,7 @@ def wallet_scan(connection: Connection) -> str:
     scan = OfferScan.objects.filter(connection=connection).first() if connection.pk else None
     if scan is None:
         return "not started: the scheduled scan reads the wallets (Periodic tasks)"
-    running = sessionm.scan_running_since(connection) or "not running"
+    running = scan_running_since(connection) or "not running"
     passes = f"{scan.passes} complete {ngettext('pass', 'passes', scan.passes)}"
     return f"{passes}; next from member {scan.last_member_id}; {running}"
 

@@ -11,6 +11,6 @@ class SessionMConfig(AppConfig):
     verbose_name = "SessionM"
 
     def ready(self) -> None:
-        # Imported once the apps are loaded (flows import models): connects the receiver that records the forget of
-        # a deleted member's SessionM profile.
-        from integrations.sessionm import flows  # noqa: F401
+        # Imported once the apps are loaded (the receivers import models): connects the receivers that note a
+        # connection's first activation, record the forget of a deleted member's profile and free interrupted scans.
+        from integrations.sessionm import signals  # noqa: F401

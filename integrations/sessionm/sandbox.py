@@ -29,9 +29,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.models import Client, Connection
-from integrations.sandbox.base import SLOW_SECONDS, json_object, simulator
-from members.models import EventType, Member, MessageTemplate
+from integrations.sandbox.base import FailureKnobs, failure_answer, json_object, simulator
 from members.phones import is_e164
 
 API_KEY = "smk-sandbox-7f3a91"
@@ -57,7 +55,7 @@ CAMPAIGNS = (
 
 
 @dataclass
-class State:
+class State(FailureKnobs):
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_external_id: dict[str, str] = field(default_factory=dict)
     forgotten: list[str] = field(default_factory=list)
@@ -74,9 +72,6 @@ class State:
     lose_answer_next: int = 0
     # Some tenants answer Connect's unknown user as HTTP 404 (code user_not_found) instead of a 200 envelope.
     unknown_user_404: bool = False
-    fail: str = ""
-    fail_path: str = ""
-    fail_times: int = 0
     ids: Any = field(default_factory=lambda: itertools.count(1))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -108,15 +103,13 @@ def basic_user(request: HttpRequest) -> tuple[str, str]:
 
 def injected_failure(name: str) -> HttpResponse | None:
     with state.lock:
-        if not state.fail or state.fail_times <= 0 or state.fail_path not in ("", name):
-            return None
-        state.fail_times -= 1
-        mode = state.fail
-    if mode == "slow":
-        time.sleep(SLOW_SECONDS)
-        return None
-    response = error(int(mode), f"http_{mode}", "injected failure")
-    if mode == "429":
+        mode = state.take_failure(name)
+    return failure_answer(mode, failure_in_sessionms_words)
+
+
+def failure_in_sessionms_words(status: int) -> HttpResponse:
+    response = error(status, f"http_{status}", "injected failure")
+    if status == 429:
         response["Retry-After"] = "1"
     return response
 
@@ -397,9 +390,7 @@ def control(request: HttpRequest) -> JsonResponse:
                 state.unknown_user_404 = bool(settings["unknown_user_404"])
             if "lose_answer_next" in settings:
                 state.lose_answer_next = int(settings["lose_answer_next"])
-            if "fail" in settings:
-                state.fail, state.fail_path = str(settings["fail"]), str(settings.get("fail_path", ""))
-                state.fail_times = int(settings.get("times", 1))
+            state.set_failure(settings)
     with state.lock:
         return JsonResponse(
             {
@@ -425,28 +416,3 @@ urlpatterns = [
     path("api/2.0/send_transaction", transactions_view),
     path("_control", control),
 ]
-
-
-# --- Demo ----------------------------------------------------------------------------------------------------------
-
-DEMO_TEMPLATES = {
-    EventType.SIGNED_UP: "Welcome to {client_name}, {first_name}! Your rewards wallet is ready.",
-    EventType.OFFER_ISSUED: "{first_name}, a new offer is in your wallet: {offer_name} - {offer_description}",
-    EventType.OFFER_EXPIRING: "{first_name}, your offer {offer_name} expires on {expires_on}. Use it soon!",
-}
-
-
-def seed_demo(client: Client) -> None:
-    """The three SessionM messages (through the demo's Attentive connection) and a member opted in to SMS, whose
-    wallet holds a new and an expiring offer once SessionM is verified and her profile created. Idempotent."""
-    attentive = Connection.objects.filter(client=client, vendor="attentive").first()
-    if attentive is not None:
-        for event_type, text in DEMO_TEMPLATES.items():
-            MessageTemplate.objects.get_or_create(
-                client=client, event_type=event_type, defaults={"connection": attentive, "text": text}
-            )
-    Member.objects.get_or_create(
-        client=client,
-        phone="+17707651790",
-        defaults={"first_name": "Amanda", "last_name": "Fries", "email": "amanda.fries@example.com", "opted_in": True},
-    )

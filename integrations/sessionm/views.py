@@ -15,8 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integrations.outcome import NotReady
-from integrations.sessionm import flows as sessionm
 from integrations.sessionm.models import SessionMTransaction
+from integrations.sessionm.transactions import TransactionIdReused, TransactionResult, send_transaction
 from integrations.tenancy import scope_to_clients
 from members.models import Member
 
@@ -60,7 +60,7 @@ class TransactionSerializer(serializers.ModelSerializer):
         fields = ["id", "member", "transaction_id", "status", "detail", "response", "created_at"]
 
 
-def transaction_status(result: sessionm.TransactionResult) -> int:
+def transaction_status(result: TransactionResult) -> int:
     """201 relayed now, 200 a repeat of a stored answer, 422 refused by SessionM, 502 no answer (repeat the id)."""
     txn_status = result.transaction.status
     if txn_status == SessionMTransaction.Status.REJECTED:
@@ -95,10 +95,10 @@ class SessionMMemberViewSet(viewsets.GenericViewSet):
         given = TransactionRequestSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         try:
-            result = sessionm.send_transaction(member, given.validated_data["transaction_id"], given.details())
+            result = send_transaction(member, given.validated_data["transaction_id"], given.details())
         except NotReady as exc:
             return Response({"ok": False, "message": str(exc)}, status=status.HTTP_409_CONFLICT)
-        except sessionm.TransactionIdReused as exc:
+        except TransactionIdReused as exc:
             return Response({"transaction_id": [str(exc)]}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         return Response(TransactionSerializer(result.transaction).data, status=transaction_status(result))
 

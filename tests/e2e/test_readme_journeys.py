@@ -24,9 +24,9 @@ from integrations.bazaarvoice.models import Review
 from integrations.first_orion.models import Push
 from integrations.models import Client, Connection, WebhookEvent
 from integrations.schedules import ensure_schedules
-from integrations.sessionm import flows as sessionm_flows
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.sessionm.models import SessionMOffer
+from integrations.sessionm.offers import scan_offers
 from members import sync
 from members.messaging import dispatch_messages
 from members.models import ChannelSubscription, Member, Segment
@@ -335,7 +335,7 @@ def test_journey_8_sessionm_offers(page, live_server, sessionm_sandbox, client_a
     sessionm_simulator.add_offer({"user_id": user_id, "name": "Free fries with any burger", "days": 30})
     ensure_schedules()
     run_now_on_jobs_page(page, live_server.url, "Read SessionM wallets")
-    assert sessionm_flows.scan_offers(client_a.pk)["members"] == 1  # what the queued run does for this client
+    assert scan_offers(client_a.pk)["members"] == 1  # what the queued run does for this client
     page.goto(f"{live_server.url}/admin/sessionm/sessionmoffer/")
     expect(page.locator("#result_list tbody tr", has_text="Free fries with any burger")).to_have_count(1)
     shot(page, 8, "offers")

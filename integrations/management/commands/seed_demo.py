@@ -110,10 +110,9 @@ class Command(BaseCommand):
         self.stdout.write(next_step(Connection.objects.get(client=client, vendor="attentive")))
 
     def seed_vendor_demos(self, client: Client) -> None:
-        """Each vendor's own demo records (a sandbox module may define `seed_demo(client)`; it must be
-        idempotent)."""
-        for sandbox in hooks.hooks(SeedsDemo).values():
-            sandbox.seed_demo(client)
+        """Each vendor's own demo records (its demo module may define `seed_demo(client)`; it must be idempotent)."""
+        for demo in hooks.hooks(SeedsDemo).values():
+            demo.seed_demo(client)
 
     def seed_loyalty_side(self, client: Client) -> None:
         """A sign-up source, three members and a message template, so the Attentive journey can be tried."""
