@@ -6,7 +6,9 @@ runner): a vendor package whose hooks do not match its spec fails start-up inste
 - integrations.E003: a public name close to a hook name of its module's role (`DEMO_SECRET`, `check_conection`);
 - integrations.E004: a task queue in the spec that no worker listens to (not in PORTAL_QUEUES);
 - integrations.E005: a schedule naming a task no tasks module defines (its beat entry would fail every run);
-- integrations.E006: a `task_queues` pattern that names no task (the tasks it meant go to the default queue).
+- integrations.E006: a `task_queues` pattern that names no task (the tasks it meant go to the default queue);
+- integrations.E007: a hook function whose parameters are not its capability's (the shared code would call it with
+  arguments it does not take: a TypeError at the first call, not at start-up).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from difflib import get_close_matches
 from fnmatch import fnmatchcase
+from inspect import Parameter, signature
 from types import ModuleType
 from typing import Any
 
@@ -52,6 +55,7 @@ def problems_of(spec: VendorSpec) -> Iterator[CheckMessage]:
         if (module := spec.module(role)) is not None:
             yield from half_provided(spec, role, module)
             yield from misspelt_hooks(spec, role, module)
+            yield from mismatched_hooks(role, module, spec)
     yield from unheard_queues(spec)
     yield from unknown_tasks(spec)
 
@@ -100,6 +104,40 @@ def misspelt_hooks(spec: VendorSpec, role: str, module: ModuleType) -> Iterator[
                 obj=spec.package,
                 id="integrations.E003",
             )
+
+
+def mismatched_hooks(role: str, module: ModuleType, spec: VendorSpec) -> Iterator[CheckMessage]:
+    for capability in (capability for capability, its_role in ROLES.items() if its_role == role):
+        for name, declared in vars(capability).items():
+            hook_function = getattr(module, name, None)
+            if name.startswith("_") or not callable(declared) or not callable(hook_function):
+                continue
+            if not takes_what_is_declared(hook_function, declared):
+                yield Error(
+                    f"{module.__name__}.{name}{signature(hook_function)} does not take what {capability.__name__} "
+                    f"passes it: {name}{signature(declared).replace(parameters=declared_parameters(declared))}.",
+                    hint="Give it the parameters integrations/hooks.py declares (the shared code passes them by "
+                    "position).",
+                    obj=spec.package,
+                    id="integrations.E007",
+                )
+
+
+def declared_parameters(declared: Any) -> list[Parameter]:
+    """A capability method's parameters without `self`."""
+    return list(signature(declared).parameters.values())[1:]
+
+
+def takes_what_is_declared(hook_function: Any, declared: Any) -> bool:
+    """The hook takes as many arguments by position as declared (names may differ: they are passed by position),
+    and needs nothing more (extra parameters have defaults)."""
+    given = list(signature(hook_function).parameters.values())
+    if any(p.kind == Parameter.VAR_POSITIONAL for p in given):
+        return True  # takes any number
+    wanted = len(declared_parameters(declared))
+    positional = [p for p in given if p.kind in (Parameter.POSITIONAL_ONLY, Parameter.POSITIONAL_OR_KEYWORD)]
+    needed = [p for p in given if p.default is Parameter.empty and p.kind != Parameter.VAR_KEYWORD]
+    return len(positional) >= wanted and len(needed) <= wanted
 
 
 def own_public_names(module: ModuleType) -> list[str]:

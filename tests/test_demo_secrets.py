@@ -38,3 +38,12 @@ def test_seed_demo_replaces_the_retired_common_word_vibes_username(settings, mon
     vibes.refresh_from_db()
     assert vibes.secret("api_username") == vendor_modules("sandbox")["vibes"].USERNAME
     assert Client.objects.filter(slug="demo").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_demo_client_has_attentives_default_sign_up_source_once(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    call_command("seed_demo")  # idempotent
+    client = Client.objects.get(slug="demo")
+    assert list(client.sign_up_sources.values_list("source_id", "is_default")) == [("132109", True)]

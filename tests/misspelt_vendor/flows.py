@@ -1,11 +1,12 @@
-"""Flows with a misspelt hook (`explain_auth_failur`) and half a capability (`reconcile_member` alone)."""
+"""Flows with a misspelt hook (`explain_auth_failur`), half a capability (`reconcile_member` alone) and a hook that
+takes a parameter its capability does not pass (`check_connection`'s `timeout`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-def check_connection(connection: Any) -> str:
+def check_connection(connection: Any, timeout: float) -> str:
     return "ok"
 
 

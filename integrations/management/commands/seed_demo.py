@@ -14,7 +14,6 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations import hooks
-from integrations.attentive.models import SignUpSource
 from integrations.hooks import SeedsDemo
 from integrations.models import Client, Connection
 from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
@@ -115,10 +114,8 @@ class Command(BaseCommand):
             demo.seed_demo(client)
 
     def seed_loyalty_side(self, client: Client) -> None:
-        """A sign-up source, three members and a message template, so the Attentive journey can be tried."""
-        SignUpSource.objects.get_or_create(
-            client=client, source_id="132109", defaults={"name": "Loyalty sign-up", "is_default": True}
-        )
+        """Three members and a message template, so the Attentive journey can be tried (its sign-up source is
+        Attentive's own demo record)."""
         for n, (first, last) in enumerate([("Amanda", "Reyes"), ("Brian", "Paul"), ("Jacob", "Smith")]):
             Member.objects.get_or_create(
                 client=client,
