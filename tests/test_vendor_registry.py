@@ -3,12 +3,15 @@ vendor task, the schedules and the admin templates each vendor package carries."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.apps import apps
+from django.conf import settings
 from django.template.loader import get_template
 
 from integrations.job_catalog import SCHEDULES
 from integrations.queue import task_named
-from integrations.vendors import VENDORS
+from integrations.vendors import VENDOR_PACKAGES, VENDORS, vendor_apps
 from portal.celery import app as celery_app
 
 
@@ -53,3 +56,11 @@ def test_vendor_admin_templates_are_found_in_the_vendors_package():
         ("sessionm", "admin/sessionm/campaigns.html"),
     ]:
         assert f"/integrations/{vendor}/templates/" in get_template(template).origin.name
+
+
+def test_the_vendor_apps_are_installed_from_the_registry_and_settings_name_none():
+    assert vendor_apps() and set(vendor_apps()) <= set(settings.INSTALLED_APPS)
+    # Every registered package that is an app is installed (Attentive has models since its sign-up sources moved).
+    assert {"integrations.attentive", "integrations.vibes"} <= set(vendor_apps()) <= set(VENDOR_PACKAGES)
+    source = (Path(__file__).resolve().parent.parent / "portal" / "settings.py").read_text()
+    assert [package for package in VENDOR_PACKAGES if f'"{package}"' in source] == []
