@@ -58,6 +58,23 @@ def sqlite_test_database_path() -> str:
     return path
 
 
+# The process that loaded these settings. A process forked from it (mutmut's workers fork from one server and run
+# side by side) takes test databases of its own: with the parent's names, each dropped the other's tables and every
+# mutant was "killed" by those errors, not by its tests.
+SETTINGS_PID = os.getpid()
+
+
+def name_test_databases_for_this_process(databases: dict) -> None:
+    """Give a forked process test databases of its own (the suite's conftest calls this before creating them)."""
+    if os.getpid() == SETTINGS_PID:
+        return
+    default = databases["default"]
+    if default["ENGINE"] == "django.db.backends.sqlite3":
+        default["TEST"]["NAME"] = sqlite_test_database_path()
+    else:
+        default["TEST"]["NAME"] = f"{default['TEST'].get('NAME') or 'test_' + default['NAME']}_{os.getpid()}"
+
+
 def remove_if_present(*paths: str) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
@@ -66,6 +83,8 @@ def remove_if_present(*paths: str) -> None:
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": sqlite_test_database_path()}  # noqa: F405
+else:
+    DATABASES["default"].setdefault("TEST", {})  # noqa: F405
     # A test database need not survive a power cut: no fsync on each commit.
     DATABASES["default"]["OPTIONS"]["init_command"] += "PRAGMA synchronous=OFF;"  # noqa: F405
 

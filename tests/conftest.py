@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.test import Client as HttpClient
 from django.test import RequestFactory
@@ -20,6 +21,7 @@ from integrations.sandbox.base import OUTAGES
 from integrations.sessionm import sandbox as sessionm_simulator
 from integrations.vibes import sandbox as vibes_simulator
 from portal.celery import app as celery_app
+from portal.test_settings import name_test_databases_for_this_process
 from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, ConnectionFactory, SiteAdminFactory
 
 # Property tests check rules, not speed (speed is measured by bench/): no per-example deadline and no "too slow"
@@ -27,6 +29,14 @@ from tests.factories import PASSWORD, ClientFactory, ClientUserFactory, Connecti
 # reported as a failure, "unreliable test timings").
 hypothesis_settings.register_profile("portal", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile("portal")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """pytest-django's hook before it creates the test databases: a forked process gets its own
+    (portal/test_settings.py)."""
+    name_test_databases_for_this_process(django_settings.DATABASES)
+
 
 # Fixtures shared by the First Orion test files (the simulator, client A's connection, the "Order ready" content).
 pytest_plugins = ["tests.first_orion_fixtures"]
