@@ -11,15 +11,21 @@ NAME` in the module's folder shows its diff. docs/mutation.md lists the survivor
 survivor missing from that list makes the run exit 1. mutmut runs again every mutant it is named, and keeps the
 result of every other: `--resume` runs only the mutants a stopped run did not reach, `--survivors` only the survivors
 docs/mutation.md does not explain (to check that new tests kill them).
+
+A kill is trusted only where it repeats alone: after a run, a few of its killed mutants are run again with one child,
+and a module whose sampled kills do not all repeat fails the run. Side-by-side workers once shared a test database,
+and every mutant of a module read as killed from the errors (docs/mutation.md).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -35,6 +41,8 @@ SHARED_CACHE_URL = os.environ.get("MUTATE_CACHE_URL", "rediscache://127.0.0.1:63
 DETECTED = frozenset({"killed", "timeout"})
 NOT_REACHED = "not checked"  # a run stopped before it tried this mutant
 MODES = ("--report", "--resume", "--survivors")
+# How many killed mutants of a run are run again alone (one child) to check that its kills are the tests' doing.
+RECHECKED_KILLS = 3
 # What the tests need beside the mutated packages: templates, the pytest settings, the entry point.
 LINKED = ("integrations", "members", "portal", "templates", "tests", "manage.py")
 
@@ -192,26 +200,51 @@ def prepare(target: Target) -> Path:
     return folder
 
 
-def run_target(target: Target, log: Path, mutants: list[str]) -> None:
+def run_target(target: Target, log: Path, mutants: list[str], children: str = "") -> None:
     """One mutmut child at a time unless MUTATE_CHILDREN says more: the machine runs other work beside it."""
     folder = prepare(target)
     env = {**os.environ, **dict(target.env)}
-    with log.open("w") as out:
-        command = [str(MUTMUT), "run", "--max-children", os.environ.get("MUTATE_CHILDREN", "1"), *mutants]
+    with log.open("a" if children else "w") as out:
+        command = [str(MUTMUT), "run", "--max-children", children or os.environ.get("MUTATE_CHILDREN", "1"), *mutants]
         subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
 
 
-def outcome_of(target: Target) -> Outcome:
-    """What the module's last run found (mutants it has not reached yet count as `not_checked`)."""
+def statuses_of(target: Target) -> dict[str, str]:
+    """mutmut's last result for each of the target's mutants ("killed", "survived", "not checked", ...)."""
     folder = WORK / target.name
     if not folder.exists():
-        return Outcome(target, {"mutants": 0}, [], [])
+        return {}
     results = subprocess.run(
         [str(MUTMUT), "results", "--all", "true"], cwd=folder, capture_output=True, text=True, check=False
     ).stdout
     statuses = dict(re.findall(r"^\s+(\S+): (.+)$", results, re.MULTILINE))
     globs = target.mutant_globs()
-    ours = {name: status for name, status in statuses.items() if any(fnmatchcase(name, g) for g in globs)}
+    return {name: status for name, status in statuses.items() if any(fnmatchcase(name, g) for g in globs)}
+
+
+def kills_not_repeated(
+    killed: list[str], run_alone: Callable[[list[str]], dict[str, str]], count: int = RECHECKED_KILLS
+) -> list[str]:
+    """A sample of the run's killed mutants, run again alone: those the tests no longer kill (none: the kills
+    stand). The sample is drawn afresh each time, so no fixed few can hide a run whose kills are not real."""
+    sample = random.sample(sorted(killed), min(count, len(killed)))
+    statuses = run_alone(sample)
+    return [name for name in sample if statuses.get(name) not in DETECTED]
+
+
+def recheck_kills(target: Target, killed_before: list[str]) -> list[str]:
+    def run_alone(names: list[str]) -> dict[str, str]:
+        run_target(target, WORK / f"{target.name}.log", names, children="1")
+        return statuses_of(target)
+
+    return kills_not_repeated(killed_before, run_alone)
+
+
+def outcome_of(target: Target) -> Outcome:
+    """What the module's last run found (mutants it has not reached yet count as `not_checked`)."""
+    ours = statuses_of(target)
+    if not ours:
+        return Outcome(target, {"mutants": 0}, [], [])
     counts = {"mutants": len(ours)}
     for status in ours.values():
         counts[status] = counts.get(status, 0) + 1
@@ -266,6 +299,14 @@ def main(argv: list[str]) -> int:
         if mutants:
             WORK.mkdir(parents=True, exist_ok=True)
             run_target(target, WORK / f"{target.name}.log", mutants)
+            killed = [
+                name
+                for name, status in statuses_of(target).items()
+                if status == "killed" and any(fnmatchcase(name, pattern) for pattern in mutants)
+            ]
+            if not_repeated := recheck_kills(target, killed):
+                print(f"{target.path}: not valid, kills that did not repeat alone: {', '.join(not_repeated)}")
+                all_good = False
         all_good &= report(outcome_of(target), explained)
     return 0 if all_good else 1
 
