@@ -83,10 +83,10 @@ def remove_if_present(*paths: str) -> None:
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": sqlite_test_database_path()}  # noqa: F405
-else:
-    DATABASES["default"].setdefault("TEST", {})  # noqa: F405
     # A test database need not survive a power cut: no fsync on each commit.
     DATABASES["default"]["OPTIONS"]["init_command"] += "PRAGMA synchronous=OFF;"  # noqa: F405
+else:
+    DATABASES["default"].setdefault("TEST", {})  # noqa: F405
 
 
 # A second alias on the same test database, as a read replica would be (Django's test mirror). Reads are routed to
