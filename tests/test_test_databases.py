@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 
 from portal import test_settings
 
@@ -27,3 +29,12 @@ def test_a_forked_process_suffixes_a_server_test_database_with_its_pid(monkeypat
     monkeypatch.setattr(test_settings, "SETTINGS_PID", os.getpid() + 1)
     test_settings.name_test_databases_for_this_process(databases)
     assert databases["default"]["TEST"]["NAME"] == f"test_portal_{os.getpid()}"
+
+
+def test_the_test_settings_load_for_postgresql_without_a_server():
+    # The settings module alone, as `make test` loads it for CI's PostgreSQL run (no connection is made).
+    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/portal"}
+    code = "import portal.test_settings as s; print(s.DATABASES['default']['ENGINE'])"
+    loaded = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["django.db.backends.postgresql"]
