@@ -7,22 +7,14 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection as db_connection
-from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
 from integrations.attentive.models import SignUpSource
 from integrations.models import AuditEntry
 from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
+from tests.migrating import migrate, migrate_to_latest
 
 BEFORE = [("integrations", "0017_webhookevent_connection_time"), ("attentive", None)]
-
-
-def migrate(targets: list[tuple[str, str | None]]) -> MigrationExecutor:
-    executor = MigrationExecutor(db_connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor
 
 
 @pytest.mark.django_db(transaction=True)
@@ -37,7 +29,7 @@ def test_an_upgrade_keeps_the_sign_up_sources_and_their_permissions(client_a):
         assert content_type.app_label == "integrations"
         view = Permission.objects.get(content_type=content_type, codename="view_signupsource")
 
-        migrate(MigrationExecutor(db_connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
 
         source = SignUpSource.objects.get()
         assert (source.client_id, source.source_id, source.name, source.is_default) == (
@@ -50,7 +42,7 @@ def test_an_upgrade_keeps_the_sign_up_sources_and_their_permissions(client_a):
         assert (view.content_type.pk, view.content_type.app_label) == (content_type.pk, "attentive")
     finally:
         # Back to the latest schema whatever happened: the tests after this one need it.
-        migrate(MigrationExecutor(db_connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
 
 
 @pytest.mark.django_db

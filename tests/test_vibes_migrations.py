@@ -7,19 +7,11 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection as db_connection
-from django.db.migrations.executor import MigrationExecutor
 
 from integrations.vibes.models import VibesListSubscription, VibesPerson
+from tests.migrating import migrate, migrate_to_latest
 
 BEFORE = [("members", "0015_outboundmessage_to"), ("vibes", None)]
-
-
-def migrate(targets: list[tuple[str, str | None]]) -> MigrationExecutor:
-    executor = MigrationExecutor(db_connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor
 
 
 @pytest.mark.django_db(transaction=True)
@@ -40,7 +32,7 @@ def test_an_upgrade_keeps_the_subscriptions_their_permissions_and_the_members_pe
         assert content_type.app_label == "members"
         view = Permission.objects.get(content_type=content_type, codename="view_vibeslistsubscription")
 
-        executor = migrate(MigrationExecutor(db_connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
 
         subscription = VibesListSubscription.objects.get()
         assert (subscription.member_id, subscription.person_id, subscription.list_id) == (known.pk, "P-1", "7")
@@ -50,4 +42,4 @@ def test_an_upgrade_keeps_the_subscriptions_their_permissions_and_the_members_pe
         assert (view.content_type.pk, view.content_type.app_label) == (content_type.pk, "vibes")
     finally:
         # Back to the latest schema whatever happened: the tests after this one need it.
-        migrate(MigrationExecutor(db_connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
