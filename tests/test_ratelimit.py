@@ -28,6 +28,8 @@ import os, sys, time, django, requests
 django.setup()
 from integrations.ratelimit import SharedWindowLimiter
 limiter = SharedWindowLimiter(sys.argv[2], float(sys.argv[3]))
+print("ready", flush=True)
+sys.stdin.readline()  # both processes start together, so their calls overlap
 for _ in range(int(sys.argv[4])):
     limiter.acquire()
     print(time.time(), flush=True)  # when this call was allowed to go
@@ -60,15 +62,24 @@ def test_two_worker_processes_share_one_limit(httpserver: HTTPServer):
     key = f"test:two-workers:{time.time_ns()}"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.test_settings"}
     args = [sys.executable, "-c", WORKER, httpserver.url_for("/call"), key, str(RATE), "30"]
-    workers = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    assert all(worker.stdout.readline().strip() == "ready" for worker in workers)
+    for worker in workers:
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
     allowed = [float(line) for worker in workers for line in worker.communicate(timeout=60)[0].split()]
     assert all(worker.returncode == 0 for worker in workers)
     assert len(seen) == len(allowed) == 60
     # The limit holds for when calls were allowed to go (arrival at the server adds the network's jitter). A loaded
-    # machine may delay recording a call past a window's end: one window's count of slack. Unshared, the two
-    # processes would each go at the full rate (about twice this).
-    assert busiest_second(allowed) <= RATE + SharedWindowLimiter(key, RATE).per_window
-    assert max(allowed) - min(allowed) >= 60 / RATE - 1.0  # together, not each on its own at the full rate
+    # machine may delay recording a call past a window's end or two (CI once saw RATE + 2 in a second), so a second
+    # gets slack of a few windows' counts; the whole run's pace has no such slack, as a delay moves only its ends.
+    # Unshared, the two processes would each go at the full rate: twice RATE a second, the run in half the time.
+    per_window = SharedWindowLimiter(key, RATE).per_window
+    assert busiest_second(allowed) <= RATE + 3 * per_window
+    assert max(allowed) - min(allowed) >= (len(allowed) - 2 * per_window) / RATE - 0.25
 
 
 def rates(limiters) -> list[float]:
