@@ -30,6 +30,7 @@ from integrations.hooks import ReceivesCallbacks, hook
 from integrations.models import Connection, WebhookEvent
 from integrations.queue import task_named
 from integrations.vendors import VENDORS
+from members.changes import changed_by
 
 logger = logging.getLogger(__name__)
 # Callbacks arriving within this many seconds are processed by one task run.
@@ -251,7 +252,8 @@ def process(event: WebhookEvent) -> bool:
             claimed = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event.pk, status__in=waiting)
             if not list(claimed.values_list("pk", flat=True)):
                 return False  # done already, or being applied by another worker right now
-            status, detail = handler_for(event.connection.vendor).apply(event)
+            with changed_by(callback_label(event)):
+                status, detail = handler_for(event.connection.vendor).apply(event)
             event.status, event.error, event.traceback, event.processed_at = status, detail, "", timezone.now()
             event.save(update_fields=["status", "error", "traceback", "processed_at"])
     except Exception as exc:
@@ -260,6 +262,11 @@ def process(event: WebhookEvent) -> bool:
         event.save(update_fields=["status", "error", "traceback"])
         raise
     return True
+
+
+def callback_label(event: WebhookEvent) -> str:
+    """Who a callback's changes to members are by, on their timeline."""
+    return f"a {VENDORS[event.connection.vendor].label} callback (event {event.event_id or event.pk})"
 
 
 def reprocess(events: QuerySet[WebhookEvent]) -> dict[str, int]:

@@ -45,7 +45,7 @@ CORE_SCHEDULES = (
         task="integrations.prune_old_records",
         crontab={"minute": "17", "hour": "3"},
         description="Deletes what is past its retention: vendor calls, job runs, processed webhook events, settled "
-        "messages and their loyalty events (never what still waits or is uncertain).",
+        "messages and their loyalty events, members' change records (never what still waits or is uncertain).",
     ),
 )
 # The shared jobs above, then each vendor's own (declared in its spec); filled in place, again whenever the registry

@@ -8,7 +8,9 @@ setting, and only of rows nobody needs any more.
   claimed and attempting ones are still being worked on, and an `uncertain` one is the evidence an admin needs to
   decide whether the member got it: all kept;
 - loyalty events (LOYALTY_EVENT_RETENTION_DAYS): whose messages were planned and have all gone (pruned as settled
-  above, or there were none), so an event is kept as long as any of its messages is.
+  above, or there were none), so an event is kept as long as any of its messages is;
+- member changes (MEMBER_CHANGE_RETENTION_DAYS): who changed a member through the API, an import, a callback or a
+  job, for the member's timeline.
 
 Points transactions and audit entries are kept: they are the record of money-like changes and of people's edits.
 
@@ -32,7 +34,7 @@ from django.utils import timezone
 from integrations import partitions, rollups
 from integrations.hooks import HoldsLoyaltyEvents, hooks
 from integrations.models import JobRun, VendorCall, WebhookEvent
-from members.models import LoyaltyEvent, OutboundMessage
+from members.models import LoyaltyEvent, MemberChange, OutboundMessage
 
 BATCH_SIZE = 5000
 
@@ -74,6 +76,7 @@ def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
         "loyalty_events": prune(
             prunable_loyalty_events(now), "messages_planned_at", cutoff("LOYALTY_EVENT_RETENTION_DAYS")
         ),
+        "member_changes": prune(MemberChange.objects.all(), "changed_at", cutoff("MEMBER_CHANGE_RETENTION_DAYS")),
         "rollups": rollups.prune(now),  # its own period (ROLLUP_RETENTION_DAYS, 400 days): the charts' history
     }
 

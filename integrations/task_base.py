@@ -9,8 +9,10 @@ from typing import Any
 from celery import Task
 
 from integrations.http import RateLimited, Unavailable
+from integrations.job_catalog import job_label
 from integrations.job_runs import Counts, run_job
 from integrations.models import Client
+from members.changes import changed_by
 
 
 class PortalTask(Task):
@@ -34,6 +36,7 @@ def _client(client_id: int | None) -> Client | None:
 
 
 def run_as_job(task: Task, work: Any, client_id: int | None = None) -> Counts:
-    request = task.request
-    run = run_job(task.name, work, client=_client(client_id), task_id=request.id or "", worker=request.hostname or "")
+    request, client = task.request, _client(client_id)
+    with changed_by(f"the job “{job_label(task.name)}”"):  # members it changes say so on their timeline
+        run = run_job(task.name, work, client=client, task_id=request.id or "", worker=request.hostname or "")
     return run.counts

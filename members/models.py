@@ -299,6 +299,28 @@ def is_whole_number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class MemberChange(models.Model):
+    """A change to a member made other than by a person on the member's admin page (whose own log says who): by the
+    API, an import, a vendor's callback, a refresh or a pull — who, when and which fields (members/changes.py). Kept
+    MEMBER_CHANGE_RETENTION_DAYS, for the member's timeline."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="changes")
+    changed_at = models.DateTimeField(default=timezone.now)
+    by = models.CharField(max_length=200)
+    fields = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["-changed_at"]
+        indexes = [
+            # The timeline's newest changes of one member, and retention by time.
+            models.Index(fields=["member", "-changed_at"], name="memberchange_member_time"),
+            models.Index(fields=["changed_at"], name="memberchange_changed_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fields} changed by {self.by}"
+
+
 def event_data_errors(data: dict[str, Any]) -> dict[str, str]:
     """Per key, what is wrong with an event's data (empty when nothing is): a message must not say "Balance: abc"."""
     return {

@@ -34,6 +34,7 @@ from integrations.models import Connection
 from integrations.outcome import NotReady, Outcome
 from integrations.queue import enqueue
 from integrations.vendors import VENDORS
+from members import changes
 from members.models import Member, MemberVendorState
 
 State = MemberVendorState.Status
@@ -56,12 +57,14 @@ def record_change(
     *,
     configured: Collection[str] | None = None,
 ) -> list[str]:
-    """Record, in the caller's transaction, that the vendors who hold these fields must be brought in line; queue
-    one reconcile per burst of edits after commit. Returns the vendors concerned. A caller changing many members
-    of one client in one transaction (the CSV import) may pass `configured_vendors(client_id)`, read once."""
+    """Record, in the caller's transaction, who changed these fields (members/changes.py) and that the vendors who
+    hold them must be brought in line; queue one reconcile per burst of edits after commit. Returns the vendors
+    concerned. A caller changing many members of one client in one transaction (the CSV import) may pass
+    `configured_vendors(client_id)`, read once."""
     changed = set(changed_fields)
     if not changed:
         return []
+    changes.record(member, changed)  # who made it, for the member's timeline
     if configured is None:
         configured = configured_vendors(member.client_id)
     if not configured:

@@ -10,8 +10,8 @@ sources are not linked to a member by the portal's records and are read through 
   states (its timeline module's `member_callbacks`, e.g. Vibes' by the event ids its list subscriptions keep).
 - vendor calls (VendorCall has no member, and its URL is not indexed): only the call behind a held, uncertain or
   failed message, on the message's connection around its attempt (index `connection, -created_at`).
-- changes: the admin's log of the member's page (who, when, which fields); a change made through the API or a
-  vendor's callback is not a person's edit there and shows as the vendor's or the API's own entry, if any.
+- changes: the admin's log of the member's page (who, when, which fields), and every other change's record
+  (MemberChange: by the API's token, an import, a vendor's callback, a job; members/changes.py).
 - First Orion pushes are not here: a push keeps its destinations as numbers in its batches' JSON, with no link to
   a member that can be read without scanning every batch.
 """
@@ -24,8 +24,10 @@ from datetime import datetime
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model, Q
 from django.urls import NoReverseMatch, reverse
+from django.utils.text import get_text_list
 
 from integrations.hooks import AddsToTimeline, FindsMemberCallbacks, hooks
 from integrations.http import EXPECTED_KINDS
@@ -35,6 +37,7 @@ from members.models import (
     ChannelSubscription,
     LoyaltyEvent,
     Member,
+    MemberChange,
     MemberVendorState,
     OutboundMessage,
 )
@@ -83,6 +86,7 @@ def timeline(member: Member, per_source: int = PER_SOURCE) -> list[Entry]:
     sources: list[Callable[[Member, int], Iterable[Entry]]] = [
         joined,
         admin_changes,
+        other_changes,
         loyalty_events,
         vendor_states,
         subscriptions,
@@ -115,6 +119,23 @@ def admin_changes(member: Member, limit: int) -> Iterator[Entry]:
             detail=entry.get_change_message() if entry.action_flag == 2 else "",
             url=admin_url(member),
         )
+
+
+def other_changes(member: Member, limit: int) -> Iterator[Entry]:
+    """Changes made other than on the member's admin page: who made them (a token, an import, a callback, a job)."""
+    for change in MemberChange.objects.filter(member=member).order_by("-changed_at")[:limit]:
+        yield Entry(change.changed_at, "change", "", f"Changed by {change.by}", detail=field_names(change.fields))
+
+
+def field_names(stored: str) -> str:
+    """ "email, opted_in" as the admin names them: "Changed e-mail and SMS opt-in"."""
+    names = []
+    for name in filter(None, stored.split(", ")):
+        try:
+            names.append(str(getattr(Member._meta.get_field(name), "verbose_name", name)))
+        except FieldDoesNotExist:  # a field since removed
+            names.append(name)
+    return f"Changed {get_text_list(names, 'and')}." if names else ""
 
 
 def loyalty_events(member: Member, limit: int) -> Iterator[Entry]:

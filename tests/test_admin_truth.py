@@ -52,6 +52,9 @@ def test_reviewers_found_at_annex_cloud_are_members_with_their_names_and_no_welc
         assert member.found_through == FOUND_THROUGH
         assert member.first_name in bazaarvoice_simulator.FIRST_NAMES and member.last_name
         assert member.first_name != "Reviewer"
+        # Its timeline names what made it: the review that found it (members/changes.py).
+        reviews = member.bazaarvoice_reviews.values_list("review_id", flat=True)
+        assert member.changes.order_by("pk").first().by in {f"Bazaarvoice's review {r}" for r in reviews}
     # Existing loyalty members, not sign-ups: no welcome event, no welcome message.
     assert not LoyaltyEvent.objects.filter(client=client_a, event_type=EventType.SIGNED_UP).exists()
     assert not OutboundMessage.objects.filter(member__in=found, event__event_type=EventType.SIGNED_UP).exists()

@@ -144,11 +144,13 @@ def test_the_prune_job_counts_each_table_and_the_jobs_page_shows_them(admin_http
         "webhook_events": 1,
         "outbound_messages": 1,
         "loyalty_events": 0,  # its event was never planned
+        "member_changes": 0,
         "rollups": 0,
     }
     page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", admin_http.get("/admin/jobs/").content.decode()))
     prune_row = page.split("Prune old records", 1)[1].split("Run now", 1)[0]
     # Each table's count (PostgreSQL's jsonb orders the keys its own way).
-    for count in ("1 vendor call", "0 job runs", "1 webhook event", "1 outbound message", "0 loyalty events"):
+    counts = ("1 vendor call", "0 job runs", "1 webhook event", "1 outbound message", "0 loyalty events")
+    for count in (*counts, "0 member changes"):
         assert re.search(rf"\b{count}\b(?!s)", prune_row), count  # "1 vendor call", never "1 vendor calls"
     assert JobRun.objects.filter(job="integrations.prune_old_records", outcome=JobRun.Outcome.SUCCEEDED).exists()

@@ -22,7 +22,7 @@ from integrations.connections import SecretsUnreadable, refuse_unreadable_secret
 from integrations.http import NotFound, Rejected, VendorError, path_segment
 from integrations.models import Client, Connection
 from integrations.redaction import secret_values_during
-from members import sync
+from members import changes, sync
 from members.flows import record_loyalty_event
 from members.models import EMAIL_FORMAT_HINT, EventType, Member, PointsTransaction, email_problem
 
@@ -118,7 +118,8 @@ def settle(review: Review, context: Context) -> str:
         return review.outcome
     if why := why_not_eligible(profile):
         return finish(review, Result.NOT_ELIGIBLE, why)
-    return award(review, context, member_for(context.client, address, profile))
+    with changes.changed_by(f"Bazaarvoice's review {review.review_id}"):  # the member's profile, then points
+        return award(review, context, member_for(context.client, address, profile))
 
 
 def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:

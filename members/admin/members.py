@@ -21,7 +21,7 @@ from django.utils.translation import ngettext
 from integrations.admin.base import ClientFilter, ClientScopedAdmin, collected
 from integrations.tenancy import scope_to_clients, visible_clients
 from integrations.vendors import VENDORS
-from members import imports, segments, sync, timeline
+from members import changes, imports, segments, sync, timeline
 from members.imports import ImportFileError
 from members.models import (
     ChannelSubscription,
@@ -238,7 +238,7 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
                     "the lines not imported, are listed below.",
                 )
                 return HttpResponseRedirect(request.path)
-            report = imports.import_members(client, upload)
+            report = imports.import_members(client, upload, by=imports.import_label(request.user, upload.name))
             report_lines = list(imports.report_lines(report))
             self.message_user(request, report_lines[0], messages.WARNING if report.failed else messages.SUCCESS)
         context = {
@@ -321,7 +321,20 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     def save_model(self, request: HttpRequest, obj: Member, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         # The admin's change view is one transaction: the change and the vendor work it needs are recorded together.
-        sync.record_change(obj, set(form.changed_data), {name: form.initial.get(name) for name in form.changed_data})
+        # Who made it is in the admin's own log of the page.
+        previous = {name: form.initial.get(name) for name in form.changed_data}
+        with changes.changed_by(changes.ON_THE_ADMIN_PAGE):
+            sync.record_change(obj, set(form.changed_data), previous)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Member], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        """An action on the list (a vendor's "Refresh from Annex Cloud", "Sync to Vibes", …) changes members as the
+        person who chose it, named with the action on their timeline."""
+        action = self.get_actions(request).get(request.POST.get("action", ""))
+        what = f" with “{action[2]}”" if action else ""
+        with changes.changed_by(f"{request.user.get_username()}{what} on the members list"):
+            return super().response_action(request, queryset, *args, **kwargs)
 
 
 @admin.register(LoyaltyEvent)

@@ -1,0 +1,60 @@
+"""Who changed a member, for the member's timeline.
+
+A person's edit on the member's admin page is in the admin's own log (who, when, which fields). Every other way a
+member changes — the API, an import, a vendor's callback, a refresh from Annex Cloud, a Bazaarvoice pull — names
+itself around its work with `changed_by("…")`, and each change `members.sync.record_change` sees meanwhile is stored
+as a MemberChange with that name. A change made with no name set is recorded as the portal's own, so a way in that
+forgets to name itself still leaves its change on the timeline. An import stores its changes in one INSERT per
+batch (`collected`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from members.models import Member, MemberChange
+
+THE_PORTAL = "the portal"
+# The admin's member page: its LogEntry records the change already.
+ON_THE_ADMIN_PAGE = "the member's admin page"
+
+_by: ContextVar[str | None] = ContextVar("member_changes_by", default=None)
+_collected: ContextVar[list[MemberChange] | None] = ContextVar("member_changes_collected", default=None)
+
+BY_MAX = MemberChange._meta.get_field("by").max_length or 200
+FIELDS_MAX = MemberChange._meta.get_field("fields").max_length or 300
+
+
+@contextmanager
+def changed_by(who: str) -> Iterator[None]:
+    """Changes made inside are recorded as made by `who` (e.g. "the API, token “CRM”")."""
+    token = _by.set(who[:BY_MAX])
+    try:
+        yield
+    finally:
+        _by.reset(token)
+
+
+@contextmanager
+def collected() -> Iterator[None]:
+    """Changes recorded inside are stored together when it ends (one INSERT), in the caller's transaction."""
+    rows: list[MemberChange] = []
+    token = _collected.set(rows)
+    try:
+        yield
+    finally:
+        _collected.reset(token)
+    MemberChange.objects.bulk_create(rows)
+
+
+def record(member: Member, fields: Iterable[str]) -> None:
+    who = _by.get() or THE_PORTAL
+    if who == ON_THE_ADMIN_PAGE:
+        return
+    row = MemberChange(member=member, by=who, fields=", ".join(sorted(fields))[:FIELDS_MAX])
+    rows = _collected.get()
+    if rows is None:
+        row.save()
+    else:
+        rows.append(row)
