@@ -90,6 +90,14 @@ class HoldsLoyaltyEvents(Protocol):
     def loyalty_events_in_use(self, now: datetime) -> Q: ...
 
 
+@runtime_checkable
+class PrunesRecords(Protocol):
+    """Deletes its own records past their retention (nightly, with the portal's); the counts by table name.
+    `cutoff(days)` is the time before which a record kept `days` is past it (a manual clean-up's period overrides)."""
+
+    def prune_records(self, cutoff: Callable[[int], datetime]) -> dict[str, int]: ...
+
+
 # --- consent.py --------------------------------------------------------------------------------------------------
 
 
@@ -219,6 +227,7 @@ ROLES: dict[type, str] = {
     SendsMessages: "flows",
     ReportsActivity: "flows",
     HoldsLoyaltyEvents: "retention",
+    PrunesRecords: "retention",
     RecordsSmsOptIns: "consent",
     AddsToTimeline: "timeline",
     FindsMemberCallbacks: "timeline",

@@ -12,6 +12,8 @@ setting, and only of rows nobody needs any more.
 - member changes (MEMBER_CHANGE_RETENTION_DAYS): who changed a member through the API, an import, a callback or a
   job, for the member's timeline.
 
+Each vendor prunes its own records too (its retention module's `prune_records`): First Orion's finished pushes.
+
 Points transactions and audit entries are kept: they are the record of money-like changes and of people's edits.
 
 Rows go in batches of primary-key ranges, found through each table's indexed time column, so no statement holds a
@@ -32,7 +34,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from integrations import partitions, rollups
-from integrations.hooks import HoldsLoyaltyEvents, hooks
+from integrations.hooks import HoldsLoyaltyEvents, PrunesRecords, hooks
 from integrations.models import JobRun, VendorCall, WebhookEvent
 from members.models import LoyaltyEvent, MemberChange, OutboundMessage
 
@@ -59,8 +61,10 @@ def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
     now = timezone.now()
 
     def cutoff(setting: str) -> datetime:
-        days = getattr(settings, setting) if older_than_days is None else older_than_days
-        return now - timedelta(days=days)
+        return days_ago(getattr(settings, setting))
+
+    def days_ago(days: int) -> datetime:
+        return now - timedelta(days=days if older_than_days is None else older_than_days)
 
     partitions.ensure_ahead()  # PostgreSQL: the days ahead exist before their rows arrive
     # Messages before events: an event goes only once its messages have.
@@ -78,6 +82,8 @@ def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
         ),
         "member_changes": prune(MemberChange.objects.all(), "changed_at", cutoff("MEMBER_CHANGE_RETENTION_DAYS")),
         "rollups": rollups.prune(now),  # its own period (ROLLUP_RETENTION_DAYS, 400 days): the charts' history
+        # Each vendor's own records (its retention module), each after its own setting.
+        **{name: n for vendor in hooks(PrunesRecords).values() for name, n in vendor.prune_records(days_ago).items()},
     }
 
 
@@ -119,7 +125,7 @@ def prune(prunable: QuerySet[Any], time_field: str, cutoff: datetime, batch_size
     deleted, reached = 0, None
     while (top := newest_key(old, time_field, above=reached)) is not None:
         for low, high in key_ranges(prunable.model.objects.all(), above=reached, up_to=top, size=batch_size):
-            deleted += old.filter(pk__gte=low, pk__lt=high).delete()[0]
+            deleted += rows_of_its_own(old.filter(pk__gte=low, pk__lt=high))
         reached = top
     return deleted
 
@@ -137,6 +143,12 @@ def prune_by_time(prunable: QuerySet[Any], time_field: str, cutoff: datetime, ba
             or (old.filter(**{time_field: boundary}).delete()[0])
         )
     return deleted + old.delete()[0]
+
+
+def rows_of_its_own(rows: QuerySet[Any]) -> int:
+    """Delete `rows`; how many of them went (not counting the rows of other tables deleted with them, e.g. a push's
+    batches)."""
+    return rows.delete()[1].get(rows.model._meta.label, 0)
 
 
 def newest_key(old: QuerySet[Any], time_field: str, above: int | None) -> int | None:

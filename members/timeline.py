@@ -12,8 +12,8 @@ sources are not linked to a member by the portal's records and are read through 
   failed message, on the message's connection around its attempt (index `connection, -created_at`).
 - changes: the admin's log of the member's page (who, when, which fields), and every other change's record
   (MemberChange: by the API's token, an import, a vendor's callback, a job; members/changes.py).
-- First Orion pushes are not here: a push keeps its destinations as numbers in its batches' JSON, with no link to
-  a member that can be read without scanning every batch.
+- First Orion pushes: through the members each batch was planned for (PushRecipient, indexed by member), not by
+  reading the batches' destinations.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class Entry:
     """One thing that happened to the member: when, what kind, at which vendor, what it says, and its record."""
 
     at: datetime
-    kind: str  # joined, change, event, vendor, subscription, callback, message, points, offer, transaction, review
+    kind: str  # joined, change, event, vendor, subscription, callback, message, points, offer, transaction, review,
+    # push
     vendor: str  # the vendor's label, empty for the portal's own
     title: str
     status: str = ""

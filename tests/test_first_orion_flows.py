@@ -19,8 +19,10 @@ from integrations import connections, http, ratelimit
 from integrations.first_orion import destinations, flows
 from integrations.first_orion import sandbox as simulator
 from integrations.first_orion.api import BadCredentials
-from integrations.first_orion.models import AccessToken, Push, PushBatch
+from integrations.first_orion.models import AccessToken, Push, PushBatch, PushRecipient
 from integrations.models import Connection, JobRun, VendorCall
+from integrations.retention import prune_old_records
+from members import timeline
 from members.models import Member, Segment
 from members.segments import add_members
 
@@ -525,3 +527,54 @@ def test_a_site_admin_resends_uncertain_batches_after_checking(fo, content, clie
     push.refresh_from_db()
     assert (push.status, push.failures, push.batches_sent) == ("sent", 0, 1)
     assert set(state.received.values()) == {2}  # sent twice: exactly what the admin chose, after checking
+
+
+def test_a_members_timeline_shows_the_pushes_that_reached_them_and_what_came_of_each_batch(fo, content, client_a):
+    """The timeline finds a member's pushes through the members each batch was planned for (PushRecipient), one
+    indexed query, with the batch's outcome: here one batch sent, the other's answer lost (uncertain)."""
+    state, _ = fo
+    reached = [member(client_a, n) for n in range(4)]
+    left_out = member(client_a, 9, opted_in=False)
+    push = flows.create_push(content, members=Member.objects.all())
+    state.fail, state.fail_times = "lose", 1
+    flows.run_push(push.pk)
+    first_batch, second_batch = push.batches.order_by("index")
+    recipients = {(r.batch_id, r.member_id) for r in PushRecipient.objects.all()}
+    planned_for = {(b.pk, destinations.member_pk_of(d)) for b in (first_batch, second_batch) for d in b.destinations}
+    assert recipients == planned_for and len(recipients) == len(reached)
+    for someone in reached:
+        [entry] = [entry for entry in timeline.timeline(someone) if entry.kind == "push"]
+        batch = first_batch if (first_batch.pk, someone.pk) in recipients else second_batch
+        assert (entry.vendor, entry.title) == ("First Orion ENGAGE", f"Branded call “{content.name}”")
+        assert entry.status == batch.status and entry.url == reverse("admin:first_orion_push_change", args=[push.pk])
+        assert entry.detail.startswith(f"{batch} (2 destinations).")
+    assert {e.status for m in reached for e in timeline.timeline(m) if e.kind == "push"} == {"sent", "uncertain"}
+    assert not [entry for entry in timeline.timeline(left_out) if entry.kind == "push"]
+
+
+def test_a_pushed_number_of_no_member_and_a_member_deleted_after_planning_leave_no_recipient(fo, content, client_a):
+    assert destinations.member_pk_of({"customTrackingId": "push-7-n3"}) is None
+    assert destinations.member_pk_of({"customTrackingId": "push-7-m42"}) == 42
+    someone, gone = member(client_a, 1), member(client_a, 2)
+    push = planned(flows.create_push(content, members=Member.objects.all()))
+    gone.delete()
+    assert list(PushRecipient.objects.values_list("member_id", flat=True)) == [someone.pk]
+    assert push.batches.count() == 1
+
+
+def test_finished_pushes_are_pruned_after_their_period_with_their_batches_but_an_uncertain_one_is_kept(
+    fo, content, client_a, settings
+):
+    settings.FIRST_ORION_PUSH_RETENTION_DAYS = 90
+    for n in range(3):
+        member(client_a, n)
+    old_sent, recent_sent, old_uncertain = (
+        planned(flows.create_push(content, members=Member.objects.all())) for _ in range(3)
+    )
+    Push.objects.filter(pk=old_sent.pk).update(status="sent", finished_at=timezone.now() - timedelta(days=91))
+    Push.objects.filter(pk=recent_sent.pk).update(status="sent", finished_at=timezone.now() - timedelta(days=89))
+    Push.objects.filter(pk=old_uncertain.pk).update(status="uncertain", finished_at=timezone.now() - timedelta(days=91))
+    assert prune_old_records()["first_orion_pushes"] == 1  # the push, not its batches and recipients as well
+    assert set(Push.objects.values_list("pk", flat=True)) == {recent_sent.pk, old_uncertain.pk}
+    assert not PushBatch.objects.filter(push_id=old_sent.pk).exists()
+    assert set(PushRecipient.objects.values_list("batch__push_id", flat=True)) == {recent_sent.pk, old_uncertain.pk}

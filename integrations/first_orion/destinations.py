@@ -13,6 +13,7 @@ counts what was planned; the push's batches (flows.build_batches) are written as
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -236,6 +237,16 @@ def plan_for_members(
     for rows in member_chunks(members):
         deque(member_destinations(plan, content, rows, push_id, long_values), maxlen=0)
     return plan
+
+
+MEMBER_TRACKING_ID = re.compile(r"^push-\d*-m(\d+)$")
+
+
+def member_pk_of(destination: dict[str, Any]) -> int | None:
+    """The member a destination was made for, from its customTrackingId (`push-<push>-m<member>`); None for a number
+    from a list."""
+    found = MEMBER_TRACKING_ID.match(str(destination.get("customTrackingId", "")))
+    return int(found.group(1)) if found else None
 
 
 def destination(number: str, personalization: dict[str, str], tracking_id: str) -> dict[str, Any]:

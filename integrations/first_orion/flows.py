@@ -24,6 +24,7 @@ from integrations.first_orion.destinations import (
     Plan,
     member_chunks,
     member_destinations,
+    member_pk_of,
     member_rows,
     number_destinations,
     plan_for_members,
@@ -34,6 +35,7 @@ from integrations.first_orion.models import (
     ProgramContent,
     Push,
     PushBatch,
+    PushRecipient,
     personalization_errors,
 )
 from integrations.first_orion.spec import DEFAULT_BATCH_SIZE
@@ -297,7 +299,13 @@ class BatchWriter:
         if self.current and not complete_only:
             self.close_batch()
         if self.ready:
-            PushBatch.objects.bulk_create(self.ready)
+            batches = PushBatch.objects.bulk_create(self.ready)
+            PushRecipient.objects.bulk_create(
+                PushRecipient(batch=batch, member_id=member_pk)
+                for batch in batches
+                for member_pk in map(member_pk_of, batch.destinations)
+                if member_pk is not None
+            )
             self.ready = []
 
 

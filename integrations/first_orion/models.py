@@ -14,7 +14,7 @@ from django.utils.translation import ngettext
 from integrations.crypto import EncryptedJSONField
 from integrations.first_orion.numbers import is_e164_syntax
 from integrations.models import Client, Connection, JobRun
-from members.models import Segment
+from members.models import Member, Segment
 from members.templates_text import placeholders_in
 
 MAX_A_NUMBERS = 400
@@ -302,6 +302,22 @@ class PushBatch(models.Model):
     @property
     def numbers(self) -> list[str]:
         return [d["bNumber"] for d in self.destinations]
+
+
+class PushRecipient(models.Model):
+    """A member a batch pushes to, so the member's timeline finds their pushes by an index rather than by reading
+    every batch's destinations. Written with the batches; goes with its push."""
+
+    batch = models.ForeignKey(PushBatch, on_delete=models.CASCADE, related_name="recipients")
+    # No database constraint: a member deleted while the push was being planned must not fail the plan's insert
+    # (deleting a member still deletes these rows, through Django).
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "-batch"], name="pushrecipient_member_batch")]
+
+    def __str__(self) -> str:
+        return f"Member {self.member_id} in {self.batch}"
 
 
 class AccessToken(models.Model):
