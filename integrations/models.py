@@ -127,7 +127,9 @@ class Connection(models.Model):
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="connections")
     vendor = models.CharField(max_length=32, choices=VENDOR_CHOICES)
     environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.PRODUCTION)
-    base_url = models.URLField(blank=True, help_text="Leave blank for the vendor's default for the chosen environment.")
+    base_url = models.URLField(
+        "base URL", blank=True, help_text="Leave blank for the vendor's default for the chosen environment."
+    )
     settings = models.JSONField(default=dict, blank=True)
     secrets = EncryptedJSONField(default=dict, blank=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
@@ -200,7 +202,7 @@ class WebhookEvent(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     headers = models.JSONField(default=dict)
     body = models.TextField(blank=True)
-    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    remote_addr = models.GenericIPAddressField("sender's IP address", null=True, blank=True)
     error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -237,7 +239,7 @@ class VendorCall(models.Model):
 
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="calls")
     method = models.CharField(max_length=8)
-    url = models.TextField()
+    url = models.TextField("URL")
     attempt = models.PositiveSmallIntegerField(default=1)
     request_headers = models.JSONField(default=dict)
     request_body = models.TextField(blank=True)
@@ -406,6 +408,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["client__name", "name"]
+        verbose_name = "API token"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

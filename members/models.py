@@ -483,7 +483,7 @@ class Segment(models.Model):
     # A saved filter (opted_in, loyalty_opted_in, status, tier, joined_from, joined_to) that "Apply saved filter"
     # adds members by.
     saved_filter = models.JSONField(default=dict, blank=True)
-    annex_cloud_segment_id = models.CharField(max_length=50, blank=True)
+    annex_cloud_segment_id = models.CharField("Annex Cloud segment id", max_length=50, blank=True)
     pushed_at = models.DateTimeField(null=True, blank=True)
     push_result = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

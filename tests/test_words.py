@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.apps import apps
 from django.contrib.messages import get_messages
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.template import Context, Template
@@ -373,3 +374,22 @@ def test_a_vendor_message_that_ends_with_a_stop_gets_no_second_one():
     for words in ("Invalid credentials.", "Invalid credentials"):
         text = explain_auth_failure(connection, AuthError("Annex Cloud", words, status=401))
         assert "Invalid credentials. " in text and ".." not in text, text
+
+
+# Abbreviations Django would show as typed from a field's name ("Base url", "Api tokens", "Remote addr", "Mdn").
+RAW_ABBREVIATIONS = re.compile(r"\b(url|api|addr|mdn|ip|sms|csv|json|annex cloud)\b")
+
+
+def test_every_model_and_field_of_the_portal_names_itself_in_words_not_abbreviations_as_typed():
+    named = []
+    for model in apps.get_models():
+        if not model.__module__.startswith(("integrations.", "members.")):
+            continue
+        opts = model._meta
+        named += [(opts.label, str(opts.verbose_name)), (opts.label, str(opts.verbose_name_plural))]
+        named += [
+            (f"{opts.label}.{field.name}", str(field.verbose_name))
+            for field in opts.get_fields()
+            if not field.auto_created and hasattr(field, "verbose_name")
+        ]
+    assert [(where, name) for where, name in named if RAW_ABBREVIATIONS.search(name)] == []

@@ -39,7 +39,7 @@ class Review(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING, db_index=True)
     points = models.PositiveIntegerField(default=0)
     detail = models.TextField("what happened", blank=True)
-    annex_cloud_answer = models.JSONField(default=dict, blank=True)
+    annex_cloud_answer = models.JSONField("Annex Cloud's answer", default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     reversed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -23,7 +23,7 @@ class VibesListSubscription(models.Model):
     )
     person_id = models.CharField("Vibes person id", max_length=100)
     external_id = models.CharField(max_length=100, blank=True)
-    mdn = models.CharField(max_length=16, blank=True)
+    mdn = models.CharField("mobile number (MDN)", max_length=16, blank=True)
     list_id = models.CharField("subscription list id", max_length=100)
     state = models.CharField(max_length=16, choices=State.choices)
     opt_in_date = models.DateTimeField(null=True, blank=True)
