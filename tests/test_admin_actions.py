@@ -322,7 +322,7 @@ def test_reprocess_applies_a_failed_event(admin_http, failed_callback):
     event.refresh_from_db()
     assert event.status == WebhookEvent.Status.PROCESSED
     assert event.processed_at is not None and event.traceback == ""
-    assert event.error == f"subscribed on list 777; member {member.pk}."
+    assert event.error == f"subscribed on list 777; matched to {member}."  # the member as named everywhere
     state = VibesListSubscription.objects.get(client=member.client)  # the failed event's effect, and only its
     assert (state.person_id, state.list_id, state.state, state.member, state.last_event_id) == (
         "P-5",

@@ -5,6 +5,7 @@ sandbox credential box showing labels, not form field names."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -393,3 +394,13 @@ def test_every_model_and_field_of_the_portal_names_itself_in_words_not_abbreviat
             if not field.auto_created and hasattr(field, "verbose_name")
         ]
     assert [(where, name) for where, name in named if RAW_ABBREVIATIONS.search(name)] == []
+
+
+@pytest.mark.django_db
+def test_a_list_is_titled_with_what_it_lists_under_its_apps_name(admin_http):
+    page = admin_http.get(reverse("admin:members_member_changelist")).content.decode()
+    assert "<h1>Members</h1>" in page and "<title>Members |" in page
+    assert "Select member to" not in page
+    crumbs = re.sub(r"<[^>]+>", "", page.split('class="breadcrumbs"', 1)[1].split("</div>", 1)[0])
+    steps = [step.strip() for step in html.unescape(crumbs).split("\u203a")]
+    assert steps == ["Home", "Loyalty program", "Members"]

@@ -190,7 +190,7 @@ def apply_subscription_callback(connection: Connection, payload: dict[str, Any])
     state.save()
     if state.member:
         VibesPerson.objects.get_or_create(member=state.member, defaults={"person_id": state.person_id})
-    matched = f"member {state.member_id}" if state.member else "no member yet (kept to match later)"
+    matched = f"matched to {state.member}" if state.member else "no member yet (kept to match later)"
     if state.member and state.state == VibesListSubscription.State.UNSUBSCRIBED:
         matched += honour_opt_out(connection, state.member)
     return WebhookEvent.Status.PROCESSED, f"{state.state} on list {state.list_id}; {matched}."
