@@ -7,7 +7,10 @@ and Annex Cloud profiles; the rest call one function of rewards.py each."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import re
 from datetime import UTC, datetime
 
@@ -157,6 +160,22 @@ def settled(review: Review) -> Review:
 def counted_rows(**match) -> list[tuple]:
     rows = Rollup.objects.exclude(hour=rollups.ALL_TIME).filter(**match)
     return sorted(rows.values_list("hour", "series", "client_pk", "outcome", "count", "total"))
+
+
+@contextlib.contextmanager
+def logged_lines():
+    """What the console handler (and its redaction) writes meanwhile, urllib3's DEBUG request lines included."""
+    stream = io.StringIO()
+    handler = next(h for h in logging.getLogger().handlers if h.filters)
+    urllib3 = logging.getLogger("urllib3")
+    original, level = handler.stream, urllib3.level
+    handler.stream = stream
+    urllib3.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        handler.stream = original
+        urllib3.setLevel(level)
 
 
 # --- member_for ---
@@ -357,14 +376,20 @@ def test_without_annex_cloud_credentials_the_run_stops_and_the_review_waits(anne
 
 
 @pytest.mark.django_db
-def test_the_looked_up_address_never_reaches_the_call_log(annex, httpserver):
-    answer_profile(httpserver, {"id": ANN, "email": ANN, "firstName": "Ann"})
-    review = reviewed(annex.client)
+def test_the_looked_up_address_never_reaches_the_call_log_nor_the_log_lines(annex, httpserver):
+    """Escaped in the path (the + goes as %2B) and plain in the answer: neither is kept, nor logged by urllib3."""
+    odd = "o.neil+r@example.com"
+    answer_profile(httpserver, {"id": odd, "email": odd, "firstName": "Ann"})
+    review = reviewed(annex.client, odd)
 
-    assert loyalty_profile(review, ANN) == {"id": ANN, "email": ANN, "firstName": "Ann"}
+    with logged_lines() as stream:
+        assert loyalty_profile(review, odd) == {"id": odd, "email": odd, "firstName": "Ann"}
 
     call = VendorCall.objects.get(url__contains="/users/")
-    assert ANN not in f"{call.url} {call.response_body}" and call.url.endswith(f"/users/{REDACTED}")
+    assert call.url.endswith(f"/users/{REDACTED}") and call.status_code == 200 and call.error_type == ""
+    assert "/users/" in stream.getvalue() and f"/users/{REDACTED}" in stream.getvalue()  # urllib3 did log it
+    for text in [call.url, call.response_body, stream.getvalue()]:
+        assert odd not in text and "o.neil%2Br@example.com" not in text
 
 
 # --- settle ---
@@ -478,6 +503,24 @@ def test_an_earlier_attempts_member_and_points_win_over_the_rules(bv, annex, htt
     assert review.member == first and review.points == 50
     [body] = sent_points(httpserver)
     assert (body["id"], body["credit"], body["customId"]) == ("AC-1", "50", "bv-review-7")
+    assert LoyaltyEvent.objects.get().member == first
+
+
+@pytest.mark.django_db
+def test_after_a_refused_attempt_the_award_goes_under_a_fresh_key_with_the_same_custom_id(bv, annex, httpserver):
+    ann = MemberFactory(client=bv.client, email=ANN, annex_cloud_id="AC-2")
+    review = reviewed(bv.client)
+    PointsTransaction.objects.create(
+        client=bv.client, member=ann, key=review.award_key, activity="credit", points=50, action_id="100",
+        status=PointsTransaction.Status.FAILED,
+    )  # fmt: skip
+    httpserver.expect_request(POINTS, method="POST").respond_with_json({"updatedAvailablePoints": "50"})
+
+    assert award(review, Context.of(bv), ann) == Result.AWARDED
+
+    assert [body["customId"] for body in sent_points(httpserver)] == ["bv-review-7"]
+    keys = PointsTransaction.objects.order_by("pk").values_list("key", "status")
+    assert list(keys) == [("bv-review-7", "failed"), ("bv-review-7-retry-1", "applied")]
 
 
 @pytest.mark.parametrize(("before", "sent"), [(0, "25"), (40, "40")])
