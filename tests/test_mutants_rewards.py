@@ -38,6 +38,7 @@ from integrations.bazaarvoice.rewards import (
     thank,
     why_not_eligible,
 )
+from integrations.http import EXPECTED_NOT_FOUND, VendorError
 from integrations.models import Connection, Rollup, VendorCall
 from integrations.redaction import REDACTED
 from members.models import EventType, LoyaltyEvent, Member, MemberVendorState, PointsTransaction
@@ -321,6 +322,8 @@ def test_a_reviewer_annex_cloud_does_not_know_is_not_a_member(annex, httpserver)
     review = settled(review)
     assert review.outcome == Result.NOT_MEMBER and review.encrypted_email == ""
     assert review.detail == "The reviewer is not a loyalty member at Annex Cloud (AC1005, no data)."
+    call = VendorCall.objects.get(url__contains="/users/")  # an answer the look-up expects, not a failed call
+    assert call.error_type == EXPECTED_NOT_FOUND and ANN not in f"{call.url} {call.response_body}"
 
 
 @pytest.mark.parametrize("answer", [{}, [], ["AC-9"], "yes"])
@@ -354,11 +357,15 @@ def test_an_unreachable_annex_cloud_stops_the_run_and_the_review_waits(annex, ht
     answer_profile(httpserver, {"error": "later"}, status=503)
     review = reviewed(annex.client)
 
-    with pytest.raises(StopRun, match=r"^Stopped at review 7: .* The next run resumes from there\.$"):
+    with pytest.raises(StopRun) as stopped:
         loyalty_profile(review, ANN)
 
+    cause = stopped.value.__cause__
+    assert isinstance(cause, VendorError) and " — " in cause.for_admin  # what to do, for the admin
+    assert str(stopped.value) == f"Stopped at review 7: {cause.for_admin} The next run resumes from there."
     review = settled(review)
-    assert review.outcome == Result.PENDING and review.detail.startswith("Waiting: ") and review.encrypted_email
+    assert (review.outcome, review.detail) == (Result.PENDING, f"Waiting: {cause.for_admin}")
+    assert review.encrypted_email
 
 
 @pytest.mark.django_db
