@@ -611,6 +611,7 @@ def test_only_the_applied_credits_of_this_reviews_award_are_marked_reversed(clie
         "bv-review-7-retry-1": (client_a, ann, "credit", Status.APPLIED),
         "bv-review-7-retry-2": (client_a, ann, "credit", Status.FAILED),
         "bv-review-7-retry-3": (client_a, ann, "credit", Status.PENDING),
+        "bv-review-7-retry-4": (client_a, ann, "debit", Status.APPLIED),
         "bv-review-7-reversal": (client_a, ann, "debit", Status.APPLIED),
         "bv-review-70": (client_a, ann, "credit", Status.APPLIED),
         "bv-review-7-other": (client_a, ann, "credit", Status.APPLIED),
