@@ -15,6 +15,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.fernet import Fernet
 from pytest_httpserver import HTTPServer
 
 from integrations import rollups
@@ -413,6 +414,23 @@ def test_each_settle_counts_one_attempt_and_a_rating_under_the_minimum_is_not_co
     review = settled(review)
     assert review.attempts == 3 and review.outcome == Result.NOT_COUNTED
     assert review.detail == "Rated 3: the client rewards reviews rated 4 or more."
+
+
+@pytest.mark.django_db
+def test_unreadable_connection_secrets_stop_the_run_rather_than_call_the_address_undecryptable(client_a, settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old]
+    sealed = ConnectionFactory(client=client_a, vendor="bazaarvoice", secrets=dict(bazaarvoice_simulator.DEMO_SECRETS))
+    review = reviewed(client_a)
+    settings.FIELD_ENCRYPTION_KEYS = [new]  # the key that sealed the shared secret is gone
+    sealed = Connection.objects.get(pk=sealed.pk)
+
+    with pytest.raises(StopRun, match="cannot be decrypted"):
+        settle(review, Context.of(sealed))
+
+    review = settled(review)
+    assert review.outcome == Result.PENDING and review.attempts == 1 and review.encrypted_email
+    assert review.detail.startswith("Waiting: ") and "cannot be decrypted" in review.detail
 
 
 @pytest.mark.django_db
