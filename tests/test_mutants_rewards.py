@@ -247,13 +247,14 @@ def test_a_new_reviewer_member_takes_annex_clouds_profile_and_the_other_vendors_
 
 
 @pytest.mark.django_db
-def test_a_new_reviewer_is_recorded_for_sessionm_before_any_profile_change(client_a):
-    """The creation itself is a change the other vendors hear of (e-mail, from nothing)."""
+def test_a_new_reviewer_with_an_empty_profile_is_still_recorded_for_sessionm_and_not_welcomed(client_a):
+    """The creation is a change the other vendors hear of, whatever the profile brings."""
     ConnectionFactory(client=client_a, vendor="sessionm", secrets={})
 
     ann = member_for(client_a, ANN, {})
 
     assert MemberVendorState.objects.filter(member=ann, vendor="sessionm").exists()
+    assert ann.found_through == "Annex Cloud, as a Bazaarvoice reviewer" and not LoyaltyEvent.objects.exists()
 
 
 @pytest.mark.django_db
