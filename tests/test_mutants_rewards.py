@@ -42,7 +42,7 @@ from integrations.bazaarvoice.rewards import (
 from integrations.http import EXPECTED_NOT_FOUND, VendorError
 from integrations.models import Connection, Rollup, VendorCall
 from integrations.redaction import REDACTED
-from members.models import EventType, LoyaltyEvent, Member, MemberVendorState, PointsTransaction
+from members.models import EventType, LoyaltyEvent, Member, MemberChange, MemberVendorState, PointsTransaction
 from tests.factories import ConnectionFactory, MemberFactory
 
 Result = Review.Outcome
@@ -244,6 +244,8 @@ def test_a_new_reviewer_member_takes_annex_clouds_profile_and_the_other_vendors_
     state = MemberVendorState.objects.get(member=ann, vendor="vibes")
     assert state.status == MemberVendorState.Status.PENDING and state.desired_version >= 1
     assert not LoyaltyEvent.objects.exists()  # found at Annex Cloud: no welcome
+    made, *taken = MemberChange.objects.filter(member=ann).order_by("pk").values_list("fields", flat=True)
+    assert made == "email" and taken  # the creation first (its e-mail, from nothing), then the profile
 
 
 @pytest.mark.django_db
@@ -506,6 +508,9 @@ def test_an_eligible_reviewer_is_awarded_the_rules_points_and_thanked(bv, annex,
         "bv-review-7",
     )
     assert LoyaltyEvent.objects.get().data["points_balance"] == 125
+    # The member's timeline says who made them and changed their profile: this review.
+    changes = MemberChange.objects.filter(member=review.member).order_by("pk")
+    assert set(changes.values_list("by", flat=True)) == {"Bazaarvoice's review 7"} and changes[0].fields == "email"
 
 
 # --- award ---
