@@ -402,5 +402,5 @@ def test_a_list_is_titled_with_what_it_lists_under_its_apps_name(admin_http):
     assert "<h1>Members</h1>" in page and "<title>Members |" in page
     assert "Select member to" not in page
     crumbs = re.sub(r"<[^>]+>", "", page.split('class="breadcrumbs"', 1)[1].split("</div>", 1)[0])
-    steps = [step.strip() for step in html.unescape(crumbs).split("\u203a")]
+    steps = [step.strip(" \n>") for step in html.unescape(crumbs).split("\u203a")]
     assert steps == ["Home", "Loyalty program", "Members"]
