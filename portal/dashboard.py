@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -144,6 +144,8 @@ class Dashboard:
     troubled_runs: list[JobRun]
     vendor_troubles: list[Trouble]
     clients: list[ClientCards]
+    # Clients left out of "Clients and connections" (all on the Clients list).
+    more_clients: int
     charts: list[Chart]
     window: str
     time_zone: str
@@ -152,17 +154,15 @@ class Dashboard:
 def build_dashboard(user: Any, window: str = "24h", zone: ZoneInfo | None = None) -> Dashboard:
     """The dashboard of what `user` sees, its times and buckets in `zone` (the viewer's choice), else their clients'."""
     window = window if window in WINDOWS else "24h"
-    clients = list(
-        visible_clients(user).prefetch_related(
-            Prefetch("connections", queryset=Connection.objects.defer("secrets").order_by("vendor"))
-        )
-    )
-    zone = zone or chart_zone(clients)
+    visible = visible_clients(user)
+    shown = clients_shown(visible)
+    zone = zone or chart_zone(set(visible.values_list("time_zone", flat=True).distinct()[:2]))
     return Dashboard(
         failing_connections=failing_connections(user),
         troubled_runs=troubled_runs(user),
         vendor_troubles=vendor_troubles(user),
-        clients=[ClientCards(client, [card_for(c, user) for c in client.connections.all()]) for client in clients],
+        clients=[ClientCards(client, [card_for(c, user) for c in client.connections.all()]) for client in shown],
+        more_clients=visible.count() - len(shown),
         charts=charts(user, window, zone),
         window=window,
         time_zone=str(zone),
@@ -192,9 +192,24 @@ def vendor_troubles(user: Any) -> list[Trouble]:
     return [trouble for source in sources for trouble in source(since) if trouble.client_id in visible][:50]
 
 
-def chart_zone(clients: list[Client]) -> ZoneInfo:
+# Clients whose connections are all active that the dashboard shows: a deployment serving many clients keeps the
+# page short, and the rest are on the Clients list.
+CLIENTS_SHOWN = 8
+
+
+def clients_shown(visible: QuerySet[Client]) -> list[Client]:
+    """Every client with a connection that is not active (failing, disabled, not verified yet) or with none, then
+    others up to CLIENTS_SHOWN in all, by name: the clients left out have only active connections."""
+    all_active = ~Exists(Connection.objects.filter(client=OuterRef("pk")).exclude(status=Connection.Status.ACTIVE))
+    has_some = Exists(Connection.objects.filter(client=OuterRef("pk")))
+    connections = Prefetch("connections", queryset=Connection.objects.defer("secrets").order_by("vendor"))
+    clients = visible.prefetch_related(connections).order_by("name", "pk")
+    attention = list(clients.exclude(all_active & has_some))
+    return attention + list(clients.filter(all_active & has_some)[: max(0, CLIENTS_SHOWN - len(attention))])
+
+
+def chart_zone(zones: set[str]) -> ZoneInfo:
     """Buckets follow the client's day when the viewer sees one client (or all share a zone); else UTC."""
-    zones = {client.time_zone for client in clients}
     return ZoneInfo(zones.pop() if len(zones) == 1 else "UTC")
 
 

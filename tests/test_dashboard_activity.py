@@ -15,8 +15,8 @@ from integrations.connections import ConnectionCallLog
 from integrations.http import CallRecord
 from integrations.models import Connection
 from members.models import PointsTransaction
-from portal.dashboard import build_dashboard
-from tests.factories import ConnectionFactory, OutboundMessageFactory, WebhookEventFactory
+from portal.dashboard import CLIENTS_SHOWN, build_dashboard
+from tests.factories import ClientFactory, ConnectionFactory, OutboundMessageFactory, WebhookEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +98,27 @@ def test_messages_callbacks_and_points_are_charted_for_the_viewers_clients(user_
     rollups.roll_up_callbacks()
     charts = {chart.title: chart.total for chart in build_dashboard(user_a).charts}
     assert (charts["Messages sent"], charts["Callbacks received"], charts["Points awarded"]) == (1, 1, 40)
+
+
+def test_with_many_clients_the_dashboard_shows_every_client_needing_attention_and_links_to_the_rest(
+    admin_http, site_admin
+):
+    """30 clients (the close read's 47,716 px page): every client with a connection that is not active, or none,
+    is shown; the others up to CLIENTS_SHOWN; the rest are counted and linked."""
+    healthy = [ClientFactory(name=f"Healthy {n:02d}") for n in range(28)]
+    for client in healthy:
+        ConnectionFactory(client=client, vendor="attentive", status=Connection.Status.ACTIVE)
+    failing = ClientFactory(name="Zeta Failing")
+    ConnectionFactory(client=failing, vendor="vibes", status=Connection.Status.FAILING)
+    ConnectionFactory(client=failing, vendor="attentive", status=Connection.Status.ACTIVE)
+    bare = ClientFactory(name="Zulu Without Connections")
+
+    dashboard = build_dashboard(site_admin)
+    shown = [entry.client for entry in dashboard.clients]
+    assert shown[:2] == [failing, bare]  # needing attention, whatever their names
+    assert shown[2:] == healthy[: CLIENTS_SHOWN - 2]
+    assert dashboard.more_clients == 30 - CLIENTS_SHOWN
+    page = re.sub(r"\s+", " ", admin_http.get(reverse("admin:index")).content.decode())
+    assert f"And {30 - CLIENTS_SHOWN} more clients, their connections all active." in page
+    assert f'href="{reverse("admin:integrations_client_changelist")}">All clients</a>' in page
+    assert "Healthy 27" not in page
