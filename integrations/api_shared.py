@@ -1,6 +1,7 @@
 """What the client API's views share, kept out of the views modules so that no entry point imports another: the
 client a call is for (`ClientField`, `resolve_client`: a token's own client unless a site admin names one) and how a
-vendor's API action answers with a flow's outcome (`OutcomeSerializer`, `outcome_response`)."""
+vendor's API action answers with a flow's outcome (`OutcomeSerializer`, `outcome_response`), and who a request's
+changes to members are by (`NamesItsChanges`)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,35 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from rest_framework import serializers, status
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from integrations.http import VendorError
-from integrations.models import Client
+from integrations.models import ApiToken, Client
 from integrations.outcome import NotReady, Outcome
 from integrations.tenancy import visible_clients
+from members.changes import changed_by
 
 T = TypeVar("T")
+
+
+class NamesItsChanges(APIView):
+    """A client API view whose requests change members as their caller, named on the members' timelines
+    (members/changes.py): "the API, token “CRM”", or the person signed in to the browsable API."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # Named when a change is recorded: by then `self.request` is the authenticated request.
+        with changed_by(lambda: api_caller(self.request)):
+            return super().dispatch(request, *args, **kwargs)
+
+
+def api_caller(request: Request) -> str:
+    if isinstance(request.auth, ApiToken):
+        return f"the API, token “{request.auth.name}”"
+    return f"{request.user.get_username()} through the API"
 
 
 class ClientField(serializers.SlugRelatedField):

@@ -15,10 +15,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from integrations.api_shared import ClientField, resolve_client
-from integrations.models import ApiToken, Client
+from integrations.api_shared import ClientField, NamesItsChanges, resolve_client
+from integrations.models import Client
 from integrations.tenancy import scope_to_clients
-from members import changes, flows, sync
+from members import flows, sync
 from members import timeline as member_timeline
 from members.exports import csv_download, should_export_in_background
 from members.models import (
@@ -90,7 +90,7 @@ class MemberSerializer(serializers.ModelSerializer):
         before = self.instance or Member()  # a new member starts from the model's defaults
         previous = {name: getattr(before, name) for name in self.validated_data if name != "client"}
         try:
-            with transaction.atomic(), changes.changed_by(api_caller(self.context.get("request"))):
+            with transaction.atomic():
                 member = super().save(**kwargs)
                 changed = {name for name, value in previous.items() if getattr(member, name) != value}
                 sync.record_change(member, changed, previous)
@@ -102,16 +102,6 @@ class MemberSerializer(serializers.ModelSerializer):
         data = self.validated_data
         holder = annex_cloud_id_holder(data["client"].pk, data.get("annex_cloud_id", ""), exclude_pk=self.instance_pk)
         return {"annex_cloud_id": [annex_cloud_id_taken(holder)]} if holder else {"phone": [PHONE_TAKEN]}
-
-
-def api_caller(request: Request | None) -> str:
-    """Who a change through the API is by, on the member's timeline: the client's token by its name, or the person
-    signed in to the browsable API."""
-    if request is None:
-        return "the API"
-    if isinstance(request.auth, ApiToken):
-        return f"the API, token “{request.auth.name}”"
-    return f"{request.user.get_username()} through the API"
 
 
 class TimelineLinkSerializer(serializers.Serializer):
@@ -140,6 +130,7 @@ class TimelineSerializer(serializers.Serializer):
 
 
 class MemberViewSet(
+    NamesItsChanges,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -224,7 +215,7 @@ def find_member(client: Client, ref: dict[str, str]) -> Member:
     return match
 
 
-class LoyaltyEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class LoyaltyEventViewSet(NamesItsChanges, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Loyalty events drive messages. POST is idempotent on `event_id`: a repeat answers 200 with the stored event
     and changes nothing."""
 

@@ -9,7 +9,7 @@ batch (`collected`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -19,7 +19,7 @@ THE_PORTAL = "the portal"
 # The admin's member page: its LogEntry records the change already.
 ON_THE_ADMIN_PAGE = "the member's admin page"
 
-_by: ContextVar[str | None] = ContextVar("member_changes_by", default=None)
+_by: ContextVar[str | Callable[[], str] | None] = ContextVar("member_changes_by", default=None)
 _collected: ContextVar[list[MemberChange] | None] = ContextVar("member_changes_collected", default=None)
 
 BY_MAX = MemberChange._meta.get_field("by").max_length or 200
@@ -27,9 +27,10 @@ FIELDS_MAX = MemberChange._meta.get_field("fields").max_length or 300
 
 
 @contextmanager
-def changed_by(who: str) -> Iterator[None]:
-    """Changes made inside are recorded as made by `who` (e.g. "the API, token “CRM”")."""
-    token = _by.set(who[:BY_MAX])
+def changed_by(who: str | Callable[[], str]) -> Iterator[None]:
+    """Changes made inside are recorded as made by `who` (e.g. "the API, token “CRM”"); a callable is asked when a
+    change is recorded (an API request knows its caller only once it is authenticated)."""
+    token = _by.set(who)
     try:
         yield
     finally:
@@ -49,10 +50,11 @@ def collected() -> Iterator[None]:
 
 
 def record(member: Member, fields: Iterable[str]) -> None:
-    who = _by.get() or THE_PORTAL
+    who = _by.get()
+    who = (who() if callable(who) else who) or THE_PORTAL
     if who == ON_THE_ADMIN_PAGE:
         return
-    row = MemberChange(member=member, by=who, fields=", ".join(sorted(fields))[:FIELDS_MAX])
+    row = MemberChange(member=member, by=who[:BY_MAX], fields=", ".join(sorted(fields))[:FIELDS_MAX])
     rows = _collected.get()
     if rows is None:
         row.save()

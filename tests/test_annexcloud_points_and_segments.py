@@ -270,6 +270,8 @@ def test_points_are_awarded_once_per_key(annex_cloud_sandbox, loyalty_member, ap
     assert list(state.points) == ["birthday-2026"]
     loyalty_member.refresh_from_db()
     assert loyalty_member.points == 125
+    # The balance Annex Cloud answered is the API caller's change on the member's timeline (members/changes.py).
+    assert list(loyalty_member.changes.values_list("by", flat=True)) == ["the API, token “test token”"]
 
 
 def test_the_idempotency_key_header_is_accepted(annex_cloud_sandbox, loyalty_member, api_client_for, client_a):

@@ -16,11 +16,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.api_shared import NamesItsChanges
 from integrations.retention import prune_old_records
 from integrations.task_base import run_as_job
 from members import changes, sync, timeline
 from members.imports import import_label, queue_import, run_import
 from members.models import Member, MemberChange
+from portal.urls import router
 from tests.factories import ConnectionFactory, MemberFactory, SiteAdminFactory
 from tests.test_admin_actions import run_action
 from tests.test_member_identity import management_forms, member_form
@@ -150,3 +152,15 @@ def test_member_changes_are_pruned_after_their_period(client_a, settings):
     MemberChange.objects.filter(pk=recent.pk).update(changed_at=timezone.now() - timedelta(days=89))
     assert prune_old_records()["member_changes"] == 1
     assert list(MemberChange.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def writes(viewset) -> bool:
+    own = any(hasattr(viewset, name) for name in ("create", "update", "destroy"))
+    return own or any({"post", "put", "patch", "delete"} & set(extra.mapping) for extra in viewset.get_extra_actions())
+
+
+def test_every_client_api_view_that_writes_names_its_changes():
+    """A view added without NamesItsChanges would record its changes as the portal's own: caught here."""
+    writers = [viewset for _, viewset, _ in router.registry if writes(viewset)]
+    assert {"MemberViewSet", "AttentiveMemberViewSet", "AnnexCloudMemberViewSet"} <= {v.__name__ for v in writers}
+    assert [viewset.__name__ for viewset in writers if not issubclass(viewset, NamesItsChanges)] == []

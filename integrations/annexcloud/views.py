@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from integrations.annexcloud import flows as annexcloud
 from integrations.annexcloud.flows import MAX_POINTS, AnnexCloudNotReady, KeyReused, PointsResult
+from integrations.api_shared import NamesItsChanges
 from integrations.tenancy import scope_to_clients
 from members.models import Member, PointsTransaction
 
@@ -91,7 +92,7 @@ def points_status(result: PointsResult) -> int:
     return status.HTTP_200_OK if result.repeated else status.HTTP_201_CREATED
 
 
-class AnnexCloudMemberViewSet(viewsets.GenericViewSet):
+class AnnexCloudMemberViewSet(NamesItsChanges, viewsets.GenericViewSet):
     """Annex Cloud actions on a member of the caller's clients."""
 
     serializer_class = PointsRequestSerializer

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from integrations.api_shared import OutcomeSerializer, outcome_response
+from integrations.api_shared import NamesItsChanges, OutcomeSerializer, outcome_response
 from integrations.attentive import flows as attentive
 from integrations.tenancy import scope_to_clients
 from members.models import Member
@@ -27,7 +27,7 @@ class UnsubscribeSerializer(serializers.Serializer):
     )
 
 
-class AttentiveMemberViewSet(viewsets.GenericViewSet):
+class AttentiveMemberViewSet(NamesItsChanges, viewsets.GenericViewSet):
     """Attentive actions on a member of the caller's clients."""
 
     serializer_class = OutcomeSerializer

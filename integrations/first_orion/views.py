@@ -20,7 +20,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from integrations.api_shared import ClientField, resolve_client
+from integrations.api_shared import ClientField, NamesItsChanges, resolve_client
 from integrations.first_orion import flows
 from integrations.first_orion.models import (
     MAX_A_NUMBERS,
@@ -104,7 +104,7 @@ class ProgramContentSerializer(serializers.ModelSerializer):
     update=extend_schema(description=f"Personalization: {PERSONALIZATION_BOUNDS}"),
     partial_update=extend_schema(description=f"Personalization: {PERSONALIZATION_BOUNDS}"),
 )
-class ProgramContentViewSet(viewsets.ModelViewSet):
+class ProgramContentViewSet(NamesItsChanges, viewsets.ModelViewSet):
     serializer_class = ProgramContentSerializer
 
     def get_queryset(self) -> QuerySet[ProgramContent]:
@@ -197,7 +197,7 @@ class PushRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class PushViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class PushViewSet(NamesItsChanges, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = PushSerializer
 
     def get_queryset(self) -> QuerySet[Push]:

@@ -14,6 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from integrations.api_shared import NamesItsChanges
 from integrations.outcome import NotReady
 from integrations.sessionm.models import SessionMTransaction
 from integrations.sessionm.transactions import TransactionIdReused, TransactionResult, send_transaction
@@ -70,7 +71,7 @@ def transaction_status(result: TransactionResult) -> int:
     return status.HTTP_200_OK if result.repeated else status.HTTP_201_CREATED
 
 
-class SessionMMemberViewSet(viewsets.GenericViewSet):
+class SessionMMemberViewSet(NamesItsChanges, viewsets.GenericViewSet):
     """SessionM actions on a member of the caller's clients."""
 
     serializer_class = TransactionRequestSerializer
