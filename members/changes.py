@@ -38,6 +38,20 @@ def changed_by(who: str | Callable[[], str]) -> Iterator[None]:
 
 
 @contextmanager
+def undone_with_the_savepoint() -> Iterator[None]:
+    """Around a savepoint inside `collected`: should it roll back, the changes it recorded are not stored either (they
+    would name members that were never stored)."""
+    rows = _collected.get()
+    kept = len(rows) if rows is not None else 0
+    try:
+        yield
+    except BaseException:
+        if rows is not None:
+            del rows[kept:]
+        raise
+
+
+@contextmanager
 def collected() -> Iterator[None]:
     """Changes recorded inside are stored together when it ends (one INSERT), in the caller's transaction."""
     rows: list[MemberChange] = []
@@ -49,12 +63,18 @@ def collected() -> Iterator[None]:
     MemberChange.objects.bulk_create(rows)
 
 
+# When the portal last read or synced a member: bookkeeping, not a change to the member (every refresh and every
+# points answer moves them).
+BOOKKEEPING = frozenset({"annex_cloud_read_at", "points_synced_at", "known_to_annex_cloud", "updated_at"})
+
+
 def record(member: Member, fields: Iterable[str]) -> None:
+    changed = sorted(set(fields) - BOOKKEEPING)
     who = _by.get()
     who = (who() if callable(who) else who) or THE_PORTAL
-    if who == ON_THE_ADMIN_PAGE:
+    if not changed or who == ON_THE_ADMIN_PAGE:
         return
-    row = MemberChange(member=member, by=who[:BY_MAX], fields=", ".join(sorted(fields))[:FIELDS_MAX])
+    row = MemberChange(member=member, by=who[:BY_MAX], fields=", ".join(changed)[:FIELDS_MAX])
     rows = _collected.get()
     if rows is None:
         row.save()

@@ -309,7 +309,7 @@ def store_row(client: Client, values: dict[str, Any], line: int, report: ImportR
     """Update the member the row names, or create one; a row the database refuses is reported, not the file."""
     member: Member | None = None
     try:
-        with transaction.atomic():
+        with changes.undone_with_the_savepoint(), transaction.atomic():
             member = find_existing(client, values)
             created = member is None
             before = Member() if member is None else member  # a new member starts from the model's defaults
@@ -350,7 +350,7 @@ def create_members(
         return
     defaults = Member()
     try:
-        with transaction.atomic():
+        with changes.undone_with_the_savepoint(), transaction.atomic():
             members = Member.objects.bulk_create([Member(client=client, **values) for _, values in rows])
             for member, (_, values) in zip(members, rows, strict=True):
                 follow_up(member, values, {name: getattr(defaults, name) for name in values}, vendors)

@@ -304,7 +304,8 @@ class MemberChange(models.Model):
     API, an import, a vendor's callback, a refresh or a pull — who, when and which fields (members/changes.py). Kept
     MEMBER_CHANGE_RETENTION_DAYS, for the member's timeline."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="changes")
+    # Indexed by the (member, -changed_at) index below, which starts with it.
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="changes", db_index=False)
     changed_at = models.DateTimeField(default=timezone.now)
     by = models.CharField(max_length=200)
     fields = models.CharField(max_length=300)

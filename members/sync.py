@@ -64,17 +64,21 @@ def record_change(
     changed = set(changed_fields)
     if not changed:
         return []
-    changes.record(member, changed)  # who made it, for the member's timeline
     if configured is None:
         configured = configured_vendors(member.client_id)
+    vendors = bump_vendors(member, changed, previous or {}, configured)
+    changes.record(member, changed)  # who made it, for the member's timeline
+    return vendors
+
+
+def bump_vendors(member: Member, changed: set[str], previous: dict[str, Any], configured: Collection[str]) -> list[str]:
+    """The configured vendors that hold what changed, each recorded as pending for the member."""
     if not configured:
         return []  # no connection, no vendor to bring in line
     vendors = [
         key
         for key, flows in syncing_flows().items()
-        if key in configured
-        and can_hold(key, member, previous or {})
-        and flows.needs_sync(member, changed, previous or {})
+        if key in configured and can_hold(key, member, previous) and flows.needs_sync(member, changed, previous)
     ]
     for vendor in vendors:
         bump(member, vendor)

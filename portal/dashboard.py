@@ -156,7 +156,7 @@ def build_dashboard(user: Any, window: str = "24h", zone: ZoneInfo | None = None
     window = window if window in WINDOWS else "24h"
     visible = visible_clients(user)
     shown = clients_shown(visible)
-    zone = zone or chart_zone(set(visible.values_list("time_zone", flat=True).distinct()[:2]))
+    zone = zone or chart_zone(set(visible.order_by().values_list("time_zone", flat=True).distinct()[:2]))
     return Dashboard(
         failing_connections=failing_connections(user),
         troubled_runs=troubled_runs(user),

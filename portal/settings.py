@@ -336,7 +336,7 @@ JOB_RUN_RETENTION_DAYS = env.int("JOB_RUN_RETENTION_DAYS", default=RECORD_RETENT
 WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
 OUTBOUND_MESSAGE_RETENTION_DAYS = env.int("OUTBOUND_MESSAGE_RETENTION_DAYS", default=90)
 LOYALTY_EVENT_RETENTION_DAYS = env.int("LOYALTY_EVENT_RETENTION_DAYS", default=30)
-MEMBER_CHANGE_RETENTION_DAYS = env.int("MEMBER_CHANGE_RETENTION_DAYS", default=90)
+MEMBER_CHANGE_RETENTION_DAYS = env.int("MEMBER_CHANGE_RETENTION_DAYS", default=30)
 # PostgreSQL: the vendor calls' and webhook events' daily partitions are made this many days ahead (nightly and at
 # migrate), so a day's rows never land in the DEFAULT partition while the prune job runs (integrations/partitions.py).
 PARTITION_DAYS_AHEAD = env.int("PARTITION_DAYS_AHEAD", default=7)

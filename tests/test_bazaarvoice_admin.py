@@ -115,6 +115,9 @@ def test_reverse_award_asks_why_then_debits_once(admin_http, bv, client_a):
     assert awarded.outcome == Review.Outcome.REVERSED and awarded.reversal_reason == "Bot farm"
     assert b"debited 50 points" in done.content and b"already reversed" in again.content
     assert [k for k in annex_cloud_simulator.state.points if k.endswith("-reversal")] == [awarded.reversal_key]
+    # The balance the debit left is the person's change on the member's timeline, named with the action.
+    last_change = awarded.member.changes.order_by("pk").last()
+    assert last_change.by == "site-admin with “Reverse the award of the selected reviews…” on the reviews list"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.db import connection as db
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -542,6 +543,12 @@ def test_a_members_timeline_shows_the_pushes_that_reached_them_and_what_came_of_
     recipients = {(r.batch_id, r.member_id) for r in PushRecipient.objects.all()}
     planned_for = {(b.pk, destinations.member_pk_of(d)) for b in (first_batch, second_batch) for d in b.destinations}
     assert recipients == planned_for and len(recipients) == len(reached)
+    from integrations.first_orion.timeline import timeline_entries
+
+    with CaptureQueriesContext(db) as queries:
+        list(timeline_entries(reached[0], 50))
+    assert len(queries) == 1  # one indexed query, the batches' destinations left unread
+    assert '"first_orion_pushbatch"."destinations"' not in queries[0]["sql"]
     for someone in reached:
         [entry] = [entry for entry in timeline.timeline(someone) if entry.kind == "push"]
         batch = first_batch if (first_batch.pk, someone.pk) in recipients else second_batch
@@ -574,7 +581,14 @@ def test_finished_pushes_are_pruned_after_their_period_with_their_batches_but_an
     Push.objects.filter(pk=old_sent.pk).update(status="sent", finished_at=timezone.now() - timedelta(days=91))
     Push.objects.filter(pk=recent_sent.pk).update(status="sent", finished_at=timezone.now() - timedelta(days=89))
     Push.objects.filter(pk=old_uncertain.pk).update(status="uncertain", finished_at=timezone.now() - timedelta(days=91))
+    # Failed by one batch while another's answer was lost: its uncertain batch is still evidence.
+    failed_with_uncertain = planned(flows.create_push(content, members=Member.objects.all()))
+    Push.objects.filter(pk=failed_with_uncertain.pk).update(
+        status="failed", finished_at=timezone.now() - timedelta(days=91)
+    )
+    failed_with_uncertain.batches.update(status="uncertain")
     assert prune_old_records()["first_orion_pushes"] == 1  # the push, not its batches and recipients as well
-    assert set(Push.objects.values_list("pk", flat=True)) == {recent_sent.pk, old_uncertain.pk}
+    kept = {recent_sent.pk, old_uncertain.pk, failed_with_uncertain.pk}
+    assert set(Push.objects.values_list("pk", flat=True)) == kept
     assert not PushBatch.objects.filter(push_id=old_sent.pk).exists()
-    assert set(PushRecipient.objects.values_list("batch__push_id", flat=True)) == {recent_sent.pk, old_uncertain.pk}
+    assert set(PushRecipient.objects.values_list("batch__push_id", flat=True)) == kept

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -164,3 +165,25 @@ def test_every_client_api_view_that_writes_names_its_changes():
     writers = [viewset for _, viewset, _ in router.registry if writes(viewset)]
     assert {"MemberViewSet", "AttentiveMemberViewSet", "AnnexCloudMemberViewSet"} <= {v.__name__ for v in writers}
     assert [viewset.__name__ for viewset in writers if not issubclass(viewset, NamesItsChanges)] == []
+
+
+@pytest.mark.django_db
+def test_bookkeeping_alone_is_no_change_and_is_left_out_of_a_real_one(client_a):
+    member = MemberFactory(client=client_a, first_name="Al")
+    sync.change_member(member, annex_cloud_read_at=timezone.now(), known_to_annex_cloud=True)
+    assert changes_of(member) == []
+    sync.change_member(member, first_name="Alan", annex_cloud_read_at=timezone.now())
+    assert changes_of(member) == [(changes.THE_PORTAL, "first_name")]
+
+
+@pytest.mark.django_db
+def test_a_row_an_import_rolls_back_leaves_no_change_behind(client_a):
+    """A savepoint that rolls back inside an import's batch takes its recorded changes with it: stored, they would
+    name a member that was never stored (and fail the batch's commit on PostgreSQL)."""
+    kept, dropped = MemberFactory(client=client_a), MemberFactory(client=client_a)
+    with changes.collected():
+        changes.record(kept, {"email"})
+        with pytest.raises(IntegrityError), changes.undone_with_the_savepoint(), transaction.atomic():
+            changes.record(dropped, {"email"})
+            raise IntegrityError("the row's number is taken")
+    assert (changes_of(kept), changes_of(dropped)) == ([(changes.THE_PORTAL, "email")], [])

@@ -66,11 +66,15 @@ def test_two_worker_processes_share_one_limit(httpserver: HTTPServer):
         subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    assert all(worker.stdout.readline().strip() == "ready" for worker in workers)
-    for worker in workers:
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    allowed = [float(line) for worker in workers for line in worker.communicate(timeout=60)[0].split()]
+    try:
+        assert all(worker.stdout.readline().strip() == "ready" for worker in workers)
+        for worker in workers:
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        allowed = [float(line) for worker in workers for line in worker.communicate(timeout=60)[0].split()]
+    finally:
+        for worker in workers:
+            worker.kill()  # one that died early must not leave the other waiting for its start
     assert all(worker.returncode == 0 for worker in workers)
     assert len(seen) == len(allowed) == 60
     # The limit holds for when calls were allowed to go (arrival at the server adds the network's jitter). A loaded

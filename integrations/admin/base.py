@@ -30,6 +30,7 @@ from integrations.hooks import ExtendsAdmin, hooks
 from integrations.models import Client, Connection
 from integrations.outcome import Outcome, outcome_of
 from integrations.tenancy import is_site_admin, scope_to_clients, visible_clients
+from members.changes import changed_by
 
 T = TypeVar("T")
 # Up to this many objects, a bulk action that calls a vendor runs at once and reports per object.
@@ -85,6 +86,18 @@ class ClientScopedAdmin(admin.ModelAdmin):
         elif db_field.related_model is Connection:
             kwargs["queryset"] = scope_to_clients(Connection.objects.defer("secrets"), request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet, *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        """An action on the list (a vendor's "Refresh from Annex Cloud", "Reverse the award…", …) changes members as
+        the person who chose it, named with the action on their timelines (members/changes.py); a flow that names
+        itself inside (a review's award, a callback reprocessed) keeps its own name."""
+        action = self.get_actions(request).get(request.POST.get("action", ""))
+        what = f" with “{action[2]}”" if action else ""
+        where = f" on the {self.opts.verbose_name_plural} list"
+        with changed_by(f"{request.user.get_username()}{what}{where}"):
+            return super().response_action(request, queryset, *args, **kwargs)
 
 
 class AuditedAdmin(admin.ModelAdmin):

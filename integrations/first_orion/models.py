@@ -311,7 +311,8 @@ class PushRecipient(models.Model):
     batch = models.ForeignKey(PushBatch, on_delete=models.CASCADE, related_name="recipients")
     # No database constraint: a member deleted while the push was being planned must not fail the plan's insert
     # (deleting a member still deletes these rows, through Django).
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    # Indexed by the (member, -batch) index below, which starts with it.
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
 
     class Meta:
         indexes = [models.Index(fields=["member", "-batch"], name="pushrecipient_member_batch")]

@@ -1,5 +1,5 @@
-"""What First Orion adds to a member's timeline (members/timeline.py): the branded-call pushes that reached the
-member's number, by batch (PushRecipient), with what came of each batch."""
+"""What First Orion adds to a member's timeline (members/timeline.py): the branded-call pushes planned for the
+member, by batch (PushRecipient), with what came of each batch (sent, uncertain, failed, cancelled, ...)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ VENDOR = "first_orion"
 
 
 def timeline_entries(member: Member, limit: int) -> Iterator[Entry]:
-    rows = PushRecipient.objects.filter(member=member).select_related("batch__push__program_content")
+    rows = (
+        PushRecipient.objects.filter(member=member)
+        .select_related("batch__push__program_content")
+        # A batch's destinations and a push's lists can be large: not read for a line of the timeline.
+        .defer("batch__destinations", "batch__push__requested", "batch__push__skipped", "batch__push__warnings")
+    )
     for row in rows.order_by("-batch")[:limit]:
         batch = row.batch
         push = batch.push

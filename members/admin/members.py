@@ -326,16 +326,6 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
         with changes.changed_by(changes.ON_THE_ADMIN_PAGE):
             sync.record_change(obj, set(form.changed_data), previous)
 
-    def response_action(
-        self, request: HttpRequest, queryset: QuerySet[Member], *args: Any, **kwargs: Any
-    ) -> HttpResponse | None:
-        """An action on the list (a vendor's "Refresh from Annex Cloud", "Sync to Vibes", …) changes members as the
-        person who chose it, named with the action on their timeline."""
-        action = self.get_actions(request).get(request.POST.get("action", ""))
-        what = f" with “{action[2]}”" if action else ""
-        with changes.changed_by(f"{request.user.get_username()}{what} on the members list"):
-            return super().response_action(request, queryset, *args, **kwargs)
-
 
 @admin.register(LoyaltyEvent)
 class LoyaltyEventAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
