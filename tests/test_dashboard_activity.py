@@ -122,3 +122,12 @@ def test_with_many_clients_the_dashboard_shows_every_client_needing_attention_an
     assert f"And {30 - CLIENTS_SHOWN} more clients, their connections all active." in page
     assert f'href="{reverse("admin:integrations_client_changelist")}">All clients</a>' in page
     assert "Healthy 27" not in page
+
+
+def test_charts_are_in_utc_when_the_clients_are_in_several_zones_whatever_their_names(site_admin):
+    """The zones are read without the clients' ordering by name: two New York clients named first hid a third's UTC."""
+    for name, zone in (("Alpha", "America/New_York"), ("Bravo", "America/New_York"), ("Charlie", "UTC")):
+        ClientFactory(name=name, time_zone=zone)
+    assert build_dashboard(site_admin).time_zone == "UTC"
+    ClientFactory._meta.model.objects.filter(name="Charlie").update(time_zone="America/New_York")
+    assert build_dashboard(site_admin).time_zone == "America/New_York"
