@@ -219,3 +219,10 @@ class WebhookEventFactory(factory.django.DjangoModelFactory):
             )
         )
     )
+
+
+def local_annex_cloud(client: Client, base_url: str, **fields: Any) -> Connection:
+    """The client's Annex Cloud connection on a local fake server (`httpserver.url_for("/api/3.0")`), which checks
+    the exact requests the portal sends."""
+    secrets = {"api_secret": "contract-secret-0123456789abcdef"}
+    return ConnectionFactory(client=client, vendor="annex_cloud", base_url=base_url, secrets=secrets, **fields)

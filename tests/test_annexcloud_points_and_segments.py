@@ -20,7 +20,7 @@ from integrations.models import Connection, VendorCall
 from integrations.sandbox.base import OUTAGES, Outage
 from members.models import Member, PointsTransaction, Segment
 from members.segments import add_members
-from tests.factories import ClientFactory, ConnectionFactory, MemberFactory, SegmentFactory
+from tests.factories import ClientFactory, MemberFactory, SegmentFactory, local_annex_cloud
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,12 +49,7 @@ def loyalty_member(annex_cloud_sandbox, ann):
 @pytest.fixture
 def contract_connection(httpserver: HTTPServer, client_a) -> Connection:
     """Client A's Annex Cloud connection pointed at a local server that checks the exact requests."""
-    return ConnectionFactory(
-        client=client_a,
-        vendor="annex_cloud",
-        base_url=httpserver.url_for("/api/3.0"),
-        secrets={"api_secret": "contract-secret-0123456789abcdef"},
-    )
+    return local_annex_cloud(client_a, httpserver.url_for("/api/3.0"))
 
 
 def calls(connection: Connection) -> list[tuple[str, str]]:

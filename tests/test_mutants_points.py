@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from integrations.annexcloud.flows import MAX_POINTS, AnnexCloudNotReady, KeyReused, adjust_points
 from integrations.models import Connection
 from members.models import Member, PointsTransaction
-from tests.factories import ConnectionFactory, MemberFactory
+from tests.factories import MemberFactory, local_annex_cloud
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +24,7 @@ POINTS = "/api/3.0/points"
 def annex_cloud(httpserver: HTTPServer, client_a) -> Connection:
     client_a.site_id = "100001"
     client_a.save()
-    return ConnectionFactory(
-        client=client_a,
-        vendor="annex_cloud",
-        base_url=httpserver.url_for("/api/3.0"),
-        secrets={"api_secret": "contract-secret-0123456789abcdef"},
-    )
+    return local_annex_cloud(client_a, httpserver.url_for("/api/3.0"))
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from integrations.http import EXPECTED_NOT_FOUND, VendorError
 from integrations.models import Connection, Rollup, VendorCall
 from integrations.redaction import REDACTED
 from members.models import EventType, LoyaltyEvent, Member, MemberChange, MemberVendorState, PointsTransaction
-from tests.factories import ConnectionFactory, MemberFactory
+from tests.factories import ConnectionFactory, MemberFactory, local_annex_cloud
 
 Result = Review.Outcome
 
@@ -126,13 +126,7 @@ def annex(httpserver: HTTPServer, client_a, settings) -> Connection:
     settings.VENDOR_RETRY_BACKOFF_SECONDS = 0.01
     client_a.site_id = "100001"
     client_a.save()
-    return ConnectionFactory(
-        client=client_a,
-        vendor="annex_cloud",
-        base_url=httpserver.url_for("/api/3.0"),
-        secrets={"api_secret": "contract-secret-0123456789abcdef"},
-        status=Connection.Status.ACTIVE,
-    )
+    return local_annex_cloud(client_a, httpserver.url_for("/api/3.0"), status=Connection.Status.ACTIVE)
 
 
 @pytest.fixture

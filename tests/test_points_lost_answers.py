@@ -21,7 +21,7 @@ from integrations.bazaarvoice.rewards import InvalidReviewerAddress, member_for
 from integrations.models import Connection, VendorCall
 from integrations.sandbox.base import OUTAGES, EveryNth, Outage
 from members.models import EventType, LoyaltyEvent, Member, PointsTransaction
-from tests.factories import ConnectionFactory, MemberFactory
+from tests.factories import MemberFactory, local_annex_cloud
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Applied, Failed = PointsTransaction.Status.APPLIED, PointsTransaction.Status.FAILED
@@ -131,12 +131,7 @@ def test_ac1006_under_http_200_is_applied_even_when_the_balance_cannot_be_read(h
     settings.VENDOR_RETRY_BACKOFF_SECONDS = 0.01
     client_a.site_id = "100001"
     client_a.save()
-    ConnectionFactory(
-        client=client_a,
-        vendor="annex_cloud",
-        base_url=httpserver.url_for("/api/3.0"),
-        secrets={"api_secret": "contract-secret-0123456789abcdef"},
-    )
+    local_annex_cloud(client_a, httpserver.url_for("/api/3.0"))
     member = MemberFactory(client=client_a, email="bo@x.com", points=70)
     httpserver.expect_request("/api/3.0/points", method="POST").respond_with_json(
         {"errorCode": "AC1006", "errorMessage": "Already exists"}, status=200
