@@ -14,7 +14,11 @@ from integrations.models import JobRun
 pytestmark = pytest.mark.e2e
 JOB = "integrations.prune_old_records"
 # What the prune job counts, each table past its retention (integrations/retention.py).
-PRUNED_TABLES = ("vendor_calls", "job_runs", "webhook_events", "outbound_messages", "loyalty_events", "rollups")
+# Each table the prune job counts: the portal's own, then each vendor's (First Orion's pushes).
+PRUNED_TABLES = (
+    *("vendor_calls", "job_runs", "webhook_events", "outbound_messages", "loyalty_events", "member_changes", "rollups"),
+    "first_orion_pushes",
+)
 QUEUES = ",".join(settings.PORTAL_QUEUES)
 
 
