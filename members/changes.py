@@ -70,9 +70,11 @@ BOOKKEEPING = frozenset({"annex_cloud_read_at", "points_synced_at", "known_to_an
 
 def record(member: Member, fields: Iterable[str]) -> None:
     changed = sorted(set(fields) - BOOKKEEPING)
+    if not changed:
+        return
     who = _by.get()
     who = (who() if callable(who) else who) or THE_PORTAL
-    if not changed or who == ON_THE_ADMIN_PAGE:
+    if who == ON_THE_ADMIN_PAGE:
         return
     row = MemberChange(member=member, by=who[:BY_MAX], fields=", ".join(changed)[:FIELDS_MAX])
     rows = _collected.get()
