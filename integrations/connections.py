@@ -9,7 +9,8 @@ States: draft (not verified yet) → active ⇄ failing (calls keep being tried,
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
@@ -239,6 +240,21 @@ def _set(connection: Connection, **fields: Any) -> None:
 
 # --- Calls -------------------------------------------------------------------------------------------------------
 
+# The calls recorded inside `noting_calls()`, in order; None outside it.
+_noted_calls: ContextVar[list[VendorCall] | None] = ContextVar("noted_calls", default=None)
+
+
+@contextmanager
+def noting_calls() -> Iterator[list[VendorCall]]:
+    """The vendor calls recorded in the block, as they are recorded: how a flow that works for one member (a sync)
+    tells which rows of the call log were made for it — the log itself names no member."""
+    noted: list[VendorCall] = []
+    token = _noted_calls.set(noted)
+    try:
+        yield noted
+    finally:
+        _noted_calls.reset(token)
+
 
 class ConnectionCallLog:
     """Writes a VendorCall row per attempt and keeps the connection's health."""
@@ -258,7 +274,7 @@ class ConnectionCallLog:
             rollups.call_recorded(self.connection, call)
 
     def _write(self, call: CallRecord, keep: bool) -> None:
-        VendorCall.objects.create(
+        row = VendorCall.objects.create(
             connection=self.connection,
             method=call.method,
             url=call.url if keep else endpoint(call.url),
@@ -271,6 +287,8 @@ class ConnectionCallLog:
             error_type=call.error_type,
             error=call.error,
         )
+        if (noted := _noted_calls.get()) is not None:
+            noted.append(row)
 
     @staticmethod
     def keeps_successful_bodies() -> bool:

@@ -120,7 +120,9 @@ class TimelineEntrySerializer(serializers.Serializer):
     status = serializers.CharField(help_text="e.g. a message's sent, held, uncertain.")
     detail = serializers.CharField(help_text="Why: a held message's reason, a callback's outcome.")
     url = serializers.CharField(help_text="The record's admin page.")
-    related = TimelineLinkSerializer(many=True, help_text="e.g. the vendor call behind a held message.")
+    related = TimelineLinkSerializer(
+        many=True, help_text="e.g. the vendor call behind a held message, the calls of a vendor's last sync."
+    )
 
 
 class TimelineSerializer(serializers.Serializer):

@@ -201,6 +201,9 @@ class MemberVendorState(models.Model):
     # Held by the reconciler working on this row (a lease, not a row lock: no transaction stays open during the
     # vendor call); a reconciler that died frees it when it expires.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # The vendor calls its last attempt made, oldest first (VendorCall ids): the call log names no member, so the
+    # member's timeline links them from here. Ids only, a few per attempt: this table has a row per member and vendor.
+    last_call_ids = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["member", "vendor"]

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from integrations.connections import usable, usable_connection
+from integrations.connections import noting_calls, usable, usable_connection
 from integrations.hooks import KeepsMembersInSync, ReadsMemberState, hook, hooks
 from integrations.http import Rejected, VendorError
 from integrations.models import Connection
@@ -40,6 +40,8 @@ from members.models import Member, MemberVendorState
 State = MemberVendorState.Status
 # Longer than any one reconcile takes; a reconciler that died frees its member after this.
 CLAIM_LEASE = timedelta(minutes=5)
+# The calls of a reconcile linked from the member's timeline (a reconcile makes a few; a retried one a few more).
+LAST_CALLS_KEPT = 10
 
 
 def syncing_flows() -> dict[str, KeepsMembersInSync]:
@@ -182,9 +184,8 @@ def reconcile_claimed(state: MemberVendorState) -> Result:
     connection = usable_connection(member.client_id, state.vendor)
     if connection is None:
         return defer(state, waiting_reason(member.client_id, state.vendor))
-    flows = syncing_flows()[state.vendor]
     try:
-        confirmed = flows.reconcile_member(connection, member, state)
+        confirmed = reconcile_noting_calls(connection, member, state)
     except Rejected as exc:
         # The vendor refused this member's data: wait for a change.
         return finish(state, State.REJECTED, exc.for_admin, synced=None)
@@ -200,9 +201,19 @@ def reconcile_claimed(state: MemberVendorState) -> Result:
     return finish(state, State.IN_SYNC, summary, synced=target)
 
 
+def reconcile_noting_calls(connection: Connection, member: Member, state: MemberVendorState) -> dict[str, Any]:
+    """The vendor's reconcile of the member; the calls it made, answered or not, are noted on the state (saved with
+    the outcome) for the member's timeline."""
+    with noting_calls() as calls:
+        try:
+            return syncing_flows()[state.vendor].reconcile_member(connection, member, state)
+        finally:
+            state.last_call_ids = [call.pk for call in calls[-LAST_CALLS_KEPT:]]
+
+
 def finish(state: MemberVendorState, status: str, detail: str, *, synced: int | None) -> Result:
     state.status, state.detail, state.next_attempt_at = status, detail[:2000], None
-    fields = ["status", "detail", "next_attempt_at", "confirmed", "confirmed_at", "attempts"]
+    fields = ["status", "detail", "next_attempt_at", "confirmed", "confirmed_at", "attempts", "last_call_ids"]
     state.attempts = 0 if status == State.IN_SYNC else state.attempts + 1
     if synced is not None:
         state.synced_version = synced
@@ -219,7 +230,7 @@ def defer(state: MemberVendorState, reason: str) -> Result:
     state.attempts += 1
     state.status, state.detail = State.DEFERRED, reason[:2000]
     state.next_attempt_at = timezone.now() + settings.MEMBER_SYNC_RETRY_INTERVAL
-    state.save(update_fields=["status", "detail", "attempts", "next_attempt_at", "confirmed"])
+    state.save(update_fields=["status", "detail", "attempts", "next_attempt_at", "confirmed", "last_call_ids"])
     return Result(State.DEFERRED, reason)
 
 

@@ -8,8 +8,10 @@ sources are not linked to a member by the portal's records and are read through 
 
 - callbacks (WebhookEvent has no member): each vendor that receives them says, as a filter, which set the member's
   states (its timeline module's `member_callbacks`, e.g. Vibes' by the event ids its list subscriptions keep).
-- vendor calls (VendorCall has no member, and its URL is not indexed): only the call behind a held, uncertain or
-  failed message, on the message's connection around its attempt (index `connection, -created_at`).
+- vendor calls (VendorCall has no member, and its URL is not indexed): the calls of each vendor's last attempt to
+  bring the member in line (their ids noted on the member's vendor state by members/sync.py), and the call behind a
+  held, uncertain or failed message, on the message's connection around its attempt (index `connection,
+  -created_at`).
 - changes: the admin's log of the member's page (who, when, which fields), and every other change's record
   (MemberChange: by the API's token, an import, a vendor's callback, a job; members/changes.py).
 - First Orion pushes: through the members each batch was planned for (PushRecipient, indexed by member), not by
@@ -152,8 +154,11 @@ def loyalty_events(member: Member, limit: int) -> Iterator[Entry]:
 
 
 def vendor_states(member: Member, _: int) -> Iterator[Entry]:
-    """Where each vendor stands with the member (one row per vendor)."""
-    for state in MemberVendorState.objects.filter(member=member).order_by("vendor"):
+    """Where each vendor stands with the member (one row per vendor), with the calls its last attempt made."""
+    states = list(MemberVendorState.objects.filter(member=member).order_by("vendor"))
+    calls = calls_by_id([pk for state in states for pk in state.last_call_ids], member.client_id)
+    for state in states:
+        made = [calls[pk] for pk in state.last_call_ids if pk in calls]  # the log keeps calls for a while only
         yield Entry(
             state.confirmed_at or state.changed_at,
             "vendor",
@@ -162,7 +167,19 @@ def vendor_states(member: Member, _: int) -> Iterator[Entry]:
             status=state.get_status_display(),
             detail=state.detail,
             url=admin_url(state),
+            related=tuple(Link(f"Vendor call: {call}", admin_url(call)) for call in made),
         )
+
+
+def calls_by_id(ids: list[int], client_id: int) -> dict[int, VendorCall]:
+    """The vendor calls with these ids that the call log still keeps, of the member's client's connections (one
+    query: on PostgreSQL an id is found through the log's BRIN index)."""
+    if not ids:
+        return {}
+    found = VendorCall.objects.filter(pk__in=ids, connection__client_id=client_id).defer(
+        "request_headers", "request_body", "response_body"
+    )
+    return {call.pk: call for call in found}
 
 
 def subscriptions(member: Member, limit: int) -> Iterator[Entry]:

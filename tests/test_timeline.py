@@ -20,9 +20,16 @@ from integrations.bazaarvoice.models import Review
 from integrations.http import EXPECTED_NOT_FOUND, EXPECTED_REFUSAL
 from integrations.models import VendorCall, WebhookEvent
 from integrations.sessionm.models import SessionMOffer, SessionMTransaction
-from members import timeline
+from members import sync, timeline
 from members.messaging import dispatch_messages
-from members.models import ChannelSubscription, LoyaltyEvent, Member, OutboundMessage, PointsTransaction
+from members.models import (
+    ChannelSubscription,
+    LoyaltyEvent,
+    Member,
+    MemberVendorState,
+    OutboundMessage,
+    PointsTransaction,
+)
 from portal import zones
 from tests.conftest import login
 from tests.factories import ClientUserFactory, ConnectionFactory, LoyaltyEventFactory, MemberFactory
@@ -242,3 +249,42 @@ def test_reviews_offers_and_transactions_come_from_their_vendors_packages(client
         ("offer", "SessionM", "Offer Free coffee"),
         ("transaction", "SessionM", "Transaction t-1"),
     } <= mine
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vendor_state_links_the_calls_of_its_last_attempt_and_no_other_members(client_a, vibes_sandbox):
+    """The call log names no member: the sync notes which calls it made for whom, and the timeline links those."""
+    ada, bo = MemberFactory(client=client_a, phone="+14155550150"), MemberFactory(client=client_a)
+    for member in (ada, bo):
+        sync.bump(member, "vibes")
+    calls_made = CallsMade()
+    assert sync.reconcile(ada.pk, "vibes").status == MemberVendorState.Status.IN_SYNC
+    first_attempt = calls_made.since_last_asked()
+    assert sync.reconcile(bo.pk, "vibes").status == MemberVendorState.Status.IN_SYNC
+    calls_made.since_last_asked()
+    assert vendor_call_links(ada) == [timeline.admin_url(call) for call in first_attempt] != []
+    # A refused change (Vibes' 409: an MDN cannot change) is an attempt too: its calls replace the earlier ones.
+    ada.phone = "+14155550151"
+    ada.save()
+    sync.record_change(ada, {"phone"})
+    assert sync.reconcile(ada.pk, "vibes").status == MemberVendorState.Status.REJECTED
+    refused = calls_made.since_last_asked()
+    assert vendor_call_links(ada) == [timeline.admin_url(call) for call in refused] != []
+    assert any(call.status_code == 409 for call in refused)
+
+
+class CallsMade:
+    """The vendor calls recorded since the last question, oldest first."""
+
+    def __init__(self) -> None:
+        self.last_pk = VendorCall.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+    def since_last_asked(self) -> list[VendorCall]:
+        calls = list(VendorCall.objects.filter(pk__gt=self.last_pk).order_by("pk"))
+        self.last_pk = calls[-1].pk if calls else self.last_pk
+        return calls
+
+
+def vendor_call_links(member: Member) -> list[str]:
+    [state] = [entry for entry in timeline.timeline(member) if entry.kind == "vendor" and entry.vendor == "Vibes"]
+    return [link.url for link in state.related]
