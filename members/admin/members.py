@@ -132,6 +132,15 @@ class SubscriptionInline(admin.TabularInline):
         return False
 
 
+# A chip says a vendor's state in a word or two, so a row of chips stays a line or two; its tooltip has the whole
+# ("deferred (will retry)") and the reason.
+CHIP_WORDS = {
+    MemberVendorState.Status.DEFERRED: "deferred",
+    MemberVendorState.Status.REJECTED: "rejected",
+    MemberVendorState.Status.NOT_SENT: "not sent",
+}
+
+
 @admin.register(Member)
 class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
@@ -310,9 +319,9 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
             format_html(
                 '<span class="chip chip-{}" title="{}">{}: {}</span>',
                 state.status,
-                state.detail or state.get_status_display(),
+                f"{state.get_status_display()}: {state.detail}" if state.detail else state.get_status_display(),
                 VENDORS[state.vendor].label if state.vendor in VENDORS else state.vendor,
-                state.get_status_display(),
+                CHIP_WORDS.get(state.status, state.get_status_display()),
             )
             for state in sorted(member.vendor_states.all(), key=lambda state: state.vendor)
         ]

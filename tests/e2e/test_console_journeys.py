@@ -130,6 +130,41 @@ def overflow_px(page: Page) -> float:
     )
 
 
+# A list row is at most this many lines of text: a long value is clipped (the whole on hover and on its page),
+# never wrapped down the page.
+MAX_ROW_LINES = 3
+
+
+def tallest_cell_lines(page: Page) -> tuple[float, str]:
+    """The most lines of text any list cell shows, and that cell's classes (0 and "" without a list): the height of
+    what the cell's children show (a clamped box counts as tall as it is drawn), in lines of the cell's text."""
+    lines, classes = page.evaluate(
+        """() => {
+            let worst = [0, ''];
+            for (const cell of document.querySelectorAll('#result_list tbody td, #result_list tbody th')) {
+                const tops = [], bottoms = [];
+                for (const node of cell.childNodes) {
+                    let box = null;
+                    if (node.nodeType === Node.ELEMENT_NODE) box = node.getBoundingClientRect();
+                    else if (node.nodeType === Node.TEXT_NODE && node.textContent.trim()) {
+                        const range = document.createRange();
+                        range.selectNodeContents(node);
+                        box = range.getBoundingClientRect();
+                    }
+                    if (box && box.height) { tops.push(box.top); bottoms.push(box.bottom); }
+                }
+                if (!tops.length) continue;
+                const style = getComputedStyle(cell);
+                const line = parseFloat(style.lineHeight) || parseFloat(style.fontSize) * 1.2;
+                const shown = Math.round((Math.max(...bottoms) - Math.min(...tops)) / line * 10) / 10;
+                if (shown > worst[0]) worst = [shown, cell.className];
+            }
+            return worst;
+        }"""
+    )
+    return lines, classes
+
+
 def test_a_site_admin_walks_the_dashboard_a_connection_the_jobs_page_and_the_lists(browser_page, live_server, history):
     SiteAdminFactory(username="console-admin")
     page = browser_page
@@ -183,13 +218,17 @@ def test_every_list_fits_the_window_with_30_rows_of_long_values(browser_page, li
         username, paths = "console-client", CLIENT_LISTS
     fill_every_list(history)
     log_in(browser_page, live_server.url, username)
-    too_wide = []
+    too_wide, too_tall = [], []
     for path in paths:
         browser_page.goto(f"{live_server.url}{path}")
         if excess := overflow_px(browser_page):
             too_wide.append(f"{path} by {excess:.0f} px")
             screenshot(browser_page, f"overflow-{username}-" + path.strip("/").replace("/", "-"))
-    assert too_wide == [], f"wider than 1400 px for a {user}"
+        lines, column = tallest_cell_lines(browser_page)
+        if lines > MAX_ROW_LINES:
+            too_tall.append(f"{path} {column}: {lines} lines")
+    assert too_wide == [], f"wider than 1400 px for a {user}: {too_wide}"
+    assert too_tall == [], f"rows taller than {MAX_ROW_LINES} lines for a {user}: {too_tall}"
 
 
 def test_every_list_still_fits_a_1280_px_window(browser_page, live_server, history):

@@ -1,0 +1,50 @@
+"""Every admin list — the portal's and the libraries' (Axes, Celery beat, users) — with each cell's contents clamped
+to a few lines (portal.css `.cell`) and a long one's whole text on hover: a row stays a few lines tall whatever the
+values, and no admin has to clip its columns one by one. The whole value is also on the record's page."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from django import template
+from django.contrib.admin.templatetags.admin_list import ResultList, result_list
+from django.contrib.admin.views.main import ChangeList
+from django.utils.html import escape, strip_tags
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+
+# Django's admin renders a row's cell as one element, <td class="field-…">…</td> (<th> for the row's link).
+CELL = re.compile(r"^<(?P<tag>td|th)(?P<attributes>[^>]*)>(?P<contents>.*)</(?P=tag)>$", re.DOTALL)
+# Contents left alone: the selection checkbox and the inputs of an editable list.
+FORM_FIELDS = re.compile(r"<(input|select|textarea)\b")
+# Text longer than this may be clamped: its cell carries the whole as a tooltip.
+TOOLTIP_FROM_CHARACTERS = 40
+
+
+@register.inclusion_tag("admin/change_list_results.html")
+def clamped_result_list(cl: ChangeList) -> dict[str, Any]:
+    """Django's `{% result_list cl %}`, each cell's contents wrapped in a clamped box."""
+    context = result_list(cl)
+    context["results"] = [ResultList(row.form, [clamped(cell) for cell in row]) for row in context["results"]]
+    return context
+
+
+def clamped(cell: SafeString) -> SafeString:
+    found = CELL.match(cell)
+    if found is None or FORM_FIELDS.search(found["contents"]):
+        return cell
+    return mark_safe(  # noqa: S308 - Django's own escaped cell; the tooltip is escaped here
+        f'<{found["tag"]}{found["attributes"]}><div class="cell"{tooltip(found["contents"])}>'
+        f"{found['contents']}</div></{found['tag']}>"
+    )
+
+
+def tooltip(contents: str) -> str:
+    """` title="…"` with the cell's whole text when it is long, unless the contents give their own (`clipped`)."""
+    text = " ".join(html.unescape(strip_tags(contents)).split())
+    if len(text) <= TOOLTIP_FROM_CHARACTERS or " title=" in contents:
+        return ""
+    return f' title="{escape(text)}"'
