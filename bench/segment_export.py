@@ -3,8 +3,9 @@ downloads `GET /api/segments/{id}/export/` with a client token, and measures the
 
     .venv/bin/python bench/segment_export.py --rows 1000000 [--database-url postgres://postgres@127.0.0.1:5432/postgres]
 
-Prints one line: backend=… rows_created=… rows=… distinct_members=… seconds=… mb=… mb_per_s=… server_peak_rss_mb=…,
-and exits 1 when one of INVARIANTS breaks.
+Prints one line: backend=… rows_created=… rows=… distinct_members=… seconds=… [copy_seconds=… ratio=…] mb=… mb_per_s=…
+server_peak_rss_mb=…, and exits 1 when one of its invariants breaks. On PostgreSQL the same rows are also read by a raw
+`COPY` of the export's own statement (copy_seconds), and `ratio` is the download's seconds over it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ from bench.common import (
 )
 
 SMOKE_ARGS = ["--rows", "200"]
-# Counted from the CSV the client downloads, against the members the bench created: each exported once, whole.
-INVARIANTS = ["rows == rows_created", "distinct_members == rows_created"]
+# Counted from the CSV the client downloads, against the members the bench created: each exported once, whole; the
+# serving process stays small whatever the size (it streams).
+INVARIANTS = ["rows == rows_created", "distinct_members == rows_created", "server_peak_rss_mb < 150"]
+# On PostgreSQL the endpoint keeps the pace of the database's own COPY of the same rows (issue 22), judged on an
+# export big enough to measure (at the smoke's few hundred rows the request's fixed cost is all there is).
+POSTGRES_INVARIANTS = ["rows_created < 1000000 or ratio <= 1.3"]
 
 # Per-row member values, as SQL over the generated number g; every other column takes the model's default.
 # {padded} is g as 7 digits, written per backend.
@@ -136,6 +141,24 @@ def download(port: int, segment_id: int, key: str, into: BinaryIO) -> float:
     return time.perf_counter() - started
 
 
+def raw_copy_seconds(segment_id: int) -> float:
+    """Seconds of the same rows by the database alone, the least an export can cost: the export's own statement
+    (members/exports.py) run by psycopg in this process, its output written to a file."""
+    from django.db import connection
+
+    from members.exports import copy_statement
+
+    started = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        tempfile.TemporaryFile() as into,
+        cursor.copy(copy_statement(segment_id)) as copy,
+    ):
+        for data in copy:
+            into.write(data)
+    return time.perf_counter() - started
+
+
 def count_rows(export: BinaryIO, created: int) -> tuple[int, int]:
     """The data rows of the downloaded CSV, and how many distinct created members they hold, each with its own
     values (member `acN` with last name "Last, N": a comma inside a quoted cell)."""
@@ -171,13 +194,18 @@ def main() -> None:
             peak = workers_peak_rss_mb(server.pid)
             mb = export.tell() / 1024 / 1024
             rows, distinct_members = count_rows(export, args.rows)
+        raw = {}
+        if backend == "postgresql":
+            copy_seconds = raw_copy_seconds(segment_id)
+            raw = {"copy_seconds": f"{copy_seconds:.2f}", "ratio": f"{seconds / copy_seconds:.2f}"}
     print_result(
-        INVARIANTS,
+        INVARIANTS + (POSTGRES_INVARIANTS if backend == "postgresql" else []),
         backend=backend,
         rows_created=args.rows,
         rows=rows,
         distinct_members=distinct_members,
         seconds=f"{seconds:.2f}",
+        **raw,
         mb=f"{mb:.1f}",
         mb_per_s=f"{mb / seconds:.1f}",
         server_peak_rss_mb=f"{peak:.0f}",

@@ -140,7 +140,8 @@ def _sql_neutralise(column: str) -> str:
     )
 
 
-def _copy_query(segment_id: int) -> str:
+def copy_statement(segment_id: int) -> str:
+    """The PostgreSQL export of a segment as one `COPY (…) TO STDOUT` in the CSV format (the header apart)."""
     columns = ", ".join(
         [
             "m.phone",
@@ -162,7 +163,7 @@ def _copy_query(segment_id: int) -> str:
 def _copy_csv(segment_id: int, using: str = DEFAULT_DB_ALIAS) -> Iterator[bytes]:
     buffer = bytearray(HEADER_BYTES)
     # Through Django's cursor wrapper (not psycopg's own cursor), so the COPY is logged like any other query.
-    with connections[using].cursor() as cursor, cursor.copy(_copy_query(segment_id)) as copy:
+    with connections[using].cursor() as cursor, cursor.copy(copy_statement(segment_id)) as copy:
         # libpq hands over one row at a time; forward them in large buffers.
         for row in copy:
             buffer += row

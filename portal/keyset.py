@@ -9,6 +9,11 @@ Filters and the search box keep working: the Older link keeps their parameters, 
 starts again at the newest rows. The count in the footer is the paginator's (portal/admin_paging.py: an estimate or a
 bounded count), never a count of the whole table.
 
+A filter no index answers (a method, an error kind, a search for a status) would walk the log backwards until a page
+fills: the whole log when nothing matches (seconds at 10 million calls a day). Such a page searches a bounded stretch
+instead, the newest ADMIN_LOG_SEARCH_ROWS rows older than its cursor (found on the time index alone), shows the
+matches there, and says how far back it searched; its Older link searches the next stretch.
+
 A ModelAdmin uses it with `KeysetPagingMixin` and `keyset_field = "<indexed time column>"`; its list is always in
 that order (its columns do not sort: any other order would be a sort of the whole table)."""
 
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db import connections
@@ -143,6 +149,32 @@ def partition_count(queryset: QuerySet[Any], column: str, ids: set[int], limit: 
     return total
 
 
+def answered_by_indexes(queryset: QuerySet[Any], indexed: set[str]) -> bool:
+    """Whether every condition of the queryset is on an indexed column (AND-ed lookups only): then a page reads the
+    index and stops when it is full, whatever the filters."""
+    lookups = list(top_level_lookups(queryset.query.where))
+    if len(lookups) != len(list(leaves(queryset.query.where))):
+        return False  # an OR or a NOT: no single index range
+    return all(getattr(getattr(lookup.lhs, "target", None), "column", None) in indexed for lookup in lookups)
+
+
+def leaves(node: WhereNode) -> Iterable[Any]:
+    for child in node.children:
+        if isinstance(child, WhereNode):
+            yield from leaves(child)
+        else:
+            yield child
+
+
+def search_floor(model: type[Model], using: str, field: str, cursor: Cursor | None, rows: int) -> datetime | None:
+    """The time of the `rows`-th newest row of the whole table older than the cursor (from the time index alone), or
+    None when fewer are left: how far back one page of an unindexed filter searches."""
+    older = model._default_manager.using(using).all()
+    if cursor is not None:
+        older = older.filter(**{f"{field}__lt": cursor.moment})
+    return older.order_by(f"-{field}").values_list(field, flat=True)[rows : rows + 1].first()
+
+
 class KeysetChangeList(ChangeList):
     """A change list that shows one page of rows older than the cursor, and links to the next older page."""
 
@@ -153,6 +185,8 @@ class KeysetChangeList(ChangeList):
         self.cursor = parse_cursor(request.GET.get(CURSOR_VAR))
         self.older_url: str | None = None
         self.newest_url: str | None = None
+        # How far back this page searched, when its filters allow only a bounded search (see the module's notes).
+        self.searched_back_to: datetime | None = None
         super().__init__(request, *args, **kwargs)
         # Not a filter: the search form's hidden inputs must not carry it into a new search either.
         self.params.pop(CURSOR_VAR, None)
@@ -175,18 +209,28 @@ class KeysetChangeList(ChangeList):
             rows = self.queryset[(self.page_num - 1) * self.list_per_page :]
         else:
             rows = self.queryset
+        floor = self.bounded_search_floor()
+        if floor is not None:
+            rows = rows.filter(**{f"{field}__gte": floor})
         partitions = self.partitions()
         if partitions is not None and not partitions:
             fetched = []  # the filter matches no partition (a vendor with no connection): no read of the table
             paginator.__dict__["count"] = 0
         elif partitions is not None:
             fetched = partition_page(rows, self.partition_column(), partitions, field, self.list_per_page + 1)
-            paginator.__dict__["count"] = self.partitioned_count(paginator, partitions)
+            if floor is None:
+                paginator.__dict__["count"] = self.partitioned_count(paginator, partitions)
         else:
             fetched = list(rows[: self.list_per_page + 1])  # one more than shown: is there an older page?
         self.result_list = fetched[: self.list_per_page]
         if len(fetched) > self.list_per_page:
             self.older_url = self.get_query_string({CURSOR_VAR: str(cursor_after(self.result_list[-1], field))})
+        elif floor is not None:  # every match of the searched stretch is shown: the next stretch is older
+            self.searched_back_to = floor
+            self.older_url = self.get_query_string({CURSOR_VAR: str(Cursor(floor))})
+        if floor is not None:  # the matches of one stretch, counted by the page that read them
+            paginator.__dict__["count"] = min(len(fetched), self.list_per_page)
+            paginator.count_kind = "more than" if len(fetched) > self.list_per_page else "exact"
         if self.cursor is not None or self.page_num > 1:
             self.newest_url = self.get_query_string()
         self.result_count = paginator.count  # LargeTablePaginator: an estimate or a bounded count
@@ -196,6 +240,18 @@ class KeysetChangeList(ChangeList):
         self.can_show_all = False
         self.multi_page = False  # no page numbers: the Older and Newest links page instead
         self.paginator = paginator
+
+    def bounded_search_floor(self) -> datetime | None:
+        """Where this page's search stops, for filters no index answers (None: the page reads to its end)."""
+        if self.cursor is None and self.page_num > 1:
+            return None  # an old ?p=N link: read as before
+        indexed = {self.model._meta.get_field(self.model_admin.keyset_field).column, "id"}
+        if (partition := getattr(self.model_admin, "keyset_partition", None)) is not None:
+            indexed.add(partition)
+        if answered_by_indexes(self.queryset, indexed):
+            return None
+        field, rows = self.model_admin.keyset_field, settings.ADMIN_LOG_SEARCH_ROWS
+        return search_floor(self.model, self.queryset.db, field, self.cursor, rows)
 
     def partitions(self) -> set[int] | None:
         """The partitions (e.g. connections) the filters restrict the list to, when few enough to read each one."""

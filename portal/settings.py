@@ -230,6 +230,9 @@ AXES_LOCKOUT_CALLABLE = "portal.admin.locked_out"
 # from an authenticator app as well as the password, and a session without one is sent back to the log-in page.
 # Client users are not asked. Enrol with `manage.py add_totp_device <username>` before turning it on.
 ADMIN_REQUIRE_2FA = env.bool("ADMIN_REQUIRE_2FA", default=False)
+# A log list (vendor calls, webhook events, job runs) filtered by what no index answers (a method, an error kind)
+# searches this many of the newest rows per page, then offers the next stretch (portal/keyset.py).
+ADMIN_LOG_SEARCH_ROWS = env.int("ADMIN_LOG_SEARCH_ROWS", default=200_000)
 OTP_TOTP_ISSUER = "Annex Cloud Integration Portal"
 # A TOTP key is a secret like a vendor's: shown once when enrolled, never again on an admin page.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True

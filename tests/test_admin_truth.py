@@ -4,6 +4,8 @@ history are read-only. Over real HTTP against the sandbox simulators served by t
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from integrations.attentive.models import SignUpSource
@@ -92,7 +94,9 @@ def test_a_member_the_vendor_cannot_take_is_not_sent_for_the_portals_reason_neve
     assert not VendorCall.objects.filter(connection=attentive).exists()
     assert not sync.pending_states("attentive").exists()  # waits for a change, as a refusal does
     page = admin_http.get("/admin/members/member/").content.decode()
-    assert "Attentive: not sent by the portal" in page and "rejected by the vendor" not in page
+    [chip] = re.findall(r'<span class="chip chip-not_sent" title="([^"]*)">Attentive: not sent</span>', page)
+    assert chip.startswith("Not sent by the portal:") and "no mobile number" in chip
+    assert "rejected by the vendor" not in page
     (drift,) = sync.drift(client_a.pk)
     assert drift.reason.startswith("not sent to Attentive (the portal's reason)")
 

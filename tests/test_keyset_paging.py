@@ -93,6 +93,53 @@ def test_the_search_holds_on_every_older_page(admin_http, connection_a):
     assert seen == newest_first(call for call in calls if call.status_code == 500 or call.pk == 500)
 
 
+# --- A filter no index answers searches a bounded stretch per page -------------------------------------------------
+
+
+@pytest.fixture
+def stretch_of_40(settings):
+    settings.ADMIN_LOG_SEARCH_ROWS = 40
+    return 40
+
+
+def page_queries(http, url: str) -> list[str]:
+    with CaptureQueriesContext(db) as queries:
+        assert http.get(url).status_code == 200
+    return [q["sql"] for q in queries.captured_queries if 'FROM "integrations_vendorcall"' in q["sql"]]
+
+
+def test_an_unindexed_filter_searches_a_stretch_per_page_and_the_older_links_find_every_match_once(
+    admin_http, connection_a, stretch_of_40
+):
+    calls = make_calls(connection_a, 600, failing_every=4)
+    seen, urls = walk(admin_http, CALLS_URL + "?status_class=5")
+    assert seen == newest_first(call for call in calls if call.status_code == 500)
+    assert len(urls) >= 600 // stretch_of_40  # a stretch a page, never the whole log at once
+    page = admin_http.get(urls[0]).content.decode()
+    assert "every match back to" in page and "10 vendor calls, newest first" in page  # 40 rows, every 4th
+    # The page's read of the log is bounded below by the stretch; only the stretch's own look-up reads past it.
+    for sql in page_queries(admin_http, urls[1]):
+        assert '"created_at" >=' in sql or ("OFFSET 40" in sql and "status_code" not in sql), sql
+
+
+def test_a_filter_matching_nothing_still_answers_a_stretch_at_a_time(admin_http, connection_a, stretch_of_40):
+    make_calls(connection_a, 200)
+    response = admin_http.get(CALLS_URL + "?method=PUT")
+    assert response.context["cl"].result_list == []
+    assert "every match back to" in response.content.decode() and older_link(response)
+    seen, _ = walk(admin_http, CALLS_URL + "?method=PUT")
+    assert seen == []
+
+
+def test_lists_the_indexes_answer_are_never_cut_into_stretches(admin_http, alice_http, connection_a, stretch_of_40):
+    calls = make_calls(connection_a, 250)
+    for http, url in [(admin_http, CALLS_URL), (admin_http, f"{CALLS_URL}?client={connection_a.client_id}"),
+                      (alice_http, CALLS_URL)]:  # fmt: skip
+        seen, urls = walk(http, url)
+        assert seen == newest_first(calls) and len(urls) == 3
+        assert "every match back to" not in http.get(url).content.decode()
+
+
 def test_a_client_user_pages_through_only_their_clients_calls(alice_http, connection_a, connection_b):
     mine = make_calls(connection_a, 150)
     make_calls(connection_b, 150)

@@ -132,8 +132,8 @@ class SubscriptionInline(admin.TabularInline):
         return False
 
 
-# A chip says a vendor's state in a word or two, so a row of chips stays a line or two; its tooltip has the whole
-# ("deferred (will retry)") and the reason.
+# A chip says a vendor's state in a word or two, so a row of chips stays a line or two; its tooltip has the reason
+# ("Not sent by the portal: no mobile number.").
 CHIP_WORDS = {
     MemberVendorState.Status.DEFERRED: "deferred",
     MemberVendorState.Status.REJECTED: "rejected",
@@ -319,7 +319,7 @@ class MemberAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
             format_html(
                 '<span class="chip chip-{}" title="{}">{}: {}</span>',
                 state.status,
-                f"{state.get_status_display()}: {state.detail}" if state.detail else state.get_status_display(),
+                state.detail or state.get_status_display(),
                 VENDORS[state.vendor].label if state.vendor in VENDORS else state.vendor,
                 CHIP_WORDS.get(state.status, state.get_status_display()),
             )
