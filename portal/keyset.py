@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db import connections
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Field, Model, Q, QuerySet
 from django.db.models.lookups import Exact, In
 from django.db.models.sql.where import AND, WhereNode
 from django.http import HttpRequest
@@ -166,6 +166,12 @@ def leaves(node: WhereNode) -> Iterable[Any]:
             yield child
 
 
+def column_of(model: type[Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field) and field.column, f"{name} is a column of {model.__name__}"
+    return field.column
+
+
 def search_floor(model: type[Model], using: str, field: str, cursor: Cursor | None, rows: int) -> datetime | None:
     """The time of the `rows`-th newest row of the whole table older than the cursor (from the time index alone), or
     None when fewer are left: how far back one page of an unindexed filter searches."""
@@ -202,7 +208,8 @@ class KeysetChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         field = self.model_admin.keyset_field
-        paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
+        # LargeTablePaginator (portal/admin_paging.py): its count and the words it says it in are set here.
+        paginator: Any = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
         if self.cursor is not None:
             rows = self.queryset.filter(self.cursor.older_rows(field))
         elif self.page_num > 1:  # a link to ?p=N from before keyset paging: still opens (at OFFSET's cost)
@@ -245,7 +252,7 @@ class KeysetChangeList(ChangeList):
         """Where this page's search stops, for filters no index answers (None: the page reads to its end)."""
         if self.cursor is None and self.page_num > 1:
             return None  # an old ?p=N link: read as before
-        indexed = {self.model._meta.get_field(self.model_admin.keyset_field).column, "id"}
+        indexed = {"id", column_of(self.model, self.model_admin.keyset_field)}
         if (partition := getattr(self.model_admin, "keyset_partition", None)) is not None:
             indexed.add(partition)
         if answered_by_indexes(self.queryset, indexed):

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from typing import Any, cast
 
 from django import template
 from django.contrib.admin.templatetags.admin_list import ResultList, result_list
 from django.contrib.admin.views.main import ChangeList
 from django.utils.html import escape, strip_tags
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -28,11 +28,12 @@ TOOLTIP_FROM_CHARACTERS = 40
 def clamped_result_list(cl: ChangeList) -> dict[str, Any]:
     """Django's `{% result_list cl %}`, each cell's contents wrapped in a clamped box."""
     context = result_list(cl)
-    context["results"] = [ResultList(row.form, [clamped(cell) for cell in row]) for row in context["results"]]
+    rows = cast("list[ResultList]", context["results"])
+    context["results"] = [ResultList(row.form, [clamped(cell) for cell in row]) for row in rows]
     return context
 
 
-def clamped(cell: SafeString) -> SafeString:
+def clamped(cell: str) -> str:
     found = CELL.match(cell)
     if found is None or FORM_FIELDS.search(found["contents"]):
         return cell

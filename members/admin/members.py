@@ -134,7 +134,7 @@ class SubscriptionInline(admin.TabularInline):
 
 # A chip says a vendor's state in a word or two, so a row of chips stays a line or two; its tooltip has the reason
 # ("Not sent by the portal: no mobile number.").
-CHIP_WORDS = {
+CHIP_WORDS: dict[str, str] = {
     MemberVendorState.Status.DEFERRED: "deferred",
     MemberVendorState.Status.REJECTED: "rejected",
     MemberVendorState.Status.NOT_SENT: "not sent",
