@@ -8,7 +8,9 @@ runner): a vendor package whose hooks do not match its spec fails start-up inste
 - integrations.E005: a schedule naming a task no tasks module defines (its beat entry would fail every run);
 - integrations.E006: a `task_queues` pattern that names no task (the tasks it meant go to the default queue);
 - integrations.E007: a hook function whose parameters are not its capability's (the shared code would call it with
-  arguments it does not take: a TypeError at the first call, not at start-up).
+  arguments it does not take: a TypeError at the first call, not at start-up);
+- integrations.E008: a module named close to a role's module (`webhook.py` for `webhooks.py`): the shared code looks
+  for the role's name only, so everything in it would be silently unused.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from difflib import get_close_matches
 from fnmatch import fnmatchcase
+from importlib import import_module
 from inspect import Parameter, signature
+from pkgutil import iter_modules
 from types import ModuleType
 from typing import Any
 
@@ -31,6 +35,8 @@ from integrations.vendors import VENDORS
 
 # How alike a name must be to a hook name to be taken for a misspelling of it (difflib's ratio).
 MISSPELT_CUTOFF = 0.8
+# A vendor package's modules that Django, Celery or the registry read by name, besides the hooks' roles.
+MODULES_READ_BY_NAME = ("apps", "models", "signals", "spec", "tasks")
 
 
 # Reading the task names imports every tasks module, and Celery's Django fixup runs the system checks when it does:
@@ -50,6 +56,7 @@ def vendor_hooks_match_their_specs(app_configs: Any = None, **kwargs: Any) -> li
 
 
 def problems_of(spec: VendorSpec) -> Iterator[CheckMessage]:
+    yield from misspelt_modules(spec)
     yield from missing_hooks(spec)
     for role in sorted(set(ROLES.values())):
         if (module := spec.module(role)) is not None:
@@ -58,6 +65,21 @@ def problems_of(spec: VendorSpec) -> Iterator[CheckMessage]:
             yield from mismatched_hooks(role, module, spec)
     yield from unheard_queues(spec)
     yield from unknown_tasks(spec)
+
+
+def misspelt_modules(spec: VendorSpec) -> Iterator[CheckMessage]:
+    known = sorted({*ROLES.values(), *MODULES_READ_BY_NAME})
+    for found in iter_modules(import_module(spec.package).__path__):
+        if found.name in known:
+            continue
+        meant = get_close_matches(found.name, known, n=1, cutoff=MISSPELT_CUTOFF)
+        if meant:
+            yield Error(
+                f"{spec.package}.{found.name} looks like a misspelt module: did you mean {meant[0]}?",
+                hint=f"The portal reads a vendor's {meant[0]} module by that name only; rename it.",
+                obj=spec.package,
+                id="integrations.E008",
+            )
 
 
 def missing_hooks(spec: VendorSpec) -> Iterator[CheckMessage]:

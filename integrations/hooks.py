@@ -219,6 +219,22 @@ class SeedsDemo(Protocol):
     def seed_demo(self, client: Client) -> None: ...
 
 
+@runtime_checkable
+class GuidesTheDemo(Protocol):
+    """What to try next with the vendor in the demo, from its connection's real state ("" when nothing): printed by
+    seed_demo, so a second `make run` never says to activate what is already active."""
+
+    def demo_next_step(self, client: Client) -> str: ...
+
+
+@runtime_checkable
+class RetiresDemoSecrets(Protocol):
+    """Demo credentials of earlier versions, by field, that a demo connection still holding one trades for today's
+    (e.g. a common word, which redaction would blank in every log line)."""
+
+    RETIRED_DEMO_SECRETS: Mapping[str, str]
+
+
 ROLES: dict[type, str] = {
     ChecksConnection: "flows",
     ExplainsAuthFailure: "flows",
@@ -243,6 +259,8 @@ ROLES: dict[type, str] = {
     ResetsSimulator: "sandbox",
     StartsSimulatorAgain: "sandbox",
     SeedsDemo: "demo",
+    GuidesTheDemo: "demo",
+    RetiresDemoSecrets: "demo",
 }
 
 # What a vendor must provide, given its spec: (the capability, why it is required). A module a vendor has for a

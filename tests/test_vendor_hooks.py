@@ -72,6 +72,9 @@ def test_the_check_names_half_a_capability_a_promised_hook_and_a_queue_nobody_se
         "tests.misspelt_vendor.flows.check_connection(connection: 'Any', timeout: 'float') -> 'str' does not take what "
         "ChecksConnection passes it: check_connection(connection: 'Connection') -> 'str'."
     ] == ("integrations.E007")
+    assert found["tests.misspelt_vendor.webhook looks like a misspelt module: did you mean webhooks?"] == (
+        "integrations.E008"
+    )
     # The simulator's State class is not taken for a misspelt `state`.
     assert not [message for message in found if ".State " in message]
     assert sorted(found.values()).count("integrations.E003") == 2

@@ -23,7 +23,7 @@ from django.urls import reverse
 
 from integrations import audit
 from integrations.admin.base import report_outcomes
-from integrations.management.commands import seed_demo
+from integrations.attentive import demo as attentive_demo
 from integrations.models import AuditEntry, Connection
 from integrations.outcome import Outcome
 from integrations.redaction import REDACTED, redact_text, register_secret_values, secret_forms
@@ -45,7 +45,7 @@ def test_a_short_secret_never_redacts_an_ordinary_word():
 
 def test_the_demos_next_step_names_a_readme_section_that_exists():
     sections = {line.lstrip("#").strip() for line in README.read_text().splitlines() if line.startswith("#")}
-    active = seed_demo.next_step(Connection(vendor="attentive", status=Connection.Status.ACTIVE))
+    active = attentive_demo.next_step(Connection(vendor="attentive", status=Connection.Status.ACTIVE))
     (named,) = re.findall(r"README, '([^']+)'", active)
     assert named in sections, named
 

@@ -14,17 +14,14 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations import hooks
-from integrations.hooks import SeedsDemo
+from integrations.hooks import GuidesTheDemo, RetiresDemoSecrets, SeedsDemo
 from integrations.models import Client, Connection
 from integrations.tenancy import CLIENT_USERS_GROUP, ensure_client_users_group
 from integrations.vendors import VENDORS
-from members.models import Member, MessageTemplate, Segment
+from members.models import Member, Segment
 from members.segments import add_members
 
 DEMO_PASSWORD = "portal-demo"
-# Demo secrets of earlier versions that were common words: secrets are redacted wherever they appear, so the Vibes
-# username "sandbox" blanked that word in every URL and log line. A demo connection still holding one gets today's.
-RETIRED_DEMO_SECRETS: dict[str, dict[str, str]] = {"vibes": {"api_username": "sandbox"}}
 
 
 def demo_secrets(vendor: str) -> dict[str, str]:
@@ -37,34 +34,21 @@ def demo_settings(vendor: str) -> dict[str, str]:
 
 
 def replace_retired_demo_secrets(connection: Connection) -> None:
-    retired = RETIRED_DEMO_SECRETS.get(connection.vendor, {})
-    if connection.secrets_unreadable or connection.environment != Connection.Environment.SANDBOX:
+    """A demo connection still holding credentials its vendor's demo retired gets today's (RetiresDemoSecrets)."""
+    module = hooks.hook(VENDORS[connection.vendor], RetiresDemoSecrets)
+    if module is None or connection.secrets_unreadable or connection.environment != Connection.Environment.SANDBOX:
         return
-    stale = [name for name, value in retired.items() if connection.secrets.get(name) == value]
+    stale = [name for name, value in module.RETIRED_DEMO_SECRETS.items() if connection.secrets.get(name) == value]
     if stale:
         current = demo_secrets(connection.vendor)
         connection.secrets = {**connection.secrets, **{name: current[name] for name in stale}}
         connection.save(update_fields=["secrets", "updated_at"])
 
 
-def next_step(attentive: Connection) -> str:
-    """What to do next with the demo, from the Attentive connection's real state (a second run must not tell someone
-    to activate what is already active)."""
-    status = Connection.Status
-    if attentive.status == status.DRAFT:
-        return (
-            "Next: Attentive is in the sandbox and still draft: open the client, click 'Activate Attentive' and "
-            "'Save and verify' (the sandbox key is stored; /sandbox/ lists every simulator's credentials). Then "
-            "subscribe the members and add a loyalty event."
-        )
-    if attentive.status == status.DISABLED:
-        return "Next: Attentive is disabled: return its connection to draft, then activate it again."
-    if attentive.status == status.FAILING:
-        return f"Next: Attentive is failing ({attentive.last_check_result}): verify its connection again."
-    return (
-        "Attentive is active: subscribe the members at Attentive and add a loyalty event "
-        "(README, 'Trying the Attentive journey (all in the sandbox)')."
-    )
+def next_steps(client: Client) -> list[str]:
+    """What each vendor's demo says to try next (GuidesTheDemo), in registry order."""
+    found = [guide.demo_next_step(client) for guide in hooks.hooks(GuidesTheDemo).values()]
+    return [step for step in found if step]
 
 
 class Command(BaseCommand):
@@ -106,7 +90,8 @@ class Command(BaseCommand):
             f"Demo ready: site admin 'admin' and client user 'demo-client', password '{DEMO_PASSWORD}'; "
             f"client '{client.name}' with {client.connections.count()} sandbox connections."
         )
-        self.stdout.write(next_step(Connection.objects.get(client=client, vendor="attentive")))
+        for step in next_steps(client):
+            self.stdout.write(step)
 
     def seed_vendor_demos(self, client: Client) -> None:
         """Each vendor's own demo records (its demo module may define `seed_demo(client)`; it must be idempotent)."""
@@ -114,8 +99,7 @@ class Command(BaseCommand):
             demo.seed_demo(client)
 
     def seed_loyalty_side(self, client: Client) -> None:
-        """Three members and a message template, so the Attentive journey can be tried (its sign-up source is
-        Attentive's own demo record)."""
+        """Three members in a segment (the vendors' demos add what their journeys need, e.g. a message template)."""
         for n, (first, last) in enumerate([("Amanda", "Reyes"), ("Brian", "Paul"), ("Jacob", "Smith")]):
             Member.objects.get_or_create(
                 client=client,
@@ -127,11 +111,3 @@ class Command(BaseCommand):
         )
         if created:
             add_members(segment, Member.objects.filter(client=client))
-        MessageTemplate.objects.get_or_create(
-            client=client,
-            event_type="points_earned",
-            defaults={
-                "connection": Connection.objects.get(client=client, vendor="attentive"),
-                "text": "Hi {first_name}, you earned {points} points at {client_name}. Balance: {points_balance}.",
-            },
-        )
