@@ -39,11 +39,11 @@ INVARIANTS = ["rows == rows_created", "distinct_members == rows_created", "serve
 POSTGRES_INVARIANTS = ["rows_created < 1000000 or ratio <= 1.3"]
 
 # Per-row member values, as SQL over the generated number g; every other column takes the model's default.
-# {padded} is g as 7 digits, written per backend.
+# {padded} is g's last 7 digits, written per backend.
 MEMBER_EXPRESSIONS = {
     "annex_cloud_id": "'ac' || g",
     "email": "'member' || g || '@example.com'",
-    "phone": "'+1404' || {padded}",
+    "phone": "'+1' || (404 + g / 10000000) || {padded}",  # 7 digits a number: past 10 million, the next area code
     "first_name": "'First' || g",
     "last_name": "'Last, ' || g",  # a comma, so the export has to quote
     "points": "g",
@@ -79,11 +79,15 @@ def insert_members(member_model: Any, template: Any, rows: int) -> None:
     from django.db import connection
 
     if connection.vendor == "postgresql":
-        expressions = {name: sql.format(padded="lpad(g::text, 7, '0')") for name, sql in MEMBER_EXPRESSIONS.items()}
+        expressions = {
+            name: sql.format(padded="lpad((g %% 10000000)::text, 7, '0')") for name, sql in MEMBER_EXPRESSIONS.items()
+        }
         insert, params = insert_select(member_model, template, expressions)
         statement, params = f"{insert} FROM generate_series(1, %s) AS s(g)", [*params, rows]
     else:
-        expressions = {name: sql.format(padded="printf('%%07d', g)") for name, sql in MEMBER_EXPRESSIONS.items()}
+        expressions = {
+            name: sql.format(padded="printf('%%07d', g %% 10000000)") for name, sql in MEMBER_EXPRESSIONS.items()
+        }
         insert, params = insert_select(member_model, template, expressions)
         series = "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < %s) "
         statement, params = f"{series}{insert} FROM s", [rows, *params]
