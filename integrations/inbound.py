@@ -29,7 +29,7 @@ from django.utils import timezone
 from integrations.hooks import ReceivesCallbacks, hook
 from integrations.models import Connection, WebhookEvent
 from integrations.queue import task_named
-from integrations.vendors import VENDORS
+from integrations.vendors import VENDORS, registry_changed
 from members.changes import changed_by
 
 logger = logging.getLogger(__name__)
@@ -126,10 +126,25 @@ def in_networks(address: str, networks: list[str]) -> bool:
 
 
 def handler_for(vendor: str) -> InboundHandler:
-    module = hook(VENDORS[vendor], ReceivesCallbacks)
-    if module is None:
-        raise LookupError(f"{VENDORS[vendor].label} does not deliver callbacks.")
-    return module.HANDLER
+    handler = _handlers.get(vendor)
+    if handler is None:
+        # Checking a module against its capability (a runtime Protocol) costs more than storing a delivery's row:
+        # once per vendor, until the registry changes.
+        module = hook(VENDORS[vendor], ReceivesCallbacks)
+        if module is None:
+            raise LookupError(f"{VENDORS[vendor].label} does not deliver callbacks.")
+        handler = _handlers[vendor] = module.HANDLER
+    return handler
+
+
+_handlers: dict[str, InboundHandler] = {}
+
+
+def forget_handlers(**kwargs: Any) -> None:
+    _handlers.clear()
+
+
+registry_changed.connect(forget_handlers, dispatch_uid="integrations.inbound.forget_handlers")
 
 
 # --- Receiving ----------------------------------------------------------------------------------------------------
@@ -163,7 +178,9 @@ def reject(raw: dict[str, Any], reason: str, status: int = 400) -> Receipt:
 
 def store_event(raw: dict[str, Any], delivery: Delivery) -> Receipt:
     """The unique (connection, event_id, event_type) decides between two copies, even ones arriving at the same
-    instant: the loser is stored as a duplicate and answered 200."""
+    instant: the loser is stored as a duplicate and answered 200. On PostgreSQL the INSERT itself stores a repeat as
+    a duplicate (the dedup key's trigger, migration 0020) and returns that status; SQLite's unique constraint fails
+    it, and the repeat is stored by a second INSERT."""
     fields = {
         **raw,
         "event_type": delivery.event_type,
@@ -175,6 +192,8 @@ def store_event(raw: dict[str, Any], delivery: Delivery) -> Receipt:
             event = WebhookEvent.objects.create(**fields, event_id=delivery.event_id)
     except IntegrityError:
         event = WebhookEvent.objects.create(**fields, status=Status.DUPLICATE, processed_at=timezone.now())
+    if event.status == Status.DUPLICATE:
+        event.event_id = None  # as stored: the event's id is its first delivery's
         return Receipt(200, "duplicate: already received", event)
     # Stored is answered 2xx whatever fails after it: `robust` logs an error of the queueing instead of raising it.
     transaction.on_commit(lambda: schedule_processing(event.connection_id), robust=True)

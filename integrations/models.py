@@ -199,7 +199,11 @@ class WebhookEvent(models.Model):
     # The vendor's id of this delivery and its attempt number (Vibes: callback_id, delivery_attempt), when given.
     delivery_id = models.CharField(max_length=100, blank=True)
     delivery_attempt = models.PositiveIntegerField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    # Also the database's default, so an INSERT returns the status the row was stored with: on PostgreSQL the dedup
+    # trigger stores a repeated event as a duplicate in the same statement (migration 0020).
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.RECEIVED, db_default=Status.RECEIVED, db_index=True
+    )
     headers = models.JSONField(default=dict)
     body = models.TextField(blank=True)
     remote_addr = models.GenericIPAddressField("sender's IP address", null=True, blank=True)
