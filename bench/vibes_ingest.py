@@ -46,7 +46,8 @@ SMOKE_ARGS = ["--callbacks", "200", "--workers", "2", "--concurrency", "4"]
 # Counted against what the bench sent: every delivery answered 2xx and stored; every event applied once, by the
 # bench's own record of the worker's applications (bench/applied_record.py); each person's newest event decides its
 # state, and an opt-out reaches the member (read through the client API). The drill took place: duplicates were sent.
-# The endpoint keeps at least half the pace of a bare view storing one row, judged on runs long enough to measure it.
+# The endpoint keeps 0.9 of the pace of a bare view storing one row, with p99 under 30 ms (issue 22), judged on runs
+# long enough to measure it.
 INVARIANTS = [
     "duplicates_sent >= 1",
     "non_2xx == 0",
@@ -56,7 +57,8 @@ INVARIANTS = [
     "applied_twice == 0",
     "wrong_final_state == 0",
     "opt_outs_missing == 0",
-    "callbacks < 5000 or ratio >= 0.5",
+    "callbacks < 5000 or ratio >= 0.9",
+    "callbacks < 5000 or p99_ms < 30",
 ]
 
 DUPLICATE_SHARE = 0.2
@@ -202,15 +204,17 @@ def seed(persons: int) -> tuple[Any, Any, str]:
 def ingest(env: Mapping[str, str], args: argparse.Namespace, callbacks: Callbacks) -> dict[str, Any]:
     """Load the baseline view, then the callback endpoint, with the same deliveries; drain; and count, from what
     was sent, what the portal stored, applied (the bench's record) and shows through its API."""
-    from integrations.models import WebhookEvent
+    from integrations.models import Connection, WebhookEvent
     from integrations.vibes.models import VibesListSubscription
 
     client, connection, token = seed(len(callbacks.final_state))
+    # The baseline's rows under a connection of their own: deleting them before the callbacks' run would leave it a
+    # table of dead rows to insert into.
+    baseline_connection = Connection.objects.create(client=client, vendor="vibes", status="disabled")
     stored = WebhookEvent.objects.filter(connection=connection)
     port = free_port()
     with gunicorn(env, port, "--workers", str(args.workers)):
-        baseline = load(port, f"/baseline/{connection.pk}/", callbacks.deliveries, args.concurrency)
-        stored.delete()
+        baseline = load(port, f"/baseline/{baseline_connection.pk}/", callbacks.deliveries, args.concurrency)
         endpoint = f"/api/webhooks/vibes/{connection.inbound_token}/"
         timings = load(port, endpoint, callbacks.deliveries, args.concurrency)
         stored_count = stored.count()
