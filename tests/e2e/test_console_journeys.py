@@ -329,3 +329,23 @@ def test_a_client_user_imports_members_from_a_csv_and_sees_the_bad_line(browser_
     assert history.members.filter(email="zoe@example.com", phone="+14045550101").exists()
     assert not history.members.filter(email="bad@example.com").exists()
     screenshot(page, "console-client-import")
+
+
+@pytest.mark.parametrize("width", [1024, 768])
+def test_the_header_and_the_jobs_page_read_at_narrow_widths(browser_page, live_server, history, width):
+    """A tablet or a half-screen window: the time zone chooser stays whole in the header, and the Jobs page's
+    buttons are a finger wide and never cut off."""
+    SiteAdminFactory(username="narrow-admin")
+    browser_page.set_viewport_size({"width": width, "height": 900})
+    log_in(browser_page, live_server.url, "narrow-admin")
+    browser_page.goto(f"{live_server.url}/admin/jobs/")
+    screenshot(browser_page, f"console-jobs-{width}")
+    chooser = browser_page.locator("#zone-choice").bounding_box()
+    assert chooser is not None and chooser["x"] >= 0 and chooser["x"] + chooser["width"] <= width
+    buttons = browser_page.locator("#jobs button")
+    assert buttons.count() >= 2
+    for index in range(buttons.count()):
+        box = buttons.nth(index).bounding_box()
+        assert box is not None and box["height"] >= 24 and box["width"] >= 44, box
+        assert box["x"] + box["width"] <= browser_page.evaluate("document.documentElement.scrollWidth")
+    assert browser_page.evaluate("document.documentElement.scrollWidth") <= width
