@@ -204,13 +204,14 @@ def seed(persons: int) -> tuple[Any, Any, str]:
 def ingest(env: Mapping[str, str], args: argparse.Namespace, callbacks: Callbacks) -> dict[str, Any]:
     """Load the baseline view, then the callback endpoint, with the same deliveries; drain; and count, from what
     was sent, what the portal stored, applied (the bench's record) and shows through its API."""
-    from integrations.models import Connection, WebhookEvent
+    from integrations.models import Client, Connection, WebhookEvent
     from integrations.vibes.models import VibesListSubscription
 
     client, connection, token = seed(len(callbacks.final_state))
     # The baseline's rows under a connection of their own: deleting them before the callbacks' run would leave it a
     # table of dead rows to insert into.
-    baseline_connection = Connection.objects.create(client=client, vendor="vibes", status="disabled")
+    elsewhere = Client.objects.create(name="Baseline", slug=f"baseline-{time.time_ns()}")
+    baseline_connection = Connection.objects.create(client=elsewhere, vendor="vibes", status="disabled")
     stored = WebhookEvent.objects.filter(connection=connection)
     port = free_port()
     with gunicorn(env, port, "--workers", str(args.workers)):
