@@ -20,8 +20,9 @@ register = template.Library()
 CELL = re.compile(r"^<(?P<tag>td|th)(?P<attributes>[^>]*)>(?P<contents>.*)</(?P=tag)>$", re.DOTALL)
 # Contents left alone: the selection checkbox and the inputs of an editable list.
 FORM_FIELDS = re.compile(r"<(input|select|textarea)\b")
-# Text longer than this may be clamped: its cell carries the whole as a tooltip.
-TOOLTIP_FROM_CHARACTERS = 40
+# Text longer than this may be clamped (a column is at least 4em wide, three lines of it): its cell carries the
+# whole as a tooltip.
+TOOLTIP_FROM_CHARACTERS = 16
 
 
 @register.inclusion_tag("admin/change_list_results.html")

@@ -342,10 +342,18 @@ class LoyaltyEventAdmin(ReplicaChangeListMixin, ClientScopedAdmin):
     show_full_result_count = False
     list_display = ["occurred_at", "client", "member", "event_type", "external_id", "messages_planned_at"]
     list_filter = [ClientFilter, "event_type"]
-    search_fields = ["=external_id"]  # the sender's event id, exact (`loyaltyevent_external_id`)
+    search_fields = ["=external_id"]  # shows the box; get_search_results says what it finds
     search_help_text = "The sender's event id, exact."
     list_select_related = ["client", "member"]
     raw_id_fields = ["member"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[LoyaltyEvent], search_term: str
+    ) -> tuple[QuerySet[LoyaltyEvent], bool]:
+        """The sender's event id as given, from its index (`loyaltyevent_external_id`): Django's "=" search compares
+        in any case (UPPER on both sides), which no index answers — a scan of every event (0.6 s at 2 million)."""
+        term = search_term.strip()
+        return (queryset.filter(external_id=term) if term else queryset), False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -48,7 +48,6 @@ LISTS = [
     "/admin/members/loyaltyevent/",
     "/admin/members/segment/",
 ]
-CLIENT_LISTS = ["/admin/members/member/", "/admin/integrations/vendorcall/", "/admin/members/outboundmessage/"]
 
 
 @pytest.fixture
@@ -212,15 +211,17 @@ def test_a_client_user_sees_their_client(browser_page, live_server, history):
 def test_every_list_fits_the_window_with_30_rows_of_long_values(browser_page, live_server, history, user):
     if user == "site admin":
         SiteAdminFactory(username="console-admin")
-        username, paths = "console-admin", [*LISTS, *every_changelist()]
+        username = "console-admin"
     else:
         ClientUserFactory(username="console-client", client=history)
-        username, paths = "console-client", CLIENT_LISTS
+        username = "console-client"
     fill_every_list(history)
     log_in(browser_page, live_server.url, username)
     too_wide, too_tall = [], []
-    for path in paths:
-        browser_page.goto(f"{live_server.url}{path}")
+    for path in dict.fromkeys([*LISTS, *every_changelist()]):
+        answer = browser_page.goto(f"{live_server.url}{path}")
+        if answer is None or answer.status in (403, 404):
+            continue  # not a list this user may open
         if excess := overflow_px(browser_page):
             too_wide.append(f"{path} by {excess:.0f} px")
             screenshot(browser_page, f"overflow-{username}-" + path.strip("/").replace("/", "-"))
@@ -238,12 +239,17 @@ def test_every_list_still_fits_a_1280_px_window(browser_page, live_server, histo
     browser_page.set_viewport_size({"width": 1280, "height": 800})
     log_in(browser_page, live_server.url, "narrow-admin")
     too_wide = []
+    too_tall = []
     for path in dict.fromkeys([*LISTS, *every_changelist()]):
         browser_page.goto(f"{live_server.url}{path}")
         if excess := overflow_px(browser_page):
             too_wide.append(f"{path} by {excess:.0f} px")
             screenshot(browser_page, "overflow-1280-" + path.strip("/").replace("/", "-"))
+        lines, column = tallest_cell_lines(browser_page)
+        if lines > MAX_ROW_LINES:
+            too_tall.append(f"{path} {column}: {lines} lines")
     assert too_wide == [], f"wider than 1280 px: {too_wide}"
+    assert too_tall == [], f"rows taller than {MAX_ROW_LINES} lines at 1280 px: {too_tall}"
 
 
 def test_a_client_user_adds_members_to_a_segment_and_downloads_it_as_csv(browser_page, live_server, history):
