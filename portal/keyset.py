@@ -150,12 +150,16 @@ def partition_count(queryset: QuerySet[Any], column: str, ids: set[int], limit: 
 
 
 def answered_by_indexes(queryset: QuerySet[Any], indexed: set[str]) -> bool:
-    """Whether every condition of the queryset is on an indexed column (AND-ed lookups only): then a page reads the
-    index and stops when it is full, whatever the filters."""
+    """Whether every condition of the queryset is on an indexed column of its own table (AND-ed lookups only; a
+    lookup through a join is not): then a page reads the index and stops when it is full, whatever the filters."""
     lookups = list(top_level_lookups(queryset.query.where))
     if len(lookups) != len(list(leaves(queryset.query.where))):
         return False  # an OR or a NOT: no single index range
-    return all(getattr(getattr(lookup.lhs, "target", None), "column", None) in indexed for lookup in lookups)
+    table = queryset.model._meta.db_table
+    return all(
+        getattr(lookup.lhs, "alias", None) == table and getattr(lookup.lhs.target, "column", None) in indexed
+        for lookup in lookups
+    )
 
 
 def leaves(node: WhereNode) -> Iterable[Any]:
@@ -216,10 +220,10 @@ class KeysetChangeList(ChangeList):
             rows = self.queryset[(self.page_num - 1) * self.list_per_page :]
         else:
             rows = self.queryset
-        floor = self.bounded_search_floor()
+        partitions = self.partitions()
+        floor = self.bounded_search_floor(partitions)
         if floor is not None:
             rows = rows.filter(**{f"{field}__gte": floor})
-        partitions = self.partitions()
         if partitions is not None and not partitions:
             fetched = []  # the filter matches no partition (a vendor with no connection): no read of the table
             paginator.__dict__["count"] = 0
@@ -248,12 +252,14 @@ class KeysetChangeList(ChangeList):
         self.multi_page = False  # no page numbers: the Older and Newest links page instead
         self.paginator = paginator
 
-    def bounded_search_floor(self) -> datetime | None:
+    def bounded_search_floor(self, partitions: set[int] | None) -> datetime | None:
         """Where this page's search stops, for filters no index answers (None: the page reads to its end)."""
-        if self.cursor is None and self.page_num > 1:
-            return None  # an old ?p=N link: read as before
-        indexed = {"id", column_of(self.model, self.model_admin.keyset_field)}
-        if (partition := getattr(self.model_admin, "keyset_partition", None)) is not None:
+        if (self.cursor is None and self.page_num > 1) or partitions == set():
+            return None  # an old ?p=N link (read as before), or a filter that matches no partition (nothing to read)
+        model_admin = self.model_admin
+        fields = [model_admin.keyset_field, *model_admin.keyset_indexed_fields(partitioned=partitions is not None)]
+        indexed = {"id", *(column_of(self.model, name) for name in fields)}
+        if (partition := getattr(model_admin, "keyset_partition", None)) is not None:
             indexed.add(partition)
         if answered_by_indexes(self.queryset, indexed):
             return None
@@ -290,8 +296,16 @@ class KeysetPagingMixin:
     # A foreign key column with an index on (it, keyset_field), e.g. "connection_id": a list its filters restrict to
     # a few of its values is read per value from that index (partition_page). None: always the time index.
     keyset_partition: str | None = None
+    # Fields besides the time and the partition whose filters an index answers newest first (e.g. a status with a
+    # (status, time) index): a page filtered by them reads to its end; any other filter searches a bounded stretch.
+    keyset_indexed: ClassVar[tuple[str, ...]] = ()
     # ModelAdmin's own type for it, as a mixin listed first must declare it.
     sortable_by: ClassVar[list[str] | tuple[str, ...] | None] = ()
+
+    def keyset_indexed_fields(self, *, partitioned: bool) -> tuple[str, ...]:
+        """`keyset_indexed`, for a page read per partition or from the time index alone (an admin whose indexes
+        answer a filter in one case only says so here)."""
+        return self.keyset_indexed
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return KeysetChangeList

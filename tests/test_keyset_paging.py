@@ -112,7 +112,8 @@ def test_an_unindexed_filter_searches_a_stretch_per_page_and_the_older_links_fin
     admin_http, connection_a, stretch_of_40
 ):
     calls = make_calls(connection_a, 600, failing_every=4)
-    seen, urls = walk(admin_http, CALLS_URL + "?status_class=5")
+    # A client's calls (read per connection), filtered by status: no index answers the pair.
+    seen, urls = walk(admin_http, f"{CALLS_URL}?client={connection_a.client_id}&status_class=5")
     assert seen == newest_first(call for call in calls if call.status_code == 500)
     assert len(urls) >= 600 // stretch_of_40  # a stretch a page, never the whole log at once
     page = admin_http.get(urls[0]).content.decode()
@@ -138,6 +139,28 @@ def test_lists_the_indexes_answer_are_never_cut_into_stretches(admin_http, alice
         seen, urls = walk(http, url)
         assert seen == newest_first(calls) and len(urls) == 3
         assert "every match back to" not in http.get(url).content.decode()
+    # The whole log's failures come from the failures' partial index, newest first: whole pages, not stretches.
+    failing = make_calls(connection_a, 600, failing_every=2)
+    seen, urls = walk(admin_http, CALLS_URL + "?status_class=5")
+    assert seen == newest_first(call for call in failing if call.status_code == 500) and len(urls) == 3
+
+
+def test_a_client_users_messages_and_a_status_filter_are_never_cut_into_stretches(alice_http, templates, settings):
+    """A client user's scope names the templates by id (no join): their messages are read per template, whole."""
+    settings.ADMIN_LOG_SEARCH_ROWS = 40
+    earned, rewarded, theirs = templates
+    mine = make_messages(earned, 90) + make_messages(rewarded, 60)
+    make_messages(theirs, 60)
+    for url in (MESSAGES_URL, MESSAGES_URL + "?status__exact=pending"):
+        assert walk_messages(alice_http, url) == newest_first(mine)
+        assert "every match back to" not in alice_http.get(url).content.decode()
+
+
+def test_a_filter_matching_no_connection_offers_no_older_stretch(admin_http, connection_a, stretch_of_40):
+    make_calls(connection_a, 200)
+    absent = next(vendor for vendor in ("vibes", "attentive", "bazaarvoice") if vendor != connection_a.vendor)
+    response = admin_http.get(CALLS_URL, {"connection__vendor__exact": absent, "method": "PUT"})
+    assert response.context["cl"].result_list == [] and older_link(response) is None
 
 
 def test_a_client_user_pages_through_only_their_clients_calls(alice_http, connection_a, connection_b):

@@ -170,6 +170,13 @@ class VendorCallAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionScope
     keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
     # A vendor, a client, a connection or a client user's scope: read per connection from its connection index.
     keyset_partition = "connection_id"
+
+    def keyset_indexed_fields(self, *, partitioned: bool) -> tuple[str, ...]:
+        """Read from the time index alone, a status or an error filter finds the failures in the failures' partial
+        index (`vendorcall_failures`) and the successes at once (most calls are); read per connection, it walks the
+        connection's calls: a bounded stretch then (portal/keyset.py)."""
+        return () if partitioned else ("status_code", "error_type")
+
     # Status, error and latency first: what someone scanning calls looks for; the URL is clipped (whole on hover).
     list_display = [
         "created_at",
@@ -224,6 +231,7 @@ class JobRunAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ReadOnlyAdmin):
     paginator = LargeTablePaginator  # never counts the whole table (issue 22)
     show_full_result_count = False
     keyset_field = "started_at"  # newest first, "Older" pages by (started_at, id): portal/keyset.py
+    keyset_indexed = ("outcome", "job")  # (outcome, started_at) and the job's own index: a short table besides
     list_display = ["job_name", "outcome", "client", "started_at", "finished_at", "counts"]
     list_filter = ["outcome", indexed_values_filter("job", "job"), ClientFilter]
     list_select_related = ["client"]
@@ -281,6 +289,12 @@ class WebhookEventAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ConnectionSco
     keyset_field = "received_at"  # newest first, "Older" pages by (received_at, id): portal/keyset.py
     # A vendor, a client or a client user's scope: read per connection from `webhookevent_connection_time`.
     keyset_partition = "connection_id"
+
+    def keyset_indexed_fields(self, *, partitioned: bool) -> tuple[str, ...]:
+        """From the time index alone, a status or an event type is read newest first from its own (status, time)
+        or (event type, time) index; per connection, a bounded stretch (portal/keyset.py)."""
+        return () if partitioned else ("status", "event_type", "event_id")
+
     list_display = ["received_at", "status", "outcome", "connection", "event_type", "event_id"]
     list_filter = [
         CallClientFilter,

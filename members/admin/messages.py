@@ -147,6 +147,7 @@ class OutboundMessageAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ClientScop
     keyset_field = "created_at"  # newest first, "Older" pages by (created_at, id): portal/keyset.py
     # A client user's scope or an event type: read per template from (template, created_at).
     keyset_partition = "template_id"
+    keyset_indexed = ("status",)  # its own index; most messages are sent, the rare statuses are few rows to sort
     # A message's template is its member's client's (messaging picks the event's client's template).
     client_path = "template__client"
     list_display = ["created_at", "short_state", "member_name", "to", "short_body", "sent_at"]
@@ -172,15 +173,12 @@ class OutboundMessageAdmin(KeysetPagingMixin, ReplicaChangeListMixin, ClientScop
     # said once, in words, by `state`: no status input, no second copy of the reason.
     actions = ["resend", "send_anyway"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[OutboundMessage]:
-        messages = super().get_queryset(request)
-        if is_site_admin(request.user):
-            return messages
-        # A client user's messages are their clients' templates' messages: named by id too, so the list reads per
-        # template.
-        return messages.filter(
-            template_id__in=template_ids(scope_to_clients(MessageTemplate.objects.all(), request.user))
-        )
+    def scope_to_user(self, queryset: QuerySet[OutboundMessage], user: Any) -> QuerySet[OutboundMessage]:
+        """A client user's messages are their clients' templates' messages, named by id (no join to the templates):
+        the list reads per template, and a page of them is answered by its index, never cut into stretches."""
+        if is_site_admin(user):
+            return queryset
+        return queryset.filter(template_id__in=template_ids(scope_to_clients(MessageTemplate.objects.all(), user)))
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         return lookup == EventTypeFilter.parameter_name or super().lookup_allowed(lookup, value, request)
