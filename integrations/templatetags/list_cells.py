@@ -46,7 +46,11 @@ def clamped(cell: str) -> str:
 
 def tooltip(contents: str) -> str:
     """` title="…"` with the cell's whole text when it is long, unless the contents give their own (`clipped`)."""
-    text = " ".join(html.unescape(strip_tags(contents)).split())
-    if len(text) <= TOOLTIP_FROM_CHARACTERS or " title=" in contents:
+    if len(contents) <= TOOLTIP_FROM_CHARACTERS or " title=" in contents:
+        return ""  # short (the markup is never shorter than its text), or the contents give their own
+    # Most cells are plain text: Django's strip_tags (an HTML parser) only where there is markup to take out.
+    plain = contents if "<" not in contents and "&" not in contents else html.unescape(strip_tags(contents))
+    text = " ".join(plain.split())
+    if len(text) <= TOOLTIP_FROM_CHARACTERS:
         return ""
     return f' title="{escape(text)}"'
