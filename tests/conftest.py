@@ -11,6 +11,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
+from integrations import redaction
 from integrations.annexcloud import sandbox as annex_cloud_simulator
 from integrations.attentive import sandbox as attentive_simulator
 from integrations.attentive.models import SignUpSource
@@ -58,6 +59,17 @@ def close_keep_alive_connections():
             if pool is not None:
                 pool.close()
     session.close()
+
+
+@pytest.fixture(autouse=True)
+def secrets_redacted_by_this_test_only():
+    """A secret a test stores is redacted for the rest of the process (as in production); a test that stores a common
+    word as one (a retired demo username, "sandbox") would blank it in every later test's URLs. Each test starts with
+    the secrets known before it (the same set, changed in place: modules hold it)."""
+    before = set(redaction._known_secrets)
+    yield
+    with redaction._lock:
+        redaction._known_secrets.intersection_update(before)
 
 
 @pytest.fixture(autouse=True)

@@ -34,9 +34,17 @@ def test_seed_demo_replaces_the_retired_common_word_vibes_username(settings, mon
     vibes = Connection.objects.get(client__slug="demo", vendor="vibes")
     vibes.secrets = {**vibes.secrets, "api_username": "sandbox"}  # what older demos stored
     vibes.save()
+    production = Connection.objects.create(  # an admin's own credentials are never traded, whatever they are
+        client=Client.objects.create(name="Live", slug="live"),
+        vendor="vibes",
+        environment=Connection.Environment.PRODUCTION,
+        secrets={"api_username": "sandbox", "api_password": "their-own-password"},
+    )
     call_command("seed_demo")
     vibes.refresh_from_db()
+    production.refresh_from_db()
     assert vibes.secret("api_username") == vendor_modules("sandbox")["vibes"].USERNAME
+    assert production.secret("api_username") == "sandbox"
     assert Client.objects.filter(slug="demo").count() == 1
 
 

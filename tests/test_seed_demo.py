@@ -9,7 +9,6 @@ import pytest
 from django.core.management import call_command
 
 from integrations.models import Client, Connection
-from integrations.vibes import sandbox as vibes_simulator
 from members.models import Member
 
 pytestmark = pytest.mark.django_db
@@ -38,24 +37,3 @@ def test_a_failing_attentive_connection_is_named_with_its_reason(settings):
     seed()
     Connection.objects.filter(vendor="attentive").update(status="failing", last_check_result="Attentive said 401")
     assert "failing (Attentive said 401)" in seed()
-
-
-def test_a_demo_connection_holding_a_retired_demo_secret_gets_todays(settings):
-    """The Vibes demo retired the username "sandbox" (redaction blanked that word everywhere): a demo connection
-    still holding it gets today's; a production connection keeps what its admin entered."""
-    settings.DEBUG = True
-    seed()
-    demo = Connection.objects.get(vendor="vibes")
-    demo.secrets = {**demo.secrets, "api_username": "sandbox"}
-    demo.save()
-    production = Connection.objects.create(
-        client=Client.objects.create(name="Live", slug="live"),
-        vendor="vibes",
-        environment=Connection.Environment.PRODUCTION,
-        secrets={"api_username": "sandbox", "api_password": "their-own-password"},
-    )
-    seed()
-    demo.refresh_from_db()
-    production.refresh_from_db()
-    assert demo.secrets["api_username"] == vibes_simulator.USERNAME != "sandbox"
-    assert production.secrets["api_username"] == "sandbox"
