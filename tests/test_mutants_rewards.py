@@ -42,7 +42,15 @@ from integrations.bazaarvoice.rewards import (
 from integrations.http import EXPECTED_NOT_FOUND, VendorError
 from integrations.models import Connection, Rollup, VendorCall
 from integrations.redaction import REDACTED
-from members.models import EventType, LoyaltyEvent, Member, MemberChange, MemberVendorState, PointsTransaction
+from members.models import (
+    EMAIL_FORMAT_HINT,
+    EventType,
+    LoyaltyEvent,
+    Member,
+    MemberChange,
+    MemberVendorState,
+    PointsTransaction,
+)
 from tests.factories import ConnectionFactory, MemberFactory, local_annex_cloud
 
 Result = Review.Outcome
@@ -453,7 +461,11 @@ def test_an_invalid_decrypted_address_is_not_eligible_and_never_looked_up(bv, an
     assert settle(review, Context.of(bv)) == Result.NOT_ELIGIBLE
 
     review = settled(review)
-    assert review.masked_email == masked("ann@example") and "not a valid e-mail address" in review.detail
+    assert review.masked_email == masked("ann@example")
+    assert review.detail == (
+        f"The reviewer's e-mail address ({masked('ann@example')}) is not a valid e-mail address ({EMAIL_FORMAT_HINT}): "
+        "not looked up at Annex Cloud, no points."
+    )
     assert not httpserver.log and not Member.objects.exists()
 
 
@@ -593,6 +605,44 @@ def test_no_award_goes_to_a_never_verified_annex_cloud_account(bv, annex, httpse
     review = settled(review)
     assert review.outcome == Result.PENDING and review.detail.startswith("Waiting: The Annex Cloud connection")
     assert not httpserver.log and not PointsTransaction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_annex_cloud_connection_disabled_since_its_verification_stops_the_run_and_the_review_waits(
+    bv, annex, httpserver
+):
+    annex.status = Connection.Status.DISABLED
+    annex.save()
+    ann = MemberFactory(client=bv.client, email=ANN, annex_cloud_id="AC-2")
+    review = reviewed(bv.client)
+
+    with pytest.raises(StopRun) as stopped:
+        award(review, Context.of(bv), ann)
+
+    waiting = f"The Annex Cloud connection of {bv.client} is disabled: verify and enter the site credentials again"
+    assert str(stopped.value).startswith(f"Stopped at review 7: {waiting}")
+    review = settled(review)
+    assert review.outcome == Result.PENDING and review.detail.startswith(f"Waiting: {waiting}")
+    assert review.encrypted_email and not httpserver.log and not PointsTransaction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_award_annex_cloud_never_confirmed_stops_the_run_and_the_review_waits_with_the_transactions_words(
+    bv, annex, httpserver
+):
+    ann = MemberFactory(client=bv.client, email=ANN, annex_cloud_id="AC-2")
+    review = reviewed(bv.client)
+    httpserver.expect_request(POINTS, method="POST").respond_with_json({"error": "down"}, status=503)
+
+    with pytest.raises(StopRun) as stopped:
+        award(review, Context.of(bv), ann)
+
+    txn = PointsTransaction.objects.get()
+    assert txn.status == PointsTransaction.Status.PENDING and txn.detail
+    assert str(stopped.value) == f"Stopped at review 7: {txn.detail} The next run resumes from there."
+    review = settled(review)
+    assert (review.outcome, review.detail) == (Result.PENDING, f"Waiting: {txn.detail}")
+    assert review.encrypted_email and review.member == ann and not LoyaltyEvent.objects.exists()
 
 
 # --- attempt_key, mark_credit_reversed, reversal_counted ---

@@ -4,7 +4,6 @@ points once per key, and pushing segments (created once, then updated in place).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -61,11 +60,9 @@ def annex_cloud_api(client: Client) -> AnnexCloudAPI:
     return api_of(ready_connection(client), client.site_id)
 
 
-def api_of(connection: Connection, site_id: str, *, also_redacted: Sequence[str] = ()) -> AnnexCloudAPI:
+def api_of(connection: Connection, site_id: str) -> AnnexCloudAPI:
     """The one way an Annex Cloud API is built: signed for the client's site (its id passed in, so that a caller
-    holding the client reads it without another query) with the connection's API shared secret and JWT subject.
-    `also_redacted`: values kept out of the call log and the logs besides the connection's secrets (a reviewer's
-    address)."""
+    holding the client reads it without another query) with the connection's API shared secret and JWT subject."""
     secrets = [str(value) for value in connection.secrets.values() if value]
     return api_for(
         connection,
@@ -73,7 +70,7 @@ def api_of(connection: Connection, site_id: str, *, also_redacted: Sequence[str]
         site_id=site_id,
         secret=connection.secret("api_secret"),
         subject=connection.settings.get("jwt_subject", ""),
-        secret_values=[*secrets, *also_redacted],
+        secret_values=secrets,
     )
 
 

@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 
 from integrations import rollups
 from integrations.annexcloud import flows as annexcloud
-from integrations.annexcloud.api import NO_DATA_EXPECTED, AnnexCloudAPI
+from integrations.annexcloud.api import NO_DATA_EXPECTED
 from integrations.annexcloud.flows import AnnexCloudNotReady
 from integrations.bazaarvoice.emails import PLAIN16, Undecryptable, decrypt_email, email_key, masked
 from integrations.bazaarvoice.models import Review
@@ -125,9 +125,11 @@ def settle(review: Review, context: Context) -> str:
 def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
     """The reviewer's Annex Cloud profile (`GET /users/{e-mail}`), or None when the review was settled without one."""
     try:
-        # urllib3 logs the request line at DEBUG, the address in it: redacted from log lines for the look-up.
+        # A reviewer who is no member must leave no trace of the address: while the look-up runs it is redacted like a
+        # secret (escaped in the path or not) from the call log and from every log line (urllib3 logs the request
+        # line at DEBUG).
         with secret_values_during([address, path_segment(address)]):
-            profile = lookup_api(review.client, address).get_member(address, expected=NO_DATA_EXPECTED)
+            profile = annexcloud.annex_cloud_api(review.client).get_member(address, expected=NO_DATA_EXPECTED)
     except NotFound:
         finish(review, Result.NOT_MEMBER, "The reviewer is not a loyalty member at Annex Cloud (AC1005, no data).")
         return None
@@ -140,14 +142,6 @@ def loyalty_profile(review: Review, address: str) -> dict[str, Any] | None:
         finish(review, Result.NOT_MEMBER, "Annex Cloud answered with no data for the reviewer: not a loyalty member.")
         return None
     return profile
-
-
-def lookup_api(client: Client, address: str) -> AnnexCloudAPI:
-    """The client's Annex Cloud API for looking a reviewer up, with the address redacted like a secret from the call
-    log (in the path, escaped or not, and in the answer): a reviewer who is no member must leave no trace of it."""
-    return annexcloud.api_of(
-        annexcloud.ready_connection(client), client.site_id, also_redacted=[address, path_segment(address)]
-    )
 
 
 def why_not_eligible(profile: dict[str, Any]) -> str:
@@ -183,14 +177,15 @@ def member_for(client: Client, address: str, profile: dict[str, Any]) -> Member:
     valid e-mail is refused (InvalidReviewerAddress): it would be stored and passed on to Vibes and SessionM."""
     if why := address_problem(address):
         raise InvalidReviewerAddress(why)
-    annex_id = str(profile.get("id") or "")
-    match = Q(email__iexact=address) | (Q(annex_cloud_id=annex_id) if annex_id else Q(pk__in=[]))
+    match = Q(email__iexact=address)
+    if annex_id := profile.get("id"):
+        match |= Q(annex_cloud_id=str(annex_id))
     member = Member.objects.filter(client=client).filter(match).order_by("pk").first()
     if member is None:
         # An existing loyalty member found at Annex Cloud, not a sign-up: no welcome, and Annex Cloud's profile (name,
         # number, …) is taken just below, so each vendor gets only what it can use.
         member = Member.objects.create(client=client, email=address, found_through=FOUND_THROUGH)
-        sync.record_change(member, {"email"}, {"email": ""})
+        sync.record_change(member, {"email"})  # a new member: nothing before it for a vendor to compare
     try:
         with transaction.atomic():
             annexcloud.apply_profile(member, profile)
