@@ -15,7 +15,16 @@ from django.utils import timezone
 
 from integrations import http, ratelimit
 from integrations.models import Connection, JobRun
-from members.messaging import claim_batch, dispatch_messages, mark_attempting, plan_messages, send_pending
+from members.messaging import (
+    INTERRUPTED_DETAIL,
+    claim_batch,
+    claim_lease,
+    dispatch_messages,
+    mark_attempting,
+    plan_messages,
+    send_pending,
+    settle_interrupted_sends,
+)
 from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
 from members.tasks import dispatch_loyalty_messages
 from tests.factories import LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
@@ -91,6 +100,44 @@ def test_a_message_a_killed_run_was_sending_is_uncertain_and_not_resent(setup, a
     message.refresh_from_db()
     assert message.status == "uncertain" and "Send anyway" in message.detail
     assert message.to not in {m["to"] for m in attentive_sandbox.messages}
+
+
+def test_only_claims_and_attempts_older_than_their_leases_are_settled_and_each_as_its_state_says(setup, settings):
+    """A run still within its lease keeps what it claimed or is sending; past it, a claim never sent goes back to
+    pending (its token cleared) and an attempt becomes uncertain (never resent), each looked at in its own state."""
+    plan_messages()
+    now = timezone.now()
+    stale_claim, fresh_claim = now - claim_lease() - timedelta(seconds=5), now - claim_lease() / 2
+    stale_attempt = now - settings.MESSAGE_ATTEMPT_LEASE - timedelta(seconds=5)
+    fresh_attempt = now - settings.MESSAGE_ATTEMPT_LEASE / 2
+    Status = OutboundMessage.Status
+    rows = {
+        "claimed, run gone": dict(status=Status.CLAIMED, claim="run-a", claimed_at=stale_claim),
+        "claimed, run alive": dict(status=Status.CLAIMED, claim="run-b", claimed_at=fresh_claim),
+        "attempting, run gone": dict(
+            status=Status.ATTEMPTING, claim="run-c", claimed_at=stale_claim, attempted_at=stale_attempt,
+            held_since=now - timedelta(hours=1),
+        ),
+        "attempting, run alive": dict(
+            status=Status.ATTEMPTING, claim="run-d", claimed_at=stale_claim, attempted_at=fresh_attempt
+        ),
+    }  # fmt: skip
+    messages = list(OutboundMessage.objects.order_by("pk"))
+    for message, fields in zip(messages, rows.values(), strict=True):
+        OutboundMessage.objects.filter(pk=message.pk).update(**fields)
+
+    assert settle_interrupted_sends() == {"returned": 1, "interrupted": 1}
+
+    settled = {
+        name: OutboundMessage.objects.values("status", "claim", "held_since", "detail").get(pk=message.pk)
+        for name, message in zip(rows, messages, strict=True)
+    }
+    assert settled == {
+        "claimed, run gone": {"status": "pending", "claim": "", "held_since": None, "detail": ""},
+        "claimed, run alive": {"status": "claimed", "claim": "run-b", "held_since": None, "detail": ""},
+        "attempting, run gone": {"status": "uncertain", "claim": "", "held_since": None, "detail": INTERRUPTED_DETAIL},
+        "attempting, run alive": {"status": "attempting", "claim": "run-d", "held_since": None, "detail": ""},
+    }
 
 
 class StatusAtTheLimit:
