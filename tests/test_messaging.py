@@ -9,19 +9,23 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import OperationalError
 from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import http, ratelimit
-from integrations.models import Connection, JobRun
+from integrations import http, ratelimit, rollups
+from integrations.models import Connection, JobRun, Rollup
 from members.messaging import (
     INTERRUPTED_DETAIL,
+    TakenBack,
     claim_batch,
     claim_lease,
     dispatch_messages,
+    finish,
     mark_attempting,
     plan_messages,
+    record_patiently,
     send_pending,
     settle_interrupted_sends,
 )
@@ -107,7 +111,9 @@ def test_only_claims_and_attempts_older_than_their_leases_are_settled_and_each_a
     pending (its token cleared) and an attempt becomes uncertain (never resent), each looked at in its own state."""
     plan_messages()
     now = timezone.now()
-    stale_claim, fresh_claim = now - claim_lease() - timedelta(seconds=5), now - claim_lease() / 2
+    # A run at the very end of its time budget still holds its claims: the lease outlasts the budget.
+    stale_claim = now - claim_lease() - timedelta(seconds=5)
+    fresh_claim = now - timedelta(seconds=settings.MESSAGE_RUN_SECONDS)
     stale_attempt = now - settings.MESSAGE_ATTEMPT_LEASE - timedelta(seconds=5)
     fresh_attempt = now - settings.MESSAGE_ATTEMPT_LEASE / 2
     Status = OutboundMessage.Status
@@ -138,6 +144,76 @@ def test_only_claims_and_attempts_older_than_their_leases_are_settled_and_each_a
         "attempting, run gone": {"status": "uncertain", "claim": "", "held_since": None, "detail": INTERRUPTED_DETAIL},
         "attempting, run alive": {"status": "attempting", "claim": "run-d", "held_since": None, "detail": ""},
     }
+
+
+def row(message: OutboundMessage) -> dict:
+    return OutboundMessage.objects.values("status", "claim", "attempted_at", "sent_at", "detail").get(pk=message.pk)
+
+
+def test_a_message_leaves_only_under_this_runs_claim_while_claimed_or_attempting(setup):
+    """The last check before the request leaves: a message another run took back (its claim changed), or one that
+    is settled whatever token it still carries, is not marked attempting — this run must not send it."""
+    plan_messages()
+    mine, taken_back, settled = claim_batch(setup["connection"], size=3)
+    OutboundMessage.objects.filter(pk=taken_back.pk).update(claim="another-run")
+    OutboundMessage.objects.filter(pk=settled.pk).update(status=OutboundMessage.Status.UNCERTAIN)
+    before = timezone.now()
+
+    mark_attempting(mine)
+    for message in (taken_back, settled):
+        with pytest.raises(TakenBack):
+            mark_attempting(message)
+
+    leaving = row(mine)
+    assert leaving["status"] == "attempting" and before <= leaving["attempted_at"] <= timezone.now()
+    assert (row(taken_back)["status"], row(taken_back)["claim"], row(taken_back)["attempted_at"]) == (
+        "claimed",
+        "another-run",
+        None,
+    )
+    assert (row(settled)["status"], row(settled)["attempted_at"]) == ("uncertain", None)
+
+
+def test_finishing_records_the_outcome_under_this_runs_claim_only_and_counts_it_once(setup):
+    plan_messages()
+    sent, failed, taken_back = claim_batch(setup["connection"], size=3)
+    OutboundMessage.objects.filter(pk=sent.pk).update(detail="Held since 2026-12-01 10:00 UTC: Attentive is down.")
+    OutboundMessage.objects.filter(pk=taken_back.pk).update(claim="another-run")
+    before = timezone.now()
+
+    finish(sent, OutboundMessage.Status.SENT)
+    finish(failed, OutboundMessage.Status.FAILED, "x" * 2100)
+    finish(taken_back, OutboundMessage.Status.SENT)
+
+    assert row(sent)["status"] == "sent" and row(sent)["claim"] == "" and row(sent)["detail"] == ""
+    assert before <= row(sent)["sent_at"] <= timezone.now()
+    assert (row(failed)["status"], row(failed)["claim"], row(failed)["sent_at"]) == ("failed", "", None)
+    assert row(failed)["detail"] == "x" * 2000
+    assert (row(taken_back)["status"], row(taken_back)["claim"], row(taken_back)["sent_at"]) == (
+        "claimed",
+        "another-run",
+        None,
+    )
+    counted = Rollup.objects.filter(series=rollups.MESSAGES).exclude(hour=rollups.ALL_TIME)
+    assert sorted(counted.values_list("outcome", "count")) == [("failed", 1), ("sent", 1)]
+
+
+def test_a_record_waits_out_a_short_database_outage_and_gives_up_after_its_patience():
+    calls = []
+
+    def fails_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("the database restarted")
+
+    record_patiently(fails_once, patience=5)
+    assert len(calls) == 2
+
+    def always_fails() -> None:
+        raise OperationalError("the database is down")
+
+    with pytest.raises(OperationalError, match="is down"):
+        record_patiently(always_fails, patience=0)
 
 
 class StatusAtTheLimit:
