@@ -11,13 +11,16 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import OperationalError
 from django.db import connection as db
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from integrations import http, ratelimit, rollups
+from integrations.http import Unavailable
 from integrations.models import Connection, JobRun, Rollup
 from members.messaging import (
     INTERRUPTED_DETAIL,
+    SendRun,
     TakenBack,
     claim_batch,
     claim_lease,
@@ -31,7 +34,7 @@ from members.messaging import (
 )
 from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
 from members.tasks import dispatch_loyalty_messages
-from tests.factories import LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
+from tests.factories import ConnectionFactory, LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -214,6 +217,93 @@ def test_a_record_waits_out_a_short_database_outage_and_gives_up_after_its_patie
 
     with pytest.raises(OperationalError, match="is down"):
         record_patiently(always_fails, patience=0)
+
+
+def test_a_run_claims_only_its_connections_pending_messages_oldest_first_and_stamps_the_claim(setup, client_b):
+    plan_messages()
+    other = ConnectionFactory(client=client_b, vendor="attentive")
+    first, second, third, fourth = OutboundMessage.objects.order_by("pk")
+    OutboundMessage.objects.filter(pk=first.pk).update(status=OutboundMessage.Status.SENT)
+    OutboundMessage.objects.filter(pk=second.pk).update(connection=other)
+    before = timezone.now()
+
+    claimed = claim_batch(setup["connection"], size=1)
+
+    assert [m.pk for m in claimed] == [third.pk]
+    stamped = OutboundMessage.objects.get(pk=third.pk)
+    assert stamped.status == "claimed" and before <= stamped.claimed_at <= timezone.now()
+    assert [m.pk for m in claim_batch(setup["connection"])] == [fourth.pk]
+    assert claim_batch(setup["connection"]) == []
+
+
+def test_planning_reads_events_a_batch_at_a_time_and_counts_every_batch(setup):
+    """Bounded memory whatever the backlog: each batch is one bounded read of the events (2 + 2 + the last one, then
+    an empty read that ends the walk), and the counts add up across batches."""
+    first = setup["members"][0]
+    Member.objects.filter(pk=first.pk).update(loyalty_opted_in=False)  # its two events are skipped, in two batches
+    LoyaltyEventFactory(client=first.client, member=first, external_id="ev-more", event_type="points_earned",
+                        data={"points": 5})  # fmt: skip
+    with CaptureQueriesContext(db) as queries:
+        counts = plan_messages(batch_size=2)
+
+    assert counts == {"planned": 5, "skipped": 2}
+    event_reads = [q["sql"] for q in queries if 'FROM "members_loyaltyevent"' in q["sql"] and "LIMIT 2" in q["sql"]]
+    assert len(event_reads) == 4
+
+
+class ScriptedSender:
+    """A vendor's message sender that answers by the script, call by call: True sends, False is a 503."""
+
+    unreachable_reason = "Not subscribed."
+
+    def __init__(self, script: list[bool]) -> None:
+        self.script = list(script)
+
+    def reachable(self, member_ids):
+        return set(member_ids)
+
+    def send(self, to: str, body: str, leaving) -> None:
+        leaving()
+        if not self.script.pop(0):
+            raise Unavailable("Attentive", "Service Unavailable", status=503)
+
+
+def test_transient_errors_are_waited_out_until_too_many_come_in_a_row_since_the_last_success(setup, settings):
+    """A success starts the count of transient errors afresh: eight in a row are waited out (each message put back,
+    unclaimed and without words), and the run goes on."""
+    settings.VENDOR_RETRY_BACKOFF_SECONDS = 0.0001
+    settings.MESSAGE_RUN_SECONDS = 60
+    member = setup["members"][0]
+    for n in range(6):
+        LoyaltyEventFactory(client=member.client, member=member, external_id=f"ev-extra-{n}",
+                            event_type="points_earned", data={"points": 5})  # fmt: skip
+    plan_messages()
+    batch = claim_batch(setup["connection"], size=10)
+    run = SendRun(setup["connection"], ScriptedSender([True] + [False] * 8 + [True]))
+
+    for message in batch:
+        run.deliver(message, True)
+
+    assert not run.stop.is_set() and run.counts == {"sent": 2, "pending": 8}
+    sent = OutboundMessage.objects.filter(status="sent")
+    assert sorted(sent.values_list("pk", flat=True)) == [batch[0].pk, batch[-1].pk]
+    assert all(m.attempted_at and m.attempted_at <= m.sent_at for m in sent)  # recorded as the request left
+    put_back = OutboundMessage.objects.filter(pk__in=[m.pk for m in batch[1:-1]])
+    assert set(put_back.values_list("status", "claim", "detail")) == {("pending", "", "")}
+
+
+def test_a_message_without_a_number_is_skipped_saying_so_and_a_stopped_run_puts_the_rest_back(setup):
+    plan_messages()
+    no_number, left = claim_batch(setup["connection"], size=2)
+    no_number.to = ""
+    run = SendRun(setup["connection"], ScriptedSender([]))
+
+    run.deliver(no_number, True)
+    run.stop.set()
+    run.deliver(left, True)
+
+    assert row(no_number)["status"] == "skipped" and row(no_number)["detail"] == "The member has no mobile number."
+    assert (row(left)["status"], row(left)["claim"], row(left)["detail"]) == ("pending", "", "")
 
 
 class StatusAtTheLimit:
