@@ -16,6 +16,7 @@ A vendor takes part by defining in its flows: `needs_sync(member, changed_fields
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -194,6 +195,11 @@ def reconcile_claimed(state: MemberVendorState) -> Result:
         return finish(state, State.NOT_SENT, f"Not sent by the portal: {exc}", synced=None)
     except VendorError as exc:
         return defer(state, f"{exc.for_admin} Will retry.")
+    except Exception:
+        # Unexpected (a bug, the database gone): no outcome to record, and the error goes on to the task's record;
+        # the calls it made are kept for the member's timeline all the same.
+        keep_call_ids(state)
+        raise
     # A vendor may say in its own words what it did ("created at Vibes (person …)").
     summary = confirmed.pop("summary", "") or f"Confirmed by {connection.spec.label}."
     state.confirmed = confirmed
@@ -209,6 +215,11 @@ def reconcile_noting_calls(connection: Connection, member: Member, state: Member
             return syncing_flows()[state.vendor].reconcile_member(connection, member, state)
         finally:
             state.last_call_ids = [call.pk for call in calls[-LAST_CALLS_KEPT:]]
+
+
+def keep_call_ids(state: MemberVendorState) -> None:
+    with contextlib.suppress(DatabaseError):  # the database may be what failed: the original error matters more
+        state.save(update_fields=["last_call_ids"])
 
 
 def finish(state: MemberVendorState, status: str, detail: str, *, synced: int | None) -> Result:

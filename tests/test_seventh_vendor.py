@@ -91,6 +91,22 @@ def test_a_member_change_reaches_parrot_through_the_shared_member_sync(active_pa
     assert parrot_simulator.state.members["polly@example.com"]["first_name"] == "Polly"
 
 
+def test_a_sync_that_fails_unexpectedly_keeps_the_calls_it_made_for_the_timeline(active_parrot, client_a, httpserver):
+    """An error no vendor error explains (here Parrot answering without the e-mail its flow reads) is not recorded as
+    an outcome — it goes on to the task's record — but the member's timeline still links the call that was made."""
+    member = MemberFactory(client=client_a, email="polly@example.com")
+    change_member(member, first_name="Polly")
+    Connection.objects.filter(pk=active_parrot.pk).update(base_url=httpserver.url_for("/parrot"))
+    httpserver.expect_request("/parrot/v1/members/polly@example.com", method="PUT").respond_with_json({})
+
+    with pytest.raises(KeyError):
+        reconcile(member.pk, "parrot")
+
+    state = MemberVendorState.objects.get(member=member, vendor="parrot")
+    [call] = VendorCall.objects.filter(connection=active_parrot, method="PUT")
+    assert state.last_call_ids == [call.pk] and state.status == MemberVendorState.Status.PENDING
+
+
 def test_a_pull_is_recorded_as_a_job_run_and_shows_on_the_jobs_page_and_the_dashboard(active_parrot, admin_http):
     assert "Pull Parrot squawks" in ensure_schedules()  # as after every migrate
 
