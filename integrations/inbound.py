@@ -271,7 +271,7 @@ def process(event: WebhookEvent) -> bool:
             claimed = WebhookEvent.objects.select_for_update(skip_locked=True).filter(pk=event.pk, status__in=waiting)
             if not list(claimed.values_list("pk", flat=True)):
                 return False  # done already, or being applied by another worker right now
-            with changed_by(callback_label(event)):
+            with changed_by(callback_label(event), source=event):
                 status, detail = handler_for(event.connection.vendor).apply(event)
             event.status, event.error, event.traceback, event.processed_at = status, detail, "", timezone.now()
             event.save(update_fields=["status", "error", "traceback", "processed_at"])

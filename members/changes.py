@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from django.db.models import Model
+
 from members.models import Member, MemberChange
 
 THE_PORTAL = "the portal"
@@ -21,20 +23,35 @@ ON_THE_ADMIN_PAGE = "the member's admin page"
 
 _by: ContextVar[str | Callable[[], str] | None] = ContextVar("member_changes_by", default=None)
 _collected: ContextVar[list[MemberChange] | None] = ContextVar("member_changes_collected", default=None)
+_source: ContextVar[str] = ContextVar("member_changes_source", default="")
 
 BY_MAX = MemberChange._meta.get_field("by").max_length or 200
 FIELDS_MAX = MemberChange._meta.get_field("fields").max_length or 300
 
 
 @contextmanager
-def changed_by(who: str | Callable[[], str]) -> Iterator[None]:
+def changed_by(who: str | Callable[[], str], source: Model | None = None) -> Iterator[None]:
     """Changes made inside are recorded as made by `who` (e.g. "the API, token “CRM”"); a callable is asked when a
-    change is recorded (an API request knows its caller only once it is authenticated)."""
-    token = _by.set(who)
+    change is recorded (an API request knows its caller only once it is authenticated). `source`: the record they
+    come from (a callback's stored delivery, a background import, a review), linked from the timeline."""
+    token, source_token = _by.set(who), _source.set(reference(source) if source is not None else "")
     try:
         yield
     finally:
         _by.reset(token)
+        _source.reset(source_token)
+
+
+def reference(record: Model) -> str:
+    """A record named in a few bytes, whatever its model: "app_label.model_name:pk"."""
+    return f"{record._meta.label_lower}:{record.pk}"
+
+
+def referenced(source: str) -> tuple[str, str, str] | None:
+    """The app label, model name and primary key a `reference` names (None for none)."""
+    label, _, pk = source.partition(":")
+    app_label, _, model_name = label.partition(".")
+    return (app_label, model_name, pk) if app_label and model_name and pk else None
 
 
 @contextmanager
@@ -76,7 +93,7 @@ def record(member: Member, fields: Iterable[str]) -> None:
     who = (who() if callable(who) else who) or THE_PORTAL
     if who == ON_THE_ADMIN_PAGE:
         return
-    row = MemberChange(member=member, by=who[:BY_MAX], fields=", ".join(changed)[:FIELDS_MAX])
+    row = MemberChange(member=member, by=who[:BY_MAX], fields=", ".join(changed)[:FIELDS_MAX], source=_source.get())
     rows = _collected.get()
     if rows is None:
         row.save()

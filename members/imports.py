@@ -471,7 +471,7 @@ def run_import(import_id: int) -> Counts:
     member_import.save(update_fields=["status", "job_run"])
     deadline = time.monotonic() + settings.MEMBER_IMPORT_RUN_SECONDS
     by = import_label(member_import.uploaded_by, member_import.file_name)
-    with changes.changed_by(by), member_import.file.open("rb") as upload:
+    with changes.changed_by(by, source=member_import), member_import.file.open("rb") as upload:
         columns, rows = open_csv(upload, member_import.offset, member_import.line)
         for number, batch in enumerate(batched(rows, BATCH_ROWS)):
             if number and time.monotonic() > deadline:

@@ -312,6 +312,8 @@ class MemberChange(models.Model):
     changed_at = models.DateTimeField(default=timezone.now)
     by = models.CharField(max_length=200)
     fields = models.CharField(max_length=300)
+    # The record the change came from, where there is one ("integrations.webhookevent:42"): the timeline links it.
+    source = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-changed_at"]

@@ -35,6 +35,7 @@ from integrations.hooks import AddsToTimeline, FindsMemberCallbacks, hooks
 from integrations.http import EXPECTED_KINDS
 from integrations.models import Connection, VendorCall, WebhookEvent
 from integrations.vendors import VENDORS
+from members import changes
 from members.models import (
     ChannelSubscription,
     LoyaltyEvent,
@@ -127,7 +128,22 @@ def admin_changes(member: Member, limit: int) -> Iterator[Entry]:
 def other_changes(member: Member, limit: int) -> Iterator[Entry]:
     """Changes made other than on the member's admin page: who made them (a token, an import, a callback, a job)."""
     for change in MemberChange.objects.filter(member=member).order_by("-changed_at")[:limit]:
-        yield Entry(change.changed_at, "change", "", f"Changed by {change.by}", detail=field_names(change.fields))
+        title, detail = f"Changed by {change.by}", field_names(change.fields)
+        yield Entry(change.changed_at, "change", "", title, detail=detail, url=source_url(change.source))
+
+
+def source_url(source: str) -> str:
+    """The admin page of the record a change came from ("" when it names none, or its model has no page there); a
+    background import is listed on the import page."""
+    if (named := changes.referenced(source)) is None:
+        return ""
+    app_label, model_name, pk = named
+    if (app_label, model_name) == ("members", "memberimport"):
+        return reverse("admin:members_member_import")
+    try:
+        return reverse(f"admin:{app_label}_{model_name}_change", args=[pk])
+    except NoReverseMatch:
+        return ""
 
 
 def field_names(stored: str) -> str:

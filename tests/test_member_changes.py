@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.api_shared import NamesItsChanges
+from integrations.models import Connection, WebhookEvent
 from integrations.retention import prune_old_records
 from integrations.task_base import run_as_job
 from members import changes, sync, timeline
@@ -89,6 +90,8 @@ def test_a_background_import_names_who_uploaded_which_file(client_a):
     member = Member.objects.get(email="cy@example.com")
     assert changes_of(member) == [("maria's import of autumn.csv", "email, last_name")]
     assert import_label(None, "x.csv") == "someone's import of x.csv"
+    [entry] = [entry for entry in timeline.timeline(member) if entry.kind == "change"]
+    assert entry.url == reverse("admin:members_member_import")  # where the import is listed with its report
 
 
 @pytest.mark.django_db(transaction=True)
@@ -101,6 +104,10 @@ def test_a_callback_names_its_vendor_and_event(client, client_a, eager_celery):
     assert (f"Changed by a Vibes callback (event {REMOVED['event_id']})", "Changed SMS opt-in.") in change_entries(
         member
     )
+    # Linked to the stored delivery it came from.
+    event = WebhookEvent.objects.get(event_id=REMOVED["event_id"])
+    [entry] = [entry for entry in timeline.timeline(member) if entry.kind == "change"]
+    assert entry.url == reverse("admin:integrations_webhookevent_change", args=[event.pk])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -125,6 +132,22 @@ class JobTask:
 
 
 @pytest.mark.django_db
+@pytest.mark.django_db
+def test_a_change_names_the_record_it_came_from_and_the_timeline_links_its_page_where_there_is_one(client_a):
+    member = MemberFactory(client=client_a)
+    with changes.changed_by("the job “Refresh”"):
+        sync.record_change(member, {"first_name"})
+    with changes.changed_by("a test", source=Connection(pk=5)):
+        sync.record_change(member, {"last_name"})
+
+    assert list(MemberChange.objects.order_by("pk").values_list("source", flat=True)) == [
+        "",
+        "integrations.connection:5",
+    ]
+    assert timeline.source_url("") == "" and timeline.source_url("nowhere.nothing:1") == ""
+    assert timeline.source_url("integrations.connection:5") == reverse("admin:integrations_connection_change", args=[5])
+
+
 def test_a_job_names_itself_and_a_change_with_no_name_is_the_portals(client_a):
     member = MemberFactory(client=client_a, first_name="Al")
     run_as_job(JobTask(), lambda: {"changed": len(sync.change_member(member, first_name="Alan"))})

@@ -517,6 +517,7 @@ def test_an_eligible_reviewer_is_awarded_the_rules_points_and_thanked(bv, annex,
     # The member's timeline says who made them and changed their profile: this review.
     changes = MemberChange.objects.filter(member=review.member).order_by("pk")
     assert set(changes.values_list("by", flat=True)) == {"Bazaarvoice's review 7"} and changes[0].fields == "email"
+    assert set(changes.values_list("source", flat=True)) == {f"bazaarvoice.review:{review.pk}"}  # linked to it
 
 
 # --- award ---

@@ -118,7 +118,9 @@ def settle(review: Review, context: Context) -> str:
         return review.outcome
     if why := why_not_eligible(profile):
         return finish(review, Result.NOT_ELIGIBLE, why)
-    with changes.changed_by(f"Bazaarvoice's review {review.review_id}"):  # the member's profile, then points
+    with changes.changed_by(
+        f"Bazaarvoice's review {review.review_id}", source=review
+    ):  # the member's profile, then points
         return award(review, context, member_for(context.client, address, profile))
 
 
