@@ -61,6 +61,8 @@ INVARIANTS = [
     "sent_not_received == 0",
     # Every answer the simulator lost leaves the message uncertain (never resent, never shown as failed or sent).
     "unflagged_lost_answers == 0",
+    # ... and nothing else is uncertain without having reached the vendor but what the kills caught in flight.
+    "uncertain_not_received <= in_flight_at_kills",
     # The rate limit held: no limiter let more calls go in any one second than its rate, and its record is whole.
     "max_rate_over_limit == 0",
     "calls_let_go >= received",
@@ -335,6 +337,12 @@ def messages_in_flight() -> int:
     return OutboundMessage.objects.filter(status__in=["claimed", "attempting"]).count()
 
 
+def claimed_numbers() -> list[str]:
+    from members.models import OutboundMessage
+
+    return list(OutboundMessage.objects.filter(status="claimed").values_list("to", flat=True))
+
+
 def running_dispatch_runs(task_ids: set[str] | None = None, worker: str = "") -> list[int]:
     from integrations.models import JobRun
 
@@ -364,6 +372,9 @@ class Kill:
     at: float  # time.time() of the SIGKILL
     runs: list[int]  # the message job runs (JobRun pks) the killed process was executing
     in_flight: int  # messages claimed or attempting at that moment
+    # The numbers of the messages claimed (not yet leaving) at that moment: those the killed run held come back only
+    # once its claim lease lapses, and the drill times until the last of them reaches the vendor.
+    claimed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -391,8 +402,9 @@ def kill_pool_child(worker: CeleryProcess, seconds: float) -> Kill:
     """SIGKILL one pool child in the middle of a message run; its main process stays and replaces it."""
     busy = wait_for(lambda: busy_pool_child(worker, []), seconds, f"a busy pool child of {worker.name}")
     pid, runs, in_flight = busy
+    claimed = reading_database(claimed_numbers) or []
     os.kill(pid, signal.SIGKILL)
-    return Kill("pool child", time.time(), runs, in_flight)
+    return Kill("pool child", time.time(), runs, in_flight, claimed)
 
 
 def kill_main(worker: CeleryProcess, hostname: str, killed: list[Kill], seconds: float) -> Kill:
@@ -402,10 +414,11 @@ def kill_main(worker: CeleryProcess, hostname: str, killed: list[Kill], seconds:
     earlier = {pk for kill in killed for pk in kill.runs}
     runs = [pk for pk in reading_database(lambda: running_dispatch_runs(worker=hostname)) or [] if pk not in earlier]
     in_flight = reading_database(messages_in_flight) or 0
+    claimed = reading_database(claimed_numbers) or []
     worker.child.send_signal(signal.SIGKILL)
     killed_at = time.time()
     worker.child.wait()
-    return Kill("main", killed_at, runs, in_flight)
+    return Kill("main", killed_at, runs, in_flight, claimed)
 
 
 def beats_stopped_cleanly(celery_processes: list[CeleryProcess], web: int, silent_s: float) -> float:
@@ -666,9 +679,7 @@ def kill_figures(kills: list[Kill], answers: list[dict[str, Any]]) -> dict[str, 
     unfinished = {JobRun.Outcome.RUNNING, JobRun.Outcome.INTERRUPTED}
     outcomes = dict(JobRun.objects.values_list("pk", "outcome"))
     killed = {kill.what: sum(outcomes.get(pk) in unfinished for pk in kill.runs) for kill in kills}
-    resumes = [
-        min((a["arrived"] for a in answers if a["arrived"] > kill.at), default=math.inf) - kill.at for kill in kills
-    ]
+    resumes = [seconds_to_resume(kill, answers) for kill in kills]
     return {
         "interrupted_runs": sum(killed.values()),
         "killed_pool_child_runs": killed.get("pool child", 0),
@@ -677,6 +688,19 @@ def kill_figures(kills: list[Kill], answers: list[dict[str, Any]]) -> dict[str, 
         "seconds_to_resume": f"{max(resumes, default=math.inf):.1f}",
         "runs_left_running": JobRun.objects.filter(job=DISPATCH, outcome=JobRun.Outcome.RUNNING).count(),
     }
+
+
+def seconds_to_resume(kill: Kill, answers: list[dict[str, Any]]) -> float:
+    """From the kill until the last message claimed at that moment reached the vendor (the other worker's claims go
+    at once, the killed run's only when its lease lapses); never, if one of them never did. A kill that found none
+    claimed (all of its work already leaving) times until the next message arrives."""
+    arrivals: dict[str, float] = {}
+    for answer in answers:
+        if answer["arrived"] > kill.at:
+            arrivals[answer["to"]] = min(arrivals.get(answer["to"], math.inf), answer["arrived"])
+    if not kill.claimed:
+        return min(arrivals.values(), default=math.inf) - kill.at
+    return max(arrivals.get(number, math.inf) for number in kill.claimed) - kill.at
 
 
 def callback_figures(phases: list[CallbackPhase]) -> dict[str, Any]:
@@ -716,6 +740,9 @@ def results(args: argparse.Namespace, phones: list[str], web: int, done: Drill, 
         "extra": len(set(received) - set(phones)),
         "duplicates": sum(n - 1 for n in received.values()),
         "uncertain": len(uncertain),
+        # Uncertain and never received: only a message a kill caught leaving can be that (the rest of the uncertain
+        # ones are lost answers, which the simulator did receive).
+        "uncertain_not_received": len(uncertain & missed),
         "lost": len(missed - uncertain),
         "sent_not_received": sum(status == "sent" and phone not in received for phone, status in statuses.items()),
         "failed": sum(status == "failed" for status in statuses.values()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from integrations.models import Connection
 from tests.factories import PASSWORD, ClientFactory, ConnectionFactory, SiteAdminFactory
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+# SCREENSHOT_DIR: CI runs the suite on two databases at once, each keeping its own screenshots.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
