@@ -8,6 +8,11 @@ import copy
 import os
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from django.db import connection
 
 from portal import test_settings
 
@@ -38,3 +43,35 @@ def test_the_test_settings_load_for_postgresql_without_a_server():
     loaded = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["django.db.backends.postgresql"]
+
+
+@pytest.mark.django_db
+def test_on_sqlite_the_test_database_is_a_file_in_wal_mode_not_the_shared_in_memory_one():
+    """Issue 19, finding 7: threads of a test meeting another's write wait (as on the portal's own database) instead
+    of failing at once with "database table is locked", which the shared in-memory database does."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the SQLite test database only")
+    name = connection.settings_dict["NAME"]
+    assert not connection.is_in_memory_db() and os.path.isfile(name), name
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+
+
+def test_an_exception_in_a_tests_thread_fails_that_test(tmp_path):
+    """Issue 19, finding 7: an exception left unhandled in a thread a test started fails the test (pyproject's
+    filterwarnings), instead of passing quietly with a warning. Run by pytest in a folder of its own."""
+    warnings = "".join(f"    {line}\n" for line in configured_filterwarnings())
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\nfilterwarnings =\n{warnings}")
+    (tmp_path / "test_thread.py").write_text(
+        "import threading\n\n\ndef test_with_a_failing_thread():\n"
+        "    thread = threading.Thread(target=lambda: 1 / 0)\n    thread.start()\n    thread.join()\n"
+    )
+    command = [sys.executable, "-m", "pytest", "-p", "no:django", "-p", "no:cacheprovider", "-q", str(tmp_path)]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and "1 failed" in run.stdout and "ZeroDivisionError" in run.stdout, run.stdout
+
+
+def configured_filterwarnings() -> list[str]:
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    return pyproject["tool"]["pytest"]["ini_options"]["filterwarnings"]
