@@ -9,8 +9,8 @@ setting, and only of rows nobody needs any more.
   decide whether the member got it: all kept;
 - loyalty events (LOYALTY_EVENT_RETENTION_DAYS): whose messages were planned and have all gone (pruned as settled
   above, or there were none), so an event is kept as long as any of its messages is;
-- member changes (MEMBER_CHANGE_RETENTION_DAYS): who changed a member through the API, an import, a callback or a
-  job, for the member's timeline.
+- member changes and actions (MEMBER_CHANGE_RETENTION_DAYS): who changed a member through the API, an import, a
+  callback or a job, and the one-off actions done for a member at a vendor, for the member's timeline.
 
 Each vendor prunes its own records too (its retention module's `prune_records`): First Orion's finished pushes.
 
@@ -36,7 +36,7 @@ from django.utils import timezone
 from integrations import partitions, rollups
 from integrations.hooks import HoldsLoyaltyEvents, PrunesRecords, hooks
 from integrations.models import JobRun, VendorCall, WebhookEvent
-from members.models import LoyaltyEvent, MemberChange, OutboundMessage
+from members.models import LoyaltyEvent, MemberAction, MemberChange, OutboundMessage
 
 BATCH_SIZE = 5000
 
@@ -81,6 +81,7 @@ def prune_old_records(older_than_days: int | None = None) -> dict[str, int]:
             prunable_loyalty_events(now), "messages_planned_at", cutoff("LOYALTY_EVENT_RETENTION_DAYS")
         ),
         "member_changes": prune(MemberChange.objects.all(), "changed_at", cutoff("MEMBER_CHANGE_RETENTION_DAYS")),
+        "member_actions": prune(MemberAction.objects.all(), "done_at", cutoff("MEMBER_CHANGE_RETENTION_DAYS")),
         "rollups": rollups.prune(now),  # its own period (ROLLUP_RETENTION_DAYS, 400 days): the charts' history
         # Each vendor's own records (its retention module), each after its own setting.
         **{name: n for vendor in hooks(PrunesRecords).values() for name, n in vendor.prune_records(days_ago).items()},

@@ -113,7 +113,8 @@ class TimelineLinkSerializer(serializers.Serializer):
 class TimelineEntrySerializer(serializers.Serializer):
     at = serializers.DateTimeField()
     kind = serializers.CharField(
-        help_text="joined, change, event, vendor, subscription, callback, message, points, offer, transaction, review"
+        help_text="joined, change, event, vendor, action, subscription, callback, message, points, offer, "
+        "transaction, review, push"
     )
     vendor = serializers.CharField(help_text="The vendor's name; empty for the portal's own.")
     title = serializers.CharField()
@@ -121,7 +122,8 @@ class TimelineEntrySerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="Why: a held message's reason, a callback's outcome.")
     url = serializers.CharField(help_text="The record's admin page.")
     related = TimelineLinkSerializer(
-        many=True, help_text="e.g. the vendor call behind a held message, the calls of a vendor's last sync."
+        many=True,
+        help_text="e.g. the vendor call behind a held message, the calls of a vendor's last sync or of an action.",
     )
 
 

@@ -327,6 +327,33 @@ class MemberChange(models.Model):
         return f"{self.fields} changed by {self.by}"
 
 
+class MemberAction(models.Model):
+    """A one-off action for a member at a vendor — an eligibility check, an e-mail unsubscribe, a refresh from Annex
+    Cloud, a points adjustment — whatever started it (the admin, the API, a job): what, when, how it went and the
+    calls it made (members/actions.py), for the member's timeline. The call log names no member; this does. Kept
+    MEMBER_CHANGE_RETENTION_DAYS, as who changed a member."""
+
+    # Indexed by the (member, -done_at) index below, which starts with it.
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="actions", db_index=False)
+    done_at = models.DateTimeField(default=timezone.now)
+    vendor = models.CharField(max_length=30)
+    action = models.CharField(max_length=100)
+    ok = models.BooleanField()
+    said = models.CharField(max_length=500, blank=True)
+    # The VendorCall rows it made, oldest first (the log keeps calls for a while only: a pruned one is not shown).
+    call_ids = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-done_at"]
+        indexes = [
+            models.Index(fields=["member", "-done_at"], name="memberaction_member_time"),
+            models.Index(fields=["done_at"], name="memberaction_done_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} for {self.member_id}"
+
+
 def event_data_errors(data: dict[str, Any]) -> dict[str, str]:
     """Per key, what is wrong with an event's data (empty when nothing is): a message must not say "Balance: abc"."""
     return {

@@ -40,6 +40,7 @@ from members.models import (
     ChannelSubscription,
     LoyaltyEvent,
     Member,
+    MemberAction,
     MemberChange,
     MemberVendorState,
     OutboundMessage,
@@ -62,8 +63,8 @@ class Entry:
     """One thing that happened to the member: when, what kind, at which vendor, what it says, and its record."""
 
     at: datetime
-    kind: str  # joined, change, event, vendor, subscription, callback, message, points, offer, transaction, review,
-    # push
+    # joined, change, event, vendor, action, subscription, callback, message, points, offer, transaction, review, push
+    kind: str
     vendor: str  # the vendor's label, empty for the portal's own
     title: str
     status: str = ""
@@ -93,6 +94,7 @@ def timeline(member: Member, per_source: int = PER_SOURCE) -> list[Entry]:
         other_changes,
         loyalty_events,
         vendor_states,
+        vendor_actions,
         subscriptions,
         callbacks,
         messages,
@@ -183,6 +185,23 @@ def vendor_states(member: Member, _: int) -> Iterator[Entry]:
             status=state.get_status_display(),
             detail=state.detail,
             url=admin_url(state),
+            related=tuple(Link(f"Vendor call: {call}", admin_url(call)) for call in made),
+        )
+
+
+def vendor_actions(member: Member, limit: int) -> Iterator[Entry]:
+    """One-off actions at a vendor (an eligibility check, a refresh, a points adjustment), with the calls they made."""
+    actions = list(MemberAction.objects.filter(member=member).order_by("-done_at")[:limit])
+    calls = calls_by_id([pk for action in actions for pk in action.call_ids], member.client_id)
+    for action in actions:
+        made = [calls[pk] for pk in action.call_ids if pk in calls]
+        yield Entry(
+            action.done_at,
+            "action",
+            vendor_label(action.vendor),
+            action.action,
+            status="done" if action.ok else "failed",
+            detail=action.said,
             related=tuple(Link(f"Vendor call: {call}", admin_url(call)) for call in made),
         )
 

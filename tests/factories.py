@@ -126,7 +126,7 @@ class MemberFactory(factory.django.DjangoModelFactory):
         model = Member
 
     client = factory.SubFactory(ClientFactory)
-    # 2000–8999: never a number a test writes out (those are below 2000 or 9876), so a member a test makes with one
+    # 2000 to 8999: never a number a test writes out (those are below 2000 or 9876), so a member a test makes with one
     # cannot collide with the factory's, however many members earlier tests made.
     phone = factory.Sequence(lambda n: f"+1415555{2000 + n % 7000:04d}")
     email = factory.Sequence(lambda n: f"member{n}@example.com")

@@ -54,7 +54,12 @@ def test_prune_task_deletes_old_calls_and_runs_and_records_a_run(connection_a, s
     recent = VendorCall.objects.create(connection=connection_a, method="GET", url="https://x/")
     JobRun.objects.create(job="members.dispatch_loyalty_messages", started_at=old)
     pruned = {"vendor_calls": 3, "job_runs": 1, "webhook_events": 0, "outbound_messages": 0, "loyalty_events": 0}
-    pruned |= {"member_changes": 0, "rollups": 0, "first_orion_pushes": 0}  # no hourly rollup is past its 400 days
+    pruned |= {
+        "member_changes": 0,
+        "member_actions": 0,
+        "rollups": 0,
+        "first_orion_pushes": 0,
+    }  # no hourly rollup is past its 400 days
     assert prune_old_records.apply().get() == pruned
     assert list(VendorCall.objects.values_list("pk", flat=True)) == [recent.pk]
     assert JobRun.objects.get(job="integrations.prune_old_records").counts == pruned

@@ -145,6 +145,7 @@ def test_the_prune_job_counts_each_table_and_the_jobs_page_shows_them(admin_http
         "outbound_messages": 1,
         "loyalty_events": 0,  # its event was never planned
         "member_changes": 0,
+        "member_actions": 0,
         "rollups": 0,
         "first_orion_pushes": 0,  # First Orion's own (its retention module)
     }

@@ -23,6 +23,7 @@ from integrations.http import NotFound, Rejected, VendorError
 from integrations.models import Client, Connection
 from integrations.outcome import NotReady, Outcome
 from members import sync
+from members.actions import on_the_timeline
 from members.models import (
     Member,
     PointsTransaction,
@@ -112,6 +113,7 @@ def annex_cloud_member_id(member: Member) -> str:
 # --- Members -----------------------------------------------------------------------------------------------------
 
 
+@on_the_timeline(VENDOR, "Refresh from Annex Cloud")
 def refresh_member(member: Member) -> Outcome:
     """Update a member from Annex Cloud's profile (GET /users/{id}); the id is the Annex Cloud id or e-mail. A member
     Annex Cloud does not know is recorded as such (a manual credit to them then needs a confirmation)."""
@@ -307,6 +309,7 @@ class PointsResult:
         return Outcome.success(f"{txn.member}: {txn.detail}{again}")
 
 
+@on_the_timeline(VENDOR, "Points adjustment")
 def adjust_points(
     member: Member,
     *,

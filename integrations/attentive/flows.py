@@ -23,6 +23,7 @@ from integrations.models import Client, Connection, WebhookEvent
 from integrations.outcome import NotReady, Outcome
 from integrations.vibes import flows as vibes
 from members import sync
+from members.actions import on_the_timeline
 from members.models import ChannelSubscription, Member, MemberVendorState
 from members.phones import InvalidPhone, to_e164
 
@@ -195,6 +196,7 @@ SUBSCRIBE_STATES = dict.fromkeys(SUBSCRIBED_STATUSES, "subscribed")
 UNSUBSCRIBE_STATES = {"NEWLY_UNSUBSCRIBED": "unsubscribed", "ALREADY_UNSUBSCRIBED": "unsubscribed"}
 
 
+@on_the_timeline(VENDOR, "Eligibility check")
 def check_eligibility(member: Member) -> Outcome:
     """Ask Attentive which channels the member could be subscribed to; fills in only what the portal does not know."""
     phone = member_phone(member)
@@ -222,7 +224,7 @@ def unsubscribe(member: Member, channels: Collection[str] = (SMS,)) -> Outcome:
     if SMS in chosen:  # first: an opt-out is recorded even if the e-mail call fails
         outcomes.append(set_opt_in_now(member, opted_in=False))
     if EMAIL in chosen:
-        outcomes.append(unsubscribe_email_now(connection, member))
+        outcomes.append(unsubscribe_email_now(member, connection))
     return Outcome(
         all(o.ok for o in outcomes), " ".join(o.message for o in outcomes), error=any(o.error for o in outcomes)
     )
@@ -240,7 +242,8 @@ def subscriptions_for(*channels: str) -> list[dict[str, str]]:
     return [{"type": "MARKETING", "channel": ATTENTIVE_CHANNELS[channel]} for channel in channels]
 
 
-def unsubscribe_email_now(connection: Connection, member: Member) -> Outcome:
+@on_the_timeline(VENDOR, "E-mail unsubscribe")
+def unsubscribe_email_now(member: Member, connection: Connection) -> Outcome:
     results = attentive_api(connection).unsubscribe(member_phone(member), member.email, subscriptions_for(EMAIL))
     record_states(member, results, UNSUBSCRIBE_STATES)
     return Outcome.success(f"{member} unsubscribed from e-mail at Attentive.")

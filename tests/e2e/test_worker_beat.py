@@ -16,7 +16,16 @@ JOB = "integrations.prune_old_records"
 # What the prune job counts, each table past its retention (integrations/retention.py).
 # Each table the prune job counts: the portal's own, then each vendor's (First Orion's pushes).
 PRUNED_TABLES = (
-    *("vendor_calls", "job_runs", "webhook_events", "outbound_messages", "loyalty_events", "member_changes", "rollups"),
+    *(
+        "vendor_calls",
+        "job_runs",
+        "webhook_events",
+        "outbound_messages",
+        "loyalty_events",
+        "member_changes",
+        "member_actions",
+        "rollups",
+    ),
     "first_orion_pushes",
 )
 QUEUES = ",".join(settings.PORTAL_QUEUES)
