@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import OperationalError
+from django.db import OperationalError, connections
 from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -234,6 +234,34 @@ def test_a_run_claims_only_its_connections_pending_messages_oldest_first_and_sta
     assert stamped.status == "claimed" and before <= stamped.claimed_at <= timezone.now()
     assert [m.pk for m in claim_batch(setup["connection"])] == [fourth.pk]
     assert claim_batch(setup["connection"]) == []
+
+
+def test_messages_another_run_claims_between_this_runs_read_and_its_claim_stay_the_other_runs(setup):
+    """Two runs choose the same pending messages; the other claims them first (its own connection, let in by a
+    wrapper around this connection's queries, after this run read the candidates). This run's claim takes only what
+    is still pending: none of them, so no message is claimed, and sent, by both."""
+    plan_messages()
+    theirs: list[OutboundMessage] = []
+
+    def another_run_first(execute, sql, params, many, context):
+        if sql.lstrip().startswith("UPDATE") and '"members_outboundmessage"' in sql and not theirs:
+            thread = threading.Thread(target=another_run)
+            thread.start()
+            thread.join()
+        return execute(sql, params, many, context)
+
+    def another_run() -> None:
+        try:
+            theirs.extend(claim_batch(setup["connection"]))
+        finally:
+            connections.close_all()
+
+    with db.execute_wrapper(another_run_first):
+        mine = claim_batch(setup["connection"])
+
+    assert mine == [] and len(theirs) == 4
+    claims = set(OutboundMessage.objects.values_list("claim", flat=True))
+    assert claims == {theirs[0].claim}
 
 
 def test_planning_reads_events_a_batch_at_a_time_and_counts_every_batch(setup):

@@ -6,8 +6,11 @@ body)."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
+from django.db import connection as db
+from django.db import connections
 from pytest_httpserver import HTTPServer
 
 from integrations.annexcloud.flows import MAX_POINTS, AnnexCloudNotReady, KeyReused, adjust_points
@@ -219,3 +222,44 @@ def test_a_key_is_one_clients_another_client_may_use_it_too(annex_cloud, httpser
     answer_points(httpserver, {"updatedAvailablePoints": "105"})
     result = adjust_points(bo, activity="credit", points=5, key="k-1")
     assert not result.repeated and result.transaction.member == bo and len(httpserver.log) == 1
+
+
+# --- Two requests with one key ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_another_request_settles_between_the_first_read_and_the_locked_one_is_answered_from_it(
+    annex_cloud, httpserver, bo
+):
+    """The instant the docs called unreachable: this request found the key unsettled, and before its locked read
+    another request (its own connection) sends and settles it. This one answers from that settlement, sends nothing,
+    and says it was a repeat. The other request is let in by a wrapper around this connection's queries, which
+    changes nothing the flow does."""
+    answer_points(httpserver, {"updatedAvailablePoints": "120"})
+    other: list = []
+    reads: list[str] = []
+
+    def another_request_first(execute, sql, params, many, context):
+        answer = execute(sql, params, many, context)
+        if sql.lstrip().startswith("SELECT") and 'FROM "members_pointstransaction"' in sql:
+            reads.append(sql)
+            if len(reads) == 1:  # the first read found nothing settled; the locked one comes next
+                thread = threading.Thread(target=another_request)
+                thread.start()
+                thread.join()
+        return answer
+
+    def another_request() -> None:
+        try:
+            other.append(adjust_points(Member.objects.get(pk=bo.pk), activity="credit", points=20, key="k-race"))
+        finally:
+            connections.close_all()
+
+    with db.execute_wrapper(another_request_first):
+        result = adjust_points(bo, activity="credit", points=20, key="k-race")
+
+    [first] = other
+    assert first.repeated is False and first.transaction.status == PointsTransaction.Status.APPLIED
+    assert result.repeated is True and result.transaction.pk == first.transaction.pk
+    assert result.transaction.status == PointsTransaction.Status.APPLIED
+    assert len(sent(httpserver)) == 1 and PointsTransaction.objects.count() == 1
