@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection as db
 from django.db import transaction
 from django.test import RequestFactory
 from django.urls import reverse
@@ -335,3 +337,60 @@ def test_a_token_is_resolved_from_memory_for_a_few_seconds(vibes):
     Connection.objects.filter(pk=vibes.pk).update(inbound_token="moved-elsewhere")
     assert connection_for_inbound_token("vibes", vibes.inbound_token) == vibes
     assert connection_for_inbound_token("vibes", vibes.inbound_token) == vibes
+
+
+def test_events_another_processor_applies_after_this_runs_read_are_counted_skipped_not_applied_twice(vibes):
+    """Two processors read the same waiting events; the other (its own connection, let in by a wrapper around this
+    one's queries just after its read) applies them first. This run claims none of them and counts each skipped."""
+    events = [WebhookEventFactory(connection=vibes, event_id=f"race-{n}") for n in range(3)]
+    theirs: list[dict[str, int]] = []
+
+    def another_processor_after_the_read(execute, sql, params, many, context):
+        answer = execute(sql, params, many, context)
+        if not theirs and sql.lstrip().startswith("SELECT") and 'FROM "integrations_webhookevent"' in sql:
+            thread = threading.Thread(target=another_processor)
+            thread.start()
+            thread.join()
+        return answer
+
+    def another_processor() -> None:
+        try:
+            theirs.append(process_received(vibes.pk))
+        finally:
+            db.close()
+
+    with db.execute_wrapper(another_processor_after_the_read):
+        mine = process_received(vibes.pk)
+
+    assert theirs == [{"processed": 3, "failed": 0, "skipped": 0}]
+    assert mine == {"processed": 0, "failed": 0, "skipped": 3}
+    assert {e.status for e in WebhookEvent.objects.filter(pk__in=[e.pk for e in events])} == {Status.PROCESSED}
+
+
+def test_a_row_another_processor_holds_is_skipped_at_once_not_waited_for(vibes):
+    """PostgreSQL's row locks (SQLite has none): while another processor holds an event's row, this one skips it
+    instead of waiting — and does not apply it once the other lets go."""
+    if db.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    event = WebhookEventFactory(connection=vibes, event_id="held")
+    held, release = threading.Event(), threading.Event()
+
+    def another_processor_holds_the_row() -> None:
+        try:
+            with transaction.atomic():
+                list(WebhookEvent.objects.select_for_update().filter(pk=event.pk))
+                held.set()
+                release.wait(10)
+        finally:
+            db.close()
+
+    holder = threading.Thread(target=another_processor_holds_the_row)
+    holder.start()
+    assert held.wait(10)
+    try:
+        applied = process(event)
+    finally:
+        release.set()
+        holder.join()
+
+    assert applied is False and WebhookEvent.objects.get(pk=event.pk).status == Status.RECEIVED

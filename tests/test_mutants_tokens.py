@@ -5,10 +5,12 @@ while another caller fetches the new one. Real HTTP to the First Orion simulator
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from django.db import connection as db
+from django.db import transaction
 from django.utils import timezone
 
 from integrations import connections
@@ -183,3 +185,148 @@ def test_a_refresh_leases_only_its_own_connections_row(fo, client_b):
     flows.token_source(connection).current()
     untouched = AccessToken.objects.get(connection=other)
     assert (untouched.lease_until, untouched.lease_owner, untouched.access_token) == (None, "", "")
+
+
+# --- Races between callers, made to happen (issue 19) -----------------------------------------------------------
+# Another caller (its own connection, in a thread) is let in at the instant between one caller's read of the token
+# row and its write, by a wrapper around the test's own queries; the flow itself runs unchanged.
+
+
+def before_the_write(field_name: str, other: Callable[[], None], nth: int = 1):
+    """A query wrapper that runs `other` (in a thread, on its own connection) once, just before the `nth` UPDATE of
+    the token row naming `field_name`."""
+    seen: list[str] = []
+
+    def wrapper(execute, sql, params, many, context):
+        if sql.lstrip().startswith("UPDATE") and '"first_orion_accesstoken"' in sql and field_name in sql:
+            seen.append(sql)
+            if len(seen) == nth:
+                thread = threading.Thread(target=on_its_own_connection(other))
+                thread.start()
+                thread.join()
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+def on_its_own_connection(work: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            work()
+        finally:
+            db.close()
+
+    return run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_caller_that_read_the_row_before_another_refreshed_does_not_fetch_a_second_token(fo):
+    state, connection = fo
+    flows.token_source(connection).current()
+    AccessToken.objects.filter(connection=connection).update(refresh_at=timezone.now() - timedelta(seconds=1))
+    another = flows.token_source(connection)
+
+    with db.execute_wrapper(before_the_write('"lease_until"', another.current)):
+        token = flows.token_source(connection).current()
+
+    assert state.token_calls == 2  # the first token, and the other caller's refresh: not a third
+    assert token in state.tokens and AccessToken.objects.get(connection=connection).lease_until is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_expiring_a_refused_token_never_expires_the_one_another_caller_just_stored(fo):
+    state, connection = fo
+    old = flows.token_source(connection).current()
+    another = flows.token_source(connection)
+
+    with db.execute_wrapper(before_the_write('"expires_at"', lambda: another.refused(old))):
+        flows.token_source(connection).expire(old)
+
+    row = AccessToken.objects.get(connection=connection)
+    assert row.access_token != old and row.access_token in state.tokens
+    assert row.expires_at > timezone.now() and row.refresh_at > timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresher_whose_lease_was_taken_over_stores_nothing_over_the_new_holders_token(fo):
+    state, connection = fo
+    source = flows.token_source(connection)
+    source.current()
+    AccessToken.objects.filter(connection=connection).update(refresh_at=timezone.now() - timedelta(seconds=1))
+    another = flows.token_source(connection)
+
+    def lease_lapsed_and_taken_over() -> None:
+        AccessToken.objects.filter(connection=connection).update(lease_until=timezone.now() - timedelta(seconds=1))
+        another.current()
+
+    # Just before this refresher stores its token (its lease lapsed meanwhile), the other takes the lease over,
+    # fetches and stores its own.
+    with db.execute_wrapper(before_the_write('"issued_at"', lease_lapsed_and_taken_over)):
+        mine = source.current()
+
+    row = AccessToken.objects.get(connection=connection)
+    assert state.token_calls == 3 and row.access_token != mine and row.access_token in state.tokens
+    assert row.lease_until is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_token_call_releases_only_its_own_lease(fo):
+    _, connection = fo
+    connection.secrets = {**connection.secrets, "client_secret": "mistyped-0000"}  # First Orion refuses the token
+    connection.save()
+    source = flows.token_source(connection)
+
+    def another_took_the_lapsed_lease() -> None:
+        AccessToken.objects.filter(connection=connection).update(
+            lease_until=timezone.now() + timedelta(seconds=30), lease_owner="another-worker"
+        )
+
+    # The second write naming the lease: after taking it (the first), the release once the token call failed.
+    release = before_the_write('"lease_until"', another_took_the_lapsed_lease, nth=2)
+    with db.execute_wrapper(release), pytest.raises(BadCredentials):
+        source.current()
+
+    row = AccessToken.objects.get(connection=connection)
+    assert row.lease_owner == "another-worker" and row.lease_until > timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lease_write_sqlite_finds_locked_is_a_lease_not_won(fo):
+    """SQLite: another writer holds the database at the instant of the compare-and-set ("database is locked"): this
+    caller has not won the lease, so it fetches no token; it hands out the stored one, still valid."""
+    if db.vendor != "sqlite":
+        pytest.skip("SQLite's database-wide write lock")
+    state, connection = fo
+    stored = flows.token_source(connection).current()
+    AccessToken.objects.filter(connection=connection).update(refresh_at=timezone.now() - timedelta(seconds=1))
+    holding, release = threading.Event(), threading.Event()
+
+    def another_writer_holds_the_database() -> None:
+        with transaction.atomic():  # BEGIN IMMEDIATE: the write lock, until it commits
+            AccessToken.objects.filter(connection=connection).update(lease_owner="")
+            holding.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=on_its_own_connection(another_writer_holds_the_database))
+
+    def locked_at_the_lease(execute, sql, params, many, context):
+        if sql.lstrip().startswith("UPDATE") and '"lease_until"' in sql and not writer.is_alive():
+            writer.start()
+            assert holding.wait(10)
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                release.set()
+        return execute(sql, params, many, context)
+
+    with db.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 100")  # this connection gives up on the lock at once
+    try:
+        with db.execute_wrapper(locked_at_the_lease):
+            token = flows.token_source(connection).current()
+    finally:
+        release.set()
+        writer.join()
+        db.close()  # its busy timeout back to the settings' for the next test
+
+    assert token == stored and state.token_calls == 1
