@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 
@@ -394,3 +395,44 @@ def test_a_row_another_processor_holds_is_skipped_at_once_not_waited_for(vibes):
         holder.join()
 
     assert applied is False and WebhookEvent.objects.get(pk=event.pk).status == Status.RECEIVED
+
+
+@pytest.fixture
+def counting_broker(monkeypatch):
+    """A "broker" that takes each connection and drops it at once, counting them: how many times a publish tried."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def take_and_drop() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed at the end of the test
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=take_and_drop, daemon=True).start()
+    timeout = celery_app.conf.broker_connection_timeout
+    monkeypatch.setenv("CELERY_BROKER_URL", f"redis://127.0.0.1:{listener.getsockname()[1]}/0")
+    celery_app.conf.broker_connection_timeout = 0.5
+    celery_app._pool, celery_app.amqp._producer_pool = None, None
+    yield accepted
+    listener.close()
+    monkeypatch.undo()
+    celery_app.conf.broker_connection_timeout = timeout
+    celery_app._pool, celery_app.amqp._producer_pool = None, None
+
+
+def test_with_the_broker_failing_a_delivery_tries_to_queue_its_processing_once_and_goes_on(
+    vibes, counting_broker, nothing_scheduled_here
+):
+    """The callback is answered while its processing is queued: with the broker failing it is not held up by
+    Celery's publish retries (the minute sweep applies it). The connections of one publish attempt (two: kombu
+    connects, then publishes on a connection of its own), where Celery's retries make four."""
+    schedule_processing(vibes.pk)
+    deadline = time.monotonic() + 5
+    while len(counting_broker) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the listener counts in its own thread
+    time.sleep(0.3)  # and would count a retry's connection by now
+    assert len(counting_broker) == 2
