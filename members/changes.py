@@ -15,6 +15,7 @@ from contextvars import ContextVar
 
 from django.db.models import Model
 
+from integrations.job_runs import current_run
 from members.models import Member, MemberChange
 
 THE_PORTAL = "the portal"
@@ -45,6 +46,12 @@ def changed_by(who: str | Callable[[], str], source: Model | None = None) -> Ite
 def reference(record: Model) -> str:
     """A record named in a few bytes, whatever its model: "app_label.model_name:pk"."""
     return f"{record._meta.label_lower}:{record.pk}"
+
+
+def job_run_reference() -> str:
+    """The run of the job doing this work, if a job is: a change made by a job links its run."""
+    run = current_run()
+    return reference(run) if run is not None and run.pk else ""
 
 
 def referenced(source: str) -> tuple[str, str, str] | None:
@@ -93,7 +100,8 @@ def record(member: Member, fields: Iterable[str]) -> None:
     who = (who() if callable(who) else who) or THE_PORTAL
     if who == ON_THE_ADMIN_PAGE:
         return
-    row = MemberChange(member=member, by=who[:BY_MAX], fields=", ".join(changed)[:FIELDS_MAX], source=_source.get())
+    source = _source.get() or job_run_reference()
+    row = MemberChange(member=member, by=who[:BY_MAX], fields=", ".join(changed)[:FIELDS_MAX], source=source)
     rows = _collected.get()
     if rows is None:
         row.save()

@@ -336,9 +336,15 @@ class MemberAction(models.Model):
     # Indexed by the (member, -done_at) index below, which starts with it.
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="actions", db_index=False)
     done_at = models.DateTimeField(default=timezone.now)
+
+    class Result(models.TextChoices):
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+        NOT_SENT = "not_sent", "not sent (the portal's reason)"
+
     vendor = models.CharField(max_length=30)
     action = models.CharField(max_length=100)
-    ok = models.BooleanField()
+    result = models.CharField(max_length=10, choices=Result.choices)
     said = models.CharField(max_length=500, blank=True)
     # The VendorCall rows it made, oldest first (the log keeps calls for a while only: a pruned one is not shown).
     call_ids = models.JSONField(default=list, blank=True)

@@ -200,7 +200,7 @@ def vendor_actions(member: Member, limit: int) -> Iterator[Entry]:
             "action",
             vendor_label(action.vendor),
             action.action,
-            status="done" if action.ok else "failed",
+            status=action.get_result_display(),
             detail=action.said,
             related=tuple(Link(f"Vendor call: {call}", admin_url(call)) for call in made),
         )

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations.api_shared import NamesItsChanges
-from integrations.models import Connection, WebhookEvent
+from integrations.models import Connection, JobRun, WebhookEvent
 from integrations.retention import prune_old_records
 from integrations.task_base import run_as_job
 from members import changes, sync, timeline
@@ -132,7 +132,6 @@ class JobTask:
 
 
 @pytest.mark.django_db
-@pytest.mark.django_db
 def test_a_change_names_the_record_it_came_from_and_the_timeline_links_its_page_where_there_is_one(client_a):
     member = MemberFactory(client=client_a)
     with changes.changed_by("the job “Refresh”"):
@@ -155,6 +154,13 @@ def test_a_job_names_itself_and_a_change_with_no_name_is_the_portals(client_a):
     by_job, by_nobody = changes_of(member)
     assert by_job[0].startswith("the job “") and by_job[1] == "first_name"
     assert by_nobody == (changes.THE_PORTAL, "last_name")
+    # The job's change links its run; the other links nothing.
+    run = JobRun.objects.get()
+    entries = {entry.title: entry.url for entry in timeline.timeline(member) if entry.kind == "change"}
+    assert entries == {
+        f"Changed by {by_job[0]}": reverse("admin:integrations_jobrun_change", args=[run.pk]),
+        f"Changed by {changes.THE_PORTAL}": "",
+    }
 
 
 @pytest.mark.django_db

@@ -47,6 +47,7 @@ from members.models import (
     EventType,
     LoyaltyEvent,
     Member,
+    MemberAction,
     MemberChange,
     MemberVendorState,
     PointsTransaction,
@@ -518,6 +519,10 @@ def test_an_eligible_reviewer_is_awarded_the_rules_points_and_thanked(bv, annex,
     changes = MemberChange.objects.filter(member=review.member).order_by("pk")
     assert set(changes.values_list("by", flat=True)) == {"Bazaarvoice's review 7"} and changes[0].fields == "email"
     assert set(changes.values_list("source", flat=True)) == {f"bazaarvoice.review:{review.pk}"}  # linked to it
+    # The award is on the reviewer's timeline with the call that applied it.
+    [award] = MemberAction.objects.filter(member=review.member)
+    assert (award.vendor, award.action, award.result) == ("annex_cloud", "Points adjustment", "done")
+    assert VendorCall.objects.get(pk__in=award.call_ids).method == "POST"
 
 
 # --- award ---

@@ -8,7 +8,8 @@ from integrations.outcome import Outcome
 from integrations.sessionm.connection import sessionm_api, usable_or_not_ready
 from integrations.sessionm.models import SessionMProfile
 from integrations.sessionm.profiles import external_id
-from members.models import Member
+from members.actions import on_the_timeline
+from members.models import Member, MemberAction
 
 
 def eligible_campaigns(member: Member) -> Outcome:
@@ -21,6 +22,11 @@ def eligible_campaigns(member: Member) -> Outcome:
     return Outcome.success(f"{member}: eligible SessionM campaigns: {names}.")
 
 
+def campaigns_answered(campaigns: list[dict[str, Any]]) -> tuple[str, str]:
+    return MemberAction.Result.DONE, f"{len(campaigns)} eligible campaign{'' if len(campaigns) == 1 else 's'}."
+
+
+@on_the_timeline("sessionm", "Eligible campaigns", describe=campaigns_answered)
 def campaigns_for(member: Member) -> list[dict[str, Any]]:
     """SessionM's eligible campaigns of the member, as it answers them (raises NotReady or a VendorError)."""
     connection = usable_or_not_ready(member.client_id)
