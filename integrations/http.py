@@ -474,8 +474,11 @@ class VendorAPI:
             return None
         if value.strip().isdigit():
             return float(value)
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):  # neither seconds nor a date: as if the vendor had said nothing
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
 
     # The call ---------------------------------------------------------------------------------------------
 

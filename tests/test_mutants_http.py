@@ -10,25 +10,36 @@ import threading
 import time
 
 import pytest
+import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from integrations.attentive.api import AttentiveAPI
 from integrations.http import (
+    EXPECTED_NOT_FOUND,
+    EXPECTED_REFUSAL,
     AuthError,
     CallRecord,
+    ExpectedAnswer,
     ForbiddenDestination,
+    LimitUnknown,
     NotFound,
     RateLimited,
+    RateLimitUnknown,
     Rejected,
     RetryPolicy,
     TokenBucket,
     Unavailable,
+    UnsafePathSegment,
     VendorAPI,
     VendorTimeout,
+    connection_failure,
+    never_connected,
     path_segment,
+    pooled_session,
     shared_rate_limiter,
 )
+from integrations.redaction import REDACTED
 
 DRAWS = 400  # enough random draws that a wrong bound shows: 0.9^400 ≈ 5e-19 to miss the top tenth by chance
 
@@ -558,3 +569,206 @@ def test_a_named_json_field_is_redacted_whole_even_where_the_text_patterns_stop(
     assert json.loads(call.request_body) == {"user": "ann", "password": "[redacted]"}
     assert json.loads(call.response_body) == {"token": "[redacted]"}
     assert "horse" not in call.request_body and "issued-1" not in call.response_body
+
+
+# --- What each failure says, and what its call row records (issue 19: the http.py mutmut run) -----------------------
+
+
+def a_full_backlog() -> tuple[socket.socket, list[socket.socket]]:
+    """A listener that accepts nothing, its backlog filled: a further connection's SYN is dropped, so connecting
+    times out (Linux)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    waiting = []
+    for _ in range(3):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(listener.getsockname())
+        waiting.append(client)
+    time.sleep(0.1)
+    return listener, waiting
+
+
+def test_a_connect_timeout_names_the_vendor_says_so_and_is_tried_again():
+    listener, waiting = a_full_backlog()
+    retry, sleeps = recorded_sleeps(max_attempts=2)
+    api = DemoAPI(f"http://127.0.0.1:{listener.getsockname()[1]}", retry=retry, connect_timeout=0.2)
+    try:
+        with pytest.raises(VendorTimeout) as caught:
+            api.request("POST", "/send", json_body={})
+    finally:
+        for sock in (listener, *waiting):
+            sock.close()
+    assert (caught.value.vendor, caught.value.message) == ("Demo", "connection timed out (ConnectTimeout)")
+    assert caught.value.uncertain is False and len(sleeps) == 1  # it never left: sent again, even a POST
+
+
+def test_a_read_timeout_and_a_refused_connection_name_the_vendor(slow_server):
+    slow_server.expect_request("/slow").respond_with_handler(LateAnswers())
+    retry, _ = recorded_sleeps(max_attempts=1)
+    with pytest.raises(VendorTimeout) as late:
+        DemoAPI(slow_server.url_for("/"), retry=retry, read_timeout=0.1).request("GET", "/slow")
+    with pytest.raises(Unavailable) as refused:
+        DemoAPI("http://127.0.0.1:9", retry=retry).request("GET", "/x")
+    assert (late.value.vendor, late.value.message) == ("Demo", "no answer within 0.1 s")
+    assert (refused.value.vendor, refused.value.message) == ("Demo", "could not connect: NewConnectionError")
+
+
+def test_a_dropped_connection_says_the_answer_was_lost_in_those_words():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def drop_one() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.close()
+
+    threading.Thread(target=drop_one, daemon=True).start()
+    retry, _ = recorded_sleeps(max_attempts=1)
+    try:
+        with pytest.raises(Unavailable) as caught:
+            DemoAPI(f"http://127.0.0.1:{listener.getsockname()[1]}", retry=retry).request("POST", "/x", json_body={})
+    finally:
+        listener.close()
+    assert caught.value.message.split(": ")[0] == "answer lost after the request was sent"
+
+
+def test_a_body_that_is_not_json_names_the_vendor_in_its_words(httpserver):
+    httpserver.expect_request("/x").respond_with_data("<html>", content_type="text/html")
+    with pytest.raises(Rejected) as caught:
+        DemoAPI(httpserver.url_for("/")).request_json("GET", "/x")
+    assert (caught.value.vendor, caught.value.message) == ("Demo", "answered with a body that is not JSON")
+
+
+class UnknownLimit:
+    rate = 10.0
+
+    def acquire(self) -> float:
+        raise LimitUnknown("the shared count is unreachable")
+
+
+def test_a_limit_that_cannot_be_read_names_the_vendor_and_sends_nothing(httpserver):
+    api = DemoAPI(httpserver.url_for("/"), rate_limiter=UnknownLimit())
+    with pytest.raises(RateLimitUnknown) as caught:
+        api.request("GET", "/x")
+    assert (caught.value.vendor, caught.value.message) == ("Demo", "not sent: the shared count is unreachable")
+    assert httpserver.log == []
+
+
+def test_a_failed_call_row_records_the_error_its_uncertainty_and_a_true_latency(httpserver):
+    def slow_500(request: Request) -> Response:
+        time.sleep(0.3)
+        return Response('{"message": "boom"}', status=500, content_type="application/json")
+
+    httpserver.expect_request("/send", method="POST").respond_with_handler(slow_500)
+    log = RecordingCallLog()
+    with pytest.raises(Unavailable):
+        DemoAPI(httpserver.url_for("/"), call_log=log).request("POST", "/send", json_body={})
+    (call,) = log.calls
+    assert call.error == "Demo: boom (HTTP 500)" and call.uncertain is True
+    assert 250 <= call.latency_ms < 5000
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "recorded"),
+    [
+        (404, ExpectedAnswer(), EXPECTED_NOT_FOUND),
+        (404, None, "not_found"),
+        (404, ExpectedAnswer(code="AC1005"), "not_found"),  # another code: a wrong URL, not "no such record"
+        (409, ExpectedAnswer(error=Rejected), EXPECTED_REFUSAL),
+        (409, ExpectedAnswer(error=NotFound), "rejected"),
+    ],
+)
+def test_an_expected_refusal_is_recorded_as_an_answer_and_only_that_one(httpserver, status, expected, recorded):
+    httpserver.expect_request("/x").respond_with_json({"errorCode": "AC9", "message": "no"}, status=status)
+    log = RecordingCallLog()
+    with pytest.raises(Rejected):
+        DemoAPI(httpserver.url_for("/"), call_log=log).request("GET", "/x", expected=expected)
+    assert [call.error_type for call in log.calls] == [recorded]
+
+
+def test_an_expectation_matches_its_kind_of_refusal_and_its_code_only():
+    expect_no_member = ExpectedAnswer(code="AC1005")
+    assert expect_no_member.matches(NotFound("Demo", "x", code="AC1005"))
+    assert not expect_no_member.matches(NotFound("Demo", "x", code="AC9"))
+    assert not expect_no_member.matches(Rejected("Demo", "x", code="AC1005"))
+    assert ExpectedAnswer().matches(NotFound("Demo", "x", code="anything"))
+    assert ExpectedAnswer.recorded_as(NotFound("Demo", "x")) == EXPECTED_NOT_FOUND
+    assert ExpectedAnswer.recorded_as(Rejected("Demo", "x")) == EXPECTED_REFUSAL
+
+
+def test_a_vendor_apis_path_segment_is_escaped_and_an_unsafe_one_refused_in_its_name():
+    api = DemoAPI("http://127.0.0.1:9")
+    assert api.segment("a/b") == "a%2Fb"
+    with pytest.raises(UnsafePathSegment) as by_vendor:
+        api.segment("..")
+    with pytest.raises(UnsafePathSegment) as by_portal:
+        path_segment(".")
+    message = "refused to put '..' into a URL path: it would name another resource than a record's"
+    assert (by_vendor.value.vendor, by_vendor.value.message) == ("Demo", message)
+    assert by_portal.value.vendor == "Portal"
+
+
+def test_the_redactor_hides_named_headers_and_query_parameters_and_keeps_everything_else():
+    redactor = DemoAPI("http://127.0.0.1:9").redactor
+    assert redactor.header_map({"Authorization": "Bearer x", "X-Trace": "t-1"}) == {
+        "Authorization": REDACTED,
+        "X-Trace": "t-1",
+    }
+    # "key" is redacted by name only (no log-line pattern knows it), and stays readable, not percent-encoded.
+    assert redactor.url("http://h/x?key=abc123&page=2") == "http://h/x?key=[redacted]&page=2"
+    assert redactor.body(None) == "" and redactor.body("plain words") == "plain words"
+
+
+def test_an_unreadable_retry_after_is_no_retry_after(httpserver):
+    httpserver.expect_request("/x").respond_with_json({}, status=429, headers={"Retry-After": "soon"})
+    retry, sleeps = recorded_sleeps(max_attempts=2)
+    with pytest.raises(RateLimited) as caught:
+        DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/x")
+    assert caught.value.retry_after is None and len(sleeps) == 1
+
+
+def test_an_error_made_without_a_body_has_none_and_a_connection_error_without_a_cause_is_named_as_it_is():
+    assert Rejected("Demo", "x").body == ""
+    bare = requests.ConnectionError()
+    assert connection_failure(bare) == "ConnectionError" and never_connected(bare) is False
+
+
+@pytest.mark.parametrize(("first", "undone"), [(503, 1), (429, 1), (500, 0)])
+def test_an_attempt_not_acted_on_is_undone_before_the_retry_and_an_uncertain_one_is_not(httpserver, first, undone):
+    """A 503 or 429 was not acted on: the caller's record of the call leaving is undone while it waits. A GET's 500
+    may have been acted on (uncertain): it is tried again, but nothing is undone."""
+    httpserver.expect_ordered_request("/x").respond_with_json({}, status=first)
+    httpserver.expect_ordered_request("/x").respond_with_json({"ok": True})
+    undos: list[int] = []
+    retry, _ = recorded_sleeps(max_attempts=2)
+    DemoAPI(httpserver.url_for("/"), retry=retry).request("GET", "/x", not_acted_on=lambda: undos.append(1))
+    assert len(undos) == undone
+
+
+def test_a_destination_off_the_base_url_is_refused_naming_the_vendor_and_why(httpserver):
+    base = httpserver.url_for("/")
+    with pytest.raises(ForbiddenDestination) as caught:
+        DemoAPI(base).request("GET", "http://elsewhere.example/x")
+    assert caught.value.vendor == "Demo"
+    assert caught.value.message == (
+        f"refused to call http://elsewhere.example: only {base.split('/')[2]} (the connection's base URL) "
+        "may receive this connection's credentials"
+    )
+
+
+def test_the_defaults_a_vendor_api_starts_with_and_only_slashes_trimmed_from_its_urls():
+    api = DemoAPI("http://h/v1X/", rate_limiter=RecordingLimiter(), endpoint_rate_limiters={"m": RecordingLimiter()})
+    assert api.timeout == (3.05, 15.0)
+    assert len(api.limiters_for("m")) == 2  # by default the connection's limit holds on a published endpoint too
+    assert api.base_url == "http://h/v1X" and api.url("Xavier/1") == "http://h/v1X/Xavier/1"
+
+
+def test_each_thread_keeps_one_session_for_its_calls():
+    sessions: list[requests.Session] = []
+    worker = threading.Thread(target=lambda: sessions.append(pooled_session()))
+    worker.start()
+    worker.join()
+    assert pooled_session() is pooled_session() and sessions[0] is not pooled_session()
