@@ -223,6 +223,19 @@ class WebhookEventFactory(factory.django.DjangoModelFactory):
     )
 
 
+def simulator_connection(client: Client, vendor: str, simulator: Any, **fields: Any) -> Connection:
+    """The client's active connection to a vendor's simulator (SANDBOX_BASE_URL), with the simulator's demo
+    credentials and settings."""
+    values = {
+        "environment": Connection.Environment.SANDBOX,
+        "status": Connection.Status.ACTIVE,
+        "secrets": dict(simulator.DEMO_SECRETS),
+        "settings": dict(getattr(simulator, "DEMO_SETTINGS", {})),
+        **fields,
+    }
+    return ConnectionFactory(client=client, vendor=vendor, **values)
+
+
 def local_annex_cloud(client: Client, base_url: str, **fields: Any) -> Connection:
     """The client's Annex Cloud connection on a local fake server (`httpserver.url_for("/api/3.0")`), which checks
     the exact requests the portal sends."""

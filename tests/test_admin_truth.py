@@ -17,7 +17,7 @@ from integrations.models import Connection, VendorCall
 from integrations.sessionm import sandbox as sessionm_simulator
 from members import sync
 from members.models import EventType, LoyaltyEvent, Member, MemberVendorState, OutboundMessage
-from tests.factories import ConnectionFactory, MemberFactory
+from tests.factories import ConnectionFactory, MemberFactory, simulator_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = MemberVendorState.Status
@@ -26,14 +26,7 @@ State = MemberVendorState.Status
 @pytest.fixture
 def every_vendor(bazaarvoice_connection, vibes_sandbox, sessionm_sandbox, sandbox_attentive_connection, client_a):
     """Client A with Bazaarvoice, Annex Cloud, Vibes, SessionM and Attentive all active on the simulators."""
-    ConnectionFactory(
-        client=client_a,
-        vendor="sessionm",
-        environment=Connection.Environment.SANDBOX,
-        status=Connection.Status.ACTIVE,
-        secrets=dict(sessionm_simulator.DEMO_SECRETS),
-        settings=dict(sessionm_simulator.DEMO_SETTINGS),
-    )
+    simulator_connection(client_a, "sessionm", sessionm_simulator)
     vibes_state, _ = vibes_sandbox
     return vibes_state, sandbox_attentive_connection
 

@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from integrations.attentive import flows as attentive
 from integrations.attentive.tasks import attentive_unsubscribe
-from integrations.models import Connection, VendorCall
+from integrations.models import VendorCall
 from integrations.retention import prune_old_records
 from integrations.sessionm import sandbox as sessionm_simulator
 from members import timeline
 from members.models import MemberAction
-from tests.factories import ConnectionFactory, MemberFactory
+from tests.factories import MemberFactory, simulator_connection
 from tests.test_admin_actions import run_action
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,14 +127,7 @@ def test_a_points_adjustment_is_on_the_timeline_with_the_call_that_applied_it(
 def test_sessionm_campaigns_looked_up_from_the_admin_are_on_the_timeline_with_the_call(
     sessionm_sandbox, admin_http, client_a
 ):
-    ConnectionFactory(
-        client=client_a,
-        vendor="sessionm",
-        environment=Connection.Environment.SANDBOX,
-        status=Connection.Status.ACTIVE,
-        secrets=dict(sessionm_simulator.DEMO_SECRETS),
-        settings=dict(sessionm_simulator.DEMO_SETTINGS),
-    )
+    simulator_connection(client_a, "sessionm", sessionm_simulator)
     member = MemberFactory(client=client_a)
     sessionm_sandbox.users["u-7"] = {"id": "u-7", "external_id": f"portal-{member.pk}"}  # known at SessionM
     sessionm_sandbox.by_external_id[f"portal-{member.pk}"] = "u-7"

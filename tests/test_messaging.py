@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, connections
+from django.db import OperationalError
 from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -35,6 +35,7 @@ from members.messaging import (
 from members.models import ChannelSubscription, LoyaltyEvent, Member, MessageTemplate, OutboundMessage
 from members.tasks import dispatch_loyalty_messages
 from tests.factories import ConnectionFactory, LoyaltyEventFactory, MemberFactory, MessageTemplateFactory
+from tests.meanwhile import at_query, statement
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -243,20 +244,11 @@ def test_messages_another_run_claims_between_this_runs_read_and_its_claim_stay_t
     plan_messages()
     theirs: list[OutboundMessage] = []
 
-    def another_run_first(execute, sql, params, many, context):
-        if sql.lstrip().startswith("UPDATE") and '"members_outboundmessage"' in sql and not theirs:
-            thread = threading.Thread(target=another_run)
-            thread.start()
-            thread.join()
-        return execute(sql, params, many, context)
-
     def another_run() -> None:
-        try:
-            theirs.extend(claim_batch(setup["connection"]))
-        finally:
-            connections.close_all()
+        theirs.extend(claim_batch(setup["connection"]))
 
-    with db.execute_wrapper(another_run_first):
+    # Just before this run's claim, after it read the candidates.
+    with db.execute_wrapper(at_query(statement("UPDATE", "members_outboundmessage"), another_run)):
         mine = claim_batch(setup["connection"])
 
     assert mine == [] and len(theirs) == 4

@@ -34,6 +34,7 @@ from integrations.models import Connection, WebhookEvent
 from integrations.vendors import VENDORS
 from portal.celery import app as celery_app
 from tests.factories import ConnectionFactory, WebhookEventFactory
+from tests.meanwhile import at_query, statement
 from tests.test_vibes_callbacks import ADDED
 
 PROXIES = ["10.0.0.0/8", "127.0.0.1"]
@@ -346,21 +347,11 @@ def test_events_another_processor_applies_after_this_runs_read_are_counted_skipp
     events = [WebhookEventFactory(connection=vibes, event_id=f"race-{n}") for n in range(3)]
     theirs: list[dict[str, int]] = []
 
-    def another_processor_after_the_read(execute, sql, params, many, context):
-        answer = execute(sql, params, many, context)
-        if not theirs and sql.lstrip().startswith("SELECT") and 'FROM "integrations_webhookevent"' in sql:
-            thread = threading.Thread(target=another_processor)
-            thread.start()
-            thread.join()
-        return answer
-
     def another_processor() -> None:
-        try:
-            theirs.append(process_received(vibes.pk))
-        finally:
-            db.close()
+        theirs.append(process_received(vibes.pk))
 
-    with db.execute_wrapper(another_processor_after_the_read):
+    # Just after this run read the waiting events.
+    with db.execute_wrapper(at_query(statement("SELECT", "integrations_webhookevent"), another_processor, after=True)):
         mine = process_received(vibes.pk)
 
     assert theirs == [{"processed": 3, "failed": 0, "skipped": 0}]

@@ -6,17 +6,16 @@ body)."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from django.db import connection as db
-from django.db import connections
 from pytest_httpserver import HTTPServer
 
 from integrations.annexcloud.flows import MAX_POINTS, AnnexCloudNotReady, KeyReused, adjust_points
 from integrations.models import Connection
 from members.models import Member, PointsTransaction
 from tests.factories import MemberFactory, local_annex_cloud
+from tests.meanwhile import at_query, statement
 
 pytestmark = pytest.mark.django_db
 
@@ -237,25 +236,12 @@ def test_a_key_another_request_settles_between_the_first_read_and_the_locked_one
     changes nothing the flow does."""
     answer_points(httpserver, {"updatedAvailablePoints": "120"})
     other: list = []
-    reads: list[str] = []
-
-    def another_request_first(execute, sql, params, many, context):
-        answer = execute(sql, params, many, context)
-        if sql.lstrip().startswith("SELECT") and 'FROM "members_pointstransaction"' in sql:
-            reads.append(sql)
-            if len(reads) == 1:  # the first read found nothing settled; the locked one comes next
-                thread = threading.Thread(target=another_request)
-                thread.start()
-                thread.join()
-        return answer
 
     def another_request() -> None:
-        try:
-            other.append(adjust_points(Member.objects.get(pk=bo.pk), activity="credit", points=20, key="k-race"))
-        finally:
-            connections.close_all()
+        other.append(adjust_points(Member.objects.get(pk=bo.pk), activity="credit", points=20, key="k-race"))
 
-    with db.execute_wrapper(another_request_first):
+    # Just after the first read found nothing settled; the locked one comes next.
+    with db.execute_wrapper(at_query(statement("SELECT", "members_pointstransaction"), another_request, after=True)):
         result = adjust_points(bo, activity="credit", points=20, key="k-race")
 
     [first] = other

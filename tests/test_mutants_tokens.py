@@ -21,6 +21,7 @@ from integrations.first_orion.models import AccessToken
 from integrations.http import Unavailable
 from integrations.models import Connection
 from tests.factories import ConnectionFactory
+from tests.meanwhile import at_query, statement
 
 # Longer than any poll of the token source (0.05 s steps) on a loaded machine, far shorter than its 35 s deadline.
 STILL_WAITING_SECONDS = 2.0
@@ -193,30 +194,8 @@ def test_a_refresh_leases_only_its_own_connections_row(fo, client_b):
 
 
 def before_the_write(field_name: str, other: Callable[[], None], nth: int = 1):
-    """A query wrapper that runs `other` (in a thread, on its own connection) once, just before the `nth` UPDATE of
-    the token row naming `field_name`."""
-    seen: list[str] = []
-
-    def wrapper(execute, sql, params, many, context):
-        if sql.lstrip().startswith("UPDATE") and '"first_orion_accesstoken"' in sql and field_name in sql:
-            seen.append(sql)
-            if len(seen) == nth:
-                thread = threading.Thread(target=on_its_own_connection(other))
-                thread.start()
-                thread.join()
-        return execute(sql, params, many, context)
-
-    return wrapper
-
-
-def on_its_own_connection(work: Callable[[], None]) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            work()
-        finally:
-            db.close()
-
-    return run
+    """Runs `other` meanwhile, just before the `nth` UPDATE of the token row naming `field_name`."""
+    return at_query(statement("UPDATE", "first_orion_accesstoken", field_name), other, nth=nth)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -302,12 +281,15 @@ def test_a_lease_write_sqlite_finds_locked_is_a_lease_not_won(fo):
     holding, release = threading.Event(), threading.Event()
 
     def another_writer_holds_the_database() -> None:
-        with transaction.atomic():  # BEGIN IMMEDIATE: the write lock, until it commits
-            AccessToken.objects.filter(connection=connection).update(lease_owner="")
-            holding.set()
-            release.wait(10)
+        try:
+            with transaction.atomic():  # BEGIN IMMEDIATE: the write lock, until it commits
+                AccessToken.objects.filter(connection=connection).update(lease_owner="")
+                holding.set()
+                release.wait(10)
+        finally:
+            db.close()
 
-    writer = threading.Thread(target=on_its_own_connection(another_writer_holds_the_database))
+    writer = threading.Thread(target=another_writer_holds_the_database)
 
     def locked_at_the_lease(execute, sql, params, many, context):
         if sql.lstrip().startswith("UPDATE") and '"lease_until"' in sql and not writer.is_alive():

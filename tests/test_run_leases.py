@@ -29,7 +29,7 @@ from integrations.sessionm.offers import (
 )
 from members import sync
 from members.models import EventType, LoyaltyEvent, Member, MemberVendorState
-from tests.factories import ConnectionFactory, MemberFactory
+from tests.factories import MemberFactory, simulator_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # A killed run may block its work this long at most (it held it for 11 to 15 minutes before runs renewed their holds,
@@ -121,14 +121,7 @@ def test_a_pull_that_lost_its_lease_stops_and_leaves_the_pull_to_the_run_that_to
 def sessionm_with_an_offer_in_each_wallet(client: Client) -> Connection:
     """An active SessionM connection and three members opted in with a profile, each wallet holding one offer (the
     simulator must be up: `sessionm_sandbox`)."""
-    connection = ConnectionFactory(
-        client=client,
-        vendor="sessionm",
-        environment=Connection.Environment.SANDBOX,
-        status=Connection.Status.ACTIVE,
-        secrets=dict(sessionm_simulator.DEMO_SECRETS),
-        settings=dict(sessionm_simulator.DEMO_SETTINGS),
-    )
+    connection = simulator_connection(client, "sessionm", sessionm_simulator)
     for n in range(1, 4):
         fields = {"phone": f"+1404555{n:04d}", "email": f"m{n}@example.com", "first_name": f"M{n}", "opted_in": True}
         member = MemberFactory(client=client, **fields)

@@ -19,7 +19,7 @@ from integrations.sessionm.transactions import TransactionIdReused, new_transact
 from members import sync
 from members.models import MemberVendorState, validate_template_text
 from tests.conftest import login
-from tests.factories import ClientUserFactory, ConnectionFactory, MemberFactory
+from tests.factories import ClientUserFactory, MemberFactory, simulator_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PURCHASE = {
@@ -39,14 +39,7 @@ def sandbox(sessionm_sandbox):
 
 
 def sessionm_connection(client) -> Connection:
-    return ConnectionFactory(
-        client=client,
-        vendor="sessionm",
-        environment=Connection.Environment.SANDBOX,
-        status=Connection.Status.ACTIVE,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings=dict(simulator.DEMO_SETTINGS),
-    )
+    return simulator_connection(client, "sessionm", simulator)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from members import sync
 from members.imports import import_members
 from members.messaging import plan_messages
 from members.models import EventType, LoyaltyEvent, Member, MemberVendorState, MessageTemplate, OutboundMessage
-from tests.factories import ConnectionFactory, MemberFactory
+from tests.factories import ConnectionFactory, MemberFactory, simulator_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
 InSync = MemberVendorState.Status.IN_SYNC
@@ -44,14 +44,7 @@ def sandbox(sessionm_sandbox):
 
 @pytest.fixture
 def connection(sandbox, client_a):
-    return ConnectionFactory(
-        client=client_a,
-        vendor="sessionm",
-        environment=Connection.Environment.SANDBOX,
-        status=Connection.Status.ACTIVE,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings=dict(simulator.DEMO_SETTINGS),
-    )
+    return simulator_connection(client_a, "sessionm", simulator)
 
 
 def new_member(client, n: int = 1, **fields) -> Member:
@@ -305,14 +298,7 @@ def test_issued_and_expiring_once_per_offer_across_repeated_runs(connection, san
 
 def test_offers_already_in_the_wallet_of_a_member_from_before_sessionm_are_not_announced_as_new(client_a, sandbox):
     earlier = MemberFactory(client=client_a, phone="+14045550121", opted_in=True)
-    connection = ConnectionFactory(
-        client=client_a,
-        vendor="sessionm",
-        environment=Connection.Environment.SANDBOX,
-        status=Connection.Status.ACTIVE,
-        secrets=dict(simulator.DEMO_SECRETS),
-        settings=dict(simulator.DEMO_SETTINGS),
-    )
+    connection = simulator_connection(client_a, "sessionm", simulator)
     sync.record_change(earlier, {"phone"}, {})
     member = in_sync(earlier)
     member.refresh_from_db()
