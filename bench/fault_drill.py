@@ -81,6 +81,8 @@ INVARIANTS = [
     # the options (issue 21).
     "seconds_to_resume <= run_seconds + 10",
     "seconds_to_resume <= 60",
+    # Every message claimed at a kill reached the vendor in the end (the killed run's too, once its lease lapsed).
+    "seconds_to_last_claim <= 120",
     # Vibes callbacks posted while Redis, then PostgreSQL, were down: a stored one is never answered 5xx, one answered
     # 2xx is always stored, one not stored is answered 503 with Retry-After and stored when the vendor resends it.
     "callbacks_in_redis_outage >= 1",
@@ -679,21 +681,26 @@ def kill_figures(kills: list[Kill], answers: list[dict[str, Any]]) -> dict[str, 
     unfinished = {JobRun.Outcome.RUNNING, JobRun.Outcome.INTERRUPTED}
     outcomes = dict(JobRun.objects.values_list("pk", "outcome"))
     killed = {kill.what: sum(outcomes.get(pk) in unfinished for pk in kill.runs) for kill in kills}
-    resumes = [seconds_to_resume(kill, answers) for kill in kills]
+    resumes = [
+        min((a["arrived"] for a in answers if a["arrived"] > kill.at), default=math.inf) - kill.at for kill in kills
+    ]
+    last_claims = [seconds_to_last_claim(kill, answers) for kill in kills]
     return {
         "interrupted_runs": sum(killed.values()),
         "killed_pool_child_runs": killed.get("pool child", 0),
         "killed_main_runs": killed.get("main", 0),
         "in_flight_at_kills": sum(kill.in_flight for kill in kills),
         "seconds_to_resume": f"{max(resumes, default=math.inf):.1f}",
+        "seconds_to_last_claim": f"{max(last_claims, default=math.inf):.1f}",
         "runs_left_running": JobRun.objects.filter(job=DISPATCH, outcome=JobRun.Outcome.RUNNING).count(),
     }
 
 
-def seconds_to_resume(kill: Kill, answers: list[dict[str, Any]]) -> float:
+def seconds_to_last_claim(kill: Kill, answers: list[dict[str, Any]]) -> float:
     """From the kill until the last message claimed at that moment reached the vendor (the other worker's claims go
-    at once, the killed run's only when its lease lapses); never, if one of them never did. A kill that found none
-    claimed (all of its work already leaving) times until the next message arrives."""
+    at once, the killed run's only when its lease lapses, then wait for the job's next run and the rate limit); never,
+    if one of them never did. A kill that found none claimed (all of its work already leaving) times until the next
+    message arrives. Printed beside seconds_to_resume (the next arrival from any worker), which the promises read."""
     arrivals: dict[str, float] = {}
     for answer in answers:
         if answer["arrived"] > kill.at:

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from bench import smoke
-from bench.fault_drill import CallbackPhase, Kill, callback_figures, seconds_to_resume
+from bench.fault_drill import CallbackPhase, Kill, callback_figures, seconds_to_last_claim
 from bench.invariants import broken
 from integrations.models import WebhookEvent
 from tests.factories import ConnectionFactory
@@ -59,7 +59,7 @@ def test_a_callback_answered_a_bare_500_fails_the_drill_even_when_its_resend_is_
     assert broken_promises(**figures) == ["callbacks_5xx_other_than_503 == 0  (callbacks_5xx_other_than_503=1)"]
 
 
-def test_work_resumes_when_the_last_message_the_killed_run_had_claimed_reaches_the_vendor():
+def test_the_last_claim_is_timed_until_the_last_message_the_killed_run_had_claimed_reaches_the_vendor():
     """Not when the next message arrives from anywhere (the other worker goes on sending at once): the killed run's
     claims come back only when its lease lapses, and one that never arrives is never resumed."""
     kill = Kill("main", at=100.0, runs=[1], in_flight=3, claimed=["+1", "+2"])
@@ -70,6 +70,6 @@ def test_work_resumes_when_the_last_message_the_killed_run_had_claimed_reaches_t
         {"to": "+2", "arrived": 114.0},
         {"to": "+2", "arrived": 120.0},  # a second arrival changes nothing
     ]
-    assert seconds_to_resume(kill, answers) == pytest.approx(14.0)
-    assert seconds_to_resume(kill, answers[:3]) == math.inf
-    assert seconds_to_resume(Kill("main", 100.0, [1], 1), answers) == pytest.approx(0.4)  # nothing was claimed
+    assert seconds_to_last_claim(kill, answers) == pytest.approx(14.0)
+    assert seconds_to_last_claim(kill, answers[:3]) == math.inf
+    assert seconds_to_last_claim(Kill("main", 100.0, [1], 1), answers) == pytest.approx(0.4)  # nothing was claimed
