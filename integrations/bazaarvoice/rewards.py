@@ -118,9 +118,8 @@ def settle(review: Review, context: Context) -> str:
         return review.outcome
     if why := why_not_eligible(profile):
         return finish(review, Result.NOT_ELIGIBLE, why)
-    with changes.changed_by(
-        f"Bazaarvoice's review {review.review_id}", source=review
-    ):  # the member's profile, then points
+    # The member's profile, then the points: changed by this review, and linked to it on the member's timeline.
+    with changes.changed_by(f"Bazaarvoice's review {review.review_id}", source=review):
         return award(review, context, member_for(context.client, address, profile))
 
 
